@@ -1,0 +1,246 @@
+"""Settings: one typed, immutable object read from the environment and ``.streamlit/secrets.toml``.
+
+Guarantees:
+- Precedence is environment variable > secrets.toml (``./.streamlit/secrets.toml``, then
+  ``~/.streamlit/secrets.toml``) > built-in default. Nothing needs to be configured.
+- A bad value raises ``ConfigError`` naming the key, the value it got (secrets masked) and what is
+  allowed. Secrets never appear in ``repr``, logs or pages: use ``Settings.public()`` to show them.
+- With ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URI`` unset the app runs the embedded local stack.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+
+APP_NAME = "Stock Monitor"
+SOURCES = ("simulated", "yfinance", "alpha_vantage", "csv")
+DEFAULT_WATCHLIST = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and what is allowed."""
+
+
+def mask_uri(uri: str | None) -> str:
+    """Return the URI with any password replaced by ``***``."""
+    if not uri:
+        return ""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("stockmon", appauthor=False))
+
+
+def _bool(key: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}={text!r} is not a boolean: use true or false")
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str, str], Any]:
+    def parse(key: str, text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ConfigError(f"{key}={text!r} is not {"an integer" if kind is int else "a number"}; allowed: {low}..{high}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{key}={text!r} is out of range; allowed: {low}..{high}")
+        return value
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(key: str, text: str) -> str:
+        value = text.strip().lower().replace("-", "_")
+        if value not in allowed:
+            raise ConfigError(f"{key}={text!r} is not allowed; use one of: {', '.join(allowed)}")
+        return value
+    return parse
+
+
+def _topic(key: str, text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", text):
+        raise ConfigError(f"{key}={text!r} is not a valid Kafka topic name (letters, digits, . _ -)")
+    return text
+
+
+def _text(key: str, text: str) -> str:
+    return text.strip()
+
+
+def _optional(key: str, text: str) -> str | None:
+    return text.strip() or None
+
+
+def _path(key: str, text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _symbols(key: str, text: str) -> tuple[str, ...]:
+    from .models import InvalidEvent, normalize_symbol
+    try:
+        return tuple(normalize_symbol(s) for s in re.split(r"[,\s]+", text) if s)
+    except InvalidEvent as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
+
+
+def _setting(key: str, parse: Callable[[str, str], Any], default: Any, secret: bool = False, doc: str = ""):
+    return field(default=default, metadata={"key": key, "parse": parse, "secret": secret, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str | None = _setting(
+        "KAFKA_BOOTSTRAP_SERVERS", _optional, None, doc="host:port[,host:port]; unset = embedded broker")
+    kafka_security_protocol: str = _setting(
+        "KAFKA_SECURITY_PROTOCOL", _choice("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"), "plaintext")
+    kafka_sasl_mechanism: str | None = _setting(
+        "KAFKA_SASL_MECHANISM", _optional, None, doc="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    kafka_sasl_username: str | None = _setting("KAFKA_SASL_USERNAME", _optional, None)
+    kafka_sasl_password: str | None = _setting("KAFKA_SASL_PASSWORD", _optional, None, secret=True)
+    kafka_ssl_cafile: str | None = _setting("KAFKA_SSL_CAFILE", _optional, None)
+    mongodb_uri: str | None = _setting(
+        "MONGODB_URI", _optional, None, secret=True, doc="mongodb:// or mongodb+srv://; unset = embedded")
+    db: str = _setting("STOCKMON_DB", _text, "stockmon")
+    data_dir: Path = _setting("STOCKMON_DATA_DIR", _path, None, doc="embedded servers' data, caches")
+    topic_prices: str = _setting("STOCKMON_TOPIC_PRICES", _topic, "stockmon.prices")
+    topic_dead_letter: str = _setting("STOCKMON_TOPIC_DEAD_LETTER", _topic, "stockmon.prices.dlq")
+    partitions: int = _setting("STOCKMON_PARTITIONS", _number(int, 1, 256), 3)
+    retention_hours: float = _setting("STOCKMON_RETENTION_HOURS", _number(float, 0.1, 24 * 365), 24.0)
+    consumer_group: str = _setting("STOCKMON_CONSUMER_GROUP", _topic, "stockmon-store")
+    source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
+    poll_seconds: float = _setting("STOCKMON_POLL_SECONDS", _number(float, 0.2, 3600), 2.0,
+                                   doc="how often the live job fetches")
+    watchlist: tuple[str, ...] = _setting("STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST,
+                                          doc="symbols on first start")
+    sim_seed: int | None = _setting("STOCKMON_SIM_SEED", _number(int, 0, 2**63), None)
+    csv_path: Path | None = _setting("STOCKMON_CSV_PATH", _path, None)
+    csv_speed: float = _setting("STOCKMON_CSV_SPEED", _number(float, 0.01, 100000), 60.0,
+                                doc="replay speed-up for the csv source")
+    alphavantage_api_key: str | None = _setting("ALPHAVANTAGE_API_KEY", _optional, None, secret=True)
+    alphavantage_per_minute: int = _setting("STOCKMON_AV_PER_MINUTE", _number(int, 1, 1000), 5)
+    alphavantage_per_day: int = _setting("STOCKMON_AV_PER_DAY", _number(int, 1, 1000000), 25)
+    alphavantage_url: str | None = _setting("STOCKMON_ALPHAVANTAGE_URL", _optional, None,
+                                            doc="override the API base (tests, proxies)")
+    yahoo_url: str | None = _setting("STOCKMON_YAHOO_URL", _optional, None,
+                                     doc="override Yahoo's hosts (tests, proxies)")
+    http_timeout: float = _setting("STOCKMON_HTTP_TIMEOUT", _number(float, 0.1, 300), 10.0)
+    autostart: bool = _setting("STOCKMON_AUTOSTART", _bool, True, doc="start the pipeline on first load")
+    demo_mode: bool = _setting("STOCKMON_DEMO_MODE", _bool, False, doc="read-only public demo")
+    admin_password: str | None = _setting("STOCKMON_ADMIN_PASSWORD", _optional, None, secret=True)
+    max_symbols: int = _setting("STOCKMON_MAX_SYMBOLS", _number(int, 1, 10000), 50)
+    stack_timeout: float = _setting("STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0,
+                                    doc="seconds to wait for the embedded servers")
+
+    def __post_init__(self):
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", default_data_dir())
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def embedded(self) -> bool:
+        """True when either server is not configured: the app then runs its own local stack."""
+        return not (self.kafka_bootstrap_servers and self.mongodb_uri)
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return not self.mongodb_uri
+
+    def kafka_options(self) -> dict:
+        """Security pass-through for every kafka-python client."""
+        opts: dict[str, Any] = {"security_protocol": self.kafka_security_protocol.upper()}
+        if self.kafka_sasl_mechanism:
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism.upper()
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = self.kafka_sasl_password
+        if self.kafka_ssl_cafile:
+            opts["ssl_cafile"] = self.kafka_ssl_cafile
+        return opts
+
+    def public(self) -> dict[str, Any]:
+        """Every setting by its key, secrets masked: safe for logs and pages."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                value = mask_uri(value) if f.name == "mongodb_uri" else "***"
+            out[f.metadata["key"]] = str(value) if isinstance(value, Path) else value
+        return out
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.public().items())
+        return f"Settings({inner})"
+
+    @classmethod
+    def describe(cls) -> list[dict[str, str]]:
+        """Key, default and meaning of every setting (for the README and the health page)."""
+        rows = []
+        for f in fields(cls):
+            rows.append({"key": f.metadata["key"], "default": repr(f.default), "doc": f.metadata["doc"]})
+        return rows
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, secrets_paths: list[Path] | None = None,
+             **overrides: Any) -> "Settings":
+        """Read settings; ``overrides`` (by field name) win over everything (tests, CLI flags)."""
+        env = os.environ if env is None else env
+        secrets = read_secrets(secrets_paths)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.metadata["key"]
+            if f.name in overrides:
+                continue
+            raw = env.get(key)
+            if raw is None and key in secrets:
+                raw = secrets[key]
+            if raw is None:
+                continue
+            if not isinstance(raw, str):
+                raw = ",".join(map(str, raw)) if isinstance(raw, (list, tuple)) else str(raw)
+            values[f.name] = f.metadata["parse"](key, raw)
+        values.update(overrides)
+        return cls(**values)
+
+
+def secrets_locations() -> list[Path]:
+    return [Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"]
+
+
+def read_secrets(paths: list[Path] | None = None) -> dict[str, Any]:
+    """Merge flat keys (and a ``[stockmon]`` table) from secrets files; the first file wins."""
+    merged: dict[str, Any] = {}
+    for path in reversed(paths if paths is not None else secrets_locations()):
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        table = data.pop("stockmon", {})
+        merged.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+        if isinstance(table, dict):
+            merged.update(table)
+    return merged

@@ -1,0 +1,72 @@
+"""The one small interface every market-data source implements.
+
+Guarantees (every source):
+- ``fetch(symbols)`` never raises for a per-symbol problem: it returns the valid events it got and,
+  per failed symbol, a short reason (``FetchResult.errors``). Only programming errors escape.
+- Every returned event has passed ``pipeline.models.validate``.
+- No call blocks longer than the source's configured timeout.
+- ``lookup(symbol)`` raises ``UnknownSymbol`` (with a reason a user can read) for a ticker the
+  source does not know, and returns its name/exchange/currency/time zone otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Protocol, Sequence
+
+from ..models import InvalidEvent, PriceEvent, validate
+
+
+class UnknownSymbol(LookupError):
+    """The source does not know this ticker; ``str(exc)`` is a sentence for the user."""
+
+
+class SourceError(RuntimeError):
+    """The source as a whole failed (down, throttled, out of budget); the message says why."""
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    symbol: str
+    name: str = ""
+    exchange: str = ""
+    currency: str = "USD"
+    timezone: str = "America/New_York"
+
+
+@dataclass
+class FetchResult:
+    events: list[PriceEvent] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def extend(self, other: "FetchResult") -> "FetchResult":
+        self.events.extend(other.events)
+        self.errors.update(other.errors)
+        return self
+
+    def add_checked(self, candidates: Iterable[dict | PriceEvent], symbol: str | None = None) -> None:
+        """Validate candidates; keep the valid ones, record the first reason per bad symbol."""
+        for raw in candidates:
+            try:
+                self.events.append(validate(raw))
+            except InvalidEvent as exc:
+                sym = symbol or (raw.get("symbol") if isinstance(raw, dict) else getattr(raw, "symbol", "?"))
+                self.errors.setdefault(str(sym), f"invalid data: {exc.reason}")
+
+
+class Source(Protocol):
+    #: short name stored in each event's ``source`` field and shown in health
+    name: str
+
+    def fetch(self, symbols: Sequence[str]) -> FetchResult:
+        """Latest data for the live view: ticks and/or the newest (possibly still forming) 1m bars."""
+
+    def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
+        """History for ``symbol`` between ``start`` and ``end`` (UTC) as bars of ``interval``."""
+
+    def lookup(self, symbol: str) -> SymbolInfo:
+        """Check a ticker; raise ``UnknownSymbol`` with a reason if the source does not know it."""
+
+    def health(self) -> dict:
+        """A JSON-able snapshot: last error, request budget left, backoff state, and so on."""
