@@ -61,7 +61,8 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         try:
             value = kind(text)
         except ValueError:
-            raise ConfigError(f"{key}={text!r} is not {"an integer" if kind is int else "a number"}; allowed: {low}..{high}") from None
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{key}={text!r} is not {what}; allowed: {low}..{high}") from None
         if not low <= value <= high:
             raise ConfigError(f"{key}={text!r} is out of range; allowed: {low}..{high}")
         return value
@@ -133,6 +134,10 @@ class Settings:
     watchlist: tuple[str, ...] = _setting("STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST,
                                           doc="symbols on first start")
     sim_seed: int | None = _setting("STOCKMON_SIM_SEED", _number(int, 0, 2**63), None)
+    backfill_days_1m: int = _setting("STOCKMON_BACKFILL_DAYS_1M", _number(int, 0, 30), 2,
+                                     doc="days of 1-minute history fetched for a new symbol")
+    backfill_days_daily: int = _setting("STOCKMON_BACKFILL_DAYS_DAILY", _number(int, 0, 3650), 365,
+                                        doc="days of daily history fetched for a new symbol")
     csv_path: Path | None = _setting("STOCKMON_CSV_PATH", _path, None)
     csv_speed: float = _setting("STOCKMON_CSV_SPEED", _number(float, 0.01, 100000), 60.0,
                                 doc="replay speed-up for the csv source")
@@ -148,6 +153,8 @@ class Settings:
     demo_mode: bool = _setting("STOCKMON_DEMO_MODE", _bool, False, doc="read-only public demo")
     admin_password: str | None = _setting("STOCKMON_ADMIN_PASSWORD", _optional, None, secret=True)
     max_symbols: int = _setting("STOCKMON_MAX_SYMBOLS", _number(int, 1, 10000), 50)
+    max_history_days: int = _setting("STOCKMON_MAX_HISTORY_DAYS", _number(int, 1, 36500), 3650,
+                                     doc="widest History range a visitor may ask for")
     stack_timeout: float = _setting("STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0,
                                     doc="seconds to wait for the embedded servers")
 

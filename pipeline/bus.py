@@ -1,0 +1,120 @@
+"""Kafka access: topics, the producer and consumer factories, offsets and the dead-letter format.
+
+Guarantees:
+- ``ensure_topics`` creates the prices and dead-letter topics with the configured partitions and
+  retention, and is idempotent (an existing topic is left as it is and reported).
+- Every client gets the security pass-through of ``Settings.kafka_options()``.
+- The producer is idempotent with ``acks='all'``; messages are keyed by symbol so each symbol keeps
+  its order within one partition.
+- ``dead_letter_headers`` carries the reason and the original topic/partition/offset, so a
+  dead-lettered message can always be traced back to where it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+def admin_client(bootstrap: str, settings, timeout_s: float = 10.0) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                            bootstrap_timeout_ms=int(timeout_s * 1000), client_id="stockmon-admin",
+                            **settings.kafka_options())
+
+
+def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
+    options = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
+                   request_timeout_ms=15000, client_id="stockmon-producer", compression_type=None)
+    options.update(settings.kafka_options())
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
+    options = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                   auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=2000,
+                   max_poll_records=2000, client_id="stockmon-consumer")
+    options.update(settings.kafka_options())
+    options.update(overrides)
+    c = KafkaConsumer(**options)
+    if topics:
+        c.subscribe(list(topics))
+    return c
+
+
+def ensure_topics(admin: KafkaAdminClient, settings) -> dict[str, str]:
+    """Create the product's topics; return {topic: 'created' | 'exists'}."""
+    retention_ms = str(int(settings.retention_hours * 3600 * 1000))
+    wanted = {
+        settings.topic_prices: settings.partitions,
+        settings.topic_dead_letter: 1,
+    }
+    existing = set(admin.list_topics())
+    outcome = {}
+    for topic, partitions in wanted.items():
+        if topic in existing:
+            outcome[topic] = "exists"
+            continue
+        try:
+            admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1,
+                                         "configs": {"retention.ms": retention_ms}}})
+            outcome[topic] = "created"
+        except TopicAlreadyExistsError:  # a concurrent process won the race
+            outcome[topic] = "exists"
+    try:
+        admin.wait_for_topics(list(wanted), timeout_ms=10000)
+    except (KafkaError, AttributeError) as exc:  # older clients lack wait_for_topics
+        log.debug("wait_for_topics: %s", exc)
+    return outcome
+
+
+def partitions_of(admin: KafkaAdminClient, topic: str) -> list[TopicPartition]:
+    described = admin.describe_topics([topic])
+    if not described or described[0].get("error_code"):
+        return []
+    return [TopicPartition(topic, p["partition_index"]) for p in described[0]["partitions"]]
+
+
+def end_offsets(admin: KafkaAdminClient, topic: str) -> dict[int, int]:
+    """Latest offset of each partition of ``topic`` (0 for an empty or missing topic)."""
+    from kafka.admin import OffsetSpec
+    tps = partitions_of(admin, topic)
+    if not tps:
+        return {}
+    result = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps})
+    return {tp.partition: int(getattr(info, "offset", info)) for tp, info in result.items()}
+
+
+def committed_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    try:
+        groups = admin.list_group_offsets({group: None})
+    except KafkaError:
+        return {}
+    return {tp.partition: meta.offset for tp, meta in groups.get(group, {}).items()
+            if tp.topic == topic and meta.offset is not None and meta.offset >= 0}
+
+
+def group_lag(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    """Messages not yet committed by ``group``, per partition."""
+    ends = end_offsets(admin, topic)
+    done = committed_offsets(admin, group, topic)
+    return {p: max(0, end - done.get(p, 0)) for p, end in ends.items()}
+
+
+def dead_letter_headers(reason: str, topic: str, partition: int, offset: int, stage: str = "validate") -> list:
+    return [
+        ("stockmon.reason", reason.encode("utf-8", "replace")[:1000]),
+        ("stockmon.stage", stage.encode()),
+        ("stockmon.original.topic", topic.encode()),
+        ("stockmon.original.partition", str(partition).encode()),
+        ("stockmon.original.offset", str(offset).encode()),
+    ]
+
+
+def read_headers(headers) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}

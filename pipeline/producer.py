@@ -1,0 +1,264 @@
+"""The producer: APScheduler jobs fetch from each source and publish validated events to Kafka.
+
+Guarantees:
+- One ``BackgroundScheduler`` per producer, one interval job per source in use (``max_instances=1``,
+  ``coalesce=True``: a slow source skips runs instead of piling them up). The job set follows the
+  watchlist: a symbol added with a new source gets a job on the next sync, without a restart.
+- Events are published keyed by symbol (per-symbol order) by an idempotent ``acks='all'`` producer.
+  A send that fails after the client's own retries is kept and retried on the next run; none is
+  dropped silently (if the retry buffer overflows, the loss is counted and reported in health).
+- Per job and per symbol: published, rejected (with reasons), last run, next run, duration, last error.
+- Backfills publish a symbol's history through the same topic, with progress in MongoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Sequence
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import bus
+from .metrics import Rate, Tally
+from .models import PriceEvent, utcnow
+from .sources import Source
+from .sources.base import FetchResult
+from .store import Store
+from .watchlist import Watchlist
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 50_000
+SYNC_SECONDS = 3.0
+
+
+class Publisher:
+    """Sends events to the prices topic and keeps what the broker did not acknowledge."""
+
+    def __init__(self, kafka_producer, topic: str):
+        self.kafka = kafka_producer
+        self.topic = topic
+        self.pending: deque[PriceEvent] = deque()
+        self.tally = Tally()
+        self.rate = Rate()
+        self._lock = threading.Lock()
+
+    def publish(self, events: Sequence[PriceEvent], timeout_s: float = 30.0) -> int:
+        """Send ``events`` (after any left over from a failed run); return how many were acknowledged."""
+        with self._lock:
+            batch = list(self.pending) + list(events)
+            self.pending.clear()
+            futures = [(e, self.kafka.send(self.topic, key=e.symbol.encode(), value=e.to_json_bytes()))
+                       for e in batch]
+            try:
+                self.kafka.flush(timeout=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - kafka-python raises KafkaTimeoutError and friends
+                log.warning("flush failed: %s", exc)
+            ok = 0
+            for event, future in futures:
+                try:
+                    future.get(timeout=0.1 if future.is_done else timeout_s)
+                    ok += 1
+                except Exception as exc:  # noqa: BLE001 - keep it for the next run, count it
+                    self.tally.add("send_failed")
+                    self.tally.reason(symbol=event.symbol, reason=f"send failed: {exc.__class__.__name__}: {exc}")
+                    self.pending.append(event)
+            overflow = len(self.pending) - MAX_PENDING
+            if overflow > 0:
+                for _ in range(overflow):
+                    self.pending.popleft()
+                self.tally.add("lost_overflow", overflow)
+                log.error("retry buffer overflow: %d events lost", overflow)
+            self.tally.add("published", ok)
+            self.rate.add(ok)
+            return ok
+
+
+class JobStats:
+    def __init__(self, name: str):
+        self.name = name
+        self.runs = 0
+        self.last_run: float | None = None
+        self.duration_s: float | None = None
+        self.last_error: str | None = None
+        self.published = 0
+        self.rejected = 0
+        self.per_symbol: dict[str, dict] = defaultdict(lambda: {"published": 0, "errors": 0, "last_error": None,
+                                                                 "last_ok": None})
+
+    def snapshot(self) -> dict:
+        return {"name": self.name, "runs": self.runs, "last_run": self.last_run, "duration_s": self.duration_s,
+                "last_error": self.last_error, "published": self.published, "rejected": self.rejected,
+                "per_symbol": {k: dict(v) for k, v in self.per_symbol.items()}}
+
+
+class Producer:
+    """Schedules fetch jobs per source and backfills; publishes through one ``Publisher``."""
+
+    def __init__(self, bootstrap: str, settings, store: Store, watchlist: Watchlist,
+                 source_factory: Callable[[str], Source]):
+        self.settings = settings
+        self.store = store
+        self.watchlist = watchlist
+        self.source_factory = source_factory
+        self.sources: dict[str, Source] = {}
+        self.publisher = Publisher(bus.producer(bootstrap, settings), settings.topic_prices)
+        self.jobs: dict[str, JobStats] = {}
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc,
+                                             executors={"default": ThreadPoolExecutor(4)},
+                                             job_defaults={"max_instances": 1, "coalesce": True,
+                                                           "misfire_grace_time": 30})
+        self._source_lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.scheduler.start()
+        self.sync_jobs()  # first jobs now, not after the first sync interval
+        self.scheduler.add_job(self.sync_jobs, "interval", seconds=SYNC_SECONDS, id="sync")
+
+    def pause(self) -> None:
+        self.scheduler.pause()
+
+    def resume(self) -> None:
+        self.scheduler.resume()
+
+    @property
+    def paused(self) -> bool:
+        from apscheduler.schedulers.base import STATE_PAUSED
+        return self.scheduler.state == STATE_PAUSED
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        try:
+            self.publisher.kafka.close(timeout=5)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("producer close: %s", exc)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def source(self, name: str) -> Source:
+        with self._source_lock:
+            if name not in self.sources:
+                self.sources[name] = self.source_factory(name)
+            return self.sources[name]
+
+    def sync_jobs(self) -> None:
+        """Make the set of fetch jobs match the sources the enabled watchlist uses."""
+        try:
+            wanted = set(self.watchlist.symbols_by_source())
+        except Exception as exc:  # noqa: BLE001 - MongoDB down: keep the jobs we have
+            log.warning("watchlist unavailable, keeping current jobs: %s", exc)
+            return
+        current = {j.id.removeprefix("fetch:") for j in self.scheduler.get_jobs() if j.id.startswith("fetch:")}
+        for name in wanted - current:
+            self.jobs.setdefault(name, JobStats(name))
+            self.scheduler.add_job(self.run_fetch, "interval", args=[name], id=f"fetch:{name}",
+                                   seconds=self.settings.poll_seconds, next_run_time=datetime.now(timezone.utc))
+            log.info("fetch job for %s started", name)
+        for name in current - wanted:
+            self.scheduler.remove_job(f"fetch:{name}")
+            log.info("fetch job for %s stopped (no symbols)", name)
+
+    def run_fetch(self, source_name: str) -> int:
+        stats = self.jobs.setdefault(source_name, JobStats(source_name))
+        t0 = time.perf_counter()
+        stats.runs += 1
+        stats.last_run = time.time()
+        try:
+            symbols = self.watchlist.symbols_by_source().get(source_name, [])
+            if not symbols:
+                return 0
+            result = self.source(source_name).fetch(symbols)
+            self._account(stats, result)
+            sent = self.publisher.publish(result.events)
+            stats.published += sent
+            stats.last_error = None if not result.errors else f"{len(result.errors)} symbol(s) failed"
+            return sent
+        except Exception as exc:  # noqa: BLE001 - a job must never die; the reason goes to health
+            stats.last_error = f"{exc.__class__.__name__}: {exc}"
+            log.exception("fetch job %s failed", source_name)
+            return 0
+        finally:
+            stats.duration_s = round(time.perf_counter() - t0, 3)
+
+    def _account(self, stats: JobStats, result: FetchResult) -> None:
+        now = time.time()
+        for event in result.events:
+            stats.per_symbol[event.symbol]["published"] += 1
+            stats.per_symbol[event.symbol]["last_ok"] = now
+        for symbol, reason in result.errors.items():
+            row = stats.per_symbol[symbol]
+            row["errors"] += 1
+            row["last_error"] = reason
+            stats.rejected += 1
+            self.publisher.tally.reason(symbol=symbol, reason=reason)
+
+    # -- backfill -----------------------------------------------------------------------------------
+    def request_backfill(self, symbol: str, source_name: str) -> None:
+        """Queue a one-off job that publishes ``symbol``'s history; progress goes to ``backfills``."""
+        self.store.backfills.update_one(
+            {"_id": symbol},
+            {"$set": {"symbol": symbol, "source": source_name, "status": "queued", "done": 0, "total": 0,
+                      "published": 0, "error": None, "requested_at": utcnow()}},
+            upsert=True)
+        self.scheduler.add_job(self.run_backfill, args=[symbol, source_name], id=f"backfill:{symbol}",
+                               replace_existing=True, next_run_time=datetime.now(timezone.utc))
+
+    def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:
+        s = self.settings
+        plan = []
+        if s.backfill_days_daily:
+            plan.append(("1d", now - timedelta(days=s.backfill_days_daily), now - timedelta(days=s.backfill_days_1m)))
+        if s.backfill_days_1m:
+            for day in range(int(s.backfill_days_1m), 0, -1):  # one chunk per day: visible progress
+                plan.append(("1m", now - timedelta(days=day), now - timedelta(days=day - 1)))
+        return plan
+
+    def run_backfill(self, symbol: str, source_name: str) -> int:
+        now = utcnow().replace(second=0, microsecond=0)
+        plan = self.backfill_plan(now)
+        coll = self.store.backfills
+        coll.update_one({"_id": symbol}, {"$set": {"status": "running", "total": len(plan), "started_at": utcnow()}})
+        published, errors = 0, []
+        try:
+            source = self.source(source_name)
+            for i, (interval, start, end) in enumerate(plan, 1):
+                result = source.backfill(symbol, start, end, interval)
+                errors.extend(result.errors.values())
+                published += self.publisher.publish(result.events)
+                coll.update_one({"_id": symbol}, {"$set": {"done": i, "published": published}})
+            status = "done" if published or not errors else "failed"
+            coll.update_one({"_id": symbol}, {"$set": {"status": status, "finished_at": utcnow(),
+                                                       "error": "; ".join(sorted(set(errors)))[:500] or None}})
+        except Exception as exc:  # noqa: BLE001
+            log.exception("backfill of %s failed", symbol)
+            coll.update_one({"_id": symbol}, {"$set": {"status": "failed", "error": str(exc)[:500],
+                                                       "finished_at": utcnow()}})
+        return published
+
+    # -- health -------------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        jobs = {}
+        for job in self.scheduler.get_jobs() if self.scheduler.running else []:
+            if job.id.startswith("fetch:"):
+                name = job.id.removeprefix("fetch:")
+                stats = self.jobs.get(name, JobStats(name)).snapshot()
+                stats["next_run"] = job.next_run_time.timestamp() if job.next_run_time else None
+                jobs[name] = stats
+        with self._source_lock:
+            sources = {}
+            for name, src in self.sources.items():
+                try:
+                    sources[name] = src.health()
+                except Exception as exc:  # noqa: BLE001
+                    sources[name] = {"error": str(exc)}
+        pub = self.publisher.tally.snapshot()
+        return {"running": self.scheduler.running, "paused": self.paused, "jobs": jobs, "sources": sources,
+                "published": pub["counts"].get("published", 0), "send_failed": pub["counts"].get("send_failed", 0),
+                "lost_overflow": pub["counts"].get("lost_overflow", 0), "pending": len(self.publisher.pending),
+                "recent_errors": pub["recent"][-20:], "throughput": self.publisher.rate.series()}

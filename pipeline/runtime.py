@@ -1,0 +1,234 @@
+"""The runtime: one object per process that owns the servers' connections and the pipeline.
+
+Guarantees:
+- ``start()`` never raises for an environment problem (a server down, a port taken, a folder owned by
+  another process): it records a sentence in ``health()["error"]`` and can be called again.
+- Embedded mode (``KAFKA_BOOTSTRAP_SERVERS`` or ``MONGODB_URI`` unset) starts the local stack for what
+  is not configured; external mode only connects.
+- Topics and indexes are created idempotently on every start.
+- Exactly one producer scheduler and one consumer thread per runtime; ``stop()`` stops them, then
+  the local stack, and is idempotent (also registered with ``atexit``). Background threads never
+  touch Streamlit.
+- ``health()`` is a JSON-able snapshot that is safe to call from any thread at any time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from . import bus
+from .config import Settings, mask_uri
+from .consumer import PriceConsumer
+from .models import utcnow
+from .producer import Producer
+from .sources import make_source
+from .stack import LocalStack, StackError, kafka_answers
+from .store import Store
+from .watchlist import Watchlist
+
+log = logging.getLogger(__name__)
+
+STATES = ("stopped", "starting", "running", "paused", "error")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "apscheduler.executors", "apscheduler.scheduler", "pymongo", "urllib3",
+                  "yfinance", "peewee"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.load()
+        self.stack: LocalStack | None = None
+        self.store: Store | None = None
+        self.watchlist: Watchlist | None = None
+        self.producer: Producer | None = None
+        self.consumer: PriceConsumer | None = None
+        self.kafka_bootstrap: str | None = None
+        self.mongodb_uri: str | None = None
+        self.state = "stopped"
+        self.error: str | None = None
+        self.started_at: float | None = None
+        self.timings: dict[str, float] = {}
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._consumer_thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self._lookup_sources: dict[str, Any] = {}
+        self._atexit = False
+
+    @property
+    def mode(self) -> str:
+        return "embedded" if self.settings.embedded else "external"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self, pipeline: bool | None = None) -> "Runtime":
+        """Connect (starting the local stack if embedded), prepare topics and indexes, start the pipeline."""
+        with self._lock:
+            if self.state in ("running", "paused", "starting"):
+                return self
+            self.state, self.error = "starting", None
+            if not self._atexit:
+                atexit.register(self.stop)
+                self._atexit = True
+            t0 = time.perf_counter()
+            try:
+                self._connect()
+                self.timings["connect_s"] = round(time.perf_counter() - t0, 2)
+                self._prepare()
+                run_pipeline = self.settings.autostart if pipeline is None else pipeline
+                if run_pipeline:
+                    self._start_pipeline()
+                self.state = "running" if run_pipeline else "stopped"
+                self.started_at = time.time()
+                self.timings["start_s"] = round(time.perf_counter() - t0, 2)
+                log.info("runtime %s in %.2fs (%s mode)", self.state, self.timings["start_s"], self.mode)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence for the page
+                self.state = "error"
+                self.error = explain(exc)
+                log.exception("runtime start failed")
+        return self
+
+    def _connect(self) -> None:
+        s = self.settings
+        if s.embedded:
+            self.stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
+        self.kafka_bootstrap = s.kafka_bootstrap_servers or self.stack.kafka_bootstrap
+        self.mongodb_uri = s.mongodb_uri or self.stack.mongodb_uri
+        self.store = Store.from_uri(self.mongodb_uri, s.db)
+        self.watchlist = Watchlist(self.store.watchlist, self.lookup, s.max_symbols)
+
+    def _prepare(self) -> None:
+        self.store.ping()
+        self.store.ensure_indexes()
+        admin = bus.admin_client(self.kafka_bootstrap, self.settings)
+        try:
+            self.topics = bus.ensure_topics(admin, self.settings)
+        finally:
+            admin.close()
+
+    def _start_pipeline(self) -> None:
+        s = self.settings
+        self.producer = Producer(self.kafka_bootstrap, s, self.store, self.watchlist, self._make_source)
+        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store)
+        self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
+        self._consumer_thread.start()
+        self.producer.start()
+        if self.watchlist.seed(s.watchlist, s.source):
+            for symbol in s.watchlist:
+                self.producer.request_backfill(symbol, s.source)
+
+    def _make_source(self, name: str):
+        return make_source(name, self.settings, last_prices=self.store.last_closes)
+
+    def lookup(self, source_name: str, symbol: str):
+        """Confirm a ticker with its source (used by the watchlist)."""
+        if self.producer is not None:
+            return self.producer.source(source_name).lookup(symbol)
+        src = self._lookup_sources.get(source_name)
+        if src is None:
+            src = self._lookup_sources[source_name] = self._make_source(source_name)
+        return src.lookup(symbol)
+
+    def add_symbol(self, text: str, source: str | None = None):
+        """Add to the watchlist and backfill through Kafka; raises ``WatchlistError`` with a reason."""
+        entry = self.watchlist.add(text, source or self.settings.source)
+        if self.producer is not None:
+            self.producer.request_backfill(entry.symbol, entry.source)
+        return entry
+
+    def pause(self) -> None:
+        with self._lock:
+            if self.state == "running" and self.producer:
+                self.producer.pause()
+                self.consumer.pause()
+                self.state = "paused"
+
+    def resume(self) -> None:
+        with self._lock:
+            if self.state == "paused" and self.producer:
+                self.producer.resume()
+                self.consumer.resume()
+                self.state = "running"
+            elif self.state in ("stopped", "error"):
+                self.start(pipeline=True)
+
+    def stop(self) -> None:
+        """Stop producer, consumer and (if owned) the local stack. Idempotent."""
+        with self._lock:
+            if self.producer is not None:
+                self.producer.stop()
+                self.producer = None
+            if self.consumer is not None:
+                self.consumer.stop()
+                if self._consumer_thread is not None:
+                    self._consumer_thread.join(timeout=15)
+                self.consumer = None
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            if self.stack is not None:
+                self.stack.stop()
+                self.stack = None
+            self.state = "stopped"
+
+    # -- health -------------------------------------------------------------------------------------
+    def health(self) -> dict:
+        s = self.settings
+        kafka_bootstrap = self.kafka_bootstrap or s.kafka_bootstrap_servers or ""
+        mongo_uri = self.mongodb_uri or s.mongodb_uri or ""
+        snap: dict[str, Any] = {
+            "mode": self.mode, "state": self.state, "error": self.error, "started_at": self.started_at,
+            "timings": dict(self.timings), "process_id": self.process_id,
+            "kafka": {"bootstrap": kafka_bootstrap, "ok": False, "version": None},
+            "mongo": {"uri": mask_uri(mongo_uri), "ok": False, "version": None},
+            "topics": {"prices": s.topic_prices, "dead_letter": s.topic_dead_letter},
+            "stack": self.stack.describe() if self.stack else [],
+            "data_dir": str(s.data_dir) if s.embedded else None,
+            "demo_mode": s.demo_mode, "source": s.source,
+        }
+        if kafka_bootstrap:
+            version = kafka_answers(kafka_bootstrap, timeout=2.0, **s.kafka_options())
+            snap["kafka"].update(ok=version is not None, version=version)
+        store = self.store
+        if store is not None:
+            try:
+                snap["mongo"].update(ok=True, version=store.ping())
+            except Exception as exc:  # noqa: BLE001
+                snap["mongo"]["error"] = explain(exc)
+        producer, consumer = self.producer, self.consumer
+        snap["producer"] = producer.snapshot() if producer else None
+        snap["consumer"] = consumer.snapshot() if consumer else None
+        if store is not None and snap["mongo"]["ok"]:
+            try:
+                snap["backfills"] = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
+            except Exception:  # noqa: BLE001
+                snap["backfills"] = []
+        return snap
+
+
+def explain(exc: BaseException) -> str:
+    """Turn an exception into a sentence for a person (details stay in the log)."""
+    from kafka.errors import KafkaError
+    from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
+
+    from .config import ConfigError
+    if isinstance(exc, (StackError, ConfigError)):
+        return str(exc)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return ("MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
+                f"({exc.__class__.__name__}).")
+    if isinstance(exc, PyMongoError):
+        return f"MongoDB refused the request: {str(exc)[:200]}"
+    if isinstance(exc, KafkaError):
+        return (f"Kafka is not reachable or refused the request ({exc.__class__.__name__}). Check that the "
+                "broker runs and that KAFKA_BOOTSTRAP_SERVERS is right.")
+    return f"{exc.__class__.__name__}: {str(exc)[:300]}"

@@ -1,0 +1,80 @@
+"""The status contract behind ``python -m pipeline status --json``.
+
+Guarantees: ``collect(settings)`` never starts a server. In embedded mode it reads the data folder's
+``stack.json`` (the running app's servers); with nothing running it still answers, with ``ok: false``.
+The object always has these keys (scripts depend on them; extend, never rename):
+``mode, kafka{bootstrap, ok}, mongo{uri (password masked), ok}, topics{prices, dead_letter},
+published, stored{SYMBOL: n}, dead_lettered, lag, pids{name: pid}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from . import bus
+from .config import Settings, mask_uri
+from .stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
+
+log = logging.getLogger(__name__)
+
+
+def endpoints(settings: Settings) -> tuple[str | None, str | None, dict[str, int]]:
+    """Kafka bootstrap and MongoDB URI to use (embedded: from the running stack), and its pids."""
+    kafka, mongo, pids = settings.kafka_bootstrap_servers, settings.mongodb_uri, {}
+    if settings.embedded:
+        stack = LocalStack(settings.data_dir)
+        servers = stack.read_state()
+        for name, info in servers.items():
+            if pid_alive(info.pid):
+                pids[name] = info.pid
+        owner = stack.owner_pid()
+        if owner:
+            pids["app"] = owner
+        if not kafka and KAFKA in pids:
+            kafka = servers[KAFKA].address
+        if not mongo and MONGO in pids:
+            mongo = f"mongodb://{servers[MONGO].address}/?directConnection=true"
+    return kafka, mongo, pids
+
+
+def collect(settings: Settings) -> dict:
+    kafka, mongo, pids = endpoints(settings)
+    out = {
+        "mode": "embedded" if settings.embedded else "external",
+        "kafka": {"bootstrap": kafka or "", "ok": False},
+        "mongo": {"uri": mask_uri(mongo), "ok": False},
+        "topics": {"prices": settings.topic_prices, "dead_letter": settings.topic_dead_letter},
+        "published": 0, "stored": {}, "dead_lettered": 0, "lag": 0, "pids": pids,
+        "lag_by_partition": {}, "errors": [],
+    }
+    if kafka and kafka_answers(kafka, timeout=3.0, **settings.kafka_options()):
+        out["kafka"]["ok"] = True
+        admin = bus.admin_client(kafka, settings, timeout_s=5.0)
+        try:
+            out["published"] = sum(bus.end_offsets(admin, settings.topic_prices).values())
+            out["dead_lettered"] = sum(bus.end_offsets(admin, settings.topic_dead_letter).values())
+            lag = bus.group_lag(admin, settings.consumer_group, settings.topic_prices)
+            out["lag"] = sum(lag.values())
+            out["lag_by_partition"] = {str(p): n for p, n in sorted(lag.items())}
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the status command
+            out["errors"].append(f"kafka: {exc}")
+        finally:
+            admin.close()
+    elif kafka:
+        out["errors"].append(f"kafka at {kafka} does not answer")
+    else:
+        out["errors"].append("no running local stack" if settings.embedded else "KAFKA_BOOTSTRAP_SERVERS unset")
+    if mongo:
+        from .store import Store
+        store = Store.from_uri(mongo, settings.db, timeout_s=3.0)
+        try:
+            store.ping()
+            out["mongo"]["ok"] = True
+            out["stored"] = dict(sorted(store.count_by_symbol().items()))
+        except Exception as exc:  # noqa: BLE001
+            out["errors"].append(f"mongodb: {exc.__class__.__name__}")
+        finally:
+            store.close()
+    out["pid"] = os.getpid()
+    return out

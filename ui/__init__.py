@@ -1,0 +1,1 @@
+"""Pieces shared by the Streamlit pages (runtime access, formatting, charts). Never imports kafka."""
