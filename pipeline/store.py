@@ -50,8 +50,13 @@ class WriteResult:
 
 
 def connect(uri: str, timeout_s: float = 5.0) -> pymongo.MongoClient:
-    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(timeout_s * 1000),
-                               connectTimeoutMS=int(timeout_s * 1000), tz_aware=True, appname="stockmon")
+    """A client with short timeouts (a page must not hang on a dead server); URI options win."""
+    options = {"tz_aware": True, "appname": "stockmon"}
+    lowered = uri.lower()
+    for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
+        if name.lower() not in lowered:
+            options[name] = int(timeout_s * 1000)
+    return pymongo.MongoClient(uri, **options)
 
 
 def floor_time(ts: datetime, level: str) -> datetime:
