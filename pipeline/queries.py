@@ -1,0 +1,337 @@
+"""Read-only MongoDB queries behind the pages: bars at any interval, quotes, sparklines, backfills.
+
+Guarantees:
+- Nothing here writes. Every function takes a ``Store`` and returns plain Python / pandas values with
+  aware UTC timestamps; server errors surface as ``pymongo.errors.PyMongoError`` for the page to
+  turn into a sentence.
+- Bars are read from the coarsest stored rollup level that serves the requested interval (``bars``
+  holds 1m, 5m, 1h and 1d, see ``store``): 15m and 30m from 5m, 1wk from 1d. Every read matches
+  one symbol and one level by equality plus a ``ts`` range (one query per symbol: on the embedded
+  server ``$in`` turns into a collection scan), so it walks the business-key index; a coarser interval is
+  re-aggregated *in MongoDB* (``$dateTrunc`` with ``binSize``), so neither raw ticks nor fine bars are
+  ever pulled into pandas to be resampled.
+- No series has more than ``max_points`` points (default 5,000): a request that would exceed it is
+  served at the next wider interval, and ``BarsResult.note`` says so in a sentence.
+- "Latest" lookups use short, widening time windows instead of unbounded sorts: on the embedded
+  MongoDB-wire server an unbounded sort or count walks the whole collection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Sequence
+
+import pandas as pd
+
+from .models import iso, to_utc, utcnow
+
+MAX_POINTS = 5000
+BAR_COLUMNS = ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    name: str
+    seconds: int
+    level: str                      # stored rollup level it is computed from
+    unit: str | None = None         # $dateTrunc unit when re-aggregated, else None (read as stored)
+    bin_size: int = 1
+    label: str = ""
+
+    @property
+    def span(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+
+#: Every interval the pages offer, finest first (the widening ladder). Names are the event model's
+#: interval names, so a downloaded CSV can be replayed by the csv source.
+INTERVALS: dict[str, Interval] = {i.name: i for i in (
+    Interval("1m", 60, "1m", label="1 minute"),
+    Interval("5m", 300, "5m", label="5 minutes"),
+    Interval("15m", 900, "5m", "minute", 15, label="15 minutes"),
+    Interval("30m", 1800, "5m", "minute", 30, label="30 minutes"),
+    Interval("1h", 3600, "1h", label="1 hour"),
+    Interval("1d", 86400, "1d", label="1 day"),
+    Interval("1wk", 7 * 86400, "1d", "week", 1, label="1 week"),
+)}
+LADDER = list(INTERVALS)
+LIVE_INTERVALS = ("1m", "5m", "15m", "1h")
+HISTORY_INTERVALS = LADDER
+
+
+@dataclass
+class BarsResult:
+    """Bars of several symbols in one long frame (``BAR_COLUMNS``), sorted by symbol then ts."""
+
+    frame: pd.DataFrame
+    requested: str
+    interval: str
+    level: str
+    start: datetime
+    end: datetime
+    note: str | None = None
+    query_ms: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.frame.empty
+
+    def of(self, symbol: str) -> pd.DataFrame:
+        return self.frame[self.frame["symbol"] == symbol].reset_index(drop=True)
+
+
+def points(interval: str, start: datetime, end: datetime) -> int:
+    """How many bars of ``interval`` fit in [start, end) at most (the upper bound of a series)."""
+    return max(1, math.ceil((end - start).total_seconds() / INTERVALS[interval].seconds))
+
+
+def auto_interval(start: datetime, end: datetime, target: int = 1500) -> str:
+    """The finest interval that is *stored as such* (1m, 5m, 1h, 1d; else 1wk) and keeps one series
+    at or under ``target`` points: a direct read, no regrouping, so the cheapest good default."""
+    for name in LADDER:
+        spec = INTERVALS[name]
+        if (spec.unit is None or name == LADDER[-1]) and points(name, start, end) <= target:
+            return name
+    return LADDER[-1]
+
+
+def plan_interval(requested: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
+                  ) -> tuple[str, str | None]:
+    """The interval to serve and, if it had to be widened, a sentence saying why."""
+    if requested not in INTERVALS:
+        raise ValueError(f"unknown interval {requested!r}; use one of {', '.join(LADDER)}")
+    name = requested
+    for name in LADDER[LADDER.index(requested):]:
+        if points(name, start, end) <= max_points:
+            break
+    if name == requested:
+        return name, None
+    return name, (f"{INTERVALS[requested].label} bars over {describe_span(end - start)} would be "
+                  f"{points(requested, start, end):,} points per symbol; showing {INTERVALS[name].label} "
+                  f"bars ({points(name, start, end):,} at most) to stay under {max_points:,}.")
+
+
+def describe_span(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+def bar_pipeline(symbol: str, interval: str, start: datetime, end: datetime) -> list[dict]:
+    """The aggregation that serves one symbol's ``interval`` bars from its stored level."""
+    spec = INTERVALS[interval]
+    match = {"$match": {"symbol": symbol, "interval": spec.level, "ts": {"$gte": start, "$lt": end}}}
+    fields = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
+    if spec.unit is None:
+        return [match, {"$project": fields}, {"$sort": {"ts": 1}}]
+    trunc = {"date": "$ts", "unit": spec.unit, "binSize": spec.bin_size}
+    if spec.unit == "week":
+        trunc["startOfWeek"] = "monday"
+    return [
+        match,
+        {"$sort": {"ts": 1}},
+        {"$group": {"_id": {"$dateTrunc": trunc}, "open": {"$first": "$open"}, "high": {"$max": "$high"},
+                    "low": {"$min": "$low"}, "close": {"$last": "$close"}, "volume": {"$sum": "$volume"}}},
+        {"$project": {"_id": 0, "ts": "$_id", "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}},
+        {"$sort": {"ts": 1}},
+    ]
+
+
+def bars(store, symbols: Sequence[str], interval: str, start: datetime, end: datetime | None = None,
+         max_points: int = MAX_POINTS) -> BarsResult:
+    """OHLCV bars of ``symbols`` in [start, end) at ``interval`` (widened if it would exceed ``max_points``)."""
+    end = end or utcnow()
+    start, end = to_utc(start, "start"), to_utc(end, "end")
+    used, note = plan_interval(interval, start, end, max_points)
+    spec = INTERVALS[used]
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    counts: dict[str, int] = {}
+    for symbol in dict.fromkeys(symbols):
+        got = list(store.bars.aggregate(bar_pipeline(symbol, used, start, end)))
+        for r in got:
+            r["symbol"] = symbol
+        counts[symbol] = len(got)
+        rows.extend(got)
+    frame = pd.DataFrame(rows, columns=[c for c in BAR_COLUMNS if c != "interval"])
+    frame.insert(1, "interval", used)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    for col in ("open", "high", "low", "close", "volume"):
+        frame[col] = frame[col].astype(float)
+    return BarsResult(frame=frame, requested=interval, interval=used, level=spec.level, start=start, end=end,
+                      note=note, query_ms=round((time.perf_counter() - t0) * 1000, 1), counts=counts)
+
+
+def recent_bars(store, symbols: Sequence[str], interval: str, window: timedelta, warmup: int = 0,
+                max_points: int = MAX_POINTS, now: datetime | None = None) -> BarsResult:
+    """The last ``window`` of bars plus ``warmup`` earlier bars (for indicators to settle)."""
+    now = now or utcnow()
+    used, _ = plan_interval(interval, now - window, now, max_points)
+    start = now - window - warmup * INTERVALS[used].span
+    result = bars(store, symbols, used, start, now + timedelta(minutes=1), max_points=max_points + warmup + 2)
+    result.requested = interval
+    if used != interval:
+        result.note = plan_interval(interval, now - window, now, max_points)[1]
+    return result
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """The CSV of exactly these bars: ``symbol,interval,ts,open,high,low,close,volume``, ts in UTC ISO-8601."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(BAR_COLUMNS)
+    for row in frame[BAR_COLUMNS].itertuples(index=False):
+        writer.writerow([row.symbol, row.interval, iso(row.ts.to_pydatetime()), repr(float(row.open)),
+                         repr(float(row.high)), repr(float(row.low)), repr(float(row.close)),
+                         repr(float(row.volume))])
+    return buf.getvalue()
+
+
+# -- quotes (Home) ---------------------------------------------------------------------------------
+QUOTE_COLUMNS = ["symbol", "last", "as_of", "age_s", "reference", "prev_close", "change", "change_pct",
+                 "day", "day_open", "day_high", "day_low", "volume"]
+
+
+def _latest(coll, symbol: str, interval: str, since: datetime) -> dict | None:
+    rows = list(coll.aggregate([
+        {"$match": {"symbol": symbol, "interval": interval, "ts": {"$gte": since}}},
+        {"$sort": {"ts": 1}},
+        {"$group": {"_id": None, "ts": {"$last": "$ts"}, "close": {"$last": "$close"},
+                    "fetched_at": {"$last": "$fetched_at"}}},
+    ]))
+    return {**rows[0], "interval": interval} if rows else None
+
+
+def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> dict[str, dict]:
+    """Newest price per symbol with the time it is valid for: {symbol: {close, as_of}}.
+
+    Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 1 day of stored
+    1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing.
+    """
+    now = now or utcnow()
+    out: dict[str, dict] = {}
+    missing = list(symbols)
+    steps = [(store.prices, ("tick", "1m"), timedelta(minutes=2)), (store.bars, ("1m",), timedelta(days=1)),
+             (store.bars, ("1d",), timedelta(days=30))]
+    for coll, intervals, back in steps:
+        for symbol in missing:
+            found = [r for r in (_latest(coll, symbol, i, now - back) for i in intervals) if r]
+            if not found:
+                continue
+            row = max(found, key=lambda r: to_utc(r["ts"]))
+            ts = to_utc(row["ts"])
+            if row["interval"] == "tick":
+                as_of = ts
+            else:  # a bar is as fresh as its fetch, and never fresher than its end
+                span = timedelta(days=1) if row["interval"] == "1d" else timedelta(minutes=1)
+                as_of = min(ts + span, to_utc(row["fetched_at"]) if row.get("fetched_at") else now, now)
+            out[symbol] = {"close": float(row["close"]), "as_of": as_of}
+        missing = [s for s in missing if s not in out]
+        if not missing:
+            break
+    return out
+
+
+def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.DataFrame:
+    """One row per symbol (``QUOTE_COLUMNS``): last price and its age, change since the previous
+    close, the latest day's open/high/low/volume. Symbols with nothing stored have NaN values.
+
+    Days are the stored daily bars (UTC days). The change is against the close of the day before
+    the latest stored day; with only one stored day, against that day's open (``reference`` says which).
+    """
+    now = now or utcnow()
+    if not symbols:
+        return pd.DataFrame(columns=QUOTE_COLUMNS)
+    days: dict[str, list[dict]] = {s: [] for s in symbols}
+    for s in symbols:
+        for back in (timedelta(days=10), timedelta(days=60)):
+            days[s] = list(store.bars.find({"symbol": s, "interval": "1d", "ts": {"$gte": now - back}},
+                                           {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1,
+                                            "volume": 1}).sort("ts", 1))
+            if len(days[s]) >= 2:
+                break
+    last = last_prices(store, symbols, now)
+    rows = []
+    for s in symbols:
+        row = dict.fromkeys(QUOTE_COLUMNS)
+        row["symbol"] = s
+        if s in last:
+            row["last"], row["as_of"] = last[s]["close"], last[s]["as_of"]
+            row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
+        if days[s]:
+            today = days[s][-1]
+            row.update(day=to_utc(today["ts"]), day_open=today["open"], day_high=today["high"],
+                       day_low=today["low"], volume=today["volume"])
+            if row["last"] is None:
+                row["last"], row["as_of"] = today["close"], min(to_utc(today["ts"]) + timedelta(days=1), now)
+                row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
+            if row["last"] is not None:
+                row["day_high"] = max(row["day_high"], row["last"])
+                row["day_low"] = min(row["day_low"], row["last"])
+            if len(days[s]) >= 2:
+                row["prev_close"], row["reference"] = days[s][-2]["close"], "previous close"
+            else:
+                row["prev_close"], row["reference"] = today["open"], "day open"
+        if row["last"] is not None and row["prev_close"]:
+            row["change"] = row["last"] - row["prev_close"]
+            row["change_pct"] = row["change"] / row["prev_close"] * 100.0
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=QUOTE_COLUMNS)
+    for col in ("last", "age_s", "prev_close", "change", "change_pct", "day_open", "day_high", "day_low",
+                "volume"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    return frame
+
+
+def sparklines(store, symbols: Sequence[str], now: datetime | None = None, min_points: int = 12,
+               max_points: int = 120) -> dict[str, list[float]]:
+    """Recent closes per symbol for a small trend line, oldest first.
+
+    Tries 5 days of hourly bars, then 8 hours of 5-minute bars, then 2 hours of 1-minute bars, so a
+    symbol added a minute ago still gets a line while an old one gets its week.
+    """
+    now = now or utcnow()
+    out: dict[str, list[float]] = {s: [] for s in symbols}
+    for level, back in (("1h", timedelta(days=5)), ("5m", timedelta(hours=8)), ("1m", timedelta(hours=2))):
+        for symbol in [s for s in symbols if len(out[s]) < min_points]:
+            docs = store.bars.find({"symbol": symbol, "interval": level, "ts": {"$gte": now - back}},
+                                   {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1)
+            closes = [float(d["close"]) for d in docs][-max_points:]
+            if len(closes) > len(out[symbol]):
+                out[symbol] = closes
+    return out
+
+
+# -- pipeline state ----------------------------------------------------------------------------------
+def backfills(store) -> list[dict]:
+    """Every backfill record (one per symbol), newest request first."""
+    docs = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
+    return sorted(docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=timezone.utc),
+                  reverse=True)
+
+
+def collection_details(store) -> list[dict]:
+    """Documents, size and indexes per collection. Slow on big collections (the embedded server
+    counts by walking them): call it off the page's critical path and cache the answer."""
+    out = []
+    for name in sorted(store.db.list_collection_names()):
+        row = {"collection": name, "documents": None, "size_mb": None, "indexes": ""}
+        try:
+            info = store.db.command("collStats", name)
+            row["documents"] = int(info.get("count", 0))
+            row["size_mb"] = round(float(info.get("size", 0)) / 2**20, 2)
+            row["indexes"] = ", ".join(sorted(info.get("indexSizes", {})))
+        except Exception:  # noqa: BLE001 - collStats is optional on MongoDB-compatible servers
+            row["documents"] = store.db[name].estimated_document_count()
+            row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
+        out.append(row)
+    return out
