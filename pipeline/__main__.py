@@ -117,16 +117,21 @@ def cmd_produce(args, settings: Settings) -> int:
 
 
 def cmd_consume(args, settings: Settings) -> int:
+    from .bars import BarBuilder
     from .consumer import PriceConsumer
     from .store import Store
     kafka, mongo = _endpoints_or_exit(settings)
     store = Store.from_uri(mongo, settings.db)
     store.ensure_indexes()
-    consumer = PriceConsumer(kafka, settings, store, group=args.group)
+    consumer = PriceConsumer(kafka, settings, store, group=args.group, instance_id=args.instance_id)
+    builder = BarBuilder(store)
     done = threading.Event()
     _stop_on_signals(done)
     threading.Thread(target=lambda: (done.wait(), consumer.stop()), daemon=True).start()
+    threading.Thread(target=builder.run, name="stockmon-bars", daemon=True).start()
     consumer.run(max_idle_s=args.exit_when_idle)
+    builder.stop()
+    builder.run_once()  # leave no bar behind the stored prices
     snap = consumer.snapshot()
     print(json.dumps({k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")}), flush=True)
     return 0
@@ -150,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("produce", help="run the producer in this process")
     p = sub.add_parser("consume", help="run one consumer-group member in this process")
     p.add_argument("--group", default=None)
+    p.add_argument("--instance-id", default=None,
+                   help="static group membership: a restarted process with the same id takes over at once")
     p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
                    help="exit after this many seconds without messages (batch jobs, tests)")
     args = parser.parse_args(argv)

@@ -51,12 +51,18 @@ class PriceConsumer:
 
     def __init__(self, bootstrap: str, settings, store: Store, group: str | None = None,
                  on_stored: Callable[[Sequence[PriceEvent]], None] | None = None,
-                 max_backoff_s: float = 10.0, **consumer_options):
+                 max_backoff_s: float = 10.0, instance_id: str | None = None, **consumer_options):
+        """``instance_id`` makes this a static group member (KIP-345): a restarted process with the same
+        id takes over its partitions at once instead of waiting for the dead member to expire (the
+        embedded broker never expires one, so restarts there need it)."""
         self.settings = settings
         self.store = store
         self.group = group or settings.consumer_group
         self.on_stored = on_stored
         self.max_backoff_s = max_backoff_s
+        if instance_id:
+            consumer_options.setdefault("group_instance_id", instance_id)
+        self.instance_id = instance_id
         self.kafka = bus.consumer(bootstrap, settings, self.group, [settings.topic_prices], **consumer_options)
         self.dlq = bus.producer(bootstrap, settings, client_id="stockmon-dead-letter")
         self.state = ConsumerState()
@@ -94,8 +100,9 @@ class PriceConsumer:
                     self.kafka.resume(*self.kafka.paused())
                 records = self.kafka.poll(timeout_ms=500)
                 batch = [r for rs in records.values() for r in rs]
-                if batch:
-                    self.process(batch)
+                if batch or not self.kafka.assignment():  # idle only counts once partitions are ours
+                    if batch:
+                        self.process(batch)
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
@@ -141,7 +148,6 @@ class PriceConsumer:
         self.write_latency.add(time.perf_counter() - t0)
         self.tally.add("stored", result.stored)
         self.tally.add("duplicates", result.duplicates)
-        self.tally.add("bars", result.bars)
         if self.on_stored is not None:
             self.on_stored(events)
 
@@ -205,7 +211,7 @@ class PriceConsumer:
     def snapshot(self) -> dict:
         s = self.state
         return {
-            "group": self.group, "running": s.running, "paused": s.paused, "last_error": s.last_error,
+            "group": self.group, "instance_id": self.instance_id, "running": s.running, "paused": s.paused, "last_error": s.last_error,
             "retrying_since": s.retrying_since, "last_batch_at": s.last_batch_at,
             "last_commit_at": s.last_commit_at, "assigned": s.assigned, "lag": s.lag,
             "lag_seconds": s.lag_seconds, "lag_total": sum(s.lag.values()),

@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import bus
+from .bars import BarBuilder
 from .config import Settings, mask_uri
 from .consumer import PriceConsumer
 from .models import utcnow
@@ -53,6 +54,7 @@ class Runtime:
         self.watchlist: Watchlist | None = None
         self.producer: Producer | None = None
         self.consumer: PriceConsumer | None = None
+        self.bar_builder: BarBuilder | None = None
         self.kafka_bootstrap: str | None = None
         self.mongodb_uri: str | None = None
         self.state = "stopped"
@@ -64,6 +66,16 @@ class Runtime:
         self._lock = threading.RLock()
         self._lookup_sources: dict[str, Any] = {}
         self._atexit = False
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.restarts: dict[str, int] = {}
+
+    @property
+    def instance_id(self) -> str:
+        """Stable across restarts of this app on this machine and data folder (static membership)."""
+        import hashlib
+        digest = hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:8]
+        return f"app-{socket.gethostname()}-{digest}"
 
     @property
     def mode(self) -> str:
@@ -101,10 +113,30 @@ class Runtime:
         s = self.settings
         if s.embedded:
             self.stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
+            self._stopping.clear()
+            self._supervisor = threading.Thread(target=self._supervise, name="stockmon-supervisor", daemon=True)
+            self._supervisor.start()
         self.kafka_bootstrap = s.kafka_bootstrap_servers or self.stack.kafka_bootstrap
         self.mongodb_uri = s.mongodb_uri or self.stack.mongodb_uri
         self.store = Store.from_uri(self.mongodb_uri, s.db)
         self.watchlist = Watchlist(self.store.watchlist, self.lookup, s.max_symbols)
+
+    def _supervise(self, every_s: float = 2.0) -> None:
+        """Restart an embedded server that died, on its old port (clients reconnect by themselves)."""
+        while not self._stopping.wait(every_s):
+            stack = self.stack
+            if stack is None:
+                return
+            for name in stack.dead_servers():
+                log.error("embedded %s died; restarting it on port %s", name, stack.servers[name].port)
+                try:
+                    with self._lock:
+                        if self._stopping.is_set():
+                            return
+                        stack.restart_server(name)
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                except Exception:  # noqa: BLE001 - keep supervising; the health page shows it down
+                    log.exception("restart of %s failed", name)
 
     def _prepare(self) -> None:
         self.store.ping()
@@ -118,9 +150,11 @@ class Runtime:
     def _start_pipeline(self) -> None:
         s = self.settings
         self.producer = Producer(self.kafka_bootstrap, s, self.store, self.watchlist, self._make_source)
-        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store)
+        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store, instance_id=self.instance_id)
         self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
         self._consumer_thread.start()
+        self.bar_builder = BarBuilder(self.store)
+        threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True).start()
         self.producer.start()
         if self.watchlist.seed(s.watchlist, s.source):
             for symbol in s.watchlist:
@@ -163,6 +197,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop producer, consumer and (if owned) the local stack. Idempotent."""
+        self._stopping.set()
         with self._lock:
             if self.producer is not None:
                 self.producer.stop()
@@ -172,6 +207,9 @@ class Runtime:
                 if self._consumer_thread is not None:
                     self._consumer_thread.join(timeout=15)
                 self.consumer = None
+            if self.bar_builder is not None:
+                self.bar_builder.stop()
+                self.bar_builder = None
             if self.store is not None:
                 self.store.close()
                 self.store = None
@@ -191,7 +229,7 @@ class Runtime:
             "kafka": {"bootstrap": kafka_bootstrap, "ok": False, "version": None},
             "mongo": {"uri": mask_uri(mongo_uri), "ok": False, "version": None},
             "topics": {"prices": s.topic_prices, "dead_letter": s.topic_dead_letter},
-            "stack": self.stack.describe() if self.stack else [],
+            "stack": self.stack.describe() if self.stack else [], "restarts": dict(self.restarts),
             "data_dir": str(s.data_dir) if s.embedded else None,
             "demo_mode": s.demo_mode, "source": s.source,
         }
@@ -207,6 +245,8 @@ class Runtime:
         producer, consumer = self.producer, self.consumer
         snap["producer"] = producer.snapshot() if producer else None
         snap["consumer"] = consumer.snapshot() if consumer else None
+        builder = self.bar_builder
+        snap["bars"] = builder.snapshot() if builder else None
         if store is not None and snap["mongo"]["ok"]:
             try:
                 snap["backfills"] = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]

@@ -286,8 +286,8 @@ class LocalStack:
             self._kill_group(info.pid, grace=5.0)
         return None
 
-    def _spawn(self, name: str) -> ServerInfo:
-        port = free_port()
+    def _spawn(self, name: str, port: int | None = None) -> ServerInfo:
+        port = port or free_port()
         folder = self.data_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / f"{name}.log"
@@ -359,6 +359,34 @@ class LocalStack:
         except FileNotFoundError:
             pass
         self._release_lock()
+
+    def stop_server(self, name: str, grace: float = 10.0) -> None:
+        """Stop one owned server but remember its port (outage drills, supervised restarts)."""
+        info = self.servers[name]
+        self._kill_group(info.pid, grace)
+        proc = self._procs.pop(name, None)
+        if proc is not None:
+            proc.wait(timeout=5)
+
+    def restart_server(self, name: str) -> ServerInfo:
+        """(Re)start one owned server on the port it had, so clients reconnect on their own."""
+        if not self.owned:
+            raise StackError("only the owner of the data folder can restart its servers")
+        old = self.servers[name]
+        if pid_alive(old.pid):
+            self._kill_group(old.pid, grace=10.0)
+        deadline = time.monotonic() + 10
+        while port_open(old.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        info = self._spawn(name, port=old.port)
+        self.servers[name] = info
+        self._write_state()
+        self._wait_healthy(info)
+        return info
+
+    def dead_servers(self) -> list[str]:
+        """Owned servers whose process is gone (the runtime's supervisor restarts them)."""
+        return [n for n, info in self.servers.items() if not pid_alive(info.pid)] if self.owned else []
 
     # -- introspection ----------------------------------------------------------------------------
     def describe(self) -> list[dict]:

@@ -1,0 +1,155 @@
+"""The bar builder: keeps 1m, 5m, 1h and 1d OHLCV bars in the ``bars`` collection.
+
+Guarantees:
+- Bars are *recomputed* from what is stored, never incremented: 1m from the ticks and source 1m bars
+  of that minute, 5m from 1m, 1h from 5m, 1d from 1h together with any source daily bar. Running it
+  twice, or in two processes at once, gives the same bars.
+- It works from the ``bar_marks`` that ``Store.write_events`` leaves in the same call as the write, so
+  a crash between storing prices and building bars only delays the bars; a mark is removed only if
+  nothing re-marked it while it was being processed (``seq`` guard).
+- Days are UTC days (every major exchange's session fits inside one).
+- Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
+
+from .models import to_utc
+from .store import Store, floor_time
+
+log = logging.getLogger(__name__)
+
+SPAN = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+LEVELS = ("1m", "5m", "1h", "1d")
+BELOW = {"5m": "1m", "1h": "5m", "1d": "1h"}
+FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
+
+
+def aggregate(docs: list[dict], level: str) -> dict[datetime, dict]:
+    """OHLCV per ``level`` bucket of time-sorted documents."""
+    out: dict[datetime, dict] = {}
+    for d in docs:
+        bucket = floor_time(to_utc(d["ts"]), level)
+        bar = out.get(bucket)
+        if bar is None:
+            out[bucket] = {"open": d["open"], "high": d["high"], "low": d["low"], "close": d["close"],
+                           "volume": d["volume"], "n": 1}
+        else:
+            bar["high"] = max(bar["high"], d["high"])
+            bar["low"] = min(bar["low"], d["low"])
+            bar["close"] = d["close"]
+            bar["volume"] += d["volume"]
+            bar["n"] += 1
+    return out
+
+
+class BarBuilder:
+    def __init__(self, store: Store, every_s: float = 1.0):
+        self.store = store
+        self.every_s = every_s
+        self.runs = 0
+        self.bars_written = 0
+        self.last_run: float | None = None
+        self.last_duration_s: float | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+
+    # -- loop ---------------------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                self.last_error = None
+            except PyMongoError as exc:
+                self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+                log.warning("bar builder: %s", self.last_error)
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self) -> int:
+        t0 = time.perf_counter()
+        written = 0
+        for mark in list(self.store.bar_marks.find()):
+            lo, hi = to_utc(mark["lo"]), to_utc(mark["hi"])
+            if mark["kind"] == "intraday":
+                written += self.rebuild_intraday(mark["symbol"], lo, hi)
+            else:
+                written += self.rebuild_days(mark["symbol"], lo, hi)
+            self.store.bar_marks.delete_one({"_id": mark["_id"], "seq": mark["seq"]})
+        self.runs += 1
+        self.bars_written += written
+        self.last_run = time.time()
+        self.last_duration_s = round(time.perf_counter() - t0, 3)
+        return written
+
+    # -- levels -------------------------------------------------------------------------------------
+    def _find(self, coll, symbol: str, interval: str, start: datetime, end: datetime) -> list[dict]:
+        return list(coll.find({"symbol": symbol, "interval": interval, "ts": {"$gte": start, "$lt": end}},
+                              FIELDS).sort("ts", 1))
+
+    def rebuild_intraday(self, symbol: str, lo: datetime, hi: datetime) -> int:
+        start, end = floor_time(lo, "1m"), floor_time(hi, "1m") + SPAN["1m"]
+        ticks = aggregate(self._find(self.store.prices, symbol, "tick", start, end), "1m")
+        source = {floor_time(to_utc(d["ts"]), "1m"): d for d in self._find(self.store.prices, symbol, "1m", start, end)}
+        minutes = {}
+        for bucket in sorted(set(ticks) | set(source)):
+            bar, tick = source.get(bucket), ticks.get(bucket)
+            if bar is None:
+                minutes[bucket] = tick
+            else:  # a source bar is authoritative for open and volume; ticks can only widen it
+                merged = {k: bar[k] for k in ("open", "high", "low", "close", "volume")}
+                merged["n"] = 1
+                if tick is not None:
+                    merged.update(high=max(bar["high"], tick["high"]), low=min(bar["low"], tick["low"]),
+                                  n=1 + tick["n"])
+                minutes[bucket] = merged
+        written = self._save(symbol, "1m", minutes)
+        for level in ("5m", "1h", "1d"):
+            start, end = floor_time(start, level), floor_time(end - SPAN["1m"], level) + SPAN[level]
+            rows = aggregate(self._find(self.store.bars, symbol, BELOW[level], start, end), level)
+            if level == "1d":
+                rows = self._merge_source_days(symbol, rows, start, end)
+            written += self._save(symbol, level, rows)
+        return written
+
+    def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
+        start, end = floor_time(lo, "1d"), floor_time(hi, "1d") + SPAN["1d"]
+        rows = aggregate(self._find(self.store.bars, symbol, "1h", start, end), "1d")
+        return self._save(symbol, "1d", self._merge_source_days(symbol, rows, start, end))
+
+    def _merge_source_days(self, symbol: str, rows: dict, start: datetime, end: datetime) -> dict:
+        for d in self._find(self.store.prices, symbol, "1d", start, end):
+            day = floor_time(to_utc(d["ts"]), "1d")
+            intraday = rows.get(day)
+            if intraday is None:
+                rows[day] = {k: d[k] for k in ("open", "high", "low", "close", "volume")} | {"n": 1}
+            else:  # the source's daily bar knows the real open and the day's full volume
+                intraday.update(open=d["open"], high=max(intraday["high"], d["high"]),
+                                low=min(intraday["low"], d["low"]), volume=max(intraday["volume"], d["volume"]))
+        return rows
+
+    def _save(self, symbol: str, level: str, rows: dict[datetime, dict]) -> int:
+        if not rows:
+            return 0
+        ops = [UpdateOne({"symbol": symbol, "interval": level, "ts": ts},
+                         {"$set": {"symbol": symbol, "interval": level, "ts": ts, **bar}}, upsert=True)
+               for ts, bar in rows.items()]
+        self.store.bars.bulk_write(ops, ordered=False)
+        return len(ops)
+
+    def snapshot(self) -> dict:
+        try:
+            pending = self.store.bar_marks.estimated_document_count()
+        except PyMongoError:
+            pending = None
+        return {"runs": self.runs, "bars_written": self.bars_written, "last_run": self.last_run,
+                "last_duration_s": self.last_duration_s, "last_error": self.last_error, "pending_marks": pending}

@@ -1,0 +1,109 @@
+"""Helpers for pipeline tests: deterministic events, publishing, reading topics and collections."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from pipeline import bus
+from pipeline.consumer import PriceConsumer
+from pipeline.models import PriceEvent
+
+from conftest import ROOT, settings_env
+
+T0 = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)
+SYMBOLS = ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")
+
+
+def make_events(n: int, symbols=SYMBOLS, start: datetime = T0, step_s: float = 1.0) -> list[PriceEvent]:
+    events = []
+    for i in range(n):
+        symbol = symbols[i % len(symbols)]
+        price = 100 + (i % 97) * 0.25
+        ts = start + timedelta(seconds=step_s * (i // len(symbols)))
+        events.append(PriceEvent.tick(symbol, ts, price, volume=1 + i % 13, source="test",
+                                      fetched_at=ts + timedelta(milliseconds=5)))
+    return events
+
+
+def publish(settings, events, producer=None) -> int:
+    own = producer is None
+    producer = producer or bus.producer(settings.kafka_bootstrap_servers, settings)
+    futures = [producer.send(settings.topic_prices, key=e.symbol.encode(), value=e.to_json_bytes()) for e in events]
+    producer.flush(timeout=60)
+    for f in futures:
+        f.get(timeout=30)
+    if own:
+        producer.close()
+    return len(futures)
+
+
+def consume_until_idle(settings, store, idle_s: float = 2.0, **kw) -> PriceConsumer:
+    consumer = PriceConsumer(settings.kafka_bootstrap_servers, settings, store, **kw)
+    consumer.run(max_idle_s=idle_s)
+    return consumer
+
+
+def read_topic(settings, topic: str, timeout_s: float = 5.0) -> list:
+    c = bus.consumer(settings.kafka_bootstrap_servers, settings, group=None, topics=[topic])
+    out, idle_since = [], time.monotonic()
+    try:
+        while time.monotonic() - idle_since < timeout_s:
+            batch = c.poll(timeout_ms=500)
+            for records in batch.values():
+                out.extend(records)
+                idle_since = time.monotonic()
+    finally:
+        c.close()
+    return out
+
+
+def stored_keys(store) -> list[tuple]:
+    return [(d["symbol"], d["interval"], d["ts"]) for d in store.prices.find({}, {"symbol": 1, "interval": 1, "ts": 1})]
+
+
+def start_consumer_process(settings, *extra: str, group: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, **settings_env(settings)}
+    cmd = [sys.executable, "-m", "pipeline", "consume", *extra]
+    if group:
+        cmd += ["--group", group]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout_s: float, every_s: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Background(threading.Thread):
+    """Run a callable in a daemon thread and re-raise its exception on join."""
+
+    def __init__(self, target, *args):
+        super().__init__(daemon=True)
+        self._call = (target, args)
+        self.error = None
+
+    def run(self):
+        try:
+            self._call[0](*self._call[1])
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+
+    def join(self, timeout=None):
+        super().join(timeout)
+        if self.error:
+            raise self.error
+
+
+def jsonl(stdout: str) -> dict:
+    return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
