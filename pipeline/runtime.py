@@ -154,7 +154,8 @@ class Runtime:
         self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
         self._consumer_thread.start()
         self.bar_builder = BarBuilder(self.store)
-        threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True).start()
+        self._bars_thread = threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True)
+        self._bars_thread.start()
         self.producer.start()
         if self.watchlist.seed(s.watchlist, s.source):
             for symbol in s.watchlist:
@@ -209,6 +210,7 @@ class Runtime:
                 self.consumer = None
             if self.bar_builder is not None:
                 self.bar_builder.stop()
+                self._bars_thread.join(timeout=30)
                 self.bar_builder = None
             if self.store is not None:
                 self.store.close()
