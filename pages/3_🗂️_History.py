@@ -1,0 +1,155 @@
+"""History: stored prices over any range, compared, summarised and downloadable.
+
+Pick symbols, a date range and an interval. Bars are aggregated in MongoDB from the stored rollups
+(never by pulling raw points into the page), each series stays under about 5,000 points (a wider
+interval is used and said so), several symbols are compared normalised to 1 at the range start, a
+stats table sums each one up, and the CSV holds exactly the bars shown. The view lives in the URL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import streamlit as st
+
+from pipeline import analytics, queries
+from pipeline.sources.markets import market_for
+from ui import auth, charts, data, page
+from ui import format as fmt
+
+AUTO = "auto"
+
+runtime = page.setup("History", "🗂️")
+settings = runtime.settings
+limits = auth.limits(settings)
+
+st.title("🗂️ History")
+st.caption("Stored prices over any range, aggregated in MongoDB. Dates are UTC days.")
+
+with page.sentences("reading the watchlist"):
+    entries = data.watchlist_entries()
+if not entries:
+    st.info("No history to explore yet: the watchlist is empty. Add tickers on the Watchlist page; each new "
+            "symbol is backfilled with its recent history.")
+    page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
+    st.stop()
+by_symbol = {e.symbol: e for e in entries}
+
+# -- the view (kept in the URL) -----------------------------------------------------------------------
+today = datetime.now(timezone.utc).date()
+earliest = today - timedelta(days=limits.history_days)
+params = st.query_params
+
+
+def parse_day(text: str | None, fallback: date) -> date:
+    try:
+        return min(max(date.fromisoformat(text or ""), earliest), today)
+    except ValueError:
+        return fallback
+
+
+if "hist_symbols" not in st.session_state:
+    wanted = [s for s in params.get("symbols", "").upper().split(",") if s in by_symbol]
+    st.session_state["hist_symbols"] = (wanted or [entries[0].symbol])[: limits.chart_symbols]
+    first = parse_day(params.get("start"), max(earliest, today - timedelta(days=30)))
+    last = parse_day(params.get("end"), today)
+    st.session_state["hist_range"] = (min(first, last), max(first, last))
+    st.session_state["hist_interval"] = params.get("interval") if params.get("interval") in (
+        AUTO, *queries.HISTORY_INTERVALS) else AUTO
+st.session_state["hist_symbols"] = [s for s in st.session_state["hist_symbols"] if s in by_symbol]
+
+with st.container(border=True):
+    cols = st.columns([3, 2, 1.3])
+    symbols = cols[0].multiselect("Symbols", list(by_symbol), key="hist_symbols",
+                                  max_selections=limits.chart_symbols, placeholder="Pick one or more symbols")
+    picked = cols[1].date_input("Date range (UTC)", key="hist_range", min_value=earliest, max_value=today,
+                                format="YYYY-MM-DD")
+    interval_choice = cols[2].selectbox(
+        "Interval", [AUTO, *queries.HISTORY_INTERVALS], key="hist_interval",
+        format_func=lambda n: "auto" if n == AUTO else queries.INTERVALS[n].label,
+        help="auto: the finest stored interval with at most ~1,500 bars per symbol")
+
+if not symbols:
+    st.info("Pick at least one symbol above.")
+    st.stop()
+if not isinstance(picked, (tuple, list)) or len(picked) != 2:
+    st.info("Pick the end date of the range too.")
+    st.stop()
+first_day, last_day = picked
+start = datetime.combine(first_day, time(0), timezone.utc)
+end = min(datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), datetime.now(timezone.utc))
+interval = queries.auto_interval(start, end) if interval_choice == AUTO else interval_choice
+st.query_params.update({"symbols": ",".join(symbols), "start": first_day.isoformat(), "end": last_day.isoformat(),
+                        "interval": interval_choice})
+if settings.demo_mode and (today - earliest).days <= (last_day - first_day).days + 1:
+    st.caption(f"🔒 This demo shows at most {limits.history_days} days of history.")
+
+# -- the data -----------------------------------------------------------------------------------
+with st.spinner("Aggregating in MongoDB…"), page.sentences("loading history"):
+    result = data.history_bars(data.store_key(), tuple(symbols), interval, start, end, queries.MAX_POINTS)
+if result.empty:
+    st.info(f"No stored bars for {', '.join(symbols)} between {first_day} and {last_day}. Widen the range, or "
+            "add the symbols to the watchlist a while before: each new symbol is backfilled with "
+            f"{settings.backfill_days_1m} days of minutes and {settings.backfill_days_daily} days of daily bars.")
+    st.stop()
+if result.note:
+    st.info(result.note, icon="ℹ️")
+missing = [s for s, n in result.counts.items() if n == 0]
+if missing:
+    st.warning(f"No stored bars for {', '.join(missing)} in this range.")
+spec = queries.INTERVALS[result.interval]
+shown = [s for s in symbols if result.counts.get(s)]
+
+# -- the chart ---------------------------------------------------------------------------------------
+if len(shown) == 1:
+    symbol = shown[0]
+    entry = by_symbol[symbol]
+    indicators = st.pills("Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators",
+                          default=[])
+    always_open = entry.source == "simulated" or market_for(symbol).always_open
+    fig = charts.candles(result.of(symbol), symbol=symbol, interval_s=spec.seconds, indicators=indicators or [],
+                         tz=entry.timezone or "UTC", always_open=always_open)
+    tz_note = f"times in {entry.timezone or 'UTC'}" if spec.seconds < 86400 else "UTC days"
+else:
+    as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
+    st.markdown("**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range"))
+    always_open = any(by_symbol[s].source == "simulated" or market_for(s).always_open for s in shown)
+    fig = charts.lines(result.frame, interval_s=spec.seconds, normalise=not as_prices, tz="UTC",
+                       always_open=always_open, height=460)
+    tz_note = "times in UTC"
+st.plotly_chart(fig, key="hist_chart", config={"displaylogo": False})
+st.caption(f"{len(result.frame):,} bars of {spec.label} ({max(result.counts.values()):,} per symbol at most) · "
+           f"read from the stored {result.level} bars and aggregated in MongoDB in "
+           f"{fmt.duration_ms(result.query_ms)} · {tz_note}")
+
+# -- stats ---------------------------------------------------------------------------------------------
+st.subheader("Statistics")
+table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
+st.dataframe(
+    table, hide_index=True, width="stretch",
+    column_order=["symbol", "return_pct", "volatility_pct", "max_drawdown_pct", "avg_volume", "best_pct",
+                  "best_at", "worst_pct", "worst_at", "first", "last", "bars"],
+    column_config={
+        "symbol": st.column_config.TextColumn("Symbol", pinned=True),
+        "return_pct": st.column_config.NumberColumn("Return", format="%+.2f%%"),
+        "volatility_pct": st.column_config.NumberColumn("Volatility (ann.)", format="%.1f%%",
+                                                        help="Standard deviation of log returns, annualised "
+                                                             "by the observed bars per year"),
+        "max_drawdown_pct": st.column_config.NumberColumn("Max drawdown", format="%.2f%%"),
+        "avg_volume": st.column_config.NumberColumn("Avg volume", format="compact",
+                                                    help=f"Per {spec.label} bar"),
+        "best_pct": st.column_config.NumberColumn("Best bar", format="%+.2f%%"),
+        "best_at": st.column_config.DatetimeColumn("Best at (UTC)", format="YYYY-MM-DD HH:mm"),
+        "worst_pct": st.column_config.NumberColumn("Worst bar", format="%+.2f%%"),
+        "worst_at": st.column_config.DatetimeColumn("Worst at (UTC)", format="YYYY-MM-DD HH:mm"),
+        "first": st.column_config.NumberColumn("First close", format="%.2f"),
+        "last": st.column_config.NumberColumn("Last close", format="%.2f"),
+        "bars": st.column_config.NumberColumn("Bars"),
+    },
+)
+
+# -- download ----------------------------------------------------------------------------------------
+name = f"stockmon_{'-'.join(symbols)}_{result.interval}_{first_day}_{last_day}.csv".replace("^", "")
+st.download_button("⬇️ Download these bars as CSV", data=queries.to_csv(result.frame), file_name=name,
+                   mime="text/csv", on_click="ignore",
+                   help="Columns symbol,interval,ts,open,high,low,close,volume (UTC); the csv source can replay it")

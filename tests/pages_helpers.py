@@ -1,0 +1,81 @@
+"""Helpers for the page tests: find a page file, run it under AppTest with isolated settings, and
+check that nothing reached the page as a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, make_settings
+
+PAGES = {
+    "home": ROOT / "Home.py",
+    "watchlist": ROOT / "pages" / "1_📋_Watchlist.py",
+    "live": ROOT / "pages" / "2_📈_Live.py",
+    "history": ROOT / "pages" / "3_🗂️_History.py",
+    "health": ROOT / "pages" / "4_🩺_Pipeline_health.py",
+}
+MONGO_DOWN = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=800"
+
+
+def configure(stack, tmp_path, app_env, monkeypatch, autostart: bool = False, **overrides):
+    """Settings on the test stack, applied to the environment the page's runtime reads."""
+    settings = make_settings(stack, tmp_path, **overrides)
+    app_env(settings)
+    monkeypatch.setenv("STOCKMON_AUTOSTART", "true" if autostart else "false")
+    if "max_history_days" in overrides:  # not part of conftest.settings_env
+        monkeypatch.setenv("STOCKMON_MAX_HISTORY_DAYS", str(overrides["max_history_days"]))
+    return settings
+
+
+def app(page: str, timeout: float = 60, query: dict | None = None, state: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(PAGES[page]), default_timeout=timeout)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every sentence on the page (alerts, markdown, captions)."""
+    parts = []
+    for kind in ("success", "info", "warning", "error", "markdown", "caption"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element and no traceback text anywhere on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    page = texts(at)
+    assert "Traceback" not in page and "File \"" not in page, page
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def trace_lengths(spec: dict) -> list[int]:
+    out = []
+    for trace in spec["data"]:
+        x = trace.get("x")
+        if x is not None:
+            out.append(len(values(x)))
+    return out
+
+
+def values(array) -> list:
+    """A trace array as a list, decoding plotly's typed-array encoding ({dtype, bdata})."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        import numpy as np
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+    return list(array or [])
+
+
+def path(page: str) -> Path:
+    return PAGES[page]

@@ -1,0 +1,148 @@
+"""Pipeline health: the Burrow-style status rules (pure), and the page through AppTest with the
+pipeline running, stopped, and MongoDB down."""
+
+import time
+
+import pytest
+
+from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
+from ui import health as h
+
+NOW = 1_000_000.0
+
+
+def consumer(**kw):
+    base = {"running": True, "paused": False, "lag_total": 0, "lag": {}, "lag_seconds": {}, "last_commit_at": NOW - 1,
+            "per_second_1m": 12.5, "retrying_since": None, "last_error": None}
+    return {"state": "running", "consumer": {**base, **kw}}
+
+
+def samples(lags, commits, every=5.0):
+    return [(NOW - every * (len(lags) - 1 - i), lag, c) for i, (lag, c) in enumerate(zip(lags, commits))]
+
+
+def test_consumer_ok_when_lag_is_zero():
+    s = h.consumer(consumer(), samples([0, 0, 0], [NOW - 11, NOW - 6, NOW - 1]), NOW)
+    assert s.level == "OK" and "12.5 events/s" in s.reason
+
+
+def test_consumer_stall_when_lag_does_not_shrink_and_nothing_is_committed():
+    s = h.consumer(consumer(lag_total=40, last_commit_at=NOW - 20), samples([30, 35, 40], [NOW - 20] * 3), NOW)
+    assert s.level == "STALL" and "nothing committed" in s.reason
+
+
+def test_consumer_warn_when_falling_behind_but_committing():
+    s = h.consumer(consumer(lag_total=90), samples([10, 50, 90], [NOW - 11, NOW - 6, NOW - 1]), NOW)
+    assert s.level == "WARN" and "falling behind" in s.reason
+
+
+def test_consumer_ok_when_lag_shrinks_without_commits_in_a_short_window():
+    s = h.consumer(consumer(lag_total=10), samples([30, 20, 10], [NOW - 3] * 3, every=1.0), NOW)
+    assert s.level == "OK"
+
+
+def test_consumer_stall_from_a_single_snapshot_after_a_minute_without_commit():
+    s = h.consumer(consumer(lag_total=5, last_commit_at=NOW - 90), [], NOW)
+    assert s.level == "STALL"
+
+
+def test_consumer_err_and_stop():
+    assert h.consumer(consumer(retrying_since=NOW - 12, last_error="write failed"), [], NOW).level == "ERR"
+    assert h.consumer(consumer(running=False), [], NOW).level == "ERR"
+    assert h.consumer(consumer(paused=True), [], NOW).level == "STOP"
+    assert h.consumer({"state": "stopped", "consumer": None}, [], NOW).level == "STOP"
+
+
+def test_producer_rules():
+    job = {"last_run": NOW - 1, "published": 10, "last_error": None, "per_symbol": {}}
+    snap = {"running": True, "paused": False, "jobs": {"simulated": job}, "pending": 0, "lost_overflow": 0}
+    assert [s.level for s in h.producer({"producer": snap}, 2.0, NOW)] == ["OK"]
+    late = {**snap, "jobs": {"simulated": {**job, "last_run": NOW - 100}}}
+    assert h.producer({"producer": late}, 2.0, NOW)[0].level == "STALL"
+    some = {**snap, "jobs": {"yfinance": {**job, "last_error": "2 symbol(s) failed",
+                                          "per_symbol": {"X": {"last_error": "no data"}, "Y": {"last_error": "x"}}}}}
+    warn = h.producer({"producer": some}, 2.0, NOW)[0]
+    assert warn.level == "WARN" and warn.reason == "2 symbol(s) failed: X, Y"
+    broken = {**snap, "jobs": {"csv": {**job, "last_error": "OSError: gone"}}}
+    assert h.producer({"producer": broken}, 2.0, NOW)[0].level == "ERR"
+    pending = {**snap, "pending": 7}
+    assert [s.level for s in h.producer({"producer": pending}, 2.0, NOW)] == ["OK", "WARN"]
+    assert h.producer({"producer": {**snap, "paused": True}}, 2.0, NOW)[0].level == "STOP"
+
+
+def test_other_components_and_the_worst_status():
+    assert h.kafka({"kafka": {"ok": False, "bootstrap": "x:1"}}).level == "ERR"
+    assert h.dead_letters({"consumer": {"dead_lettered": 3, "recent_dead_letters": [{"reason": "high below low"}]}}
+                          ).reason == "3 message(s) dead-lettered; latest: high below low"
+    assert h.backfills([{"symbol": "A", "status": "failed"}]).level == "WARN"
+    assert h.bar_builder({"bars": {"pending_marks": 3, "last_run": NOW - 100}}, NOW).level == "STALL"
+    assert h.stack({"mode": "embedded", "stack": [{"name": "kafka", "alive": False}]}).level == "ERR"
+    assert h.stack({"mode": "external"}) is None
+    statuses = [h.Status("a", "OK", ""), h.Status("b", "STALL", ""), h.Status("c", "WARN", "")]
+    assert h.worst(statuses) == "STALL"
+
+
+def test_lag_history_keeps_a_window():
+    history = h.LagHistory(keep_s=30)
+    for i in range(10):
+        history.add({"lag_total": i, "last_commit_at": None}, now=NOW + i * 5)
+    assert [s[1] for s in history.window(12, now=NOW + 45)] == [7, 8, 9]
+    assert len(history.samples) == 7  # older than 30 s dropped
+
+
+def test_health_page_with_the_pipeline_running(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, autostart=True)
+    at = app("health", timeout=90).run()
+    deadline = time.time() + 30
+    while "Producer · simulated" not in texts(at) + str(at.dataframe[0].value if at.dataframe else "") \
+            and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    time.sleep(3)
+    at.run()
+    assert_clean(at)
+    table = at.dataframe[0].value.set_index("Component")
+    for component in ("Kafka", "MongoDB", "Producer · simulated", "Consumer", "Dead-letter topic", "Bar builder"):
+        assert table.loc[component, "Status"] == "🟢 OK", table.to_string()
+    assert "Overall: **🟢 OK**" in texts(at)
+    assert [m.label for m in at.metric][:4] == ["Published", "Waiting to re-send", "Send failures", "Lost (buffer full)"]
+    assert plotly_specs(at), "the throughput chart is drawn"
+    assert "Nothing was dead-lettered" in texts(at)
+
+
+def test_health_page_with_the_pipeline_stopped(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch)
+    at = app("health").run()
+    assert_clean(at)
+    table = at.dataframe[0].value.set_index("Component")
+    assert table.loc["Producer", "Status"] == "⏸️ STOP" and table.loc["Consumer", "Status"] == "⏸️ STOP"
+    assert "The producer is not running (pipeline stopped). Start the pipeline on the Home page." in texts(at)
+
+
+def test_health_page_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
+    at = app("health").run()
+    assert_clean(at)
+    assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+
+
+@pytest.mark.parametrize("page", ["home", "watchlist", "live", "history", "health"])
+def test_every_page_survives_mongodb_dying_after_start(page, stack, tmp_path, app_env, monkeypatch):
+    """Start fine, then point the runtime's store at a dead server: a sentence, never a traceback."""
+    from pipeline.store import Store
+    from pipeline.watchlist import Watchlist
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    Watchlist(Store.from_uri(settings.mongodb_uri, settings.db).watchlist, None).seed(["AAPL"], "simulated")
+    at = app(page).run()
+    assert_clean(at)
+    from ui.runtime import get_runtime
+    runtime = get_runtime()
+    dead = Store.from_uri(MONGO_DOWN, settings.db, timeout_s=0.5)
+    runtime.store, runtime.watchlist.collection = dead, dead.watchlist
+    import streamlit as st
+    st.cache_data.clear()
+    at.run()
+    assert_clean(at)
+    page_text = texts(at)
+    said = ("did not answer", "not reachable", "does not answer")
+    assert "MongoDB" in page_text and any(x in page_text for x in said), page_text

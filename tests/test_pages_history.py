@@ -1,0 +1,114 @@
+"""History page through AppTest: aggregation, the point cap, the normalised comparison, the stats
+table, the CSV, the view in the URL, demo caps, the empty states and MongoDB down."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from market_data import seed_bars
+from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts, trace_lengths, values
+from pipeline import analytics, queries
+from pipeline.store import Store
+from pipeline.watchlist import Watchlist
+
+
+@pytest.fixture
+def seeded(stack, tmp_path, app_env, monkeypatch):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "NODATA"], "simulated")
+    frame = seed_bars(store, ["AAPL", "MSFT"], days=2)
+    yield settings, store, frame
+    store.client.drop_database(settings.db)
+    store.close()
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def test_history_default_view_one_symbol_candles_stats_and_url(seeded):
+    _, store, _ = seeded
+    at = app("history").run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    assert [t["type"] for t in spec["data"]] == ["candlestick", "bar"]
+    assert 45 <= trace_lengths(spec)[0] <= 50  # auto over 30 days picks stored 1h bars: ~2 days of data
+    q = dict(at.query_params)
+    assert q["symbols"] == "AAPL" and q["interval"] == "auto" and q["end"] == today()
+    stats = at.dataframe[0].value
+    assert stats["symbol"].tolist() == ["AAPL"]
+    start = datetime.fromisoformat(q["start"]).replace(tzinfo=timezone.utc)
+    end = datetime.now(timezone.utc)
+    want = analytics.stats(queries.bars(store, ["AAPL"], "1h", start, end).frame)
+    assert stats["return_pct"].iloc[0] == pytest.approx(want["return_pct"])
+    assert stats["max_drawdown_pct"].iloc[0] == pytest.approx(want["max_drawdown_pct"])
+    assert [b.label for b in at.get("download_button")] == ["⬇️ Download these bars as CSV"]
+    assert "read from the stored 1h bars and aggregated in MongoDB" in texts(at)
+
+
+def test_history_comparison_is_normalised_to_one_at_the_start(seeded):
+    at = app("history", query={"symbols": "AAPL,MSFT", "interval": "1h"}).run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    assert [t["name"] for t in spec["data"]] == ["AAPL", "MSFT"]
+    for trace in spec["data"]:
+        assert values(trace["y"])[0] == pytest.approx(1.0)
+    assert at.dataframe[0].value["symbol"].tolist() == ["AAPL", "MSFT"]
+    at.toggle(key="hist_prices").set_value(True).run()
+    (spec,) = plotly_specs(at)
+    assert values(spec["data"][0]["y"])[0] > 10  # prices, not ratios
+
+
+def test_history_fine_interval_over_a_long_range_is_widened_and_says_so(seeded):
+    start = (datetime.now(timezone.utc) - timedelta(days=20)).date().isoformat()
+    at = app("history", query={"symbols": "AAPL", "interval": "1m", "start": start, "end": today()}).run()
+    assert_clean(at)
+    assert "showing bars of 15 minutes" in texts(at) and "stay under 5,000" in texts(at)
+    (spec,) = plotly_specs(at)
+    assert max(trace_lengths(spec)) <= 5000
+    assert "read from the stored 5m bars" in texts(at)
+
+
+def test_history_url_round_trip_and_unknown_symbol_in_range(seeded):
+    start = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    at = app("history", query={"symbols": "MSFT,NODATA", "interval": "15m", "start": start, "end": today()}).run()
+    assert_clean(at)
+    assert at.multiselect(key="hist_symbols").value == ["MSFT", "NODATA"]
+    assert at.selectbox(key="hist_interval").value == "15m"
+    assert "No stored bars for NODATA in this range." in [w.value for w in at.warning]
+    assert dict(at.query_params) == {"symbols": "MSFT,NODATA", "start": start, "end": today(), "interval": "15m"}
+
+
+def test_history_no_data_in_range_says_what_to_do(seeded):
+    at = app("history", query={"symbols": "NODATA"}).run()
+    assert_clean(at)
+    assert "No stored bars for NODATA between" in texts(at)
+    assert not plotly_specs(at)
+
+
+def test_history_demo_mode_caps_the_range(stack, tmp_path, app_env, monkeypatch):
+    settings = configure(stack, tmp_path, app_env, monkeypatch, demo_mode=True, max_history_days=7)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    Watchlist(store.watchlist, None).seed(["AAPL"], "simulated")
+    seed_bars(store, ["AAPL"], days=1)
+    at = app("history", query={"symbols": "AAPL", "start": "2000-01-01"}).run()
+    assert_clean(at)
+    first, last = at.date_input(key="hist_range").value
+    assert (last - first).days == 7
+    store.client.drop_database(settings.db)
+
+
+def test_history_empty_watchlist(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch)
+    at = app("history").run()
+    assert_clean(at)
+    assert "No history to explore yet: the watchlist is empty." in texts(at)
+
+
+def test_history_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
+    at = app("history").run()
+    assert_clean(at)
+    assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")

@@ -1,0 +1,106 @@
+"""Home page's watchlist at a glance through AppTest, demo-mode controls, and the rules every page
+module keeps (no Kafka in pages, no Streamlit in pipeline/, every setting in the secrets example)."""
+
+import ast
+import re
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from market_data import seed_bars
+from pages_helpers import MONGO_DOWN, PAGES, app, assert_clean, configure, texts
+from pipeline.config import Settings
+from pipeline.store import Store
+from pipeline.watchlist import Entry, Watchlist
+from ui import tables
+
+
+@pytest.fixture
+def seeded(stack, tmp_path, app_env, monkeypatch):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "NODATA"], "simulated")
+    frame = seed_bars(store, ["AAPL", "MSFT"], days=3)
+    yield settings, store, frame
+    store.client.drop_database(settings.db)
+    store.close()
+
+
+def test_home_watchlist_at_a_glance(seeded):
+    _, _, frame = seeded
+    at = app("home").run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["Symbol"].tolist() == ["AAPL", "MSFT", "NODATA"]
+    aapl = table.iloc[0]
+    assert aapl["Last"] == pytest.approx(frame[frame.symbol == "AAPL"]["close"].iloc[-1])
+    assert aapl["Status"] == "🟢 live" and aapl["Updated"].endswith("s ago")
+    assert len(aapl["Trend"]) >= 40  # hourly closes over the stored days
+    assert " – " in aapl["Day range"]
+    assert table.iloc[2]["Status"] == "⚪ no data yet"
+    assert pd.isna(table.iloc[2]["Last"])
+
+
+def test_home_empty_watchlist_points_to_the_watchlist_page(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch)
+    at = app("home").run()
+    assert_clean(at)
+    assert "The watchlist is empty." in texts(at)
+
+
+def test_home_demo_mode_disables_start_and_pause(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, demo_mode=True)
+    at = app("home").run()
+    assert_clean(at)
+    start = next(b for b in at.button if b.label == "▶ Start")
+    assert start.disabled
+    assert "Read-only demo" in texts(at)
+    assert "No admin password is configured" in texts(at)
+
+
+def test_home_mongodb_down(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
+    at = app("home").run()
+    assert_clean(at)
+    assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+
+
+def test_stale_and_closed_flags():
+    now = datetime(2025, 3, 8, 15, 0, tzinfo=timezone.utc)  # a Saturday
+    assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, now) == "🌙 market closed"
+    assert tables.status(500.0, "AAPL", "simulated", True, 2.0, now) == "🟠 stale (8 min)"
+    assert tables.status(500.0, "BTC-USD", "yfinance", True, 2.0, now) == "🟠 stale (8 min)"
+    weekday = now - timedelta(days=2)  # Thursday 10:00 New York: open
+    assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, weekday) == "🟢 live"
+    assert tables.status(None, "AAPL", "yfinance", False, 2.0, weekday) == "⏸️ disabled"
+    rows = tables.watchlist_glance([Entry("AAPL")], pd.DataFrame(), {}, 2.0, now)
+    assert rows.iloc[0]["Status"] == "⚪ no data yet"
+
+
+def imports(path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_pages_never_import_kafka_and_pipeline_never_imports_streamlit():
+    for path in [*PAGES.values(), *(ROOT / "ui").glob("*.py")]:
+        assert "kafka" not in imports(path), path
+    for path in (ROOT / "pipeline").rglob("*.py"):
+        assert "streamlit" not in imports(path), path
+
+
+def test_every_setting_is_in_the_secrets_example():
+    text = (ROOT / ".streamlit" / "secrets.toml.example").read_text()
+    keys = set(re.findall(r"^# ([A-Z0-9_]+) =", text, re.M))
+    assert {row["key"] for row in Settings.describe()} <= keys
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert "runOnSave = false" in config and 'showErrorDetails = "none"' in config

@@ -1,0 +1,98 @@
+"""Live page through AppTest: candles with volume and indicators, metrics, multi-symbol lines, the
+selection in the URL, the empty states and MongoDB down."""
+
+import pytest
+
+from market_data import seed_bars
+from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts, trace_lengths, values
+from pipeline.store import Store
+from pipeline.watchlist import Watchlist
+
+
+@pytest.fixture
+def seeded(stack, tmp_path, app_env, monkeypatch):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "NODATA"], "simulated")
+    frame = seed_bars(store, ["AAPL", "MSFT"], days=1)
+    yield settings, store, frame
+    store.client.drop_database(settings.db)
+    store.close()
+
+
+def test_live_one_symbol_candles_volume_and_metrics(seeded):
+    _, _, frame = seeded
+    at = app("live").run()
+    assert_clean(at)
+    assert [m.label for m in at.metric] == ["AAPL last", "Change", "% change", "Day high", "Day low", "Day volume"]
+    last = frame[frame.symbol == "AAPL"]["close"].iloc[-1]
+    assert at.metric[0].value == f"{last:,.2f}"
+    (spec,) = plotly_specs(at)
+    types = [t["type"] for t in spec["data"]]
+    assert types == ["candlestick", "bar"]
+    assert spec["data"][1]["name"] == "Volume" and spec["data"][1]["yaxis"] == "y2"
+    assert 118 <= trace_lengths(spec)[0] <= 122  # a 2 h window of 1-minute bars
+    assert spec["layout"]["hovermode"] == "x unified"
+    assert not spec["layout"]["xaxis"].get("rangebreaks")  # the simulated market is 24/7: nothing folded
+    assert dict(at.query_params) == {"symbols": "AAPL", "interval": "1m", "window": "2h"}
+    assert "120 bars of 1 minute" in texts(at) or "121 bars of 1 minute" in texts(at)
+
+
+def test_live_indicators_add_overlays_and_panels(seeded):
+    at = app("live").run()
+    at.pills(key="live_indicators").set_value(["SMA 20", "Bollinger", "VWAP", "RSI", "MACD"]).run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    names = [t.get("name") for t in spec["data"]]
+    assert names == ["AAPL", "SMA 20", "VWAP", "Bollinger upper", "Bollinger lower", "Volume", "RSI 14",
+                     "MACD histogram", "MACD 12/26", "Signal 9"]
+    assert spec["layout"]["yaxis3"]["range"] == [0, 100]  # RSI panel
+    sma = next(t for t in spec["data"] if t.get("name") == "SMA 20")
+    sma_y = values(sma["y"])
+    assert sma_y and sma_y[0] == sma_y[0]  # not NaN: warm-up bars before the window settle it
+
+
+def test_live_several_symbols_as_normalised_lines_from_the_url(seeded):
+    at = app("live", query={"symbols": "AAPL,MSFT", "interval": "5m", "window": "8h"}).run()
+    assert_clean(at)
+    assert at.multiselect(key="live_symbols").value == ["AAPL", "MSFT"]
+    (spec,) = plotly_specs(at)
+    assert [t["name"] for t in spec["data"]] == ["AAPL", "MSFT"]
+    assert all(t["type"] == "scatter" for t in spec["data"])
+    assert all(94 <= n <= 98 for n in trace_lengths(spec))  # 8 h of 5-minute bars
+    assert [m.label for m in at.metric] == ["AAPL", "MSFT"]
+    assert at.toggle(key="live_normalise").value is True
+    assert dict(at.query_params)["interval"] == "5m"
+
+
+def test_live_symbol_without_data_says_what_to_do(seeded):
+    at = app("live", query={"symbols": "NODATA"}).run()
+    assert_clean(at)
+    assert "No 1m bars for NODATA in the last 2h" in texts(at)
+    assert "start it on the Home page" in texts(at)
+    assert not plotly_specs(at)
+
+
+def test_live_wide_window_is_widened_and_says_so(seeded):
+    at = app("live", query={"symbols": "AAPL", "window": "5d"}).run()
+    assert_clean(at)
+    assert "showing bars of 5 minutes" in texts(at)
+    (spec,) = plotly_specs(at)
+    assert max(trace_lengths(spec)) <= 1500
+
+
+def test_live_empty_watchlist(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch)
+    at = app("live").run()
+    assert_clean(at)
+    assert "the watchlist is empty" in texts(at)
+    assert not plotly_specs(at)
+
+
+def test_live_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
+    at = app("live").run()
+    assert_clean(at)
+    assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+    assert [b.label for b in at.button] == ["Try again"]

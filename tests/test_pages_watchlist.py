@@ -1,0 +1,145 @@
+"""Watchlist page through AppTest: editor edits (add, duplicate, bad format, unknown ticker, fix a
+pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
+
+import pytest
+
+from pages_helpers import MONGO_DOWN, app, assert_clean, configure, texts
+from pipeline.store import Store
+from pipeline.watchlist import Watchlist
+
+EDITOR = "wl_editor_0"
+
+
+@pytest.fixture
+def seeded(stack, tmp_path, app_env, monkeypatch):
+    csv_file = tmp_path / "bars.csv"
+    csv_file.write_text("symbol,interval,ts,open,high,low,close,volume\n"
+                        "CSVONLY,1m,2025-01-02T15:00:00Z,10,11,9,10.5,100\n")
+    monkeypatch.setenv("STOCKMON_CSV_PATH", str(csv_file))
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "GOOG"], "simulated")
+    yield settings, store
+    store.client.drop_database(settings.db)
+    store.close()
+
+
+def symbols(store) -> list[str]:
+    return [d["_id"] for d in store.watchlist.find().sort("added_at", 1)]
+
+
+def edit(added=(), edited=None, deleted=()) -> dict:
+    return {EDITOR: {"added_rows": list(added), "edited_rows": edited or {}, "deleted_rows": list(deleted)}}
+
+
+def test_watchlist_shows_entries_and_backfill_progress(seeded):
+    _, store = seeded
+    store.backfills.insert_one({"_id": "MSFT", "symbol": "MSFT", "source": "simulated", "status": "running",
+                                "done": 1, "total": 4, "published": 1234})
+    at = app("watchlist").run()
+    assert_clean(at)
+    table = at.data_editor[0].value
+    assert table["symbol"].tolist() == ["AAPL", "MSFT", "GOOG"]
+    assert table.set_index("symbol").loc["MSFT", "backfill"] == 25.0
+    assert "backfilling (1/4)" in table.set_index("symbol").loc["MSFT", "status"]
+    (bar,) = at.get("progress")
+    assert bar.value == 25 and "MSFT" in bar.text and "1,234 bars sent" in bar.text
+    assert at.data_editor[0].editing_mode == "dynamic"
+    assert "3 of at most 50 symbols · 3 enabled" in texts(at)
+
+
+def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seeded):
+    _, store = seeded
+    at = app("watchlist", state=edit(added=[{"symbol": "nvda"}, {"symbol": "AAPL"}, {"symbol": "BAD!"},
+                                            {"symbol": "ZZZZ", "source": "csv"}, {"source": "simulated"}])).run()
+    assert_clean(at)
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "NVDA"]
+    assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [s.value for s in at.success]
+    errors = "\n".join(e.value for e in at.error)
+    assert "AAPL: AAPL is already on the watchlist" in errors
+    assert "BAD!: 'BAD!' is not a valid ticker" in errors
+    assert "ZZZZ:" in errors and "csv" in errors.lower()
+    table = at.data_editor[0].value
+    pending = table.iloc[4:]
+    assert pending["symbol"].tolist()[:3] == ["AAPL", "BAD!", "ZZZZ"]
+    assert all(s.startswith("❌ not added: ") for s in pending["status"])
+    assert "type a ticker in this row" in pending["status"].iloc[3]
+
+
+def test_fixing_a_pending_row_adds_it(seeded):
+    _, store = seeded
+    at = app("watchlist", state=edit(added=[{"symbol": "BAD!"}])).run()
+    assert at.data_editor[0].value["symbol"].tolist() == ["AAPL", "MSFT", "GOOG", "BAD!"]
+    at.session_state["wl_editor_1"] = {"added_rows": [], "edited_rows": {3: {"symbol": "meta"}}, "deleted_rows": []}
+    at.run()
+    assert_clean(at)
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "META"]
+    assert at.data_editor[0].value["symbol"].tolist() == ["AAPL", "MSFT", "GOOG", "META"]
+
+
+def test_delete_disable_and_switch_source(seeded):
+    _, store = seeded
+    at = app("watchlist", state=edit(edited={0: {"enabled": False}, 2: {"source": "csv"}}, deleted=[1])).run()
+    assert_clean(at)
+    docs = {d["_id"]: d for d in store.watchlist.find()}
+    assert set(docs) == {"AAPL", "GOOG"}
+    assert docs["AAPL"]["enabled"] is False
+    assert docs["GOOG"]["source"] == "simulated"  # the csv file does not know GOOG: refused with a reason
+    assert "Removed MSFT." in [s.value for s in at.success]
+    assert any("GOOG" in e.value and "csv cannot serve GOOG" in e.value for e in at.error)
+    assert "1 enabled" in texts(at)
+
+
+def test_rename_a_stored_row(seeded):
+    _, store = seeded
+    app("watchlist", state=edit(edited={1: {"symbol": "IBM"}})).run()
+    assert symbols(store) == ["AAPL", "GOOG", "IBM"]
+
+
+def test_import_text_and_export(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    at.text_area[0].input("TSLA, amd BAD!")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store)[-2:] == ["TSLA", "AMD"]
+    assert any(s.value.startswith("Added TSLA, AMD") for s in at.success)
+    assert any(e.value.startswith("BAD!:") for e in at.error)
+    assert [b.label for b in at.get("download_button")] == ["⬇️ Export as CSV"]
+    assert "AAPL MSFT GOOG TSLA AMD" in [c.value for c in at.code]
+
+
+def test_demo_mode_is_read_only_until_the_admin_signs_in(stack, tmp_path, app_env, monkeypatch):
+    settings = configure(stack, tmp_path, app_env, monkeypatch, demo_mode=True, admin_password="s3cret")
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    Watchlist(store.watchlist, None).seed(["AAPL"], "simulated")
+    at = app("watchlist", state=edit(added=[{"symbol": "NVDA"}])).run()
+    assert_clean(at)
+    assert "read-only public demo" in texts(at)
+    assert at.data_editor[0].editing_mode == "fixed"
+    assert symbols(store) == ["AAPL"]  # the edit state was ignored
+    at.text_input[0].input("wrong")
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert "That password is not right." in [e.value for e in at.error]
+    at.text_input[0].input("s3cret")
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert_clean(at)
+    assert at.data_editor[0].editing_mode == "dynamic"
+    assert "Signed in as admin" in texts(at)
+    store.client.drop_database(settings.db)
+
+
+def test_empty_watchlist_says_what_to_do(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch)
+    at = app("watchlist").run()
+    assert_clean(at)
+    assert "The watchlist is empty. Type a ticker" in texts(at)
+    assert at.data_editor[0].value.empty
+
+
+def test_watchlist_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
+    configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
+    at = app("watchlist").run()
+    assert_clean(at)
+    assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")

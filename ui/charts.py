@@ -1,0 +1,211 @@
+"""Plotly figure builders for the pages: candlesticks with volume and indicators, multi-symbol lines,
+pipeline throughput. Pure functions of DataFrames; no Streamlit, no I/O.
+
+Guarantees:
+- One x axis per figure: price, volume, RSI and MACD are stacked panels (separate y axes) over the
+  same time axis, so zooming one zooms all and a single unified hover shows open, high, low, close,
+  volume and every indicator of the bar under the cursor.
+- Times are drawn in the exchange's local time (``tz``); daily and weekly bars keep their UTC
+  calendar day. Closed-market range breaks (weekends, nights, holidays) are added only when the
+  exchange is not open 24/7 *and* the data really has those gaps, so a 24/7 series (crypto, FX, the
+  simulator) is never folded.
+- Indicators are computed on everything passed in (so warm-up bars before ``visible_from`` settle
+  them) and only the visible part is drawn.
+- Volume bars are coloured by the bar's direction (close >= open is up).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from pipeline import analytics
+
+UP, DOWN = "#26a69a", "#ef5350"
+OVERLAYS = ("SMA 20", "EMA 20", "Bollinger", "VWAP")
+PANELS = ("RSI", "MACD")
+INDICATORS = OVERLAYS + PANELS
+OVERLAY_COLORS = {"SMA 20": "#f59e0b", "EMA 20": "#8b5cf6", "Bollinger": "#64748b", "VWAP": "#0ea5e9"}
+DAY = 86400
+
+
+def local_times(ts: pd.Series, tz: str | None, interval_s: int) -> pd.Series:
+    """Naive local datetimes for drawing (UTC calendar days for daily and coarser bars)."""
+    ts = pd.to_datetime(ts, utc=True)
+    if interval_s >= DAY or not tz:
+        return ts.dt.tz_localize(None)
+    return ts.dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def closed_market_breaks(x: pd.Series, interval_s: int, always_open: bool, max_holidays: int = 60) -> list[dict]:
+    """Plotly ``rangebreaks`` for the closed periods the data actually shows (see the module doc)."""
+    x = pd.Series(pd.to_datetime(x)).dropna().sort_values().drop_duplicates().reset_index(drop=True)
+    if always_open or len(x) < 3 or interval_s >= 7 * DAY:
+        return []
+    gaps = x.diff().dt.total_seconds() > (1.5 * DAY if interval_s >= DAY else max(3 * interval_s, 3600))
+    if not gaps.any():
+        return []
+    breaks: list[dict] = []
+    weekend_in_range = any(d.weekday() >= 5 for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize()))
+    if weekend_in_range and not (x.dt.weekday >= 5).any():
+        breaks.append(dict(bounds=["sat", "mon"]))
+    if interval_s < DAY:
+        tod = x.dt.hour + x.dt.minute / 60.0
+        first, end = float(tod.min()), float(tod.max()) + interval_s / 3600.0
+        overnight = (gaps & (x.dt.date != x.shift().dt.date)).any()
+        if overnight and end <= 24 - 1 and first < end:
+            breaks.append(dict(bounds=[round(end, 4), round(first, 4)], pattern="hour"))
+    present = set(x.dt.date)
+    holidays = [d.strftime("%Y-%m-%d") for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize())
+                if d.weekday() < 5 and d.date() not in present]
+    if holidays:
+        breaks.append(dict(values=holidays[-max_holidays:], dvalue=DAY * 1000))
+    return breaks
+
+
+def _panel_domains(panels: Sequence[str]) -> dict[str, list[float]]:
+    """Vertical domains: price on top, then volume, then RSI/MACD panels, with small gaps."""
+    weights = {"price": 3.2, "volume": 1.0, "RSI": 1.1, "MACD": 1.1}
+    order = ["price", "volume", *panels]
+    gap = 0.035
+    total = sum(weights[p] for p in order)
+    usable = 1 - gap * (len(order) - 1)
+    domains, top = {}, 1.0
+    for name in order:
+        height = usable * weights[name] / total
+        domains[name] = [max(0.0, round(top - height, 4)), round(top, 4)]
+        top -= height + gap
+    return domains
+
+
+def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Iterable[str] = (),
+            tz: str | None = "UTC", always_open: bool = True, visible_from: datetime | None = None,
+            height: int | None = None) -> go.Figure:
+    """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume)."""
+    chosen = [i for i in INDICATORS if i in set(indicators)]
+    frame = bars.sort_values("ts").reset_index(drop=True)
+    close = frame["close"]
+    x_all = local_times(frame["ts"], tz, interval_s)
+    extra: dict[str, pd.Series] = {}
+    if "SMA 20" in chosen:
+        extra["SMA 20"] = analytics.sma(close, 20)
+    if "EMA 20" in chosen:
+        extra["EMA 20"] = analytics.ema(close, 20)
+    if "Bollinger" in chosen:
+        bands = analytics.bollinger(close)
+        extra["BB upper"], extra["BB lower"] = bands["upper"], bands["lower"]
+    if "VWAP" in chosen:
+        extra["VWAP"] = analytics.vwap(frame, sessions=x_all.dt.date)
+    if "RSI" in chosen:
+        extra["RSI"] = analytics.rsi(close)
+    if "MACD" in chosen:
+        m = analytics.macd(close)
+        extra["MACD"], extra["Signal"], extra["Hist"] = m["macd"], m["signal"], m["hist"]
+    keep = np.ones(len(frame), dtype=bool)
+    if visible_from is not None:
+        keep = (frame["ts"] >= pd.Timestamp(visible_from)).to_numpy()
+    f = frame[keep].reset_index(drop=True)
+    x = x_all[keep].reset_index(drop=True)
+    extra = {k: v[keep].reset_index(drop=True).round(6) for k, v in extra.items()}
+    panels = [p for p in PANELS if p in chosen]
+    domains = _panel_domains(panels)
+    axis = {"price": "y", "volume": "y2", **{p: f"y{i + 3}" for i, p in enumerate(panels)}}
+
+    fig = go.Figure()
+    fig.add_trace(go.Candlestick(
+        x=x, open=f["open"], high=f["high"], low=f["low"], close=f["close"], name=symbol, yaxis="y",
+        increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
+        decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN)))
+    for name in ("SMA 20", "EMA 20", "VWAP"):
+        if name in extra:
+            fig.add_trace(go.Scatter(x=x, y=extra[name], name=name, mode="lines", yaxis="y",
+                                     line=dict(width=1.4, color=OVERLAY_COLORS[name]), hovertemplate="%{y:,.2f}"))
+    if "BB upper" in extra:
+        color = OVERLAY_COLORS["Bollinger"]
+        fig.add_trace(go.Scatter(x=x, y=extra["BB upper"], name="Bollinger upper", mode="lines", yaxis="y",
+                                 line=dict(width=1, color=color, dash="dot"), hovertemplate="%{y:,.2f}"))
+        fig.add_trace(go.Scatter(x=x, y=extra["BB lower"], name="Bollinger lower", mode="lines", yaxis="y",
+                                 line=dict(width=1, color=color, dash="dot"), fill="tonexty",
+                                 fillcolor="rgba(100,116,139,0.10)", hovertemplate="%{y:,.2f}"))
+    direction = np.where(f["close"] >= f["open"], UP, DOWN)
+    fig.add_trace(go.Bar(x=x, y=f["volume"], name="Volume", yaxis="y2", marker=dict(color=direction, line_width=0),
+                         opacity=0.75, hovertemplate="%{y:,.0f}"))
+    if "RSI" in extra:
+        fig.add_trace(go.Scatter(x=x, y=extra["RSI"], name="RSI 14", mode="lines", yaxis=axis["RSI"],
+                                 line=dict(width=1.3, color="#a855f7"), hovertemplate="%{y:.1f}"))
+    if "MACD" in extra:
+        hist_colors = np.where(extra["Hist"].fillna(0) >= 0, UP, DOWN)
+        fig.add_trace(go.Bar(x=x, y=extra["Hist"], name="MACD histogram", yaxis=axis["MACD"],
+                             marker=dict(color=hist_colors, line_width=0), opacity=0.6, hovertemplate="%{y:.3f}"))
+        fig.add_trace(go.Scatter(x=x, y=extra["MACD"], name="MACD 12/26", mode="lines", yaxis=axis["MACD"],
+                                 line=dict(width=1.3, color="#0ea5e9"), hovertemplate="%{y:.3f}"))
+        fig.add_trace(go.Scatter(x=x, y=extra["Signal"], name="Signal 9", mode="lines", yaxis=axis["MACD"],
+                                 line=dict(width=1.3, color="#f59e0b"), hovertemplate="%{y:.3f}"))
+
+    layout: dict = dict(
+        height=height or (430 + 120 * len(panels)), margin=dict(l=8, r=8, t=30, b=8),
+        hovermode="x unified", hoversubplots="axis", showlegend=True, bargap=0.1,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=11)),
+        xaxis=dict(rangeslider=dict(visible=False), rangebreaks=closed_market_breaks(x, interval_s, always_open),
+                   showspikes=True, spikemode="across", spikethickness=1, anchor="free", position=0),
+        yaxis=dict(domain=domains["price"], title=None, tickformat=",.2f", side="right"),
+        yaxis2=dict(domain=domains["volume"], title=None, side="right", tickformat="~s", showgrid=False),
+    )
+    for i, p in enumerate(panels):
+        name = f"yaxis{i + 3}"
+        layout[name] = dict(domain=domains[p], side="right", title=dict(text=p, font=dict(size=11)))
+        if p == "RSI":
+            layout[name].update(range=[0, 100], tickvals=[30, 70])
+    fig.update_layout(**layout)
+    if "RSI" in panels:
+        for level in (30, 70):
+            fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref=axis["RSI"], y0=level, y1=level,
+                          line=dict(width=1, dash="dot", color="rgba(128,128,128,0.6)"))
+    return fig
+
+
+def lines(frame: pd.DataFrame, *, interval_s: int, normalise: bool = False, tz: str | None = "UTC",
+          always_open: bool = True, height: int = 430) -> go.Figure:
+    """One line per symbol (long frame: symbol, ts, close); normalised to 1.0 at each line's start."""
+    fig = go.Figure()
+    xs = []
+    for symbol, g in frame.sort_values("ts").groupby("symbol", sort=False):
+        x = local_times(g["ts"], tz, interval_s)
+        xs.append(x)
+        y = analytics.normalise(g["close"]) if normalise else g["close"]
+        fig.add_trace(go.Scatter(x=x, y=y.round(6), name=symbol, mode="lines", line=dict(width=1.6),
+                                 hovertemplate="%{y:.4f}×" if normalise else "%{y:,.2f}"))
+    union = pd.concat(xs) if xs else pd.Series(dtype="datetime64[ns]")
+    fig.update_layout(
+        height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+        xaxis=dict(rangebreaks=closed_market_breaks(union, interval_s, always_open)),
+        yaxis=dict(side="right", title=None, tickformat=".2f" if normalise else ",.2f"),
+    )
+    if normalise:
+        fig.add_hline(y=1.0, line=dict(width=1, dash="dot", color="rgba(128,128,128,0.7)"))
+    return fig
+
+
+def throughput(series: dict[str, list[dict]], height: int = 260) -> go.Figure:
+    """Events per second over time, one line per named series of ``[{t: epoch, per_s}]``."""
+    fig = go.Figure()
+    for name, points in series.items():
+        if not points:
+            continue
+        x = pd.to_datetime([p["t"] for p in points], unit="s", utc=True).tz_localize(None)
+        fig.add_trace(go.Scatter(x=x, y=[p["per_s"] for p in points], name=name, mode="lines",
+                                 line=dict(width=1.6, shape="hv"), hovertemplate="%{y:.1f}/s"))
+    fig.update_layout(height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+                      yaxis=dict(title="events/s", rangemode="tozero", side="right"))
+    return fig
+
+
+def figure_points(fig: go.Figure) -> int:
+    """The largest number of points of any trace (what the 5,000-point rule is about)."""
+    return max((len(t.x) for t in fig.data if getattr(t, "x", None) is not None), default=0)

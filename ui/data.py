@@ -1,0 +1,135 @@
+"""Cached data loaders for the pages: thin wrappers around ``pipeline.queries``.
+
+Guarantees:
+- Every loader is an ``st.cache_data`` function with a short ttl (live data 1 s, quotes 3 s, history
+  30 s), keyed by the store (MongoDB URI + database) and its arguments, so many browser sessions
+  looking at the same thing cost one query.
+- Loaders raise ``pymongo.errors.PyMongoError`` (or ``StoreUnavailable``) and never show anything;
+  pages turn failures into sentences with ``ui.page.sentences``.
+- ``collection_details`` is computed in a background thread (it is slow on big collections with
+  the embedded server): the page gets the last answer immediately, ``None`` until the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import queries
+from pipeline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(RuntimeError):
+    """The runtime has no MongoDB connection (it is stopped or could not start)."""
+
+
+def _runtime() -> Runtime:
+    from ui.runtime import get_runtime
+    return get_runtime()
+
+
+def store():
+    runtime = _runtime()
+    if runtime.store is None:
+        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+    return runtime.store
+
+
+def store_key() -> str:
+    runtime = _runtime()
+    return f"{runtime.mongodb_uri}|{runtime.settings.db}"
+
+
+@st.cache_data(ttl=1, show_spinner=False, max_entries=256)
+def live_bars(key: str, symbols: tuple[str, ...], interval: str, window_s: int, warmup: int,
+              max_points: int) -> queries.BarsResult:
+    return queries.recent_bars(store(), symbols, interval, timedelta(seconds=window_s), warmup=warmup,
+                               max_points=max_points)
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=128)
+def history_bars(key: str, symbols: tuple[str, ...], interval: str, start: datetime, end: datetime,
+                 max_points: int) -> queries.BarsResult:
+    return queries.bars(store(), symbols, interval, start, end, max_points=max_points)
+
+
+@st.cache_data(ttl=3, show_spinner=False, max_entries=64)
+def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
+    return queries.quotes(store(), symbols)
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=64)
+def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
+    return queries.sparklines(store(), symbols)
+
+
+def watchlist_entries(enabled_only: bool = False) -> list:
+    runtime = _runtime()
+    if runtime.watchlist is None:
+        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+    return runtime.watchlist.entries(enabled_only=enabled_only)
+
+
+def backfills() -> list[dict]:
+    return queries.backfills(store())
+
+
+class Periodic:
+    """Runs ``fn`` in a background thread at most every ``every_s``; ``get()`` never blocks."""
+
+    def __init__(self, fn: Callable[[], Any], every_s: float = 60.0):
+        self.fn = fn
+        self.every_s = every_s
+        self.value: Any = None
+        self.at: float | None = None
+        self.error: str | None = None
+        self._running = False
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[Any, float | None, str | None]:
+        with self._lock:
+            stale = self.at is None or time.time() - self.at > self.every_s
+            if stale and not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="stockmon-periodic", daemon=True).start()
+            return self.value, self.at, self.error
+
+    def _run(self) -> None:
+        try:
+            value, error = self.fn(), None
+        except Exception as exc:  # noqa: BLE001 - reported on the page as a sentence
+            log.warning("background query failed: %s", exc)
+            value, error = self.value, f"{exc.__class__.__name__}: {str(exc)[:200]}"
+        with self._lock:
+            self.value, self.error, self.at, self._running = value, error, time.time(), False
+
+
+@st.cache_resource(show_spinner=False)
+def _collection_worker(key: str) -> Periodic:
+    runtime = _runtime()
+
+    def run():
+        if runtime.store is None:
+            raise StoreUnavailable("not connected")
+        return queries.collection_details(runtime.store)
+
+    return Periodic(run, every_s=60.0)
+
+
+def collection_details() -> tuple[list[dict] | None, float | None, str | None]:
+    return _collection_worker(store_key()).get()
+
+
+@st.cache_resource(show_spinner=False)
+def lag_history(key: str):
+    """Consumer lag samples shared by every session of this process (for STALL/WARN over a window)."""
+    from ui.health import LagHistory
+    return LagHistory()

@@ -1,0 +1,94 @@
+"""Formatting for pages: prices, changes, volumes, ages and times, the same way everywhere.
+
+Guarantees: every function accepts ``None``/NaN and returns "–" for it instead of raising; nothing here
+imports Streamlit, so it is usable (and tested) anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+DASH = "–"
+UP, DOWN = "#16a34a", "#dc2626"  # readable on both the light and the dark theme
+
+
+def missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def price(x, currency: str = "") -> str:
+    if missing(x):
+        return DASH
+    digits = 2 if abs(x) >= 1 else 4
+    text = f"{x:,.{digits}f}"
+    return f"{text} {currency}".strip() if currency and currency != "USD" else text
+
+
+def change(x) -> str:
+    return DASH if missing(x) else f"{x:+,.2f}"
+
+
+def pct(x, digits: int = 2) -> str:
+    return DASH if missing(x) else f"{x:+.{digits}f}%"
+
+
+def volume(x) -> str:
+    """Compact volume: 950, 12.3K, 4.56M, 1.2B."""
+    if missing(x):
+        return DASH
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= size:
+            return f"{x / size:.{1 if abs(x) >= 10 * size else 2}f}{suffix}"
+    return f"{x:,.0f}"
+
+
+def age(seconds) -> str:
+    """How long ago: "4 s", "3 min", "2 h 5 min", "3 d"."""
+    if missing(seconds):
+        return DASH
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    return f"{s // 86400} d"
+
+
+def since(epoch: float | None, now: float | None = None) -> str:
+    if epoch is None:
+        return DASH
+    return f"{age((now or time.time()) - epoch)} ago"
+
+
+def until(epoch: float | None, now: float | None = None) -> str:
+    if epoch is None:
+        return DASH
+    left = epoch - (now or time.time())
+    return "now" if left <= 0.5 else f"in {age(left)}"
+
+
+def local_time(ts: datetime | None, tz: str = "UTC", with_date: bool = False) -> str:
+    if ts is None:
+        return DASH
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    local = ts.astimezone(ZoneInfo(tz))
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if with_date else "%H:%M:%S %Z")
+
+
+def duration_ms(x) -> str:
+    if missing(x):
+        return DASH
+    return f"{x:,.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def direction_color(x) -> str:
+    if missing(x) or x == 0:
+        return ""
+    return UP if x > 0 else DOWN

@@ -1,0 +1,206 @@
+"""A status per pipeline component, in the spirit of Burrow: OK / WARN / ERR / STALL (and STOP).
+
+Pure functions of the runtime's health snapshot (and, for the consumer, a short history of lag
+samples); no Streamlit, no I/O.
+
+Rules (each status carries a one-sentence reason):
+- Kafka, MongoDB: OK when they answer, else ERR.
+- Producer job (one per source): STOP when paused or not running; ERR when the last run raised;
+  WARN when some symbols failed or events wait to be re-sent; STALL when the job has not run for
+  three poll intervals (30 s at least) although it should have; else OK. Lost events are ERR.
+- Consumer (Burrow's evaluation over the lag window): STOP when paused or not running in a running
+  pipeline; ERR when the thread died or writes keep failing; STALL when lag stays above zero and
+  does not shrink while *nothing is committed* over the window (or no commit for 60 s with lag);
+  WARN when lag grows although commits advance (falling behind) or is older than 30 s; else OK.
+- Dead letters: WARN when messages were dead-lettered by this process, else OK.
+- Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
+- Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
+  when one had to be restarted, else OK.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+LEVELS = ("OK", "WARN", "STOP", "STALL", "ERR")  # by severity
+BADGES = {"OK": "🟢 OK", "WARN": "🟡 WARN", "STOP": "⏸️ STOP", "STALL": "🟠 STALL", "ERR": "🔴 ERR"}
+
+
+@dataclass(frozen=True)
+class Status:
+    component: str
+    level: str
+    reason: str
+
+    @property
+    def badge(self) -> str:
+        return BADGES[self.level]
+
+
+def worst(statuses) -> str:
+    return max((s.level for s in statuses), key=LEVELS.index, default="OK")
+
+
+class LagHistory:
+    """Recent (time, lag_total, last_commit_at) samples of the consumer, shared by all sessions."""
+
+    def __init__(self, keep_s: float = 300.0):
+        self.keep_s = keep_s
+        self.samples: deque[tuple[float, int, float | None]] = deque(maxlen=2000)
+        self._lock = threading.Lock()
+
+    def add(self, consumer: dict | None, now: float | None = None) -> None:
+        if not consumer:
+            return
+        now = time.time() if now is None else now
+        with self._lock:
+            if self.samples and now - self.samples[-1][0] < 0.5:
+                return
+            self.samples.append((now, int(consumer.get("lag_total") or 0), consumer.get("last_commit_at")))
+            while self.samples and now - self.samples[0][0] > self.keep_s:
+                self.samples.popleft()
+
+    def window(self, seconds: float = 60.0, now: float | None = None) -> list[tuple[float, int, float | None]]:
+        now = time.time() if now is None else now
+        with self._lock:
+            return [s for s in self.samples if now - s[0] <= seconds]
+
+
+def kafka(health: dict) -> Status:
+    k = health.get("kafka") or {}
+    if k.get("ok"):
+        return Status("Kafka", "OK", f"answers at {k.get('bootstrap')}")
+    return Status("Kafka", "ERR", f"does not answer at {k.get('bootstrap') or 'unknown address'}")
+
+
+def mongo(health: dict) -> Status:
+    m = health.get("mongo") or {}
+    if m.get("ok"):
+        return Status("MongoDB", "OK", f"answers (version {m.get('version')})")
+    return Status("MongoDB", "ERR", m.get("error") or "does not answer")
+
+
+def producer(health: dict, poll_seconds: float, now: float | None = None) -> list[Status]:
+    now = time.time() if now is None else now
+    snap = health.get("producer")
+    if not snap:
+        return [Status("Producer", "STOP", f"not running (pipeline {health.get('state', 'stopped')})")]
+    if snap.get("paused"):
+        return [Status("Producer", "STOP", "paused")]
+    if not snap.get("running"):
+        return [Status("Producer", "ERR", "the scheduler is not running")]
+    out = []
+    late_after = max(3 * poll_seconds, 30.0)
+    for name, job in sorted((snap.get("jobs") or {}).items()):
+        component = f"Producer · {name}"
+        err = job.get("last_error")
+        failing = [s for s, row in (job.get("per_symbol") or {}).items() if row.get("last_error")]
+        if err and "symbol(s) failed" not in err:
+            out.append(Status(component, "ERR", f"last run failed: {err}"))
+        elif job.get("last_run") is None or now - job["last_run"] > late_after:
+            since = "never ran" if job.get("last_run") is None else f"no run for {now - job['last_run']:.0f} s"
+            out.append(Status(component, "STALL", since))
+        elif err:
+            names = ", ".join(sorted(failing)[:5])
+            out.append(Status(component, "WARN", f"{err}: {names}" if names else err))
+        else:
+            out.append(Status(component, "OK", f"{job.get('published', 0):,} events published, last run "
+                                                f"{now - job['last_run']:.0f} s ago"))
+    if not out:
+        out.append(Status("Producer", "OK", "running; no enabled symbols to fetch"))
+    if snap.get("lost_overflow"):
+        out.append(Status("Producer · publisher", "ERR", f"{snap['lost_overflow']:,} events lost (retry buffer full)"))
+    elif snap.get("pending"):
+        out.append(Status("Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"))
+    return out
+
+
+def consumer(health: dict, samples: list[tuple[float, int, float | None]], now: float | None = None) -> Status:
+    now = time.time() if now is None else now
+    snap = health.get("consumer")
+    name = "Consumer"
+    if not snap:
+        return Status(name, "STOP", f"not running (pipeline {health.get('state', 'stopped')})")
+    if snap.get("paused"):
+        return Status(name, "STOP", "paused")
+    if not snap.get("running"):
+        return Status(name, "ERR", f"the consumer thread stopped: {snap.get('last_error') or 'no reason recorded'}")
+    if snap.get("retrying_since"):
+        why = f": {snap['last_error']}" if snap.get("last_error") else ""
+        return Status(name, "ERR", f"writes failing for {now - snap['retrying_since']:.0f} s, retrying{why}")
+    lag = int(snap.get("lag_total") or 0)
+    last_commit = snap.get("last_commit_at")
+    if len(samples) >= 3 and samples[-1][0] - samples[0][0] >= 8:
+        lags = [s[1] for s in samples]
+        commits = {s[2] for s in samples}
+        no_commit = len(commits) == 1
+        if min(lags) > 0 and lags[-1] >= lags[0] and no_commit:
+            span = samples[-1][0] - samples[0][0]
+            return Status(name, "STALL", f"lag {lags[-1]:,} not shrinking and nothing committed for {span:.0f} s")
+        if lags[-1] > lags[0] and lags[-1] > 0 and not no_commit:
+            return Status(name, "WARN", f"falling behind: lag grew from {lags[0]:,} to {lags[-1]:,} "
+                                        f"in {samples[-1][0] - samples[0][0]:.0f} s")
+    if lag > 0 and last_commit is not None and now - last_commit > 60:
+        return Status(name, "STALL", f"lag {lag:,} and nothing committed for {now - last_commit:.0f} s")
+    oldest = max((snap.get("lag_seconds") or {}).values(), default=0.0)
+    if oldest > 30:
+        return Status(name, "WARN", f"lag {lag:,} messages, the oldest waiting {oldest:.0f} s")
+    return Status(name, "OK", f"lag {lag:,}, {snap.get('per_second_1m', 0):.1f} events/s over the last minute")
+
+
+def dead_letters(health: dict) -> Status:
+    snap = health.get("consumer") or {}
+    n = int(snap.get("dead_lettered") or 0)
+    if n:
+        latest = (snap.get("recent_dead_letters") or [{}])[-1].get("reason")
+        return Status("Dead-letter topic", "WARN",
+                      f"{n:,} message(s) dead-lettered" + (f"; latest: {latest}" if latest else ""))
+    return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
+
+
+def bar_builder(health: dict, now: float | None = None) -> Status:
+    now = time.time() if now is None else now
+    snap = health.get("bars")
+    if not snap:
+        return Status("Bar builder", "STOP", "not running")
+    if snap.get("last_error"):
+        return Status("Bar builder", "ERR", snap["last_error"])
+    if snap.get("pending_marks") and (snap.get("last_run") is None or now - snap["last_run"] > 30):
+        return Status("Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s")
+    return Status("Bar builder", "OK", f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs")
+
+
+def backfills(docs: list[dict]) -> Status:
+    failed = [d.get("symbol") for d in docs if d.get("status") == "failed"]
+    running = [d.get("symbol") for d in docs if d.get("status") in ("queued", "running")]
+    if failed:
+        return Status("Backfills", "WARN", f"failed for {', '.join(map(str, failed[:5]))}")
+    if running:
+        return Status("Backfills", "OK", f"in progress for {', '.join(map(str, running[:5]))}")
+    return Status("Backfills", "OK", f"{len(docs)} done" if docs else "none requested yet")
+
+
+def stack(health: dict) -> Status | None:
+    if health.get("mode") != "embedded":
+        return None
+    rows = health.get("stack") or []
+    dead = [r["name"] for r in rows if not r.get("alive")]
+    restarts = health.get("restarts") or {}
+    if dead:
+        return Status("Local stack", "ERR", f"{', '.join(dead)} not running")
+    if any(restarts.values()):
+        return Status("Local stack", "WARN", "restarted: " + ", ".join(f"{k} ×{v}" for k, v in restarts.items() if v))
+    return Status("Local stack", "OK", f"{len(rows)} server process(es) alive")
+
+
+def evaluate(health: dict, samples, poll_seconds: float, backfill_docs: list[dict],
+             now: float | None = None) -> list[Status]:
+    out = [kafka(health), mongo(health), *producer(health, poll_seconds, now), consumer(health, samples, now),
+           dead_letters(health), bar_builder(health, now), backfills(backfill_docs)]
+    local = stack(health)
+    if local is not None:
+        out.append(local)
+    return out

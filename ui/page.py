@@ -1,0 +1,71 @@
+"""What every page does first, and how every page fails.
+
+Guarantees:
+- ``setup`` configures the page (wide layout, title, icon), gets the one shared runtime, stops the
+  page with a sentence and a "Try again" button if the runtime could not start, and draws the
+  sidebar (pipeline state, demo-mode sign-in).
+- Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
+  problem becomes a warning that says the page will retry, anything else an error sentence; the
+  details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import streamlit as st
+from pymongo.errors import PyMongoError
+
+from pipeline.runtime import Runtime, explain
+from ui import auth
+from ui.data import StoreUnavailable
+from ui.runtime import get_runtime, show_start_error
+
+log = logging.getLogger("stockmon.pages")
+
+HOME = "Home.py"
+WATCHLIST = "pages/1_📋_Watchlist.py"
+LIVE = "pages/2_📈_Live.py"
+HISTORY = "pages/3_🗂️_History.py"
+HEALTH = "pages/4_🩺_Pipeline_health.py"
+
+STATE_LABELS = {"running": "🟢 running", "paused": "⏸️ paused", "stopped": "⏹️ stopped",
+                "starting": "⏳ starting", "error": "🔴 error"}
+
+
+def setup(title: str, icon: str) -> Runtime:
+    st.set_page_config(page_title=f"{title} · Stock Monitor", page_icon=icon, layout="wide")
+    runtime = get_runtime()
+    show_start_error(runtime)
+    with st.sidebar:
+        st.caption(f"Pipeline {STATE_LABELS.get(runtime.state, runtime.state)} · "
+                   f"{'embedded servers' if runtime.mode == 'embedded' else 'external servers'}")
+    auth.sidebar(runtime.settings)
+    return runtime
+
+
+@contextmanager
+def sentences(doing: str):
+    try:
+        yield
+    except StoreUnavailable as exc:
+        st.info(f"Nothing to show yet: {exc}.")
+        st.stop()
+    except PyMongoError as exc:
+        log.warning("MongoDB failed while %s", doing, exc_info=True)
+        st.warning(f"MongoDB did not answer while {doing}. {explain(exc)} "
+                   "The page tries again on its next refresh.", icon="⚠️")
+        st.stop()
+    except Exception:  # noqa: BLE001 - the one place where anything becomes a sentence
+        log.exception("page failed while %s", doing)
+        st.error(f"Something went wrong while {doing}. The details are in the server log.")
+        st.stop()
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; plain text where the page registry does not know it (tests)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except Exception:  # noqa: BLE001 - AppTest runs a page without its siblings registered
+        st.markdown(f"→ **{label}**")

@@ -1,0 +1,161 @@
+"""Turning ``st.data_editor`` edits of the watchlist into watchlist changes.
+
+Guarantees:
+- ``apply_edits`` applies one editor state (``edited_rows``, ``added_rows``, ``deleted_rows``, indices
+  into the frame that was shown) through ``runtime.add_symbol`` / ``runtime.watchlist`` only, so every
+  rule of ``pipeline.watchlist`` holds (format, lookup with the source, duplicates, the size cap) and
+  the running producer sees the change on its next run.
+- A row that could not be added is not lost: it comes back as a *pending* row carrying the reason
+  (unknown ticker, bad format, duplicate, ...), shown inline in the table until it is fixed or deleted.
+- A row without a ticker yet is kept pending with "type a ticker" rather than refused.
+- Renaming a stored row adds the new ticker first and removes the old one only if that worked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.watchlist import WatchlistError
+
+COLUMNS = ["symbol", "source", "enabled", "name", "exchange", "currency", "backfill", "status"]
+
+
+@dataclass
+class Outcome:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    pending: list[dict] = field(default_factory=list)
+
+    def messages(self, backfilling: bool = True) -> list[tuple[str, str]]:
+        out = []
+        if self.added:
+            then = "; history is being backfilled." if backfilling else \
+                " (the pipeline is stopped: start it on Home to fetch prices)."
+            out.append(("success", f"Added {', '.join(self.added)}{then}"))
+        if self.removed:
+            out.append(("success", f"Removed {', '.join(self.removed)}."))
+        if self.changed:
+            out.append(("success", f"Updated {', '.join(self.changed)}."))
+        for symbol, reason in self.errors.items():
+            out.append(("error", f"{symbol or 'New row'}: {reason}"))
+        return out
+
+
+def backfill_status(doc: dict | None) -> tuple[float | None, str]:
+    """Progress in percent (None when idle) and a short status text for one backfill record."""
+    if not doc:
+        return None, "✓ on the watchlist"
+    status, done, total = doc.get("status"), doc.get("done") or 0, doc.get("total") or 0
+    if status in ("queued", "running"):
+        pct = 100.0 * done / total if total else 0.0
+        return pct, f"⏳ backfilling ({done}/{total})" if total else "⏳ backfill queued"
+    if status == "failed":
+        return 100.0, f"⚠️ backfill failed: {doc.get('error') or 'no data'}"
+    return 100.0, "✓ on the watchlist"
+
+
+def frame(entries: list, backfills: dict[str, dict], pending: list[dict]) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        progress, text = backfill_status(backfills.get(e.symbol))
+        rows.append({"symbol": e.symbol, "source": e.source, "enabled": bool(e.enabled), "name": e.name,
+                     "exchange": e.exchange, "currency": e.currency, "backfill": progress, "status": text})
+    for p in pending:
+        rows.append({"symbol": p.get("symbol") or None, "source": p.get("source"), "enabled": p.get("enabled", True),
+                     "name": "", "exchange": "", "currency": "", "backfill": None,
+                     "status": f"❌ not added: {p['problem']}"})
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out["enabled"] = out["enabled"].astype(bool)
+    out["backfill"] = pd.to_numeric(out["backfill"], errors="coerce").astype(float)
+    return out
+
+
+def _clean(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value).strip()
+
+
+def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, default_source: str) -> Outcome:
+    """Apply an editor state to the watchlist. Rows ``0..n_stored-1`` of ``shown`` are stored entries,
+    the rest are pending rows."""
+    out = Outcome()
+    watchlist = runtime.watchlist
+    deleted = {int(i) for i in state.get("deleted_rows", [])}
+    edited = {int(i): changes for i, changes in (state.get("edited_rows") or {}).items()}
+    to_add: list[dict] = []
+
+    for i in sorted(deleted):
+        if i < n_stored:
+            symbol = shown.iloc[i]["symbol"]
+            if watchlist.remove(symbol):
+                out.removed.append(symbol)
+    for i, changes in sorted(edited.items()):
+        if i in deleted or i >= len(shown):
+            continue
+        row = shown.iloc[i].to_dict()
+        if i >= n_stored:  # a pending row that was fixed: try again with the new values
+            to_add.append({**row, **changes})
+            continue
+        symbol = row["symbol"]
+        new_symbol = _clean(changes.get("symbol", symbol)).upper()
+        try:
+            if new_symbol and new_symbol != symbol:
+                entry = runtime.add_symbol(new_symbol, changes.get("source", row["source"]))
+                if not changes.get("enabled", row["enabled"]):
+                    watchlist.update(entry.symbol, enabled=False)
+                watchlist.remove(symbol)
+                out.added.append(entry.symbol)
+                out.removed.append(symbol)
+                continue
+            if "source" in changes and changes["source"] != row["source"]:
+                watchlist.update(symbol, source=changes["source"])
+            if "enabled" in changes and bool(changes["enabled"]) != bool(row["enabled"]):
+                watchlist.update(symbol, enabled=bool(changes["enabled"]))
+            if changes:
+                out.changed.append(symbol)
+        except WatchlistError as exc:
+            out.errors[new_symbol or symbol] = str(exc)
+    for i in range(n_stored, len(shown)):  # pending rows not edited or deleted stay pending as they were
+        if i not in deleted and i not in edited:
+            row = shown.iloc[i].to_dict()
+            out.pending.append({"symbol": _clean(row["symbol"]), "source": row["source"], "enabled": row["enabled"],
+                                "problem": str(row["status"]).removeprefix("❌ not added: ")})
+    to_add.extend(state.get("added_rows") or [])
+
+    for row in to_add:
+        text = _clean(row.get("symbol"))
+        source = _clean(row.get("source")) or default_source
+        enabled = row.get("enabled")
+        enabled = True if enabled is None else bool(enabled)
+        if not text:
+            out.pending.append({"symbol": "", "source": source, "enabled": enabled,
+                                "problem": "type a ticker in this row (for example AAPL, BRK-B, 7203.T)"})
+            continue
+        try:
+            entry = runtime.add_symbol(text, source)
+            if not enabled:
+                watchlist.update(entry.symbol, enabled=False)
+            out.added.append(entry.symbol)
+        except WatchlistError as exc:
+            out.errors[text] = str(exc)
+            out.pending.append({"symbol": text, "source": source, "enabled": enabled, "problem": str(exc)})
+    return out
+
+
+def import_rows(runtime, rows: list[tuple[str, str, bool]]) -> Outcome:
+    """Add imported (symbol, source, enabled) rows one by one; each refusal is kept with its reason."""
+    out = Outcome()
+    for symbol, source, enabled in rows:
+        try:
+            entry = runtime.add_symbol(symbol, source)
+            if not enabled:
+                runtime.watchlist.update(entry.symbol, enabled=False)
+            out.added.append(entry.symbol)
+        except WatchlistError as exc:
+            out.errors[symbol] = str(exc)
+    return out
