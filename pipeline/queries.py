@@ -112,9 +112,9 @@ def plan_interval(requested: str, start: datetime, end: datetime, max_points: in
             break
     if name == requested:
         return name, None
-    return name, (f"{INTERVALS[requested].label} bars over {describe_span(end - start)} would be "
-                  f"{points(requested, start, end):,} points per symbol; showing {INTERVALS[name].label} "
-                  f"bars ({points(name, start, end):,} at most) to stay under {max_points:,}.")
+    return name, (f"Bars of {INTERVALS[requested].label} over {describe_span(end - start)} would be "
+                  f"{points(requested, start, end):,} points per symbol; showing bars of {INTERVALS[name].label} "
+                  f"({points(name, start, end):,} at most) to stay under {max_points:,}.")
 
 
 def describe_span(span: timedelta) -> str:
