@@ -1,0 +1,490 @@
+"""Yahoo Finance through yfinance: 1-minute bars for the live view, history for backfill.
+
+Guarantees (on top of ``base``):
+- ``fetch`` returns, per symbol, the last ``live_bars`` 1-minute bars (the newest still forming,
+  pre/post market included) and a ``tick`` at the chart's ``regularMarketPrice``/``regularMarketTime``
+  (volume 0: Yahoo gives no per-trade volume). Exchange, currency and time zone come from the chart
+  meta. Prices are as traded (``auto_adjust=False``). Symbols are fetched in parallel.
+- Empty frames, all-NaN frames ("N rows, all without prices"), unknown symbols ("Yahoo Finance does not
+  know XYZ: No data found, symbol may be delisted"), timeouts and HTTP 429 become per-symbol reasons;
+  rows with NaN prices are dropped (counted in ``health()``); nothing escapes ``fetch``.
+- HTTP 429 / ``YFRateLimitError`` starts an exponential backoff with jitter; while it lasts, every call
+  answers "rate limited by Yahoo, retry in Ns" *without* a request. ``health()`` shows it.
+- Every call is bounded by ``timeout``: the HTTP session clamps each request (cookie, crumb and chart
+  requests included) to the time left before one deadline per call. ``backfill`` stops at the first
+  failing request, so a silent server costs one ``timeout``.
+- ``backfill`` respects Yahoo's limits: 1m bars only for the last 30 days, at most 7 days per request;
+  2m..30m for 60 days; 1h for 730 days; daily/weekly for any range (one request). A clipped range is
+  reported as a reason next to the bars that were returned.
+- yfinance is process-global (one session, one cache folder, one config). Calls from all instances
+  are serialised by one lock, and each call installs its own session and cache folder (under
+  ``cache_dir``, never the home folder). With ``base_url`` the session sends every Yahoo host
+  (query1/query2.finance.yahoo.com, fc.yahoo.com, guce.yahoo.com, ...) to that URL instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+import requests
+
+from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
+from .backoff import Backoff
+from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
+from .markets import market_for
+
+log = logging.getLogger(__name__)
+
+import yfinance as yf  # noqa: E402
+from yfinance import cache as yf_cache  # noqa: E402
+from yfinance.data import YfData  # noqa: E402
+from yfinance.exceptions import YFRateLimitError, YFTzMissingError  # noqa: E402
+
+# pandas deprecation chatter from inside yfinance (after its import: it installs its own filter)
+warnings.filterwarnings("ignore", module="yfinance")
+
+USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+
+
+@dataclass(frozen=True)
+class Limit:
+    yahoo: str                 # interval name sent to Yahoo
+    per_request: timedelta | None
+    max_age: timedelta | None
+
+
+LIMITS = {
+    "1m": Limit("1m", timedelta(days=7), timedelta(days=30)),
+    "2m": Limit("2m", timedelta(days=59), timedelta(days=60)),
+    "5m": Limit("5m", timedelta(days=59), timedelta(days=60)),
+    "15m": Limit("15m", timedelta(days=59), timedelta(days=60)),
+    "30m": Limit("30m", timedelta(days=59), timedelta(days=60)),
+    "1h": Limit("1h", timedelta(days=729), timedelta(days=730)),
+    "1d": Limit("1d", None, None),
+    "1wk": Limit("1wk", None, None),
+}
+META_KEYS = ("currency", "exchangeName", "fullExchangeName", "exchangeTimezoneName", "regularMarketPrice",
+             "regularMarketTime", "longName", "shortName", "instrumentType")
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """The call's time budget is spent (raised before a request would start)."""
+
+
+class _YahooSessionMixin:
+    """Rewrites Yahoo hosts to ``base_url``, clamps every request to the call's deadline and keeps
+    the last chart response per symbol so failures can be explained with Yahoo's own words."""
+
+    base_url: str | None = None
+    deadline: float | None = None
+    timeout_exc: type[Exception] = DeadlineExceeded
+
+    def _setup(self, base_url: str | None) -> None:
+        self.base_url = base_url
+        self.deadline = None
+        self.requests_made = 0
+        self.charts: dict[str, Any] = {}
+        self.rate_limited = False
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise self.timeout_exc("time budget for this call is spent")
+            given = kwargs.get("timeout")
+            kwargs["timeout"] = min(given, left) if isinstance(given, (int, float)) and given > 0 else left
+        parts = urlsplit(url)
+        if self.base_url and parts.hostname and parts.hostname.endswith("yahoo.com"):
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "X-Original-Host": parts.hostname}
+            url = self.base_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.requests_made += 1
+        response = super().request(method, url, *args, **kwargs)  # type: ignore[misc]
+        if response.status_code == 429:
+            self.rate_limited = True
+        if "/v8/finance/chart/" in parts.path:
+            self.charts[unquote(parts.path.rsplit("/", 1)[-1])] = response
+        return response
+
+
+class _RequestsSession(_YahooSessionMixin, requests.Session):
+    def __init__(self, base_url: str | None):
+        super().__init__()
+        self._setup(base_url)
+        self.headers.update({"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Language": "en-US,en;q=0.5"})
+
+
+def _make_session(base_url: str | None) -> Any:
+    """A curl_cffi session (browser TLS, what yfinance prefers) for the real Yahoo; plain requests
+    for a ``base_url`` (a local fake or proxy speaking plain HTTP)."""
+    if base_url:
+        return _RequestsSession(base_url)
+    try:
+        from curl_cffi import requests as curl_requests
+    except ImportError:
+        return _RequestsSession(None)
+
+    class _CurlSession(_YahooSessionMixin, curl_requests.Session):
+        timeout_exc = curl_requests.exceptions.Timeout
+
+        def __init__(self) -> None:
+            super().__init__(impersonate="chrome")
+            self._setup(None)
+
+    return _CurlSession()
+
+
+# -- the process-global yfinance state --------------------------------------------------------------
+_YF_LOCK = threading.RLock()
+_ACTIVE: dict[str, Any] = {"session": None, "cache_dir": None}
+
+
+def _use_cache_dir(path: Path) -> None:
+    yf_cache.set_cache_location(str(path))
+    # the cache objects keep their open database: drop them so the next use opens the new folder
+    yf_cache._TzCacheManager._tz_cache = None
+    yf_cache._CookieCacheManager._Cookie_cache = None
+    yf_cache._ISINCacheManager._isin_cache = None
+    # open them here, in one thread: yfinance creates its sqlite tables lazily and unlocked, and
+    # worker threads doing that at the same time fail with "database is locked"
+    yf_cache.get_tz_cache().lookup("-")
+    yf_cache.get_cookie_cache().lookup("-")
+
+
+@dataclass
+class _Outcome:
+    frame: pd.DataFrame | None = None
+    meta: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+class YahooSource:
+    """Yahoo Finance via yfinance; see the module docstring for what it guarantees."""
+
+    name = "yfinance"
+
+    def __init__(self, cache_dir: str | Path, timeout: float = 10.0, base_url: str | None = None, *,
+                 live_bars: int = 5, backoff_base: float = 30.0, backoff_max: float = 900.0,
+                 max_workers: int = 8):
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.timeout = float(timeout)
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.live_bars = live_bars
+        self.max_workers = max_workers
+        self._session = _make_session(self.base_url)
+        self._backoff = Backoff(backoff_base, backoff_max)
+        self._stats_lock = threading.Lock()
+        self._stats: dict[str, Any] = {"calls": 0, "calls_skipped_in_backoff": 0, "nan_rows_dropped": 0,
+                                       "bars_repaired": 0, "last_error": None, "last_error_at": None,
+                                       "last_success_at": None}
+        with _YF_LOCK:
+            if _ACTIVE["cache_dir"] is None:  # from the first instance on, never the home folder
+                _use_cache_dir(self.cache_dir)
+                _ACTIVE["cache_dir"] = self.cache_dir
+
+    # -- public -----------------------------------------------------------------------------------
+    def fetch(self, symbols: Sequence[str]) -> FetchResult:
+        result = FetchResult()
+        wanted = _normalize_all(symbols, result)
+        if not wanted or self._in_backoff(wanted, result):
+            return result
+        now = utcnow()
+        outcomes = self._run(wanted, lambda s: dict(period="1d", interval="1m", prepost=True))
+        for symbol in wanted:
+            events, _, reason = self._convert(symbol, outcomes[symbol], "1m", now, tail=self.live_bars,
+                                              tick=True)
+            result.add_checked(events, symbol=symbol)
+            if reason:
+                result.errors[symbol] = reason
+        self._after(result)
+        return result
+
+    def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
+        result = FetchResult()
+        try:
+            symbol = normalize_symbol(symbol)
+            start, end = to_utc(start, "start"), to_utc(end, "end")
+        except InvalidEvent as exc:
+            result.errors[str(symbol)] = exc.reason
+            return result
+        limit = LIMITS.get(interval)
+        if limit is None:
+            result.errors[symbol] = f"Yahoo has no {interval!r} history; use one of {', '.join(LIMITS)}"
+            return result
+        if self._in_backoff([symbol], result):
+            return result
+        now = utcnow()
+        note = None
+        if limit.max_age is not None and start < now - limit.max_age:
+            earliest = now - limit.max_age + timedelta(minutes=5)
+            note = (f"Yahoo keeps {interval} bars for the last {limit.max_age.days} days only; "
+                    f"history starts at {iso(earliest)}")
+            start = earliest
+        end = min(end, now)
+        chunks = _chunks(start, end, limit.per_request)
+        empty = None
+        for a, b in chunks:
+            outcome = self._run([symbol], lambda s: dict(start=a, end=b, interval=limit.yahoo,
+                                                         prepost=True))[symbol]
+            events, kind, reason = self._convert(symbol, outcome, interval, now)
+            result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
+            if kind in ("empty", "nan") and len(chunks) > 1:
+                empty = reason  # a week without trading is no failure while other weeks have bars
+            elif reason:
+                result.errors[symbol] = reason
+                break
+        if empty and not result.events and symbol not in result.errors:
+            result.errors[symbol] = empty
+        if note and symbol not in result.errors:
+            result.errors[symbol] = note
+        self._after(result)
+        return result
+
+    def lookup(self, symbol: str) -> SymbolInfo:
+        try:
+            symbol = normalize_symbol(symbol)
+        except InvalidEvent as exc:
+            raise UnknownSymbol(exc.reason) from None
+        left = self._backoff.left()
+        if left > 0:
+            raise SourceError(f"rate limited by Yahoo, retry in {math.ceil(left)}s")
+        outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"))[symbol]
+        meta = outcome.meta if outcome.error is None else None
+        if not meta or not meta.get("exchangeTimezoneName"):
+            kind, reason = self._explain(symbol, outcome)
+            meta = self._chart_meta(symbol) if kind in ("empty", "nan") else None  # known, just no bars
+            if not meta or not meta.get("exchangeTimezoneName"):
+                failed = FetchResult(errors={symbol: reason})
+                self._after(failed)
+                if kind == "unknown":
+                    raise UnknownSymbol(reason)
+                raise SourceError(failed.errors[symbol])
+        self._after(FetchResult(), succeeded=True)
+        fallback = market_for(symbol)
+        return SymbolInfo(symbol=symbol, name=str(meta.get("longName") or meta.get("shortName") or ""),
+                          exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange),
+                          currency=str(meta.get("currency") or fallback.currency),
+                          timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone))
+
+    def health(self) -> dict:
+        with self._stats_lock:
+            stats = dict(self._stats)
+        return {"source": self.name, "base_url": self.base_url or "https://query2.finance.yahoo.com",
+                "timeout": self.timeout, "requests": self._session.requests_made, **stats,
+                **self._backoff.snapshot()}
+
+    # -- calling yfinance -------------------------------------------------------------------------
+    def _in_backoff(self, symbols: Sequence[str], result: FetchResult) -> bool:
+        left = self._backoff.left()
+        if left <= 0:
+            return False
+        for symbol in symbols:
+            result.errors[symbol] = f"rate limited by Yahoo, retry in {math.ceil(left)}s"
+        with self._stats_lock:
+            self._stats["calls_skipped_in_backoff"] += 1
+        return True
+
+    def _activate(self) -> None:
+        """Install this instance's session and cache folder in the global yfinance (lock held)."""
+        if _ACTIVE["cache_dir"] != self.cache_dir:
+            _use_cache_dir(self.cache_dir)
+            _ACTIVE["cache_dir"] = self.cache_dir
+        data = YfData(session=self._session)
+        if _ACTIVE["session"] is not self._session:
+            # crumbs, cookies and cached responses belong to the previous session's server
+            data._crumb, data._cookie, data._cookie_strategy = None, None, "basic"
+            YfData.cache_get.cache_clear()
+            _ACTIVE["session"] = self._session
+
+    def _run(self, symbols: Sequence[str], params: Callable[[str], dict]) -> dict[str, _Outcome]:
+        outcomes = {s: _Outcome() for s in symbols}
+        with _YF_LOCK:
+            self._activate()
+            session = self._session
+            # ``charts`` is kept across calls on purpose: yfinance serves repeated chart requests
+            # (time zone probes, past ranges) from its own cache, and then that old answer is the
+            # one it acted on
+            session.rate_limited = False
+            session.deadline = time.monotonic() + self.timeout
+            hide = yf.config.debug.hide_exceptions
+            yf.config.debug.hide_exceptions = False  # we want the exceptions, not log lines
+            pool = ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(symbols))),
+                                      thread_name_prefix="yfinance")
+            try:
+                futures = {pool.submit(self._history, s, params(s)): s for s in symbols}
+                done, _ = wait(futures, timeout=self.timeout + 1.0)
+                for future, symbol in futures.items():
+                    if future in done:
+                        outcomes[symbol] = future.result()
+                    else:
+                        outcomes[symbol] = _Outcome(error=DeadlineExceeded("no answer in time"))
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+                session.deadline = None
+                yf.config.debug.hide_exceptions = hide
+        return outcomes
+
+    def _history(self, symbol: str, kwargs: dict) -> _Outcome:
+        try:
+            ticker = yf.Ticker(symbol, session=self._session)
+            frame = ticker.history(auto_adjust=False, keepna=True, actions=False, timeout=self.timeout, **kwargs)
+            md = ticker.get_history_metadata()
+            meta = {k: md[k] for k in META_KEYS if k in md}
+            return _Outcome(frame=frame, meta=meta)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
+            return _Outcome(error=exc)
+
+    # -- making sense of the answer ---------------------------------------------------------------
+    def _chart_meta(self, symbol: str) -> dict | None:
+        response = self._session.charts.get(symbol)
+        try:
+            return response.json()["chart"]["result"][0]["meta"]
+        except Exception:
+            return None
+
+    def _explain(self, symbol: str, outcome: _Outcome) -> tuple[str, str]:
+        """Classify a failure as (kind, reason) from what Yahoo answered and what yfinance raised."""
+        err = outcome.error
+        if isinstance(err, YFRateLimitError) or self._session.rate_limited:
+            return "rate", "rate limited by Yahoo (HTTP 429)"
+        kinds = {c.__name__ for c in type(err).__mro__} if err is not None else set()
+        if kinds & {"Timeout", "TimeoutError", "ReadTimeout", "ConnectTimeout"}:  # requests or curl_cffi
+            return "timeout", f"no answer from Yahoo within {self.timeout:g}s"
+        response = self._session.charts.get(symbol)
+        if response is not None:
+            try:
+                body = response.json()
+            except Exception:
+                body = None
+            chart = (body or {}).get("chart") or {}
+            error = chart.get("error")
+            if error:
+                text = error.get("description") or error.get("code") or f"HTTP {response.status_code}"
+                if response.status_code == 404 or error.get("code") == "Not Found":
+                    return "unknown", f"Yahoo Finance does not know {symbol}: {text}"
+                return "error", f"Yahoo refused the request for {symbol}: {text}"
+            if isinstance(err, YFTzMissingError):  # its chart probe answered without a time zone
+                return "unknown", f"Yahoo Finance does not know {symbol}: no data found, no time zone"
+            if body is None:
+                return "error", f"Yahoo answered HTTP {response.status_code} without JSON for {symbol}"
+            try:
+                res = chart["result"][0]
+                stamps = res.get("timestamp") or []
+                closes = res["indicators"]["quote"][0].get("close") or []
+            except (KeyError, IndexError, TypeError):
+                stamps, closes = [], []
+            if not stamps:
+                return "empty", f"Yahoo returned no bars for {symbol} (empty chart)"
+            if all(c is None for c in closes):
+                return "nan", f"Yahoo returned {len(stamps)} rows for {symbol}, all without prices (NaN)"
+        if isinstance(err, YFTzMissingError):
+            return "unknown", f"Yahoo Finance does not know {symbol}: no data found, no time zone"
+        if err is None:
+            return "empty", f"Yahoo returned no bars for {symbol}"
+        if kinds & {"ConnectionError", "DNSError"}:
+            return "down", f"cannot reach Yahoo ({type(err).__name__}): {str(err)[:120]}"
+        return "error", f"yfinance failed for {symbol}: {type(err).__name__}: {str(err)[:160]}"
+
+    def _convert(self, symbol: str, outcome: _Outcome, interval: str, now: datetime,
+                 tail: int | None = None, tick: bool = False) -> tuple[list[dict], str, str | None]:
+        """Events from a yfinance frame, and (kind, reason) when there are none."""
+        frame, meta = outcome.frame, outcome.meta or {}
+        if outcome.error is not None or frame is None or frame.empty:
+            return [], *self._explain(symbol, outcome)
+        missing = [c for c in ("Open", "High", "Low", "Close") if c not in frame.columns]
+        if missing:
+            return [], "error", f"Yahoo's answer for {symbol} has no {', '.join(missing)} column"
+        priced = frame.dropna(subset=["Open", "High", "Low", "Close"])
+        with self._stats_lock:
+            self._stats["nan_rows_dropped"] += len(frame) - len(priced)
+        if priced.empty:
+            return [], "nan", f"Yahoo returned {len(frame)} rows for {symbol}, all without prices (NaN)"
+        if tail:
+            priced = priced.tail(tail)
+        fallback = market_for(symbol)
+        common = dict(source=self.name, fetched_at=now,
+                      exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange)[:64],
+                      currency=str(meta.get("currency") or fallback.currency)[:64],
+                      timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone)[:64])
+        events: list[dict] = []
+        repaired = 0
+        for ts, row in priced.iterrows():
+            o, h, lo, c = (float(row[k]) for k in ("Open", "High", "Low", "Close"))
+            if h < max(o, c) or lo > min(o, c):  # Yahoo's 1-cent glitches: widen, do not drop
+                h, lo, repaired = max(h, o, c), min(lo, o, c), repaired + 1
+            volume = row.get("Volume", 0.0)
+            volume = 0.0 if volume is None or pd.isna(volume) else float(volume)
+            events.append(dict(symbol=symbol, interval=interval, ts=_utc(ts), open=o, high=h, low=lo,
+                               close=c, volume=volume, schema=1, **common))
+        if repaired:
+            with self._stats_lock:
+                self._stats["bars_repaired"] += repaired
+        price, at = meta.get("regularMarketPrice"), meta.get("regularMarketTime")
+        if tick and isinstance(price, (int, float)) and math.isfinite(price) and price > 0 and at is not None:
+            events.append(dict(symbol=symbol, interval="tick", ts=_utc(at), open=price, high=price, low=price,
+                               close=price, volume=0.0, schema=1, **common))
+        return events, "ok", None
+
+    def _after(self, result: FetchResult, succeeded: bool = False) -> None:
+        """Start/extend the backoff on HTTP 429, end it on success; keep the health numbers."""
+        now = iso(utcnow())
+        rate_limited = [s for s, reason in result.errors.items() if reason.startswith("rate limited")]
+        if rate_limited:
+            delay = self._backoff.hit("HTTP 429 from Yahoo")
+            for symbol in rate_limited:
+                result.errors[symbol] = f"rate limited by Yahoo (HTTP 429), retry in {math.ceil(delay)}s"
+        elif result.events or succeeded:
+            self._backoff.ok()
+        with self._stats_lock:
+            self._stats["calls"] += 1
+            if result.errors:
+                symbol, reason = next(iter(result.errors.items()))
+                self._stats["last_error"], self._stats["last_error_at"] = f"{symbol}: {reason}", now
+            if result.events:
+                self._stats["last_success_at"] = now
+
+
+def _normalize_all(symbols: Sequence[str], result: FetchResult) -> list[str]:
+    wanted: list[str] = []
+    for raw in symbols:
+        try:
+            symbol = normalize_symbol(raw)
+        except InvalidEvent as exc:
+            result.errors[str(raw)] = exc.reason
+            continue
+        if symbol not in wanted:
+            wanted.append(symbol)
+    return wanted
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, pd.Timestamp):
+        if value.tzinfo is None:
+            value = value.tz_localize("UTC")
+        return value.tz_convert("UTC").to_pydatetime()
+    return to_utc(value)
+
+
+def _chunks(start: datetime, end: datetime, span: timedelta | None) -> list[tuple[datetime, datetime]]:
+    if start >= end:
+        return []
+    if span is None:
+        return [(start, end)]
+    out, a = [], start
+    while a < end:
+        b = min(end, a + span)
+        out.append((a, b))
+        a = b
+    return out

@@ -1,0 +1,204 @@
+"""The yfinance source against the fake Yahoo server: real shapes, every failure mode a reason."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.models import utcnow, validate
+from pipeline.sources import make_source
+from pipeline.sources.base import SourceError, UnknownSymbol
+from pipeline.sources.yahoo import YahooSource
+from tests.fake_market import FakeMarket
+
+TIMEOUT = 1.5
+NO_DATA = "No data found, symbol may be delisted"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeMarket(hang_seconds=20) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server):
+    server.set_yahoo("normal")
+    server.release_hanging()
+    server.clear()
+    yield server
+    server.set_yahoo("normal")
+    server.release_hanging()
+
+
+@pytest.fixture
+def source(fake, tmp_path):
+    return YahooSource(tmp_path / "yf-cache", timeout=TIMEOUT, base_url=fake.url, backoff_base=0.4)
+
+
+def by(result, symbol, interval):
+    return [e for e in result.events if e.symbol == symbol and e.interval == interval]
+
+
+def test_fetch_gives_recent_1m_bars_and_a_tick_with_the_exchange_from_the_chart_meta(source, fake, tmp_path):
+    result = source.fetch(["AAPL", "7203.T", "VOD.L"])
+    assert result.errors == {}
+    now = utcnow()
+    for symbol, currency, tz, exchange in (("AAPL", "USD", "America/New_York", "NasdaqGS"),
+                                           ("7203.T", "JPY", "Asia/Tokyo", "Tokyo"),
+                                           ("VOD.L", "GBp", "Europe/London", "LSE")):
+        bars, ticks = by(result, symbol, "1m"), by(result, symbol, "tick")
+        assert len(bars) == 5 and len(ticks) == 1
+        assert [b.ts for b in bars] == sorted(b.ts for b in bars)
+        assert all(b.ts.second == 0 and b.ts.microsecond == 0 for b in bars)
+        assert now - bars[-1].ts < timedelta(minutes=2)  # the still-forming minute is included
+        assert ticks[0].close == bars[-1].close  # Yahoo's live row was merged into the last bar
+        for event in bars + ticks:
+            validate(event)
+            assert (event.currency, event.timezone, event.exchange) == (currency, tz, exchange)
+            assert event.source == "yfinance"
+    hosts = {r.host for r in fake.requests}
+    assert {"fc.yahoo.com", "query2.finance.yahoo.com"} <= hosts  # every Yahoo host came here
+    assert fake.count("/v8/finance/chart/AAPL", interval="1m", range="1d") == 1
+    assert (tmp_path / "yf-cache" / "tkr-tz.db").exists()  # yfinance's cache lives under cache_dir
+
+
+def test_unknown_symbol_is_a_per_symbol_reason_and_lookup_says_so(source):
+    result = source.fetch(["AAPL", "NOPE"])
+    assert result.errors == {"NOPE": f"Yahoo Finance does not know NOPE: {NO_DATA}"}
+    assert len(by(result, "AAPL", "1m")) == 5
+    with pytest.raises(UnknownSymbol, match=f"Yahoo Finance does not know NOPE: {NO_DATA}"):
+        source.lookup("NOPE")
+    info = source.lookup("aapl")
+    assert (info.symbol, info.name, info.exchange, info.currency, info.timezone) == (
+        "AAPL", "Apple Inc.", "NasdaqGS", "USD", "America/New_York")
+    with pytest.raises(UnknownSymbol):
+        source.lookup("not a ticker")
+
+
+def test_empty_chart_is_a_reason(source, fake):
+    fake.set_yahoo("empty")
+    result = source.fetch(["AAPL", "MSFT"])
+    assert result.events == []
+    assert result.errors == {s: f"Yahoo returned no bars for {s} (empty chart)" for s in ("AAPL", "MSFT")}
+
+
+def test_all_nan_rows_are_a_reason_and_some_nan_rows_are_dropped(source, fake):
+    fake.set_yahoo("nan", "MSFT")
+    result = source.fetch(["AAPL", "MSFT"])
+    assert "all without prices (NaN)" in result.errors["MSFT"] and "AAPL" not in result.errors
+    fake.set_yahoo("some_nan")
+    result = source.fetch(["AAPL"])
+    assert result.errors == {} and len(by(result, "AAPL", "1m")) >= 3
+    assert all(math.isfinite(e.close) for e in result.events)
+    assert source.health()["nan_rows_dropped"] > 0
+
+
+def test_http_429_backs_off_exponentially_without_requests_in_between(source, fake):
+    fake.set_yahoo("rate_limit")
+    result = source.fetch(["AAPL", "MSFT"])
+    assert set(result.errors) == {"AAPL", "MSFT"} and not result.events
+    assert result.errors["AAPL"].startswith("rate limited by Yahoo (HTTP 429), retry in ")
+    health = source.health()
+    assert health["consecutive_throttles"] == 1 and health["backoff_until"] is not None
+    sent = len(fake.requests)
+    again = source.fetch(["AAPL", "MSFT"])
+    assert again.errors["AAPL"].startswith("rate limited by Yahoo, retry in ")
+    with pytest.raises(SourceError, match="rate limited"):
+        source.lookup("AAPL")
+    assert len(fake.requests) == sent  # nothing was sent during the backoff
+    time.sleep(source.health()["backoff_seconds_left"] + 0.05)
+    source.fetch(["AAPL"])  # still 429: the second backoff is longer
+    assert source.health()["consecutive_throttles"] == 2
+    assert source.health()["backoff_seconds_left"] > 0.4 * 2 * 0.75 - 0.1
+    fake.set_yahoo("normal")
+    time.sleep(source.health()["backoff_seconds_left"] + 0.05)
+    recovered = source.fetch(["AAPL"])
+    assert recovered.errors == {} and recovered.events
+    assert source.health()["consecutive_throttles"] == 0 and source.health()["backoff_until"] is None
+
+
+def test_a_hanging_server_costs_one_timeout_not_more(source, fake):
+    fake.set_yahoo("hang")
+    started = time.monotonic()
+    result = source.fetch(["AAPL", "MSFT", "GOOG"])
+    assert time.monotonic() - started < TIMEOUT + 2
+    assert result.errors == {s: f"no answer from Yahoo within {TIMEOUT:g}s" for s in ("AAPL", "MSFT", "GOOG")}
+    started = time.monotonic()
+    backfill = source.backfill("AAPL", utcnow() - timedelta(days=20), utcnow(), "1m")
+    assert time.monotonic() - started < TIMEOUT + 2 and "no answer" in backfill.errors["AAPL"]
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="no answer"):
+        source.lookup("AAPL")
+    assert time.monotonic() - started < TIMEOUT + 2
+
+
+def test_a_hanging_symbol_does_not_take_the_others_down(source, fake):
+    fake.set_yahoo("hang", "MSFT")
+    result = source.fetch(["AAPL", "MSFT"])
+    assert "no answer" in result.errors["MSFT"] and len(by(result, "AAPL", "1m")) == 5
+
+
+def test_backfill_1m_respects_yahoos_7_and_30_day_limits(source, fake):
+    now = utcnow()
+    result = source.backfill("AAPL", now - timedelta(days=20), now, "1m")
+    assert result.errors == {}
+    main = [r for r in fake.chart_requests("AAPL") if r.params.get("interval") == "1m"]
+    assert len(main) == 3  # 7 + 7 + 6 days
+    assert all(int(r.params["period2"]) - int(r.params["period1"]) <= 7 * 86400 for r in main)
+    assert abs(len(result.events) - 20 * 1440) <= 3
+    stamps = [e.ts for e in result.events]
+    assert stamps == sorted(set(stamps))
+    fake.clear()
+    clipped = source.backfill("AAPL", now - timedelta(days=45), now, "1m")
+    assert clipped.errors["AAPL"].startswith("Yahoo keeps 1m bars for the last 30 days only")
+    assert len(fake.chart_requests("AAPL")) == 5 and len(clipped.events) > 29 * 1440
+
+
+def test_backfill_daily_is_one_request_with_local_midnight_bars(source, fake):
+    now = utcnow()
+    result = source.backfill("VOD.L", now - timedelta(days=400), now, "1d")
+    assert result.errors == {}
+    assert len([r for r in fake.chart_requests("VOD.L") if r.params.get("interval") == "1d"
+                and "period1" in r.params]) == 1
+    assert 270 <= len(result.events) <= 290
+    for bar in result.events:
+        local = bar.ts.astimezone(ZoneInfo("Europe/London"))
+        assert (local.hour, local.minute) == (0, 0) and local.weekday() < 5
+        assert bar.currency == "GBp"
+    assert "use one of" in source.backfill("AAPL", now - timedelta(days=1), now, "7m").errors["AAPL"]
+    assert source.backfill("NOPE", now - timedelta(days=5), now, "1d").errors == {
+        "NOPE": f"Yahoo Finance does not know NOPE: {NO_DATA}"}
+
+
+def test_two_instances_with_different_servers_do_not_mix(source, fake, tmp_path):
+    with FakeMarket() as other:
+        second = YahooSource(tmp_path / "other-cache", timeout=TIMEOUT, base_url=other.url)
+        for _ in range(2):
+            assert not source.fetch(["AAPL"]).errors
+            assert not second.fetch(["MSFT"]).errors
+        assert {r.path.rsplit("/", 1)[-1] for r in fake.chart_requests()} == {"AAPL"}
+        assert {r.path.rsplit("/", 1)[-1] for r in other.chart_requests()} == {"MSFT"}
+
+
+def test_make_source_builds_it_from_settings(fake, tmp_path):
+    settings = Settings.load(env={}, secrets_paths=[], source="yfinance", data_dir=tmp_path,
+                             yahoo_url=fake.url, http_timeout=TIMEOUT)
+    source = make_source("yfinance", settings)
+    assert source.cache_dir == tmp_path / "yfinance-cache"
+    assert source.fetch(["AAPL"]).errors == {}
+    assert source.health()["base_url"] == fake.url
+
+
+def test_an_unreachable_server_is_a_reason(tmp_path):
+    with FakeMarket() as gone:
+        url = gone.url
+    source = YahooSource(tmp_path / "c", timeout=TIMEOUT, base_url=url)
+    started = time.monotonic()
+    reason = source.fetch(["AAPL"]).errors["AAPL"]
+    assert reason.startswith("cannot reach Yahoo (ConnectionError)") and time.monotonic() - started < TIMEOUT + 2
