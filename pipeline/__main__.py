@@ -124,7 +124,7 @@ def cmd_consume(args, settings: Settings) -> int:
     store = Store.from_uri(mongo, settings.db)
     store.ensure_indexes()
     consumer = PriceConsumer(kafka, settings, store, group=args.group, instance_id=args.instance_id)
-    builder = BarBuilder(store)
+    builder = BarBuilder(store, busy=consumer.backlogged)
     done = threading.Event()
     _stop_on_signals(done)
     threading.Thread(target=lambda: (done.wait(), consumer.stop()), daemon=True).start()

@@ -51,9 +51,15 @@ def aggregate(docs: list[dict], level: str) -> dict[datetime, dict]:
 
 
 class BarBuilder:
-    def __init__(self, store: Store, every_s: float = 1.0):
+    def __init__(self, store: Store, every_s: float = 1.0, busy=None, max_defer_s: float = 30.0):
+        """Runs every ``every_s``. ``busy`` (optional callable) says the consumer has a backlog: then
+        the builder defers, up to ``max_defer_s``, so ingestion keeps the database to itself; marks
+        merge meanwhile, so one wider rebuild later does the same work as many small ones."""
         self.store = store
         self.every_s = every_s
+        self.busy = busy
+        self.max_defer_s = max_defer_s
+        self.deferred = 0
         self.runs = 0
         self.bars_written = 0
         self.last_run: float | None = None
@@ -63,14 +69,18 @@ class BarBuilder:
 
     # -- loop ---------------------------------------------------------------------------------------
     def run(self) -> None:
-        while not self._stop.is_set():
+        last_build = time.monotonic()
+        while not self._stop.wait(self.every_s):
+            if self.busy is not None and self.busy() and time.monotonic() - last_build < self.max_defer_s:
+                self.deferred += 1
+                continue
             try:
                 self.run_once()
                 self.last_error = None
             except PyMongoError as exc:
                 self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
                 log.warning("bar builder: %s", self.last_error)
-            self._stop.wait(self.every_s)
+            last_build = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
@@ -152,4 +162,4 @@ class BarBuilder:
         except PyMongoError:
             pending = None
         return {"runs": self.runs, "bars_written": self.bars_written, "last_run": self.last_run,
-                "last_duration_s": self.last_duration_s, "last_error": self.last_error, "pending_marks": pending}
+                "last_duration_s": self.last_duration_s, "deferred": self.deferred, "last_error": self.last_error, "pending_marks": pending}

@@ -38,7 +38,7 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
 def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
     options = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                    auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=2000,
-                   max_poll_records=2000, client_id="stockmon-consumer")
+                   max_poll_records=5000, client_id="stockmon-consumer")
     options.update(settings.kafka_options())
     options.update(overrides)
     c = KafkaConsumer(**options)

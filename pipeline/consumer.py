@@ -22,7 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from concurrent.futures import ThreadPoolExecutor
+
+from kafka import TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
 from pymongo.errors import PyMongoError
 
 from . import bus
@@ -44,6 +48,19 @@ class ConsumerState:
     lag: dict[int, int] = field(default_factory=dict)
     lag_seconds: dict[int, float] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
+
+
+class _Done:
+    """An already finished future (for the synchronous ``process``)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+    def done(self) -> bool:
+        return True
 
 
 class PriceConsumer:
@@ -87,33 +104,52 @@ class PriceConsumer:
 
     # -- loop ---------------------------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
-        """Poll and store until ``stop()`` (or, for tests and batch jobs, ``max_idle_s`` of no data)."""
+        """Poll and store until ``stop()`` (or, for tests and batch jobs, ``max_idle_s`` of no data).
+
+        Pipelined one batch deep: while batch N is written by the writer thread, batch N+1 is polled
+        and decoded here. Batch N's offsets are committed (from this thread, as kafka-python requires)
+        only after its write succeeded, and before batch N+1 is handed to the writer.
+        """
         self.state.running = True
         idle_since = time.monotonic()
+        writer = ThreadPoolExecutor(1, thread_name_prefix="stockmon-writer")
+        inflight = None
         try:
             while not self._stop.is_set():
                 if self._pause.is_set():
+                    if inflight is not None:
+                        self._finish(*inflight)
+                        inflight = None
                     self.kafka.pause(*self.kafka.assignment())
                     self.kafka.poll(timeout_ms=200)  # keeps group membership alive
                     continue
                 if self.kafka.paused():
                     self.kafka.resume(*self.kafka.paused())
-                records = self.kafka.poll(timeout_ms=500)
+                records = self.kafka.poll(timeout_ms=100 if inflight else 500)
                 batch = [r for rs in records.values() for r in rs]
-                if batch or not self.kafka.assignment():  # idle only counts once partitions are ours
-                    if batch:
-                        self.process(batch)
+                decoded = self._decode(batch) if batch else None  # overlaps the in-flight write
+                if inflight is not None and (batch or inflight[0].done() or not records):
+                    self._finish(*inflight)
+                    inflight = None
+                if decoded is not None:
+                    inflight = (writer.submit(self._store, *decoded), batch)
+                if batch or inflight or not self.kafka.assignment():  # idle counts once partitions are ours
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
                 self._update_lag()
+            if inflight is not None:
+                self._finish(*inflight)
         finally:
+            writer.shutdown(wait=True)
             self.state.running = False
             self._close()
 
     def process(self, batch) -> None:
-        """Handle one polled batch end to end; returns only once its offsets are committed (or on stop)."""
-        started = time.time()
+        """Handle one polled batch synchronously: decode, store, dead-letter, commit."""
+        self._finish(_Done(self._store(*self._decode(batch))), batch)
+
+    def _decode(self, batch) -> tuple[list[PriceEvent], list]:
         self.tally.add("consumed", len(batch))
         good: list[PriceEvent] = []
         bad = []
@@ -122,12 +158,27 @@ class PriceConsumer:
                 good.append(decode(record.value))
             except InvalidEvent as exc:
                 bad.append((record, exc.reason))
+        return good, bad
+
+    def _store(self, good: list[PriceEvent], bad: list) -> bool:
+        """Runs on the writer thread. True once MongoDB and the dead-letter topic acknowledged."""
         if not self._retry("write", lambda: self._write(good)):
-            return
+            return False
         if bad and not self._retry("dead-letter", lambda: self._dead_letter(bad)):
-            return
+            return False
+        self.rate.add(len(good))
+        return True
+
+    def _finish(self, future, batch) -> None:
+        """Wait for a batch's write; commit its offsets only if it was stored."""
+        if not future.result():
+            return  # stopped while retrying: nothing committed, the batch will be redelivered
+        offsets = {}
+        for r in batch:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
         try:
-            self.kafka.commit()
+            self.kafka.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
             self.state.last_commit_at = time.time()
         except (CommitFailedError, KafkaError) as exc:
             # a rebalance moved the partitions: the new owner redelivers, idempotent writes absorb it
@@ -137,8 +188,6 @@ class PriceConsumer:
         now = time.time()
         self.state.last_batch_at = now
         self.end_to_end.extend(max(0.0, now - r.timestamp / 1000) for r in batch if r.timestamp and r.timestamp > 0)
-        self.rate.add(len(good))
-        log.debug("batch of %d in %.3fs", len(batch), now - started)
 
     def _write(self, events: list[PriceEvent]) -> None:
         if not events:
@@ -206,6 +255,10 @@ class PriceConsumer:
                 closer()
             except Exception as exc:  # noqa: BLE001 - closing must not mask the real exit reason
                 log.debug("close: %s", exc)
+
+    def backlogged(self, threshold: int = 2000) -> bool:
+        """True while the last poll came back full or the lag is large: ingestion is catching up."""
+        return sum(self.state.lag.values()) > threshold
 
     # -- health -------------------------------------------------------------------------------------
     def snapshot(self) -> dict:

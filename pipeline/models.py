@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -121,7 +121,7 @@ class PriceEvent:
 
     # -- wire (Kafka) ---------------------------------------------------------------------------
     def to_wire(self) -> dict:
-        d = asdict(self)
+        d = self.to_document()
         d["ts"] = iso(self.ts)
         d["fetched_at"] = iso(self.fetched_at)
         return d
@@ -135,7 +135,11 @@ class PriceEvent:
 
     # -- storage (MongoDB) ----------------------------------------------------------------------
     def to_document(self) -> dict:
-        return asdict(self)
+        # field by field: dataclasses.asdict deep-copies and cost more than the database write here
+        return {"symbol": self.symbol, "interval": self.interval, "ts": self.ts, "open": self.open,
+                "high": self.high, "low": self.low, "close": self.close, "volume": self.volume,
+                "source": self.source, "fetched_at": self.fetched_at, "exchange": self.exchange,
+                "currency": self.currency, "timezone": self.timezone, "schema": self.schema}
 
 
 _NUMERIC = ("open", "high", "low", "close")

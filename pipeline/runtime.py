@@ -153,7 +153,7 @@ class Runtime:
         self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store, instance_id=self.instance_id)
         self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
         self._consumer_thread.start()
-        self.bar_builder = BarBuilder(self.store)
+        self.bar_builder = BarBuilder(self.store, busy=self.consumer.backlogged)
         self._bars_thread = threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True)
         self._bars_thread.start()
         self.producer.start()
