@@ -29,7 +29,8 @@ def admin_client(bootstrap: str, settings, timeout_s: float = 10.0) -> KafkaAdmi
 
 def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
     options = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
-                   request_timeout_ms=15000, client_id="stockmon-producer", compression_type=None)
+                   request_timeout_ms=15000, client_id="stockmon-producer", compression_type=None,
+                   reconnect_backoff_max_ms=2000)
     options.update(settings.kafka_options())
     options.update(overrides)
     return KafkaProducer(**options)
@@ -38,7 +39,7 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
 def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
     options = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                    auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=2000,
-                   max_poll_records=5000, client_id="stockmon-consumer")
+                   max_poll_records=5000, client_id="stockmon-consumer", reconnect_backoff_max_ms=2000)
     options.update(settings.kafka_options())
     options.update(overrides)
     c = KafkaConsumer(**options)

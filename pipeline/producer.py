@@ -55,6 +55,7 @@ class Publisher:
             self.pending.clear()
             futures = [(e, self.kafka.send(self.topic, key=e.symbol.encode(), value=e.to_json_bytes()))
                        for e in batch]
+            deadline = time.monotonic() + timeout_s  # one deadline for the whole batch, not per event
             try:
                 self.kafka.flush(timeout=timeout_s)
             except Exception as exc:  # noqa: BLE001 - kafka-python raises KafkaTimeoutError and friends
@@ -62,7 +63,7 @@ class Publisher:
             ok = 0
             for event, future in futures:
                 try:
-                    future.get(timeout=0.1 if future.is_done else timeout_s)
+                    future.get(timeout=max(0.0, deadline - time.monotonic()) or 0.001)
                     ok += 1
                 except Exception as exc:  # noqa: BLE001 - keep it for the next run, count it
                     self.tally.add("send_failed")
