@@ -114,3 +114,27 @@ def test_unknown_ticker_is_refused_by_its_source(stack, tmp_path):
         finally:
             runtime.store.client.drop_database(settings.db)
             runtime.stop()
+
+
+def test_produce_command_runs_the_jobs_as_a_separate_process(settings, store, topics):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from pipeline.watchlist import Watchlist
+    from conftest import ROOT, settings_env
+    Watchlist(store.watchlist, lookup=None).seed(["NVDA", "^GSPC"], "simulated")
+    env = {**os.environ, **settings_env(settings)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "produce"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def published():
+            return sum(bus.end_offsets(topics, settings.topic_prices).values())
+        wait_for(lambda: published() >= 12, 60, what="the producer process to publish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    keys = {r.key for r in read_topic(settings, settings.topic_prices)}
+    assert keys == {b"NVDA", b"^GSPC"}
