@@ -107,11 +107,14 @@ def cmd_produce(args, settings: Settings) -> int:
 
     producer = Producer(kafka, settings, store, Watchlist(store.watchlist, lookup, settings.max_symbols), factory)
     producer.start()
+    from .heartbeat import Heartbeat
+    beat = Heartbeat(store.heartbeats, "produce", lambda: {"published": producer.snapshot()["published"]}).start()
     done = threading.Event()
     _stop_on_signals(done)
     while not done.wait(10):
         snap = producer.snapshot()
         logging.getLogger("pipeline.produce").info("published %s, pending %s", snap["published"], snap["pending"])
+    beat.stop()
     producer.stop()
     return 0
 
@@ -123,17 +126,28 @@ def cmd_consume(args, settings: Settings) -> int:
     kafka, mongo = _endpoints_or_exit(settings)
     store = Store.from_uri(mongo, settings.db)
     store.ensure_indexes()
-    consumer = PriceConsumer(kafka, settings, store, group=args.group, instance_id=args.instance_id)
+    from .alerts import AlertEngine, ensure_indexes as ensure_alert_indexes
+    ensure_alert_indexes(store.db)
+    alerts = AlertEngine(store, settings)  # scale-out members evaluate alert rules too (deduplicated by id)
+    consumer = PriceConsumer(kafka, settings, store, group=args.group, instance_id=args.instance_id,
+                             on_stored=alerts.on_stored)
+    alerts.bind(consumer)
     builder = BarBuilder(store, busy=consumer.backlogged)
     done = threading.Event()
     _stop_on_signals(done)
     threading.Thread(target=lambda: (done.wait(), consumer.stop()), daemon=True).start()
     threading.Thread(target=builder.run, name="stockmon-bars", daemon=True).start()
+    from .heartbeat import Heartbeat
+    beat = Heartbeat(store.heartbeats, "consume", lambda: {
+        "group": consumer.group, "stored": consumer.tally.counts.get("stored", 0),
+        "assigned": consumer.state.assigned, "lag": sum(consumer.state.lag.values())}).start()
     consumer.run(max_idle_s=args.exit_when_idle)
+    beat.stop()
     builder.stop()
     builder.run_once()  # leave no bar behind the stored prices
     snap = consumer.snapshot()
-    print(json.dumps({k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")}), flush=True)
+    print(json.dumps({**{k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")},
+                      "alerts_fired": alerts.snapshot()["fired"]}), flush=True)
     return 0
 
 

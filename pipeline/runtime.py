@@ -24,7 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import bus
+from .alerts import AlertEngine, Notifier, ensure_indexes as ensure_alert_indexes
 from .bars import BarBuilder
+from .heartbeat import Heartbeat, recent
 from .config import Settings, mask_uri
 from .consumer import PriceConsumer
 from .models import utcnow
@@ -55,6 +57,9 @@ class Runtime:
         self.producer: Producer | None = None
         self.consumer: PriceConsumer | None = None
         self.bar_builder: BarBuilder | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.alerts: AlertEngine | None = None
+        self.notifier: Notifier | None = None
         self.kafka_bootstrap: str | None = None
         self.mongodb_uri: str | None = None
         self.state = "stopped"
@@ -141,6 +146,7 @@ class Runtime:
     def _prepare(self) -> None:
         self.store.ping()
         self.store.ensure_indexes()
+        ensure_alert_indexes(self.store.db)
         admin = bus.admin_client(self.kafka_bootstrap, self.settings)
         try:
             self.topics = bus.ensure_topics(admin, self.settings)
@@ -150,13 +156,18 @@ class Runtime:
     def _start_pipeline(self) -> None:
         s = self.settings
         self.producer = Producer(self.kafka_bootstrap, s, self.store, self.watchlist, self._make_source)
-        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store, instance_id=self.instance_id)
+        self.notifier = Notifier(self.store, s).start()
+        self.alerts = AlertEngine(self.store, s, on_fired=self.notifier.wake)
+        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store, instance_id=self.instance_id,
+                                      on_stored=self.alerts.on_stored)
+        self.alerts.bind(self.consumer)
         self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
         self._consumer_thread.start()
         self.bar_builder = BarBuilder(self.store, busy=self.consumer.backlogged)
         self._bars_thread = threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True)
         self._bars_thread.start()
         self.producer.start()
+        self.heartbeat = Heartbeat(self.store.heartbeats, "app", self._beat).start()
         if self.watchlist.seed(s.watchlist, s.source):
             for symbol in s.watchlist:
                 self.producer.request_backfill(symbol, s.source)
@@ -200,6 +211,9 @@ class Runtime:
         """Stop producer, consumer and (if owned) the local stack. Idempotent."""
         self._stopping.set()
         with self._lock:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+                self.heartbeat = None
             if self.producer is not None:
                 self.producer.stop()
                 self.producer = None
@@ -208,6 +222,10 @@ class Runtime:
                 if self._consumer_thread is not None:
                     self._consumer_thread.join(timeout=15)
                 self.consumer = None
+            if self.notifier is not None:
+                self.notifier.stop()
+                self.notifier = None
+            self.alerts = None
             if self.bar_builder is not None:
                 self.bar_builder.stop()
                 self._bars_thread.join(timeout=30)
@@ -219,6 +237,13 @@ class Runtime:
                 self.stack.stop()
                 self.stack = None
             self.state = "stopped"
+
+    def _beat(self) -> dict:
+        consumer, producer = self.consumer, self.producer
+        return {"state": self.state,
+                "published": producer.snapshot()["published"] if producer else 0,
+                "stored": consumer.tally.counts.get("stored", 0) if consumer else 0,
+                "assigned": consumer.state.assigned if consumer else []}
 
     # -- health -------------------------------------------------------------------------------------
     def health(self) -> dict:
@@ -249,11 +274,15 @@ class Runtime:
         snap["consumer"] = consumer.snapshot() if consumer else None
         builder = self.bar_builder
         snap["bars"] = builder.snapshot() if builder else None
+        alerts, notifier = self.alerts, self.notifier
+        snap["alerts"] = {"engine": alerts.snapshot() if alerts else None,
+                          "channels": notifier.snapshot() if notifier else {}}
         if store is not None and snap["mongo"]["ok"]:
             try:
                 snap["backfills"] = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
+                snap["processes"] = recent(store.heartbeats)
             except Exception:  # noqa: BLE001
-                snap["backfills"] = []
+                snap.setdefault("backfills", [])
         return snap
 
 

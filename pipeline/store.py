@@ -183,11 +183,6 @@ class Store:
             frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame
 
-    # -- heartbeats (one document per pipeline process, for health) --------------------------------
-    def beat(self, process_id: str, snapshot: dict) -> None:
-        self.heartbeats.replace_one({"_id": process_id}, {**snapshot, "_id": process_id, "at": utcnow()},
-                                    upsert=True)
-
 
 def floor_time(ts: datetime, level: str) -> datetime:
     ts = ts.astimezone(timezone.utc)

@@ -198,6 +198,10 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
              for i in range(2)]
     try:
         time.sleep(6)  # both join the group before data arrives
+        from pipeline.heartbeat import recent
+        beats = wait_for(lambda: [b for b in recent(store.heartbeats) if b["role"] == "consume"] if len(
+            [b for b in recent(store.heartbeats) if b["role"] == "consume"]) == 2 else None, 30, what="heartbeats")
+        assert {b["pid"] for b in beats} == {p.pid for p in procs} and all(b["alive"] for b in beats)
         publish(settings, events)
         results = [p.communicate(timeout=240) for p in procs]
     finally:
@@ -209,5 +213,6 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     assert all(s["stored"] > 0 for s in stats), stats  # both members did real work
     assert sum(s["stored"] for s in stats) == len(events)
     assert store.prices.count_documents({}) == len(events)
+    assert store.heartbeats.count_documents({}) == 0  # clean exits leave no stale process behind
     store.client.drop_database(settings.db)
     store.close()

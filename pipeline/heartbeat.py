@@ -1,0 +1,71 @@
+"""Heartbeats: every pipeline process (the app, and each ``python -m pipeline produce|consume``)
+writes a small snapshot of itself to MongoDB's ``heartbeats`` collection, so the health page sees
+scaled-out processes too.
+
+Guarantees: one document per process (``_id`` = host:pid), rewritten every ``every_s`` seconds with
+``at`` (UTC); a process whose last beat is older than ``stale_s`` is reported as gone. A failed
+write is logged and retried on the next beat; it never stops the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+from typing import Callable
+
+from .models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Heartbeat:
+    def __init__(self, collection, role: str, snapshot: Callable[[], dict], every_s: float = 5.0):
+        self.collection = collection
+        self.role = role
+        self.snapshot = snapshot
+        self.every_s = every_s
+        self.id = process_id()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stockmon-heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        doc = {"_id": self.id, "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
+               "at": utcnow(), **self.snapshot()}
+        self.collection.replace_one({"_id": self.id}, doc, upsert=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - health reporting must never stop the pipeline
+                log.debug("heartbeat failed: %s", exc)
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.collection.delete_one({"_id": self.id})  # a clean exit is not a dead process
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def recent(collection, stale_s: float = 30.0) -> list[dict]:
+    """Every process that beat recently, plus those that went quiet (``alive: False``)."""
+    now = utcnow()
+    out = []
+    for doc in collection.find().sort("_id", 1):
+        doc["alive"] = (now - doc["at"].astimezone(now.tzinfo)) < timedelta(seconds=stale_s)
+        doc["id"] = doc.pop("_id")
+        out.append(doc)
+    return out
