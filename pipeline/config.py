@@ -104,6 +104,23 @@ def _symbols(key: str, text: str) -> tuple[str, ...]:
         raise ConfigError(f"{key}: {exc.reason}") from None
 
 
+def _urls(key: str, text: str) -> tuple[str, ...]:
+    urls = tuple(u for u in re.split(r"[,\s]+", text) if u)
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{key}: {mask_uri(u)[:60]!r} is not an http(s) URL")
+    return urls
+
+
+def _emails(key: str, text: str) -> tuple[str, ...]:
+    addresses = tuple(a for a in re.split(r"[,;\s]+", text) if a)
+    for a in addresses:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a):
+            raise ConfigError(f"{key}: {a!r} is not an e-mail address")
+    return addresses
+
+
 def _setting(key: str, parse: Callable[[str, str], Any], default: Any, secret: bool = False, doc: str = ""):
     return field(default=default, metadata={"key": key, "parse": parse, "secret": secret, "doc": doc})
 
@@ -157,6 +174,26 @@ class Settings:
                                      doc="widest History range a visitor may ask for")
     stack_timeout: float = _setting("STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0,
                                     doc="seconds to wait for the embedded servers")
+
+    # -- alerts (pipeline.alerts) ----------------------------------------------------------------
+    alert_max_age_s: float = _setting("STOCKMON_ALERT_MAX_AGE_S", _number(float, 0, 30 * 86400), 600.0,
+                                      doc="prices older than this are stored but not evaluated; 0 = any age")
+    max_alert_rules: int = _setting("STOCKMON_MAX_ALERT_RULES", _number(int, 1, 100000), 200)
+    alert_webhook_urls: tuple[str, ...] = _setting("STOCKMON_ALERT_WEBHOOK_URLS", _urls, (), secret=True,
+                                                   doc="JSON POST of every alert to each URL")
+    alert_webhook_timeout: float = _setting("STOCKMON_ALERT_WEBHOOK_TIMEOUT", _number(float, 0.1, 120), 5.0)
+    alert_retries: int = _setting("STOCKMON_ALERT_RETRIES", _number(int, 1, 50), 5,
+                                  doc="delivery attempts per alert and channel before it is marked failed")
+    alert_backoff_s: float = _setting("STOCKMON_ALERT_BACKOFF_S", _number(float, 0.01, 3600), 2.0,
+                                      doc="first retry delay; doubles per attempt (capped at 5 min)")
+    smtp_host: str | None = _setting("STOCKMON_SMTP_HOST", _optional, None, doc="unset = no e-mail alerts")
+    smtp_port: int = _setting("STOCKMON_SMTP_PORT", _number(int, 1, 65535), 587)
+    smtp_security: str = _setting("STOCKMON_SMTP_SECURITY", _choice("starttls", "ssl", "none"), "starttls")
+    smtp_username: str | None = _setting("STOCKMON_SMTP_USERNAME", _optional, None)
+    smtp_password: str | None = _setting("STOCKMON_SMTP_PASSWORD", _optional, None, secret=True)
+    smtp_from: str | None = _setting("STOCKMON_SMTP_FROM", _optional, None, doc="default: the username")
+    alert_email_to: tuple[str, ...] = _setting("STOCKMON_ALERT_EMAIL_TO", _emails, (), doc="comma-separated")
+    smtp_timeout: float = _setting("STOCKMON_SMTP_TIMEOUT", _number(float, 0.1, 120), 10.0)
 
     def __post_init__(self):
         if self.data_dir is None:

@@ -1,0 +1,188 @@
+"""External delivery channels: a JSON webhook and e-mail over SMTP.
+
+Guarantees:
+- ``send(alert)`` makes one attempt per target and raises ``DeliveryError`` with a sentence that
+  names the target (webhook URLs shown as scheme://host only: their paths often hold tokens) and
+  what went wrong: an HTTP status, a refused connection, "did not answer within N s". Retrying is
+  the notifier's job. Every network call has a timeout: a silent server cannot hang a thread forever.
+- Webhook: ``POST`` of ``payload(alert)`` as JSON (``Content-Type: application/json``), any 2xx is
+  success. The payload carries the alert's ``id``: a receiver can drop the rare at-least-once
+  repeat. It has a ``text`` field so Slack/Mattermost-style incoming webhooks show it as is.
+- E-mail: one message to every ``STOCKMON_ALERT_EMAIL_TO`` address; ``starttls`` (default, port
+  587), ``ssl`` (port 465) or ``none``; login only when a username is configured. The password is
+  never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from datetime import datetime
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+from ..config import APP_NAME, Settings
+from ..models import iso, utcnow
+
+
+class DeliveryError(RuntimeError):
+    """One delivery attempt failed; the message says where and why."""
+
+
+def configured(settings: Settings) -> dict[str, bool]:
+    return {"webhook": bool(settings.alert_webhook_urls),
+            "email": bool(settings.smtp_host and settings.alert_email_to)}
+
+
+def short_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}"
+
+
+def payload(alert: dict) -> dict:
+    def when(value):
+        return iso(value) if isinstance(value, datetime) else value
+    return {"id": alert.get("_id"), "app": APP_NAME, "test": bool(alert.get("test")),
+            "text": f"🔔 {alert.get('message', '')}", "message": alert.get("message"),
+            "rule_id": alert.get("rule_id"), "rule": alert.get("description"), "symbol": alert.get("symbol"),
+            "kind": alert.get("kind"), "price": alert.get("price"), "value": alert.get("value"),
+            "ts": when(alert.get("ts")), "fired_at": when(alert.get("fired_at")), "note": alert.get("note") or ""}
+
+
+class Webhook:
+    name = "webhook"
+
+    def __init__(self, settings: Settings):
+        self.urls = tuple(settings.alert_webhook_urls)
+        self.timeout = settings.alert_webhook_timeout
+
+    def targets(self) -> list[str]:
+        return [short_url(u) for u in self.urls]
+
+    def post(self, url: str, body: dict) -> int:
+        data = json.dumps(body, default=str).encode()
+        request = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "stockmon-alerts/1"})
+        where = short_url(url)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read(65536)
+                return response.status
+        except urllib.error.HTTPError as exc:
+            raise DeliveryError(f"webhook {where} answered HTTP {exc.code} {exc.reason}") from None
+        except (TimeoutError, socket.timeout):
+            raise DeliveryError(f"webhook {where} did not answer within {self.timeout:g} s") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise DeliveryError(f"webhook {where} did not answer within {self.timeout:g} s") from None
+            raise DeliveryError(f"webhook {where} is not reachable: {reason}") from None
+        except OSError as exc:
+            raise DeliveryError(f"webhook {where} failed: {exc.__class__.__name__}: {exc}") from None
+
+    def send(self, alert: dict, skip: frozenset[int] = frozenset()) -> list[int]:
+        """POST to every URL not in ``skip`` (indexes already done); return the indexes now done.
+        Raises ``DeliveryError`` after trying all of them if any failed (``.done`` lists the successes)."""
+        body = payload(alert)
+        done, errors = [], []
+        for i, url in enumerate(self.urls):
+            if i in skip:
+                continue
+            try:
+                self.post(url, body)
+                done.append(i)
+            except DeliveryError as exc:
+                errors.append(str(exc))
+        if errors:
+            err = DeliveryError("; ".join(errors))
+            err.done = done  # type: ignore[attr-defined]
+            raise err
+        return done
+
+
+class Email:
+    name = "email"
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+
+    def targets(self) -> list[str]:
+        return list(self.s.alert_email_to)
+
+    def message(self, alert: dict) -> EmailMessage:
+        s = self.s
+        msg = EmailMessage()
+        msg["Subject"] = f"[{APP_NAME}] {alert.get('message', 'alert')}"
+        msg["From"] = s.smtp_from or s.smtp_username or f"stockmon@{socket.gethostname()}"
+        msg["To"] = ", ".join(s.alert_email_to)
+        msg["Message-ID"] = f"<{str(alert.get('_id', 'test')).replace('|', '.').replace(':', '')}@stockmon>"
+        body = payload(alert)
+        lines = [body["message"] or "", "", f"Rule: {body['rule'] or '-'}"]
+        if body["note"]:
+            lines.append(f"Note: {body['note']}")
+        lines += [f"Price: {body['price']}", f"Price time (UTC): {body['ts']}", f"Fired at (UTC): {body['fired_at']}",
+                  "", f"Alert id: {body['id']}", f"— {APP_NAME}"]
+        msg.set_content("\n".join(lines))
+        return msg
+
+    def send(self, alert: dict, skip: frozenset[int] = frozenset()) -> list[int]:
+        s = self.s
+        where = f"SMTP server {s.smtp_host}:{s.smtp_port}"
+        try:
+            if s.smtp_security == "ssl":
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            with client:
+                if s.smtp_security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if s.smtp_username:
+                    client.login(s.smtp_username, s.smtp_password or "")
+                refused = client.send_message(self.message(alert))
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"{where} refused the login for {s.smtp_username!r} ({exc.smtp_code})") from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError(f"{where} does not offer STARTTLS; set STOCKMON_SMTP_SECURITY to ssl or none") from None
+        except smtplib.SMTPException as exc:
+            raise DeliveryError(f"{where} refused the message: {str(exc)[:200]}") from None
+        except (TimeoutError, socket.timeout):
+            raise DeliveryError(f"{where} did not answer within {s.smtp_timeout:g} s") from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"{where}: TLS failed ({exc.reason or exc})") from None
+        except OSError as exc:
+            raise DeliveryError(f"{where} is not reachable: {exc.strerror or exc}") from None
+        if refused:
+            raise DeliveryError(f"{where} refused recipient(s): {', '.join(refused)}")
+        return [0]
+
+
+def make(settings: Settings) -> dict[str, object]:
+    """The configured channels by name."""
+    ok = configured(settings)
+    out: dict[str, object] = {}
+    if ok["webhook"]:
+        out["webhook"] = Webhook(settings)
+    if ok["email"]:
+        out["email"] = Email(settings)
+    return out
+
+
+def send_test(settings: Settings, channel: str) -> str:
+    """Send a test alert through one channel now; return a sentence or raise ``DeliveryError``."""
+    channels = make(settings)
+    if channel not in channels:
+        need = ("STOCKMON_ALERT_WEBHOOK_URLS" if channel == "webhook"
+                else "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO")
+        raise DeliveryError(f"the {channel} channel is not configured: set {need}")
+    now = utcnow()
+    alert = {"_id": f"test|{iso(now)}", "test": True, "message": f"Test alert from {APP_NAME}",
+             "description": "test", "symbol": "TEST", "kind": "test", "price": None, "ts": now, "fired_at": now,
+             "note": "If you can read this, alerts reach you through this channel."}
+    target = channels[channel]
+    target.send(alert)
+    return f"Test alert sent by {channel} to {', '.join(target.targets())}."

@@ -1,0 +1,455 @@
+"""The alert engine: evaluates every rule on the prices the consumer just stored.
+
+Plugged in as ``PriceConsumer(on_stored=engine.on_stored)``, so it runs on the consumer's writer
+thread after a batch is in MongoDB and *before* its offsets are committed.
+
+Guarantees:
+- Semantics per rule: a condition rule (above, below, % change, volume spike, RSI) fires when its
+  condition becomes true while armed, then disarms; it re-arms when the condition is false again.
+  A cross rule (price crossing a level, SMA cross) fires when the side changes (in the wanted
+  direction); its first observation only records the side. A new rule starts armed, so a rule whose
+  condition already holds fires on the next price. Within ``cooldown_s`` of its last alert (price
+  time) a rule's crossing is *suppressed* (counted, not fired) and the rule still disarms.
+  Expired or disabled rules are not evaluated. Time is the price's time, never the wall clock, so a
+  re-evaluation decides the same way.
+- Exactly once per crossing: an alert's id is derived from the rule and the triggering price's
+  business key (``events.event_id``) and ``alert_events._id`` is unique. Each rule's state (armed,
+  side, last alert, and the time of the newest price it evaluated) is persisted in ``alert_state``
+  whenever it changes and at least every ``flush_s``; prices not newer than that are skipped. After
+  a redelivery, a restart or in a second consumer process, the prices that were not yet covered by
+  the persisted state are evaluated again from that state and produce the same ids, so MongoDB
+  keeps one alert. Alerts are written before the state, and both before the batch is committed; a
+  failed write raises, so the consumer retries the batch and nothing is lost.
+- Cheap: no MongoDB round trip per price. Per batch at most: the rule list (every ``refresh_s``),
+  a one-off load of a symbol's recent prices and bars the first time it needs them, one insert of
+  fired alerts and one bulk write of changed states. Symbols without rules cost one dict lookup.
+- Prices older than ``alert_max_age_s`` (wall clock) are stored but not evaluated: a backfill or a
+  long outage does not fire alerts about the past.
+- A bug in a rule's evaluation is logged and counted; it never stops ingestion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Sequence
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from ..metrics import Latency, Tally
+from ..models import PriceEvent, to_utc, utcnow
+from . import events as ev
+from .channels import configured
+from .rules import CROSS_KINDS, TIMEFRAMES, Rule, _span, describe
+from .series import Series
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleState:
+    rule_id: str
+    symbol: str
+    version: str
+    armed: bool = True
+    side: int | None = None
+    last_t: float | None = None           # newest price time evaluated (epoch s)
+    last_dt: datetime | None = None
+    last_fired: float | None = None       # price time of the last alert
+    fired: int = 0
+    suppressed: int = 0
+    value: float | None = None            # last measured value (price, %, ratio, RSI...)
+    persisted_t: float | None = None      # last_t as stored
+
+    def document(self) -> dict:
+        return {"_id": self.rule_id, "symbol": self.symbol, "version": self.version, "armed": self.armed,
+                "side": self.side, "last_ts": self.last_dt, "fired": self.fired, "suppressed": self.suppressed,
+                "last_fired": datetime.fromtimestamp(self.last_fired, timezone.utc) if self.last_fired else None,
+                "value": self.value, "updated_at": utcnow()}
+
+    @classmethod
+    def from_document(cls, doc: dict, rule: Rule) -> "RuleState":
+        last = to_utc(doc["last_ts"]) if doc.get("last_ts") else None
+        state = cls(rule.id, rule.symbol, rule.version, last_t=last.timestamp() if last else None, last_dt=last)
+        state.persisted_t = state.last_t
+        if doc.get("version") == rule.version:  # an edited condition starts over, armed
+            state.armed = bool(doc.get("armed", True))
+            state.side = doc.get("side")
+            state.last_fired = to_utc(doc["last_fired"]).timestamp() if doc.get("last_fired") else None
+            state.fired, state.suppressed = int(doc.get("fired", 0)), int(doc.get("suppressed", 0))
+            state.value = doc.get("value")
+        return state
+
+
+def needs(rules: Sequence[Rule]) -> tuple[float, dict[str, int]]:
+    """History a symbol's rules need: seconds of prices, and closes to keep per timeframe."""
+    horizon, keep = 120.0, {"1d": 3}
+    for r in rules:
+        if r.kind == "pct_change":
+            horizon = max(horizon, 2.0 * r.window_s + 60)
+        elif r.kind == "volume_spike":
+            horizon = max(horizon, 60.0 * (r.lookback_min + 2))
+        elif r.kind in ("rsi_above", "rsi_below"):
+            keep[r.timeframe] = max(keep.get(r.timeframe, 0), r.period * 5 + 1)
+        elif r.kind == "sma_cross":
+            keep[r.timeframe] = max(keep.get(r.timeframe, 0), r.slow + 1)
+    return horizon, keep
+
+
+class AlertEngine:
+    def __init__(self, store, settings, clock: Callable[[], float] = time.time, refresh_s: float = 2.0,
+                 flush_s: float = 10.0, on_fired: Callable[[], None] | None = None):
+        self.db = store.db
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.refresh_s = refresh_s
+        self.flush_s = flush_s
+        self.on_fired = on_fired
+        self.max_age_s = settings.alert_max_age_s or None
+        self.rules: dict[str, Rule] = {}
+        self.by_symbol: dict[str, list[Rule]] = {}
+        self.states: dict[str, RuleState] = {}
+        self.series: dict[str, Series] = {}
+        self.tally = Tally()
+        self.eval_latency = Latency()
+        self.last_error: str | None = None
+        self.last_fired_at: float | None = None
+        self._needs: dict[str, tuple[float, dict[str, int]]] = {}
+        self._refreshed_at: float | None = None
+        self._flushed_at = clock()
+        self._pending: list[dict] = []
+        self._dirty: set[str] = set()
+        self._generation: Callable[[], object] | None = None
+        self._last_generation: object = None
+        self._lock = threading.Lock()
+
+    def bind(self, consumer) -> "AlertEngine":
+        """Forget cached state whenever the consumer's partitions move (another process may have
+        evaluated those symbols meanwhile); it is reloaded from MongoDB on the next batch."""
+        self._generation = lambda: (tuple(consumer.state.assigned), consumer.tally.counts.get("commit_failed", 0))
+        return self
+
+    # -- the hook -----------------------------------------------------------------------------------
+    def on_stored(self, events: Sequence[PriceEvent]) -> None:
+        """Evaluate a stored batch. Raises ``PyMongoError`` only (the consumer then retries the batch)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            if self._pending or self._dirty:
+                self._flush(force=False)  # what a failed flush left behind
+            self._refresh()
+            self._check_generation()
+            if self.by_symbol:
+                observations = self._observations(events)
+                if observations:
+                    self._prepare(observations)
+                    try:
+                        self._evaluate(observations)
+                    except Exception as exc:  # noqa: BLE001 - never stop ingestion for an alert bug
+                        self.tally.add("errors")
+                        self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+                        log.exception("alert evaluation failed")
+            self._flush(force=False)
+        self.eval_latency.add(time.perf_counter() - t0)
+
+    # -- rules and state --------------------------------------------------------------------------
+    def _refresh(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and self._refreshed_at is not None and now - self._refreshed_at < self.refresh_s:
+            return
+        rules = {}
+        for doc in self.db["alert_rules"].find():
+            try:
+                rule = Rule.from_document(doc)
+                rules[rule.id] = rule
+            except Exception as exc:  # noqa: BLE001 - a hand-edited document must not stop the others
+                self.tally.reason(rule=str(doc.get("_id")), error=f"unreadable rule: {exc}")
+        self._refreshed_at = now
+        by_symbol: dict[str, list[Rule]] = {}
+        at = datetime.fromtimestamp(now, timezone.utc)
+        for rule in rules.values():
+            if rule.enabled and not rule.expired(at):
+                by_symbol.setdefault(rule.symbol, []).append(rule)
+        self.rules, self.by_symbol = rules, by_symbol
+        for rule_id in [i for i in self.states if i not in rules]:
+            del self.states[rule_id]
+            self._dirty.discard(rule_id)
+        for rule in rules.values():
+            state = self.states.get(rule.id)
+            if state is not None and state.version != rule.version:  # condition edited: start over, armed
+                self.states[rule.id] = RuleState(rule.id, rule.symbol, rule.version, last_t=state.last_t,
+                                                 last_dt=state.last_dt)
+                self._dirty.add(rule.id)
+        self._needs = {symbol: needs(rs) for symbol, rs in by_symbol.items()}
+        missing = [r for rs in by_symbol.values() for r in rs if r.id not in self.states]
+        if missing:
+            docs = {d["_id"]: d for d in self.db["alert_state"].find({"_id": {"$in": [r.id for r in missing]}})}
+            for rule in missing:
+                doc = docs.get(rule.id)
+                self.states[rule.id] = (RuleState.from_document(doc, rule) if doc
+                                        else RuleState(rule.id, rule.symbol, rule.version))
+
+    def _check_generation(self) -> None:
+        if self._generation is None:
+            return
+        generation = self._generation()
+        if generation != self._last_generation:
+            if self._last_generation is not None:
+                log.info("partitions moved: reloading alert state from MongoDB")
+                self.tally.add("reloads")
+            self._last_generation = generation
+            self.states.clear()
+            self.series.clear()
+            self._refresh(force=True)
+
+    # -- prices -------------------------------------------------------------------------------------
+    def _observations(self, events: Sequence[PriceEvent]) -> dict[str, list[PriceEvent]]:
+        out: dict[str, list[PriceEvent]] = {}
+        by_symbol = self.by_symbol
+        for e in events:
+            if e.symbol in by_symbol and e.interval in ("tick", "1m"):
+                out.setdefault(e.symbol, []).append(e)
+        return out
+
+    def _prepare(self, observations: dict[str, list[PriceEvent]]) -> None:
+        """Load recent prices and bar closes for symbols seen for the first time (or needing more)."""
+        for symbol, items in observations.items():
+            horizon, keep = self._needs[symbol]
+            series = self.series.get(symbol)
+            if series is not None and series.horizon_s >= horizon and all(
+                    series.keep.get(tf, 0) >= n for tf, n in keep.items()):
+                continue
+            self.series[symbol] = self._load(symbol, horizon, keep, min(e.ts for e in items))
+            self.tally.add("series_loads")
+
+    def _load(self, symbol: str, horizon: float, keep: dict[str, int], first: datetime) -> Series:
+        series = Series(symbol, horizon, keep)
+        start = min(utcnow(), first) - timedelta(seconds=horizon + 60)
+        for tf, n in keep.items():
+            since = start - timedelta(seconds=TIMEFRAMES[tf] * (n + 2))
+            rows = self.store.bars.find({"symbol": symbol, "interval": tf, "ts": {"$gte": since}},
+                                        {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1)
+            series.load_bars(tf, ((to_utc(d["ts"]).timestamp(), d["close"]) for d in rows))
+        fields = {"_id": 0, "ts": 1, "close": 1, "volume": 1}
+        ticks = list(self.store.prices.find({"symbol": symbol, "interval": "tick", "ts": {"$gte": start}},
+                                            fields).sort("ts", 1))
+        rows, tick = (ticks, True) if ticks else (list(self.store.prices.find(
+            {"symbol": symbol, "interval": "1m", "ts": {"$gte": start}}, fields).sort("ts", 1)), False)
+        for d in rows:
+            series.add(to_utc(d["ts"]).timestamp(), d["close"], d.get("volume") or 0.0, tick=tick)
+        return series
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def _evaluate(self, observations: dict[str, list[PriceEvent]]) -> None:
+        now = self.clock()
+        max_age = self.max_age_s
+        evaluated = stale = replays = 0
+        for symbol, items in observations.items():
+            series, rules = self.series[symbol], self.by_symbol[symbol]
+            for e in items:
+                tick = e.interval == "tick"
+                if not tick and series.has_ticks:
+                    continue  # the symbol's ticks are its price; its 1m bars only serve bar-only feeds
+                t = e.ts.timestamp()
+                series.add(t, e.close, e.volume, tick=tick)
+                if max_age is not None and now - t > max_age:
+                    stale += 1
+                    continue
+                for rule in rules:
+                    state = self.states[rule.id]
+                    if state.last_t is not None and t <= state.last_t:
+                        replays += 1
+                        continue
+                    state.last_t, state.last_dt = t, e.ts
+                    if rule.expires_at is not None and e.ts >= rule.expires_at:
+                        continue
+                    evaluated += 1
+                    self._apply(rule, state, series, e, t)
+        self.tally.add("evaluated", evaluated)
+        if stale:
+            self.tally.add("stale", stale)
+        if replays:
+            self.tally.add("replays_skipped", replays)
+
+    def _apply(self, rule: Rule, state: RuleState, series: Series, e: PriceEvent, t: float) -> None:
+        price = e.close
+        if rule.kind in CROSS_KINDS:
+            side, value = self._side(rule, series, t, price)
+            if side is None:
+                return
+            state.value = value
+            previous = state.side
+            if previous == side:
+                return
+            state.side = side
+            self._dirty.add(rule.id)
+            wanted = rule.direction in (None, "either") or (rule.direction == "up") == (side > 0)
+            if previous is not None and wanted:
+                self._fire(rule, state, e, t, value, side)
+            return
+        condition, value = self._condition(rule, series, t, price)
+        if condition is None:
+            return
+        state.value = value
+        if condition and state.armed:
+            state.armed = False
+            self._dirty.add(rule.id)
+            self._fire(rule, state, e, t, value, None)
+        elif not condition and not state.armed:
+            state.armed = True
+            self._dirty.add(rule.id)
+
+    @staticmethod
+    def _directional(change: float | None, pct: float, direction: str) -> bool | None:
+        if change is None:
+            return None
+        if direction == "up":
+            return change >= pct
+        if direction == "down":
+            return change <= -pct
+        return abs(change) >= pct
+
+    def _condition(self, rule: Rule, series: Series, t: float, price: float) -> tuple[bool | None, float | None]:
+        k = rule.kind
+        if k == "price_above":
+            return price > rule.level, price
+        if k == "price_below":
+            return price < rule.level, price
+        if k == "pct_change":
+            change = series.pct_change(t, price, rule.window_s)
+            return self._directional(change, rule.pct, rule.direction), change
+        if k == "pct_since_close":
+            close = series.previous_close(t)
+            change = None if not close else (price / close - 1.0) * 100.0
+            return self._directional(change, rule.pct, rule.direction), change
+        if k == "volume_spike":
+            ratio = series.volume_ratio(t, rule.lookback_min)
+            return (None, None) if ratio is None else (ratio >= rule.factor, ratio)
+        if k in ("rsi_above", "rsi_below"):
+            rsi = series.rsi(rule.timeframe, rule.period, t, price)
+            if rsi is None:
+                return None, None
+            return (rsi > rule.level if k == "rsi_above" else rsi < rule.level), rsi
+        raise ValueError(f"unknown rule kind {k!r}")
+
+    def _side(self, rule: Rule, series: Series, t: float, price: float) -> tuple[int | None, float | None]:
+        if rule.kind == "price_cross":
+            return (None if price == rule.level else 1 if price > rule.level else -1), price
+        fast = series.sma(rule.timeframe, rule.fast, t, price)
+        slow = series.sma(rule.timeframe, rule.slow, t, price)
+        if fast is None or slow is None or fast == slow:
+            return None, None
+        return (1 if fast > slow else -1), fast - slow
+
+    def _fire(self, rule: Rule, state: RuleState, e: PriceEvent, t: float, value: float | None, side: int | None) -> None:
+        if state.last_fired is not None and t - state.last_fired < rule.cooldown_s:
+            state.suppressed += 1
+            self.tally.add("suppressed")
+            return
+        state.last_fired = t
+        state.fired += 1
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        wanted = configured(self.settings)
+        delivery = {c: ev.delivery_entry(now) for c in rule.channels if wanted.get(c)}
+        self._pending.append({
+            "_id": ev.event_id(rule.id, e.interval, e.ts), "rule_id": rule.id, "rule_version": rule.version,
+            "symbol": rule.symbol, "kind": rule.kind, "description": describe(rule),
+            "message": message(rule, e.close, value, side), "price": e.close, "value": value, "level": rule.level,
+            "ts": e.ts, "trigger": {"symbol": e.symbol, "interval": e.interval, "ts": e.ts},
+            "fired_at": now, "note": rule.note, "acked": False, "acked_at": None, "delivery": delivery,
+        })
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def _flush(self, force: bool) -> None:
+        """Alerts first, then changed states, then (every ``flush_s``) the evaluated-up-to times."""
+        if self._pending:
+            new, duplicates = ev.insert(self.db, self._pending)
+            self._pending = []
+            self.tally.add("fired", new)
+            if duplicates:
+                self.tally.add("duplicates", duplicates)
+            if new:
+                self.last_fired_at = self.clock()
+                if self.on_fired is not None:
+                    self.on_fired()
+        if self._dirty:
+            ids = [i for i in self._dirty if i in self.states and self.states[i].last_dt is not None]
+            ops = [UpdateOne({"_id": i, "last_ts": {"$lte": self.states[i].last_dt}},
+                             {"$set": self.states[i].document()}, upsert=True) for i in ids]
+            self._write_states(ids, ops)
+            self._dirty.clear()
+        now = self.clock()
+        if force or now - self._flushed_at >= self.flush_s:
+            moved = [s for s in self.states.values()
+                     if s.last_dt is not None and (s.persisted_t is None or s.last_t > s.persisted_t)]
+            ops = [UpdateOne({"_id": s.rule_id}, {"$max": {"last_ts": s.last_dt},
+                                                  "$setOnInsert": {"symbol": s.symbol, "version": s.version,
+                                                                   "armed": s.armed, "fired": s.fired}}, upsert=True)
+                   for s in moved]
+            self._write_states([s.rule_id for s in moved], ops)
+            self._flushed_at = now
+
+    def _write_states(self, ids: list[str], ops: list[UpdateOne]) -> None:
+        if not ops:
+            return
+        stale = set()
+        try:
+            self.db["alert_state"].bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != ev.DUPLICATE_KEY for e in errors):
+                raise
+            stale = {ids[e["index"]] for e in errors}  # a newer state is stored (another process)
+        for i in ids:
+            state = self.states.get(i)
+            if state is None:
+                continue
+            if i in stale:
+                del self.states[i]  # reloaded from MongoDB at the next refresh
+                self._refreshed_at = None
+            else:
+                state.persisted_t = state.last_t
+
+    def flush(self) -> None:
+        """Persist everything now (on shutdown)."""
+        with self._lock:
+            self._flush(force=True)
+
+    # -- health -------------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        counts = self.tally.snapshot()["counts"]
+        return {"rules": len(self.rules), "active_rules": sum(len(r) for r in self.by_symbol.values()),
+                "symbols": sorted(self.by_symbol), "evaluated": counts.get("evaluated", 0),
+                "fired": counts.get("fired", 0), "duplicates": counts.get("duplicates", 0),
+                "suppressed": counts.get("suppressed", 0), "stale": counts.get("stale", 0),
+                "replays_skipped": counts.get("replays_skipped", 0), "errors": counts.get("errors", 0),
+                "reloads": counts.get("reloads", 0), "last_error": self.last_error,
+                "last_fired_at": self.last_fired_at, "batch_latency": self.eval_latency.snapshot()}
+
+
+def message(rule: Rule, price: float, value: float | None, side: int | None) -> str:
+    s, k = rule.symbol, rule.kind
+    last = f"last {price:,.2f}"
+    if k == "price_above":
+        return f"{s} rose above {rule.level:,.2f} ({last})"
+    if k == "price_below":
+        return f"{s} fell below {rule.level:,.2f} ({last})"
+    if k == "price_cross":
+        return f"{s} crossed {'up' if side and side > 0 else 'down'} through {rule.level:,.2f} ({last})"
+    if k == "pct_change":
+        return f"{s} moved {value:+.2f}% within {_span(rule.window_s)} ({last})"
+    if k == "pct_since_close":
+        return f"{s} is {value:+.2f}% from the previous close ({last})"
+    if k == "volume_spike":
+        return f"{s} volume this minute is {value:.1f}× the average minute of the last {rule.lookback_min} min ({last})"
+    if k in ("rsi_above", "rsi_below"):
+        way = "above" if k == "rsi_above" else "below"
+        return f"{s} RSI({rule.period}, {rule.timeframe}) is {value:.1f}, {way} {rule.level:g} ({last})"
+    if k == "sma_cross":
+        way = "above" if side and side > 0 else "below"
+        return f"{s} SMA {rule.fast} crossed {way} SMA {rule.slow} on {rule.timeframe} bars ({last})"
+    return f"{s}: {describe(rule)} ({last})"
