@@ -20,7 +20,6 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 from . import bus
@@ -29,7 +28,6 @@ from .bars import BarBuilder
 from .heartbeat import Heartbeat, recent
 from .config import Settings, mask_uri
 from .consumer import PriceConsumer
-from .models import utcnow
 from .producer import Producer
 from .sources import make_source
 from .stack import LocalStack, StackError, kafka_answers

@@ -86,10 +86,8 @@ def topics(settings):
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        require(False, "playwright is not installed")
+    import importlib.util
+    require(importlib.util.find_spec("playwright") is not None, "playwright is not installed")
     return CHROMIUM
 
 

@@ -7,7 +7,6 @@ import signal
 import time
 from datetime import timedelta
 
-import pytest
 
 from pipeline import bus
 from pipeline.models import PriceEvent

@@ -9,7 +9,7 @@ from pipeline import bus
 from pipeline.runtime import Runtime
 from pipeline.status import collect
 
-from conftest import ROOT, make_settings, settings_env
+from conftest import ROOT, make_settings
 
 CONTRACT_KEYS = {"mode", "kafka", "mongo", "topics", "published", "stored", "dead_lettered", "lag", "pids"}
 

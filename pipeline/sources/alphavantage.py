@@ -44,7 +44,7 @@ import requests
 from alpha_vantage.alphavantage import AlphaVantage
 from alpha_vantage.timeseries import TimeSeries
 
-from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
+from ..models import InvalidEvent, iso, normalize_symbol, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .markets import day_start_utc, market_for, symbol_info
@@ -244,7 +244,7 @@ class AlphaVantageSource:
     # -- public -----------------------------------------------------------------------------------
     def fetch(self, symbols: Sequence[str]) -> FetchResult:
         result = FetchResult()
-        wanted = _normalize_all(symbols, result)
+        wanted = result.symbols(symbols)
         if not wanted or self._refuse(wanted, result):
             return self._done(result)
         with self._lock:
@@ -286,12 +286,10 @@ class AlphaVantageSource:
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         result = FetchResult()
-        try:
-            symbol = normalize_symbol(symbol)
-            start, end = to_utc(start, "start"), to_utc(end, "end")
-        except InvalidEvent as exc:
-            result.errors[str(symbol)] = exc.reason
+        args = result.backfill_args(symbol, start, end)
+        if args is None:
             return result
+        symbol, start, end = args
         if interval not in INTRADAY and interval != "1d":
             result.errors[symbol] = f"Alpha Vantage has no {interval!r} history here; use one of 1m, 5m, 15m, 30m, 1h, 1d"
             return result
@@ -477,15 +475,3 @@ def _unsupported(symbol: str) -> str:
     return (f"Alpha Vantage has no quotes for {symbol} here: only stocks/ETFs in the US and on a few "
             "exchanges (.L, .TO, .V, .DE, .BO, .SS, .SZ); no indices, FX or crypto")
 
-
-def _normalize_all(symbols: Sequence[str], result: FetchResult) -> list[str]:
-    wanted: list[str] = []
-    for raw in symbols:
-        try:
-            symbol = normalize_symbol(raw)
-        except InvalidEvent as exc:
-            result.errors[str(raw)] = exc.reason
-            continue
-        if symbol not in wanted:
-            wanted.append(symbol)
-    return wanted

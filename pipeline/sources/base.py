@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Protocol, Sequence
 
-from ..models import InvalidEvent, PriceEvent, validate
+from ..models import InvalidEvent, PriceEvent, normalize_symbol, to_utc, validate
 
 
 class UnknownSymbol(LookupError):
@@ -44,6 +44,27 @@ class FetchResult:
         self.events.extend(other.events)
         self.errors.update(other.errors)
         return self
+
+    def symbols(self, raw: Sequence[str]) -> list[str]:
+        """Normalised, de-duplicated symbols in order; a malformed one becomes an error here."""
+        wanted: list[str] = []
+        for text in raw:
+            try:
+                symbol = normalize_symbol(text)
+            except InvalidEvent as exc:
+                self.errors[str(text)] = exc.reason
+                continue
+            if symbol not in wanted:
+                wanted.append(symbol)
+        return wanted
+
+    def backfill_args(self, symbol: str, start, end) -> tuple[str, datetime, datetime] | None:
+        """Normalise a backfill request's symbol and range (UTC); None, with the reason kept, if invalid."""
+        try:
+            return normalize_symbol(symbol), to_utc(start, "start"), to_utc(end, "end")
+        except InvalidEvent as exc:
+            self.errors[str(symbol)] = exc.reason
+            return None
 
     def add_checked(self, candidates: Iterable[dict | PriceEvent], symbol: str | None = None) -> None:
         """Validate candidates; keep the valid ones, record the first reason per bad symbol."""

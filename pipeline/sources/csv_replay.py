@@ -111,12 +111,10 @@ class CsvReplaySource:
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         result = FetchResult()
-        try:
-            symbol = normalize_symbol(symbol)
-            start, end = to_utc(start, "start"), to_utc(end, "end")
-        except InvalidEvent as exc:
-            result.errors[str(symbol)] = exc.reason
+        args = result.backfill_args(symbol, start, end)
+        if args is None:
             return result
+        symbol, start, end = args
         if symbol not in self._symbols:
             result.errors[symbol] = f"{symbol} is not in the replay file {self.path.name}"
             return result

@@ -193,7 +193,7 @@ class SimulatedSource:
     # -- public -----------------------------------------------------------------------------------
     def fetch(self, symbols: Sequence[str]) -> FetchResult:
         result = FetchResult()
-        wanted = self._normalize_all(symbols, result)
+        wanted = result.symbols(symbols)
         with self._lock:
             now = self._now()
             self._ensure(wanted, now)
@@ -206,12 +206,10 @@ class SimulatedSource:
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         result = FetchResult()
-        try:
-            symbol = normalize_symbol(symbol)
-            start, end = to_utc(start, "start"), to_utc(end, "end")
-        except InvalidEvent as exc:
-            result.errors[str(symbol)] = exc.reason
+        args = result.backfill_args(symbol, start, end)
+        if args is None:
             return result
+        symbol, start, end = args
         with self._lock:
             now = self._now()
             self._ensure([symbol], now)
@@ -272,18 +270,6 @@ class SimulatedSource:
             return state.price if state else None
 
     # -- live path --------------------------------------------------------------------------------
-    def _normalize_all(self, symbols: Sequence[str], result: FetchResult) -> list[str]:
-        wanted: list[str] = []
-        for raw in symbols:
-            try:
-                symbol = normalize_symbol(raw)
-            except InvalidEvent as exc:
-                result.errors[str(raw)] = exc.reason
-                continue
-            if symbol not in wanted:
-                wanted.append(symbol)
-        return wanted
-
     def _now(self) -> datetime:
         now = to_utc(self._clock(), "clock")
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -197,7 +197,7 @@ class YahooSource:
     # -- public -----------------------------------------------------------------------------------
     def fetch(self, symbols: Sequence[str]) -> FetchResult:
         result = FetchResult()
-        wanted = _normalize_all(symbols, result)
+        wanted = result.symbols(symbols)
         if not wanted or self._in_backoff(wanted, result):
             return result
         now = utcnow()
@@ -213,12 +213,10 @@ class YahooSource:
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         result = FetchResult()
-        try:
-            symbol = normalize_symbol(symbol)
-            start, end = to_utc(start, "start"), to_utc(end, "end")
-        except InvalidEvent as exc:
-            result.errors[str(symbol)] = exc.reason
+        args = result.backfill_args(symbol, start, end)
+        if args is None:
             return result
+        symbol, start, end = args
         limit = LIMITS.get(interval)
         if limit is None:
             result.errors[symbol] = f"Yahoo has no {interval!r} history; use one of {', '.join(LIMITS)}"
@@ -455,18 +453,6 @@ class YahooSource:
             if result.events:
                 self._stats["last_success_at"] = now
 
-
-def _normalize_all(symbols: Sequence[str], result: FetchResult) -> list[str]:
-    wanted: list[str] = []
-    for raw in symbols:
-        try:
-            symbol = normalize_symbol(raw)
-        except InvalidEvent as exc:
-            result.errors[str(raw)] = exc.reason
-            continue
-        if symbol not in wanted:
-            wanted.append(symbol)
-    return wanted
 
 
 def _utc(value: Any) -> datetime:
