@@ -194,6 +194,8 @@ class Settings:
     smtp_from: str | None = _setting("STOCKMON_SMTP_FROM", _optional, None, doc="default: the username")
     alert_email_to: tuple[str, ...] = _setting("STOCKMON_ALERT_EMAIL_TO", _emails, (), doc="comma-separated")
     smtp_timeout: float = _setting("STOCKMON_SMTP_TIMEOUT", _number(float, 0.1, 120), 10.0)
+    smtp_cafile: str | None = _setting("STOCKMON_SMTP_CAFILE", _optional, None,
+                                       doc="extra CA certificate to trust (a self-signed mail server)")
 
     def __post_init__(self):
         if self.data_dir is None:

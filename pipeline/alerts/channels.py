@@ -9,8 +9,9 @@ Guarantees:
   success. The payload carries the alert's ``id``: a receiver can drop the rare at-least-once
   repeat. It has a ``text`` field so Slack/Mattermost-style incoming webhooks show it as is.
 - E-mail: one message to every ``STOCKMON_ALERT_EMAIL_TO`` address; ``starttls`` (default, port
-  587), ``ssl`` (port 465) or ``none``; login only when a username is configured. The password is
-  never logged or put in an error.
+  587), ``ssl`` (port 465) or ``none``; certificates are verified (system CAs, plus
+  ``STOCKMON_SMTP_CAFILE``); login only when a username is configured. The password is never
+  logged or put in an error.
 """
 
 from __future__ import annotations
@@ -133,14 +134,14 @@ class Email:
         s = self.s
         where = f"SMTP server {s.smtp_host}:{s.smtp_port}"
         try:
+            context = ssl.create_default_context(cafile=s.smtp_cafile)
             if s.smtp_security == "ssl":
-                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
-                                          context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=context)
             else:
                 client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=context)
                 if s.smtp_username:
                     client.login(s.smtp_username, s.smtp_password or "")
                 refused = client.send_message(self.message(alert))
