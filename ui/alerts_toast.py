@@ -1,0 +1,68 @@
+"""In-app alert notifications: a toast on every open page when an alert fires.
+
+Usage (one line per page, right after the page is set up)::
+
+    from ui.alerts_toast import alert_toasts
+    alert_toasts()
+
+Guarantees:
+- Every ~3 s (a fragment, so the rest of the page does not rerun) the page looks in MongoDB
+  ``alert_events`` for unacknowledged alerts of the last 15 minutes and toasts the ones this browser
+  session has not shown yet: each alert once per session, at most three toasts at a time plus one
+  "…and N more". A session opened after an alert fired still sees it, if it is unacknowledged and
+  recent. Acknowledging (Alerts page) stops it being toasted in new sessions.
+- Many sessions share one query per ~2 s (``st.cache_data``).
+- Never breaks a page: with MongoDB down or the pipeline stopped it quietly shows nothing (the page
+  itself says what is wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import streamlit as st
+
+from pipeline.alerts import events
+from pipeline.models import utcnow
+
+log = logging.getLogger(__name__)
+
+SEEN_KEY = "stockmon_alert_toasts_seen"
+LOOKBACK = timedelta(minutes=15)
+MAX_TOASTS = 3
+
+
+@st.cache_data(ttl=2, show_spinner=False, max_entries=16)
+def _recent_unacked(key: str) -> list[dict]:
+    from ui.data import store
+    rows = events.unacked_since(store().db, utcnow() - LOOKBACK, limit=50)
+    return [{"id": r["_id"], "symbol": r.get("symbol", ""), "message": r.get("message", "")} for r in rows]
+
+
+def _show() -> None:
+    try:
+        from ui.data import store_key
+        rows = _recent_unacked(store_key())
+    except Exception as exc:  # noqa: BLE001 - the page reports MongoDB trouble itself
+        log.debug("alert toasts skipped: %s", exc)
+        return
+    seen: set = st.session_state.setdefault(SEEN_KEY, set())
+    new = [r for r in rows if r["id"] not in seen]
+    if not new:
+        return
+    for row in reversed(new[:MAX_TOASTS]):  # oldest of the newest first, so the newest ends on top
+        st.toast(f"**Alert** · {row['message']}", icon="🔔", duration="long")
+    if len(new) > MAX_TOASTS:
+        st.toast(f"…and {len(new) - MAX_TOASTS} more alert(s): see the Alerts page.", icon="🔔", duration="long")
+    seen.update(r["id"] for r in new)
+
+
+@st.fragment(run_every=3)
+def _poll() -> None:
+    _show()
+
+
+def alert_toasts() -> None:
+    """Show new alerts as toasts on this page, now and every ~3 s while it is open."""
+    _poll()
