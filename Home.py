@@ -69,12 +69,20 @@ if cols[1].button("↻ Refresh"):
     st.rerun()
 if not allowed:
     cols[2].caption("🔒 Read-only demo: starting and pausing need the admin password (sidebar).")
-producer, consumer = health.get("producer") or {}, health.get("consumer") or {}
-m = st.columns(4)
-m[0].metric("Published", f"{producer.get('published', 0):,}")
-m[1].metric("Stored", f"{consumer.get('stored', 0):,}")
-m[2].metric("Dead-lettered", f"{consumer.get('dead_lettered', 0):,}")
-m[3].metric("Consumer lag", f"{consumer.get('lag_total', 0):,}")
+
+
+@st.fragment(run_every="5s")
+def counters() -> None:
+    producer = runtime.producer.snapshot() if runtime.producer else {}  # in-process counters: no I/O
+    consumer = runtime.consumer.snapshot() if runtime.consumer else {}
+    m = st.columns(4)
+    m[0].metric("Published", f"{producer.get('published', 0):,}")
+    m[1].metric("Stored", f"{consumer.get('stored', 0):,}")
+    m[2].metric("Dead-lettered", f"{consumer.get('dead_lettered', 0):,}")
+    m[3].metric("Consumer lag", f"{consumer.get('lag_total', 0):,}")
+
+
+counters()
 
 
 # -- the watchlist at a glance ---------------------------------------------------------------------

@@ -29,8 +29,9 @@ for kind, text in st.session_state.pop("wl_messages", []):
 
 
 # -- backfills in progress -----------------------------------------------------------------------
-@st.fragment(run_every="2s")
 def backfill_progress() -> None:
+    """Progress bars while backfills run; polls only then (a poll while the user types in the editor
+    below could race with the edit), and reruns the page once they are all done."""
     with page.sentences("reading backfill progress"):
         active = [b for b in data.backfills() if b.get("status") in ("queued", "running")]
     for b in active:
@@ -38,9 +39,14 @@ def backfill_progress() -> None:
         st.progress(done / total if total else 0.0,
                     text=f"**{b['symbol']}**: backfilling history from {b.get('source', '?')} — "
                          f"{done}/{total or '?'} chunks, {b.get('published', 0):,} bars sent")
+    if not active and st.session_state.pop("wl_backfilling", False):
+        st.rerun(scope="app")  # refresh the table's backfill column, stop polling
 
 
-backfill_progress()
+with page.sentences("reading backfill progress"):
+    backfilling = any(b.get("status") in ("queued", "running") for b in data.backfills())
+st.session_state["wl_backfilling"] = backfilling
+st.fragment(run_every=1.5 if backfilling else None)(backfill_progress)()
 
 # -- the editor ----------------------------------------------------------------------------------
 with page.sentences("reading the watchlist"):
@@ -80,7 +86,7 @@ st.data_editor(
     },
 )
 state = st.session_state.get(editor_key) or {}
-if allowed and (state.get("edited_rows") or state.get("added_rows") or state.get("deleted_rows")):
+if allowed and edit.actionable(state):
     with st.spinner("Checking tickers with their sources…"), page.sentences("saving the watchlist"):
         outcome = edit.apply_edits(runtime, shown, len(entries), state, settings.source)
     st.session_state["wl_pending"] = outcome.pending

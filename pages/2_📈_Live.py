@@ -19,7 +19,6 @@ from ui import format as fmt
 
 WINDOWS = {"30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "8h": 28800, "1d": 86400, "2d": 172800,
            "5d": 432000}
-LIVE_MAX_POINTS = 1500   # per series and refresh: keeps a refresh well under 200 KB
 WARMUP = 40              # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
 
 runtime = page.setup("Live", "📈")
@@ -113,9 +112,9 @@ def live_view(symbols: list[str], focus: str | None, interval: str, window_s: in
               view: str, normalise: bool) -> None:
     key = data.store_key()
     charted = [focus] if view == "Candles" and focus else symbols
+    max_points = charts.live_point_cap(indicators, series=len(charted), candles=view == "Candles")
     with page.sentences("loading live prices"):
-        result = data.live_bars(key, tuple(charted), interval, window_s, WARMUP if indicators else 0,
-                                LIVE_MAX_POINTS)
+        result = data.live_bars(key, tuple(charted), interval, window_s, WARMUP if indicators else 0, max_points)
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
     window_start = datetime.now(timezone.utc) - timedelta(seconds=window_s)

@@ -77,7 +77,8 @@ if not isinstance(picked, (tuple, list)) or len(picked) != 2:
     st.stop()
 first_day, last_day = picked
 start = datetime.combine(first_day, time(0), timezone.utc)
-end = min(datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), datetime.now(timezone.utc))
+next_minute = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+end = min(datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), next_minute)  # cacheable for a minute
 interval = queries.auto_interval(start, end) if interval_choice == AUTO else interval_choice
 st.query_params.update({"symbols": ",".join(symbols), "start": first_day.isoformat(), "end": last_day.isoformat(),
                         "interval": interval_choice})
@@ -128,7 +129,7 @@ table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
 st.dataframe(
     table, hide_index=True, width="stretch",
     column_order=["symbol", "return_pct", "volatility_pct", "max_drawdown_pct", "avg_volume", "best_pct",
-                  "best_at", "worst_pct", "worst_at", "first", "last", "bars"],
+                  "best_at", "worst_pct", "worst_at", "bars"],
     column_config={
         "symbol": st.column_config.TextColumn("Symbol", pinned=True),
         "return_pct": st.column_config.NumberColumn("Return", format="%+.2f%%"),

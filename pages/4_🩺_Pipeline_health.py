@@ -98,7 +98,9 @@ def render() -> None:
         m = st.columns(5)
         m[0].metric("Lag (messages)", f"{consumer.get('lag_total', 0):,}")
         m[1].metric("Throughput", f"{consumer.get('per_second_1m', 0):.1f}/s", help="Stored events per second, last minute")
-        m[2].metric("Batch write p50 / p95", f"{fmt.duration_ms(lat.get('p50_ms'))} / {fmt.duration_ms(lat.get('p95_ms'))}")
+        p50, p95 = lat.get("p50_ms"), lat.get("p95_ms")
+        m[2].metric("Batch write p50 / p95", fmt.DASH if p50 is None else f"{p50:.0f} / {p95:.0f} ms",
+                    help="Time to store one polled batch in MongoDB")
         m[3].metric("Source → MongoDB p95", fmt.duration_ms(e2e.get("p95_ms")),
                     help="From the Kafka record's timestamp to its batch being committed")
         m[4].metric("Stored / duplicates", f"{consumer.get('stored', 0):,} / {consumer.get('duplicates', 0):,}")
@@ -163,29 +165,29 @@ def render() -> None:
 
     # -- topics and collections ------------------------------------------------------------------------
     st.subheader("Topics and collections")
-    left, right = st.columns(2)
-    with left:
-        table([{"Topic": settings.topic_prices, "Role": "prices (key = symbol)", "Partitions": settings.partitions,
-                "Retention": f"{settings.retention_hours:g} h", "Messages": producer.get("published", 0)},
-               {"Topic": settings.topic_dead_letter, "Role": "dead letters (reason in headers)", "Partitions": 1,
-                "Retention": f"{settings.retention_hours:g} h", "Messages": consumer.get("dead_lettered", 0)}],
-              column_config={"Messages": st.column_config.NumberColumn(help="Sent / dead-lettered by this process")})
-        bars = health.get("bars") or {}
-        if bars:
-            st.caption(f"Bar builder: {bars.get('runs', 0):,} runs, last {fmt.since(bars.get('last_run'), now)}, "
-                       f"{bars.get('pending_marks') or 0} range(s) waiting")
-    with right:
-        if health["mongo"]["ok"]:
-            details, at, error = data.collection_details()
-            if details:
-                table(details, column_config={"size_mb": st.column_config.NumberColumn("size (MB)")})
-                st.caption(f"Database `{settings.db}` · counted {fmt.since(at, now)} (every minute, in the background)")
-            elif error:
-                st.caption(f"Could not read collection statistics: {error}")
-            else:
-                st.caption("Counting documents in the background…")
+    table([{"Topic": settings.topic_prices, "Role": "prices (key = symbol)", "Partitions": settings.partitions,
+            "Retention": f"{settings.retention_hours:g} h", "Messages": producer.get("published", 0)},
+           {"Topic": settings.topic_dead_letter, "Role": "dead letters (reason in headers)", "Partitions": 1,
+            "Retention": f"{settings.retention_hours:g} h", "Messages": consumer.get("dead_lettered", 0)}],
+          column_config={"Messages": st.column_config.NumberColumn(help="Sent / dead-lettered by this process")})
+    bars = health.get("bars") or {}
+    if bars:
+        st.caption(f"Bar builder: {bars.get('runs', 0):,} runs, last {fmt.since(bars.get('last_run'), now)}, "
+                   f"{bars.get('pending_marks') or 0} range(s) waiting")
+    if health["mongo"]["ok"]:
+        details, at, error = data.collection_details()
+        if details:
+            table(details, column_config={"collection": st.column_config.TextColumn("Collection"),
+                                          "documents": st.column_config.NumberColumn("Documents"),
+                                          "size_mb": st.column_config.NumberColumn("Size (MB)"),
+                                          "indexes": st.column_config.TextColumn("Indexes", width="large")})
+            st.caption(f"Database `{settings.db}` · counted {fmt.since(at, now)} (every minute, in the background)")
+        elif error:
+            st.caption(f"Could not read collection statistics: {error}")
         else:
-            st.caption("MongoDB does not answer: no collection details.")
+            st.caption("Counting documents in the background…")
+    else:
+        st.caption("MongoDB does not answer: no collection details.")
     st.caption(f"Updated {datetime.now(timezone.utc):%H:%M:%S} UTC")
 
 

@@ -52,14 +52,14 @@ def docs(frame: pd.DataFrame, interval: str) -> list[dict]:
 
 
 def seed_bars(store, symbols: Sequence[str], days: float = 1.0, end: datetime | None = None, seed: int = 0,
-              batch: int = 20_000, ticks: bool = True) -> pd.DataFrame:
+              batch: int = 20_000, ticks: bool = True, price: float | None = None) -> pd.DataFrame:
     """Store ``days`` of 1m bars (and rollups) ending at ``end`` (default: this minute) for ``symbols``.
-    Returns the 1-minute frame that was written."""
+    Returns the 1-minute frame that was written. Start prices are 50, 90, 130, ... unless ``price``."""
     end = (end or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
     minutes = int(days * 1440)
     start = end - timedelta(minutes=minutes - 1)
-    frame = pd.concat([minute_bars(s, start, minutes, price=50 + 40 * i, seed=seed) for i, s in enumerate(symbols)],
-                      ignore_index=True)
+    frame = pd.concat([minute_bars(s, start, minutes, price=price or 50 + 40 * i, seed=seed)
+                       for i, s in enumerate(symbols)], ignore_index=True)
     batches = [docs(frame, "1m")] + [docs(rollup(frame, rule), level) for level, rule in LEVELS.items()]
     for level_docs in batches:
         for i in range(0, len(level_docs), batch):

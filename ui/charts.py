@@ -12,6 +12,10 @@ Guarantees:
 - Indicators are computed on everything passed in (so warm-up bars before ``visible_from`` settle
   them) and only the visible part is drawn.
 - Volume bars are coloured by the bar's direction (close >= open is up).
+- Compact on the wire: times go out as float64 milliseconds on a ``date`` axis, values as float32
+  (7 significant digits, plenty for a chart; the CSV keeps full precision) and colours as a 0/1 array
+  on a two-colour scale, so every array is a base64 typed array instead of a list of strings or
+  doubles. ``bytes_per_point`` estimates the result so a page can size its point cap to a byte budget.
 """
 
 from __future__ import annotations
@@ -39,6 +43,40 @@ def local_times(ts: pd.Series, tz: str | None, interval_s: int) -> pd.Series:
     if interval_s >= DAY or not tz:
         return ts.dt.tz_localize(None)
     return ts.dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def epoch_ms(x: pd.Series) -> np.ndarray:
+    """Naive datetimes as float64 milliseconds: what a plotly ``date`` axis reads, as a typed array."""
+    return pd.to_datetime(x).to_numpy(dtype="datetime64[ms]").astype("int64").astype("float64")
+
+
+def f32(values) -> np.ndarray:
+    return np.asarray(values, dtype="float32")
+
+
+def bytes_per_point(indicators: Iterable[str] = (), series: int = 1, candles: bool = True) -> float:
+    """Estimated JSON bytes one bar costs in a figure (base64 typed arrays, 4/3 overhead)."""
+    chosen = set(indicators)
+    if not candles:
+        return series * (8 + 4) * 4 / 3
+    traces = 2 + sum(1 for i in ("SMA 20", "EMA 20", "VWAP", "RSI") if i in chosen) \
+        + 2 * ("Bollinger" in chosen) + 3 * ("MACD" in chosen)
+    y_arrays = 4 + (traces - 1)
+    markers = 1 + ("MACD" in chosen)
+    return (8 * traces + 4 * y_arrays + markers) * 4 / 3
+
+
+LIVE_BUDGET_BYTES = 150_000  # per Live chart and refresh (the goal is < 200 KB per refresh)
+LIVE_MAX_POINTS = 1500
+
+
+def live_point_cap(indicators: Iterable[str] = (), series: int = 1, candles: bool = True,
+                   budget: int = LIVE_BUDGET_BYTES, ceiling: int = LIVE_MAX_POINTS) -> int:
+    """Most bars per series a Live chart may carry so one refresh stays within ``budget`` bytes."""
+    return max(100, min(ceiling, int(budget / bytes_per_point(indicators, series, candles))))
+
+
+DIRECTION_SCALE = [[0.0, DOWN], [1.0, UP]]
 
 
 def closed_market_breaks(x: pd.Series, interval_s: int, always_open: bool, max_holidays: int = 60) -> list[dict]:
@@ -109,48 +147,52 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
     if visible_from is not None:
         keep = (frame["ts"] >= pd.Timestamp(visible_from)).to_numpy()
     f = frame[keep].reset_index(drop=True)
-    x = x_all[keep].reset_index(drop=True)
-    extra = {k: v[keep].reset_index(drop=True).round(6) for k, v in extra.items()}
+    x_local = x_all[keep].reset_index(drop=True)
+    x = epoch_ms(x_local)
+    extra = {k: v[keep].reset_index(drop=True) for k, v in extra.items()}
     panels = [p for p in PANELS if p in chosen]
     domains = _panel_domains(panels)
     axis = {"price": "y", "volume": "y2", **{p: f"y{i + 3}" for i, p in enumerate(panels)}}
 
     fig = go.Figure()
     fig.add_trace(go.Candlestick(
-        x=x, open=f["open"], high=f["high"], low=f["low"], close=f["close"], name=symbol, yaxis="y",
+        x=x, open=f32(f["open"]), high=f32(f["high"]), low=f32(f["low"]), close=f32(f["close"]), name=symbol, yaxis="y",
         increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
         decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN)))
     for name in ("SMA 20", "EMA 20", "VWAP"):
         if name in extra:
-            fig.add_trace(go.Scatter(x=x, y=extra[name], name=name, mode="lines", yaxis="y",
+            fig.add_trace(go.Scatter(x=x, y=f32(extra[name]), name=name, mode="lines", yaxis="y",
                                      line=dict(width=1.4, color=OVERLAY_COLORS[name]), hovertemplate="%{y:,.2f}"))
     if "BB upper" in extra:
         color = OVERLAY_COLORS["Bollinger"]
-        fig.add_trace(go.Scatter(x=x, y=extra["BB upper"], name="Bollinger upper", mode="lines", yaxis="y",
+        fig.add_trace(go.Scatter(x=x, y=f32(extra["BB upper"]), name="Bollinger upper", mode="lines", yaxis="y",
                                  line=dict(width=1, color=color, dash="dot"), hovertemplate="%{y:,.2f}"))
-        fig.add_trace(go.Scatter(x=x, y=extra["BB lower"], name="Bollinger lower", mode="lines", yaxis="y",
+        fig.add_trace(go.Scatter(x=x, y=f32(extra["BB lower"]), name="Bollinger lower", mode="lines", yaxis="y",
                                  line=dict(width=1, color=color, dash="dot"), fill="tonexty",
                                  fillcolor="rgba(100,116,139,0.10)", hovertemplate="%{y:,.2f}"))
-    direction = np.where(f["close"] >= f["open"], UP, DOWN)
-    fig.add_trace(go.Bar(x=x, y=f["volume"], name="Volume", yaxis="y2", marker=dict(color=direction, line_width=0),
-                         opacity=0.75, hovertemplate="%{y:,.0f}"))
+    direction = (f["close"] >= f["open"]).to_numpy().astype("int8")
+    fig.add_trace(go.Bar(x=x, y=f32(f["volume"]), name="Volume", yaxis="y2", opacity=0.75, hovertemplate="%{y:,.0f}",
+                         marker=dict(color=direction, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0)))
     if "RSI" in extra:
-        fig.add_trace(go.Scatter(x=x, y=extra["RSI"], name="RSI 14", mode="lines", yaxis=axis["RSI"],
+        fig.add_trace(go.Scatter(x=x, y=f32(extra["RSI"]), name="RSI 14", mode="lines", yaxis=axis["RSI"],
                                  line=dict(width=1.3, color="#a855f7"), hovertemplate="%{y:.1f}"))
     if "MACD" in extra:
-        hist_colors = np.where(extra["Hist"].fillna(0) >= 0, UP, DOWN)
-        fig.add_trace(go.Bar(x=x, y=extra["Hist"], name="MACD histogram", yaxis=axis["MACD"],
-                             marker=dict(color=hist_colors, line_width=0), opacity=0.6, hovertemplate="%{y:.3f}"))
-        fig.add_trace(go.Scatter(x=x, y=extra["MACD"], name="MACD 12/26", mode="lines", yaxis=axis["MACD"],
+        hist_up = (extra["Hist"].fillna(0) >= 0).to_numpy().astype("int8")
+        fig.add_trace(go.Bar(x=x, y=f32(extra["Hist"]), name="MACD histogram", yaxis=axis["MACD"], opacity=0.6,
+                             hovertemplate="%{y:.3f}", marker=dict(color=hist_up, colorscale=DIRECTION_SCALE, cmin=0,
+                                                                   cmax=1, line_width=0)))
+        fig.add_trace(go.Scatter(x=x, y=f32(extra["MACD"]), name="MACD 12/26", mode="lines", yaxis=axis["MACD"],
                                  line=dict(width=1.3, color="#0ea5e9"), hovertemplate="%{y:.3f}"))
-        fig.add_trace(go.Scatter(x=x, y=extra["Signal"], name="Signal 9", mode="lines", yaxis=axis["MACD"],
+        fig.add_trace(go.Scatter(x=x, y=f32(extra["Signal"]), name="Signal 9", mode="lines", yaxis=axis["MACD"],
                                  line=dict(width=1.3, color="#f59e0b"), hovertemplate="%{y:.3f}"))
 
     layout: dict = dict(
         height=height or (430 + 120 * len(panels)), margin=dict(l=8, r=8, t=30, b=8),
         hovermode="x unified", hoversubplots="axis", showlegend=True, bargap=0.1,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=11)),
-        xaxis=dict(rangeslider=dict(visible=False), rangebreaks=closed_market_breaks(x, interval_s, always_open),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=11),
+                    traceorder="normal"),
+        xaxis=dict(type="date", rangeslider=dict(visible=False),
+                   rangebreaks=closed_market_breaks(x_local, interval_s, always_open),
                    showspikes=True, spikemode="across", spikethickness=1, anchor="free", position=0),
         yaxis=dict(domain=domains["price"], title=None, tickformat=",.2f", side="right"),
         yaxis2=dict(domain=domains["volume"], title=None, side="right", tickformat="~s", showgrid=False),
@@ -177,13 +219,13 @@ def lines(frame: pd.DataFrame, *, interval_s: int, normalise: bool = False, tz: 
         x = local_times(g["ts"], tz, interval_s)
         xs.append(x)
         y = analytics.normalise(g["close"]) if normalise else g["close"]
-        fig.add_trace(go.Scatter(x=x, y=y.round(6), name=symbol, mode="lines", line=dict(width=1.6),
+        fig.add_trace(go.Scatter(x=epoch_ms(x), y=f32(y), name=symbol, mode="lines", line=dict(width=1.6),
                                  hovertemplate="%{y:.4f}×" if normalise else "%{y:,.2f}"))
     union = pd.concat(xs) if xs else pd.Series(dtype="datetime64[ns]")
     fig.update_layout(
         height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        xaxis=dict(rangebreaks=closed_market_breaks(union, interval_s, always_open)),
+        xaxis=dict(type="date", rangebreaks=closed_market_breaks(union, interval_s, always_open)),
         yaxis=dict(side="right", title=None, tickformat=".2f" if normalise else ",.2f"),
     )
     if normalise:

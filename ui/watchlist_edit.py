@@ -7,7 +7,8 @@ Guarantees:
   the running producer sees the change on its next run.
 - A row that could not be added is not lost: it comes back as a *pending* row carrying the reason
   (unknown ticker, bad format, duplicate, ...), shown inline in the table until it is fixed or deleted.
-- A row without a ticker yet is kept pending with "type a ticker" rather than refused.
+- A new row without a ticker yet is not a change: ``actionable`` says whether a state holds anything
+  to apply, so the page can leave the editor alone while the user is still typing.
 - Renaming a stored row adds the new ticker first and removes the old one only if that worked.
 """
 
@@ -80,6 +81,12 @@ def _clean(value) -> str:
     return str(value).strip()
 
 
+def actionable(state: dict) -> bool:
+    """True when an editor state holds a change to apply (an empty new row is not one)."""
+    return bool(state.get("edited_rows") or state.get("deleted_rows")
+                or any(_clean(r.get("symbol")) for r in state.get("added_rows") or []))
+
+
 def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, default_source: str) -> Outcome:
     """Apply an editor state to the watchlist. Rows ``0..n_stored-1`` of ``shown`` are stored entries,
     the rest are pending rows."""
@@ -133,9 +140,7 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
         enabled = row.get("enabled")
         enabled = True if enabled is None else bool(enabled)
         if not text:
-            out.pending.append({"symbol": "", "source": source, "enabled": enabled,
-                                "problem": "type a ticker in this row (for example AAPL, BRK-B, 7203.T)"})
-            continue
+            continue  # an empty new row is not a change (yet)
         try:
             entry = runtime.add_symbol(text, source)
             if not enabled:

@@ -1,0 +1,328 @@
+"""Dashboard benchmark: how fast the pages are with 20 symbols x 30 days of 1-minute bars stored.
+
+    python bench/bench_dashboard.py [--symbols 20] [--days 30] [--runs 3] [--fresh] [--no-browser]
+
+What it does, on the embedded stack (noida-db Kafka + SecantusDB MongoDB) in ``--data-dir``:
+1. Stores N symbols x D days of 1-minute bars and their 5m/1h/1d rollups straight into ``bars``
+   (the documents the bar builder writes), once; later runs reuse them and top up the last hours.
+2. ``AppTest`` run time of Live and History (cold cache and warm cache), and, as the naive baseline
+   measured in the same run on the same data, pulling the raw 1-minute points into pandas and
+   resampling there.
+3. Plotly payload of one Live chart vs a naive one (every 1-minute bar of the window, no cap).
+4. In Chromium (``streamlit run Home.py``): time to the first drawn chart on Live and History, and
+   the bytes the server sends per Live refresh (websocket frames between two ``script_finished``
+   messages), default view and the heaviest view (5 days, every indicator).
+
+Goals (issue 4): History over 30 days of 20 symbols renders in under 2 s; a Live refresh sends
+under 200 KB. Figures are printed and written to ``test-artifacts/bench-dashboard.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.chdir(ROOT)
+
+from pymongo.errors import BulkWriteError  # noqa: E402
+
+from market_data import seed_bars  # noqa: E402
+from pipeline import queries  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
+from pipeline.stack import LocalStack  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+from pipeline.watchlist import Watchlist  # noqa: E402
+
+DB = "stockmon_bench"
+PAGES = {"live": ROOT / "pages" / "2_📈_Live.py", "history": ROOT / "pages" / "3_🗂️_History.py"}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dict:
+    meta = store.db["bench_meta"].find_one({"_id": "seed"})
+    want = {"symbols": symbols, "days": days}
+    if fresh or not meta or {k: meta.get(k) for k in want} != want:
+        log(f"storing {len(symbols)} symbols x {days} days of 1-minute bars and rollups (first run only)…")
+        store.client.drop_database(DB)
+        store.ensure_indexes()
+        t0 = time.perf_counter()
+        docs = 0
+        for i, symbol in enumerate(symbols):
+            frame = seed_bars(store, [symbol], days=days, seed=i, price=40 + 15 * i)
+            docs += int(len(frame) * (1 + 1 / 5 + 1 / 60 + 1 / 1440))
+            log(f"  {symbol}: {docs:,} docs, {docs / (time.perf_counter() - t0):,.0f} docs/s")
+        Watchlist(store.watchlist, None).seed(symbols, "simulated")
+        seconds = time.perf_counter() - t0
+        store.db["bench_meta"].replace_one({"_id": "seed"}, {**want, "end": datetime.now(timezone.utc),
+                                                             "docs": docs, "seconds": seconds}, upsert=True)
+        return {"seeded_docs": docs, "seed_seconds": round(seconds, 1), "seed_docs_per_s": round(docs / seconds)}
+    end = meta["end"]
+    gap = datetime.now(timezone.utc) - end
+    if gap > timedelta(minutes=10):  # top up so Live's windows have recent bars
+        log(f"topping up the last {gap}…")
+        for i, symbol in enumerate(symbols):
+            try:
+                seed_bars(store, [symbol], days=min(gap.total_seconds() / 86400 + 0.01, days), seed=100 + i,
+                          price=40 + 15 * i, ticks=False)
+            except BulkWriteError:
+                pass  # buckets at the seam exist already
+        store.db["bench_meta"].update_one({"_id": "seed"}, {"$set": {"end": datetime.now(timezone.utc)}})
+    return {"seeded_docs": meta.get("docs"), "seed_seconds": meta.get("seconds"), "reused": True}
+
+
+def apptest_times(page: str, query: dict, runs: int) -> dict:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    cold, warm = [], []
+    for _ in range(runs):
+        st.cache_data.clear()
+        for bucket in (cold, warm):
+            at = AppTest.from_file(str(PAGES[page]), default_timeout=120)
+            for k, v in query.items():
+                at.query_params[k] = v
+            t0 = time.perf_counter()
+            at.run()
+            bucket.append(time.perf_counter() - t0)
+            assert not at.exception, [e.value for e in at.exception]
+            assert at.get("plotly_chart"), f"{page} drew no chart: {[i.value for i in at.info]}"
+    return {"cold_s": round(statistics.median(cold), 3), "warm_s": round(statistics.median(warm), 3),
+            "cold_all": [round(x, 3) for x in cold]}
+
+
+def naive_history(store: Store, symbols: list[str], start: datetime, end: datetime) -> dict:
+    """What a page that resamples in pandas would do: every raw 1-minute point over the wire."""
+    import pandas as pd
+    t0 = time.perf_counter()
+    frames = []
+    for s in symbols:
+        rows = list(store.bars.find({"symbol": s, "interval": "1m", "ts": {"$gte": start, "$lt": end}},
+                                    {"_id": 0, "symbol": 1, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1,
+                                     "volume": 1}))
+        frames.append(pd.DataFrame(rows))
+    raw = pd.concat(frames, ignore_index=True)
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    out = (raw.set_index("ts").groupby("symbol").resample("1h")
+           .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna())
+    return {"seconds": round(time.perf_counter() - t0, 3), "raw_points": len(raw), "bars": len(out)}
+
+
+def payloads(store: Store, symbol: str) -> dict:
+    """Plotly JSON of one Live chart as the page builds it vs every 1-minute bar of the window (the
+    naive one also without typed arrays: ISO date strings and doubles, as a plain figure would be)."""
+    from ui import charts
+    out = {}
+    everything = list(charts.INDICATORS)
+    for label, window, interval, cap, indicators in (
+            ("live_default_2h_1m", timedelta(hours=2), "1m", charts.live_point_cap([]), []),
+            ("live_5d_all_indicators", timedelta(days=5), "1m", charts.live_point_cap(everything), everything),
+            ("naive_5d_1m_uncapped", timedelta(days=5), "1m", 10**6, everything)):
+        result = queries.recent_bars(store, [symbol], interval, window, warmup=40 if indicators else 0,
+                                     max_points=cap)
+        fig = charts.candles(result.of(symbol), symbol=symbol, interval_s=queries.INTERVALS[result.interval].seconds,
+                             indicators=indicators, tz="America/New_York",
+                             visible_from=datetime.now(timezone.utc) - window)
+        text = fig.to_json() if not label.startswith("naive") else plain_json(fig)
+        out[label] = {"interval": result.interval, "points": charts.figure_points(fig), "kb": round(len(text) / 1024, 1)}
+    return out
+
+
+def plain_json(fig) -> str:
+    """The figure as a plain one would be sent: ISO date strings and lists of doubles."""
+    import numpy as np
+    import pandas as pd
+    spec = fig.to_plotly_json()
+    for trace in spec["data"]:
+        for key, value in list(trace.items()):
+            if isinstance(value, np.ndarray):
+                if key == "x":
+                    trace[key] = pd.to_datetime(value, unit="ms").strftime("%Y-%m-%dT%H:%M:%S").tolist()
+                else:
+                    trace[key] = value.astype("float64").tolist()
+    return json.dumps(spec, default=str)
+
+
+def browser(env: dict, symbols: list[str], artifacts: Path) -> dict:
+    from playwright.sync_api import expect, sync_playwright
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from streamlit_server import CHROMIUM_ARGS, streamlit_server
+
+    out: dict = {}
+    chromium = os.environ.get("STOCKMON_CHROMIUM", "/usr/bin/chromium")
+    # the pipeline runs (simulated prices for every symbol), so each refresh has new bars to send
+    env = {**env, "STOCKMON_AUTOSTART": "true", "STOCKMON_POLL_SECONDS": "1"}
+    with streamlit_server(env, artifacts / "bench-server.log") as (url, _):
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = b.new_page(viewport={"width": 1366, "height": 900})
+            frames: list[tuple[float, int, str]] = []
+
+            def on_ws(ws):
+                def got(payload):
+                    data = payload if isinstance(payload, bytes) else payload.encode()
+                    try:
+                        kind = ForwardMsg.FromString(data).WhichOneof("type")
+                    except Exception:  # noqa: BLE001
+                        kind = "?"
+                    frames.append((time.monotonic(), len(data), kind))
+                ws.on("framereceived", got)
+            page.on("websocket", on_ws)
+
+            def first_chart(path: str) -> float:
+                t0 = time.monotonic()
+                page.goto(f"{url}/{path}")
+                page.locator(".js-plotly-plot .cartesianlayer .trace").first.wait_for(timeout=120_000)
+                return round(time.monotonic() - t0, 3)
+
+            out["live_first_chart_cold_s"] = first_chart(f"Live?symbols={symbols[0]}&interval=1m&window=2h")
+            out["live_first_chart_warm_s"] = first_chart(f"Live?symbols={symbols[0]}&interval=1m&window=2h")
+            out["history_20_symbols_first_chart_s"] = first_chart(
+                f"History?symbols={','.join(symbols)}&interval=auto")
+            page.screenshot(path=str(artifacts / "bench-history.png"))
+
+            def per_refresh(path: str, seconds: float, setup=None) -> dict:
+                first_chart(path)
+                if setup:
+                    setup()
+                page.wait_for_timeout(2500)
+                frames.clear()
+                page.wait_for_timeout(seconds * 1000)
+                runs, size, sizes = 0, 0, []
+                for _, n, kind in frames:
+                    size += n
+                    if kind == "script_finished":
+                        runs += 1
+                        sizes.append(size)
+                        size = 0
+                return {"refreshes": runs, "avg_kb": round(statistics.mean(sizes) / 1024, 1) if sizes else None,
+                        "max_kb": round(max(sizes) / 1024, 1) if sizes else None}
+
+            out["live_refresh_default"] = per_refresh(f"Live?symbols={symbols[0]}&interval=1m&window=2h", 16)
+
+            def all_indicators():
+                for name in ("SMA 20", "EMA 20", "Bollinger", "VWAP", "RSI", "MACD"):
+                    page.get_by_role("button", name=name, exact=True).click()
+                    page.wait_for_timeout(300)
+                expect(page.locator(".js-plotly-plot .yaxislayer-above").nth(3)).to_be_attached(timeout=30_000)
+
+            out["live_refresh_5d_all_indicators"] = per_refresh(
+                f"Live?symbols={symbols[0]}&interval=1m&window=5d", 16, all_indicators)
+            out["live_refresh_8_symbols_lines_1d"] = per_refresh(
+                f"Live?symbols={','.join(symbols[:8])}&interval=1m&window=1d", 16)
+            page.screenshot(path=str(artifacts / "bench-live.png"))
+            b.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "stockmon-bench")
+    parser.add_argument("--fresh", action="store_true", help="re-seed even if the data is there")
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args()
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    symbols = [f"SYM{i:02d}" for i in range(args.symbols)]
+
+    stack = LocalStack(args.data_dir / "stack", timeout=120).start()
+    try:
+        settings = Settings.load(env={}, secrets_paths=[], kafka_bootstrap_servers=stack.kafka_bootstrap,
+                                 mongodb_uri=stack.mongodb_uri, db=DB, data_dir=args.data_dir / "app",
+                                 topic_prices="bench.prices", topic_dead_letter="bench.dlq",
+                                 consumer_group="bench", autostart=False, backfill_days_1m=0, backfill_days_daily=0)
+        store = Store.from_uri(settings.mongodb_uri, DB, timeout_s=30)
+        report: dict = {"symbols": args.symbols, "days": args.days, "machine_cpus": os.cpu_count()}
+        report["data"] = ensure_data(store, symbols, args.days, args.fresh)
+
+        from conftest import settings_env
+        env = {**settings_env(settings), "STOCKMON_AUTOSTART": "false"}
+        os.environ.update(env)
+        now = datetime.now(timezone.utc)
+        start = datetime.combine((now - timedelta(days=args.days)).date(), datetime.min.time(), timezone.utc)
+        today = now.date().isoformat()
+
+        log("AppTest run times…")
+        report["apptest"] = {
+            "live_1_symbol_2h_1m": apptest_times("live", {"symbols": symbols[0], "interval": "1m", "window": "2h"},
+                                                 args.runs),
+            "live_8_symbols_lines_1d": apptest_times(
+                "live", {"symbols": ",".join(symbols[:8]), "interval": "5m", "window": "1d"}, args.runs),
+            "history_20_symbols_30d_auto": apptest_times(
+                "history", {"symbols": ",".join(symbols), "start": start.date().isoformat(), "end": today,
+                            "interval": "auto"}, args.runs),
+            "history_1_symbol_30d_15m": apptest_times(
+                "history", {"symbols": symbols[0], "start": start.date().isoformat(), "end": today,
+                            "interval": "15m"}, args.runs),
+        }
+        t0 = time.perf_counter()
+        ours = queries.bars(store, symbols, "1h", start, now)
+        report["history_query"] = {"seconds": round(time.perf_counter() - t0, 3), "bars": len(ours.frame),
+                                   "interval": ours.interval}
+        log("naive baseline: raw 1-minute points into pandas…")
+        report["naive_history"] = naive_history(store, symbols, start, now)
+        report["payload"] = payloads(store, symbols[0])
+        if not args.no_browser:
+            log("browser…")
+            report["browser"] = browser(env, symbols, artifacts)
+        store.close()
+    finally:
+        stack.stop()
+
+    a, naive = report["apptest"], report["naive_history"]
+    hist = a["history_20_symbols_30d_auto"]
+    lines = [
+        f"data: {args.symbols} symbols x {args.days} days of 1m bars "
+        f"({report['data'].get('seeded_docs') or 0:,} stored docs incl. rollups)",
+        f"AppTest Live   1 symbol 2h/1m:      cold {a['live_1_symbol_2h_1m']['cold_s']:.2f}s  "
+        f"warm {a['live_1_symbol_2h_1m']['warm_s']:.2f}s",
+        f"AppTest Live   8 symbols 1d lines:  cold {a['live_8_symbols_lines_1d']['cold_s']:.2f}s  "
+        f"warm {a['live_8_symbols_lines_1d']['warm_s']:.2f}s",
+        f"AppTest History 20 symbols 30d:     cold {hist['cold_s']:.2f}s  warm {hist['warm_s']:.2f}s  "
+        f"(goal < 2 s: {'met' if hist['cold_s'] < 2 else 'MISSED'})",
+        f"AppTest History 1 symbol 30d 15m:   cold {a['history_1_symbol_30d_15m']['cold_s']:.2f}s",
+        f"history query (MongoDB, 1h, 20 symbols): {report['history_query']['seconds']:.2f}s for "
+        f"{report['history_query']['bars']:,} bars",
+        f"naive baseline (raw 1m into pandas, resample): {naive['seconds']:.2f}s for {naive['raw_points']:,} points "
+        f"-> {naive['seconds'] / max(report['history_query']['seconds'], 1e-9):.0f}x the MongoDB aggregation, "
+        f"{naive['seconds'] / max(hist['cold_s'], 1e-9):.1f}x the whole History page",
+    ]
+    pay = report["payload"]
+    lines.append(f"Live chart JSON: default {pay['live_default_2h_1m']['kb']} KB "
+                 f"({pay['live_default_2h_1m']['points']} pts); 5d+indicators {pay['live_5d_all_indicators']['kb']} KB "
+                 f"({pay['live_5d_all_indicators']['points']} pts at {pay['live_5d_all_indicators']['interval']}); "
+                 f"naive uncapped {pay['naive_5d_1m_uncapped']['kb']} KB ({pay['naive_5d_1m_uncapped']['points']} pts) "
+                 f"= {pay['naive_5d_1m_uncapped']['kb'] / pay['live_5d_all_indicators']['kb']:.1f}x")
+    if "browser" in report:
+        br = report["browser"]
+        lines += [
+            f"browser: first Live chart {br['live_first_chart_cold_s']:.2f}s cold (incl. runtime start), "
+            f"{br['live_first_chart_warm_s']:.2f}s warm; first History chart (20 symbols) "
+            f"{br['history_20_symbols_first_chart_s']:.2f}s",
+        ]
+        for key in ("live_refresh_default", "live_refresh_5d_all_indicators", "live_refresh_8_symbols_lines_1d"):
+            r = br[key]
+            ok = r["max_kb"] is not None and r["max_kb"] < 200
+            lines.append(f"bytes per Live refresh [{key.removeprefix('live_refresh_')}]: avg {r['avg_kb']} KB, "
+                         f"max {r['max_kb']} KB over {r['refreshes']} refreshes (goal < 200 KB: "
+                         f"{'met' if ok else 'MISSED'})")
+    print("\n".join(["", "== dashboard benchmark =="] + lines))
+    (artifacts / "bench-dashboard.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

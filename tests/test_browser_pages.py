@@ -1,0 +1,165 @@
+"""Every page in a real Chromium against ``streamlit run Home.py`` with the pipeline running on the
+test stack: pages open without an exception and fit a laptop screen, a ticker typed into the
+watchlist editor shows up on Live within the refresh time, and the History CSV holds exactly the
+bars MongoDB has. Screenshots of every page land in test-artifacts/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import make_settings, settings_env
+from market_data import seed_bars
+from pipeline.store import Store
+from pipeline.watchlist import Watchlist
+from streamlit_server import CHROMIUM_ARGS, streamlit_server
+
+pytestmark = pytest.mark.browser
+
+PAGES = {"home": "", "watchlist": "Watchlist", "live": "Live", "history": "History", "health": "Pipeline_health"}
+READY = {"home": "Watchlist at a glance", "watchlist": "Import and export", "live": "bars of 1 minute",
+         "history": "Statistics", "health": "Topics and collections"}
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def running_app(stack, tmp_path_factory, chromium_path, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    settings = make_settings(stack, tmp_path_factory.mktemp("browser"), watchlist=("AAPL", "MSFT"), poll_seconds=0.5)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT"], "simulated")
+    seed_bars(store, ["AAPL", "MSFT"], days=2)
+    with streamlit_server(settings_env(settings), artifacts / "pages-server.log") as (url, _proc):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            yield url, browser, store
+            browser.close()
+    store.client.drop_database(settings.db)
+    store.close()
+
+
+def no_exception(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
+
+
+def fits_laptop(page) -> None:
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
+
+
+def screenshot(page, path) -> None:
+    """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
+    height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(LAPTOP)
+
+
+def test_every_page_opens_fits_a_laptop_and_is_screenshot(running_app, artifacts):
+    from playwright.sync_api import expect
+
+    url, browser, _ = running_app
+    page = browser.new_page(viewport=LAPTOP)
+    timings = {}
+    for name, path in PAGES.items():
+        t0 = time.monotonic()
+        page.goto(f"{url}/{path}")
+        expect(page.get_by_text(READY[name]).first).to_be_visible(timeout=30_000)
+        timings[name] = round(time.monotonic() - t0, 2)
+        page.wait_for_timeout(1500)  # let charts draw and fragments settle
+        no_exception(page)
+        fits_laptop(page)
+        screenshot(page, artifacts / f"page-{name}.png")
+    print("page ready (s):", timings)
+
+    # Live with every indicator, and the unified hover showing the bar's OHLCV
+    page.goto(f"{url}/Live?symbols=AAPL&interval=1m&window=4h")
+    expect(page.get_by_text("bars of 1 minute")).to_be_visible(timeout=30_000)
+    for name in ("SMA 20", "Bollinger", "VWAP", "RSI", "MACD"):
+        page.get_by_role("button", name=name, exact=True).click()
+        page.wait_for_timeout(400)
+    expect(page.locator(".js-plotly-plot .yaxislayer-above").nth(3)).to_be_attached(timeout=15_000)
+    drag = page.locator(".js-plotly-plot .nsewdrag").first  # the plot area of the chart
+    drag.scroll_into_view_if_needed()
+    box = drag.bounding_box()
+    drag.hover(position={"x": box["width"] * 0.6, "y": box["height"] * 0.3})
+    hover = page.locator(".hoverlayer").first
+    expect(hover).to_contain_text("open", timeout=5_000)
+    for word in ("high", "low", "close", "Volume", "RSI 14", "MACD 12/26"):
+        expect(hover).to_contain_text(word)
+    no_exception(page)
+    page.screenshot(path=str(artifacts / "page-live-indicators-hover.png"))
+    page.close()
+
+
+def test_a_ticker_added_in_the_editor_appears_on_live(running_app, artifacts):
+    from playwright.sync_api import expect
+
+    url, browser, store = running_app
+    page = browser.new_page(viewport=LAPTOP)
+    page.goto(f"{url}/Watchlist")
+    editor = page.get_by_test_id("stDataFrame").first
+    expect(editor).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1000)
+    box = editor.bounding_box()
+    page.mouse.click(box["x"] + 70, box["y"] + box["height"] - 18)  # the empty "add" row, ticker column
+    page.wait_for_timeout(500)
+    page.keyboard.type("nvda")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts / "page-watchlist-typing.png"))
+    page.keyboard.press("Enter")
+    added = time.monotonic()
+    expect(page.get_by_text("Added NVDA")).to_be_visible(timeout=20_000)
+    assert store.watchlist.find_one({"_id": "NVDA"})["enabled"] is True
+    screenshot(page, artifacts / "page-watchlist-added.png")
+
+    page.goto(f"{url}/Live?symbols=NVDA&interval=1m&window=30m")
+    refresh_s = 5  # the Live page's default refresh
+    expect(page.get_by_text("bars of 1 minute")).to_be_visible(timeout=(refresh_s + 15) * 1000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    seen_after = time.monotonic() - added
+    no_exception(page)
+    screenshot(page, artifacts / "page-live-new-symbol.png")
+    print(f"NVDA charted on Live {seen_after:.1f}s after it was typed into the watchlist")
+    assert seen_after < refresh_s + 15
+    page.close()
+
+
+def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
+    from playwright.sync_api import expect
+
+    url, browser, store = running_app
+    day = (datetime.now(timezone.utc) - timedelta(days=1)).date()  # a finished day: no live bar changes
+    page = browser.new_page(viewport=LAPTOP)
+    page.goto(f"{url}/History?symbols=AAPL,MSFT&interval=1h&start={day}&end={day}")
+    button = page.get_by_role("button", name="Download these bars as CSV")
+    expect(button).to_be_visible(timeout=30_000)
+    no_exception(page)
+    screenshot(page, artifacts / "page-history-comparison.png")
+    with page.expect_download() as info:
+        button.click()
+    target = tmp_path / "history.csv"
+    info.value.save_as(target)
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert list(rows[0]) == ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    want = []
+    for symbol in ("AAPL", "MSFT"):
+        want += list(store.bars.find({"symbol": symbol, "interval": "1h",
+                                      "ts": {"$gte": start, "$lt": start + timedelta(days=1)}}).sort("ts", 1))
+    assert len(rows) == len(want) == 48
+    for row, doc in zip(rows, want):
+        assert row["symbol"] == doc["symbol"] and row["interval"] == "1h"
+        assert datetime.fromisoformat(row["ts"].replace("Z", "+00:00")) == doc["ts"]
+        for col in ("open", "high", "low", "close", "volume"):
+            assert float(row[col]) == pytest.approx(doc[col], rel=1e-12), (col, row, doc)
+    page.close()
