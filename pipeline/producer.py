@@ -115,12 +115,29 @@ class Producer:
                                              job_defaults={"max_instances": 1, "coalesce": True,
                                                            "misfire_grace_time": 30})
         self._source_lock = threading.Lock()
+        self._running_jobs = 0
+        self._jobs_idle = threading.Condition()
+        self._stopping = threading.Event()
+
+    def _tracked(self, fn: Callable) -> Callable:
+        """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""
+        def run(*args):
+            with self._jobs_idle:
+                self._running_jobs += 1
+            try:
+                return fn(*args)
+            finally:
+                with self._jobs_idle:
+                    self._running_jobs -= 1
+                    self._jobs_idle.notify_all()
+        run.__name__ = getattr(fn, "__name__", "job")
+        return run
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.scheduler.start()
         self.sync_jobs()  # first jobs now, not after the first sync interval
-        self.scheduler.add_job(self.sync_jobs, "interval", seconds=SYNC_SECONDS, id="sync")
+        self.scheduler.add_job(self._tracked(self.sync_jobs), "interval", seconds=SYNC_SECONDS, id="sync")
 
     def pause(self) -> None:
         self.scheduler.pause()
@@ -133,9 +150,20 @@ class Producer:
         from apscheduler.schedulers.base import STATE_PAUSED
         return self.scheduler.state == STATE_PAUSED
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 30.0) -> None:
+        """Stop scheduling, let running jobs finish (up to ``wait_s``), then shut the scheduler down.
+
+        APScheduler's ``shutdown(wait=True)`` holds its job-store lock while it joins the workers, so
+        a job that touches the scheduler at that moment (``sync_jobs``) would deadlock it: pausing
+        first and waiting for our own count of running jobs avoids that.
+        """
+        self._stopping.set()
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.pause()
+            with self._jobs_idle:
+                self._jobs_idle.wait_for(lambda: self._running_jobs == 0, timeout=wait_s)
+                idle = self._running_jobs == 0
+            self.scheduler.shutdown(wait=idle)
         try:
             self.publisher.kafka.close(timeout=5)
         except Exception as exc:  # noqa: BLE001
@@ -150,6 +178,8 @@ class Producer:
 
     def sync_jobs(self) -> None:
         """Make the set of fetch jobs match the sources the enabled watchlist uses."""
+        if self._stopping.is_set():
+            return
         try:
             wanted = set(self.watchlist.symbols_by_source())
         except Exception as exc:  # noqa: BLE001 - MongoDB down: keep the jobs we have
@@ -158,7 +188,7 @@ class Producer:
         current = {j.id.removeprefix("fetch:") for j in self.scheduler.get_jobs() if j.id.startswith("fetch:")}
         for name in wanted - current:
             self.jobs.setdefault(name, JobStats(name))
-            self.scheduler.add_job(self.run_fetch, "interval", args=[name], id=f"fetch:{name}",
+            self.scheduler.add_job(self._tracked(self.run_fetch), "interval", args=[name], id=f"fetch:{name}",
                                    seconds=self.settings.poll_seconds, next_run_time=datetime.now(timezone.utc))
             log.info("fetch job for %s started", name)
         for name in current - wanted:
@@ -207,7 +237,7 @@ class Producer:
             {"$set": {"symbol": symbol, "source": source_name, "status": "queued", "done": 0, "total": 0,
                       "published": 0, "error": None, "requested_at": utcnow()}},
             upsert=True)
-        self.scheduler.add_job(self.run_backfill, args=[symbol, source_name], id=f"backfill:{symbol}",
+        self.scheduler.add_job(self._tracked(self.run_backfill), args=[symbol, source_name], id=f"backfill:{symbol}",
                                replace_existing=True, next_run_time=datetime.now(timezone.utc))
 
     def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:
@@ -228,12 +258,16 @@ class Producer:
         published, errors = 0, []
         try:
             source = self.source(source_name)
+            status = None
             for i, (interval, start, end) in enumerate(plan, 1):
+                if self._stopping.is_set():
+                    status, errors = "interrupted", errors + ["the app stopped before the backfill finished"]
+                    break
                 result = source.backfill(symbol, start, end, interval)
                 errors.extend(result.errors.values())
                 published += self.publisher.publish(result.events)
                 coll.update_one({"_id": symbol}, {"$set": {"done": i, "published": published}})
-            status = "done" if published or not errors else "failed"
+            status = status or ("done" if published or not errors else "failed")
             coll.update_one({"_id": symbol}, {"$set": {"status": status, "finished_at": utcnow(),
                                                        "error": "; ".join(sorted(set(errors)))[:500] or None}})
         except Exception as exc:  # noqa: BLE001
