@@ -43,7 +43,6 @@ with page.sentences("reading the alert rules"):
     db = data.store().db
     book = RuleBook(db, settings.max_alert_rules)
     rules = book.list()
-    states = book.states()
     watched = [e.symbol for e in data.watchlist_entries()]
 now = datetime.now(timezone.utc)
 
@@ -96,7 +95,7 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
                        "Delivery": st.column_config.TextColumn(help="External channels: webhook, e-mail")})
     rows = list(picked.selection.rows) if picked and picked.selection else []
     ids = [frame.iloc[i]["id"] for i in rows]
-    a, b, c = st.columns([1, 1, 3])
+    a, b, c = st.columns([1.1, 1.1, 2])
     if a.button(f"✔ Acknowledge selected ({len(ids)})", disabled=not (allowed and ids), key="ack_selected"):
         with page.sentences("acknowledging alerts"):
             n = alert_events.acknowledge(db, ids=ids)
@@ -122,17 +121,28 @@ fired_alerts(chosen, unacked_only)
 
 # -- rules -----------------------------------------------------------------------------------------
 st.subheader("Rules")
-shown_rules = [r for r in rules if not chosen or r.symbol in chosen]
-if shown_rules:
-    st.dataframe(view.rules_frame(shown_rules, states, now), hide_index=True, width="stretch",
+
+
+@st.fragment(run_every="5s")
+def rules_table(symbols: list[str]) -> None:
+    """Re-read every 5 s: a rule's state (armed, fired n times) changes as prices arrive."""
+    with page.sentences("reading the alert rules"):
+        current, current_states = book.list(), book.states()
+    shown = [r for r in current if not symbols or r.symbol in symbols]
+    if not shown:
+        st.info("No rules yet. Create one below: for example “AAPL price rises above 200” or “NVDA moves 3% "
+                "within 15 minutes”." if not current else "No rule for these symbols.")
+        return
+    st.dataframe(view.rules_frame(shown, current_states, datetime.now(timezone.utc)), hide_index=True, width="stretch",
                  column_order=["Symbol", "Condition", "Enabled", "State", "Cooldown", "Expires", "Channels", "Note",
                                "Last fired"],
-                 column_config={"Condition": st.column_config.TextColumn(width="large"),
-                                "Last fired": st.column_config.DatetimeColumn("Last fired (price time, UTC)",
+                 column_config={"Condition": st.column_config.TextColumn(width="medium"),
+                                "State": st.column_config.TextColumn(width="medium"),
+                                "Last fired": st.column_config.DatetimeColumn("Last fired (UTC)",
                                                                               format="YYYY-MM-DD HH:mm:ss", timezone="UTC")})
-else:
-    st.info("No rules yet. Create one below: for example “AAPL price rises above 200” or “NVDA moves 3% "
-            "within 15 minutes”.")
+
+
+rules_table(chosen)
 
 NEW = "__new__"
 by_id = {r.id: r for r in rules}
@@ -148,7 +158,7 @@ def form_values(rule: Rule | None, kind: str) -> dict:
     """The form's fields for ``kind`` (defaults from the rule being edited when it is of that kind)."""
     same = rule is not None and rule.kind == kind
     pick = (lambda name, default: getattr(rule, name) if same and getattr(rule, name) is not None else default)
-    key = f"rule_{target}_{kind}"
+    key = f"rule_{target}_{kind}_{form_version}"
     values: dict = {}
     uses = KINDS[kind][1]
     cols = st.columns(3)
@@ -194,8 +204,9 @@ def form_values(rule: Rule | None, kind: str) -> dict:
     return values
 
 
-with st.form(f"rule_form_{target}_{kind}", border=True):
-    key = f"rule_{target}_{kind}"
+form_version = st.session_state.get("rule_form_version", 0)  # bumped after a save: a fresh, empty form
+with st.form(f"rule_form_{target}_{kind}_{form_version}", border=True):
+    key = f"rule_{target}_{kind}_{form_version}"
     options = sorted(set(watched) | ({rule.symbol} if rule else set()))
     default_symbol = rule.symbol if rule else (options[0] if options else None)
     symbol = st.selectbox("Symbol", options, index=options.index(default_symbol) if default_symbol in options else None,
@@ -206,11 +217,10 @@ with st.form(f"rule_form_{target}_{kind}", border=True):
     cooldown_min = c1.number_input("Cooldown (minutes)", value=(rule.cooldown_s / 60) if rule else 0.0, min_value=0.0,
                                    step=1.0, key=f"{key}_cooldown",
                                    help="After an alert, crossings within this time are held back")
-    expires = c2.toggle("Expires", value=bool(rule and rule.expires_at), key=f"{key}_expires")
-    default_expiry = (rule.expires_at if rule and rule.expires_at else now + timedelta(days=7))
-    expiry_day = c2.date_input("Expiry day (UTC)", value=default_expiry.date(), key=f"{key}_expiry_day",
-                               label_visibility="collapsed")
-    expiry_time = c3.time_input("Expiry time (UTC)", value=dtime(default_expiry.hour, default_expiry.minute),
+    expiry = rule.expires_at if rule else None
+    expiry_day = c2.date_input("Expires on (UTC, optional)", value=expiry.date() if expiry else None,
+                               key=f"{key}_expiry_day", help="Leave empty for a rule that never expires")
+    expiry_time = c3.time_input("at (UTC)", value=dtime(expiry.hour, expiry.minute) if expiry else dtime(23, 59),
                                 key=f"{key}_expiry_time")
     ready = configured(settings)
     channels = st.multiselect("Also notify", list(CHANNELS), default=list(rule.channels) if rule else
@@ -225,7 +235,8 @@ with st.form(f"rule_form_{target}_{kind}", border=True):
 if submitted and allowed:
     raw = {"symbol": symbol or "", "kind": kind, **values, "cooldown_s": round((cooldown_min or 0) * 60),
            "enabled": enabled, "note": note, "channels": channels,
-           "expires_at": datetime.combine(expiry_day, expiry_time, tzinfo=timezone.utc) if expires else None}
+           "expires_at": datetime.combine(expiry_day, expiry_time or dtime(0, 0), tzinfo=timezone.utc)
+           if expiry_day else None}
     saved, problems = None, None
     with page.sentences("saving the rule"):
         try:
@@ -240,6 +251,7 @@ if submitted and allowed:
             flash("warning", f"{saved.symbol} is not on the watchlist, so no prices arrive for it yet: add it on the "
                              "Watchlist page.")
         st.session_state.pop("rule_target", None)
+        st.session_state["rule_form_version"] = form_version + 1
         st.rerun()
 
 if rule is not None and allowed:
@@ -269,8 +281,31 @@ if quotes is not None and not quotes.empty:
 
 # -- channels --------------------------------------------------------------------------------------
 st.subheader("Channels")
-snap = runtime.notifier.snapshot() if runtime.notifier is not None else {}
-engine = runtime.alerts.snapshot() if runtime.alerts is not None else None
+
+
+@st.fragment(run_every="5s")
+def channel_status() -> None:
+    """Delivery counters and the last failure per channel, and what the evaluator did (in memory: no I/O)."""
+    snap = runtime.notifier.snapshot() if runtime.notifier is not None else {}
+    engine = runtime.alerts.snapshot() if runtime.alerts is not None else None
+    cols = st.columns(3)
+    for col, channel in ((cols[1], "webhook"), (cols[2], "email")):
+        stats = snap.get(channel)
+        if stats:
+            col.caption(f"Sent {stats['sent']} · retries {stats['retries']} · failed {stats['failed']} · "
+                        f"pending {stats['pending'] if stats['pending'] is not None else '?'}")
+            if stats.get("last_error"):
+                col.warning(f"Last failure: {stats['last_error']}", icon="⚠️")
+        elif configured(settings)[channel]:
+            col.caption("Deliveries start with the pipeline.")
+    if engine:
+        st.caption(f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
+                   f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
+                   + (f" · last error: {engine['last_error']}" if engine.get("last_error") else ""))
+    else:
+        st.caption("The pipeline is not running, so no rule is being evaluated. Start it on the Home page.")
+
+
 cols = st.columns(3)
 with cols[0]:
     st.markdown("**In the app**")
@@ -284,26 +319,13 @@ for col, channel, setting in ((cols[1], "webhook", "STOCKMON_ALERT_WEBHOOK_URLS"
         if not configured(settings)[channel]:
             st.caption(f"Not configured: set {setting} (environment or `.streamlit/secrets.toml`).")
         else:
-            stats = snap.get(channel)
             targets = (settings.alert_email_to if channel == "email" else
                        [short_url(u) for u in settings.alert_webhook_urls])
             st.caption("To " + ", ".join(targets))
-            if stats:
-                st.caption(f"Sent {stats['sent']} · retries {stats['retries']} · failed {stats['failed']} · "
-                           f"pending {stats['pending'] if stats['pending'] is not None else '?'}")
-                if stats.get("last_error"):
-                    st.warning(f"Last failure: {stats['last_error']}", icon="⚠️")
-            else:
-                st.caption("Deliveries start with the pipeline.")
         if st.button("Send test", key=f"test_{channel}", disabled=not (allowed and configured(settings)[channel])):
             try:
                 with st.spinner(f"Sending a test by {channel}…"):
                     st.success(send_test(settings, channel))
             except DeliveryError as exc:
                 st.error(f"The test did not go through: {exc}")
-if engine:
-    st.caption(f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
-               f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
-               + (f" · last error: {engine['last_error']}" if engine.get("last_error") else ""))
-else:
-    st.caption("The pipeline is not running, so no rule is being evaluated. Start it on the Home page.")
+channel_status()

@@ -4,11 +4,13 @@ MongoDB down (before and after start). Also the toast every page shows."""
 
 from datetime import timedelta
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
 from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, assert_clean, configure, plotly_specs, texts
+from pages_helpers import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.models import utcnow
 from pipeline.store import Store
@@ -45,6 +47,10 @@ def fire(store, settings, symbol="AAPL", level=None) -> dict:
 
 def button(at, label_start: str):
     return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def field(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
 
 
 def test_empty_page_explains_what_to_do(stack, tmp_path, app_env, monkeypatch):
@@ -105,12 +111,11 @@ def test_create_edit_disable_delete_rules_with_clear_errors(stack, tmp_path, app
     assert store.db["alert_rules"].count_documents({}) == 0
     # a % move rule
     at.selectbox(key="rule_kind___new__").set_value("pct_change").run()
-    form = "rule___new___pct_change"
-    at.selectbox(key=f"{form}_symbol").set_value("MSFT")
-    at.number_input(key=f"{form}_pct").set_value(2.5)
-    at.number_input(key=f"{form}_window").set_value(10)
-    at.number_input(key=f"{form}_cooldown").set_value(30)
-    at.text_input(key=f"{form}_note").set_value("earnings week")
+    field(at.selectbox, "Symbol").set_value("MSFT")
+    field(at.number_input, "Move (%)").set_value(2.5)
+    field(at.number_input, "Within (minutes)").set_value(10)
+    field(at.number_input, "Cooldown (minutes)").set_value(30)
+    field(at.text_input, "Note").set_value("earnings week")
     button(at, "➕ Create rule").click().run()
     assert_clean(at)
     assert "Created: MSFT moves up or down 2.5% within 10 min." in texts(at)
@@ -118,14 +123,14 @@ def test_create_edit_disable_delete_rules_with_clear_errors(stack, tmp_path, app
     doc = store.db["alert_rules"].find_one({})
     assert (doc["kind"], doc["pct"], doc["window_s"], doc["cooldown_s"], doc["note"]) == ("pct_change", 2.5, 600, 1800,
                                                                                          "earnings week")
+    assert field(at.text_input, "Note").value == "", "the form is empty again for the next rule"
     # edit it: a wrong window is refused, a right one saved
     at.selectbox(key="rule_target").set_value(doc["_id"]).run()
-    form = f"rule_{doc['_id']}_pct_change"
-    assert at.number_input(key=f"{form}_pct").value == 2.5
-    at.number_input(key=f"{form}_window").set_value(0.1)
+    assert field(at.number_input, "Move (%)").value == 2.5 and field(at.text_input, "Note").value == "earnings week"
+    field(at.number_input, "Within (minutes)").set_value(0.1)
     button(at, "💾 Save changes").click().run()
     assert "window (seconds) must be at least 10" in at.error[0].value
-    at.number_input(key=f"{form}_window").set_value(30)
+    field(at.number_input, "Within (minutes)").set_value(30)
     button(at, "💾 Save changes").click().run()
     assert "Saved: MSFT moves up or down 2.5% within 30 min." in texts(at)
     assert store.db["alert_rules"].find_one({})["window_s"] == 1800
@@ -177,11 +182,13 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
     assert "MongoDB did not answer while reading the alert rules" in texts(at)
 
 
-def test_every_page_toasts_a_new_alert_once_per_session(stack, tmp_path, app_env, monkeypatch):
+@pytest.mark.parametrize("name", ["home", "watchlist", "live", "history", "health", "alerts"])
+def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     store = seeded(settings)
     seed_bars(store, ["AAPL"], days=0.05)
-    at = open_page()
+    at = AppTest.from_file(PAGE if name == "alerts" else str(PAGES[name]), default_timeout=60).run()
+    assert_clean(at)
     assert not at.toast
     alert = fire(store, settings, "AAPL")
     import streamlit as st
@@ -191,5 +198,4 @@ def test_every_page_toasts_a_new_alert_once_per_session(stack, tmp_path, app_env
     st.cache_data.clear()
     at.run()
     assert not at.toast, "each alert is toasted once per session"
-    old = store.db["alert_events"].find_one({"_id": alert["_id"]})
-    assert old["fired_at"] > utcnow() - timedelta(minutes=1)
+    assert store.db["alert_events"].find_one({"_id": alert["_id"]})["fired_at"] > utcnow() - timedelta(minutes=1)

@@ -57,7 +57,7 @@ def state_text(rule: Rule, state: dict | None, now: datetime) -> str:
     if not state:
         return "🟢 armed (no price yet)"
     fired = int(state.get("fired") or 0)
-    text = "🟢 armed" if state.get("armed", True) else "🟠 fired, waiting for the condition to clear"
+    text = "🟢 armed" if state.get("armed", True) else "🟠 fired (re-arms when it clears)"
     if rule.kind in ("price_cross", "sma_cross"):
         text = "🟢 watching"
     if fired:

@@ -1,0 +1,89 @@
+"""The Alerts page in a real Chromium against ``streamlit run Home.py`` with the pipeline running on
+the test stack: create a rule just below the live simulated price, see its toast, see it in the fired
+list with the price chart. Screenshots land in test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import make_settings, settings_env
+from pipeline.store import Store
+from streamlit_server import CHROMIUM_ARGS, streamlit_server
+from pipeline_helpers import wait_for
+
+pytestmark = pytest.mark.browser
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def no_exception(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
+
+
+def fits_laptop(page) -> None:
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
+
+
+def screenshot(page, path) -> None:
+    """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
+    height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(LAPTOP)
+
+
+def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, chromium_path, artifacts):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = make_settings(stack, tmp_path, watchlist=("AAPL",), poll_seconds=0.5)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    try:
+        with streamlit_server(settings_env(settings), artifacts / "alerts-server.log") as (url, _proc):
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport=LAPTOP)
+                page.goto(f"{url}/Alerts")
+                expect(page.get_by_text("No rules yet. Create one below")).to_be_visible(timeout=60_000)
+                tick = wait_for(lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick"}, sort=[("ts", -1)]),
+                                30, what="a live AAPL price")
+                level = round(tick["close"] * 0.995, 2)  # just below the price: the next tick is above it
+                no_exception(page)
+                fits_laptop(page)
+                screenshot(page, artifacts / "alerts-empty.png")
+
+                page.get_by_label("Price level").fill(f"{level}")
+                page.get_by_label("Note").fill("browser test")
+                page.get_by_role("button", name="➕ Create rule").click()
+                created = time.monotonic()
+                expect(page.get_by_text(f"Created: AAPL price rises above {level:,.2f}.")).to_be_visible(timeout=20_000)
+                toast = page.get_by_test_id("stToast").filter(has_text="AAPL rose above")
+                expect(toast.first).to_be_visible(timeout=20_000)
+                seen_after = time.monotonic() - created
+                expect(toast.first).to_contain_text(f"AAPL rose above {level:,.2f}")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(artifacts / "alerts-toast.png"))
+                print(f"toast shown {seen_after:.1f}s after the rule was created")
+
+                # the fired list (refreshes every 5 s) with the chart around the moment
+                expect(page.get_by_text("Acknowledge all shown (1)")).to_be_visible(timeout=15_000)
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=15_000)
+                no_exception(page)
+                fits_laptop(page)
+                screenshot(page, artifacts / "alerts-fired.png")
+                assert store.db["alert_events"].count_documents({}) == 1
+
+                # another page opened now shows the unacknowledged alert as a toast too
+                other = browser.new_page(viewport=LAPTOP)
+                other.goto(f"{url}/")
+                expect(other.get_by_test_id("stToast").filter(has_text="AAPL rose above").first).to_be_visible(
+                    timeout=20_000)
+                other.screenshot(path=str(artifacts / "alerts-toast-home.png"))
+                browser.close()
+    finally:
+        store.client.drop_database(settings.db)
+        store.close()
