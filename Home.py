@@ -9,6 +9,7 @@ import streamlit as st
 
 from ui import auth, data, page, tables
 from ui.runtime import get_runtime, show_start_error
+from ui.alerts_toast import alert_toasts
 
 st.set_page_config(page_title="Stock Monitor", page_icon="📈", layout="wide")
 
@@ -18,6 +19,7 @@ st.caption("Live prices travel source → Kafka → MongoDB and are charted here
 runtime = get_runtime()
 show_start_error(runtime)
 auth.sidebar(runtime.settings)
+alert_toasts()  # new alerts as toasts on every page
 health = runtime.health()
 
 # -- servers -------------------------------------------------------------------------------------

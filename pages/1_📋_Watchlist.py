@@ -13,8 +13,10 @@ from pipeline.config import SOURCES
 from pipeline.watchlist import Watchlist
 from ui import auth, data, page
 from ui import watchlist_edit as edit
+from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Watchlist", "📋")
+alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 allowed = auth.can_change(settings)
 

@@ -16,12 +16,14 @@ from pipeline.queries import INTERVALS, LIVE_INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
+from ui.alerts_toast import alert_toasts
 
 WINDOWS = {"30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "8h": 28800, "1d": 86400, "2d": 172800,
            "5d": 432000}
 WARMUP = 40              # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
 
 runtime = page.setup("Live", "📈")
+alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 limits = auth.limits(settings)
 

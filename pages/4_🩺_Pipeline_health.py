@@ -18,9 +18,11 @@ import streamlit as st
 from pipeline.stack import rss_mb
 from ui import charts, data, page
 from ui import format as fmt
+from ui.alerts_toast import alert_toasts
 from ui import health as status
 
 runtime = page.setup("Pipeline health", "🩺")
+alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 
 st.title("🩺 Pipeline health")
