@@ -184,6 +184,8 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
 
 @pytest.mark.parametrize("name", ["home", "watchlist", "live", "history", "health", "alerts"])
 def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, app_env, monkeypatch):
+    from ui import alerts_toast
+    monkeypatch.setattr(alerts_toast, "_failed_at", [0.0])  # forget a dead server of an earlier test
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     store = seeded(settings)
     seed_bars(store, ["AAPL"], days=0.05)

@@ -13,12 +13,14 @@ Guarantees:
   recent. Acknowledging (Alerts page) stops it being toasted in new sessions.
 - Many sessions share one query per ~2 s (``st.cache_data``).
 - Never breaks a page: with MongoDB down or the pipeline stopped it quietly shows nothing (the page
-  itself says what is wrong).
+  itself says what is wrong), and after a failed look it waits 30 s before asking again, so a dead
+  server does not stall every page every 3 s.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import streamlit as st
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 SEEN_KEY = "stockmon_alert_toasts_seen"
 LOOKBACK = timedelta(minutes=15)
 MAX_TOASTS = 3
+BACK_OFF_S = 30.0  # after a failed look, pages stop asking for a while (a dead server must not stall them)
+_failed_at = [0.0]
 
 
 @st.cache_data(ttl=2, show_spinner=False, max_entries=16)
@@ -41,10 +45,13 @@ def _recent_unacked(key: str) -> list[dict]:
 
 
 def _show() -> None:
+    if time.monotonic() - _failed_at[0] < BACK_OFF_S:
+        return
     try:
         from ui.data import store_key
         rows = _recent_unacked(store_key())
     except Exception as exc:  # noqa: BLE001 - the page reports MongoDB trouble itself
+        _failed_at[0] = time.monotonic()
         log.debug("alert toasts skipped: %s", exc)
         return
     seen: set = st.session_state.setdefault(SEEN_KEY, set())

@@ -247,9 +247,12 @@ class AlertEngine:
     def _evaluate(self, observations: dict[str, list[PriceEvent]]) -> None:
         now = self.clock()
         max_age = self.max_age_s
+        dirty, fire = self._dirty, self._fire
         evaluated = stale = replays = 0
         for symbol, items in observations.items():
-            series, rules = self.series[symbol], self.by_symbol[symbol]
+            series = self.series[symbol]
+            checks = [(rule, self.states[rule.id], rule.kind in CROSS_KINDS, measure(rule))
+                      for rule in self.by_symbol[symbol]]
             for e in items:
                 tick = e.interval == "tick"
                 if not tick and series.has_ticks:
@@ -259,8 +262,8 @@ class AlertEngine:
                 if max_age is not None and now - t > max_age:
                     stale += 1
                     continue
-                for rule in rules:
-                    state = self.states[rule.id]
+                price = e.close
+                for rule, state, cross, fn in checks:
                     if state.last_t is not None and t <= state.last_t:
                         replays += 1
                         continue
@@ -268,82 +271,32 @@ class AlertEngine:
                     if rule.expires_at is not None and e.ts >= rule.expires_at:
                         continue
                     evaluated += 1
-                    self._apply(rule, state, series, e, t)
+                    result, value = fn(series, t, price)
+                    if result is None:
+                        continue
+                    state.value = value
+                    if cross:  # result is the side (+1 above, -1 below): fire when it changes
+                        previous = state.side
+                        if previous == result:
+                            continue
+                        state.side = result
+                        dirty.add(rule.id)
+                        if previous is not None and (rule.direction in (None, "either")
+                                                     or (rule.direction == "up") == (result > 0)):
+                            fire(rule, state, e, t, value, result)
+                    elif result:
+                        if state.armed:
+                            state.armed = False
+                            dirty.add(rule.id)
+                            fire(rule, state, e, t, value, None)
+                    elif not state.armed:
+                        state.armed = True
+                        dirty.add(rule.id)
         self.tally.add("evaluated", evaluated)
         if stale:
             self.tally.add("stale", stale)
         if replays:
             self.tally.add("replays_skipped", replays)
-
-    def _apply(self, rule: Rule, state: RuleState, series: Series, e: PriceEvent, t: float) -> None:
-        price = e.close
-        if rule.kind in CROSS_KINDS:
-            side, value = self._side(rule, series, t, price)
-            if side is None:
-                return
-            state.value = value
-            previous = state.side
-            if previous == side:
-                return
-            state.side = side
-            self._dirty.add(rule.id)
-            wanted = rule.direction in (None, "either") or (rule.direction == "up") == (side > 0)
-            if previous is not None and wanted:
-                self._fire(rule, state, e, t, value, side)
-            return
-        condition, value = self._condition(rule, series, t, price)
-        if condition is None:
-            return
-        state.value = value
-        if condition and state.armed:
-            state.armed = False
-            self._dirty.add(rule.id)
-            self._fire(rule, state, e, t, value, None)
-        elif not condition and not state.armed:
-            state.armed = True
-            self._dirty.add(rule.id)
-
-    @staticmethod
-    def _directional(change: float | None, pct: float, direction: str) -> bool | None:
-        if change is None:
-            return None
-        if direction == "up":
-            return change >= pct
-        if direction == "down":
-            return change <= -pct
-        return abs(change) >= pct
-
-    def _condition(self, rule: Rule, series: Series, t: float, price: float) -> tuple[bool | None, float | None]:
-        k = rule.kind
-        if k == "price_above":
-            return price > rule.level, price
-        if k == "price_below":
-            return price < rule.level, price
-        if k == "pct_change":
-            change = series.pct_change(t, price, rule.window_s)
-            return self._directional(change, rule.pct, rule.direction), change
-        if k == "pct_since_close":
-            close = series.previous_close(t)
-            change = None if not close else (price / close - 1.0) * 100.0
-            return self._directional(change, rule.pct, rule.direction), change
-        if k == "volume_spike":
-            ratio = series.volume_ratio(t, rule.lookback_min)
-            return (None, None) if ratio is None else (ratio >= rule.factor, ratio)
-        if k in ("rsi_above", "rsi_below"):
-            rsi = series.rsi(rule.timeframe, rule.period, t, price)
-            if rsi is None:
-                return None, None
-            return (rsi > rule.level if k == "rsi_above" else rsi < rule.level), rsi
-        raise ValueError(f"unknown rule kind {k!r}")
-
-    def _side(self, rule: Rule, series: Series, t: float, price: float) -> tuple[int | None, float | None]:
-        if rule.kind == "price_cross":
-            return (None if price == rule.level else 1 if price > rule.level else -1), price
-        fast = series.sma(rule.timeframe, rule.fast, t, price)
-        slow = series.sma(rule.timeframe, rule.slow, t, price)
-        if fast is None or slow is None or fast == slow:
-            return None, None
-        return (1 if fast > slow else -1), fast - slow
 
     def _fire(self, rule: Rule, state: RuleState, e: PriceEvent, t: float, value: float | None, side: int | None) -> None:
         if state.last_fired is not None and t - state.last_fired < rule.cooldown_s:
@@ -429,6 +382,72 @@ class AlertEngine:
                 "replays_skipped": counts.get("replays_skipped", 0), "errors": counts.get("errors", 0),
                 "reloads": counts.get("reloads", 0), "last_error": self.last_error,
                 "last_fired_at": self.last_fired_at, "batch_latency": self.eval_latency.snapshot()}
+
+
+def _directional(pct: float, direction: str) -> Callable[[float], bool]:
+    if direction == "up":
+        return lambda change: change >= pct
+    if direction == "down":
+        return lambda change: change <= -pct
+    return lambda change: abs(change) >= pct
+
+
+def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
+    """The rule's test as a closure ``(series, t, price) -> (result, value)``: a condition rule gives
+    True/False, a cross rule the side (+1/-1); None when the data does not allow an answer yet."""
+    k = rule.kind
+    if k == "price_above":
+        level = rule.level
+        return lambda series, t, price: (price > level, price)
+    if k == "price_below":
+        level = rule.level
+        return lambda series, t, price: (price < level, price)
+    if k == "price_cross":
+        level = rule.level
+        return lambda series, t, price: ((None if price == level else 1 if price > level else -1), price)
+    if k == "pct_change":
+        window, test = rule.window_s, _directional(rule.pct, rule.direction)
+
+        def pct_change(series, t, price):
+            change = series.pct_change(t, price, window)
+            return (None, None) if change is None else (test(change), change)
+        return pct_change
+    if k == "pct_since_close":
+        test = _directional(rule.pct, rule.direction)
+
+        def since_close(series, t, price):
+            close = series.previous_close(t)
+            if not close:
+                return None, None
+            change = (price / close - 1.0) * 100.0
+            return test(change), change
+        return since_close
+    if k == "volume_spike":
+        factor, lookback = rule.factor, rule.lookback_min
+
+        def volume(series, t, price):
+            ratio = series.volume_ratio(t, lookback)
+            return (None, None) if ratio is None else (ratio >= factor, ratio)
+        return volume
+    if k in ("rsi_above", "rsi_below"):
+        tf, period, level, above = rule.timeframe, rule.period, rule.level, k == "rsi_above"
+
+        def rsi(series, t, price):
+            value = series.rsi(tf, period, t, price)
+            if value is None:
+                return None, None
+            return (value > level if above else value < level), value
+        return rsi
+    if k == "sma_cross":
+        tf, fast_n, slow_n = rule.timeframe, rule.fast, rule.slow
+
+        def sma(series, t, price):
+            fast, slow = series.sma(tf, fast_n, t, price), series.sma(tf, slow_n, t, price)
+            if fast is None or slow is None or fast == slow:
+                return None, None
+            return (1 if fast > slow else -1), fast - slow
+        return sma
+    raise ValueError(f"unknown rule kind {k!r}")
 
 
 def message(rule: Rule, price: float, value: float | None, side: int | None) -> str:

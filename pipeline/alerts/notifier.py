@@ -11,7 +11,7 @@ Guarantees:
   (capped at 5 minutes); after ``alert_retries`` attempts the channel is marked ``failed`` with the
   last error. For a webhook with several URLs, the ones already done are not posted again.
 - ``snapshot()`` (for health) has, per channel: sent, failed, retries, the last error and when, the
-  last success and how many alerts are pending.
+  last success and how many alerts are pending (as of the notifier's last look). It does no I/O.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class Notifier:
         self.tally = {name: Tally(keep_reasons=20) for name in self.channels}
         self.status: dict[str, dict] = {name: {"last_ok_at": None, "last_error": None, "last_error_at": None}
                                         for name in self.channels}
+        self.pending: dict[str, int | None] = {name: None for name in self.channels}
+        self._counted_at: dict[str, float] = {name: 0.0 for name in self.channels}
         self._wake = {name: threading.Event() for name in self.channels}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -94,6 +96,10 @@ class Notifier:
 
     def run_once(self, name: str) -> int:
         """Deliver what is due on one channel; return how many were delivered."""
+        if time.monotonic() - self._counted_at[name] >= 10 or self.pending[name]:
+            # counted here, on the notifier's thread, so that a health snapshot never waits for MongoDB
+            self.pending[name] = self.events.count_documents({f"delivery.{name}.status": "pending"})
+            self._counted_at[name] = time.monotonic()
         delivered = 0
         for row in self.due(name):
             if self._stop.is_set():
@@ -148,13 +154,9 @@ class Notifier:
     # -- health -------------------------------------------------------------------------------------
     def snapshot(self) -> dict:
         out = {}
-        for name, target in self.channels.items():
+        for name, target in self.channels.items():  # in memory only: safe to call from any page
             counts = self.tally[name].snapshot()
-            try:
-                pending = self.events.count_documents({f"delivery.{name}.status": "pending"})
-            except PyMongoError:
-                pending = None
             out[name] = {"targets": target.targets(), "sent": counts["counts"].get("sent", 0),
                          "failed": counts["counts"].get("failed", 0), "retries": counts["counts"].get("retries", 0),
-                         "pending": pending, "recent_failures": counts["recent"][-5:], **self.status[name]}
+                         "pending": self.pending[name], "recent_failures": counts["recent"][-5:], **self.status[name]}
         return out
