@@ -134,7 +134,8 @@ def live_view(symbols: list[str], focus: str | None, interval: str, window_s: in
     if view == "Candles":
         tz, always_open = market_of(focus)
         fig = charts.candles(result.of(focus), symbol=focus, interval_s=spec.seconds, indicators=indicators,
-                             tz=tz, always_open=always_open, visible_from=window_start - spec.span)
+                             tz=tz, always_open=always_open, visible_from=window_start - spec.span,
+                             visible_to=datetime.now(timezone.utc) + spec.span)
     else:
         zones = {market_of(s)[0] for s in symbols}
         tz = zones.pop() if len(zones) == 1 else "UTC"
@@ -142,7 +143,7 @@ def live_view(symbols: list[str], focus: str | None, interval: str, window_s: in
         fig = charts.lines(visible, interval_s=spec.seconds, normalise=normalise, tz=tz, always_open=always_open)
     fig.update_layout(uirevision=f"{view}-{','.join(charted)}-{interval}-{window_s}")  # keep zoom across refreshes
     st.plotly_chart(fig, key="live_chart", config={"displaylogo": False, "scrollZoom": False})
-    parts = [f"{len(visible):,} bars of {spec.label}",
+    parts = [f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
              f"times in {tz if spec.seconds < 86400 else 'UTC days'}",
              f"query {fmt.duration_ms(result.query_ms)}",
              f"updated {datetime.now(timezone.utc):%H:%M:%S} UTC, every {refresh} s"]

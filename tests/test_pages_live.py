@@ -96,3 +96,14 @@ def test_live_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
     assert_clean(at)
     assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
     assert [b.label for b in at.button] == ["Try again"]
+
+
+def test_live_candles_of_one_of_several_symbols(seeded):
+    at = app("live", query={"symbols": "AAPL,MSFT"}).run()
+    at.segmented_control(key="live_view").set_value("Candles").run()
+    assert_clean(at)
+    assert at.selectbox(key="live_focus").value == "AAPL"
+    at.selectbox(key="live_focus").set_value("MSFT").run()
+    (spec,) = plotly_specs(at)
+    assert spec["data"][0]["type"] == "candlestick" and spec["data"][0]["name"] == "MSFT"
+    assert [m.label for m in at.metric][0] == "MSFT last"

@@ -122,8 +122,11 @@ def _panel_domains(panels: Sequence[str]) -> dict[str, list[float]]:
 
 def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Iterable[str] = (),
             tz: str | None = "UTC", always_open: bool = True, visible_from: datetime | None = None,
-            height: int | None = None) -> go.Figure:
-    """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume)."""
+            visible_to: datetime | None = None, height: int | None = None) -> go.Figure:
+    """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume).
+
+    With ``visible_from`` and ``visible_to`` the time axis spans exactly that window (a new symbol's
+    first bar sits at the right edge instead of filling the chart)."""
     chosen = [i for i in INDICATORS if i in set(indicators)]
     frame = bars.sort_values("ts").reset_index(drop=True)
     close = frame["close"]
@@ -172,6 +175,7 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
                                  fillcolor="rgba(100,116,139,0.10)", hovertemplate="%{y:,.2f}"))
     direction = (f["close"] >= f["open"]).to_numpy().astype("int8")
     fig.add_trace(go.Bar(x=x, y=f32(f["volume"]), name="Volume", yaxis="y2", opacity=0.75, hovertemplate="%{y:,.0f}",
+                         showlegend=False,
                          marker=dict(color=direction, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0)))
     if "RSI" in extra:
         fig.add_trace(go.Scatter(x=x, y=f32(extra["RSI"]), name="RSI 14", mode="lines", yaxis=axis["RSI"],
@@ -194,7 +198,7 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
         xaxis=dict(type="date", rangeslider=dict(visible=False),
                    rangebreaks=closed_market_breaks(x_local, interval_s, always_open),
                    showspikes=True, spikemode="across", spikethickness=1, anchor="free", position=0),
-        yaxis=dict(domain=domains["price"], title=None, tickformat=",.2f", side="right"),
+        yaxis=dict(domain=domains["price"], title=None, tickformat=",.4~f", side="right"),
         yaxis2=dict(domain=domains["volume"], title=None, side="right", tickformat="~s", showgrid=False),
     )
     for i, p in enumerate(panels):
@@ -202,6 +206,9 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
         layout[name] = dict(domain=domains[p], side="right", title=dict(text=p, font=dict(size=11)))
         if p == "RSI":
             layout[name].update(range=[0, 100], tickvals=[30, 70])
+    if visible_from is not None and visible_to is not None:
+        span = local_times(pd.Series([pd.Timestamp(visible_from), pd.Timestamp(visible_to)]), tz, interval_s)
+        layout["xaxis"]["range"] = [float(v) for v in epoch_ms(span)]
     fig.update_layout(**layout)
     if "RSI" in panels:
         for level in (30, 70):
@@ -226,7 +233,7 @@ def lines(frame: pd.DataFrame, *, interval_s: int, normalise: bool = False, tz: 
         height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
         xaxis=dict(type="date", rangebreaks=closed_market_breaks(union, interval_s, always_open)),
-        yaxis=dict(side="right", title=None, tickformat=".2f" if normalise else ",.2f"),
+        yaxis=dict(side="right", title=None, tickformat=".3~f" if normalise else ",.4~f"),
     )
     if normalise:
         fig.add_hline(y=1.0, line=dict(width=1, dash="dot", color="rgba(128,128,128,0.7)"))
