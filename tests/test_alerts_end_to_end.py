@@ -112,3 +112,39 @@ def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_on
     restarted = jsonl(out)["alerts_fired"]
     assert restarted == len(alerts) - before, "the restart fired only what the killed process had not"
     print(f"killed after {mid} of {len(events)} prices and {before} alerts; the restart fired {restarted}")
+
+
+def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(stack, tmp_path):
+    from pipeline import bus
+    settings = make_settings(stack, tmp_path, partitions=4)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
+    bus.ensure_topics(admin, settings)
+    admin.close()
+    symbols = tuple(f"SYM{i}" for i in range(8))
+    book = RuleBook(store.db)
+    for s in symbols:
+        book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
+    pattern = ([100.0] * 100 + [110.0] * 100) * 4           # 4 up-crossings per symbol
+    events = [e for group in zip(*(ticks(s, pattern, step_s=0.05) for s in symbols)) for e in group]
+    procs = [start_consumer_process(settings, "--exit-when-idle", "6", "--instance-id", f"alerts-{i}") for i in range(2)]
+    try:
+        import time
+        time.sleep(6)  # both join the group before data arrives
+        publish(settings, events)
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for p in procs), [err[-1000:] for _, err in results]
+    fired = [jsonl(out)["alerts_fired"] for out, _ in results]
+    alerts = list(store.db["alert_events"].find())
+    try:
+        assert all(n > 0 for n in fired), fired  # both members evaluated their share
+        assert sum(fired) == len(alerts) == 4 * len(symbols)
+        assert {s: sum(a["symbol"] == s for a in alerts) for s in symbols} == {s: 4 for s in symbols}
+    finally:
+        store.client.drop_database(settings.db)
+        store.close()
