@@ -72,6 +72,7 @@ class Runtime:
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self.restarts: dict[str, int] = {}
+        self._kafka_probe: tuple[str, float, str | None] | None = None
 
     @property
     def instance_id(self) -> str:
@@ -236,6 +237,15 @@ class Runtime:
                 self.stack = None
             self.state = "stopped"
 
+    def _kafka_version(self, bootstrap: str, ttl_s: float = 5.0) -> str | None:
+        """Broker check, cached a few seconds: pages refresh health often and a down broker costs 2 s."""
+        cached = self._kafka_probe
+        if cached and cached[0] == bootstrap and time.monotonic() - cached[1] < ttl_s:
+            return cached[2]
+        version = kafka_answers(bootstrap, timeout=2.0, **self.settings.kafka_options())
+        self._kafka_probe = (bootstrap, time.monotonic(), version)
+        return version
+
     def _beat(self) -> dict:
         consumer, producer = self.consumer, self.producer
         return {"state": self.state,
@@ -259,7 +269,7 @@ class Runtime:
             "demo_mode": s.demo_mode, "source": s.source,
         }
         if kafka_bootstrap:
-            version = kafka_answers(kafka_bootstrap, timeout=2.0, **s.kafka_options())
+            version = self._kafka_version(kafka_bootstrap)
             snap["kafka"].update(ok=version is not None, version=version)
         store = self.store
         if store is not None:

@@ -110,6 +110,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKMON_BACKFILL_DAYS_DAILY": str(settings.backfill_days_daily),
         "STOCKMON_SOURCE": settings.source, "STOCKMON_WATCHLIST": ",".join(settings.watchlist),
         "STOCKMON_DEMO_MODE": str(settings.demo_mode).lower(),
+        "STOCKMON_AUTOSTART": str(settings.autostart).lower(),
+        "STOCKMON_MAX_HISTORY_DAYS": str(settings.max_history_days),
     }
     if settings.sim_seed is not None:
         env["STOCKMON_SIM_SEED"] = str(settings.sim_seed)
