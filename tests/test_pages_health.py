@@ -146,3 +146,19 @@ def test_every_page_survives_mongodb_dying_after_start(page, stack, tmp_path, ap
     page_text = texts(at)
     said = ("did not answer", "not reachable", "does not answer")
     assert "MongoDB" in page_text and any(x in page_text for x in said), page_text
+
+
+def test_alert_engine_and_channel_statuses():
+    assert h.alerts({}) == []
+    snap = {"alerts": {"engine": {"active_rules": 3, "fired": 7, "last_error": None}, "channels": {
+        "webhook": {"sent": 4, "failed": 0, "pending": 1},
+        "email": {"sent": 2, "failed": 1, "last_error": "535 auth failed", "last_error_at": 10.0, "last_ok_at": 20.0},
+        "slack": {"sent": 0, "failed": 2, "last_error": "did not answer within 5 s", "last_error_at": 30.0,
+                  "last_ok_at": 5.0}}}}
+    statuses = {s.component: (s.level, s.reason) for s in h.alerts(snap)}
+    assert statuses["Alerts engine"] == ("OK", "3 active rule(s), 7 fired")
+    assert statuses["Alerts · webhook"] == ("OK", "4 sent, 1 waiting")
+    assert statuses["Alerts · email"] == ("WARN", "1 failed, 2 sent")
+    assert statuses["Alerts · slack"] == ("ERR", "did not answer within 5 s")
+    snap["alerts"]["engine"]["last_error"] = "OperationFailure: boom"
+    assert h.alerts(snap)[0].level == "ERR"

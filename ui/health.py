@@ -16,6 +16,8 @@ Rules (each status carries a one-sentence reason):
 - Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
+- Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
+  attempt failed, WARN when some attempts failed, else OK.
 """
 
 from __future__ import annotations
@@ -196,10 +198,32 @@ def stack(health: dict) -> Status | None:
     return Status("Local stack", "OK", f"{len(rows)} server process(es) alive")
 
 
+def alerts(health: dict) -> list[Status]:
+    """The alert engine (ERR if its last batch failed) and each delivery channel (ERR while its latest
+    attempt failed, WARN if any attempt failed, OK otherwise)."""
+    snap = health.get("alerts") or {}
+    engine = snap.get("engine")
+    if engine is None:
+        return []
+    out = [Status("Alerts engine", "ERR", engine["last_error"]) if engine.get("last_error") else
+           Status("Alerts engine", "OK", f"{engine.get('active_rules', 0)} active rule(s), "
+                                         f"{engine.get('fired', 0):,} fired")]
+    for name, ch in (snap.get("channels") or {}).items():
+        label = f"Alerts · {name}"
+        failing = ch.get("last_error") and (ch.get("last_error_at") or 0) > (ch.get("last_ok_at") or 0)
+        if failing:
+            out.append(Status(label, "ERR", str(ch["last_error"])[:200]))
+        elif ch.get("failed"):
+            out.append(Status(label, "WARN", f"{ch['failed']} failed, {ch.get('sent', 0)} sent"))
+        else:
+            out.append(Status(label, "OK", f"{ch.get('sent', 0)} sent, {ch.get('pending', 0)} waiting"))
+    return out
+
+
 def evaluate(health: dict, samples, poll_seconds: float, backfill_docs: list[dict],
              now: float | None = None) -> list[Status]:
     out = [kafka(health), mongo(health), *producer(health, poll_seconds, now), consumer(health, samples, now),
-           dead_letters(health), bar_builder(health, now), backfills(backfill_docs)]
+           dead_letters(health), bar_builder(health, now), backfills(backfill_docs), *alerts(health)]
     local = stack(health)
     if local is not None:
         out.append(local)
