@@ -1,4 +1,5 @@
-"""Run ``streamlit run Home.py`` as a real server process for browser tests."""
+"""Run ``streamlit run Home.py`` as a real server process for browser tests, and the page checks
+those tests share."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pipeline.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
+LAPTOP = {"width": 1366, "height": 768}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -51,3 +53,23 @@ def streamlit_server(env_overrides: dict[str, str], log_path: Path, drop: tuple[
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def no_exception(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
+
+
+def fits_laptop(page) -> None:
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
+
+
+def screenshot(page, path) -> None:
+    """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
+    height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(LAPTOP)

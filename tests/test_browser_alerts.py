@@ -10,31 +10,11 @@ import pytest
 
 from conftest import make_settings, settings_env
 from pipeline.store import Store
-from streamlit_server import CHROMIUM_ARGS, streamlit_server
+from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
 from pipeline_helpers import wait_for
 
 pytestmark = pytest.mark.browser
-LAPTOP = {"width": 1366, "height": 768}
 
-
-def no_exception(page) -> None:
-    assert page.get_by_test_id("stException").count() == 0
-    body = page.inner_text("body")
-    assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
-
-
-def fits_laptop(page) -> None:
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
-
-
-def screenshot(page, path) -> None:
-    """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
-    height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
-    page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(LAPTOP)
 
 
 def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, chromium_path, artifacts):
