@@ -94,9 +94,7 @@ def run(stack: LocalStack, data: Path, evs: list[PriceEvent], tag: str, mode: st
     store.client.drop_database(settings.db)
     store.ensure_indexes()
     ensure_alert_indexes(store.db)
-    admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
-    bus.ensure_topics(admin, settings)
-    admin.close()
+    bus.create_topics(settings.kafka_bootstrap_servers, settings)
     engine = None
     if mode != "none":  # engine, quiet, rules
         book = RuleBook(store.db, max_rules=1000)

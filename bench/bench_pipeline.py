@@ -57,9 +57,7 @@ def prepare(settings: Settings) -> Store:
     store = Store.from_uri(settings.mongodb_uri, settings.db, timeout_s=10)
     store.client.drop_database(settings.db)
     store.ensure_indexes()
-    admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
-    bus.ensure_topics(admin, settings)
-    admin.close()
+    bus.create_topics(settings.kafka_bootstrap_servers, settings)
     return store
 
 

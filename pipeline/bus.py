@@ -74,6 +74,15 @@ def ensure_topics(admin: KafkaAdminClient, settings) -> dict[str, str]:
     return outcome
 
 
+def create_topics(bootstrap: str, settings) -> dict[str, str]:
+    """``ensure_topics`` with a short-lived admin client of its own."""
+    admin = admin_client(bootstrap, settings)
+    try:
+        return ensure_topics(admin, settings)
+    finally:
+        admin.close()
+
+
 def partitions_of(admin: KafkaAdminClient, topic: str) -> list[TopicPartition]:
     described = admin.describe_topics([topic])
     if not described or described[0].get("error_code"):

@@ -146,11 +146,7 @@ class Runtime:
         self.store.ping()
         self.store.ensure_indexes()
         ensure_alert_indexes(self.store.db)
-        admin = bus.admin_client(self.kafka_bootstrap, self.settings)
-        try:
-            self.topics = bus.ensure_topics(admin, self.settings)
-        finally:
-            admin.close()
+        self.topics = bus.create_topics(self.kafka_bootstrap, self.settings)
 
     def _start_pipeline(self) -> None:
         s = self.settings

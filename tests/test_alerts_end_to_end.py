@@ -119,9 +119,7 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     settings = make_settings(stack, tmp_path, partitions=4)
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
-    admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
-    bus.ensure_topics(admin, settings)
-    admin.close()
+    bus.create_topics(settings.kafka_bootstrap_servers, settings)
     symbols = tuple(f"SYM{i}" for i in range(8))
     book = RuleBook(store.db)
     for s in symbols:

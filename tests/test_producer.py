@@ -20,9 +20,7 @@ def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(t
     stack = LocalStack(tmp_path / "s", timeout=60).start()
     try:
         settings = make_settings(stack, tmp_path)
-        admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
-        bus.ensure_topics(admin, settings)
-        admin.close()
+        bus.create_topics(settings.kafka_bootstrap_servers, settings)
         publisher = Publisher(bus.producer(settings.kafka_bootstrap_servers, settings, request_timeout_ms=2000,
                                            max_block_ms=2000, retries=1), settings.topic_prices)
         assert publisher.publish(make_events(10)) == 10
