@@ -4,6 +4,7 @@ check that nothing reached the page as a traceback."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -22,12 +23,26 @@ MONGO_DOWN = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=800"
 
 def configure(stack, tmp_path, app_env, monkeypatch, autostart: bool = False, **overrides):
     """Settings on the test stack, applied to the environment the page's runtime reads."""
-    settings = make_settings(stack, tmp_path, **overrides)
+    settings = make_settings(stack, tmp_path, autostart=autostart, **overrides)
     app_env(settings)
-    monkeypatch.setenv("STOCKMON_AUTOSTART", "true" if autostart else "false")
-    if "max_history_days" in overrides:  # not part of conftest.settings_env
-        monkeypatch.setenv("STOCKMON_MAX_HISTORY_DAYS", str(overrides["max_history_days"]))
     return settings
+
+
+@contextmanager
+def seeded_store(settings, watchlist, with_bars=(), days: int = 1):
+    """A store with ``watchlist`` seeded and ``days`` of bars for ``with_bars``; dropped afterwards."""
+    from market_data import seed_bars
+    from pipeline.store import Store
+    from pipeline.watchlist import Watchlist
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    store.ensure_indexes()
+    Watchlist(store.watchlist, None).seed(list(watchlist), "simulated")
+    frame = seed_bars(store, list(with_bars), days=days) if with_bars else None
+    try:
+        yield store, frame
+    finally:
+        store.client.drop_database(settings.db)
+        store.close()
 
 
 def app(page: str, timeout: float = 60, query: dict | None = None, state: dict | None = None) -> AppTest:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts, trace_lengths, values
+from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, seeded_store, texts, trace_lengths, values
 from pipeline import analytics, queries
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
@@ -15,13 +15,8 @@ from pipeline.watchlist import Watchlist
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
-    store = Store.from_uri(settings.mongodb_uri, settings.db)
-    store.ensure_indexes()
-    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "NODATA"], "simulated")
-    frame = seed_bars(store, ["AAPL", "MSFT"], days=2)
-    yield settings, store, frame
-    store.client.drop_database(settings.db)
-    store.close()
+    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=2) as (store, frame):
+        yield settings, store, frame
 
 
 def today() -> str:

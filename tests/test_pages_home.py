@@ -9,24 +9,17 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, PAGES, app, assert_clean, configure, texts
+from pages_helpers import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
 from pipeline.config import Settings
-from pipeline.store import Store
-from pipeline.watchlist import Entry, Watchlist
+from pipeline.watchlist import Entry
 from ui import tables
 
 
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
-    store = Store.from_uri(settings.mongodb_uri, settings.db)
-    store.ensure_indexes()
-    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "NODATA"], "simulated")
-    frame = seed_bars(store, ["AAPL", "MSFT"], days=3)
-    yield settings, store, frame
-    store.client.drop_database(settings.db)
-    store.close()
+    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=3) as (store, frame):
+        yield settings, store, frame
 
 
 def test_home_watchlist_at_a_glance(seeded):
