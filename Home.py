@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from ui import auth, data, page, tables
-from ui.runtime import get_runtime, show_start_error
 from ui.alerts_toast import alert_toasts
+from ui.runtime import get_runtime, show_start_error
 
 st.set_page_config(page_title="Stock Monitor", page_icon="📈", layout="wide")
 
@@ -40,23 +40,29 @@ with right:
     if mongo["ok"]:
         st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
     else:
-        st.error(f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. "
-                 f"{mongo.get('error') or ''}")
+        st.error(
+            f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
+        )
 if not (kafka["ok"] and mongo["ok"]):
     if mode == "embedded":
-        st.info("The embedded servers are supervised by this app. Check their logs in "
-                f"`{health['data_dir']}`, then use **Restart pipeline** below.")
+        st.info(
+            "The embedded servers are supervised by this app. Check their logs in "
+            f"`{health['data_dir']}`, then use **Restart pipeline** below."
+        )
     else:
-        st.info("Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
-                "the pipeline reconnects by itself and loses nothing meanwhile.")
+        st.info(
+            "Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
+            "the pipeline reconnects by itself and loses nothing meanwhile."
+        )
 
 # -- pipeline controls ----------------------------------------------------------------------------
 st.subheader("Pipeline")
 allowed = auth.can_change(runtime.settings)
 cols = st.columns([1, 1, 4])
 if health["state"] == "running":
-    if cols[0].button("⏸ Pause", help="Stop fetching and storing; Kafka keeps what is in flight",
-                      disabled=not allowed):
+    if cols[0].button(
+        "⏸ Pause", help="Stop fetching and storing; Kafka keeps what is in flight", disabled=not allowed
+    ):
         runtime.pause()
         st.rerun()
 elif health["state"] == "paused":
@@ -93,29 +99,41 @@ def glance() -> None:
     with page.sentences("reading the watchlist"):
         entries = data.watchlist_entries()
         if not entries:
-            st.info("The watchlist is empty. Add tickers such as AAPL, BRK-B or 7203.T on the Watchlist page.")
+            st.info(
+                "The watchlist is empty. Add tickers such as AAPL, BRK-B or 7203.T on the Watchlist page."
+            )
             page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
             return
         symbols = tuple(e.symbol for e in entries)
         key = data.store_key()
-        table = tables.watchlist_glance(entries, data.quotes(key, symbols), data.sparklines(key, symbols),
-                                        runtime.settings.poll_seconds, now=datetime.now(timezone.utc))
+        table = tables.watchlist_glance(
+            entries,
+            data.quotes(key, symbols),
+            data.sparklines(key, symbols),
+            runtime.settings.poll_seconds,
+            now=datetime.now(timezone.utc),
+        )
     st.dataframe(
-        tables.color_changes(table), hide_index=True, width="stretch",
+        tables.color_changes(table),
+        hide_index=True,
+        width="stretch",
         column_config={
             "Symbol": st.column_config.TextColumn(width="small", pinned=True),
             "Name": st.column_config.TextColumn(width="medium"),
             "Last": st.column_config.NumberColumn(help="Newest stored price"),
-            "Change": st.column_config.NumberColumn(help="Since the previous close (or the day's open "
-                                                         "when only one day is stored)"),
+            "Change": st.column_config.NumberColumn(
+                help="Since the previous close (or the day's open when only one day is stored)"
+            ),
             "Change %": st.column_config.NumberColumn(),
             "Day range": st.column_config.TextColumn(help="Low – high of the latest stored day (UTC)"),
             "Volume": st.column_config.NumberColumn(help="Volume of the latest stored day"),
-            "Trend": st.column_config.LineChartColumn(help="Recent closes: up to 5 days of hourly bars",
-                                                      width="small"),
+            "Trend": st.column_config.LineChartColumn(
+                help="Recent closes: up to 5 days of hourly bars", width="small"
+            ),
             "Updated": st.column_config.TextColumn(help="How old the last price is"),
             "Status": st.column_config.TextColumn(
-                help="live · stale (no new price for ten polls while the market is open) · market closed"),
+                help="live · stale (no new price for ten polls while the market is open) · market closed"
+            ),
         },
     )
     if (table["Status"] == "⚪ no data yet").all() and runtime.state != "running":

@@ -60,8 +60,11 @@ def events(n: int) -> list[PriceEvent]:
     out = []
     for i in range(n):
         ts = start + timedelta(milliseconds=50 * i)
-        out.append(PriceEvent.tick(SYMBOLS[i % len(SYMBOLS)], ts, 100 + (i % 500) * 0.01, 10 + i % 7, "bench",
-                                   fetched_at=ts))
+        out.append(
+            PriceEvent.tick(
+                SYMBOLS[i % len(SYMBOLS)], ts, 100 + (i % 500) * 0.01, 10 + i % 7, "bench", fetched_at=ts
+            )
+        )
     return out
 
 
@@ -70,12 +73,21 @@ def rules(n: int, quiet: bool = False) -> list[dict]:
     evaluated on every price but hardly ever change state), else they flip and fire all along."""
     out = []
     for i in range(n):
-        raw = {"symbol": SYMBOLS[i % len(SYMBOLS)], **KINDS[(i // len(SYMBOLS) + i) % len(KINDS)], "cooldown_s": 60,
-               "channels": []}
+        raw = {
+            "symbol": SYMBOLS[i % len(SYMBOLS)],
+            **KINDS[(i // len(SYMBOLS) + i) % len(KINDS)],
+            "cooldown_s": 60,
+            "channels": [],
+        }
         if quiet:
-            raw.update({"level": raw["level"] * (1.5 if raw["kind"] != "price_below" else 0.5)} if "level" in raw and
-                       raw["kind"].startswith("price") else {})
-            raw.update({"pct": 50.0} if "pct" in raw else {}, **({"factor": 100.0} if "factor" in raw else {}))
+            raw.update(
+                {"level": raw["level"] * (1.5 if raw["kind"] != "price_below" else 0.5)}
+                if "level" in raw and raw["kind"].startswith("price")
+                else {}
+            )
+            raw.update(
+                {"pct": 50.0} if "pct" in raw else {}, **({"factor": 100.0} if "factor" in raw else {})
+            )
             raw.update({"level": 99.0} if raw["kind"] == "rsi_above" else {})
             if raw["kind"] == "sma_cross":
                 raw.update({"kind": "price_cross", "level": 500.0})
@@ -85,11 +97,22 @@ def rules(n: int, quiet: bool = False) -> list[dict]:
     return out
 
 
-def run(stack: LocalStack, data: Path, evs: list[PriceEvent], tag: str, mode: str, n_rules: int) -> tuple[float, dict]:
-    settings = Settings.load(env={}, secrets_paths=[], kafka_bootstrap_servers=stack.kafka_bootstrap,
-                             mongodb_uri=stack.mongodb_uri, db=f"bench_alerts_{tag}", topic_prices=f"bench.alerts.{tag}",
-                             topic_dead_letter=f"bench.alerts.{tag}.dlq", consumer_group=f"bench-alerts-{tag}",
-                             data_dir=data, partitions=3, alert_max_age_s=0)
+def run(
+    stack: LocalStack, data: Path, evs: list[PriceEvent], tag: str, mode: str, n_rules: int
+) -> tuple[float, dict]:
+    settings = Settings.load(
+        env={},
+        secrets_paths=[],
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        mongodb_uri=stack.mongodb_uri,
+        db=f"bench_alerts_{tag}",
+        topic_prices=f"bench.alerts.{tag}",
+        topic_dead_letter=f"bench.alerts.{tag}.dlq",
+        consumer_group=f"bench-alerts-{tag}",
+        data_dir=data,
+        partitions=3,
+        alert_max_age_s=0,
+    )
     store = Store.from_uri(settings.mongodb_uri, settings.db, timeout_s=10)
     store.client.drop_database(settings.db)
     store.ensure_indexes()
@@ -101,12 +124,16 @@ def run(stack: LocalStack, data: Path, evs: list[PriceEvent], tag: str, mode: st
         for raw in rules(n_rules, quiet=mode == "quiet"):
             book.create(raw)
         engine = AlertEngine(store, settings)
-    consumer = PriceConsumer(settings.kafka_bootstrap_servers, settings, store,
-                             on_stored=engine.on_stored if engine else None)
+    consumer = PriceConsumer(
+        settings.kafka_bootstrap_servers, settings, store, on_stored=engine.on_stored if engine else None
+    )
     if engine:
         engine.bind(consumer)
     builder = BarBuilder(store, busy=consumer.backlogged)
-    threads = [threading.Thread(target=consumer.run, daemon=True), threading.Thread(target=builder.run, daemon=True)]
+    threads = [
+        threading.Thread(target=consumer.run, daemon=True),
+        threading.Thread(target=builder.run, daemon=True),
+    ]
     for t in threads:
         t.start()
     time.sleep(3)  # group join: the clock measures data, not the rebalance
@@ -156,41 +183,55 @@ def main() -> None:
     last: dict[str, dict] = {}
     order = list(MODES)
     for r in range(args.rounds):
-        for mode in (order if r % 2 == 0 else order[::-1]):
+        for mode in order if r % 2 == 0 else order[::-1]:
             # a fresh embedded stack per measurement: the embedded MongoDB slows down as a process
             # accumulates dropped databases, which would otherwise favour whichever mode runs first
             with tempfile.TemporaryDirectory() as tmp:
                 data = Path(tmp)
                 stack = LocalStack(data / "stack").start()
                 try:
-                    rate, snap = run(stack, data, events(args.events), f"{mode}{r}", mode,
-                                     args.rules if MODES[mode] else 0)
+                    rate, snap = run(
+                        stack, data, events(args.events), f"{mode}{r}", mode, args.rules if MODES[mode] else 0
+                    )
                 finally:
                     stack.stop()
             figures[mode].append(rate)
             shares[mode].append(snap["hook_share"])
             steady[mode].append(snap["hook_share_steady"])
             last[mode] = snap
-            print(f"  round {r + 1} {mode:6s} {rate:8.0f} events/s  (batch write p50 "
-                  f"{snap['write_latency'].get('p50_ms')} ms)", flush=True)
+            print(
+                f"  round {r + 1} {mode:6s} {rate:8.0f} events/s  (batch write p50 "
+                f"{snap['write_latency'].get('p50_ms')} ms)",
+                flush=True,
+            )
     med = {m: statistics.median(v) for m, v in figures.items()}
     none = med["none"]
-    print(f"events per run                          {args.events} ticks, {len(SYMBOLS)} symbols, "
-          f"median of {args.rounds} round(s), a fresh stack per run")
+    print(
+        f"events per run                          {args.events} ticks, {len(SYMBOLS)} symbols, "
+        f"median of {args.rounds} round(s), a fresh stack per run"
+    )
     share = {m: 100 * statistics.median(v) for m, v in shares.items()}
     later = {m: 100 * statistics.median(v) for m, v in steady.items()}
     print(f"no alert engine                         {none:8.0f} events/s")
-    print(f"engine, no rule                         {med['engine']:8.0f} events/s   ratio to none {med['engine'] / none:.3f}"
-          f"   hook {share['engine']:.1f}% of writer time ({later['engine']:.1f}% after the first batch)")
-    print(f"engine, {args.rules} rules, quiet               {med['quiet']:8.0f} events/s   ratio to none {med['quiet'] / none:.3f}"
-          f"   hook {share['quiet']:.1f}% of writer time ({later['quiet']:.1f}% after the first batch)")
-    print(f"engine, {args.rules} rules, firing all along    {med['rules']:8.0f} events/s   ratio to none {med['rules'] / none:.3f}"
-          f"   hook {share['rules']:.1f}% of writer time ({later['rules']:.1f}% after the first batch)")
+    print(
+        f"engine, no rule                         {med['engine']:8.0f} events/s   ratio to none {med['engine'] / none:.3f}"
+        f"   hook {share['engine']:.1f}% of writer time ({later['engine']:.1f}% after the first batch)"
+    )
+    print(
+        f"engine, {args.rules} rules, quiet               {med['quiet']:8.0f} events/s   ratio to none {med['quiet'] / none:.3f}"
+        f"   hook {share['quiet']:.1f}% of writer time ({later['quiet']:.1f}% after the first batch)"
+    )
+    print(
+        f"engine, {args.rules} rules, firing all along    {med['rules']:8.0f} events/s   ratio to none {med['rules'] / none:.3f}"
+        f"   hook {share['rules']:.1f}% of writer time ({later['rules']:.1f}% after the first batch)"
+    )
     for mode in ("quiet", "rules"):
         s = last[mode]
-        print(f"  {mode}: {s['evaluated']:,} rule checks, {s['alerts_stored']} alerts stored, {s['suppressed']} held by "
-              f"cooldown; hook per batch p50 {s['batch_latency'].get('p50_ms')} ms, p99 {s['batch_latency'].get('p99_ms')} "
-              f"ms; batch write p50 {s['write_latency'].get('p50_ms')} ms")
+        print(
+            f"  {mode}: {s['evaluated']:,} rule checks, {s['alerts_stored']} alerts stored, {s['suppressed']} held by "
+            f"cooldown; hook per batch p50 {s['batch_latency'].get('p50_ms')} ms, p99 {s['batch_latency'].get('p99_ms')} "
+            f"ms; batch write p50 {s['write_latency'].get('p50_ms')} ms"
+        )
 
 
 if __name__ == "__main__":

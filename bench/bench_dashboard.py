@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.chdir(ROOT)
 
+from market_data import seed_bars  # noqa: E402
 from pymongo.errors import BulkWriteError  # noqa: E402
 
-from market_data import seed_bars  # noqa: E402
 from pipeline import queries  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
@@ -65,17 +65,30 @@ def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dic
             log(f"  {symbol}: {docs:,} docs, {docs / (time.perf_counter() - t0):,.0f} docs/s")
         Watchlist(store.watchlist, None).seed(symbols, "simulated")
         seconds = time.perf_counter() - t0
-        store.db["bench_meta"].replace_one({"_id": "seed"}, {**want, "end": datetime.now(timezone.utc),
-                                                             "docs": docs, "seconds": seconds}, upsert=True)
-        return {"seeded_docs": docs, "seed_seconds": round(seconds, 1), "seed_docs_per_s": round(docs / seconds)}
+        store.db["bench_meta"].replace_one(
+            {"_id": "seed"},
+            {**want, "end": datetime.now(timezone.utc), "docs": docs, "seconds": seconds},
+            upsert=True,
+        )
+        return {
+            "seeded_docs": docs,
+            "seed_seconds": round(seconds, 1),
+            "seed_docs_per_s": round(docs / seconds),
+        }
     end = meta["end"]
     gap = datetime.now(timezone.utc) - end
     if gap > timedelta(minutes=10):  # top up so Live's windows have recent bars
         log(f"topping up the last {gap}…")
         for i, symbol in enumerate(symbols):
             try:
-                seed_bars(store, [symbol], days=min(gap.total_seconds() / 86400 + 0.01, days), seed=100 + i,
-                          price=40 + 15 * i, ticks=False)
+                seed_bars(
+                    store,
+                    [symbol],
+                    days=min(gap.total_seconds() / 86400 + 0.01, days),
+                    seed=100 + i,
+                    price=40 + 15 * i,
+                    ticks=False,
+                )
             except BulkWriteError:
                 pass  # buckets at the seam exist already
         store.db["bench_meta"].update_one({"_id": "seed"}, {"$set": {"end": datetime.now(timezone.utc)}})
@@ -85,6 +98,7 @@ def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dic
 def apptest_times(page: str, query: dict, runs: int) -> dict:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
     cold, warm = [], []
     for _ in range(runs):
         st.cache_data.clear()
@@ -97,24 +111,36 @@ def apptest_times(page: str, query: dict, runs: int) -> dict:
             bucket.append(time.perf_counter() - t0)
             assert not at.exception, [e.value for e in at.exception]
             assert at.get("plotly_chart"), f"{page} drew no chart: {[i.value for i in at.info]}"
-    return {"cold_s": round(statistics.median(cold), 3), "warm_s": round(statistics.median(warm), 3),
-            "cold_all": [round(x, 3) for x in cold]}
+    return {
+        "cold_s": round(statistics.median(cold), 3),
+        "warm_s": round(statistics.median(warm), 3),
+        "cold_all": [round(x, 3) for x in cold],
+    }
 
 
 def naive_history(store: Store, symbols: list[str], start: datetime, end: datetime) -> dict:
     """What a page that resamples in pandas would do: every raw 1-minute point over the wire."""
     import pandas as pd
+
     t0 = time.perf_counter()
     frames = []
     for s in symbols:
-        rows = list(store.bars.find({"symbol": s, "interval": "1m", "ts": {"$gte": start, "$lt": end}},
-                                    {"_id": 0, "symbol": 1, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1,
-                                     "volume": 1}))
+        rows = list(
+            store.bars.find(
+                {"symbol": s, "interval": "1m", "ts": {"$gte": start, "$lt": end}},
+                {"_id": 0, "symbol": 1, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1},
+            )
+        )
         frames.append(pd.DataFrame(rows))
     raw = pd.concat(frames, ignore_index=True)
     raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
-    out = (raw.set_index("ts").groupby("symbol").resample("1h")
-           .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna())
+    out = (
+        raw.set_index("ts")
+        .groupby("symbol")
+        .resample("1h")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .dropna()
+    )
     return {"seconds": round(time.perf_counter() - t0, 3), "raw_points": len(raw), "bars": len(out)}
 
 
@@ -122,19 +148,31 @@ def payloads(store: Store, symbol: str) -> dict:
     """Plotly JSON of one Live chart as the page builds it vs every 1-minute bar of the window (the
     naive one also without typed arrays: ISO date strings and doubles, as a plain figure would be)."""
     from ui import charts
+
     out = {}
     everything = list(charts.INDICATORS)
     for label, window, interval, cap, indicators in (
-            ("live_default_2h_1m", timedelta(hours=2), "1m", charts.live_point_cap([]), []),
-            ("live_5d_all_indicators", timedelta(days=5), "1m", charts.live_point_cap(everything), everything),
-            ("naive_5d_1m_uncapped", timedelta(days=5), "1m", 10**6, everything)):
-        result = queries.recent_bars(store, [symbol], interval, window, warmup=40 if indicators else 0,
-                                     max_points=cap)
-        fig = charts.candles(result.of(symbol), symbol=symbol, interval_s=queries.INTERVALS[result.interval].seconds,
-                             indicators=indicators, tz="America/New_York",
-                             visible_from=datetime.now(timezone.utc) - window)
+        ("live_default_2h_1m", timedelta(hours=2), "1m", charts.live_point_cap([]), []),
+        ("live_5d_all_indicators", timedelta(days=5), "1m", charts.live_point_cap(everything), everything),
+        ("naive_5d_1m_uncapped", timedelta(days=5), "1m", 10**6, everything),
+    ):
+        result = queries.recent_bars(
+            store, [symbol], interval, window, warmup=40 if indicators else 0, max_points=cap
+        )
+        fig = charts.candles(
+            result.of(symbol),
+            symbol=symbol,
+            interval_s=queries.INTERVALS[result.interval].seconds,
+            indicators=indicators,
+            tz="America/New_York",
+            visible_from=datetime.now(timezone.utc) - window,
+        )
         text = fig.to_json() if not label.startswith("naive") else plain_json(fig)
-        out[label] = {"interval": result.interval, "points": charts.figure_points(fig), "kb": round(len(text) / 1024, 1)}
+        out[label] = {
+            "interval": result.interval,
+            "points": charts.figure_points(fig),
+            "kb": round(len(text) / 1024, 1),
+        }
     return out
 
 
@@ -142,6 +180,7 @@ def plain_json(fig) -> str:
     """The figure as a plain one would be sent: ISO date strings and lists of doubles."""
     import numpy as np
     import pandas as pd
+
     spec = fig.to_plotly_json()
     for trace in spec["data"]:
         for key, value in list(trace.items()):
@@ -157,16 +196,21 @@ def browser(env: dict, symbols: list[str], artifacts: Path) -> dict:
     """Two servers: the pipeline stopped (page speed alone), then running with every symbol ticking
     (page speed under write load, and the bytes each Live refresh sends when bars really change)."""
     out: dict = {}
-    out["idle"] = browser_phase({**env, "STOCKMON_AUTOSTART": "false"}, symbols, artifacts, refresh_bytes=False)
-    out["live"] = browser_phase({**env, "STOCKMON_AUTOSTART": "true", "STOCKMON_POLL_SECONDS": "1"}, symbols,
-                                artifacts, refresh_bytes=True)
+    out["idle"] = browser_phase(
+        {**env, "STOCKMON_AUTOSTART": "false"}, symbols, artifacts, refresh_bytes=False
+    )
+    out["live"] = browser_phase(
+        {**env, "STOCKMON_AUTOSTART": "true", "STOCKMON_POLL_SECONDS": "1"},
+        symbols,
+        artifacts,
+        refresh_bytes=True,
+    )
     return out
 
 
 def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes: bool) -> dict:
     from playwright.sync_api import expect, sync_playwright
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
     from streamlit_server import CHROMIUM_ARGS, streamlit_server
 
     out: dict = {}
@@ -184,12 +228,17 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
                     try:
                         msg = ForwardMsg.FromString(data)
                         kind, path = msg.WhichOneof("type"), tuple(msg.metadata.delta_path)
-                        chart = kind == "delta" and msg.delta.WhichOneof("type") == "new_element" and \
-                            msg.delta.new_element.WhichOneof("type") == "plotly_chart"
+                        chart = (
+                            kind == "delta"
+                            and msg.delta.WhichOneof("type") == "new_element"
+                            and msg.delta.new_element.WhichOneof("type") == "plotly_chart"
+                        )
                     except Exception:  # noqa: BLE001
                         pass
                     frames.append((len(data), kind, path, chart))
+
                 ws.on("framereceived", got)
+
             page.on("websocket", on_ws)
 
             def first_chart(path: str) -> float:
@@ -202,7 +251,9 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
             out["live_first_chart_first_visit_s"] = first_chart(live)  # includes the runtime's start
             out["live_first_chart_s"] = statistics.median(first_chart(live) for _ in range(3))
             history = f"History?symbols={','.join(symbols)}&interval=auto"
-            out["history_20_symbols_first_chart_s"] = statistics.median(first_chart(history) for _ in range(3))
+            out["history_20_symbols_first_chart_s"] = statistics.median(
+                first_chart(history) for _ in range(3)
+            )
             page.screenshot(path=str(artifacts / "bench-history.png"))
             if not refresh_bytes:
                 b.close()
@@ -227,9 +278,13 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
                 # a Live run draws the chart, or refers to it by hash when the browser has it cached
                 live_runs = [r for r in runs if any(f[3] or f[1] == "ref_hash" for f in r)]
                 sizes = [sum(f[0] for f in r) for r in live_runs]
-                return {"refreshes": len(sizes), "avg_kb": round(statistics.mean(sizes) / 1024, 1) if sizes else None,
-                        "max_kb": round(max(sizes) / 1024, 1) if sizes else None,
-                        "other_runs": len(runs) - len(sizes), "seconds": seconds}
+                return {
+                    "refreshes": len(sizes),
+                    "avg_kb": round(statistics.mean(sizes) / 1024, 1) if sizes else None,
+                    "max_kb": round(max(sizes) / 1024, 1) if sizes else None,
+                    "other_runs": len(runs) - len(sizes),
+                    "seconds": seconds,
+                }
 
             out["live_refresh_default"] = per_refresh(live, 16)
 
@@ -237,12 +292,16 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
                 for name in ("SMA 20", "EMA 20", "Bollinger", "VWAP", "RSI", "MACD"):
                     page.get_by_role("button", name=name, exact=True).click()
                     page.wait_for_timeout(300)
-                expect(page.locator(".js-plotly-plot .yaxislayer-above").nth(3)).to_be_attached(timeout=30_000)
+                expect(page.locator(".js-plotly-plot .yaxislayer-above").nth(3)).to_be_attached(
+                    timeout=30_000
+                )
 
             out["live_refresh_5d_all_indicators"] = per_refresh(
-                f"Live?symbols={symbols[0]}&interval=1m&window=5d", 16, all_indicators)
+                f"Live?symbols={symbols[0]}&interval=1m&window=5d", 16, all_indicators
+            )
             out["live_refresh_8_symbols_lines_1d"] = per_refresh(
-                f"Live?symbols={','.join(symbols[:8])}&interval=1m&window=1d", 16)
+                f"Live?symbols={','.join(symbols[:8])}&interval=1m&window=1d", 16
+            )
             page.screenshot(path=str(artifacts / "bench-live.png"))
             b.close()
     return out
@@ -263,15 +322,26 @@ def main() -> None:
 
     stack = LocalStack(args.data_dir / "stack", timeout=120).start()
     try:
-        settings = Settings.load(env={}, secrets_paths=[], kafka_bootstrap_servers=stack.kafka_bootstrap,
-                                 mongodb_uri=stack.mongodb_uri, db=DB, data_dir=args.data_dir / "app",
-                                 topic_prices="bench.prices", topic_dead_letter="bench.dlq",
-                                 consumer_group="bench", autostart=False, backfill_days_1m=0, backfill_days_daily=0)
+        settings = Settings.load(
+            env={},
+            secrets_paths=[],
+            kafka_bootstrap_servers=stack.kafka_bootstrap,
+            mongodb_uri=stack.mongodb_uri,
+            db=DB,
+            data_dir=args.data_dir / "app",
+            topic_prices="bench.prices",
+            topic_dead_letter="bench.dlq",
+            consumer_group="bench",
+            autostart=False,
+            backfill_days_1m=0,
+            backfill_days_daily=0,
+        )
         store = Store.from_uri(settings.mongodb_uri, DB, timeout_s=30)
         report: dict = {"symbols": args.symbols, "days": args.days, "machine_cpus": os.cpu_count()}
         report["data"] = ensure_data(store, symbols, args.days, args.fresh)
 
         from conftest import settings_env
+
         env = {**settings_env(settings), "STOCKMON_AUTOSTART": "false"}
         os.environ.update(env)
         now = datetime.now(timezone.utc)
@@ -280,21 +350,35 @@ def main() -> None:
 
         log("AppTest run times…")
         report["apptest"] = {
-            "live_1_symbol_2h_1m": apptest_times("live", {"symbols": symbols[0], "interval": "1m", "window": "2h"},
-                                                 args.runs),
+            "live_1_symbol_2h_1m": apptest_times(
+                "live", {"symbols": symbols[0], "interval": "1m", "window": "2h"}, args.runs
+            ),
             "live_8_symbols_lines_1d": apptest_times(
-                "live", {"symbols": ",".join(symbols[:8]), "interval": "5m", "window": "1d"}, args.runs),
+                "live", {"symbols": ",".join(symbols[:8]), "interval": "5m", "window": "1d"}, args.runs
+            ),
             "history_20_symbols_30d_auto": apptest_times(
-                "history", {"symbols": ",".join(symbols), "start": start.date().isoformat(), "end": today,
-                            "interval": "auto"}, args.runs),
+                "history",
+                {
+                    "symbols": ",".join(symbols),
+                    "start": start.date().isoformat(),
+                    "end": today,
+                    "interval": "auto",
+                },
+                args.runs,
+            ),
             "history_1_symbol_30d_15m": apptest_times(
-                "history", {"symbols": symbols[0], "start": start.date().isoformat(), "end": today,
-                            "interval": "15m"}, args.runs),
+                "history",
+                {"symbols": symbols[0], "start": start.date().isoformat(), "end": today, "interval": "15m"},
+                args.runs,
+            ),
         }
         t0 = time.perf_counter()
         ours = queries.bars(store, symbols, "1h", start, now)
-        report["history_query"] = {"seconds": round(time.perf_counter() - t0, 3), "bars": len(ours.frame),
-                                   "interval": ours.interval}
+        report["history_query"] = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "bars": len(ours.frame),
+            "interval": ours.interval,
+        }
         log("naive baseline: raw 1-minute points into pandas…")
         report["naive_history"] = naive_history(store, symbols, start, now)
         report["payload"] = payloads(store, symbols[0])
@@ -324,11 +408,13 @@ def main() -> None:
         f"{naive['seconds'] / max(hist['cold_s'], 1e-9):.1f}x the whole History page",
     ]
     pay = report["payload"]
-    lines.append(f"Live chart JSON: default {pay['live_default_2h_1m']['kb']} KB "
-                 f"({pay['live_default_2h_1m']['points']} pts); 5d+indicators {pay['live_5d_all_indicators']['kb']} KB "
-                 f"({pay['live_5d_all_indicators']['points']} pts at {pay['live_5d_all_indicators']['interval']}); "
-                 f"naive uncapped {pay['naive_5d_1m_uncapped']['kb']} KB ({pay['naive_5d_1m_uncapped']['points']} pts) "
-                 f"= {pay['naive_5d_1m_uncapped']['kb'] / pay['live_5d_all_indicators']['kb']:.1f}x")
+    lines.append(
+        f"Live chart JSON: default {pay['live_default_2h_1m']['kb']} KB "
+        f"({pay['live_default_2h_1m']['points']} pts); 5d+indicators {pay['live_5d_all_indicators']['kb']} KB "
+        f"({pay['live_5d_all_indicators']['points']} pts at {pay['live_5d_all_indicators']['interval']}); "
+        f"naive uncapped {pay['naive_5d_1m_uncapped']['kb']} KB ({pay['naive_5d_1m_uncapped']['points']} pts) "
+        f"= {pay['naive_5d_1m_uncapped']['kb'] / pay['live_5d_all_indicators']['kb']:.1f}x"
+    )
     if "browser" in report:
         idle, busy = report["browser"]["idle"], report["browser"]["live"]
         lines += [
@@ -338,12 +424,18 @@ def main() -> None:
             f"browser, pipeline running (20 symbols ticking every second): first Live chart "
             f"{busy['live_first_chart_s']:.2f}s; first History chart {busy['history_20_symbols_first_chart_s']:.2f}s",
         ]
-        for key in ("live_refresh_default", "live_refresh_5d_all_indicators", "live_refresh_8_symbols_lines_1d"):
+        for key in (
+            "live_refresh_default",
+            "live_refresh_5d_all_indicators",
+            "live_refresh_8_symbols_lines_1d",
+        ):
             r = busy[key]
             ok = r["max_kb"] is not None and r["max_kb"] < 200
-            lines.append(f"bytes per Live refresh [{key.removeprefix('live_refresh_')}]: avg {r['avg_kb']} KB, "
-                         f"max {r['max_kb']} KB over {r['refreshes']} refreshes in {r['seconds']} s "
-                         f"(goal < 200 KB: {'met' if ok else 'MISSED'})")
+            lines.append(
+                f"bytes per Live refresh [{key.removeprefix('live_refresh_')}]: avg {r['avg_kb']} KB, "
+                f"max {r['max_kb']} KB over {r['refreshes']} refreshes in {r['seconds']} s "
+                f"(goal < 200 KB: {'met' if ok else 'MISSED'})"
+            )
     print("\n".join(["", "== dashboard benchmark =="] + lines))
     (artifacts / "bench-dashboard.json").write_text(json.dumps(report, indent=2, default=str))
 

@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import os
+
 from pipeline import bus  # noqa: E402
 from pipeline.bars import BarBuilder  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
@@ -32,7 +34,6 @@ from pipeline.runtime import configure_logging  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
-import os
 NO_BUILDER = bool(os.environ.get("NO_BUILDER"))
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 
@@ -47,10 +48,18 @@ def events(n: int, start: datetime) -> list[PriceEvent]:
 
 
 def settings_for(stack: LocalStack, tag: str, data: Path) -> Settings:
-    return Settings.load(env={}, secrets_paths=[], kafka_bootstrap_servers=stack.kafka_bootstrap,
-                         mongodb_uri=stack.mongodb_uri, db=f"bench_{tag}", topic_prices=f"bench.{tag}",
-                         topic_dead_letter=f"bench.{tag}.dlq", consumer_group=f"bench-{tag}", data_dir=data,
-                         partitions=3)
+    return Settings.load(
+        env={},
+        secrets_paths=[],
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        mongodb_uri=stack.mongodb_uri,
+        db=f"bench_{tag}",
+        topic_prices=f"bench.{tag}",
+        topic_dead_letter=f"bench.{tag}.dlq",
+        consumer_group=f"bench-{tag}",
+        data_dir=data,
+        partitions=3,
+    )
 
 
 def prepare(settings: Settings) -> Store:
@@ -67,7 +76,7 @@ def ceiling(stack, data, evs) -> float:
     docs = [e.to_document() for e in evs]
     t0 = time.perf_counter()
     for i in range(0, len(docs), 2000):
-        store.prices.insert_many(docs[i:i + 2000], ordered=False)
+        store.prices.insert_many(docs[i : i + 2000], ordered=False)
     rate = len(docs) / (time.perf_counter() - t0)
     store.client.drop_database(settings.db)
     return rate
@@ -91,7 +100,9 @@ def run_pipeline(stack, data, evs, tag: str, rate_per_s: float | None = None):
     store = prepare(settings)
     consumer = PriceConsumer(settings.kafka_bootstrap_servers, settings, store)
     builder = BarBuilder(store, busy=consumer.backlogged)
-    threads = [threading.Thread(target=consumer.run, daemon=True)] + ([threading.Thread(target=builder.run, daemon=True)] if not NO_BUILDER else [])
+    threads = [threading.Thread(target=consumer.run, daemon=True)] + (
+        [threading.Thread(target=builder.run, daemon=True)] if not NO_BUILDER else []
+    )
     for t in threads:
         t.start()
     time.sleep(3)  # group join, so the clock measures data, not the rebalance
@@ -115,10 +126,16 @@ def naive(stack, data, evs) -> float:
     """One insert_one per message with auto-commit: what a first tutorial consumer looks like."""
     settings = settings_for(stack, "naive", data)
     store = prepare(settings)
-    consumer = bus.consumer(settings.kafka_bootstrap_servers, settings, settings.consumer_group,
-                            [settings.topic_prices], enable_auto_commit=True)
+    consumer = bus.consumer(
+        settings.kafka_bootstrap_servers,
+        settings,
+        settings.consumer_group,
+        [settings.topic_prices],
+        enable_auto_commit=True,
+    )
     send_all(settings, evs)
     import json
+
     stored, t0 = 0, None
     while stored < len(evs):
         for records in consumer.poll(timeout_ms=500).values():
@@ -137,7 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=40000)
     parser.add_argument("--naive-events", type=int, default=4000)
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of the 200 events/s latency run")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="duration of the 200 events/s latency run"
+    )
     args = parser.parse_args()
     configure_logging()
     start = datetime(2026, 11, 2, 14, 30, tzinfo=timezone.utc)
@@ -156,11 +175,17 @@ def main() -> None:
     e2e = lat["end_to_end"]
     print(f"events                          {args.events}")
     print(f"ceiling  insert_many            {top:10.0f} docs/s")
-    print(f"pipeline produce->stored        {ours:10.0f} events/s   ratio to ceiling {ours / top:.2f} (goal >= 0.8)")
+    print(
+        f"pipeline produce->stored        {ours:10.0f} events/s   ratio to ceiling {ours / top:.2f} (goal >= 0.8)"
+    )
     print(f"naive    insert_one+autocommit  {slow:10.0f} events/s   ours / naive = {ours / slow:.1f}x")
-    print(f"batch write latency             p50 {snap['write_latency']['p50_ms']} ms, p99 {snap['write_latency']['p99_ms']} ms")
-    print(f"latency at 200 events/s         p50 {e2e['p50_ms']} ms, p95 {e2e['p95_ms']} ms, p99 {e2e['p99_ms']} ms "
-          f"(goal p99 <= 500 ms, {e2e['count']} samples)")
+    print(
+        f"batch write latency             p50 {snap['write_latency']['p50_ms']} ms, p99 {snap['write_latency']['p99_ms']} ms"
+    )
+    print(
+        f"latency at 200 events/s         p50 {e2e['p50_ms']} ms, p95 {e2e['p95_ms']} ms, p99 {e2e['p99_ms']} ms "
+        f"(goal p99 <= 500 ms, {e2e['count']} samples)"
+    )
 
 
 if __name__ == "__main__":

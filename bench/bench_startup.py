@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pipeline.stack import rss_mb  # noqa: E402
 from streamlit_server import CHROMIUM_ARGS, streamlit_server  # noqa: E402
+
+from pipeline.stack import rss_mb  # noqa: E402
 
 
 def one_start(data: Path, log: Path, idle_s: float = 0.0) -> tuple[float, dict]:
     from playwright.sync_api import expect, sync_playwright
+
     t0 = time.monotonic()
     env = {"STOCKMON_DATA_DIR": str(data)}
     with streamlit_server(env, log, drop=("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")) as (url, _):

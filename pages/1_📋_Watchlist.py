@@ -21,8 +21,10 @@ settings = runtime.settings
 allowed = auth.can_change(settings)
 
 st.title("📋 Watchlist")
-st.caption("Which symbols the pipeline fetches, and from which source. Changes reach the running "
-           "producer within seconds, no restart needed.")
+st.caption(
+    "Which symbols the pipeline fetches, and from which source. Changes reach the running "
+    "producer within seconds, no restart needed."
+)
 if not allowed:
     auth.read_only_note("changing the watchlist")
 
@@ -38,9 +40,11 @@ def backfill_progress() -> None:
         active = [b for b in data.backfills() if b.get("status") in ("queued", "running")]
     for b in active:
         done, total = b.get("done") or 0, b.get("total") or 0
-        st.progress(done / total if total else 0.0,
-                    text=f"**{b['symbol']}**: backfilling history from {b.get('source', '?')} — "
-                         f"{done}/{total or '?'} chunks, {b.get('published', 0):,} bars sent")
+        st.progress(
+            done / total if total else 0.0,
+            text=f"**{b['symbol']}**: backfilling history from {b.get('source', '?')} — "
+            f"{done}/{total or '?'} chunks, {b.get('published', 0):,} bars sent",
+        )
     if not active and st.session_state.pop("wl_backfilling", False):
         st.rerun(scope="app")  # refresh the table's backfill column, stop polling
 
@@ -60,30 +64,42 @@ version = st.session_state.setdefault("wl_version", 0)
 editor_key = f"wl_editor_{version}"
 
 if not entries and not pending:
-    st.info("The watchlist is empty. Type a ticker in the table below (for example AAPL, BRK-B, 7203.T, "
-            "^GSPC, EURUSD=X or BTC-USD), or import a list further down.")
+    st.info(
+        "The watchlist is empty. Type a ticker in the table below (for example AAPL, BRK-B, 7203.T, "
+        "^GSPC, EURUSD=X or BTC-USD), or import a list further down."
+    )
 
 if allowed:
-    st.caption("Type a ticker in the empty last row to add it · untick **Enabled** to pause a symbol · "
-               "select rows and press Delete to remove them.")
+    st.caption(
+        "Type a ticker in the empty last row to add it · untick **Enabled** to pause a symbol · "
+        "select rows and press Delete to remove them."
+    )
 st.data_editor(
-    shown, key=editor_key, hide_index=True, width="stretch",
-    num_rows="dynamic" if allowed else "fixed", disabled=not allowed or ["name", "exchange", "currency",
-                                                                         "backfill", "status"],
+    shown,
+    key=editor_key,
+    hide_index=True,
+    width="stretch",
+    num_rows="dynamic" if allowed else "fixed",
+    disabled=not allowed or ["name", "exchange", "currency", "backfill", "status"],
     column_order=["symbol", "enabled", "source", "name", "exchange", "currency", "backfill", "status"],
     column_config={
         "symbol": st.column_config.TextColumn(
-            "Ticker", help="Any symbol Yahoo Finance knows: AAPL, BRK-B, 7203.T, VOD.L, ^GSPC, EURUSD=X, BTC-USD",
-            max_chars=20),
-        "enabled": st.column_config.CheckboxColumn("Enabled", help="Untick to pause fetching this symbol",
-                                                   default=True),
-        "source": st.column_config.SelectboxColumn("Source", options=list(SOURCES), default=settings.source,
-                                                   help="Where prices come from"),
+            "Ticker",
+            help="Any symbol Yahoo Finance knows: AAPL, BRK-B, 7203.T, VOD.L, ^GSPC, EURUSD=X, BTC-USD",
+            max_chars=20,
+        ),
+        "enabled": st.column_config.CheckboxColumn(
+            "Enabled", help="Untick to pause fetching this symbol", default=True
+        ),
+        "source": st.column_config.SelectboxColumn(
+            "Source", options=list(SOURCES), default=settings.source, help="Where prices come from"
+        ),
         "name": st.column_config.TextColumn("Name"),
         "exchange": st.column_config.TextColumn("Exchange"),
         "currency": st.column_config.TextColumn("Currency", width="small"),
-        "backfill": st.column_config.ProgressColumn("Backfill", min_value=0, max_value=100, format="%.0f%%",
-                                                    help="History fetched for the symbol"),
+        "backfill": st.column_config.ProgressColumn(
+            "Backfill", min_value=0, max_value=100, format="%.0f%%", help="History fetched for the symbol"
+        ),
         "status": st.column_config.TextColumn("Status", width="large"),
     },
 )
@@ -97,8 +113,10 @@ if allowed and edit.actionable(state):
     st.rerun()
 
 n_enabled = sum(e.enabled for e in entries)
-st.caption(f"{len(entries)} of at most {settings.max_symbols} symbols · {n_enabled} enabled · "
-           f"new rows use the **{settings.source}** source unless you pick another.")
+st.caption(
+    f"{len(entries)} of at most {settings.max_symbols} symbols · {n_enabled} enabled · "
+    f"new rows use the **{settings.source}** source unless you pick another."
+)
 
 # -- import / export -------------------------------------------------------------------------------
 st.subheader("Import and export")
@@ -106,25 +124,39 @@ left, right = st.columns(2)
 with left:
     with page.sentences("exporting the watchlist"):
         csv_text = runtime.watchlist.export_csv()
-    st.download_button("⬇️ Export as CSV", data=csv_text, file_name="watchlist.csv", mime="text/csv",
-                       on_click="ignore", disabled=not entries)
+    st.download_button(
+        "⬇️ Export as CSV",
+        data=csv_text,
+        file_name="watchlist.csv",
+        mime="text/csv",
+        on_click="ignore",
+        disabled=not entries,
+    )
     if entries:
         st.caption("As text:")
         st.code(" ".join(e.symbol for e in entries), language=None)
 with right:
     if allowed:
         with st.form("wl_import", border=True):
-            text = st.text_area("Paste tickers or a CSV", placeholder="AAPL MSFT 7203.T\n\nor\n\n"
-                                "symbol,source,enabled\nAAPL,simulated,true", height=140)
+            text = st.text_area(
+                "Paste tickers or a CSV",
+                placeholder="AAPL MSFT 7203.T\n\nor\n\nsymbol,source,enabled\nAAPL,simulated,true",
+                height=140,
+            )
             upload = st.file_uploader("…or upload a CSV file", type=["csv", "txt"])
             if st.form_submit_button("Import"):
                 raw = upload.getvalue().decode("utf-8", "replace") if upload is not None else text
                 rows = Watchlist.parse_import(raw or "", settings.source)
                 if not rows:
-                    st.warning("Nothing to import: paste tickers separated by spaces or commas, or a CSV "
-                               "with a symbol column.")
+                    st.warning(
+                        "Nothing to import: paste tickers separated by spaces or commas, or a CSV "
+                        "with a symbol column."
+                    )
                 else:
-                    with st.spinner(f"Checking {len(rows)} ticker(s)…"), page.sentences("importing the watchlist"):
+                    with (
+                        st.spinner(f"Checking {len(rows)} ticker(s)…"),
+                        page.sentences("importing the watchlist"),
+                    ):
                         outcome = edit.import_rows(runtime, rows)
                     st.session_state["wl_messages"] = outcome.messages(runtime.producer is not None)
                     st.session_state["wl_version"] = version + 1

@@ -18,9 +18,17 @@ from ui import auth, charts, data, page
 from ui import format as fmt
 from ui.alerts_toast import alert_toasts
 
-WINDOWS = {"30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "8h": 28800, "1d": 86400, "2d": 172800,
-           "5d": 432000}
-WARMUP = 40              # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
+WINDOWS = {
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "8h": 28800,
+    "1d": 86400,
+    "2d": 172800,
+    "5d": 432000,
+}
+WARMUP = 40  # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
 
 runtime = page.setup("Live", "📈")
 alert_toasts()  # new alerts as toasts on every page
@@ -32,8 +40,10 @@ st.title("📈 Live")
 with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
 if not entries:
-    st.info("Nothing to chart yet: the watchlist is empty. Add a ticker on the Watchlist page and it "
-            "appears here within seconds.")
+    st.info(
+        "Nothing to chart yet: the watchlist is empty. Add a ticker on the Watchlist page and it "
+        "appears here within seconds."
+    )
     page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
     st.stop()
 by_symbol = {e.symbol: e for e in entries}
@@ -51,29 +61,53 @@ else:
 
 with st.container(border=True):
     top = st.columns([3, 2, 1.2, 1.6])
-    symbols = top[0].multiselect("Symbols", symbols_all, key="live_symbols", max_selections=limits.chart_symbols,
-                                 placeholder="Pick one or more symbols")
-    interval = top[1].segmented_control(
-        "Interval", list(LIVE_INTERVALS), key="live_interval",
-        default=params.get("interval") if params.get("interval") in LIVE_INTERVALS else "1m") or "1m"
-    window_name = top[2].selectbox("Window", list(WINDOWS), key="live_window",
-                                   index=list(WINDOWS).index(params.get("window", "2h"))
-                                   if params.get("window") in WINDOWS else 2)
-    refresh = top[3].slider("Refresh every (s)", limits.min_refresh_s, 60, key="live_refresh",
-                            value=max(limits.min_refresh_s, 5))
+    symbols = top[0].multiselect(
+        "Symbols",
+        symbols_all,
+        key="live_symbols",
+        max_selections=limits.chart_symbols,
+        placeholder="Pick one or more symbols",
+    )
+    interval = (
+        top[1].segmented_control(
+            "Interval",
+            list(LIVE_INTERVALS),
+            key="live_interval",
+            default=params.get("interval") if params.get("interval") in LIVE_INTERVALS else "1m",
+        )
+        or "1m"
+    )
+    window_name = top[2].selectbox(
+        "Window",
+        list(WINDOWS),
+        key="live_window",
+        index=list(WINDOWS).index(params.get("window", "2h")) if params.get("window") in WINDOWS else 2,
+    )
+    refresh = top[3].slider(
+        "Refresh every (s)", limits.min_refresh_s, 60, key="live_refresh", value=max(limits.min_refresh_s, 5)
+    )
     bottom = st.columns([2, 3, 4])
-    view = bottom[0].segmented_control("View", ["Candles", "Lines"], key="live_view",
-                                       default="Lines" if len(symbols) > 1 else "Candles") or "Candles"
+    view = (
+        bottom[0].segmented_control(
+            "View", ["Candles", "Lines"], key="live_view", default="Lines" if len(symbols) > 1 else "Candles"
+        )
+        or "Candles"
+    )
     if view == "Candles":
-        focus = bottom[1].selectbox("Candles of", symbols, key="live_focus") if len(symbols) > 1 \
+        focus = (
+            bottom[1].selectbox("Candles of", symbols, key="live_focus")
+            if len(symbols) > 1
             else (symbols[0] if symbols else None)
-        indicators = st.pills("Indicators", list(charts.INDICATORS), selection_mode="multi",
-                              key="live_indicators", default=[])
+        )
+        indicators = st.pills(
+            "Indicators", list(charts.INDICATORS), selection_mode="multi", key="live_indicators", default=[]
+        )
         normalise = False
     else:
         indicators, focus = [], None
-        normalise = bottom[1].toggle("Normalise to 1 at the window start", value=len(symbols) > 1,
-                                     key="live_normalise")
+        normalise = bottom[1].toggle(
+            "Normalise to 1 at the window start", value=len(symbols) > 1, key="live_normalise"
+        )
 
 if not symbols:
     st.info("Pick at least one symbol above.")
@@ -85,7 +119,7 @@ def market_of(symbol: str) -> tuple[str, bool]:
     """(time zone to draw in, open 24/7?) of a symbol: the simulated market never closes."""
     entry = by_symbol.get(symbol)
     market = market_for(symbol)
-    tz = (entry.timezone if entry and entry.timezone else market.timezone)
+    tz = entry.timezone if entry and entry.timezone else market.timezone
     return tz, (entry is not None and entry.source == "simulated") or market.always_open
 
 
@@ -94,10 +128,14 @@ def metrics_row(quotes, shown: list[str]) -> None:
     if len(shown) == 1:
         q = rows.get(shown[0], {})
         cols = st.columns(6)
-        cols[0].metric(f"{shown[0]} last", fmt.price(q.get("last")), delta=fmt.pct(q.get("change_pct"))
-                       if not fmt.missing(q.get("change_pct")) else None)
-        cols[1].metric("Change", fmt.change(q.get("change")),
-                       help=f"Since the {q.get('reference') or 'previous close'}")
+        cols[0].metric(
+            f"{shown[0]} last",
+            fmt.price(q.get("last")),
+            delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
+        )
+        cols[1].metric(
+            "Change", fmt.change(q.get("change")), help=f"Since the {q.get('reference') or 'previous close'}"
+        )
         cols[2].metric("% change", fmt.pct(q.get("change_pct")))
         cols[3].metric("Day high", fmt.price(q.get("day_high")))
         cols[4].metric("Day low", fmt.price(q.get("day_low")))
@@ -106,17 +144,29 @@ def metrics_row(quotes, shown: list[str]) -> None:
     cols = st.columns(min(len(shown), 8))
     for col, symbol in zip(cols, shown):
         q = rows.get(symbol, {})
-        col.metric(symbol, fmt.price(q.get("last")),
-                   delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None)
+        col.metric(
+            symbol,
+            fmt.price(q.get("last")),
+            delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
+        )
 
 
-def live_view(symbols: list[str], focus: str | None, interval: str, window_s: int, indicators: list[str],
-              view: str, normalise: bool) -> None:
+def live_view(
+    symbols: list[str],
+    focus: str | None,
+    interval: str,
+    window_s: int,
+    indicators: list[str],
+    view: str,
+    normalise: bool,
+) -> None:
     key = data.store_key()
     charted = [focus] if view == "Candles" and focus else symbols
     max_points = charts.live_point_cap(indicators, series=len(charted), candles=view == "Candles")
     with page.sentences("loading live prices"):
-        result = data.live_bars(key, tuple(charted), interval, window_s, WARMUP if indicators else 0, max_points)
+        result = data.live_bars(
+            key, tuple(charted), interval, window_s, WARMUP if indicators else 0, max_points
+        )
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
     window_start = datetime.now(timezone.utc) - timedelta(seconds=window_s)
@@ -124,33 +174,51 @@ def live_view(symbols: list[str], focus: str | None, interval: str, window_s: in
     if visible.empty:
         names = ", ".join(charted)
         if runtime.state == "running":
-            st.info(f"No {result.interval} bars for {names} in the last {window_name} yet. New symbols fill in "
-                    "within seconds; if this persists, check the Pipeline health page.")
+            st.info(
+                f"No {result.interval} bars for {names} in the last {window_name} yet. New symbols fill in "
+                "within seconds; if this persists, check the Pipeline health page."
+            )
         else:
-            st.info(f"No {result.interval} bars for {names} in the last {window_name}. The pipeline is "
-                    f"{runtime.state}: start it on the Home page and prices arrive within seconds.")
+            st.info(
+                f"No {result.interval} bars for {names} in the last {window_name}. The pipeline is "
+                f"{runtime.state}: start it on the Home page and prices arrive within seconds."
+            )
         return
     spec = INTERVALS[result.interval]
     if view == "Candles":
         tz, always_open = market_of(focus)
-        fig = charts.candles(result.of(focus), symbol=focus, interval_s=spec.seconds, indicators=indicators,
-                             tz=tz, always_open=always_open, visible_from=window_start - spec.span,
-                             visible_to=datetime.now(timezone.utc) + spec.span)
+        fig = charts.candles(
+            result.of(focus),
+            symbol=focus,
+            interval_s=spec.seconds,
+            indicators=indicators,
+            tz=tz,
+            always_open=always_open,
+            visible_from=window_start - spec.span,
+            visible_to=datetime.now(timezone.utc) + spec.span,
+        )
     else:
         zones = {market_of(s)[0] for s in symbols}
         tz = zones.pop() if len(zones) == 1 else "UTC"
         always_open = any(market_of(s)[1] for s in symbols)
-        fig = charts.lines(visible, interval_s=spec.seconds, normalise=normalise, tz=tz, always_open=always_open)
-    fig.update_layout(uirevision=f"{view}-{','.join(charted)}-{interval}-{window_s}")  # keep zoom across refreshes
+        fig = charts.lines(
+            visible, interval_s=spec.seconds, normalise=normalise, tz=tz, always_open=always_open
+        )
+    fig.update_layout(
+        uirevision=f"{view}-{','.join(charted)}-{interval}-{window_s}"
+    )  # keep zoom across refreshes
     st.plotly_chart(fig, key="live_chart", config={"displaylogo": False, "scrollZoom": False})
-    parts = [f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
-             f"times in {tz if spec.seconds < 86400 else 'UTC days'}",
-             f"query {fmt.duration_ms(result.query_ms)}",
-             f"updated {datetime.now(timezone.utc):%H:%M:%S} UTC, every {refresh} s"]
+    parts = [
+        f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
+        f"times in {tz if spec.seconds < 86400 else 'UTC days'}",
+        f"query {fmt.duration_ms(result.query_ms)}",
+        f"updated {datetime.now(timezone.utc):%H:%M:%S} UTC, every {refresh} s",
+    ]
     st.caption(" · ".join(parts))
     if result.note:
         st.caption(f"ℹ️ {result.note}")
 
 
-st.fragment(run_every=refresh)(live_view)(symbols, focus, interval, WINDOWS[window_name], list(indicators or []),
-                                          view, normalise)
+st.fragment(run_every=refresh)(live_view)(
+    symbols, focus, interval, WINDOWS[window_name], list(indicators or []), view, normalise
+)

@@ -31,8 +31,10 @@ st.caption("Stored prices over any range, aggregated in MongoDB. Dates are UTC d
 with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
 if not entries:
-    st.info("No history to explore yet: the watchlist is empty. Add tickers on the Watchlist page; each new "
-            "symbol is backfilled with its recent history.")
+    st.info(
+        "No history to explore yet: the watchlist is empty. Add tickers on the Watchlist page; each new "
+        "symbol is backfilled with its recent history."
+    )
     page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
     st.stop()
 by_symbol = {e.symbol: e for e in entries}
@@ -56,20 +58,30 @@ if "hist_symbols" not in st.session_state:
     first = parse_day(params.get("start"), max(earliest, today - timedelta(days=30)))
     last = parse_day(params.get("end"), today)
     st.session_state["hist_range"] = (min(first, last), max(first, last))
-    st.session_state["hist_interval"] = params.get("interval") if params.get("interval") in (
-        AUTO, *queries.HISTORY_INTERVALS) else AUTO
+    st.session_state["hist_interval"] = (
+        params.get("interval") if params.get("interval") in (AUTO, *queries.HISTORY_INTERVALS) else AUTO
+    )
 st.session_state["hist_symbols"] = [s for s in st.session_state["hist_symbols"] if s in by_symbol]
 
 with st.container(border=True):
     cols = st.columns([3, 2, 1.3])
-    symbols = cols[0].multiselect("Symbols", list(by_symbol), key="hist_symbols",
-                                  max_selections=limits.chart_symbols, placeholder="Pick one or more symbols")
-    picked = cols[1].date_input("Date range (UTC)", key="hist_range", min_value=earliest, max_value=today,
-                                format="YYYY-MM-DD")
+    symbols = cols[0].multiselect(
+        "Symbols",
+        list(by_symbol),
+        key="hist_symbols",
+        max_selections=limits.chart_symbols,
+        placeholder="Pick one or more symbols",
+    )
+    picked = cols[1].date_input(
+        "Date range (UTC)", key="hist_range", min_value=earliest, max_value=today, format="YYYY-MM-DD"
+    )
     interval_choice = cols[2].selectbox(
-        "Interval", [AUTO, *queries.HISTORY_INTERVALS], key="hist_interval",
+        "Interval",
+        [AUTO, *queries.HISTORY_INTERVALS],
+        key="hist_interval",
         format_func=lambda n: "auto" if n == AUTO else queries.INTERVALS[n].label,
-        help="auto: the finest stored interval with at most ~1,500 bars per symbol")
+        help="auto: the finest stored interval with at most ~1,500 bars per symbol",
+    )
 
 if not symbols:
     st.info("Pick at least one symbol above.")
@@ -80,10 +92,18 @@ if not isinstance(picked, (tuple, list)) or len(picked) != 2:
 first_day, last_day = picked
 start = datetime.combine(first_day, time(0), timezone.utc)
 next_minute = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(second=0, microsecond=0)
-end = min(datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), next_minute)  # cacheable for a minute
+end = min(
+    datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), next_minute
+)  # cacheable for a minute
 interval = queries.auto_interval(start, end) if interval_choice == AUTO else interval_choice
-st.query_params.update({"symbols": ",".join(symbols), "start": first_day.isoformat(), "end": last_day.isoformat(),
-                        "interval": interval_choice})
+st.query_params.update(
+    {
+        "symbols": ",".join(symbols),
+        "start": first_day.isoformat(),
+        "end": last_day.isoformat(),
+        "interval": interval_choice,
+    }
+)
 if settings.demo_mode and (today - earliest).days <= (last_day - first_day).days + 1:
     st.caption(f"🔒 This demo shows at most {limits.history_days} days of history.")
 
@@ -91,9 +111,11 @@ if settings.demo_mode and (today - earliest).days <= (last_day - first_day).days
 with st.spinner("Aggregating in MongoDB…"), page.sentences("loading history"):
     result = data.history_bars(data.store_key(), tuple(symbols), interval, start, end, queries.MAX_POINTS)
 if result.empty:
-    st.info(f"No stored bars for {', '.join(symbols)} between {first_day} and {last_day}. Widen the range, or "
-            "add the symbols to the watchlist a while before: each new symbol is backfilled with "
-            f"{settings.backfill_days_1m} days of minutes and {settings.backfill_days_daily} days of daily bars.")
+    st.info(
+        f"No stored bars for {', '.join(symbols)} between {first_day} and {last_day}. Widen the range, or "
+        "add the symbols to the watchlist a while before: each new symbol is backfilled with "
+        f"{settings.backfill_days_1m} days of minutes and {settings.backfill_days_daily} days of daily bars."
+    )
     st.stop()
 if result.note:
     st.info(result.note, icon="ℹ️")
@@ -107,40 +129,72 @@ shown = [s for s in symbols if result.counts.get(s)]
 if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
-    indicators = st.pills("Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators",
-                          default=[])
+    indicators = st.pills(
+        "Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
+    )
     always_open = entry.source == "simulated" or market_for(symbol).always_open
-    fig = charts.candles(result.of(symbol), symbol=symbol, interval_s=spec.seconds, indicators=indicators or [],
-                         tz=entry.timezone or "UTC", always_open=always_open)
+    fig = charts.candles(
+        result.of(symbol),
+        symbol=symbol,
+        interval_s=spec.seconds,
+        indicators=indicators or [],
+        tz=entry.timezone or "UTC",
+        always_open=always_open,
+    )
     tz_note = f"times in {entry.timezone or 'UTC'}" if spec.seconds < 86400 else "UTC days"
 else:
     as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
-    st.markdown("**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range"))
+    st.markdown(
+        "**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range")
+    )
     always_open = any(by_symbol[s].source == "simulated" or market_for(s).always_open for s in shown)
-    fig = charts.lines(result.frame, interval_s=spec.seconds, normalise=not as_prices, tz="UTC",
-                       always_open=always_open, height=460)
+    fig = charts.lines(
+        result.frame,
+        interval_s=spec.seconds,
+        normalise=not as_prices,
+        tz="UTC",
+        always_open=always_open,
+        height=460,
+    )
     tz_note = "times in UTC"
 st.plotly_chart(fig, key="hist_chart", config={"displaylogo": False})
-st.caption(f"{len(result.frame):,} bars of {spec.label} ({max(result.counts.values()):,} per symbol at most) · "
-           f"read from the stored {result.level} bars and aggregated in MongoDB in "
-           f"{fmt.duration_ms(result.query_ms)} · {tz_note}")
+st.caption(
+    f"{len(result.frame):,} bars of {spec.label} ({max(result.counts.values()):,} per symbol at most) · "
+    f"read from the stored {result.level} bars and aggregated in MongoDB in "
+    f"{fmt.duration_ms(result.query_ms)} · {tz_note}"
+)
 
 # -- stats ---------------------------------------------------------------------------------------------
 st.subheader("Statistics")
 table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
 st.dataframe(
-    table, hide_index=True, width="stretch",
-    column_order=["symbol", "return_pct", "volatility_pct", "max_drawdown_pct", "avg_volume", "best_pct",
-                  "best_at", "worst_pct", "worst_at", "bars"],
+    table,
+    hide_index=True,
+    width="stretch",
+    column_order=[
+        "symbol",
+        "return_pct",
+        "volatility_pct",
+        "max_drawdown_pct",
+        "avg_volume",
+        "best_pct",
+        "best_at",
+        "worst_pct",
+        "worst_at",
+        "bars",
+    ],
     column_config={
         "symbol": st.column_config.TextColumn("Symbol", pinned=True),
         "return_pct": st.column_config.NumberColumn("Return", format="%+.2f%%"),
-        "volatility_pct": st.column_config.NumberColumn("Volatility (ann.)", format="%.1f%%",
-                                                        help="Standard deviation of log returns, annualised "
-                                                             "by the observed bars per year"),
+        "volatility_pct": st.column_config.NumberColumn(
+            "Volatility (ann.)",
+            format="%.1f%%",
+            help="Standard deviation of log returns, annualised by the observed bars per year",
+        ),
         "max_drawdown_pct": st.column_config.NumberColumn("Max drawdown", format="%.2f%%"),
-        "avg_volume": st.column_config.NumberColumn("Avg volume", format="compact",
-                                                    help=f"Per {spec.label} bar"),
+        "avg_volume": st.column_config.NumberColumn(
+            "Avg volume", format="compact", help=f"Per {spec.label} bar"
+        ),
         "best_pct": st.column_config.NumberColumn("Best bar", format="%+.2f%%"),
         "best_at": st.column_config.DatetimeColumn("Best at (UTC)", format="YYYY-MM-DD HH:mm"),
         "worst_pct": st.column_config.NumberColumn("Worst bar", format="%+.2f%%"),
@@ -153,6 +207,11 @@ st.dataframe(
 
 # -- download ----------------------------------------------------------------------------------------
 name = f"stockmon_{'-'.join(symbols)}_{result.interval}_{first_day}_{last_day}.csv".replace("^", "")
-st.download_button("⬇️ Download these bars as CSV", data=queries.to_csv(result.frame), file_name=name,
-                   mime="text/csv", on_click="ignore",
-                   help="Columns symbol,interval,ts,open,high,low,close,volume (UTC); the csv source can replay it")
+st.download_button(
+    "⬇️ Download these bars as CSV",
+    data=queries.to_csv(result.frame),
+    file_name=name,
+    mime="text/csv",
+    on_click="ignore",
+    help="Columns symbol,interval,ts,open,high,low,close,volume (UTC); the csv source can replay it",
+)

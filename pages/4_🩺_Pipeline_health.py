@@ -18,16 +18,18 @@ import streamlit as st
 from pipeline.stack import rss_mb
 from ui import charts, data, page
 from ui import format as fmt
-from ui.alerts_toast import alert_toasts
 from ui import health as status
+from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Pipeline health", "🩺")
 alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 
 st.title("🩺 Pipeline health")
-st.caption("Source → Kafka → MongoDB, component by component. Statuses follow Burrow's idea: a consumer "
-           "whose lag grows while nothing is committed is STALLED, not just slow.")
+st.caption(
+    "Source → Kafka → MongoDB, component by component. Statuses follow Burrow's idea: a consumer "
+    "whose lag grows while nothing is committed is STALLED, not just slow."
+)
 auto = st.toggle("Refresh every 3 s", value=True, key="health_auto")
 
 
@@ -46,8 +48,10 @@ def render() -> None:
     overall = status.worst(statuses)
     summary = f"Overall: **{status.BADGES[overall]}** · pipeline {health['state']} · {health['mode']} servers"
     {"OK": st.success, "WARN": st.warning, "STOP": st.info}.get(overall, st.error)(summary)
-    table([{"Component": s.component, "Status": s.badge, "Why": s.reason} for s in statuses],
-          column_config={"Why": st.column_config.TextColumn(width="large")})
+    table(
+        [{"Component": s.component, "Status": s.badge, "Why": s.reason} for s in statuses],
+        column_config={"Why": st.column_config.TextColumn(width="large")},
+    )
     if health.get("error"):
         st.error(health["error"])
 
@@ -56,7 +60,9 @@ def render() -> None:
     # -- producer ------------------------------------------------------------------------------
     st.subheader("Producer")
     if not producer:
-        st.info(f"The producer is not running (pipeline {health['state']}). Start the pipeline on the Home page.")
+        st.info(
+            f"The producer is not running (pipeline {health['state']}). Start the pipeline on the Home page."
+        )
     else:
         m = st.columns(4)
         m[0].metric("Published", f"{producer.get('published', 0):,}")
@@ -65,17 +71,37 @@ def render() -> None:
         m[3].metric("Lost (buffer full)", f"{producer.get('lost_overflow', 0):,}")
         jobs = producer.get("jobs") or {}
         if jobs:
-            table([{"Source": name, "Runs": j.get("runs"), "Last run": fmt.since(j.get("last_run"), now),
-                    "Next run": fmt.until(j.get("next_run"), now),
-                    "Duration": fmt.duration_ms((j.get("duration_s") or 0) * 1000) if j.get("duration_s") is not None
-                    else fmt.DASH, "Published": j.get("published", 0), "Rejected": j.get("rejected", 0),
-                    "Last error": j.get("last_error") or ""} for name, j in sorted(jobs.items())])
+            table(
+                [
+                    {
+                        "Source": name,
+                        "Runs": j.get("runs"),
+                        "Last run": fmt.since(j.get("last_run"), now),
+                        "Next run": fmt.until(j.get("next_run"), now),
+                        "Duration": fmt.duration_ms((j.get("duration_s") or 0) * 1000)
+                        if j.get("duration_s") is not None
+                        else fmt.DASH,
+                        "Published": j.get("published", 0),
+                        "Rejected": j.get("rejected", 0),
+                        "Last error": j.get("last_error") or "",
+                    }
+                    for name, j in sorted(jobs.items())
+                ]
+            )
         else:
             st.caption("No fetch jobs: no enabled symbol on the watchlist.")
-        per_symbol = [{"Source": name, "Symbol": sym, "Published": row.get("published", 0),
-                       "Errors": row.get("errors", 0), "Last error": row.get("last_error") or "",
-                       "Last good fetch": fmt.since(row.get("last_ok"), now)}
-                      for name, j in sorted(jobs.items()) for sym, row in sorted((j.get("per_symbol") or {}).items())]
+        per_symbol = [
+            {
+                "Source": name,
+                "Symbol": sym,
+                "Published": row.get("published", 0),
+                "Errors": row.get("errors", 0),
+                "Last error": row.get("last_error") or "",
+                "Last good fetch": fmt.since(row.get("last_ok"), now),
+            }
+            for name, j in sorted(jobs.items())
+            for sym, row in sorted((j.get("per_symbol") or {}).items())
+        ]
         if any(r["Errors"] for r in per_symbol):
             st.markdown("**Errors per symbol**")
             table([r for r in per_symbol if r["Errors"]])
@@ -87,8 +113,11 @@ def render() -> None:
                 with col.container(border=True):
                     st.markdown(f"**{name}**")
                     shown = {k: v for k, v in info.items() if not isinstance(v, (list, dict))}
-                    st.dataframe(pd.DataFrame({"": list(shown), "value": [str(v) for v in shown.values()]}),
-                                 hide_index=True, width="stretch")
+                    st.dataframe(
+                        pd.DataFrame({"": list(shown), "value": [str(v) for v in shown.values()]}),
+                        hide_index=True,
+                        width="stretch",
+                    )
 
     # -- consumer ------------------------------------------------------------------------------
     st.subheader("Consumer")
@@ -99,91 +128,184 @@ def render() -> None:
         e2e = consumer.get("end_to_end") or {}
         m = st.columns(5)
         m[0].metric("Lag (messages)", f"{consumer.get('lag_total', 0):,}")
-        m[1].metric("Throughput", f"{consumer.get('per_second_1m', 0):.1f}/s", help="Stored events per second, last minute")
-        m[2].metric("Batch write p95", fmt.duration_ms(lat.get("p95_ms")),
-                    help=f"Time to store one polled batch in MongoDB; p50 {fmt.duration_ms(lat.get('p50_ms'))}, "
-                         f"p99 {fmt.duration_ms(lat.get('p99_ms'))}")
-        m[3].metric("Source → MongoDB p95", fmt.duration_ms(e2e.get("p95_ms")),
-                    help="From the Kafka record's timestamp to its batch being committed")
-        m[4].metric("Stored / duplicates", f"{consumer.get('stored', 0):,} / {consumer.get('duplicates', 0):,}")
+        m[1].metric(
+            "Throughput",
+            f"{consumer.get('per_second_1m', 0):.1f}/s",
+            help="Stored events per second, last minute",
+        )
+        m[2].metric(
+            "Batch write p95",
+            fmt.duration_ms(lat.get("p95_ms")),
+            help=f"Time to store one polled batch in MongoDB; p50 {fmt.duration_ms(lat.get('p50_ms'))}, "
+            f"p99 {fmt.duration_ms(lat.get('p99_ms'))}",
+        )
+        m[3].metric(
+            "Source → MongoDB p95",
+            fmt.duration_ms(e2e.get("p95_ms")),
+            help="From the Kafka record's timestamp to its batch being committed",
+        )
+        m[4].metric(
+            "Stored / duplicates", f"{consumer.get('stored', 0):,} / {consumer.get('duplicates', 0):,}"
+        )
         lag, lag_s = consumer.get("lag") or {}, consumer.get("lag_seconds") or {}
         left, right = st.columns([1, 2])
         with left:
             st.markdown("**Lag per partition**")
             if lag:
-                table([{"Partition": p, "Messages": n, "Seconds": lag_s.get(p, lag_s.get(str(p), 0.0))}
-                       for p, n in sorted(lag.items(), key=lambda kv: int(kv[0]))])
+                table(
+                    [
+                        {"Partition": p, "Messages": n, "Seconds": lag_s.get(p, lag_s.get(str(p), 0.0))}
+                        for p, n in sorted(lag.items(), key=lambda kv: int(kv[0]))
+                    ]
+                )
             else:
                 st.caption("No partitions assigned yet.")
-            st.caption(f"Group `{consumer.get('group')}` · last commit {fmt.since(consumer.get('last_commit_at'), now)}")
+            st.caption(
+                f"Group `{consumer.get('group')}` · last commit {fmt.since(consumer.get('last_commit_at'), now)}"
+            )
             if consumer.get("last_error"):
                 st.caption(f"Last error: {consumer['last_error']}")
         with right:
-            series = {"stored (consumer)": consumer.get("throughput") or [],
-                      "published (producer)": producer.get("throughput") or []}
+            series = {
+                "stored (consumer)": consumer.get("throughput") or [],
+                "published (producer)": producer.get("throughput") or [],
+            }
             if any(series.values()):
-                st.plotly_chart(charts.throughput(series), key="health_throughput",
-                                config={"displaylogo": False, "displayModeBar": False})
+                st.plotly_chart(
+                    charts.throughput(series),
+                    key="health_throughput",
+                    config={"displaylogo": False, "displayModeBar": False},
+                )
             else:
                 st.caption("No throughput yet.")
 
     # -- dead letters ----------------------------------------------------------------------------
     st.subheader("Dead-letter topic")
     dead = consumer.get("recent_dead_letters") or []
-    st.markdown(f"`{settings.topic_dead_letter}` · **{consumer.get('dead_lettered', 0):,}** message(s) "
-                "dead-lettered by this process")
+    st.markdown(
+        f"`{settings.topic_dead_letter}` · **{consumer.get('dead_lettered', 0):,}** message(s) "
+        "dead-lettered by this process"
+    )
     if dead:
-        table([{"At": fmt.local_time(datetime.fromtimestamp(d["at"], timezone.utc), with_date=True) if d.get("at") else "",
-                "Reason": d.get("reason", ""), "Partition": d.get("partition"), "Offset": d.get("offset")}
-               for d in reversed(dead)], column_config={"Reason": st.column_config.TextColumn(width="large")})
+        table(
+            [
+                {
+                    "At": fmt.local_time(datetime.fromtimestamp(d["at"], timezone.utc), with_date=True)
+                    if d.get("at")
+                    else "",
+                    "Reason": d.get("reason", ""),
+                    "Partition": d.get("partition"),
+                    "Offset": d.get("offset"),
+                }
+                for d in reversed(dead)
+            ],
+            column_config={"Reason": st.column_config.TextColumn(width="large")},
+        )
     else:
         st.caption("Nothing was dead-lettered: every message so far was valid.")
 
     # -- backfills ---------------------------------------------------------------------------------
     st.subheader("Backfills")
     if backfills:
-        table([{"Symbol": b.get("symbol"), "Source": b.get("source"), "Status": b.get("status"),
-                "Progress": 100.0 * (b.get("done") or 0) / b["total"] if b.get("total") else None,
-                "Bars sent": b.get("published", 0), "Requested": fmt.local_time(b.get("requested_at"), with_date=True),
-                "Error": b.get("error") or ""} for b in backfills],
-              column_config={"Progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%")})
+        table(
+            [
+                {
+                    "Symbol": b.get("symbol"),
+                    "Source": b.get("source"),
+                    "Status": b.get("status"),
+                    "Progress": 100.0 * (b.get("done") or 0) / b["total"] if b.get("total") else None,
+                    "Bars sent": b.get("published", 0),
+                    "Requested": fmt.local_time(b.get("requested_at"), with_date=True),
+                    "Error": b.get("error") or "",
+                }
+                for b in backfills
+            ],
+            column_config={
+                "Progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%")
+            },
+        )
     else:
         st.caption("No backfill was requested yet. Adding a symbol to the watchlist backfills its history.")
 
     # -- processes -----------------------------------------------------------------------------------
     st.subheader("Processes")
-    procs = [{"Process": "app (Streamlit + pipeline threads)", "PID": os.getpid(), "Port": None, "Alive": True,
-              "Uptime": fmt.since(runtime.started_at, now).removesuffix(" ago") if runtime.started_at else fmt.DASH,
-              "Memory (MB)": rss_mb(os.getpid()), "Restarts": None}]
+    procs = [
+        {
+            "Process": "app (Streamlit + pipeline threads)",
+            "PID": os.getpid(),
+            "Port": None,
+            "Alive": True,
+            "Uptime": fmt.since(runtime.started_at, now).removesuffix(" ago")
+            if runtime.started_at
+            else fmt.DASH,
+            "Memory (MB)": rss_mb(os.getpid()),
+            "Restarts": None,
+        }
+    ]
     for row in health.get("stack") or []:
-        procs.append({"Process": f"{row['name']} (embedded)", "PID": row["pid"], "Port": row["port"],
-                      "Alive": row["alive"], "Uptime": fmt.age(row.get("uptime_s")), "Memory (MB)": row.get("rss_mb"),
-                      "Restarts": (health.get("restarts") or {}).get(row["name"], 0)})
+        procs.append(
+            {
+                "Process": f"{row['name']} (embedded)",
+                "PID": row["pid"],
+                "Port": row["port"],
+                "Alive": row["alive"],
+                "Uptime": fmt.age(row.get("uptime_s")),
+                "Memory (MB)": row.get("rss_mb"),
+                "Restarts": (health.get("restarts") or {}).get(row["name"], 0),
+            }
+        )
     table(procs)
     if health["mode"] != "embedded":
-        st.caption(f"External servers: Kafka `{health['kafka']['bootstrap']}`, MongoDB `{health['mongo']['uri']}`.")
+        st.caption(
+            f"External servers: Kafka `{health['kafka']['bootstrap']}`, MongoDB `{health['mongo']['uri']}`."
+        )
     elif health.get("data_dir"):
         st.caption(f"Embedded servers' data and logs: `{health['data_dir']}`")
 
     # -- topics and collections ------------------------------------------------------------------------
     st.subheader("Topics and collections")
-    table([{"Topic": settings.topic_prices, "Role": "prices (key = symbol)", "Partitions": settings.partitions,
-            "Retention": f"{settings.retention_hours:g} h", "Messages": producer.get("published", 0)},
-           {"Topic": settings.topic_dead_letter, "Role": "dead letters (reason in headers)", "Partitions": 1,
-            "Retention": f"{settings.retention_hours:g} h", "Messages": consumer.get("dead_lettered", 0)}],
-          column_config={"Messages": st.column_config.NumberColumn(help="Sent / dead-lettered by this process")})
+    table(
+        [
+            {
+                "Topic": settings.topic_prices,
+                "Role": "prices (key = symbol)",
+                "Partitions": settings.partitions,
+                "Retention": f"{settings.retention_hours:g} h",
+                "Messages": producer.get("published", 0),
+            },
+            {
+                "Topic": settings.topic_dead_letter,
+                "Role": "dead letters (reason in headers)",
+                "Partitions": 1,
+                "Retention": f"{settings.retention_hours:g} h",
+                "Messages": consumer.get("dead_lettered", 0),
+            },
+        ],
+        column_config={
+            "Messages": st.column_config.NumberColumn(help="Sent / dead-lettered by this process")
+        },
+    )
     bars = health.get("bars") or {}
     if bars:
-        st.caption(f"Bar builder: {bars.get('runs', 0):,} runs, last {fmt.since(bars.get('last_run'), now)}, "
-                   f"{bars.get('pending_marks') or 0} range(s) waiting")
+        st.caption(
+            f"Bar builder: {bars.get('runs', 0):,} runs, last {fmt.since(bars.get('last_run'), now)}, "
+            f"{bars.get('pending_marks') or 0} range(s) waiting"
+        )
     if health["mongo"]["ok"]:
         details, at, error = data.collection_details()
         if details:
-            table(details, column_config={"collection": st.column_config.TextColumn("Collection"),
-                                          "documents": st.column_config.NumberColumn("Documents"),
-                                          "size_mb": st.column_config.NumberColumn("Size (MB)"),
-                                          "indexes": st.column_config.TextColumn("Indexes", width="large")})
-            st.caption(f"Database `{settings.db}` · counted {fmt.since(at, now)} (every minute, in the background)")
+            table(
+                details,
+                column_config={
+                    "collection": st.column_config.TextColumn("Collection"),
+                    "documents": st.column_config.NumberColumn("Documents"),
+                    "size_mb": st.column_config.NumberColumn("Size (MB)"),
+                    "indexes": st.column_config.TextColumn("Indexes", width="large"),
+                },
+            )
+            st.caption(
+                f"Database `{settings.db}` · counted {fmt.since(at, now)} (every minute, in the background)"
+            )
         elif error:
             st.caption(f"Could not read collection statistics: {error}")
         else:

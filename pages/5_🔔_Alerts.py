@@ -7,7 +7,8 @@ rules and the delivery channels (in the app, webhook, e-mail).
 
 from __future__ import annotations
 
-from datetime import datetime, time as dtime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
 
 import pandas as pd
 import streamlit as st
@@ -16,8 +17,8 @@ from pipeline.alerts import KINDS, RuleBook, RuleError, describe
 from pipeline.alerts import events as alert_events
 from pipeline.alerts.channels import DeliveryError, configured, send_test, short_url
 from pipeline.alerts.rules import CHANNELS, DIRECTIONS, TIMEFRAMES, Rule
-from ui import auth, data, page
 from ui import alerts_view as view
+from ui import auth, data, page
 from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Alerts", "🔔")
@@ -26,8 +27,10 @@ settings = runtime.settings
 allowed = auth.can_change(settings)
 
 st.title("🔔 Alerts")
-st.caption("Rules are evaluated by the pipeline as prices are stored, so alerts fire with no browser open. "
-           "Each crossing fires once; a rule re-arms when its condition clears.")
+st.caption(
+    "Rules are evaluated by the pipeline as prices are stored, so alerts fire with no browser open. "
+    "Each crossing fires once; a rule re-arms when its condition clears."
+)
 if not allowed:
     auth.read_only_note("creating, changing and acknowledging alerts")
 
@@ -60,12 +63,22 @@ unacked_only = right.toggle("Only new", key="alerts_unacked", help="Hide acknowl
 
 
 def price_context(alert: dict) -> pd.DataFrame:
-    start, end = alert["ts"] - timedelta(minutes=view.CONTEXT_MIN), alert["ts"] + timedelta(minutes=view.CONTEXT_MIN)
+    start, end = (
+        alert["ts"] - timedelta(minutes=view.CONTEXT_MIN),
+        alert["ts"] + timedelta(minutes=view.CONTEXT_MIN),
+    )
     frame = data.store().bars_frame([alert["symbol"]], "1m", start, end)
     if len(frame) >= 3:
         return frame[["ts", "close"]]
-    rows = list(data.store().prices.find({"symbol": alert["symbol"], "interval": "tick", "ts": {"$gte": start, "$lt": end}},
-                                         {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1).limit(5000))
+    rows = list(
+        data.store()
+        .prices.find(
+            {"symbol": alert["symbol"], "interval": "tick", "ts": {"$gte": start, "$lt": end}},
+            {"_id": 0, "ts": 1, "close": 1},
+        )
+        .sort("ts", 1)
+        .limit(5000)
+    )
     return pd.DataFrame(rows, columns=["ts", "close"])
 
 
@@ -80,19 +93,30 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     m[2].metric("Rules", len(rules), help=f"{sum(r.active(now) for r in rules)} active")
     if not docs:
         filtered = " for these symbols" if symbols else ""
-        st.info(f"No {'new ' if unacked else ''}alert{filtered} yet. Alerts appear here (and as a toast on every "
-                "open page) the moment the pipeline sees a rule's condition come true.")
+        st.info(
+            f"No {'new ' if unacked else ''}alert{filtered} yet. Alerts appear here (and as a toast on every "
+            "open page) the moment the pipeline sees a rule's condition come true."
+        )
         return
     frame = view.alerts_frame(docs)
     picked = st.dataframe(
-        frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="alerts_table",
+        frame,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="alerts_table",
         column_order=["Fired", "Symbol", "Alert", "Price", "Delivery", "Seen", "Note"],
-        column_config={"Fired": st.column_config.DatetimeColumn("Fired (UTC)", format="YYYY-MM-DD HH:mm:ss",
-                                                                timezone="UTC"),
-                       "Alert": st.column_config.TextColumn(width="large"),
-                       "Price": st.column_config.NumberColumn(format="%.2f"),
-                       "Seen": st.column_config.CheckboxColumn(help="Acknowledged"),
-                       "Delivery": st.column_config.TextColumn(help="External channels: webhook, e-mail")})
+        column_config={
+            "Fired": st.column_config.DatetimeColumn(
+                "Fired (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"
+            ),
+            "Alert": st.column_config.TextColumn(width="large"),
+            "Price": st.column_config.NumberColumn(format="%.2f"),
+            "Seen": st.column_config.CheckboxColumn(help="Acknowledged"),
+            "Delivery": st.column_config.TextColumn(help="External channels: webhook, e-mail"),
+        },
+    )
     rows = list(picked.selection.rows) if picked and picked.selection else []
     ids = [frame.iloc[i]["id"] for i in rows]
     a, b, c = st.columns([1.1, 1.1, 2])
@@ -102,7 +126,9 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
         flash("success", f"Acknowledged {n} alert(s).")
         st.rerun()
     shown_new = [d["_id"] for d in docs if not d.get("acked")]
-    if b.button(f"✔✔ Acknowledge all shown ({len(shown_new)})", disabled=not (allowed and shown_new), key="ack_all"):
+    if b.button(
+        f"✔✔ Acknowledge all shown ({len(shown_new)})", disabled=not (allowed and shown_new), key="ack_all"
+    ):
         with page.sentences("acknowledging alerts"):
             n = alert_events.acknowledge(db, ids=shown_new)
         flash("success", f"Acknowledged {n} alert(s).")
@@ -111,10 +137,13 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     focus = next((d for d in docs if d["_id"] == ids[0]), docs[0]) if ids else docs[0]
     with page.sentences("reading the prices around the alert"):
         context = price_context(focus)
-    st.plotly_chart(view.context_figure(context, focus), key="alert_context",
-                    config={"displayModeBar": False})
-    st.caption(f"**{focus['symbol']}** · {focus['message']} · rule: {focus.get('description', '')} · "
-               f"price time {view.utc(focus['ts'])}" + (f" · note: {focus['note']}" if focus.get("note") else ""))
+    st.plotly_chart(
+        view.context_figure(context, focus), key="alert_context", config={"displayModeBar": False}
+    )
+    st.caption(
+        f"**{focus['symbol']}** · {focus['message']} · rule: {focus.get('description', '')} · "
+        f"price time {view.utc(focus['ts'])}" + (f" · note: {focus['note']}" if focus.get("note") else "")
+    )
 
 
 fired_alerts(chosen, unacked_only)
@@ -130,34 +159,64 @@ def rules_table(symbols: list[str]) -> None:
         current, current_states = book.list(), book.states()
     shown = [r for r in current if not symbols or r.symbol in symbols]
     if not shown:
-        st.info("No rules yet. Create one below: for example “AAPL price rises above 200” or “NVDA moves 3% "
-                "within 15 minutes”." if not current else "No rule for these symbols.")
+        st.info(
+            "No rules yet. Create one below: for example “AAPL price rises above 200” or “NVDA moves 3% "
+            "within 15 minutes”."
+            if not current
+            else "No rule for these symbols."
+        )
         return
-    st.dataframe(view.rules_frame(shown, current_states, datetime.now(timezone.utc)), hide_index=True, width="stretch",
-                 column_order=["Symbol", "Condition", "Enabled", "State", "Cooldown", "Expires", "Channels", "Note",
-                               "Last fired"],
-                 column_config={"Condition": st.column_config.TextColumn(width="medium"),
-                                "State": st.column_config.TextColumn(width="medium"),
-                                "Last fired": st.column_config.DatetimeColumn("Last fired (UTC)",
-                                                                              format="YYYY-MM-DD HH:mm:ss", timezone="UTC")})
+    st.dataframe(
+        view.rules_frame(shown, current_states, datetime.now(timezone.utc)),
+        hide_index=True,
+        width="stretch",
+        column_order=[
+            "Symbol",
+            "Condition",
+            "Enabled",
+            "State",
+            "Cooldown",
+            "Expires",
+            "Channels",
+            "Note",
+            "Last fired",
+        ],
+        column_config={
+            "Condition": st.column_config.TextColumn(width="medium"),
+            "State": st.column_config.TextColumn(width="medium"),
+            "Last fired": st.column_config.DatetimeColumn(
+                "Last fired (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"
+            ),
+        },
+    )
 
 
 rules_table(chosen)
 
 NEW = "__new__"
 by_id = {r.id: r for r in rules}
-target = st.selectbox("Create or edit", [NEW, *by_id], key="rule_target",
-                      format_func=lambda i: "➕ New rule" if i == NEW else f"✏️ {describe(by_id[i])}")
+target = st.selectbox(
+    "Create or edit",
+    [NEW, *by_id],
+    key="rule_target",
+    format_func=lambda i: "➕ New rule" if i == NEW else f"✏️ {describe(by_id[i])}",
+)
 rule: Rule | None = by_id.get(target)
 kinds = list(KINDS)
-kind = st.selectbox("Condition", kinds, index=kinds.index(rule.kind) if rule else 0, key=f"rule_kind_{target}",
-                    format_func=view.kind_label, disabled=not allowed)
+kind = st.selectbox(
+    "Condition",
+    kinds,
+    index=kinds.index(rule.kind) if rule else 0,
+    key=f"rule_kind_{target}",
+    format_func=view.kind_label,
+    disabled=not allowed,
+)
 
 
 def form_values(rule: Rule | None, kind: str) -> dict:
     """The form's fields for ``kind`` (defaults from the rule being edited when it is of that kind)."""
     same = rule is not None and rule.kind == kind
-    pick = (lambda name, default: getattr(rule, name) if same and getattr(rule, name) is not None else default)
+    pick = lambda name, default: getattr(rule, name) if same and getattr(rule, name) is not None else default
     key = f"rule_{target}_{kind}_{form_version}"
     values: dict = {}
     uses = KINDS[kind][1]
@@ -171,36 +230,64 @@ def form_values(rule: Rule | None, kind: str) -> dict:
 
     if "level" in uses:
         is_rsi = kind.startswith("rsi")
-        values["level"] = col().number_input("RSI level" if is_rsi else "Price level", value=pick("level", 70.0 if is_rsi else None),
-                                             min_value=0.0, step=1.0 if is_rsi else 0.01, format="%.2f", key=f"{key}_level",
-                                             placeholder="e.g. 200.00")
+        values["level"] = col().number_input(
+            "RSI level" if is_rsi else "Price level",
+            value=pick("level", 70.0 if is_rsi else None),
+            min_value=0.0,
+            step=1.0 if is_rsi else 0.01,
+            format="%.2f",
+            key=f"{key}_level",
+            placeholder="e.g. 200.00",
+        )
     if "pct" in uses:
-        values["pct"] = col().number_input("Move (%)", value=pick("pct", 3.0), min_value=0.0, step=0.5, format="%.2f",
-                                           key=f"{key}_pct")
+        values["pct"] = col().number_input(
+            "Move (%)", value=pick("pct", 3.0), min_value=0.0, step=0.5, format="%.2f", key=f"{key}_pct"
+        )
     if "window_s" in uses:
-        minutes = col().number_input("Within (minutes)", value=pick("window_s", 900) / 60, min_value=0.0, step=1.0,
-                                     key=f"{key}_window")
+        minutes = col().number_input(
+            "Within (minutes)", value=pick("window_s", 900) / 60, min_value=0.0, step=1.0, key=f"{key}_window"
+        )
         values["window_s"] = round(minutes * 60) if minutes is not None else None
     if "direction" in uses:
-        values["direction"] = col().selectbox("Direction", DIRECTIONS, index=DIRECTIONS.index(pick("direction", "either")),
-                                              format_func={"up": "up", "down": "down", "either": "up or down"}.get,
-                                              key=f"{key}_direction")
+        values["direction"] = col().selectbox(
+            "Direction",
+            DIRECTIONS,
+            index=DIRECTIONS.index(pick("direction", "either")),
+            format_func={"up": "up", "down": "down", "either": "up or down"}.get,
+            key=f"{key}_direction",
+        )
     if "factor" in uses:
-        values["factor"] = col().number_input("Volume ≥ (× average minute)", value=pick("factor", 3.0), min_value=0.0,
-                                              step=0.5, key=f"{key}_factor")
+        values["factor"] = col().number_input(
+            "Volume ≥ (× average minute)",
+            value=pick("factor", 3.0),
+            min_value=0.0,
+            step=0.5,
+            key=f"{key}_factor",
+        )
     if "lookback_min" in uses:
-        values["lookback_min"] = col().number_input("Average over (minutes)", value=pick("lookback_min", 20), min_value=0,
-                                                    step=1, key=f"{key}_lookback")
+        values["lookback_min"] = col().number_input(
+            "Average over (minutes)",
+            value=pick("lookback_min", 20),
+            min_value=0,
+            step=1,
+            key=f"{key}_lookback",
+        )
     if "period" in uses:
-        values["period"] = col().number_input("RSI period (bars)", value=pick("period", 14), min_value=0, step=1,
-                                              key=f"{key}_period")
+        values["period"] = col().number_input(
+            "RSI period (bars)", value=pick("period", 14), min_value=0, step=1, key=f"{key}_period"
+        )
     if "fast" in uses:
-        values["fast"] = col().number_input("Fast SMA (bars)", value=pick("fast", 20), min_value=0, step=1, key=f"{key}_fast")
-        values["slow"] = col().number_input("Slow SMA (bars)", value=pick("slow", 50), min_value=0, step=1, key=f"{key}_slow")
+        values["fast"] = col().number_input(
+            "Fast SMA (bars)", value=pick("fast", 20), min_value=0, step=1, key=f"{key}_fast"
+        )
+        values["slow"] = col().number_input(
+            "Slow SMA (bars)", value=pick("slow", 50), min_value=0, step=1, key=f"{key}_slow"
+        )
     if "timeframe" in uses:
         frames = list(TIMEFRAMES)
-        values["timeframe"] = col().selectbox("Bars", frames, index=frames.index(pick("timeframe", "5m")),
-                                              key=f"{key}_timeframe")
+        values["timeframe"] = col().selectbox(
+            "Bars", frames, index=frames.index(pick("timeframe", "5m")), key=f"{key}_timeframe"
+        )
     return values
 
 
@@ -209,34 +296,71 @@ with st.form(f"rule_form_{target}_{kind}_{form_version}", border=True):
     key = f"rule_{target}_{kind}_{form_version}"
     options = sorted(set(watched) | ({rule.symbol} if rule else set()))
     default_symbol = rule.symbol if rule else (options[0] if options else None)
-    symbol = st.selectbox("Symbol", options, index=options.index(default_symbol) if default_symbol in options else None,
-                          accept_new_options=True, key=f"{key}_symbol", placeholder="Pick or type a ticker",
-                          help="A symbol on the watchlist (or type one; it needs to be on the watchlist to get prices)")
+    symbol = st.selectbox(
+        "Symbol",
+        options,
+        index=options.index(default_symbol) if default_symbol in options else None,
+        accept_new_options=True,
+        key=f"{key}_symbol",
+        placeholder="Pick or type a ticker",
+        help="A symbol on the watchlist (or type one; it needs to be on the watchlist to get prices)",
+    )
     values = form_values(rule, kind)
     c1, c2, c3 = st.columns(3)
-    cooldown_min = c1.number_input("Cooldown (minutes)", value=(rule.cooldown_s / 60) if rule else 0.0, min_value=0.0,
-                                   step=1.0, key=f"{key}_cooldown",
-                                   help="After an alert, crossings within this time are held back")
+    cooldown_min = c1.number_input(
+        "Cooldown (minutes)",
+        value=(rule.cooldown_s / 60) if rule else 0.0,
+        min_value=0.0,
+        step=1.0,
+        key=f"{key}_cooldown",
+        help="After an alert, crossings within this time are held back",
+    )
     expiry = rule.expires_at if rule else None
-    expiry_day = c2.date_input("Expires on (UTC, optional)", value=expiry.date() if expiry else None,
-                               key=f"{key}_expiry_day", help="Leave empty for a rule that never expires")
-    expiry_time = c3.time_input("at (UTC)", value=dtime(expiry.hour, expiry.minute) if expiry else dtime(23, 59),
-                                key=f"{key}_expiry_time")
+    expiry_day = c2.date_input(
+        "Expires on (UTC, optional)",
+        value=expiry.date() if expiry else None,
+        key=f"{key}_expiry_day",
+        help="Leave empty for a rule that never expires",
+    )
+    expiry_time = c3.time_input(
+        "at (UTC)",
+        value=dtime(expiry.hour, expiry.minute) if expiry else dtime(23, 59),
+        key=f"{key}_expiry_time",
+    )
     ready = configured(settings)
-    channels = st.multiselect("Also notify", list(CHANNELS), default=list(rule.channels) if rule else
-                              [c for c in CHANNELS if ready[c]], key=f"{key}_channels",
-                              format_func=lambda c: c if ready[c] else f"{c} (not configured)",
-                              help="Alerts always show in the app; these channels are extra")
-    note = st.text_input("Note", value=rule.note if rule else "", max_chars=500, key=f"{key}_note",
-                         placeholder="Why this alert matters (sent with it)")
+    channels = st.multiselect(
+        "Also notify",
+        list(CHANNELS),
+        default=list(rule.channels) if rule else [c for c in CHANNELS if ready[c]],
+        key=f"{key}_channels",
+        format_func=lambda c: c if ready[c] else f"{c} (not configured)",
+        help="Alerts always show in the app; these channels are extra",
+    )
+    note = st.text_input(
+        "Note",
+        value=rule.note if rule else "",
+        max_chars=500,
+        key=f"{key}_note",
+        placeholder="Why this alert matters (sent with it)",
+    )
     enabled = st.checkbox("Enabled", value=rule.enabled if rule else True, key=f"{key}_enabled")
-    submitted = st.form_submit_button("💾 Save changes" if rule else "➕ Create rule", type="primary", disabled=not allowed)
+    submitted = st.form_submit_button(
+        "💾 Save changes" if rule else "➕ Create rule", type="primary", disabled=not allowed
+    )
 
 if submitted and allowed:
-    raw = {"symbol": symbol or "", "kind": kind, **values, "cooldown_s": round((cooldown_min or 0) * 60),
-           "enabled": enabled, "note": note, "channels": channels,
-           "expires_at": datetime.combine(expiry_day, expiry_time or dtime(0, 0), tzinfo=timezone.utc)
-           if expiry_day else None}
+    raw = {
+        "symbol": symbol or "",
+        "kind": kind,
+        **values,
+        "cooldown_s": round((cooldown_min or 0) * 60),
+        "enabled": enabled,
+        "note": note,
+        "channels": channels,
+        "expires_at": datetime.combine(expiry_day, expiry_time or dtime(0, 0), tzinfo=timezone.utc)
+        if expiry_day
+        else None,
+    }
     saved, problems = None, None
     with page.sentences("saving the rule"):
         try:
@@ -248,8 +372,11 @@ if submitted and allowed:
     else:
         flash("success", f"{'Saved' if rule else 'Created'}: {describe(saved)}.")
         if saved.symbol not in watched:
-            flash("warning", f"{saved.symbol} is not on the watchlist, so no prices arrive for it yet: add it on the "
-                             "Watchlist page.")
+            flash(
+                "warning",
+                f"{saved.symbol} is not on the watchlist, so no prices arrive for it yet: add it on the "
+                "Watchlist page.",
+            )
         st.session_state.pop("rule_target", None)
         st.session_state["rule_form_version"] = form_version + 1
         st.rerun()
@@ -292,16 +419,20 @@ def channel_status() -> None:
     for col, channel in ((cols[1], "webhook"), (cols[2], "email")):
         stats = snap.get(channel)
         if stats:
-            col.caption(f"Sent {stats['sent']} · retries {stats['retries']} · failed {stats['failed']} · "
-                        f"pending {stats['pending'] if stats['pending'] is not None else '?'}")
+            col.caption(
+                f"Sent {stats['sent']} · retries {stats['retries']} · failed {stats['failed']} · "
+                f"pending {stats['pending'] if stats['pending'] is not None else '?'}"
+            )
             if stats.get("last_error"):
                 col.warning(f"Last failure: {stats['last_error']}", icon="⚠️")
         elif configured(settings)[channel]:
             col.caption("Deliveries start with the pipeline.")
     if engine:
-        st.caption(f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
-                   f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
-                   + (f" · last error: {engine['last_error']}" if engine.get("last_error") else ""))
+        st.caption(
+            f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
+            f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
+            + (f" · last error: {engine['last_error']}" if engine.get("last_error") else "")
+        )
     else:
         st.caption("The pipeline is not running, so no rule is being evaluated. Start it on the Home page.")
 
@@ -312,17 +443,24 @@ with cols[0]:
     st.caption("A toast on every open page, and the list above.")
     if st.button("Send test", key="test_app", disabled=not allowed):
         st.toast("**Alert** · Test alert from Stock Monitor", icon="🔔")
-for col, channel, setting in ((cols[1], "webhook", "STOCKMON_ALERT_WEBHOOK_URLS"),
-                              (cols[2], "email", "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO")):
+for col, channel, setting in (
+    (cols[1], "webhook", "STOCKMON_ALERT_WEBHOOK_URLS"),
+    (cols[2], "email", "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"),
+):
     with col:
         st.markdown(f"**{'Webhook' if channel == 'webhook' else 'E-mail'}**")
         if not configured(settings)[channel]:
             st.caption(f"Not configured: set {setting} (environment or `.streamlit/secrets.toml`).")
         else:
-            targets = (settings.alert_email_to if channel == "email" else
-                       [short_url(u) for u in settings.alert_webhook_urls])
+            targets = (
+                settings.alert_email_to
+                if channel == "email"
+                else [short_url(u) for u in settings.alert_webhook_urls]
+            )
             st.caption("To " + ", ".join(targets))
-        if st.button("Send test", key=f"test_{channel}", disabled=not (allowed and configured(settings)[channel])):
+        if st.button(
+            "Send test", key=f"test_{channel}", disabled=not (allowed and configured(settings)[channel])
+        ):
             try:
                 with st.spinner(f"Sending a test by {channel}…"):
                     st.success(send_test(settings, channel))

@@ -38,15 +38,19 @@ def _stop_on_signals(event: threading.Event) -> None:
 
 def cmd_stack(args, settings: Settings) -> int:
     from .stack import LocalStack, StackError
+
     stack = LocalStack(settings.data_dir, timeout=settings.stack_timeout)
     if args.action == "status":
         rows = stack.describe()
-        _print({"data_dir": str(settings.data_dir), "owner_pid": stack.owner_pid(), "servers": rows}, args.json)
+        _print(
+            {"data_dir": str(settings.data_dir), "owner_pid": stack.owner_pid(), "servers": rows}, args.json
+        )
         return 0 if rows and all(r["alive"] for r in rows) else 1
     if args.action == "down":
         owner = stack.owner_pid()
         if owner:
             import os
+
             os.kill(owner, signal.SIGTERM)
             _print({"stopping_owner": owner}, args.json)
             return 0
@@ -66,8 +70,10 @@ def cmd_stack(args, settings: Settings) -> int:
     except StackError as exc:
         print(exc, file=sys.stderr)
         return 1
-    _print({"kafka": stack.kafka_bootstrap, "mongodb": stack.mongodb_uri, "data_dir": str(settings.data_dir)},
-           args.json)
+    _print(
+        {"kafka": stack.kafka_bootstrap, "mongodb": stack.mongodb_uri, "data_dir": str(settings.data_dir)},
+        args.json,
+    )
     sys.stdout.flush()
     done = threading.Event()
     _stop_on_signals(done)
@@ -80,10 +86,14 @@ def cmd_stack(args, settings: Settings) -> int:
 
 def _endpoints_or_exit(settings: Settings) -> tuple[str, str]:
     from .status import endpoints
+
     kafka, mongo, _ = endpoints(settings)
     if not kafka or not mongo:
-        print("No servers: configure KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI, or start the app "
-              "(streamlit run Home.py) so its embedded stack runs.", file=sys.stderr)
+        print(
+            "No servers: configure KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI, or start the app "
+            "(streamlit run Home.py) so its embedded stack runs.",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
     return kafka, mongo
 
@@ -93,6 +103,7 @@ def cmd_produce(args, settings: Settings) -> int:
     from .sources import make_source
     from .store import Store
     from .watchlist import Watchlist
+
     kafka, mongo = _endpoints_or_exit(settings)
     store = Store.from_uri(mongo, settings.db)
     sources = {}
@@ -105,15 +116,22 @@ def cmd_produce(args, settings: Settings) -> int:
             sources[source] = factory(source)
         return sources[source].lookup(symbol)
 
-    producer = Producer(kafka, settings, store, Watchlist(store.watchlist, lookup, settings.max_symbols), factory)
+    producer = Producer(
+        kafka, settings, store, Watchlist(store.watchlist, lookup, settings.max_symbols), factory
+    )
     producer.start()
     from .heartbeat import Heartbeat
-    beat = Heartbeat(store.heartbeats, "produce", lambda: {"published": producer.snapshot()["published"]}).start()
+
+    beat = Heartbeat(
+        store.heartbeats, "produce", lambda: {"published": producer.snapshot()["published"]}
+    ).start()
     done = threading.Event()
     _stop_on_signals(done)
     while not done.wait(10):
         snap = producer.snapshot()
-        logging.getLogger("pipeline.produce").info("published %s, pending %s", snap["published"], snap["pending"])
+        logging.getLogger("pipeline.produce").info(
+            "published %s, pending %s", snap["published"], snap["pending"]
+        )
     beat.stop()
     producer.stop()
     return 0
@@ -123,14 +141,18 @@ def cmd_consume(args, settings: Settings) -> int:
     from .bars import BarBuilder
     from .consumer import PriceConsumer
     from .store import Store
+
     kafka, mongo = _endpoints_or_exit(settings)
     store = Store.from_uri(mongo, settings.db)
     store.ensure_indexes()
-    from .alerts import AlertEngine, ensure_indexes as ensure_alert_indexes
+    from .alerts import AlertEngine
+    from .alerts import ensure_indexes as ensure_alert_indexes
+
     ensure_alert_indexes(store.db)
     alerts = AlertEngine(store, settings)  # scale-out members evaluate alert rules too (deduplicated by id)
-    consumer = PriceConsumer(kafka, settings, store, group=args.group, instance_id=args.instance_id,
-                             on_stored=alerts.on_stored)
+    consumer = PriceConsumer(
+        kafka, settings, store, group=args.group, instance_id=args.instance_id, on_stored=alerts.on_stored
+    )
     alerts.bind(consumer)
     builder = BarBuilder(store, busy=consumer.backlogged)
     done = threading.Event()
@@ -138,21 +160,37 @@ def cmd_consume(args, settings: Settings) -> int:
     threading.Thread(target=lambda: (done.wait(), consumer.stop()), daemon=True).start()
     threading.Thread(target=builder.run, name="stockmon-bars", daemon=True).start()
     from .heartbeat import Heartbeat
-    beat = Heartbeat(store.heartbeats, "consume", lambda: {
-        "group": consumer.group, "stored": consumer.tally.counts.get("stored", 0),
-        "assigned": consumer.state.assigned, "lag": sum(consumer.state.lag.values())}).start()
+
+    beat = Heartbeat(
+        store.heartbeats,
+        "consume",
+        lambda: {
+            "group": consumer.group,
+            "stored": consumer.tally.counts.get("stored", 0),
+            "assigned": consumer.state.assigned,
+            "lag": sum(consumer.state.lag.values()),
+        },
+    ).start()
     consumer.run(max_idle_s=args.exit_when_idle)
     beat.stop()
     builder.stop()
     builder.run_once()  # leave no bar behind the stored prices
     snap = consumer.snapshot()
-    print(json.dumps({**{k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")},
-                      "alerts_fired": alerts.snapshot()["fired"]}), flush=True)
+    print(
+        json.dumps(
+            {
+                **{k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")},
+                "alerts_fired": alerts.snapshot()["fired"],
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 
 def cmd_status(args, settings: Settings) -> int:
     from .status import collect
+
     result = collect(settings)
     _print(result, args.json)
     return 0 if result["kafka"]["ok"] and result["mongo"]["ok"] else 1
@@ -169,12 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("produce", help="run the producer in this process")
     p = sub.add_parser("consume", help="run one consumer-group member in this process")
     p.add_argument("--group", default=None)
-    p.add_argument("--instance-id", default=None,
-                   help="static group membership: a restarted process with the same id takes over at once")
-    p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
-                   help="exit after this many seconds without messages (batch jobs, tests)")
+    p.add_argument(
+        "--instance-id",
+        default=None,
+        help="static group membership: a restarted process with the same id takes over at once",
+    )
+    p.add_argument(
+        "--exit-when-idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit after this many seconds without messages (batch jobs, tests)",
+    )
     args = parser.parse_args(argv)
     from .runtime import configure_logging
+
     configure_logging()
     try:
         settings = Settings.load()
@@ -182,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     return {"stack": cmd_stack, "status": cmd_status, "produce": cmd_produce, "consume": cmd_consume}[
-        args.command](args, settings)
+        args.command
+    ](args, settings)
 
 
 if __name__ == "__main__":

@@ -93,9 +93,19 @@ def stats(bars: pd.DataFrame) -> dict[str, Any]:
     Percentages are in percent. Values that need more data than there is are ``None``.
     """
     frame = bars.dropna(subset=["close"]).sort_values("ts")
-    out: dict[str, Any] = {"bars": int(len(frame)), "first": None, "last": None, "return_pct": None,
-                           "volatility_pct": None, "max_drawdown_pct": None, "avg_volume": None,
-                           "best_pct": None, "best_at": None, "worst_pct": None, "worst_at": None}
+    out: dict[str, Any] = {
+        "bars": int(len(frame)),
+        "first": None,
+        "last": None,
+        "return_pct": None,
+        "volatility_pct": None,
+        "max_drawdown_pct": None,
+        "avg_volume": None,
+        "best_pct": None,
+        "best_at": None,
+        "worst_pct": None,
+        "worst_at": None,
+    }
     if frame.empty:
         return out
     close = frame["close"].astype(float).to_numpy()
@@ -124,6 +134,18 @@ def stats_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for symbol, group in frame.groupby("symbol", sort=False):
         rows.append({"symbol": symbol, **stats(group)})
-    columns = ["symbol", "bars", "first", "last", "return_pct", "volatility_pct", "max_drawdown_pct",
-               "avg_volume", "best_pct", "best_at", "worst_pct", "worst_at"]
+    columns = [
+        "symbol",
+        "bars",
+        "first",
+        "last",
+        "return_pct",
+        "volatility_pct",
+        "max_drawdown_pct",
+        "avg_volume",
+        "best_pct",
+        "best_at",
+        "worst_pct",
+        "worst_at",
+    ]
     return pd.DataFrame(rows, columns=columns)

@@ -26,7 +26,12 @@ from .store import Store, floor_time
 
 log = logging.getLogger(__name__)
 
-SPAN = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+SPAN = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
 LEVELS = ("1m", "5m", "1h", "1d")
 BELOW = {"5m": "1m", "1h": "5m", "1d": "1h"}
 FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
@@ -39,8 +44,14 @@ def aggregate(docs: list[dict], level: str) -> dict[datetime, dict]:
         bucket = floor_time(to_utc(d["ts"]), level)
         bar = out.get(bucket)
         if bar is None:
-            out[bucket] = {"open": d["open"], "high": d["high"], "low": d["low"], "close": d["close"],
-                           "volume": d["volume"], "n": 1}
+            out[bucket] = {
+                "open": d["open"],
+                "high": d["high"],
+                "low": d["low"],
+                "close": d["close"],
+                "volume": d["volume"],
+                "n": 1,
+            }
         else:
             bar["high"] = max(bar["high"], d["high"])
             bar["low"] = min(bar["low"], d["low"])
@@ -103,13 +114,19 @@ class BarBuilder:
 
     # -- levels -------------------------------------------------------------------------------------
     def _find(self, coll, symbol: str, interval: str, start: datetime, end: datetime) -> list[dict]:
-        return list(coll.find({"symbol": symbol, "interval": interval, "ts": {"$gte": start, "$lt": end}},
-                              FIELDS).sort("ts", 1))
+        return list(
+            coll.find(
+                {"symbol": symbol, "interval": interval, "ts": {"$gte": start, "$lt": end}}, FIELDS
+            ).sort("ts", 1)
+        )
 
     def rebuild_intraday(self, symbol: str, lo: datetime, hi: datetime) -> int:
         start, end = floor_time(lo, "1m"), floor_time(hi, "1m") + SPAN["1m"]
         ticks = aggregate(self._find(self.store.prices, symbol, "tick", start, end), "1m")
-        source = {floor_time(to_utc(d["ts"]), "1m"): d for d in self._find(self.store.prices, symbol, "1m", start, end)}
+        source = {
+            floor_time(to_utc(d["ts"]), "1m"): d
+            for d in self._find(self.store.prices, symbol, "1m", start, end)
+        }
         minutes = {}
         for bucket in sorted(set(ticks) | set(source)):
             bar, tick = source.get(bucket), ticks.get(bucket)
@@ -119,8 +136,9 @@ class BarBuilder:
                 merged = {k: bar[k] for k in ("open", "high", "low", "close", "volume")}
                 merged["n"] = 1
                 if tick is not None:
-                    merged.update(high=max(bar["high"], tick["high"]), low=min(bar["low"], tick["low"]),
-                                  n=1 + tick["n"])
+                    merged.update(
+                        high=max(bar["high"], tick["high"]), low=min(bar["low"], tick["low"]), n=1 + tick["n"]
+                    )
                 minutes[bucket] = merged
         written = self._save(symbol, "1m", minutes)
         for level in ("5m", "1h", "1d"):
@@ -143,16 +161,25 @@ class BarBuilder:
             if intraday is None:
                 rows[day] = {k: d[k] for k in ("open", "high", "low", "close", "volume")} | {"n": 1}
             else:  # the source's daily bar knows the real open and the day's full volume
-                intraday.update(open=d["open"], high=max(intraday["high"], d["high"]),
-                                low=min(intraday["low"], d["low"]), volume=max(intraday["volume"], d["volume"]))
+                intraday.update(
+                    open=d["open"],
+                    high=max(intraday["high"], d["high"]),
+                    low=min(intraday["low"], d["low"]),
+                    volume=max(intraday["volume"], d["volume"]),
+                )
         return rows
 
     def _save(self, symbol: str, level: str, rows: dict[datetime, dict]) -> int:
         if not rows:
             return 0
-        ops = [UpdateOne({"symbol": symbol, "interval": level, "ts": ts},
-                         {"$set": {"symbol": symbol, "interval": level, "ts": ts, **bar}}, upsert=True)
-               for ts, bar in rows.items()]
+        ops = [
+            UpdateOne(
+                {"symbol": symbol, "interval": level, "ts": ts},
+                {"$set": {"symbol": symbol, "interval": level, "ts": ts, **bar}},
+                upsert=True,
+            )
+            for ts, bar in rows.items()
+        ]
         self.store.bars.bulk_write(ops, ordered=False)
         return len(ops)
 
@@ -161,5 +188,12 @@ class BarBuilder:
             pending = self.store.bar_marks.estimated_document_count()
         except PyMongoError:
             pending = None
-        return {"runs": self.runs, "bars_written": self.bars_written, "last_run": self.last_run,
-                "last_duration_s": self.last_duration_s, "deferred": self.deferred, "last_error": self.last_error, "pending_marks": pending}
+        return {
+            "runs": self.runs,
+            "bars_written": self.bars_written,
+            "last_run": self.last_run,
+            "last_duration_s": self.last_duration_s,
+            "deferred": self.deferred,
+            "last_error": self.last_error,
+            "pending_marks": pending,
+        }

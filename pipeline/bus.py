@@ -22,24 +22,43 @@ log = logging.getLogger(__name__)
 
 
 def admin_client(bootstrap: str, settings, timeout_s: float = 10.0) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                            bootstrap_timeout_ms=int(timeout_s * 1000), client_id="stockmon-admin",
-                            **settings.kafka_options())
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        client_id="stockmon-admin",
+        **settings.kafka_options(),
+    )
 
 
 def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
-    options = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
-                   request_timeout_ms=15000, client_id="stockmon-producer", compression_type=None,
-                   reconnect_backoff_max_ms=2000)
+    options = dict(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        request_timeout_ms=15000,
+        client_id="stockmon-producer",
+        compression_type=None,
+        reconnect_backoff_max_ms=2000,
+    )
     options.update(settings.kafka_options())
     options.update(overrides)
     return KafkaProducer(**options)
 
 
 def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
-    options = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                   auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=2000,
-                   max_poll_records=5000, client_id="stockmon-consumer", reconnect_backoff_max_ms=2000)
+    options = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=2000,
+        max_poll_records=5000,
+        client_id="stockmon-consumer",
+        reconnect_backoff_max_ms=2000,
+    )
     options.update(settings.kafka_options())
     options.update(overrides)
     c = KafkaConsumer(**options)
@@ -62,8 +81,15 @@ def ensure_topics(admin: KafkaAdminClient, settings) -> dict[str, str]:
             outcome[topic] = "exists"
             continue
         try:
-            admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1,
-                                         "configs": {"retention.ms": retention_ms}}})
+            admin.create_topics(
+                {
+                    topic: {
+                        "num_partitions": partitions,
+                        "replication_factor": -1,
+                        "configs": {"retention.ms": retention_ms},
+                    }
+                }
+            )
             outcome[topic] = "created"
         except TopicAlreadyExistsError:  # a concurrent process won the race
             outcome[topic] = "exists"
@@ -93,6 +119,7 @@ def partitions_of(admin: KafkaAdminClient, topic: str) -> list[TopicPartition]:
 def end_offsets(admin: KafkaAdminClient, topic: str) -> dict[int, int]:
     """Latest offset of each partition of ``topic`` (0 for an empty or missing topic)."""
     from kafka.admin import OffsetSpec
+
     tps = partitions_of(admin, topic)
     if not tps:
         return {}
@@ -105,8 +132,11 @@ def committed_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[i
         groups = admin.list_group_offsets({group: None})
     except KafkaError:
         return {}
-    return {tp.partition: meta.offset for tp, meta in groups.get(group, {}).items()
-            if tp.topic == topic and meta.offset is not None and meta.offset >= 0}
+    return {
+        tp.partition: meta.offset
+        for tp, meta in groups.get(group, {}).items()
+        if tp.topic == topic and meta.offset is not None and meta.offset >= 0
+    }
 
 
 def group_lag(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
@@ -116,7 +146,9 @@ def group_lag(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]
     return {p: max(0, end - done.get(p, 0)) for p, end in ends.items()}
 
 
-def dead_letter_headers(reason: str, topic: str, partition: int, offset: int, stage: str = "validate") -> list:
+def dead_letter_headers(
+    reason: str, topic: str, partition: int, offset: int, stage: str = "validate"
+) -> list:
     return [
         ("stockmon.reason", reason.encode("utf-8", "replace")[:1000]),
         ("stockmon.stage", stage.encode()),

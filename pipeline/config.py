@@ -66,6 +66,7 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         if not low <= value <= high:
             raise ConfigError(f"{key}={text!r} is out of range; allowed: {low}..{high}")
         return value
+
     return parse
 
 
@@ -75,6 +76,7 @@ def _choice(*allowed: str) -> Callable[[str, str], str]:
         if value not in allowed:
             raise ConfigError(f"{key}={text!r} is not allowed; use one of: {', '.join(allowed)}")
         return value
+
     return parse
 
 
@@ -98,6 +100,7 @@ def _path(key: str, text: str) -> Path:
 
 def _symbols(key: str, text: str) -> tuple[str, ...]:
     from .models import InvalidEvent, normalize_symbol
+
     try:
         return tuple(normalize_symbol(s) for s in re.split(r"[,\s]+", text) if s)
     except InvalidEvent as exc:
@@ -128,16 +131,20 @@ def _setting(key: str, parse: Callable[[str, str], Any], default: Any, secret: b
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_servers: str | None = _setting(
-        "KAFKA_BOOTSTRAP_SERVERS", _optional, None, doc="host:port[,host:port]; unset = embedded broker")
+        "KAFKA_BOOTSTRAP_SERVERS", _optional, None, doc="host:port[,host:port]; unset = embedded broker"
+    )
     kafka_security_protocol: str = _setting(
-        "KAFKA_SECURITY_PROTOCOL", _choice("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"), "plaintext")
+        "KAFKA_SECURITY_PROTOCOL", _choice("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"), "plaintext"
+    )
     kafka_sasl_mechanism: str | None = _setting(
-        "KAFKA_SASL_MECHANISM", _optional, None, doc="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+        "KAFKA_SASL_MECHANISM", _optional, None, doc="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+    )
     kafka_sasl_username: str | None = _setting("KAFKA_SASL_USERNAME", _optional, None)
     kafka_sasl_password: str | None = _setting("KAFKA_SASL_PASSWORD", _optional, None, secret=True)
     kafka_ssl_cafile: str | None = _setting("KAFKA_SSL_CAFILE", _optional, None)
     mongodb_uri: str | None = _setting(
-        "MONGODB_URI", _optional, None, secret=True, doc="mongodb:// or mongodb+srv://; unset = embedded")
+        "MONGODB_URI", _optional, None, secret=True, doc="mongodb:// or mongodb+srv://; unset = embedded"
+    )
     db: str = _setting("STOCKMON_DB", _text, "stockmon")
     data_dir: Path = _setting("STOCKMON_DATA_DIR", _path, None, doc="embedded servers' data, caches")
     topic_prices: str = _setting("STOCKMON_TOPIC_PRICES", _topic, "stockmon.prices")
@@ -146,46 +153,77 @@ class Settings:
     retention_hours: float = _setting("STOCKMON_RETENTION_HOURS", _number(float, 0.1, 24 * 365), 24.0)
     consumer_group: str = _setting("STOCKMON_CONSUMER_GROUP", _topic, "stockmon-store")
     source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
-    poll_seconds: float = _setting("STOCKMON_POLL_SECONDS", _number(float, 0.2, 3600), 2.0,
-                                   doc="how often the live job fetches")
-    watchlist: tuple[str, ...] = _setting("STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST,
-                                          doc="symbols on first start")
+    poll_seconds: float = _setting(
+        "STOCKMON_POLL_SECONDS", _number(float, 0.2, 3600), 2.0, doc="how often the live job fetches"
+    )
+    watchlist: tuple[str, ...] = _setting(
+        "STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST, doc="symbols on first start"
+    )
     sim_seed: int | None = _setting("STOCKMON_SIM_SEED", _number(int, 0, 2**63), None)
-    backfill_days_1m: int = _setting("STOCKMON_BACKFILL_DAYS_1M", _number(int, 0, 30), 2,
-                                     doc="days of 1-minute history fetched for a new symbol")
-    backfill_days_daily: int = _setting("STOCKMON_BACKFILL_DAYS_DAILY", _number(int, 0, 3650), 365,
-                                        doc="days of daily history fetched for a new symbol")
+    backfill_days_1m: int = _setting(
+        "STOCKMON_BACKFILL_DAYS_1M",
+        _number(int, 0, 30),
+        2,
+        doc="days of 1-minute history fetched for a new symbol",
+    )
+    backfill_days_daily: int = _setting(
+        "STOCKMON_BACKFILL_DAYS_DAILY",
+        _number(int, 0, 3650),
+        365,
+        doc="days of daily history fetched for a new symbol",
+    )
     csv_path: Path | None = _setting("STOCKMON_CSV_PATH", _path, None)
-    csv_speed: float = _setting("STOCKMON_CSV_SPEED", _number(float, 0.01, 100000), 60.0,
-                                doc="replay speed-up for the csv source")
+    csv_speed: float = _setting(
+        "STOCKMON_CSV_SPEED", _number(float, 0.01, 100000), 60.0, doc="replay speed-up for the csv source"
+    )
     alphavantage_api_key: str | None = _setting("ALPHAVANTAGE_API_KEY", _optional, None, secret=True)
     alphavantage_per_minute: int = _setting("STOCKMON_AV_PER_MINUTE", _number(int, 1, 1000), 5)
     alphavantage_per_day: int = _setting("STOCKMON_AV_PER_DAY", _number(int, 1, 1000000), 25)
-    alphavantage_url: str | None = _setting("STOCKMON_ALPHAVANTAGE_URL", _optional, None,
-                                            doc="override the API base (tests, proxies)")
-    yahoo_url: str | None = _setting("STOCKMON_YAHOO_URL", _optional, None,
-                                     doc="override Yahoo's hosts (tests, proxies)")
+    alphavantage_url: str | None = _setting(
+        "STOCKMON_ALPHAVANTAGE_URL", _optional, None, doc="override the API base (tests, proxies)"
+    )
+    yahoo_url: str | None = _setting(
+        "STOCKMON_YAHOO_URL", _optional, None, doc="override Yahoo's hosts (tests, proxies)"
+    )
     http_timeout: float = _setting("STOCKMON_HTTP_TIMEOUT", _number(float, 0.1, 300), 10.0)
     autostart: bool = _setting("STOCKMON_AUTOSTART", _bool, True, doc="start the pipeline on first load")
     demo_mode: bool = _setting("STOCKMON_DEMO_MODE", _bool, False, doc="read-only public demo")
     admin_password: str | None = _setting("STOCKMON_ADMIN_PASSWORD", _optional, None, secret=True)
     max_symbols: int = _setting("STOCKMON_MAX_SYMBOLS", _number(int, 1, 10000), 50)
-    max_history_days: int = _setting("STOCKMON_MAX_HISTORY_DAYS", _number(int, 1, 36500), 3650,
-                                     doc="widest History range a visitor may ask for")
-    stack_timeout: float = _setting("STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0,
-                                    doc="seconds to wait for the embedded servers")
+    max_history_days: int = _setting(
+        "STOCKMON_MAX_HISTORY_DAYS",
+        _number(int, 1, 36500),
+        3650,
+        doc="widest History range a visitor may ask for",
+    )
+    stack_timeout: float = _setting(
+        "STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0, doc="seconds to wait for the embedded servers"
+    )
 
     # -- alerts (pipeline.alerts) ----------------------------------------------------------------
-    alert_max_age_s: float = _setting("STOCKMON_ALERT_MAX_AGE_S", _number(float, 0, 30 * 86400), 600.0,
-                                      doc="prices older than this are stored but not evaluated; 0 = any age")
+    alert_max_age_s: float = _setting(
+        "STOCKMON_ALERT_MAX_AGE_S",
+        _number(float, 0, 30 * 86400),
+        600.0,
+        doc="prices older than this are stored but not evaluated; 0 = any age",
+    )
     max_alert_rules: int = _setting("STOCKMON_MAX_ALERT_RULES", _number(int, 1, 100000), 200)
-    alert_webhook_urls: tuple[str, ...] = _setting("STOCKMON_ALERT_WEBHOOK_URLS", _urls, (), secret=True,
-                                                   doc="JSON POST of every alert to each URL")
+    alert_webhook_urls: tuple[str, ...] = _setting(
+        "STOCKMON_ALERT_WEBHOOK_URLS", _urls, (), secret=True, doc="JSON POST of every alert to each URL"
+    )
     alert_webhook_timeout: float = _setting("STOCKMON_ALERT_WEBHOOK_TIMEOUT", _number(float, 0.1, 120), 5.0)
-    alert_retries: int = _setting("STOCKMON_ALERT_RETRIES", _number(int, 1, 50), 5,
-                                  doc="delivery attempts per alert and channel before it is marked failed")
-    alert_backoff_s: float = _setting("STOCKMON_ALERT_BACKOFF_S", _number(float, 0.01, 3600), 2.0,
-                                      doc="first retry delay; doubles per attempt (capped at 5 min)")
+    alert_retries: int = _setting(
+        "STOCKMON_ALERT_RETRIES",
+        _number(int, 1, 50),
+        5,
+        doc="delivery attempts per alert and channel before it is marked failed",
+    )
+    alert_backoff_s: float = _setting(
+        "STOCKMON_ALERT_BACKOFF_S",
+        _number(float, 0.01, 3600),
+        2.0,
+        doc="first retry delay; doubles per attempt (capped at 5 min)",
+    )
     smtp_host: str | None = _setting("STOCKMON_SMTP_HOST", _optional, None, doc="unset = no e-mail alerts")
     smtp_port: int = _setting("STOCKMON_SMTP_PORT", _number(int, 1, 65535), 587)
     smtp_security: str = _setting("STOCKMON_SMTP_SECURITY", _choice("starttls", "ssl", "none"), "starttls")
@@ -194,8 +232,12 @@ class Settings:
     smtp_from: str | None = _setting("STOCKMON_SMTP_FROM", _optional, None, doc="default: the username")
     alert_email_to: tuple[str, ...] = _setting("STOCKMON_ALERT_EMAIL_TO", _emails, (), doc="comma-separated")
     smtp_timeout: float = _setting("STOCKMON_SMTP_TIMEOUT", _number(float, 0.1, 120), 10.0)
-    smtp_cafile: str | None = _setting("STOCKMON_SMTP_CAFILE", _optional, None,
-                                       doc="extra CA certificate to trust (a self-signed mail server)")
+    smtp_cafile: str | None = _setting(
+        "STOCKMON_SMTP_CAFILE",
+        _optional,
+        None,
+        doc="extra CA certificate to trust (a self-signed mail server)",
+    )
 
     def __post_init__(self):
         if self.data_dir is None:
@@ -249,8 +291,9 @@ class Settings:
         return rows
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, secrets_paths: list[Path] | None = None,
-             **overrides: Any) -> "Settings":
+    def load(
+        cls, env: Mapping[str, str] | None = None, secrets_paths: list[Path] | None = None, **overrides: Any
+    ) -> "Settings":
         """Read settings; ``overrides`` (by field name) win over everything (tests, CLI flags)."""
         env = os.environ if env is None else env
         secrets = read_secrets(secrets_paths)

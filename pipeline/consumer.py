@@ -19,10 +19,9 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
-
-from concurrent.futures import ThreadPoolExecutor
 
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -66,9 +65,17 @@ class _Done:
 class PriceConsumer:
     """One member of the consumer group. ``run()`` blocks; call it in a thread or a process."""
 
-    def __init__(self, bootstrap: str, settings, store: Store, group: str | None = None,
-                 on_stored: Callable[[Sequence[PriceEvent]], None] | None = None,
-                 max_backoff_s: float = 10.0, instance_id: str | None = None, **consumer_options):
+    def __init__(
+        self,
+        bootstrap: str,
+        settings,
+        store: Store,
+        group: str | None = None,
+        on_stored: Callable[[Sequence[PriceEvent]], None] | None = None,
+        max_backoff_s: float = 10.0,
+        instance_id: str | None = None,
+        **consumer_options,
+    ):
         """``instance_id`` makes this a static group member (KIP-345): a restarted process with the same
         id takes over its partitions at once instead of waiting for the dead member to expire (the
         embedded broker never expires one, so restarts there need it)."""
@@ -80,7 +87,9 @@ class PriceConsumer:
         if instance_id:
             consumer_options.setdefault("group_instance_id", instance_id)
         self.instance_id = instance_id
-        self.kafka = bus.consumer(bootstrap, settings, self.group, [settings.topic_prices], **consumer_options)
+        self.kafka = bus.consumer(
+            bootstrap, settings, self.group, [settings.topic_prices], **consumer_options
+        )
         self.dlq = bus.producer(bootstrap, settings, client_id="stockmon-dead-letter")
         self.state = ConsumerState()
         self.tally = Tally()
@@ -187,7 +196,9 @@ class PriceConsumer:
             log.warning("commit failed after a stored batch (will be redelivered): %s", exc)
         now = time.time()
         self.state.last_batch_at = now
-        self.end_to_end.extend(max(0.0, now - r.timestamp / 1000) for r in batch if r.timestamp and r.timestamp > 0)
+        self.end_to_end.extend(
+            max(0.0, now - r.timestamp / 1000) for r in batch if r.timestamp and r.timestamp > 0
+        )
 
     def _write(self, events: list[PriceEvent]) -> None:
         if not events:
@@ -204,8 +215,11 @@ class PriceConsumer:
         futures = []
         for record, reason in bad:
             headers = bus.dead_letter_headers(reason, record.topic, record.partition, record.offset)
-            futures.append(self.dlq.send(self.settings.topic_dead_letter, key=record.key, value=record.value,
-                                         headers=headers))
+            futures.append(
+                self.dlq.send(
+                    self.settings.topic_dead_letter, key=record.key, value=record.value, headers=headers
+                )
+            )
         self.dlq.flush(timeout=30)
         for f in futures:
             f.get(timeout=30)  # raises if the broker did not acknowledge
@@ -264,11 +278,22 @@ class PriceConsumer:
     def snapshot(self) -> dict:
         s = self.state
         return {
-            "group": self.group, "instance_id": self.instance_id, "running": s.running, "paused": s.paused, "last_error": s.last_error,
-            "retrying_since": s.retrying_since, "last_batch_at": s.last_batch_at,
-            "last_commit_at": s.last_commit_at, "assigned": s.assigned, "lag": s.lag,
-            "lag_seconds": s.lag_seconds, "lag_total": sum(s.lag.values()),
-            **self.tally.snapshot()["counts"], "recent_dead_letters": self.tally.snapshot()["recent"][-10:],
-            "throughput": self.rate.series(), "per_second_1m": round(self.rate.per_second(60), 2),
-            "write_latency": self.write_latency.snapshot(), "end_to_end": self.end_to_end.snapshot(),
+            "group": self.group,
+            "instance_id": self.instance_id,
+            "running": s.running,
+            "paused": s.paused,
+            "last_error": s.last_error,
+            "retrying_since": s.retrying_since,
+            "last_batch_at": s.last_batch_at,
+            "last_commit_at": s.last_commit_at,
+            "assigned": s.assigned,
+            "lag": s.lag,
+            "lag_seconds": s.lag_seconds,
+            "lag_total": sum(s.lag.values()),
+            **self.tally.snapshot()["counts"],
+            "recent_dead_letters": self.tally.snapshot()["recent"][-10:],
+            "throughput": self.rate.series(),
+            "per_second_1m": round(self.rate.per_second(60), 2),
+            "write_latency": self.write_latency.snapshot(),
+            "end_to_end": self.end_to_end.snapshot(),
         }

@@ -40,8 +40,14 @@ class Heartbeat:
         return self
 
     def beat(self) -> None:
-        doc = {"_id": self.id, "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
-               "at": utcnow(), **self.snapshot()}
+        doc = {
+            "_id": self.id,
+            "role": self.role,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "at": utcnow(),
+            **self.snapshot(),
+        }
         self.collection.replace_one({"_id": self.id}, doc, upsert=True)
 
     def _run(self) -> None:

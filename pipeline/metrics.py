@@ -63,8 +63,13 @@ class Latency:
         def pct(p: float) -> float:
             return round(data[min(len(data) - 1, int(p * len(data)))] * 1000, 1)
 
-        return {"count": len(data), "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-                "max_ms": round(data[-1] * 1000, 1)}
+        return {
+            "count": len(data),
+            "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95),
+            "p99_ms": pct(0.99),
+            "max_ms": round(data[-1] * 1000, 1),
+        }
 
 
 class Tally:

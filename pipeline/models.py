@@ -113,8 +113,18 @@ class PriceEvent:
 
     @classmethod
     def tick(cls, symbol: str, ts: datetime, price: float, volume: float, source: str, **kw) -> "PriceEvent":
-        return cls(symbol=symbol, interval="tick", ts=ts, open=price, high=price, low=price,
-                   close=price, volume=volume, source=source, **kw)
+        return cls(
+            symbol=symbol,
+            interval="tick",
+            ts=ts,
+            open=price,
+            high=price,
+            low=price,
+            close=price,
+            volume=volume,
+            source=source,
+            **kw,
+        )
 
     def with_(self, **changes) -> "PriceEvent":
         return replace(self, **changes)
@@ -136,10 +146,22 @@ class PriceEvent:
     # -- storage (MongoDB) ----------------------------------------------------------------------
     def to_document(self) -> dict:
         # field by field: dataclasses.asdict deep-copies and cost more than the database write here
-        return {"symbol": self.symbol, "interval": self.interval, "ts": self.ts, "open": self.open,
-                "high": self.high, "low": self.low, "close": self.close, "volume": self.volume,
-                "source": self.source, "fetched_at": self.fetched_at, "exchange": self.exchange,
-                "currency": self.currency, "timezone": self.timezone, "schema": self.schema}
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "ts": self.ts,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "source": self.source,
+            "fetched_at": self.fetched_at,
+            "exchange": self.exchange,
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "schema": self.schema,
+        }
 
 
 _NUMERIC = ("open", "high", "low", "close")
@@ -201,9 +223,19 @@ def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
     if not source:
         raise InvalidEvent("source is missing")
     return PriceEvent(
-        symbol=symbol, interval=interval, ts=ts, open=o, high=h, low=l, close=c, volume=volume,
-        source=source, fetched_at=fetched_at, exchange=_text(raw, "exchange", ""),
-        currency=_text(raw, "currency", "USD"), timezone=_text(raw, "timezone", "America/New_York"),
+        symbol=symbol,
+        interval=interval,
+        ts=ts,
+        open=o,
+        high=h,
+        low=l,
+        close=c,
+        volume=volume,
+        source=source,
+        fetched_at=fetched_at,
+        exchange=_text(raw, "exchange", ""),
+        currency=_text(raw, "currency", "USD"),
+        timezone=_text(raw, "timezone", "America/New_York"),
         schema=schema,
     )
 

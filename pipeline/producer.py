@@ -53,8 +53,10 @@ class Publisher:
         with self._lock:
             batch = list(self.pending) + list(events)
             self.pending.clear()
-            futures = [(e, self.kafka.send(self.topic, key=e.symbol.encode(), value=e.to_json_bytes()))
-                       for e in batch]
+            futures = [
+                (e, self.kafka.send(self.topic, key=e.symbol.encode(), value=e.to_json_bytes()))
+                for e in batch
+            ]
             deadline = time.monotonic() + timeout_s  # one deadline for the whole batch, not per event
             try:
                 self.kafka.flush(timeout=timeout_s)
@@ -67,7 +69,9 @@ class Publisher:
                     ok += 1
                 except Exception as exc:  # noqa: BLE001 - keep it for the next run, count it
                     self.tally.add("send_failed")
-                    self.tally.reason(symbol=event.symbol, reason=f"send failed: {exc.__class__.__name__}: {exc}")
+                    self.tally.reason(
+                        symbol=event.symbol, reason=f"send failed: {exc.__class__.__name__}: {exc}"
+                    )
                     self.pending.append(event)
             overflow = len(self.pending) - MAX_PENDING
             if overflow > 0:
@@ -89,20 +93,34 @@ class JobStats:
         self.last_error: str | None = None
         self.published = 0
         self.rejected = 0
-        self.per_symbol: dict[str, dict] = defaultdict(lambda: {"published": 0, "errors": 0, "last_error": None,
-                                                                 "last_ok": None})
+        self.per_symbol: dict[str, dict] = defaultdict(
+            lambda: {"published": 0, "errors": 0, "last_error": None, "last_ok": None}
+        )
 
     def snapshot(self) -> dict:
-        return {"name": self.name, "runs": self.runs, "last_run": self.last_run, "duration_s": self.duration_s,
-                "last_error": self.last_error, "published": self.published, "rejected": self.rejected,
-                "per_symbol": {k: dict(v) for k, v in self.per_symbol.items()}}
+        return {
+            "name": self.name,
+            "runs": self.runs,
+            "last_run": self.last_run,
+            "duration_s": self.duration_s,
+            "last_error": self.last_error,
+            "published": self.published,
+            "rejected": self.rejected,
+            "per_symbol": {k: dict(v) for k, v in self.per_symbol.items()},
+        }
 
 
 class Producer:
     """Schedules fetch jobs per source and backfills; publishes through one ``Publisher``."""
 
-    def __init__(self, bootstrap: str, settings, store: Store, watchlist: Watchlist,
-                 source_factory: Callable[[str], Source]):
+    def __init__(
+        self,
+        bootstrap: str,
+        settings,
+        store: Store,
+        watchlist: Watchlist,
+        source_factory: Callable[[str], Source],
+    ):
         self.settings = settings
         self.store = store
         self.watchlist = watchlist
@@ -110,10 +128,11 @@ class Producer:
         self.sources: dict[str, Source] = {}
         self.publisher = Publisher(bus.producer(bootstrap, settings), settings.topic_prices)
         self.jobs: dict[str, JobStats] = {}
-        self.scheduler = BackgroundScheduler(timezone=timezone.utc,
-                                             executors={"default": ThreadPoolExecutor(4)},
-                                             job_defaults={"max_instances": 1, "coalesce": True,
-                                                           "misfire_grace_time": 30})
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+        )
         self._source_lock = threading.Lock()
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
@@ -121,6 +140,7 @@ class Producer:
 
     def _tracked(self, fn: Callable) -> Callable:
         """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""
+
         def run(*args):
             with self._jobs_idle:
                 self._running_jobs += 1
@@ -130,6 +150,7 @@ class Producer:
                 with self._jobs_idle:
                     self._running_jobs -= 1
                     self._jobs_idle.notify_all()
+
         run.__name__ = getattr(fn, "__name__", "job")
         return run
 
@@ -148,6 +169,7 @@ class Producer:
     @property
     def paused(self) -> bool:
         from apscheduler.schedulers.base import STATE_PAUSED
+
         return self.scheduler.state == STATE_PAUSED
 
     def stop(self, wait_s: float = 30.0) -> None:
@@ -185,11 +207,19 @@ class Producer:
         except Exception as exc:  # noqa: BLE001 - MongoDB down: keep the jobs we have
             log.warning("watchlist unavailable, keeping current jobs: %s", exc)
             return
-        current = {j.id.removeprefix("fetch:") for j in self.scheduler.get_jobs() if j.id.startswith("fetch:")}
+        current = {
+            j.id.removeprefix("fetch:") for j in self.scheduler.get_jobs() if j.id.startswith("fetch:")
+        }
         for name in wanted - current:
             self.jobs.setdefault(name, JobStats(name))
-            self.scheduler.add_job(self._tracked(self.run_fetch), "interval", args=[name], id=f"fetch:{name}",
-                                   seconds=self.settings.poll_seconds, next_run_time=datetime.now(timezone.utc))
+            self.scheduler.add_job(
+                self._tracked(self.run_fetch),
+                "interval",
+                args=[name],
+                id=f"fetch:{name}",
+                seconds=self.settings.poll_seconds,
+                next_run_time=datetime.now(timezone.utc),
+            )
             log.info("fetch job for %s started", name)
         for name in current - wanted:
             self.scheduler.remove_job(f"fetch:{name}")
@@ -234,17 +264,35 @@ class Producer:
         """Queue a one-off job that publishes ``symbol``'s history; progress goes to ``backfills``."""
         self.store.backfills.update_one(
             {"_id": symbol},
-            {"$set": {"symbol": symbol, "source": source_name, "status": "queued", "done": 0, "total": 0,
-                      "published": 0, "error": None, "requested_at": utcnow()}},
-            upsert=True)
-        self.scheduler.add_job(self._tracked(self.run_backfill), args=[symbol, source_name], id=f"backfill:{symbol}",
-                               replace_existing=True, next_run_time=datetime.now(timezone.utc))
+            {
+                "$set": {
+                    "symbol": symbol,
+                    "source": source_name,
+                    "status": "queued",
+                    "done": 0,
+                    "total": 0,
+                    "published": 0,
+                    "error": None,
+                    "requested_at": utcnow(),
+                }
+            },
+            upsert=True,
+        )
+        self.scheduler.add_job(
+            self._tracked(self.run_backfill),
+            args=[symbol, source_name],
+            id=f"backfill:{symbol}",
+            replace_existing=True,
+            next_run_time=datetime.now(timezone.utc),
+        )
 
     def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:
         s = self.settings
         plan = []
         if s.backfill_days_daily:
-            plan.append(("1d", now - timedelta(days=s.backfill_days_daily), now - timedelta(days=s.backfill_days_1m)))
+            plan.append(
+                ("1d", now - timedelta(days=s.backfill_days_daily), now - timedelta(days=s.backfill_days_1m))
+            )
         if s.backfill_days_1m:
             for day in range(int(s.backfill_days_1m), 0, -1):  # one chunk per day: visible progress
                 plan.append(("1m", now - timedelta(days=day), now - timedelta(days=day - 1)))
@@ -254,7 +302,9 @@ class Producer:
         now = utcnow().replace(second=0, microsecond=0)
         plan = self.backfill_plan(now)
         coll = self.store.backfills
-        coll.update_one({"_id": symbol}, {"$set": {"status": "running", "total": len(plan), "started_at": utcnow()}})
+        coll.update_one(
+            {"_id": symbol}, {"$set": {"status": "running", "total": len(plan), "started_at": utcnow()}}
+        )
         published, errors = 0, []
         try:
             source = self.source(source_name)
@@ -268,12 +318,22 @@ class Producer:
                 published += self.publisher.publish(result.events)
                 coll.update_one({"_id": symbol}, {"$set": {"done": i, "published": published}})
             status = status or ("done" if published or not errors else "failed")
-            coll.update_one({"_id": symbol}, {"$set": {"status": status, "finished_at": utcnow(),
-                                                       "error": "; ".join(sorted(set(errors)))[:500] or None}})
+            coll.update_one(
+                {"_id": symbol},
+                {
+                    "$set": {
+                        "status": status,
+                        "finished_at": utcnow(),
+                        "error": "; ".join(sorted(set(errors)))[:500] or None,
+                    }
+                },
+            )
         except Exception as exc:  # noqa: BLE001
             log.exception("backfill of %s failed", symbol)
-            coll.update_one({"_id": symbol}, {"$set": {"status": "failed", "error": str(exc)[:500],
-                                                       "finished_at": utcnow()}})
+            coll.update_one(
+                {"_id": symbol},
+                {"$set": {"status": "failed", "error": str(exc)[:500], "finished_at": utcnow()}},
+            )
         return published
 
     # -- health -------------------------------------------------------------------------------------
@@ -293,7 +353,15 @@ class Producer:
                 except Exception as exc:  # noqa: BLE001
                     sources[name] = {"error": str(exc)}
         pub = self.publisher.tally.snapshot()
-        return {"running": self.scheduler.running, "paused": self.paused, "jobs": jobs, "sources": sources,
-                "published": pub["counts"].get("published", 0), "send_failed": pub["counts"].get("send_failed", 0),
-                "lost_overflow": pub["counts"].get("lost_overflow", 0), "pending": len(self.publisher.pending),
-                "recent_errors": pub["recent"][-20:], "throughput": self.publisher.rate.series()}
+        return {
+            "running": self.scheduler.running,
+            "paused": self.paused,
+            "jobs": jobs,
+            "sources": sources,
+            "published": pub["counts"].get("published", 0),
+            "send_failed": pub["counts"].get("send_failed", 0),
+            "lost_overflow": pub["counts"].get("lost_overflow", 0),
+            "pending": len(self.publisher.pending),
+            "recent_errors": pub["recent"][-20:],
+            "throughput": self.publisher.rate.series(),
+        }

@@ -38,8 +38,8 @@ BAR_COLUMNS = ["symbol", "interval", "ts", "open", "high", "low", "close", "volu
 class Interval:
     name: str
     seconds: int
-    level: str                      # stored rollup level it is computed from
-    unit: str | None = None         # $dateTrunc unit when re-aggregated, else None (read as stored)
+    level: str  # stored rollup level it is computed from
+    unit: str | None = None  # $dateTrunc unit when re-aggregated, else None (read as stored)
     bin_size: int = 1
     label: str = ""
 
@@ -50,15 +50,18 @@ class Interval:
 
 #: Every interval the pages offer, finest first (the widening ladder). Names are the event model's
 #: interval names, so a downloaded CSV can be replayed by the csv source.
-INTERVALS: dict[str, Interval] = {i.name: i for i in (
-    Interval("1m", 60, "1m", label="1 minute"),
-    Interval("5m", 300, "5m", label="5 minutes"),
-    Interval("15m", 900, "5m", "minute", 15, label="15 minutes"),
-    Interval("30m", 1800, "5m", "minute", 30, label="30 minutes"),
-    Interval("1h", 3600, "1h", label="1 hour"),
-    Interval("1d", 86400, "1d", label="1 day"),
-    Interval("1wk", 7 * 86400, "1d", "week", 1, label="1 week"),
-)}
+INTERVALS: dict[str, Interval] = {
+    i.name: i
+    for i in (
+        Interval("1m", 60, "1m", label="1 minute"),
+        Interval("5m", 300, "5m", label="5 minutes"),
+        Interval("15m", 900, "5m", "minute", 15, label="15 minutes"),
+        Interval("30m", 1800, "5m", "minute", 30, label="30 minutes"),
+        Interval("1h", 3600, "1h", label="1 hour"),
+        Interval("1d", 86400, "1d", label="1 day"),
+        Interval("1wk", 7 * 86400, "1d", "week", 1, label="1 week"),
+    )
+}
 LADDER = list(INTERVALS)
 LIVE_INTERVALS = ("1m", "5m", "15m", "1h")
 HISTORY_INTERVALS = LADDER
@@ -101,20 +104,23 @@ def auto_interval(start: datetime, end: datetime, target: int = 1500) -> str:
     return LADDER[-1]
 
 
-def plan_interval(requested: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
-                  ) -> tuple[str, str | None]:
+def plan_interval(
+    requested: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
+) -> tuple[str, str | None]:
     """The interval to serve and, if it had to be widened, a sentence saying why."""
     if requested not in INTERVALS:
         raise ValueError(f"unknown interval {requested!r}; use one of {', '.join(LADDER)}")
     name = requested
-    for name in LADDER[LADDER.index(requested):]:
+    for name in LADDER[LADDER.index(requested) :]:
         if points(name, start, end) <= max_points:
             break
     if name == requested:
         return name, None
-    return name, (f"Bars of {INTERVALS[requested].label} over {describe_span(end - start)} would be "
-                  f"{points(requested, start, end):,} points per symbol; showing bars of {INTERVALS[name].label} "
-                  f"({points(name, start, end):,} at most) to stay under {max_points:,}.")
+    return name, (
+        f"Bars of {INTERVALS[requested].label} over {describe_span(end - start)} would be "
+        f"{points(requested, start, end):,} points per symbol; showing bars of {INTERVALS[name].label} "
+        f"({points(name, start, end):,} at most) to stay under {max_points:,}."
+    )
 
 
 def describe_span(span: timedelta) -> str:
@@ -139,15 +145,29 @@ def bar_pipeline(symbol: str, interval: str, start: datetime, end: datetime) -> 
     return [
         match,
         {"$sort": {"ts": 1}},
-        {"$group": {"_id": {"$dateTrunc": trunc}, "open": {"$first": "$open"}, "high": {"$max": "$high"},
-                    "low": {"$min": "$low"}, "close": {"$last": "$close"}, "volume": {"$sum": "$volume"}}},
+        {
+            "$group": {
+                "_id": {"$dateTrunc": trunc},
+                "open": {"$first": "$open"},
+                "high": {"$max": "$high"},
+                "low": {"$min": "$low"},
+                "close": {"$last": "$close"},
+                "volume": {"$sum": "$volume"},
+            }
+        },
         {"$project": {"_id": 0, "ts": "$_id", "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}},
         {"$sort": {"ts": 1}},
     ]
 
 
-def bars(store, symbols: Sequence[str], interval: str, start: datetime, end: datetime | None = None,
-         max_points: int = MAX_POINTS) -> BarsResult:
+def bars(
+    store,
+    symbols: Sequence[str],
+    interval: str,
+    start: datetime,
+    end: datetime | None = None,
+    max_points: int = MAX_POINTS,
+) -> BarsResult:
     """OHLCV bars of ``symbols`` in [start, end) at ``interval`` (widened if it would exceed ``max_points``)."""
     end = end or utcnow()
     start, end = to_utc(start, "start"), to_utc(end, "end")
@@ -167,12 +187,28 @@ def bars(store, symbols: Sequence[str], interval: str, start: datetime, end: dat
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = frame[col].astype(float)
-    return BarsResult(frame=frame, requested=interval, interval=used, level=spec.level, start=start, end=end,
-                      note=note, query_ms=round((time.perf_counter() - t0) * 1000, 1), counts=counts)
+    return BarsResult(
+        frame=frame,
+        requested=interval,
+        interval=used,
+        level=spec.level,
+        start=start,
+        end=end,
+        note=note,
+        query_ms=round((time.perf_counter() - t0) * 1000, 1),
+        counts=counts,
+    )
 
 
-def recent_bars(store, symbols: Sequence[str], interval: str, window: timedelta, warmup: int = 0,
-                max_points: int = MAX_POINTS, now: datetime | None = None) -> BarsResult:
+def recent_bars(
+    store,
+    symbols: Sequence[str],
+    interval: str,
+    window: timedelta,
+    warmup: int = 0,
+    max_points: int = MAX_POINTS,
+    now: datetime | None = None,
+) -> BarsResult:
     """The last ``window`` of bars plus ``warmup`` earlier bars (for indicators to settle)."""
     now = now or utcnow()
     used, _ = plan_interval(interval, now - window, now, max_points)
@@ -190,24 +226,56 @@ def to_csv(frame: pd.DataFrame) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(BAR_COLUMNS)
     for row in frame[BAR_COLUMNS].itertuples(index=False):
-        writer.writerow([row.symbol, row.interval, iso(row.ts.to_pydatetime()), repr(float(row.open)),
-                         repr(float(row.high)), repr(float(row.low)), repr(float(row.close)),
-                         repr(float(row.volume))])
+        writer.writerow(
+            [
+                row.symbol,
+                row.interval,
+                iso(row.ts.to_pydatetime()),
+                repr(float(row.open)),
+                repr(float(row.high)),
+                repr(float(row.low)),
+                repr(float(row.close)),
+                repr(float(row.volume)),
+            ]
+        )
     return buf.getvalue()
 
 
 # -- quotes (Home) ---------------------------------------------------------------------------------
-QUOTE_COLUMNS = ["symbol", "last", "as_of", "age_s", "reference", "prev_close", "change", "change_pct",
-                 "day", "day_open", "day_high", "day_low", "volume"]
+QUOTE_COLUMNS = [
+    "symbol",
+    "last",
+    "as_of",
+    "age_s",
+    "reference",
+    "prev_close",
+    "change",
+    "change_pct",
+    "day",
+    "day_open",
+    "day_high",
+    "day_low",
+    "volume",
+]
 
 
 def _latest(coll, symbol: str, interval: str, since: datetime) -> dict | None:
-    rows = list(coll.aggregate([
-        {"$match": {"symbol": symbol, "interval": interval, "ts": {"$gte": since}}},
-        {"$sort": {"ts": 1}},
-        {"$group": {"_id": None, "ts": {"$last": "$ts"}, "close": {"$last": "$close"},
-                    "fetched_at": {"$last": "$fetched_at"}}},
-    ]))
+    rows = list(
+        coll.aggregate(
+            [
+                {"$match": {"symbol": symbol, "interval": interval, "ts": {"$gte": since}}},
+                {"$sort": {"ts": 1}},
+                {
+                    "$group": {
+                        "_id": None,
+                        "ts": {"$last": "$ts"},
+                        "close": {"$last": "$close"},
+                        "fetched_at": {"$last": "$fetched_at"},
+                    }
+                },
+            ]
+        )
+    )
     return {**rows[0], "interval": interval} if rows else None
 
 
@@ -220,8 +288,11 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
     now = now or utcnow()
     out: dict[str, dict] = {}
     missing = list(symbols)
-    steps = [(store.prices, ("tick", "1m"), timedelta(minutes=2)), (store.bars, ("1m",), timedelta(days=1)),
-             (store.bars, ("1d",), timedelta(days=30))]
+    steps = [
+        (store.prices, ("tick", "1m"), timedelta(minutes=2)),
+        (store.bars, ("1m",), timedelta(days=1)),
+        (store.bars, ("1d",), timedelta(days=30)),
+    ]
     for coll, intervals, back in steps:
         for symbol in missing:
             found = [r for r in (_latest(coll, symbol, i, now - back) for i in intervals) if r]
@@ -254,9 +325,12 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
     days: dict[str, list[dict]] = {s: [] for s in symbols}
     for s in symbols:
         for back in (timedelta(days=10), timedelta(days=60)):
-            days[s] = list(store.bars.find({"symbol": s, "interval": "1d", "ts": {"$gte": now - back}},
-                                           {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1,
-                                            "volume": 1}).sort("ts", 1))
+            days[s] = list(
+                store.bars.find(
+                    {"symbol": s, "interval": "1d", "ts": {"$gte": now - back}},
+                    {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1},
+                ).sort("ts", 1)
+            )
             if len(days[s]) >= 2:
                 break
     last = last_prices(store, symbols, now)
@@ -269,8 +343,13 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
             row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
         if days[s]:
             today = days[s][-1]
-            row.update(day=to_utc(today["ts"]), day_open=today["open"], day_high=today["high"],
-                       day_low=today["low"], volume=today["volume"])
+            row.update(
+                day=to_utc(today["ts"]),
+                day_open=today["open"],
+                day_high=today["high"],
+                day_low=today["low"],
+                volume=today["volume"],
+            )
             if row["last"] is None:
                 row["last"], row["as_of"] = today["close"], min(to_utc(today["ts"]) + timedelta(days=1), now)
                 row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
@@ -286,14 +365,24 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
             row["change_pct"] = row["change"] / row["prev_close"] * 100.0
         rows.append(row)
     frame = pd.DataFrame(rows, columns=QUOTE_COLUMNS)
-    for col in ("last", "age_s", "prev_close", "change", "change_pct", "day_open", "day_high", "day_low",
-                "volume"):
+    for col in (
+        "last",
+        "age_s",
+        "prev_close",
+        "change",
+        "change_pct",
+        "day_open",
+        "day_high",
+        "day_low",
+        "volume",
+    ):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     return frame
 
 
-def sparklines(store, symbols: Sequence[str], now: datetime | None = None, min_points: int = 12,
-               max_points: int = 120) -> dict[str, list[float]]:
+def sparklines(
+    store, symbols: Sequence[str], now: datetime | None = None, min_points: int = 12, max_points: int = 120
+) -> dict[str, list[float]]:
     """Recent closes per symbol for a small trend line, oldest first.
 
     Tries 5 days of hourly bars, then 8 hours of 5-minute bars, then 2 hours of 1-minute bars, so a
@@ -303,8 +392,10 @@ def sparklines(store, symbols: Sequence[str], now: datetime | None = None, min_p
     out: dict[str, list[float]] = {s: [] for s in symbols}
     for level, back in (("1h", timedelta(days=5)), ("5m", timedelta(hours=8)), ("1m", timedelta(hours=2))):
         for symbol in [s for s in symbols if len(out[s]) < min_points]:
-            docs = store.bars.find({"symbol": symbol, "interval": level, "ts": {"$gte": now - back}},
-                                   {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1)
+            docs = store.bars.find(
+                {"symbol": symbol, "interval": level, "ts": {"$gte": now - back}},
+                {"_id": 0, "ts": 1, "close": 1},
+            ).sort("ts", 1)
             closes = [float(d["close"]) for d in docs][-max_points:]
             if len(closes) > len(out[symbol]):
                 out[symbol] = closes
@@ -315,8 +406,9 @@ def sparklines(store, symbols: Sequence[str], now: datetime | None = None, min_p
 def backfills(store) -> list[dict]:
     """Every backfill record (one per symbol), newest request first."""
     docs = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
-    return sorted(docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=timezone.utc),
-                  reverse=True)
+    return sorted(
+        docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=timezone.utc), reverse=True
+    )
 
 
 def collection_details(store) -> list[dict]:

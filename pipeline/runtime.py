@@ -23,11 +23,12 @@ import time
 from typing import Any
 
 from . import bus
-from .alerts import AlertEngine, Notifier, ensure_indexes as ensure_alert_indexes
+from .alerts import AlertEngine, Notifier
+from .alerts import ensure_indexes as ensure_alert_indexes
 from .bars import BarBuilder
-from .heartbeat import Heartbeat, recent
 from .config import Settings, mask_uri
 from .consumer import PriceConsumer
+from .heartbeat import Heartbeat, recent
 from .producer import Producer
 from .sources import make_source
 from .stack import LocalStack, StackError, kafka_answers
@@ -41,8 +42,15 @@ STATES = ("stopped", "starting", "running", "paused", "error")
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kafka", "apscheduler.executors", "apscheduler.scheduler", "pymongo", "urllib3",
-                  "yfinance", "peewee"):
+    for noisy in (
+        "kafka",
+        "apscheduler.executors",
+        "apscheduler.scheduler",
+        "pymongo",
+        "urllib3",
+        "yfinance",
+        "peewee",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -78,6 +86,7 @@ class Runtime:
     def instance_id(self) -> str:
         """Stable across restarts of this app on this machine and data folder (static membership)."""
         import hashlib
+
         digest = hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:8]
         return f"app-{socket.gethostname()}-{digest}"
 
@@ -118,7 +127,9 @@ class Runtime:
         if s.embedded:
             self.stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
             self._stopping.clear()
-            self._supervisor = threading.Thread(target=self._supervise, name="stockmon-supervisor", daemon=True)
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="stockmon-supervisor", daemon=True
+            )
             self._supervisor.start()
         self.kafka_bootstrap = s.kafka_bootstrap_servers or self.stack.kafka_bootstrap
         self.mongodb_uri = s.mongodb_uri or self.stack.mongodb_uri
@@ -153,10 +164,13 @@ class Runtime:
         self.producer = Producer(self.kafka_bootstrap, s, self.store, self.watchlist, self._make_source)
         self.notifier = Notifier(self.store, s).start()
         self.alerts = AlertEngine(self.store, s, on_fired=self.notifier.wake)
-        self.consumer = PriceConsumer(self.kafka_bootstrap, s, self.store, instance_id=self.instance_id,
-                                      on_stored=self.alerts.on_stored)
+        self.consumer = PriceConsumer(
+            self.kafka_bootstrap, s, self.store, instance_id=self.instance_id, on_stored=self.alerts.on_stored
+        )
         self.alerts.bind(self.consumer)
-        self._consumer_thread = threading.Thread(target=self.consumer.run, name="stockmon-consumer", daemon=True)
+        self._consumer_thread = threading.Thread(
+            target=self.consumer.run, name="stockmon-consumer", daemon=True
+        )
         self._consumer_thread.start()
         self.bar_builder = BarBuilder(self.store, busy=self.consumer.backlogged)
         self._bars_thread = threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True)
@@ -244,10 +258,12 @@ class Runtime:
 
     def _beat(self) -> dict:
         consumer, producer = self.consumer, self.producer
-        return {"state": self.state,
-                "published": producer.snapshot()["published"] if producer else 0,
-                "stored": consumer.tally.counts.get("stored", 0) if consumer else 0,
-                "assigned": consumer.state.assigned if consumer else []}
+        return {
+            "state": self.state,
+            "published": producer.snapshot()["published"] if producer else 0,
+            "stored": consumer.tally.counts.get("stored", 0) if consumer else 0,
+            "assigned": consumer.state.assigned if consumer else [],
+        }
 
     # -- health -------------------------------------------------------------------------------------
     def health(self) -> dict:
@@ -255,14 +271,20 @@ class Runtime:
         kafka_bootstrap = self.kafka_bootstrap or s.kafka_bootstrap_servers or ""
         mongo_uri = self.mongodb_uri or s.mongodb_uri or ""
         snap: dict[str, Any] = {
-            "mode": self.mode, "state": self.state, "error": self.error, "started_at": self.started_at,
-            "timings": dict(self.timings), "process_id": self.process_id,
+            "mode": self.mode,
+            "state": self.state,
+            "error": self.error,
+            "started_at": self.started_at,
+            "timings": dict(self.timings),
+            "process_id": self.process_id,
             "kafka": {"bootstrap": kafka_bootstrap, "ok": False, "version": None},
             "mongo": {"uri": mask_uri(mongo_uri), "ok": False, "version": None},
             "topics": {"prices": s.topic_prices, "dead_letter": s.topic_dead_letter},
-            "stack": self.stack.describe() if self.stack else [], "restarts": dict(self.restarts),
+            "stack": self.stack.describe() if self.stack else [],
+            "restarts": dict(self.restarts),
             "data_dir": str(s.data_dir) if s.embedded else None,
-            "demo_mode": s.demo_mode, "source": s.source,
+            "demo_mode": s.demo_mode,
+            "source": s.source,
         }
         if kafka_bootstrap:
             version = self._kafka_version(kafka_bootstrap)
@@ -279,11 +301,15 @@ class Runtime:
         builder = self.bar_builder
         snap["bars"] = builder.snapshot() if builder else None
         alerts, notifier = self.alerts, self.notifier
-        snap["alerts"] = {"engine": alerts.snapshot() if alerts else None,
-                          "channels": notifier.snapshot() if notifier else {}}
+        snap["alerts"] = {
+            "engine": alerts.snapshot() if alerts else None,
+            "channels": notifier.snapshot() if notifier else {},
+        }
         if store is not None and snap["mongo"]["ok"]:
             try:
-                snap["backfills"] = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
+                snap["backfills"] = [
+                    {k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()
+                ]
                 snap["processes"] = recent(store.heartbeats)
             except Exception:  # noqa: BLE001
                 snap.setdefault("backfills", [])
@@ -296,14 +322,19 @@ def explain(exc: BaseException) -> str:
     from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
     from .config import ConfigError
+
     if isinstance(exc, (StackError, ConfigError)):
         return str(exc)
     if isinstance(exc, ServerSelectionTimeoutError):
-        return ("MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
-                f"({exc.__class__.__name__}).")
+        return (
+            "MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
+            f"({exc.__class__.__name__})."
+        )
     if isinstance(exc, PyMongoError):
         return f"MongoDB refused the request: {str(exc)[:200]}"
     if isinstance(exc, KafkaError):
-        return (f"Kafka is not reachable or refused the request ({exc.__class__.__name__}). Check that the "
-                "broker runs and that KAFKA_BOOTSTRAP_SERVERS is right.")
+        return (
+            f"Kafka is not reachable or refused the request ({exc.__class__.__name__}). Check that the "
+            "broker runs and that KAFKA_BOOTSTRAP_SERVERS is right."
+        )
     return f"{exc.__class__.__name__}: {str(exc)[:300]}"

@@ -107,6 +107,7 @@ def noida_binary() -> list[str]:
     """The real noida-db binary (not its Python wrapper, which would not forward signals)."""
     try:
         from importlib.resources import files
+
         path = files("noida_db").joinpath("noida-db")
         if path.is_file():
             os.chmod(str(path), 0o755)
@@ -131,9 +132,14 @@ def kafka_answers(bootstrap: str, timeout: float = 3.0, **options) -> str | None
     """Return the broker's API version string if a metadata request succeeds, else None."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
-                                 bootstrap_timeout_ms=int(timeout * 1000), **options)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout * 1000),
+            bootstrap_timeout_ms=int(timeout * 1000),
+            **options,
+        )
     except (KafkaError, OSError, ValueError):
         return None
     try:
@@ -150,8 +156,10 @@ def mongo_answers(uri: str, timeout: float = 3.0) -> str | None:
     """Return the server version if a ping succeeds, else None."""
     import pymongo
     from pymongo.errors import PyMongoError
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(timeout * 1000),
-                                 connectTimeoutMS=int(timeout * 1000))
+
+    client = pymongo.MongoClient(
+        uri, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
     try:
         client.admin.command("ping")
         return client.server_info().get("version", "unknown")
@@ -196,7 +204,9 @@ class LocalStack:
             entry = raw.get("servers", {}).get(name)
             if isinstance(entry, dict):
                 try:
-                    out[name] = ServerInfo(**{k: entry[k] for k in ("name", "pid", "port", "started_at", "log")})
+                    out[name] = ServerInfo(
+                        **{k: entry[k] for k in ("name", "pid", "port", "started_at", "log")}
+                    )
                 except (KeyError, TypeError):
                     continue
         return out
@@ -219,8 +229,10 @@ class LocalStack:
         self.servers = self.read_state()
         missing = [n for n in SERVERS if n not in self.servers or not pid_alive(self.servers[n].pid)]
         if missing:
-            raise StackError(f"no running local stack in {self.data_dir} (missing: {', '.join(missing)}); "
-                             "start the app first with `streamlit run Home.py` or `python -m pipeline stack up`")
+            raise StackError(
+                f"no running local stack in {self.data_dir} (missing: {', '.join(missing)}); "
+                "start the app first with `streamlit run Home.py` or `python -m pipeline stack up`"
+            )
         return self
 
     # -- lock -------------------------------------------------------------------------------------
@@ -233,8 +245,10 @@ class LocalStack:
             os.close(fd)
             owner = self.owner_pid()
             who = f"process {owner}" if owner else "another process"
-            raise StackBusy(f"{who} already runs the local stack in {self.data_dir}. Stop it first, "
-                            "or give this instance its own STOCKMON_DATA_DIR.") from None
+            raise StackBusy(
+                f"{who} already runs the local stack in {self.data_dir}. Stop it first, "
+                "or give this instance its own STOCKMON_DATA_DIR."
+            ) from None
         os.set_inheritable(fd, False)
         self._lock_fd = fd
 
@@ -292,16 +306,39 @@ class LocalStack:
         folder.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / f"{name}.log"
         if name == KAFKA:
-            cmd = noida_binary() + ["start", "--only", "kafka", "--host", HOST, "--kafka-port", str(port),
-                                    "--data-dir", str(folder)]
+            cmd = noida_binary() + [
+                "start",
+                "--only",
+                "kafka",
+                "--host",
+                HOST,
+                "--kafka-port",
+                str(port),
+                "--data-dir",
+                str(folder),
+            ]
         else:
-            cmd = secantus_command() + ["--host", HOST, "--port", str(port), "--storage-path", str(folder),
-                                        "--log-level", "WARNING"]
+            cmd = secantus_command() + [
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--storage-path",
+                str(folder),
+                "--log-level",
+                "WARNING",
+            ]
         with open(log_path, "ab") as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
             out.flush()
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=folder, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=folder,
+                start_new_session=True,
+            )
         self._procs[name] = proc
         log.info("started %s (pid %s, port %s)", name, proc.pid, port)
         return ServerInfo(name=name, pid=proc.pid, port=port, started_at=time.time(), log=str(log_path))
@@ -310,12 +347,16 @@ class LocalStack:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if not pid_alive(info.pid):
-                raise StackError(f"{info.name} exited during start-up. Last lines of {info.log}:\n{tail(info.log)}")
+                raise StackError(
+                    f"{info.name} exited during start-up. Last lines of {info.log}:\n{tail(info.log)}"
+                )
             if port_open(info.port) and self._healthy(info, timeout=2.0):
                 return
             time.sleep(0.2)
-        raise StackError(f"{info.name} did not answer on {info.address} within {self.timeout:.0f} s. "
-                         f"Last lines of {info.log}:\n{tail(info.log)}")
+        raise StackError(
+            f"{info.name} did not answer on {info.address} within {self.timeout:.0f} s. "
+            f"Last lines of {info.log}:\n{tail(info.log)}"
+        )
 
     @staticmethod
     def _kill_group(pid: int, grace: float) -> None:
@@ -393,9 +434,17 @@ class LocalStack:
         """pid, port, uptime, RSS and liveness of each server (for health and ``stack status``)."""
         rows = []
         for name, info in (self.servers or self.read_state()).items():
-            rows.append({"name": name, "pid": info.pid, "port": info.port, "alive": pid_alive(info.pid),
-                         "uptime_s": round(time.time() - info.started_at, 1), "rss_mb": rss_mb(info.pid),
-                         "log": info.log})
+            rows.append(
+                {
+                    "name": name,
+                    "pid": info.pid,
+                    "port": info.port,
+                    "alive": pid_alive(info.pid),
+                    "uptime_s": round(time.time() - info.started_at, 1),
+                    "rss_mb": rss_mb(info.pid),
+                    "log": info.log,
+                }
+            )
         return rows
 
 
@@ -403,6 +452,7 @@ def rss_mb(pid: int) -> float | None:
     """Resident memory of a process and its descendants, in MiB (None if unknown)."""
     try:
         import psutil
+
         proc = psutil.Process(pid)
         total = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
         return round(total / 2**20, 1)

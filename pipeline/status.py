@@ -45,8 +45,13 @@ def collect(settings: Settings) -> dict:
         "kafka": {"bootstrap": kafka or "", "ok": False},
         "mongo": {"uri": mask_uri(mongo), "ok": False},
         "topics": {"prices": settings.topic_prices, "dead_letter": settings.topic_dead_letter},
-        "published": 0, "stored": {}, "dead_lettered": 0, "lag": 0, "pids": pids,
-        "lag_by_partition": {}, "errors": [],
+        "published": 0,
+        "stored": {},
+        "dead_lettered": 0,
+        "lag": 0,
+        "pids": pids,
+        "lag_by_partition": {},
+        "errors": [],
     }
     if kafka and kafka_answers(kafka, timeout=3.0, **settings.kafka_options()):
         out["kafka"]["ok"] = True
@@ -64,9 +69,12 @@ def collect(settings: Settings) -> dict:
     elif kafka:
         out["errors"].append(f"kafka at {kafka} does not answer")
     else:
-        out["errors"].append("no running local stack" if settings.embedded else "KAFKA_BOOTSTRAP_SERVERS unset")
+        out["errors"].append(
+            "no running local stack" if settings.embedded else "KAFKA_BOOTSTRAP_SERVERS unset"
+        )
     if mongo:
         from .store import Store
+
         store = Store.from_uri(mongo, settings.db, timeout_s=3.0)
         try:
             store.ping()

@@ -32,14 +32,14 @@ from .models import PriceEvent, to_utc, utcnow
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
-INTRADAY = ("tick", "1m")   # intervals rolled up into 1m -> 5m -> 1h -> 1d bars
-DAILY = ("1d",)             # a source's daily bars feed the 1d level directly
+INTRADAY = ("tick", "1m")  # intervals rolled up into 1m -> 5m -> 1h -> 1d bars
+DAILY = ("1d",)  # a source's daily bars feed the 1d level directly
 
 
 @dataclass
 class WriteResult:
-    stored: int = 0       # new events and newer revisions written
-    duplicates: int = 0   # replays and stale revisions, ignored by design
+    stored: int = 0  # new events and newer revisions written
+    duplicates: int = 0  # replays and stale revisions, ignored by design
 
 
 def connect(uri: str, timeout_s: float = 5.0) -> pymongo.MongoClient:
@@ -119,7 +119,9 @@ class Store:
             existing = [docs[e["index"]] for e in errors]
         result.stored += inserted
         if existing:
-            revised = self.prices.bulk_write([revision_update(d) for d in existing], ordered=False).modified_count
+            revised = self.prices.bulk_write(
+                [revision_update(d) for d in existing], ordered=False
+            ).modified_count
             result.stored += revised
             result.duplicates += len(existing) - revised
         self.mark_bars(latest.values())
@@ -136,10 +138,19 @@ class Store:
             lo_hi[0], lo_hi[1] = min(lo_hi[0], e.ts), max(lo_hi[1], e.ts)
         if not ranges:
             return
-        ops = [UpdateOne({"_id": f"{symbol}|{kind}"},
-                         {"$min": {"lo": lo}, "$max": {"hi": hi}, "$inc": {"seq": 1},
-                          "$set": {"symbol": symbol, "kind": kind, "marked_at": utcnow()}}, upsert=True)
-               for (symbol, kind), (lo, hi) in ranges.items()]
+        ops = [
+            UpdateOne(
+                {"_id": f"{symbol}|{kind}"},
+                {
+                    "$min": {"lo": lo},
+                    "$max": {"hi": hi},
+                    "$inc": {"seq": 1},
+                    "$set": {"symbol": symbol, "kind": kind, "marked_at": utcnow()},
+                },
+                upsert=True,
+            )
+            for (symbol, kind), (lo, hi) in ranges.items()
+        ]
         self.bar_marks.bulk_write(ops, ordered=False)
 
     # -- reads ------------------------------------------------------------------------------------
@@ -153,8 +164,9 @@ class Store:
         for symbol in symbols:
             best = None
             for interval in INTRADAY + DAILY:
-                doc = self.prices.find_one({"symbol": symbol, "interval": interval}, {"_id": 0},
-                                           sort=[("ts", -1)])
+                doc = self.prices.find_one(
+                    {"symbol": symbol, "interval": interval}, {"_id": 0}, sort=[("ts", -1)]
+                )
                 if doc and (best is None or to_utc(doc["ts"]) > to_utc(best["ts"])):
                     best = doc
             if best is not None:
@@ -165,20 +177,38 @@ class Store:
     def last_closes(self, symbols: Sequence[str]) -> dict[str, float]:
         return {s: d["close"] for s, d in self.last_prices(symbols).items()}
 
-    def bars_frame(self, symbols: Sequence[str], level: str, start: datetime, end: datetime | None = None,
-                   limit: int = 200_000):
+    def bars_frame(
+        self,
+        symbols: Sequence[str],
+        level: str,
+        start: datetime,
+        end: datetime | None = None,
+        limit: int = 200_000,
+    ):
         """Stored bars of one level as a DataFrame (UTC ``ts``), sorted by symbol then ts."""
         import pandas as pd
+
         frames = []
         for symbol in symbols:  # one equality query per symbol keeps the unique index in use
             query = {"symbol": symbol, "interval": level, "ts": {"$gte": start}}
             if end is not None:
                 query["ts"]["$lt"] = end
-            rows = list(self.bars.find(query, {"_id": 0, "symbol": 1, "ts": 1, "open": 1, "high": 1, "low": 1,
-                                               "close": 1, "volume": 1}).sort("ts", 1).limit(limit))
-            frames.append(pd.DataFrame(rows, columns=["symbol", "ts", "open", "high", "low", "close", "volume"]))
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=["symbol", "ts", "open", "high", "low", "close", "volume"])
+            rows = list(
+                self.bars.find(
+                    query,
+                    {"_id": 0, "symbol": 1, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1},
+                )
+                .sort("ts", 1)
+                .limit(limit)
+            )
+            frames.append(
+                pd.DataFrame(rows, columns=["symbol", "ts", "open", "high", "low", "close", "volume"])
+            )
+        frame = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=["symbol", "ts", "open", "high", "low", "close", "volume"])
+        )
         if not frame.empty:
             frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame

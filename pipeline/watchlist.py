@@ -93,8 +93,14 @@ class Watchlist:
             raise WatchlistError(str(exc)) from None
         except SourceError as exc:
             raise WatchlistError(f"could not check {symbol} with {source}: {exc}") from None
-        entry = Entry(symbol=symbol, source=source, name=info.name, exchange=info.exchange,
-                      currency=info.currency, timezone=info.timezone)
+        entry = Entry(
+            symbol=symbol,
+            source=source,
+            name=info.name,
+            exchange=info.exchange,
+            currency=info.currency,
+            timezone=info.timezone,
+        )
         self.collection.insert_one({"_id": symbol, **asdict(entry)})
         return entry
 

@@ -11,15 +11,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pipeline.models import PriceEvent, utcnow
 
 
-def ticks(symbol: str, prices, start: datetime | None = None, step_s: float = 1.0, volume: float = 100.0,
-          volumes=None) -> list[PriceEvent]:
+def ticks(
+    symbol: str,
+    prices,
+    start: datetime | None = None,
+    step_s: float = 1.0,
+    volume: float = 100.0,
+    volumes=None,
+) -> list[PriceEvent]:
     """One tick per price, ``step_s`` apart from ``start`` (default: just long enough ago to end now)."""
     prices = list(prices)
     start = start or utcnow() - timedelta(seconds=step_s * len(prices) + 1)
     vols = list(volumes) if volumes is not None else [volume] * len(prices)
-    return [PriceEvent.tick(symbol, start + timedelta(seconds=step_s * i), float(p), float(v), source="test",
-                            fetched_at=start + timedelta(seconds=step_s * i))
-            for i, (p, v) in enumerate(zip(prices, vols))]
+    return [
+        PriceEvent.tick(
+            symbol,
+            start + timedelta(seconds=step_s * i),
+            float(p),
+            float(v),
+            source="test",
+            fetched_at=start + timedelta(seconds=step_s * i),
+        )
+        for i, (p, v) in enumerate(zip(prices, vols))
+    ]
 
 
 class Receiver:
@@ -45,7 +59,9 @@ class Receiver:
                     return
                 if action == 200:
                     with outer._lock:
-                        outer.received.append({"body": json.loads(body), "content_type": self.headers["Content-Type"]})
+                        outer.received.append(
+                            {"body": json.loads(body), "content_type": self.headers["Content-Type"]}
+                        )
                 self.send_response(action)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -73,7 +89,9 @@ class Mailbox:
 
     def __init__(self, auth: tuple[str, str] | None = None):
         from aiosmtpd.controller import Controller
+
         from pipeline.stack import free_port
+
         self.messages = []
         outer = self
 

@@ -50,10 +50,18 @@ def unique(prefix: str) -> str:
 
 def make_settings(stack: LocalStack, tmp_path: Path, **overrides) -> Settings:
     values = dict(
-        kafka_bootstrap_servers=stack.kafka_bootstrap, mongodb_uri=stack.mongodb_uri,
-        db=unique("t").replace("-", "_"), topic_prices=unique("prices"), topic_dead_letter=unique("dlq"),
-        consumer_group=unique("group"), data_dir=tmp_path / "data", partitions=3, poll_seconds=0.5,
-        backfill_days_1m=0, backfill_days_daily=0, sim_seed=7,
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        mongodb_uri=stack.mongodb_uri,
+        db=unique("t").replace("-", "_"),
+        topic_prices=unique("prices"),
+        topic_dead_letter=unique("dlq"),
+        consumer_group=unique("group"),
+        data_dir=tmp_path / "data",
+        partitions=3,
+        poll_seconds=0.5,
+        backfill_days_1m=0,
+        backfill_days_daily=0,
+        sim_seed=7,
     )
     values.update(overrides)
     return Settings.load(env={}, secrets_paths=[], **values)
@@ -67,6 +75,7 @@ def settings(stack, tmp_path) -> Settings:
 @pytest.fixture
 def store(settings):
     from pipeline.store import Store
+
     s = Store.from_uri(settings.mongodb_uri, settings.db)
     s.ensure_indexes()
     yield s
@@ -77,6 +86,7 @@ def store(settings):
 @pytest.fixture
 def topics(settings):
     from pipeline import bus
+
     admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
     bus.ensure_topics(admin, settings)
     yield admin
@@ -87,6 +97,7 @@ def topics(settings):
 def chromium_path() -> str:
     require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
     import importlib.util
+
     require(importlib.util.find_spec("playwright") is not None, "playwright is not installed")
     return CHROMIUM
 
@@ -102,13 +113,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
         "MONGODB_URI": settings.mongodb_uri or "",
-        "STOCKMON_DB": settings.db, "STOCKMON_TOPIC_PRICES": settings.topic_prices,
+        "STOCKMON_DB": settings.db,
+        "STOCKMON_TOPIC_PRICES": settings.topic_prices,
         "STOCKMON_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
-        "STOCKMON_CONSUMER_GROUP": settings.consumer_group, "STOCKMON_DATA_DIR": str(settings.data_dir),
-        "STOCKMON_PARTITIONS": str(settings.partitions), "STOCKMON_POLL_SECONDS": str(settings.poll_seconds),
+        "STOCKMON_CONSUMER_GROUP": settings.consumer_group,
+        "STOCKMON_DATA_DIR": str(settings.data_dir),
+        "STOCKMON_PARTITIONS": str(settings.partitions),
+        "STOCKMON_POLL_SECONDS": str(settings.poll_seconds),
         "STOCKMON_BACKFILL_DAYS_1M": str(settings.backfill_days_1m),
         "STOCKMON_BACKFILL_DAYS_DAILY": str(settings.backfill_days_daily),
-        "STOCKMON_SOURCE": settings.source, "STOCKMON_WATCHLIST": ",".join(settings.watchlist),
+        "STOCKMON_SOURCE": settings.source,
+        "STOCKMON_WATCHLIST": ",".join(settings.watchlist),
         "STOCKMON_DEMO_MODE": str(settings.demo_mode).lower(),
         "STOCKMON_AUTOSTART": str(settings.autostart).lower(),
         "STOCKMON_MAX_HISTORY_DAYS": str(settings.max_history_days),

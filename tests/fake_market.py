@@ -39,21 +39,50 @@ from zoneinfo import ZoneInfo
 YAHOO_MODES = ("normal", "empty", "nan", "some_nan", "rate_limit", "hang", "unknown")
 AV_MODES = ("normal", "note", "information", "premium", "hang", "unknown")
 
-NOTE = ("Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and "
-        "500 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like to "
-        "target a higher API call frequency.")
-INFORMATION = ("We have detected your API key as {key} and our standard API rate limit is 25 requests "
-               "per day. Please subscribe to any of the premium plans at "
-               "https://www.alphavantage.co/premium/ to instantly remove all daily rate limits.")
-PREMIUM = ("Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of "
-           "the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium "
-           "endpoints")
-BAD_KEY = ("the parameter apikey is invalid or missing. Please claim your free API key on "
-           "(https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds.")
-YAHOO_INTERVALS = {"1m": 60, "2m": 120, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "90m": 5400,
-                   "1h": 3600, "1d": 86400, "5d": 5 * 86400, "1wk": 7 * 86400}
-RANGES = {"1d": 1, "5d": 5, "1mo": 30, "3mo": 91, "6mo": 182, "1y": 365, "2y": 730, "5y": 1826,
-          "10y": 3652, "max": 36500}
+NOTE = (
+    "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and "
+    "500 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like to "
+    "target a higher API call frequency."
+)
+INFORMATION = (
+    "We have detected your API key as {key} and our standard API rate limit is 25 requests "
+    "per day. Please subscribe to any of the premium plans at "
+    "https://www.alphavantage.co/premium/ to instantly remove all daily rate limits."
+)
+PREMIUM = (
+    "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of "
+    "the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium "
+    "endpoints"
+)
+BAD_KEY = (
+    "the parameter apikey is invalid or missing. Please claim your free API key on "
+    "(https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds."
+)
+YAHOO_INTERVALS = {
+    "1m": 60,
+    "2m": 120,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "60m": 3600,
+    "90m": 5400,
+    "1h": 3600,
+    "1d": 86400,
+    "5d": 5 * 86400,
+    "1wk": 7 * 86400,
+}
+RANGES = {
+    "1d": 1,
+    "5d": 5,
+    "1mo": 30,
+    "3mo": 91,
+    "6mo": 182,
+    "1y": 365,
+    "2y": 730,
+    "5y": 1826,
+    "10y": 3652,
+    "max": 36500,
+}
 AV_SUFFIXES = {".LON": ".L", ".TRT": ".TO", ".DEX": ".DE", ".BSE": ".BO"}
 
 
@@ -70,21 +99,26 @@ class Instrument:
     daily: bool = False  # trades every day (crypto)
 
 
-INSTRUMENTS = {i.symbol: i for i in (
-    Instrument("AAPL", 190.0, "Apple Inc."),
-    Instrument("MSFT", 420.0, "Microsoft Corporation"),
-    Instrument("GOOG", 170.0, "Alphabet Inc."),
-    Instrument("AMZN", 180.0, "Amazon.com, Inc."),
-    Instrument("NVDA", 120.0, "NVIDIA Corporation"),
-    Instrument("META", 500.0, "Meta Platforms, Inc."),
-    Instrument("IBM", 220.0, "International Business Machines Corporation", "NYQ", "NYSE"),
-    Instrument("7203.T", 2900.0, "Toyota Motor Corporation", "JPX", "Tokyo", "JPY", "Asia/Tokyo"),
-    Instrument("VOD.L", 72.0, "Vodafone Group Public Limited Company", "LSE", "LSE", "GBp", "Europe/London"),
-    Instrument("SAP.DE", 230.0, "SAP SE", "GER", "XETRA", "EUR", "Europe/Berlin"),
-    Instrument("^GSPC", 5500.0, "S&P 500", "SNP", "SNP", "USD", "America/New_York", "INDEX"),
-    Instrument("EURUSD=X", 1.08, "EUR/USD", "CCY", "CCY", "USD", "Europe/London", "CURRENCY"),
-    Instrument("BTC-USD", 60000.0, "Bitcoin USD", "CCC", "CCC", "USD", "UTC", "CRYPTOCURRENCY", True),
-)}
+INSTRUMENTS = {
+    i.symbol: i
+    for i in (
+        Instrument("AAPL", 190.0, "Apple Inc."),
+        Instrument("MSFT", 420.0, "Microsoft Corporation"),
+        Instrument("GOOG", 170.0, "Alphabet Inc."),
+        Instrument("AMZN", 180.0, "Amazon.com, Inc."),
+        Instrument("NVDA", 120.0, "NVIDIA Corporation"),
+        Instrument("META", 500.0, "Meta Platforms, Inc."),
+        Instrument("IBM", 220.0, "International Business Machines Corporation", "NYQ", "NYSE"),
+        Instrument("7203.T", 2900.0, "Toyota Motor Corporation", "JPX", "Tokyo", "JPY", "Asia/Tokyo"),
+        Instrument(
+            "VOD.L", 72.0, "Vodafone Group Public Limited Company", "LSE", "LSE", "GBp", "Europe/London"
+        ),
+        Instrument("SAP.DE", 230.0, "SAP SE", "GER", "XETRA", "EUR", "Europe/Berlin"),
+        Instrument("^GSPC", 5500.0, "S&P 500", "SNP", "SNP", "USD", "America/New_York", "INDEX"),
+        Instrument("EURUSD=X", 1.08, "EUR/USD", "CCY", "CCY", "USD", "Europe/London", "CURRENCY"),
+        Instrument("BTC-USD", 60000.0, "Bitcoin USD", "CCC", "CCC", "USD", "UTC", "CRYPTOCURRENCY", True),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -107,8 +141,11 @@ def _h(text: str) -> float:
 def price_at(inst: Instrument, t: float) -> float:
     """The fake market's deterministic price of ``inst`` at epoch second ``t``."""
     phase = _h(inst.symbol) * 2 * math.pi
-    x = (0.02 * math.sin(2 * math.pi * t / 86400 + phase) + 0.004 * math.sin(2 * math.pi * t / 1800 + phase)
-         + 0.001 * math.sin(2 * math.pi * t / 97 + phase))
+    x = (
+        0.02 * math.sin(2 * math.pi * t / 86400 + phase)
+        + 0.004 * math.sin(2 * math.pi * t / 1800 + phase)
+        + 0.001 * math.sin(2 * math.pi * t / 97 + phase)
+    )
     return inst.price * math.exp(x)
 
 
@@ -198,8 +235,11 @@ class FakeMarket:
     # -- inspection -----------------------------------------------------------------------------
     def count(self, path_prefix: str = "", **params: str) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if r.path.startswith(path_prefix)
-                       and all(r.params.get(k) == v for k, v in params.items()))
+            return sum(
+                1
+                for r in self.requests
+                if r.path.startswith(path_prefix) and all(r.params.get(k) == v for k, v in params.items())
+            )
 
     def chart_requests(self, symbol: str | None = None) -> list[Request]:
         prefix = "/v8/finance/chart/" + (symbol or "")
@@ -226,33 +266,89 @@ class FakeMarket:
             return 404, "text/html", b"<html><body>fc.yahoo.com</body></html>"
         if path == "/v1/test/getcrumb":
             return 200, "text/plain", b"fakeCrumb/123"
-        if path.startswith("/consent") or path.startswith("/copyConsent") or path.startswith("/v2/collectConsent"):
+        if (
+            path.startswith("/consent")
+            or path.startswith("/copyConsent")
+            or path.startswith("/v2/collectConsent")
+        ):
             return 200, "text/html", b"<html><body><form></form></body></html>"
         if path.startswith("/v8/finance/chart/"):
             return self._chart(symbol, mode, req.params)
         if path.startswith("/v10/finance/quoteSummary/"):
             inst = self.instruments.get(symbol)
             if inst is None or mode == "unknown":
-                return _json(404, {"quoteSummary": {"result": None, "error": {
-                    "code": "Not Found", "description": f"Quote not found for symbol: {symbol}"}}})
-            return _json(200, {"quoteSummary": {"result": [{"price": {
-                "symbol": inst.symbol, "longName": inst.long_name, "currency": inst.currency,
-                "exchangeName": inst.full_exchange_name}}], "error": None}})
+                return _json(
+                    404,
+                    {
+                        "quoteSummary": {
+                            "result": None,
+                            "error": {
+                                "code": "Not Found",
+                                "description": f"Quote not found for symbol: {symbol}",
+                            },
+                        }
+                    },
+                )
+            return _json(
+                200,
+                {
+                    "quoteSummary": {
+                        "result": [
+                            {
+                                "price": {
+                                    "symbol": inst.symbol,
+                                    "longName": inst.long_name,
+                                    "currency": inst.currency,
+                                    "exchangeName": inst.full_exchange_name,
+                                }
+                            }
+                        ],
+                        "error": None,
+                    }
+                },
+            )
         if path.startswith("/v7/finance/quote"):
             return _json(200, {"quoteResponse": {"result": [], "error": None}})
-        return _json(404, {"finance": {"result": None, "error": {"code": "Not Found",
-                                                                 "description": "HTTP 404 Not Found"}}})
+        return _json(
+            404,
+            {
+                "finance": {
+                    "result": None,
+                    "error": {"code": "Not Found", "description": "HTTP 404 Not Found"},
+                }
+            },
+        )
 
     def _chart(self, symbol: str, mode: str, q: dict[str, str]) -> tuple[int, str, bytes]:
         inst = self.instruments.get(symbol)
         if inst is None or mode == "unknown":
-            return _json(404, {"chart": {"result": None, "error": {
-                "code": "Not Found", "description": "No data found, symbol may be delisted"}}})
+            return _json(
+                404,
+                {
+                    "chart": {
+                        "result": None,
+                        "error": {
+                            "code": "Not Found",
+                            "description": "No data found, symbol may be delisted",
+                        },
+                    }
+                },
+            )
         interval = q.get("interval", "1d")
         if interval not in YAHOO_INTERVALS:
-            return _json(400, {"chart": {"result": None, "error": {"code": "Bad Request", "description":
-                f"Invalid input - interval={interval} is not supported. Valid intervals: "
-                "[1m, 2m, 5m, 15m, 30m, 60m, 90m, 1h, 4h, 1d, 5d, 1wk, 1mo, 3mo]"}}})
+            return _json(
+                400,
+                {
+                    "chart": {
+                        "result": None,
+                        "error": {
+                            "code": "Bad Request",
+                            "description": f"Invalid input - interval={interval} is not supported. Valid intervals: "
+                            "[1m, 2m, 5m, 15m, 30m, 60m, 90m, 1h, 4h, 1d, 5d, 1wk, 1mo, 3mo]",
+                        },
+                    }
+                },
+            )
         now = self.now()
         zone = ZoneInfo(inst.tz)
         if "period1" in q:
@@ -265,8 +361,11 @@ class FakeMarket:
         intraday = step < 86400
         if interval == "1m":
             if end - start > 8 * 86400 + 60:
-                return _unprocessable(start, end, "Only 8 days worth of 1m granularity data are allowed "
-                                                  "to be fetched per request.")
+                return _unprocessable(
+                    start,
+                    end,
+                    "Only 8 days worth of 1m granularity data are allowed to be fetched per request.",
+                )
             if start < now - 30 * 86400:
                 return _unprocessable(start, end, "The requested range must be within the last 30 days.")
         elif intraday and start < now - 60 * 86400 and step < 3600:
@@ -298,8 +397,13 @@ class FakeMarket:
             result["indicators"] = {"quote": [{}]}
         else:
             cols = list(zip(*rows))
-            quote = {"open": list(cols[1]), "high": list(cols[2]), "low": list(cols[3]),
-                     "close": list(cols[4]), "volume": list(cols[5])}
+            quote = {
+                "open": list(cols[1]),
+                "high": list(cols[2]),
+                "low": list(cols[3]),
+                "close": list(cols[4]),
+                "volume": list(cols[5]),
+            }
             for i in range(len(rows)):
                 if mode == "nan" or (mode == "some_nan" and i % 3 == 1):
                     for k in quote:
@@ -310,8 +414,16 @@ class FakeMarket:
                 result["indicators"]["adjclose"] = [{"adjclose": list(quote["close"])}]
         return _json(200, {"chart": {"result": [result], "error": None}})
 
-    def _meta(self, inst: Instrument, interval: str, q: dict[str, str], now: float, start: float, end: float,
-              intraday: bool) -> dict[str, Any]:
+    def _meta(
+        self,
+        inst: Instrument,
+        interval: str,
+        q: dict[str, str],
+        now: float,
+        start: float,
+        end: float,
+        intraday: bool,
+    ) -> dict[str, Any]:
         zone = ZoneInfo(inst.tz)
         local = datetime.fromtimestamp(now, zone)
         offset = int(local.utcoffset().total_seconds())
@@ -324,17 +436,34 @@ class FakeMarket:
 
         d0, d1 = day0.timestamp(), (day0 + timedelta(days=1)).timestamp()
         meta: dict[str, Any] = {
-            "currency": inst.currency, "symbol": inst.symbol, "exchangeName": inst.exchange_name,
-            "fullExchangeName": inst.full_exchange_name, "instrumentType": inst.instrument_type,
-            "firstTradeDate": 345479400, "regularMarketTime": int(now), "hasPrePostMarketData": True,
-            "gmtoffset": offset, "timezone": abbr, "exchangeTimezoneName": inst.tz,
-            "regularMarketPrice": price, "fiftyTwoWeekHigh": _r(inst.price * 1.3),
-            "fiftyTwoWeekLow": _r(inst.price * 0.75), "regularMarketDayHigh": _r(price * 1.01),
-            "regularMarketDayLow": _r(price * 0.99), "regularMarketVolume": 51234567,
-            "longName": inst.long_name, "shortName": inst.long_name[:20],
-            "chartPreviousClose": _r(price_at(inst, start - 86400)), "priceHint": 2 if price >= 10 else 4,
-            "currentTradingPeriod": {"pre": period(d0, d0), "regular": period(d0, d1), "post": period(d1, d1)},
-            "dataGranularity": interval, "range": q.get("range", ""),
+            "currency": inst.currency,
+            "symbol": inst.symbol,
+            "exchangeName": inst.exchange_name,
+            "fullExchangeName": inst.full_exchange_name,
+            "instrumentType": inst.instrument_type,
+            "firstTradeDate": 345479400,
+            "regularMarketTime": int(now),
+            "hasPrePostMarketData": True,
+            "gmtoffset": offset,
+            "timezone": abbr,
+            "exchangeTimezoneName": inst.tz,
+            "regularMarketPrice": price,
+            "fiftyTwoWeekHigh": _r(inst.price * 1.3),
+            "fiftyTwoWeekLow": _r(inst.price * 0.75),
+            "regularMarketDayHigh": _r(price * 1.01),
+            "regularMarketDayLow": _r(price * 0.99),
+            "regularMarketVolume": 51234567,
+            "longName": inst.long_name,
+            "shortName": inst.long_name[:20],
+            "chartPreviousClose": _r(price_at(inst, start - 86400)),
+            "priceHint": 2 if price >= 10 else 4,
+            "currentTradingPeriod": {
+                "pre": period(d0, d0),
+                "regular": period(d0, d1),
+                "post": period(d1, d1),
+            },
+            "dataGranularity": interval,
+            "range": q.get("range", ""),
             "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
         }
         if intraday:
@@ -345,8 +474,11 @@ class FakeMarket:
                 d += timedelta(days=1)
             regular = [[period(a, b)] for a, b in days]
             if q.get("includePrePost", "").lower() == "true":
-                meta["tradingPeriods"] = {"pre": [[period(a, a)] for a, _ in days], "regular": regular,
-                                          "post": [[period(b, b)] for _, b in days]}
+                meta["tradingPeriods"] = {
+                    "pre": [[period(a, a)] for a, _ in days],
+                    "regular": regular,
+                    "post": [[period(b, b)] for _, b in days],
+                }
             else:
                 meta["tradingPeriods"] = regular
         return meta
@@ -378,8 +510,13 @@ class FakeMarket:
             return _json(200, {"Global Quote": self._global_quote(inst, symbol)})
         if function in ("TIME_SERIES_INTRADAY", "TIME_SERIES_DAILY"):
             if inst is None or mode == "unknown":
-                return _json(200, {"Error Message": "Invalid API call. Please retry or visit the documentation "
-                                                    f"(https://www.alphavantage.co/documentation/) for {function}."})
+                return _json(
+                    200,
+                    {
+                        "Error Message": "Invalid API call. Please retry or visit the documentation "
+                        f"(https://www.alphavantage.co/documentation/) for {function}."
+                    },
+                )
             if mode == "premium" or (function == "TIME_SERIES_DAILY" and q.get("outputsize") == "full"):
                 return _json(200, {"Information": PREMIUM})
             if function == "TIME_SERIES_DAILY":
@@ -401,10 +538,18 @@ class FakeMarket:
         t_close = min(t_open + 6.5 * 3600, now)
         o, h, lo, c, v = _ohlcv(inst, t_open, max(t_close, t_open + 60))
         prev = _r(price_at(inst, t_open - 86400))
-        return {"01. symbol": symbol, "02. open": f"{o:.4f}", "03. high": f"{h:.4f}", "04. low": f"{lo:.4f}",
-                "05. price": f"{c:.4f}", "06. volume": str(v * 50), "07. latest trading day": d.isoformat(),
-                "08. previous close": f"{prev:.4f}", "09. change": f"{c - prev:.4f}",
-                "10. change percent": f"{(c - prev) / prev * 100:.4f}%"}
+        return {
+            "01. symbol": symbol,
+            "02. open": f"{o:.4f}",
+            "03. high": f"{h:.4f}",
+            "04. low": f"{lo:.4f}",
+            "05. price": f"{c:.4f}",
+            "06. volume": str(v * 50),
+            "07. latest trading day": d.isoformat(),
+            "08. previous close": f"{prev:.4f}",
+            "09. change": f"{c - prev:.4f}",
+            "10. change percent": f"{(c - prev) / prev * 100:.4f}%",
+        }
 
     def _av_intraday(self, inst: Instrument, symbol: str, q: dict[str, str]) -> dict[str, Any]:
         interval = q.get("interval", "15min")
@@ -429,10 +574,17 @@ class FakeMarket:
             t -= step
         series = {local.strftime("%Y-%m-%d %H:%M:%S"): _av_bar(bar) for local, bar in rows}
         refreshed = rows[0][0].strftime("%Y-%m-%d %H:%M:%S") if rows else ""
-        return {"Meta Data": {"1. Information": f"Intraday ({interval}) open, high, low, close prices and volume",
-                              "2. Symbol": symbol, "3. Last Refreshed": refreshed, "4. Interval": interval,
-                              "5. Output Size": "Full size" if full else "Compact", "6. Time Zone": "US/Eastern"},
-                f"Time Series ({interval})": series}
+        return {
+            "Meta Data": {
+                "1. Information": f"Intraday ({interval}) open, high, low, close prices and volume",
+                "2. Symbol": symbol,
+                "3. Last Refreshed": refreshed,
+                "4. Interval": interval,
+                "5. Output Size": "Full size" if full else "Compact",
+                "6. Time Zone": "US/Eastern",
+            },
+            f"Time Series ({interval})": series,
+        }
 
     def _av_daily(self, inst: Instrument, symbol: str) -> dict[str, Any]:
         zone = ZoneInfo("America/New_York")
@@ -444,21 +596,42 @@ class FakeMarket:
                 t_close = min(t_open + 6.5 * 3600, self.now())
                 series[d.isoformat()] = _av_bar(_ohlcv(inst, t_open, max(t_close, t_open + 60)), scale=50)
             d -= timedelta(days=1)
-        return {"Meta Data": {"1. Information": "Daily Prices (open, high, low, close) and Volumes",
-                              "2. Symbol": symbol, "3. Last Refreshed": next(iter(series)),
-                              "4. Output Size": "Compact", "5. Time Zone": "US/Eastern"},
-                "Time Series (Daily)": series}
+        return {
+            "Meta Data": {
+                "1. Information": "Daily Prices (open, high, low, close) and Volumes",
+                "2. Symbol": symbol,
+                "3. Last Refreshed": next(iter(series)),
+                "4. Output Size": "Compact",
+                "5. Time Zone": "US/Eastern",
+            },
+            "Time Series (Daily)": series,
+        }
 
 
 def _av_bar(bar: tuple[float, float, float, float, int], scale: int = 1) -> dict[str, str]:
     o, h, lo, c, v = bar
-    return {"1. open": f"{o:.4f}", "2. high": f"{h:.4f}", "3. low": f"{lo:.4f}", "4. close": f"{c:.4f}",
-            "5. volume": str(v * scale)}
+    return {
+        "1. open": f"{o:.4f}",
+        "2. high": f"{h:.4f}",
+        "3. low": f"{lo:.4f}",
+        "4. close": f"{c:.4f}",
+        "5. volume": str(v * scale),
+    }
 
 
 def _unprocessable(start: float, end: float, why: str) -> tuple[int, str, bytes]:
-    return _json(422, {"chart": {"result": None, "error": {"code": "Unprocessable Entity", "description":
-        f"1m data not available for startTime={int(start)} and endTime={int(end)}. {why}"}}})
+    return _json(
+        422,
+        {
+            "chart": {
+                "result": None,
+                "error": {
+                    "code": "Unprocessable Entity",
+                    "description": f"1m data not available for startTime={int(start)} and endTime={int(end)}. {why}",
+                },
+            }
+        },
+    )
 
 
 def _json(status: int, body: Any) -> tuple[int, str, bytes]:
@@ -484,8 +657,13 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         parts = urlsplit(self.path)
-        req = Request(self.command, unquote(parts.path), dict(parse_qsl(parts.query)),
-                      self.headers.get("X-Original-Host") or self.headers.get("Host", ""), time.time())
+        req = Request(
+            self.command,
+            unquote(parts.path),
+            dict(parse_qsl(parts.query)),
+            self.headers.get("X-Original-Host") or self.headers.get("Host", ""),
+            time.time(),
+        )
         with self.fake._lock:
             self.fake.requests.append(req)
         if req.provider == "alphavantage":
@@ -497,7 +675,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             if req.path in ("/", "") and status == 404:
-                self.send_header("Set-Cookie", "A3=d=AQABBFake&S=AQAAAFake; Max-Age=31557600; Path=/; SameSite=None")
+                self.send_header(
+                    "Set-Cookie", "A3=d=AQABBFake&S=AQAAAFake; Max-Age=31557600; Path=/; SameSite=None"
+                )
             self.end_headers()
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine

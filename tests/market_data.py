@@ -17,7 +17,9 @@ import pandas as pd
 LEVELS = {"5m": "5min", "1h": "1h", "1d": "1D"}
 
 
-def minute_bars(symbol: str, start: datetime, minutes: int, price: float = 100.0, seed: int = 0) -> pd.DataFrame:
+def minute_bars(
+    symbol: str, start: datetime, minutes: int, price: float = 100.0, seed: int = 0
+) -> pd.DataFrame:
     """A random walk of ``minutes`` 1-minute OHLCV bars from ``start`` (UTC, minute-aligned)."""
     rng = np.random.default_rng([seed, sum(map(ord, symbol))])
     steps = rng.normal(0, 0.0008, minutes)
@@ -28,15 +30,28 @@ def minute_bars(symbol: str, start: datetime, minutes: int, price: float = 100.0
     low = np.minimum(open_, close) - spread
     volume = rng.integers(100, 5000, minutes).astype(float)
     ts = pd.date_range(start, periods=minutes, freq="min", tz="UTC")
-    return pd.DataFrame({"symbol": symbol, "ts": ts, "open": open_, "high": high, "low": low,
-                         "close": close, "volume": volume})
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
+    )
 
 
 def rollup(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     out = []
     for symbol, g in frame.groupby("symbol", sort=False):
-        r = g.set_index("ts").resample(rule, label="left", closed="left").agg(
-            {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna()
+        r = (
+            g.set_index("ts")
+            .resample(rule, label="left", closed="left")
+            .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+            .dropna()
+        )
         r["symbol"] = symbol
         out.append(r.reset_index())
     return pd.concat(out, ignore_index=True) if out else frame.iloc[0:0]
@@ -51,25 +66,51 @@ def docs(frame: pd.DataFrame, interval: str) -> list[dict]:
     return records
 
 
-def seed_bars(store, symbols: Sequence[str], days: float = 1.0, end: datetime | None = None, seed: int = 0,
-              batch: int = 20_000, ticks: bool = True, price: float | None = None) -> pd.DataFrame:
+def seed_bars(
+    store,
+    symbols: Sequence[str],
+    days: float = 1.0,
+    end: datetime | None = None,
+    seed: int = 0,
+    batch: int = 20_000,
+    ticks: bool = True,
+    price: float | None = None,
+) -> pd.DataFrame:
     """Store ``days`` of 1m bars (and rollups) ending at ``end`` (default: this minute) for ``symbols``.
     Returns the 1-minute frame that was written. Start prices are 50, 90, 130, ... unless ``price``."""
     end = (end or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
     minutes = int(days * 1440)
     start = end - timedelta(minutes=minutes - 1)
-    frame = pd.concat([minute_bars(s, start, minutes, price=price or 50 + 40 * i, seed=seed)
-                       for i, s in enumerate(symbols)], ignore_index=True)
+    frame = pd.concat(
+        [
+            minute_bars(s, start, minutes, price=price or 50 + 40 * i, seed=seed)
+            for i, s in enumerate(symbols)
+        ],
+        ignore_index=True,
+    )
     batches = [docs(frame, "1m")] + [docs(rollup(frame, rule), level) for level, rule in LEVELS.items()]
     for level_docs in batches:
         for i in range(0, len(level_docs), batch):
-            store.bars.insert_many(level_docs[i:i + batch], ordered=False)
+            store.bars.insert_many(level_docs[i : i + batch], ordered=False)
     if ticks:
         last = frame.groupby("symbol").tail(1)
         now = datetime.now(timezone.utc)
-        store.prices.insert_many([
-            {"symbol": r.symbol, "interval": "tick", "ts": min(r.ts.to_pydatetime() + timedelta(seconds=30), now),
-             "open": r.close, "high": r.close, "low": r.close, "close": r.close, "volume": 10.0,
-             "source": "simulated", "fetched_at": now, "schema": 1}
-            for r in last.itertuples()])
+        store.prices.insert_many(
+            [
+                {
+                    "symbol": r.symbol,
+                    "interval": "tick",
+                    "ts": min(r.ts.to_pydatetime() + timedelta(seconds=30), now),
+                    "open": r.close,
+                    "high": r.close,
+                    "low": r.close,
+                    "close": r.close,
+                    "volume": 10.0,
+                    "source": "simulated",
+                    "fetched_at": now,
+                    "schema": 1,
+                }
+                for r in last.itertuples()
+            ]
+        )
     return frame

@@ -7,9 +7,8 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, make_settings
+from streamlit.testing.v1 import AppTest
 
 PAGES = {
     "home": ROOT / "Home.py",
@@ -32,8 +31,10 @@ def configure(stack, tmp_path, app_env, monkeypatch, autostart: bool = False, **
 def seeded_store(settings, watchlist, with_bars=(), days: int = 1):
     """A store with ``watchlist`` seeded and ``days`` of bars for ``with_bars``; dropped afterwards."""
     from market_data import seed_bars
+
     from pipeline.store import Store
     from pipeline.watchlist import Watchlist
+
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
     Watchlist(store.watchlist, None).seed(list(watchlist), "simulated")
@@ -66,7 +67,7 @@ def assert_clean(at: AppTest) -> None:
     """No exception element and no traceback text anywhere on the page."""
     assert not at.exception, [e.value for e in at.exception]
     page = texts(at)
-    assert "Traceback" not in page and "File \"" not in page, page
+    assert "Traceback" not in page and 'File "' not in page, page
 
 
 def plotly_specs(at: AppTest) -> list[dict]:
@@ -88,6 +89,7 @@ def values(array) -> list:
         import base64
 
         import numpy as np
+
         return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
     return list(array or [])
 

@@ -10,11 +10,11 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+from conftest import ROOT, settings_env
+
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
 from pipeline.models import PriceEvent
-
-from conftest import ROOT, settings_env
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)
 SYMBOLS = ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")
@@ -26,15 +26,20 @@ def make_events(n: int, symbols=SYMBOLS, start: datetime = T0, step_s: float = 1
         symbol = symbols[i % len(symbols)]
         price = 100 + (i % 97) * 0.25
         ts = start + timedelta(seconds=step_s * (i // len(symbols)))
-        events.append(PriceEvent.tick(symbol, ts, price, volume=1 + i % 13, source="test",
-                                      fetched_at=ts + timedelta(milliseconds=5)))
+        events.append(
+            PriceEvent.tick(
+                symbol, ts, price, volume=1 + i % 13, source="test", fetched_at=ts + timedelta(milliseconds=5)
+            )
+        )
     return events
 
 
 def publish(settings, events, producer=None) -> int:
     own = producer is None
     producer = producer or bus.producer(settings.kafka_bootstrap_servers, settings)
-    futures = [producer.send(settings.topic_prices, key=e.symbol.encode(), value=e.to_json_bytes()) for e in events]
+    futures = [
+        producer.send(settings.topic_prices, key=e.symbol.encode(), value=e.to_json_bytes()) for e in events
+    ]
     producer.flush(timeout=60)
     for f in futures:
         f.get(timeout=30)
@@ -64,7 +69,10 @@ def read_topic(settings, topic: str, timeout_s: float = 5.0) -> list:
 
 
 def stored_keys(store) -> list[tuple]:
-    return [(d["symbol"], d["interval"], d["ts"]) for d in store.prices.find({}, {"symbol": 1, "interval": 1, "ts": 1})]
+    return [
+        (d["symbol"], d["interval"], d["ts"])
+        for d in store.prices.find({}, {"symbol": 1, "interval": 1, "ts": 1})
+    ]
 
 
 def start_consumer_process(settings, *extra: str, group: str | None = None) -> subprocess.Popen:

@@ -6,19 +6,25 @@ import subprocess
 import time
 
 import pytest
-
-from pipeline.alerts import AlertEngine, Notifier, RuleBook
-from pipeline.alerts.channels import DeliveryError, send_test
-
 from alerts_helpers import Mailbox, Receiver, ticks
 from conftest import make_settings
 from pipeline_helpers import wait_for
 
+from pipeline.alerts import AlertEngine, Notifier, RuleBook
+from pipeline.alerts.channels import DeliveryError, send_test
+
 
 def fire(store, settings, symbol="AAPL", level=100.0, channels=("webhook", "email")) -> dict:
     """One real alert, fired by the engine from two stored prices."""
-    rule = RuleBook(store.db).create({"symbol": symbol, "kind": "price_above", "level": level,
-                                      "note": "take profit?", "channels": list(channels)})
+    rule = RuleBook(store.db).create(
+        {
+            "symbol": symbol,
+            "kind": "price_above",
+            "level": level,
+            "note": "take profit?",
+            "channels": list(channels),
+        }
+    )
     events = ticks(symbol, [level - 1, level + 1.5])
     store.write_events(events)
     AlertEngine(store, settings, refresh_s=0).on_stored(events)
@@ -31,15 +37,24 @@ def delivery(store, alert_id, channel) -> dict:
 
 def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(stack, tmp_path, store):
     with Receiver(script=[500, 503]) as hook:
-        settings = make_settings(stack, tmp_path, db=store.db.name, alert_webhook_urls=(hook.url,),
-                                 alert_backoff_s=0.2, alert_retries=5)
+        settings = make_settings(
+            stack,
+            tmp_path,
+            db=store.db.name,
+            alert_webhook_urls=(hook.url,),
+            alert_backoff_s=0.2,
+            alert_retries=5,
+        )
         alert = fire(store, settings)
         assert set(alert["delivery"]) == {"webhook"}, "e-mail is not configured, so it is not pending"
         notifier = Notifier(store, settings, poll_s=0.05).start()
         try:
             t0 = time.monotonic()
-            wait_for(lambda: delivery(store, alert["_id"], "webhook")["status"] == "delivered", 15,
-                     what="webhook delivery")
+            wait_for(
+                lambda: delivery(store, alert["_id"], "webhook")["status"] == "delivered",
+                15,
+                what="webhook delivery",
+            )
             took = time.monotonic() - t0
         finally:
             notifier.stop()
@@ -49,8 +64,14 @@ def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(st
     body = hook.received[0]["body"]
     assert hook.received[0]["content_type"] == "application/json"
     assert body["id"] == alert["_id"] and body["symbol"] == "AAPL" and body["price"] == 101.5
-    assert body["message"] == "AAPL rose above 100.00 (last 101.50)" and body["text"].endswith(body["message"])
-    assert body["rule"] == "AAPL price rises above 100.00" and body["note"] == "take profit?" and body["test"] is False
+    assert body["message"] == "AAPL rose above 100.00 (last 101.50)" and body["text"].endswith(
+        body["message"]
+    )
+    assert (
+        body["rule"] == "AAPL price rises above 100.00"
+        and body["note"] == "take profit?"
+        and body["test"] is False
+    )
     snap = notifier.snapshot()["webhook"]
     assert (snap["sent"], snap["retries"], snap["failed"], snap["pending"]) == (1, 2, 0, 0)
     assert snap["targets"] == [hook.url.split("/hook")[0]], "the token in the URL path is never shown"
@@ -58,16 +79,31 @@ def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(st
 
 def test_a_hanging_webhook_fails_clearly_and_does_not_delay_email(stack, tmp_path, store):
     with Receiver(script=["hang"] * 10, hang_s=3) as hook, Mailbox() as mail:
-        settings = make_settings(stack, tmp_path, db=store.db.name, alert_webhook_urls=(hook.url,),
-                                 alert_webhook_timeout=0.5, alert_retries=2, alert_backoff_s=0.1,
-                                 smtp_host="127.0.0.1", smtp_port=mail.port, smtp_security="none",
-                                 alert_email_to=("ops@example.com",))
+        settings = make_settings(
+            stack,
+            tmp_path,
+            db=store.db.name,
+            alert_webhook_urls=(hook.url,),
+            alert_webhook_timeout=0.5,
+            alert_retries=2,
+            alert_backoff_s=0.1,
+            smtp_host="127.0.0.1",
+            smtp_port=mail.port,
+            smtp_security="none",
+            alert_email_to=("ops@example.com",),
+        )
         alert = fire(store, settings)
         notifier = Notifier(store, settings, poll_s=0.05).start()
         try:
-            wait_for(lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 5, what="e-mail")
+            wait_for(
+                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 5, what="e-mail"
+            )
             assert delivery(store, alert["_id"], "webhook")["status"] == "pending", "e-mail went first"
-            wait_for(lambda: delivery(store, alert["_id"], "webhook")["status"] == "failed", 10, what="webhook failure")
+            wait_for(
+                lambda: delivery(store, alert["_id"], "webhook")["status"] == "failed",
+                10,
+                what="webhook failure",
+            )
         finally:
             notifier.stop()
     state = delivery(store, alert["_id"], "webhook")
@@ -86,10 +122,30 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     from pipeline.stack import free_port
+
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     received, logins = [], []
@@ -100,23 +156,44 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
             return "250 OK"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"alerts", b"s3cret")
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            b"alerts",
+            b"s3cret",
+        )
         logins.append(ok)
         return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
 
     port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=server_tls,
-                            require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
-        settings = make_settings(stack, tmp_path, db=store.db.name, smtp_host="127.0.0.1", smtp_port=port,
-                                 smtp_security="starttls", smtp_username="alerts", smtp_password="s3cret",
-                                 smtp_from="monitor@example.com", smtp_cafile=str(cert),
-                                 alert_email_to=("ops@example.com", "me@example.com"))
+        settings = make_settings(
+            stack,
+            tmp_path,
+            db=store.db.name,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="starttls",
+            smtp_username="alerts",
+            smtp_password="s3cret",
+            smtp_from="monitor@example.com",
+            smtp_cafile=str(cert),
+            alert_email_to=("ops@example.com", "me@example.com"),
+        )
         alert = fire(store, settings, symbol="NVDA", level=50)
         notifier = Notifier(store, settings, poll_s=0.05).start()
         try:
-            wait_for(lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 10, what="e-mail")
+            wait_for(
+                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 10, what="e-mail"
+            )
         finally:
             notifier.stop()
         assert logins == [True]
@@ -128,9 +205,17 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
         assert "Rule: NVDA price rises above 50.00" in text and "Note: take profit?" in text
         assert "s3cret" not in text
         # a wrong password is a sentence that names the user, never the password
-        bad = make_settings(stack, tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="starttls",
-                            smtp_username="alerts", smtp_password="wrong", smtp_cafile=str(cert),
-                            alert_email_to=("ops@example.com",))
+        bad = make_settings(
+            stack,
+            tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="starttls",
+            smtp_username="alerts",
+            smtp_password="wrong",
+            smtp_cafile=str(cert),
+            alert_email_to=("ops@example.com",),
+        )
         with pytest.raises(DeliveryError) as info:
             send_test(bad, "email")
         assert "refused the login for 'alerts'" in str(info.value) and "wrong" not in str(info.value)
@@ -140,18 +225,30 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
 
 def test_send_test_per_channel(stack, tmp_path):
     with Receiver() as hook, Mailbox() as mail:
-        settings = make_settings(stack, tmp_path, alert_webhook_urls=(hook.url,), smtp_host="127.0.0.1",
-                                 smtp_port=mail.port, smtp_security="none", alert_email_to=("ops@example.com",))
-        assert send_test(settings, "webhook") == f"Test alert sent by webhook to {hook.url.split('/hook')[0]}."
+        settings = make_settings(
+            stack,
+            tmp_path,
+            alert_webhook_urls=(hook.url,),
+            smtp_host="127.0.0.1",
+            smtp_port=mail.port,
+            smtp_security="none",
+            alert_email_to=("ops@example.com",),
+        )
+        assert (
+            send_test(settings, "webhook") == f"Test alert sent by webhook to {hook.url.split('/hook')[0]}."
+        )
         assert hook.received[0]["body"]["test"] is True
         assert send_test(settings, "email") == "Test alert sent by email to ops@example.com."
         assert b"Test alert from Stock Monitor" in mail.messages[0].content
     nothing = make_settings(stack, tmp_path)
-    with pytest.raises(DeliveryError, match="the webhook channel is not configured: set STOCKMON_ALERT_WEBHOOK_URLS"):
+    with pytest.raises(
+        DeliveryError, match="the webhook channel is not configured: set STOCKMON_ALERT_WEBHOOK_URLS"
+    ):
         send_test(nothing, "webhook")
     with pytest.raises(DeliveryError, match="set STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"):
         send_test(nothing, "email")
     from pipeline.stack import free_port
+
     closed = make_settings(stack, tmp_path, alert_webhook_urls=(f"http://127.0.0.1:{free_port()}/x",))
     with pytest.raises(DeliveryError, match="is not reachable"):
         send_test(closed, "webhook")

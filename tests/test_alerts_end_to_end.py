@@ -5,61 +5,86 @@ restarted engine, nor when a consumer process is killed mid-stream and restarted
 
 import signal
 
+from alerts_helpers import Receiver, ticks
+from conftest import make_settings, unique
+from pipeline_helpers import jsonl, publish, start_consumer_process, wait_for
+
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.consumer import PriceConsumer
 from pipeline.runtime import Runtime
 from pipeline.store import Store
 
-from alerts_helpers import Receiver, ticks
-from conftest import make_settings, unique
-from pipeline_helpers import jsonl, publish, start_consumer_process, wait_for
-
 
 def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stack, tmp_path):
     with Receiver(script=[500]) as hook:
-        settings = make_settings(stack, tmp_path, watchlist=("AAPL",), poll_seconds=0.2,
-                                 alert_webhook_urls=(hook.url,), alert_backoff_s=0.2)
+        settings = make_settings(
+            stack,
+            tmp_path,
+            watchlist=("AAPL",),
+            poll_seconds=0.2,
+            alert_webhook_urls=(hook.url,),
+            alert_backoff_s=0.2,
+        )
         runtime = Runtime(settings).start()
         try:
             assert runtime.state == "running", runtime.error
             store = runtime.store
             book = RuleBook(store.db)
-            plain = book.create({"symbol": "AAPL", "kind": "price_above", "level": 1000, "channels": ["webhook"]})
-            cool = book.create({"symbol": "AAPL", "kind": "price_above", "level": 1000, "cooldown_s": 3600,
-                                "channels": ["webhook"]})
+            plain = book.create(
+                {"symbol": "AAPL", "kind": "price_above", "level": 1000, "channels": ["webhook"]}
+            )
+            cool = book.create(
+                {
+                    "symbol": "AAPL",
+                    "kind": "price_above",
+                    "level": 1000,
+                    "cooldown_s": 3600,
+                    "channels": ["webhook"],
+                }
+            )
             source = runtime.producer.source("simulated")
 
             def steer(price: float) -> None:
                 """The next tick is exactly ``price``: wait until it is stored (hence evaluated next)."""
                 source.set_price("AAPL", price)
-                wait_for(lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick", "close": price}), 20,
-                         what=f"the steered price {price} to be stored")
+                wait_for(
+                    lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick", "close": price}),
+                    20,
+                    what=f"the steered price {price} to be stored",
+                )
 
             def alerts(rule):
                 return list(store.db["alert_events"].find({"rule_id": rule.id}).sort("ts", 1))
 
-            wait_for(lambda: (runtime.consumer.snapshot().get("stored") or 0) > 0, 30, what="the first prices")
+            wait_for(
+                lambda: (runtime.consumer.snapshot().get("stored") or 0) > 0, 30, what="the first prices"
+            )
             steer(900.0)
-            steer(1100.0)                       # crossing 1
+            steer(1100.0)  # crossing 1
             wait_for(lambda: len(alerts(plain)) == 1 and len(alerts(cool)) == 1, 10, what="the first alerts")
-            steer(1101.0)                       # still above: nothing
-            steer(901.0)                        # clears: re-arms (every steered price is new, so we
-                                                # can tell when that very tick was stored)
-            steer(1102.0)                       # crossing 2: the plain rule fires, the cooldown holds the other
+            steer(1101.0)  # still above: nothing
+            steer(901.0)  # clears: re-arms (every steered price is new, so we
+            # can tell when that very tick was stored)
+            steer(1102.0)  # crossing 2: the plain rule fires, the cooldown holds the other
             wait_for(lambda: len(alerts(plain)) == 2, 10, what="the second alert")
             steer(1103.0)
             assert [a["price"] for a in alerts(plain)] == [1100.0, 1102.0]
             assert [a["price"] for a in alerts(cool)] == [1100.0]
             state = store.db["alert_state"].find_one({"_id": cool.id})
-            wait_for(lambda: store.db["alert_state"].find_one({"_id": cool.id})["suppressed"] == 1, 10,
-                     what="the suppressed crossing to be recorded")
+            wait_for(
+                lambda: store.db["alert_state"].find_one({"_id": cool.id})["suppressed"] == 1,
+                10,
+                what="the suppressed crossing to be recorded",
+            )
             assert state["fired"] == 1
             wait_for(lambda: len(hook.received) == 3, 15, what="webhook deliveries")
             assert sorted(r["body"]["price"] for r in hook.received) == [1100.0, 1100.0, 1102.0]
             health = runtime.health()["alerts"]
             assert health["engine"]["fired"] == 3 and health["engine"]["suppressed"] == 1
             assert health["engine"]["duplicates"] == 0 and health["engine"]["errors"] == 0
-            assert health["channels"]["webhook"]["sent"] == 3 and health["channels"]["webhook"]["retries"] == 1
+            assert (
+                health["channels"]["webhook"]["sent"] == 3 and health["channels"]["webhook"]["retries"] == 1
+            )
             published = runtime.producer.snapshot()["published"]
         finally:
             runtime.stop()
@@ -86,14 +111,18 @@ def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_on
     book = RuleBook(store.db)
     for s in symbols:
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
-    pattern = ([100.0] * 250 + [110.0] * 250) * 6          # 6 up-crossings per symbol
+    pattern = ([100.0] * 250 + [110.0] * 250) * 6  # 6 up-crossings per symbol
     per_symbol = [ticks(s, pattern, step_s=0.01) for s in symbols]
     events = [e for group in zip(*per_symbol) for e in group]
     publish(settings, events)
     proc = start_consumer_process(settings, "--exit-when-idle", "30", "--instance-id", "alerts-1")
     try:
-        wait_for(lambda: store.db["alert_events"].count_documents({}) >= len(symbols), 60, every_s=0.05,
-                 what="the first alerts")
+        wait_for(
+            lambda: store.db["alert_events"].count_documents({}) >= len(symbols),
+            60,
+            every_s=0.05,
+            what="the first alerts",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -116,6 +145,7 @@ def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_on
 
 def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(stack, tmp_path):
     from pipeline import bus
+
     settings = make_settings(stack, tmp_path, partitions=4)
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
@@ -124,11 +154,15 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     book = RuleBook(store.db)
     for s in symbols:
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
-    pattern = ([100.0] * 100 + [110.0] * 100) * 4           # 4 up-crossings per symbol
+    pattern = ([100.0] * 100 + [110.0] * 100) * 4  # 4 up-crossings per symbol
     events = [e for group in zip(*(ticks(s, pattern, step_s=0.05) for s in symbols)) for e in group]
-    procs = [start_consumer_process(settings, "--exit-when-idle", "6", "--instance-id", f"alerts-{i}") for i in range(2)]
+    procs = [
+        start_consumer_process(settings, "--exit-when-idle", "6", "--instance-id", f"alerts-{i}")
+        for i in range(2)
+    ]
     try:
         import time
+
         time.sleep(6)  # both join the group before data arrives
         publish(settings, events)
         results = [p.communicate(timeout=120) for p in procs]

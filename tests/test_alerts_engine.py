@@ -7,15 +7,14 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from alerts_helpers import ticks
+from conftest import make_settings
 from pymongo.errors import AutoReconnect
 
 from pipeline import analytics
 from pipeline.alerts import AlertEngine, RuleBook, RuleError, validate
 from pipeline.alerts.series import Series
 from pipeline.models import utcnow
-
-from alerts_helpers import ticks
-from conftest import make_settings
 
 
 def engine(store, settings, **kw):
@@ -24,7 +23,7 @@ def engine(store, settings, **kw):
 
 def feed(eng, store, events, batch=50):
     for i in range(0, len(events), batch):
-        part = events[i:i + batch]
+        part = events[i : i + batch]
         store.write_events(part)
         eng.on_stored(part)
 
@@ -43,19 +42,47 @@ def test_invalid_rules_are_rejected_with_a_message_per_field(store):
         ({"symbol": "AAPL", "kind": "price_above"}, "level", "level is required"),
         ({"symbol": "AAPL", "kind": "price_below", "level": -5}, "level", "level must be more than 0"),
         ({"symbol": "AAPL", "kind": "price_cross", "level": float("nan")}, "level", "finite number"),
-        ({"symbol": "AAPL", "kind": "pct_change", "pct": "abc", "window_s": 900}, "pct", "must be a number, got 'abc'"),
+        (
+            {"symbol": "AAPL", "kind": "pct_change", "pct": "abc", "window_s": 900},
+            "pct",
+            "must be a number, got 'abc'",
+        ),
         ({"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 5}, "window_s", "at least 10"),
-        ({"symbol": "AAPL", "kind": "pct_change", "pct": 3, "direction": "sideways"}, "direction", "is not one of: up, down, either"),
-        ({"symbol": "AAPL", "kind": "volume_spike", "factor": 0.5}, "factor", "volume factor must be more than 1"),
+        (
+            {"symbol": "AAPL", "kind": "pct_change", "pct": 3, "direction": "sideways"},
+            "direction",
+            "is not one of: up, down, either",
+        ),
+        (
+            {"symbol": "AAPL", "kind": "volume_spike", "factor": 0.5},
+            "factor",
+            "volume factor must be more than 1",
+        ),
         ({"symbol": "AAPL", "kind": "rsi_above", "level": 120}, "level", "RSI level must be"),
         ({"symbol": "AAPL", "kind": "rsi_below", "level": 30, "period": 2.5}, "period", "whole number"),
         ({"symbol": "AAPL", "kind": "sma_cross", "fast": 50, "slow": 20}, "fast", "fast SMA must be shorter"),
-        ({"symbol": "AAPL", "kind": "sma_cross", "timeframe": "2m"}, "timeframe", "timeframe '2m' is not one of"),
+        (
+            {"symbol": "AAPL", "kind": "sma_cross", "timeframe": "2m"},
+            "timeframe",
+            "timeframe '2m' is not one of",
+        ),
         ({"symbol": "AAPL", "kind": "price_above", "level": 1, "cooldown_s": -1}, "cooldown_s", "at least 0"),
-        ({"symbol": "AAPL", "kind": "price_above", "level": 1, "expires_at": utcnow() - timedelta(hours=1)},
-         "expires_at", "expiry must be in the future"),
+        (
+            {
+                "symbol": "AAPL",
+                "kind": "price_above",
+                "level": 1,
+                "expires_at": utcnow() - timedelta(hours=1),
+            },
+            "expires_at",
+            "expiry must be in the future",
+        ),
         ({"symbol": "AAPL", "kind": "price_above", "level": 1, "note": "x" * 501}, "note", "at most 500"),
-        ({"symbol": "AAPL", "kind": "price_above", "level": 1, "channels": ["sms"]}, "channels", "unknown channel"),
+        (
+            {"symbol": "AAPL", "kind": "price_above", "level": 1, "channels": ["sms"]},
+            "channels",
+            "unknown channel",
+        ),
     ]
     for raw, field, words in cases:
         with pytest.raises(RuleError) as info:
@@ -90,12 +117,17 @@ def test_above_fires_once_per_crossing_rearms_and_respects_cooldown(store, setti
     eng = engine(store, settings)
     feed(eng, store, ticks("AAPL", prices), batch=7)
     plain_alerts = fired(store, plain.id)
-    assert [a["price"] for a in plain_alerts] == [106, 108, 110, 111], "once per crossing, re-armed after each"
+    assert [a["price"] for a in plain_alerts] == [106, 108, 110, 111], (
+        "once per crossing, re-armed after each"
+    )
     # 1 s apart: crossings at 5, 11 and 16 (both suppressed: within 30 s of 5), 57 (allowed again)
     assert [a["price"] for a in fired(store, cool.id)] == [106, 111]
     assert [a["price"] for a in fired(store, below.id)] == [90]
     first = plain_alerts[0]
-    assert first["_id"] == f"{plain.id}|tick|{first['ts'].isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
+    assert (
+        first["_id"]
+        == f"{plain.id}|tick|{first['ts'].isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
+    )
     assert first["message"] == "AAPL rose above 105.00 (last 106.00)" and first["acked"] is False
     assert first["symbol"] == "AAPL" and first["trigger"]["interval"] == "tick"
     snap = eng.snapshot()
@@ -112,8 +144,10 @@ def test_a_new_rule_fires_at_once_when_its_condition_already_holds_and_crosses_n
     feed(eng, store, ticks("MSFT", [110, 111, 104, 103, 106, 105, 104]))
     assert len(fired(store, above.id)) == 1
     assert [a["message"] for a in fired(store, cross.id)] == [
-        "MSFT crossed down through 105.00 (last 104.00)", "MSFT crossed up through 105.00 (last 106.00)",
-        "MSFT crossed down through 105.00 (last 104.00)"]
+        "MSFT crossed down through 105.00 (last 104.00)",
+        "MSFT crossed up through 105.00 (last 106.00)",
+        "MSFT crossed down through 105.00 (last 104.00)",
+    ]
 
 
 def test_replays_restarts_and_a_second_engine_store_each_alert_once(store, settings):
@@ -144,6 +178,7 @@ def test_mongodb_failing_mid_flush_loses_no_alert(store, settings, monkeypatch):
     eng = engine(store, settings)
     events = ticks("AAPL", [99, 101])
     from pipeline.alerts import events as ev
+
     real = ev.insert
     calls = {"n": 0}
 
@@ -164,8 +199,14 @@ def test_mongodb_failing_mid_flush_loses_no_alert(store, settings, monkeypatch):
 
 def test_stale_prices_disabled_and_expired_rules_are_not_evaluated(store, settings):
     book = RuleBook(store.db)
-    expiring = book.create({"symbol": "AAPL", "kind": "price_above", "level": 100,
-                            "expires_at": utcnow() + timedelta(seconds=30)})
+    expiring = book.create(
+        {
+            "symbol": "AAPL",
+            "kind": "price_above",
+            "level": 100,
+            "expires_at": utcnow() + timedelta(seconds=30),
+        }
+    )
     off = book.create({"symbol": "AAPL", "kind": "price_above", "level": 100, "enabled": False})
     old = ticks("AAPL", [101, 99, 101], start=utcnow() - timedelta(hours=2))
     eng = engine(store, settings)
@@ -182,26 +223,46 @@ def test_stale_prices_disabled_and_expired_rules_are_not_evaluated(store, settin
 
 def test_pct_change_window_and_since_previous_close(store, settings):
     book = RuleBook(store.db)
-    window = book.create({"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 60, "direction": "either"})
-    down = book.create({"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 60, "direction": "down"})
+    window = book.create(
+        {"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 60, "direction": "either"}
+    )
+    down = book.create(
+        {"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 60, "direction": "down"}
+    )
     since = book.create({"symbol": "AAPL", "kind": "pct_since_close", "pct": 2, "direction": "up"})
     now = utcnow()
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    store.bars.insert_one({"symbol": "AAPL", "interval": "1d", "ts": day - timedelta(days=1), "open": 99, "high": 101,
-                           "low": 98, "close": 100.0, "volume": 1})
+    store.bars.insert_one(
+        {
+            "symbol": "AAPL",
+            "interval": "1d",
+            "ts": day - timedelta(days=1),
+            "open": 99,
+            "high": 101,
+            "low": 98,
+            "close": 100.0,
+            "volume": 1,
+        }
+    )
     # 100 for two minutes, a jump to 103.5 (+3.5% in a minute), drift back, then a fall to 96
     prices = [100.0] * 120 + [103.5] * 30 + [101.0] * 90 + [96.0] * 10
     eng = engine(store, settings)
-    feed(eng, store, ticks("AAPL", prices, start=max(day + timedelta(seconds=1), now - timedelta(seconds=260))))
+    feed(
+        eng, store, ticks("AAPL", prices, start=max(day + timedelta(seconds=1), now - timedelta(seconds=260)))
+    )
     moves = fired(store, window.id)
     assert [round(a["value"], 2) for a in moves] == [3.5, -4.95], [a["message"] for a in moves]
     assert moves[0]["message"].startswith("AAPL moved +3.50% within 1 min")
     assert [round(a["value"], 2) for a in fired(store, down.id)] == [-4.95]
-    assert [a["message"] for a in fired(store, since.id)] == ["AAPL is +3.50% from the previous close (last 103.50)"]
+    assert [a["message"] for a in fired(store, since.id)] == [
+        "AAPL is +3.50% from the previous close (last 103.50)"
+    ]
 
 
 def test_volume_spike(store, settings):
-    rule = RuleBook(store.db).create({"symbol": "NVDA", "kind": "volume_spike", "factor": 4, "lookback_min": 3})
+    rule = RuleBook(store.db).create(
+        {"symbol": "NVDA", "kind": "volume_spike", "factor": 4, "lookback_min": 3}
+    )
     minute = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=5)
     # 10 ticks a minute, 10 shares each (100 a minute), then a minute with five ticks of 80 shares
     volumes = [10] * 40 + [80] * 5 + [10] * 5 + [10] * 10
@@ -211,7 +272,9 @@ def test_volume_spike(store, settings):
     alerts = fired(store, rule.id)
     assert len(alerts) == 1
     assert alerts[0]["ts"] == events[44].ts  # 5 x 80 = 400 >= 4 x 100 on the minute's 5th tick
-    assert alerts[0]["message"].startswith("NVDA volume this minute is 4.0× the average minute of the last 3 min")
+    assert alerts[0]["message"].startswith(
+        "NVDA volume this minute is 4.0× the average minute of the last 3 min"
+    )
 
 
 def test_rsi_matches_the_dashboard_indicator_and_sma_cross_fires_on_the_cross(store, tmp_path, stack):
@@ -224,16 +287,22 @@ def test_rsi_matches_the_dashboard_indicator_and_sma_cross_fires_on_the_cross(st
         series.add(start + 300 * i + 10, c, 1.0)
     at = start + 300 * (len(closes) - 1) + 10
     ours = series.rsi("5m", 14, at, closes[-1])
-    theirs = analytics.rsi(pd.Series(closes[-(14 * 5 + 2):]), 14).iloc[-1]
+    theirs = analytics.rsi(pd.Series(closes[-(14 * 5 + 2) :]), 14).iloc[-1]
     assert ours == pytest.approx(theirs, rel=1e-9)
     assert series.sma("5m", 20, at, closes[-1]) == pytest.approx(np.mean(closes[-20:]))
 
     book = RuleBook(store.db)
-    up = book.create({"symbol": "AAPL", "kind": "sma_cross", "fast": 3, "slow": 6, "timeframe": "1m", "direction": "up"})
+    up = book.create(
+        {"symbol": "AAPL", "kind": "sma_cross", "fast": 3, "slow": 6, "timeframe": "1m", "direction": "up"}
+    )
     hot = book.create({"symbol": "AAPL", "kind": "rsi_above", "level": 70, "period": 5, "timeframe": "1m"})
     t0 = utcnow().replace(second=0, microsecond=0) - timedelta(hours=1)
     minutes = [100 - i for i in range(10)] + [91 + 2 * i for i in range(10)]  # down, then up: one cross up
-    feed(AlertEngine(store, settings, refresh_s=0.0), store, ticks("AAPL", minutes, start=t0 + timedelta(seconds=30), step_s=60))
+    feed(
+        AlertEngine(store, settings, refresh_s=0.0),
+        store,
+        ticks("AAPL", minutes, start=t0 + timedelta(seconds=30), step_s=60),
+    )
     crosses = fired(store, up.id)
     assert len(crosses) == 1 and "SMA 3 crossed above SMA 6 on 1m bars" in crosses[0]["message"]
     assert len(fired(store, hot.id)) == 1

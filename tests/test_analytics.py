@@ -42,11 +42,15 @@ def test_bollinger_bands_are_sma_plus_minus_k_population_std():
 
 
 def test_vwap_restarts_each_session():
-    bars = pd.DataFrame({
-        "ts": pd.to_datetime(["2025-01-02 10:00", "2025-01-02 10:01", "2025-01-03 10:00"], utc=True),
-        "high": [11.0, 13.0, 21.0], "low": [9.0, 11.0, 19.0], "close": [10.0, 12.0, 20.0],
-        "volume": [100.0, 300.0, 50.0],
-    })
+    bars = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2025-01-02 10:00", "2025-01-02 10:01", "2025-01-03 10:00"], utc=True),
+            "high": [11.0, 13.0, 21.0],
+            "low": [9.0, 11.0, 19.0],
+            "close": [10.0, 12.0, 20.0],
+            "volume": [100.0, 300.0, 50.0],
+        }
+    )
     out = a.vwap(bars)
     assert out.iloc[0] == pytest.approx(10.0)
     assert out.iloc[1] == pytest.approx((10 * 100 + 12 * 300) / 400)
@@ -84,8 +88,9 @@ def test_normalise_is_one_at_the_first_valid_value():
 
 def test_stats_on_a_known_series():
     ts = pd.date_range("2025-01-01", periods=5, freq="D", tz="UTC")
-    bars = pd.DataFrame({"ts": ts, "close": [100.0, 110.0, 99.0, 120.0, 108.0],
-                         "volume": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    bars = pd.DataFrame(
+        {"ts": ts, "close": [100.0, 110.0, 99.0, 120.0, 108.0], "volume": [10.0, 20.0, 30.0, 40.0, 50.0]}
+    )
     out = a.stats(bars)
     assert out["return_pct"] == pytest.approx(8.0)
     assert out["max_drawdown_pct"] == pytest.approx((99 / 110 - 1) * 100)
@@ -100,24 +105,35 @@ def test_stats_on_a_known_series():
 def test_stats_of_short_or_empty_series_say_none_not_zero():
     empty = a.stats(pd.DataFrame({"ts": [], "close": [], "volume": []}))
     assert empty["bars"] == 0 and empty["return_pct"] is None
-    one = a.stats(pd.DataFrame({"ts": pd.to_datetime(["2025-01-01"], utc=True), "close": [5.0], "volume": [1.0]}))
+    one = a.stats(
+        pd.DataFrame({"ts": pd.to_datetime(["2025-01-01"], utc=True), "close": [5.0], "volume": [1.0]})
+    )
     assert one["return_pct"] is None and one["max_drawdown_pct"] == 0.0
 
 
 def test_stats_table_has_one_row_per_symbol_in_order():
     ts = pd.date_range("2025-01-01", periods=3, freq="h", tz="UTC")
-    frame = pd.concat([
-        pd.DataFrame({"symbol": "B", "ts": ts, "close": [1.0, 2.0, 3.0], "volume": 1.0}),
-        pd.DataFrame({"symbol": "A", "ts": ts, "close": [4.0, 2.0, 1.0], "volume": 2.0}),
-    ])
+    frame = pd.concat(
+        [
+            pd.DataFrame({"symbol": "B", "ts": ts, "close": [1.0, 2.0, 3.0], "volume": 1.0}),
+            pd.DataFrame({"symbol": "A", "ts": ts, "close": [4.0, 2.0, 1.0], "volume": 2.0}),
+        ]
+    )
     table = a.stats_table(frame)
     assert table["symbol"].tolist() == ["B", "A"]
     assert table["return_pct"].tolist() == pytest.approx([200.0, -75.0])
 
 
 def test_indicators_do_not_mutate_their_input():
-    bars = pd.DataFrame({"ts": pd.date_range("2025-01-01", periods=40, freq="min", tz="UTC"),
-                         "high": 2.0, "low": 1.0, "close": np.linspace(1, 2, 40), "volume": 5.0})
+    bars = pd.DataFrame(
+        {
+            "ts": pd.date_range("2025-01-01", periods=40, freq="min", tz="UTC"),
+            "high": 2.0,
+            "low": 1.0,
+            "close": np.linspace(1, 2, 40),
+            "volume": 5.0,
+        }
+    )
     before = bars.copy()
     a.sma(bars["close"]), a.ema(bars["close"]), a.bollinger(bars["close"]), a.vwap(bars)
     a.rsi(bars["close"]), a.macd(bars["close"]), a.stats(bars)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import make_settings, settings_env
-from pipeline.store import Store
-from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
 from pipeline_helpers import wait_for
+from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
+
+from pipeline.store import Store
 
 pytestmark = pytest.mark.browser
-
 
 
 def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, chromium_path, artifacts):
@@ -29,8 +28,11 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 page = browser.new_page(viewport=LAPTOP)
                 page.goto(f"{url}/Alerts")
                 expect(page.get_by_text("No rules yet. Create one below")).to_be_visible(timeout=60_000)
-                tick = wait_for(lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick"}, sort=[("ts", -1)]),
-                                30, what="a live AAPL price")
+                tick = wait_for(
+                    lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick"}, sort=[("ts", -1)]),
+                    30,
+                    what="a live AAPL price",
+                )
                 level = round(tick["close"] * 0.995, 2)  # just below the price: the next tick is above it
                 no_exception(page)
                 fits_laptop(page)
@@ -40,7 +42,9 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 page.get_by_label("Note").fill("browser test")
                 page.get_by_role("button", name="➕ Create rule").click()
                 created = time.monotonic()
-                expect(page.get_by_text(f"Created: AAPL price rises above {level:,.2f}.")).to_be_visible(timeout=20_000)
+                expect(page.get_by_text(f"Created: AAPL price rises above {level:,.2f}.")).to_be_visible(
+                    timeout=20_000
+                )
                 toast = page.get_by_test_id("stToast").filter(has_text="AAPL rose above")
                 expect(toast.first).to_be_visible(timeout=20_000)
                 seen_after = time.monotonic() - created
@@ -60,8 +64,9 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 # another page opened now shows the unacknowledged alert as a toast too
                 other = browser.new_page(viewport=LAPTOP)
                 other.goto(f"{url}/")
-                expect(other.get_by_test_id("stToast").filter(has_text="AAPL rose above").first).to_be_visible(
-                    timeout=20_000)
+                expect(
+                    other.get_by_test_id("stToast").filter(has_text="AAPL rose above").first
+                ).to_be_visible(timeout=20_000)
                 other.screenshot(path=str(artifacts / "alerts-toast-home.png"))
                 browser.close()
     finally:

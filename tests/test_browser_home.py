@@ -5,9 +5,9 @@ import json
 import time
 
 import pytest
+from streamlit_server import CHROMIUM_ARGS, streamlit_server
 
 from pipeline.stack import pid_alive
-from streamlit_server import CHROMIUM_ARGS, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -16,10 +16,16 @@ def test_home_in_chromium_and_clean_shutdown(tmp_path, chromium_path, artifacts)
     from playwright.sync_api import expect, sync_playwright
 
     data = tmp_path / "data"
-    env = {"STOCKMON_DATA_DIR": str(data), "STOCKMON_SIM_SEED": "3", "STOCKMON_BACKFILL_DAYS_1M": "0",
-           "STOCKMON_BACKFILL_DAYS_DAILY": "30"}
+    env = {
+        "STOCKMON_DATA_DIR": str(data),
+        "STOCKMON_SIM_SEED": "3",
+        "STOCKMON_BACKFILL_DAYS_1M": "0",
+        "STOCKMON_BACKFILL_DAYS_DAILY": "30",
+    }
     started = time.monotonic()
-    with streamlit_server(env, artifacts / "home-server.log", drop=("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")) as (url, proc):
+    with streamlit_server(
+        env, artifacts / "home-server.log", drop=("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
+    ) as (url, proc):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1366, "height": 900})

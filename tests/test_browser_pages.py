@@ -6,31 +6,44 @@ bars MongoDB has. Screenshots of every page land in test-artifacts/."""
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import make_settings, settings_env
 from market_data import seed_bars
+from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
+
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
-from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser
 
-PAGES = {"home": "", "watchlist": "Watchlist", "live": "Live", "history": "History", "health": "Pipeline_health"}
-READY = {"home": "Watchlist at a glance", "watchlist": "Import and export", "live": "bars of 1 minute",
-         "history": "Statistics", "health": "Topics and collections"}
+PAGES = {
+    "home": "",
+    "watchlist": "Watchlist",
+    "live": "Live",
+    "history": "History",
+    "health": "Pipeline_health",
+}
+READY = {
+    "home": "Watchlist at a glance",
+    "watchlist": "Import and export",
+    "live": "bars of 1 minute",
+    "history": "Statistics",
+    "health": "Topics and collections",
+}
 
 
 @pytest.fixture(scope="module")
 def running_app(stack, tmp_path_factory, chromium_path, artifacts):
     from playwright.sync_api import sync_playwright
 
-    settings = make_settings(stack, tmp_path_factory.mktemp("browser"), watchlist=("AAPL", "MSFT"), poll_seconds=0.5)
+    settings = make_settings(
+        stack, tmp_path_factory.mktemp("browser"), watchlist=("AAPL", "MSFT"), poll_seconds=0.5
+    )
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
     Watchlist(store.watchlist, None).seed(["AAPL", "MSFT"], "simulated")
@@ -42,7 +55,6 @@ def running_app(stack, tmp_path_factory, chromium_path, artifacts):
             browser.close()
     store.client.drop_database(settings.db)
     store.close()
-
 
 
 def test_every_page_opens_fits_a_laptop_and_is_screenshot(running_app, artifacts):
@@ -105,7 +117,9 @@ def test_a_ticker_added_in_the_editor_appears_on_live(running_app, artifacts):
 
     page.goto(f"{url}/Live?symbols=NVDA&interval=1m&window=30m")
     refresh_s = 5  # the Live page's default refresh
-    expect(page.get_by_text(re.compile(r"\d+ bars? of 1 minute"))).to_be_visible(timeout=(refresh_s + 15) * 1000)
+    expect(page.get_by_text(re.compile(r"\d+ bars? of 1 minute"))).to_be_visible(
+        timeout=(refresh_s + 15) * 1000
+    )
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     seen_after = time.monotonic() - added
     no_exception(page)
@@ -135,8 +149,11 @@ def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     want = []
     for symbol in ("AAPL", "MSFT"):
-        want += list(store.bars.find({"symbol": symbol, "interval": "1h",
-                                      "ts": {"$gte": start, "$lt": start + timedelta(days=1)}}).sort("ts", 1))
+        want += list(
+            store.bars.find(
+                {"symbol": symbol, "interval": "1h", "ts": {"$gte": start, "$lt": start + timedelta(days=1)}}
+            ).sort("ts", 1)
+        )
     assert len(rows) == len(want) == 48
     for row, doc in zip(rows, want):
         assert row["symbol"] == doc["symbol"] and row["interval"] == "1h"

@@ -48,14 +48,23 @@ def bars(n=120, start="2025-03-03 14:30", freq="min"):
     rng = np.random.default_rng(1)
     close = 100 + np.cumsum(rng.normal(0, 0.1, n))
     open_ = np.r_[100, close[:-1]]
-    return pd.DataFrame({"ts": pd.date_range(start, periods=n, freq=freq, tz="UTC"), "open": open_,
-                         "high": np.maximum(open_, close) + 0.05, "low": np.minimum(open_, close) - 0.05,
-                         "close": close, "volume": rng.integers(100, 1000, n).astype(float)})
+    return pd.DataFrame(
+        {
+            "ts": pd.date_range(start, periods=n, freq=freq, tz="UTC"),
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.05,
+            "low": np.minimum(open_, close) - 0.05,
+            "close": close,
+            "volume": rng.integers(100, 1000, n).astype(float),
+        }
+    )
 
 
 def test_candles_share_one_time_axis_and_colour_volume_by_direction():
     frame = bars()
-    fig = charts.candles(frame, symbol="AAPL", interval_s=60, indicators=["RSI", "MACD"], tz="America/New_York")
+    fig = charts.candles(
+        frame, symbol="AAPL", interval_s=60, indicators=["RSI", "MACD"], tz="America/New_York"
+    )
     assert {t.xaxis or "x" for t in fig.data} == {"x"}  # one time axis for every panel
     assert [t.yaxis for t in fig.data] == ["y", "y2", "y3", "y4", "y4", "y4"]
     assert fig.layout.hovermode == "x unified" and fig.layout.hoversubplots == "axis"

@@ -23,13 +23,16 @@ def test_defaults_need_nothing(tmp_path):
 
 
 def test_environment_wins_over_secrets(tmp_path):
-    secrets = write_secrets(tmp_path, 'STOCKMON_PARTITIONS = 6\nSTOCKMON_SOURCE = "yfinance"\n'
-                                      'MONGODB_URI = "mongodb://u:hunter2@db:27017"\n')
+    secrets = write_secrets(
+        tmp_path,
+        'STOCKMON_PARTITIONS = 6\nSTOCKMON_SOURCE = "yfinance"\n'
+        'MONGODB_URI = "mongodb://u:hunter2@db:27017"\n',
+    )
     s = Settings.load(env={"STOCKMON_PARTITIONS": "4"}, secrets_paths=[secrets])
-    assert s.partitions == 4            # environment
-    assert s.source == "yfinance"       # secrets.toml
+    assert s.partitions == 4  # environment
+    assert s.source == "yfinance"  # secrets.toml
     assert s.mongodb_uri == "mongodb://u:hunter2@db:27017"
-    assert s.retention_hours == 24.0    # default
+    assert s.retention_hours == 24.0  # default
 
 
 def test_stockmon_table_in_secrets(tmp_path):
@@ -37,15 +40,22 @@ def test_stockmon_table_in_secrets(tmp_path):
     assert Settings.load(env={}, secrets_paths=[secrets]).db == "fromtable"
 
 
-@pytest.mark.parametrize("key,value,expected", [
-    ("STOCKMON_PARTITIONS", "zero", "STOCKMON_PARTITIONS='zero' is not an integer; allowed: 1..256"),
-    ("STOCKMON_PARTITIONS", "0", "STOCKMON_PARTITIONS='0' is out of range; allowed: 1..256"),
-    ("STOCKMON_SOURCE", "bloomberg", "STOCKMON_SOURCE='bloomberg' is not allowed; use one of: simulated, yfinance, alpha_vantage, csv"),
-    ("STOCKMON_AUTOSTART", "maybe", "STOCKMON_AUTOSTART='maybe' is not a boolean"),
-    ("STOCKMON_TOPIC_PRICES", "bad topic!", "is not a valid Kafka topic name"),
-    ("KAFKA_SECURITY_PROTOCOL", "tls", "KAFKA_SECURITY_PROTOCOL='tls' is not allowed"),
-    ("STOCKMON_WATCHLIST", "AAPL,not a ticker!", "STOCKMON_WATCHLIST: 'ticker!' is not a valid ticker"),
-])
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("STOCKMON_PARTITIONS", "zero", "STOCKMON_PARTITIONS='zero' is not an integer; allowed: 1..256"),
+        ("STOCKMON_PARTITIONS", "0", "STOCKMON_PARTITIONS='0' is out of range; allowed: 1..256"),
+        (
+            "STOCKMON_SOURCE",
+            "bloomberg",
+            "STOCKMON_SOURCE='bloomberg' is not allowed; use one of: simulated, yfinance, alpha_vantage, csv",
+        ),
+        ("STOCKMON_AUTOSTART", "maybe", "STOCKMON_AUTOSTART='maybe' is not a boolean"),
+        ("STOCKMON_TOPIC_PRICES", "bad topic!", "is not a valid Kafka topic name"),
+        ("KAFKA_SECURITY_PROTOCOL", "tls", "KAFKA_SECURITY_PROTOCOL='tls' is not allowed"),
+        ("STOCKMON_WATCHLIST", "AAPL,not a ticker!", "STOCKMON_WATCHLIST: 'ticker!' is not a valid ticker"),
+    ],
+)
 def test_bad_values_name_key_and_allowed(key, value, expected):
     with pytest.raises(ConfigError) as info:
         Settings.load(env={key: value}, secrets_paths=[])
@@ -60,9 +70,15 @@ def test_invalid_toml_is_a_clear_error(tmp_path):
 
 
 def test_secrets_never_in_repr_or_public():
-    s = Settings.load(env={"MONGODB_URI": "mongodb://admin:s3cr3t@db.example:27017/x",
-                           "KAFKA_SASL_PASSWORD": "kafkapass", "ALPHAVANTAGE_API_KEY": "AVKEY123",
-                           "STOCKMON_ADMIN_PASSWORD": "letmein"}, secrets_paths=[])
+    s = Settings.load(
+        env={
+            "MONGODB_URI": "mongodb://admin:s3cr3t@db.example:27017/x",
+            "KAFKA_SASL_PASSWORD": "kafkapass",
+            "ALPHAVANTAGE_API_KEY": "AVKEY123",
+            "STOCKMON_ADMIN_PASSWORD": "letmein",
+        },
+        secrets_paths=[],
+    )
     text = repr(s) + str(s.public())
     for secret in ("s3cr3t", "kafkapass", "AVKEY123", "letmein"):
         assert secret not in text
@@ -70,16 +86,32 @@ def test_secrets_never_in_repr_or_public():
 
 
 def test_mask_uri():
-    assert mask_uri("mongodb+srv://me:pw@cluster0.example.net/db") == "mongodb+srv://me:***@cluster0.example.net/db"
+    assert (
+        mask_uri("mongodb+srv://me:pw@cluster0.example.net/db")
+        == "mongodb+srv://me:***@cluster0.example.net/db"
+    )
     assert mask_uri("mongodb://localhost:27017") == "mongodb://localhost:27017"
     assert mask_uri(None) == ""
 
 
 def test_external_mode_and_kafka_security_pass_through():
-    s = Settings.load(env={"KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9092", "MONGODB_URI": "mongodb://h/?replicaSet=rs0",
-                           "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "scram-sha-512",
-                           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p", "KAFKA_SSL_CAFILE": "/ca.pem"},
-                      secrets_paths=[])
+    s = Settings.load(
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9092",
+            "MONGODB_URI": "mongodb://h/?replicaSet=rs0",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "p",
+            "KAFKA_SSL_CAFILE": "/ca.pem",
+        },
+        secrets_paths=[],
+    )
     assert not s.embedded
-    assert s.kafka_options() == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                                 "sasl_plain_username": "u", "sasl_plain_password": "p", "ssl_cafile": "/ca.pem"}
+    assert s.kafka_options() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+        "ssl_cafile": "/ca.pem",
+    }

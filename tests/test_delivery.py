@@ -7,16 +7,25 @@ import signal
 import time
 from datetime import timedelta
 
+from conftest import make_settings
+from pipeline_helpers import (
+    T0,
+    Background,
+    consume_until_idle,
+    jsonl,
+    make_events,
+    publish,
+    read_topic,
+    start_consumer_process,
+    stored_keys,
+    wait_for,
+)
 
 from pipeline import bus
 from pipeline.models import PriceEvent
 from pipeline.stack import MONGO, LocalStack
 from pipeline.status import collect
 from pipeline.store import Store
-
-from conftest import make_settings
-from pipeline_helpers import (T0, Background, consume_until_idle, jsonl, make_events, publish, read_topic,
-                              start_consumer_process, stored_keys, wait_for)
 
 
 def test_store_replay_is_a_noop_and_older_revisions_never_win(store):
@@ -25,8 +34,18 @@ def test_store_replay_is_a_noop_and_older_revisions_never_win(store):
     again = store.write_events(events)
     assert (first.stored, first.duplicates) == (50, 0)
     assert (again.stored, again.duplicates) == (0, 50)
-    bar = PriceEvent(symbol="AAPL", interval="1m", ts=T0, open=10, high=12, low=9, close=11, volume=100,
-                     source="test", fetched_at=T0 + timedelta(seconds=30))
+    bar = PriceEvent(
+        symbol="AAPL",
+        interval="1m",
+        ts=T0,
+        open=10,
+        high=12,
+        low=9,
+        close=11,
+        volume=100,
+        source="test",
+        fetched_at=T0 + timedelta(seconds=30),
+    )
     newer = bar.with_(close=11.5, high=12.5, volume=180, fetched_at=T0 + timedelta(seconds=50))
     older = bar.with_(close=10.5, volume=90, fetched_at=T0 + timedelta(seconds=10))
     assert store.write_events([bar]).stored == 1
@@ -36,13 +55,16 @@ def test_store_replay_is_a_noop_and_older_revisions_never_win(store):
     doc = store.prices.find_one({"symbol": "AAPL", "interval": "1m", "ts": T0})
     assert (doc["close"], doc["volume"]) == (11.5, 180)
     # within one batch the newest revision wins whatever the order
-    result = store.write_events([older.with_(ts=T0 + timedelta(minutes=1)), newer.with_(ts=T0 + timedelta(minutes=1))])
+    result = store.write_events(
+        [older.with_(ts=T0 + timedelta(minutes=1)), newer.with_(ts=T0 + timedelta(minutes=1))]
+    )
     assert result.stored == 1
     assert store.prices.find_one({"interval": "1m", "ts": T0 + timedelta(minutes=1)})["close"] == 11.5
 
 
 def test_rollup_bars_are_recomputed_not_incremented(store):
     from pipeline.bars import BarBuilder
+
     events = make_events(600, symbols=("AAPL",), step_s=1.0)  # 10 minutes of ticks
     builder = BarBuilder(store)
     store.write_events(events)
@@ -72,12 +94,17 @@ def test_consumer_stores_exactly_what_was_published_and_replays_store_nothing(se
     first = consume_until_idle(settings, store)
     assert first.tally.counts["stored"] == 3000
     assert store.prices.count_documents({}) == 3000
-    assert sorted(stored_keys(store)) == sorted((e.symbol, e.interval, e.ts.replace(tzinfo=e.ts.tzinfo)) for e in events)
+    assert sorted(stored_keys(store)) == sorted(
+        (e.symbol, e.interval, e.ts.replace(tzinfo=e.ts.tzinfo)) for e in events
+    )
     status = collect(settings)
     assert status["published"] == 3000 and status["lag"] == 0
     assert status["stored"] == {s: 600 for s in ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")}
     # the same offsets consumed again (a new group starts from the beginning): nothing stored twice
-    again = consume_until_idle(settings.__class__(**{**settings.__dict__, "consumer_group": settings.consumer_group + "-replay"}), store)
+    again = consume_until_idle(
+        settings.__class__(**{**settings.__dict__, "consumer_group": settings.consumer_group + "-replay"}),
+        store,
+    )
     assert again.tally.counts["consumed"] == 3000
     assert again.tally.counts.get("stored", 0) == 0 and again.tally.counts["duplicates"] == 3000
     assert store.prices.count_documents({}) == 3000
@@ -85,6 +112,7 @@ def test_consumer_stores_exactly_what_was_published_and_replays_store_nothing(se
 
 def test_bad_messages_go_to_the_dead_letter_topic_with_reasons(settings, store, topics):
     from kafka import KafkaProducer
+
     good = make_events(10)
     raw = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)  # an independent producer
     wire = good[0].to_wire()
@@ -147,6 +175,7 @@ def test_mongodb_outage_loses_nothing_and_doubles_nothing(tmp_path):
         store.ensure_indexes()
         bus.create_topics(settings.kafka_bootstrap_servers, settings)
         from pipeline.consumer import PriceConsumer
+
         consumer = PriceConsumer(settings.kafka_bootstrap_servers, settings, store, max_backoff_s=1.0)
         runner = Background(consumer.run)
         runner.start()
@@ -155,7 +184,7 @@ def test_mongodb_outage_loses_nothing_and_doubles_nothing(tmp_path):
 
         def stream():  # ~200 events/s for 20 s
             for i in range(0, len(events), 40):
-                publish(settings, events[i:i + 40], producer)
+                publish(settings, events[i : i + 40], producer)
                 time.sleep(0.2)
 
         feeder = Background(stream)
@@ -189,13 +218,23 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     bus.create_topics(settings.kafka_bootstrap_servers, settings)
     symbols = tuple(f"SYM{i}" for i in range(16))
     events = make_events(8000, symbols=symbols)
-    procs = [start_consumer_process(settings, "--exit-when-idle", "8", "--instance-id", f"worker-{i}")
-             for i in range(2)]
+    procs = [
+        start_consumer_process(settings, "--exit-when-idle", "8", "--instance-id", f"worker-{i}")
+        for i in range(2)
+    ]
     try:
         time.sleep(6)  # both join the group before data arrives
         from pipeline.heartbeat import recent
-        beats = wait_for(lambda: [b for b in recent(store.heartbeats) if b["role"] == "consume"] if len(
-            [b for b in recent(store.heartbeats) if b["role"] == "consume"]) == 2 else None, 30, what="heartbeats")
+
+        beats = wait_for(
+            lambda: (
+                [b for b in recent(store.heartbeats) if b["role"] == "consume"]
+                if len([b for b in recent(store.heartbeats) if b["role"] == "consume"]) == 2
+                else None
+            ),
+            30,
+            what="heartbeats",
+        )
         assert {b["pid"] for b in beats} == {p.pid for p in procs} and all(b["alive"] for b in beats)
         publish(settings, events)
         results = [p.communicate(timeout=240) for p in procs]

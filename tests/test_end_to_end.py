@@ -3,24 +3,36 @@
 import time
 from collections import defaultdict
 
+from conftest import make_settings
+from pipeline_helpers import read_topic, wait_for
+
 from pipeline.models import decode
 from pipeline.runtime import Runtime
 from pipeline.status import collect
 
-from conftest import make_settings
-from pipeline_helpers import read_topic, wait_for
-
 
 def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, tmp_path):
-    settings = make_settings(stack, tmp_path, watchlist=("AAPL", "NVDA", "7203.T"), poll_seconds=0.3,
-                             backfill_days_daily=5, backfill_days_1m=0)
+    settings = make_settings(
+        stack,
+        tmp_path,
+        watchlist=("AAPL", "NVDA", "7203.T"),
+        poll_seconds=0.3,
+        backfill_days_daily=5,
+        backfill_days_1m=0,
+    )
     runtime = Runtime(settings).start()
     try:
         assert runtime.state == "running", runtime.error
-        wait_for(lambda: (runtime.health()["producer"] or {}).get("published", 0) > 150, 60, what="published events")
+        wait_for(
+            lambda: (runtime.health()["producer"] or {}).get("published", 0) > 150,
+            60,
+            what="published events",
+        )
         runtime.producer.pause()
         published = runtime.producer.snapshot()["published"]
-        wait_for(lambda: runtime.consumer.snapshot()["consumed"] >= published, 60, what="consumer to catch up")
+        wait_for(
+            lambda: runtime.consumer.snapshot()["consumed"] >= published, 60, what="consumer to catch up"
+        )
         time.sleep(1)
         # what Kafka holds, reduced to the newest revision per business key
         newest = {}
@@ -35,7 +47,9 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
         assert len(newest) > 50
         assert published > len(newest)  # forming 1m bars were revised and only the newest revision counts
         assert stored.keys() == newest.keys()
-        assert all(stored[k] == newest[k] for k in newest), "a stored event differs from its newest published revision"
+        assert all(stored[k] == newest[k] for k in newest), (
+            "a stored event differs from its newest published revision"
+        )
         intervals = defaultdict(int)
         for key in stored:
             intervals[key[1]] += 1
@@ -51,7 +65,9 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
         bars = runtime.store.bars_frame(["AAPL"], "1m", first_tick.replace(second=0, microsecond=0))
         ticks = [e for k, e in stored.items() if k[0] == "AAPL" and k[1] == "tick"]
         assert not bars.empty and (bars["high"] >= bars["low"]).all()
-        assert bars["high"].max() >= max(t.close for t in ticks) and bars["low"].min() <= min(t.close for t in ticks)
+        assert bars["high"].max() >= max(t.close for t in ticks) and bars["low"].min() <= min(
+            t.close for t in ticks
+        )
     finally:
         runtime.store.client.drop_database(settings.db)
         runtime.stop()

@@ -1,8 +1,7 @@
 """Home page through Streamlit's AppTest: embedded mode healthy, and MongoDB down as a sentence."""
 
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, make_settings
+from streamlit.testing.v1 import AppTest
 
 HOME = str(ROOT / "Home.py")
 

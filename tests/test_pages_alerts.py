@@ -5,18 +5,16 @@ MongoDB down (before and after start). Also the toast every page shows."""
 from datetime import timedelta
 
 import pytest
-
-from streamlit.testing.v1 import AppTest
-
+from alerts_helpers import ticks
 from conftest import ROOT
 from market_data import seed_bars
 from pages_helpers import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
+from streamlit.testing.v1 import AppTest
+
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.models import utcnow
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
-
-from alerts_helpers import ticks
 
 PAGE = str(ROOT / "pages" / "5_🔔_Alerts.py")
 
@@ -37,8 +35,9 @@ def seeded(settings, symbols=("AAPL", "MSFT")) -> Store:
 
 def fire(store, settings, symbol="AAPL", level=None) -> dict:
     last = store.prices.find_one({"symbol": symbol, "interval": "tick"}, sort=[("ts", -1)])["close"]
-    rule = RuleBook(store.db).create({"symbol": symbol, "kind": "price_above", "level": level or round(last * 1.01, 2),
-                                      "note": "breakout"})
+    rule = RuleBook(store.db).create(
+        {"symbol": symbol, "kind": "price_above", "level": level or round(last * 1.01, 2), "note": "breakout"}
+    )
     events = ticks(symbol, [last, last * 1.02])
     store.write_events(events)
     AlertEngine(store, settings, refresh_s=0).on_stored(events)
@@ -84,12 +83,17 @@ def test_fired_alerts_with_price_context_acknowledge_and_filter(stack, tmp_path,
     assert len(spec["data"][0]["x"]) >= 3, "the price around the alert is drawn"
     assert spec["data"][1]["mode"] == "markers", "with a marker where it fired"
     rules = at.dataframe[1].value
-    assert set(rules["Condition"]) == {f"AAPL price rises above {first['level']:,.2f}",
-                                       f"MSFT price rises above {store.db['alert_rules'].find_one({'symbol': 'MSFT'})['level']:,.2f}"}
+    assert set(rules["Condition"]) == {
+        f"AAPL price rises above {first['level']:,.2f}",
+        f"MSFT price rises above {store.db['alert_rules'].find_one({'symbol': 'MSFT'})['level']:,.2f}",
+    }
     assert rules["State"].str.contains("fired 1×").all()
     # filter by symbol (and it lands in the URL)
     at.multiselect(key="alerts_symbols").set_value(["AAPL"]).run()
-    assert list(at.dataframe[0].value["Symbol"]) == ["AAPL"] and at.query_params["symbol"] in ("AAPL", ["AAPL"])
+    assert list(at.dataframe[0].value["Symbol"]) == ["AAPL"] and at.query_params["symbol"] in (
+        "AAPL",
+        ["AAPL"],
+    )
     button(at, "✔✔ Acknowledge all shown (1)").click().run()
     assert_clean(at)
     assert "Acknowledged 1 alert(s)." in texts(at)
@@ -121,12 +125,20 @@ def test_create_edit_disable_delete_rules_with_clear_errors(stack, tmp_path, app
     assert "Created: MSFT moves up or down 2.5% within 10 min." in texts(at)
     assert "is not on the watchlist" not in texts(at)
     doc = store.db["alert_rules"].find_one({})
-    assert (doc["kind"], doc["pct"], doc["window_s"], doc["cooldown_s"], doc["note"]) == ("pct_change", 2.5, 600, 1800,
-                                                                                         "earnings week")
+    assert (doc["kind"], doc["pct"], doc["window_s"], doc["cooldown_s"], doc["note"]) == (
+        "pct_change",
+        2.5,
+        600,
+        1800,
+        "earnings week",
+    )
     assert field(at.text_input, "Note").value == "", "the form is empty again for the next rule"
     # edit it: a wrong window is refused, a right one saved
     at.selectbox(key="rule_target").set_value(doc["_id"]).run()
-    assert field(at.number_input, "Move (%)").value == 2.5 and field(at.text_input, "Note").value == "earnings week"
+    assert (
+        field(at.number_input, "Move (%)").value == 2.5
+        and field(at.text_input, "Note").value == "earnings week"
+    )
     field(at.number_input, "Within (minutes)").set_value(0.1)
     button(at, "💾 Save changes").click().run()
     assert "window (seconds) must be at least 10" in at.error[0].value
@@ -153,7 +165,10 @@ def test_demo_mode_is_read_only_for_visitors(stack, tmp_path, app_env, monkeypat
     fire(store, settings, "AAPL")
     at = open_page()
     assert_clean(at)
-    assert "read-only public demo: creating, changing and acknowledging alerts needs the admin password" in texts(at)
+    assert (
+        "read-only public demo: creating, changing and acknowledging alerts needs the admin password"
+        in texts(at)
+    )
     assert button(at, "➕ Create rule").disabled
     assert button(at, "✔✔ Acknowledge all shown").disabled
     assert all(b.disabled for b in at.button if b.label == "Send test")
@@ -172,10 +187,12 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
     at = open_page()
     assert_clean(at)
     from ui.runtime import get_runtime
+
     runtime = get_runtime()
     dead = Store.from_uri(MONGO_DOWN, settings.db, timeout_s=0.5)
     runtime.store, runtime.watchlist.collection = dead, dead.watchlist
     import streamlit as st
+
     st.cache_data.clear()
     at.run()
     assert_clean(at)
@@ -185,6 +202,7 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
 @pytest.mark.parametrize("name", ["home", "watchlist", "live", "history", "health", "alerts"])
 def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, app_env, monkeypatch):
     from ui import alerts_toast
+
     monkeypatch.setattr(alerts_toast, "_failed_at", [0.0])  # forget a dead server of an earlier test
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     store = seeded(settings)
@@ -194,10 +212,13 @@ def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, a
     assert not at.toast
     alert = fire(store, settings, "AAPL")
     import streamlit as st
+
     st.cache_data.clear()
     at.run()
     assert [t.value for t in at.toast] == [f"**Alert** · {alert['message']}"]
     st.cache_data.clear()
     at.run()
     assert not at.toast, "each alert is toasted once per session"
-    assert store.db["alert_events"].find_one({"_id": alert["_id"]})["fired_at"] > utcnow() - timedelta(minutes=1)
+    assert store.db["alert_events"].find_one({"_id": alert["_id"]})["fired_at"] > utcnow() - timedelta(
+        minutes=1
+    )

@@ -4,16 +4,25 @@ pipeline running, stopped, and MongoDB down."""
 import time
 
 import pytest
-
 from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
+
 from ui import health as h
 
 NOW = 1_000_000.0
 
 
 def consumer(**kw):
-    base = {"running": True, "paused": False, "lag_total": 0, "lag": {}, "lag_seconds": {}, "last_commit_at": NOW - 1,
-            "per_second_1m": 12.5, "retrying_since": None, "last_error": None}
+    base = {
+        "running": True,
+        "paused": False,
+        "lag_total": 0,
+        "lag": {},
+        "lag_seconds": {},
+        "last_commit_at": NOW - 1,
+        "per_second_1m": 12.5,
+        "retrying_since": None,
+        "last_error": None,
+    }
     return {"state": "running", "consumer": {**base, **kw}}
 
 
@@ -27,7 +36,9 @@ def test_consumer_ok_when_lag_is_zero():
 
 
 def test_consumer_stall_when_lag_does_not_shrink_and_nothing_is_committed():
-    s = h.consumer(consumer(lag_total=40, last_commit_at=NOW - 20), samples([30, 35, 40], [NOW - 20] * 3), NOW)
+    s = h.consumer(
+        consumer(lag_total=40, last_commit_at=NOW - 20), samples([30, 35, 40], [NOW - 20] * 3), NOW
+    )
     assert s.level == "STALL" and "nothing committed" in s.reason
 
 
@@ -59,8 +70,16 @@ def test_producer_rules():
     assert [s.level for s in h.producer({"producer": snap}, 2.0, NOW)] == ["OK"]
     late = {**snap, "jobs": {"simulated": {**job, "last_run": NOW - 100}}}
     assert h.producer({"producer": late}, 2.0, NOW)[0].level == "STALL"
-    some = {**snap, "jobs": {"yfinance": {**job, "last_error": "2 symbol(s) failed",
-                                          "per_symbol": {"X": {"last_error": "no data"}, "Y": {"last_error": "x"}}}}}
+    some = {
+        **snap,
+        "jobs": {
+            "yfinance": {
+                **job,
+                "last_error": "2 symbol(s) failed",
+                "per_symbol": {"X": {"last_error": "no data"}, "Y": {"last_error": "x"}},
+            }
+        },
+    }
     warn = h.producer({"producer": some}, 2.0, NOW)[0]
     assert warn.level == "WARN" and warn.reason == "2 symbol(s) failed: X, Y"
     broken = {**snap, "jobs": {"csv": {**job, "last_error": "OSError: gone"}}}
@@ -72,8 +91,12 @@ def test_producer_rules():
 
 def test_other_components_and_the_worst_status():
     assert h.kafka({"kafka": {"ok": False, "bootstrap": "x:1"}}).level == "ERR"
-    assert h.dead_letters({"consumer": {"dead_lettered": 3, "recent_dead_letters": [{"reason": "high below low"}]}}
-                          ).reason == "3 message(s) dead-lettered; latest: high below low"
+    assert (
+        h.dead_letters(
+            {"consumer": {"dead_lettered": 3, "recent_dead_letters": [{"reason": "high below low"}]}}
+        ).reason
+        == "3 message(s) dead-lettered; latest: high below low"
+    )
     assert h.backfills([{"symbol": "A", "status": "failed"}]).level == "WARN"
     assert h.bar_builder({"bars": {"pending_marks": 3, "last_run": NOW - 100}}, NOW).level == "STALL"
     assert h.stack({"mode": "embedded", "stack": [{"name": "kafka", "alive": False}]}).level == "ERR"
@@ -94,18 +117,32 @@ def test_health_page_with_the_pipeline_running(stack, tmp_path, app_env, monkeyp
     configure(stack, tmp_path, app_env, monkeypatch, autostart=True)
     at = app("health", timeout=90).run()
     deadline = time.time() + 30
-    while "Producer · simulated" not in texts(at) + str(at.dataframe[0].value if at.dataframe else "") \
-            and time.time() < deadline:
+    while (
+        "Producer · simulated" not in texts(at) + str(at.dataframe[0].value if at.dataframe else "")
+        and time.time() < deadline
+    ):
         time.sleep(1)
         at.run()
     time.sleep(3)
     at.run()
     assert_clean(at)
     table = at.dataframe[0].value.set_index("Component")
-    for component in ("Kafka", "MongoDB", "Producer · simulated", "Consumer", "Dead-letter topic", "Bar builder"):
+    for component in (
+        "Kafka",
+        "MongoDB",
+        "Producer · simulated",
+        "Consumer",
+        "Dead-letter topic",
+        "Bar builder",
+    ):
         assert table.loc[component, "Status"] == "🟢 OK", table.to_string()
     assert "Overall: **🟢 OK**" in texts(at)
-    assert [m.label for m in at.metric][:4] == ["Published", "Waiting to re-send", "Send failures", "Lost (buffer full)"]
+    assert [m.label for m in at.metric][:4] == [
+        "Published",
+        "Waiting to re-send",
+        "Send failures",
+        "Lost (buffer full)",
+    ]
     assert plotly_specs(at), "the throughput chart is drawn"
     assert "Nothing was dead-lettered" in texts(at)
 
@@ -131,15 +168,18 @@ def test_every_page_survives_mongodb_dying_after_start(page, stack, tmp_path, ap
     """Start fine, then point the runtime's store at a dead server: a sentence, never a traceback."""
     from pipeline.store import Store
     from pipeline.watchlist import Watchlist
+
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     Watchlist(Store.from_uri(settings.mongodb_uri, settings.db).watchlist, None).seed(["AAPL"], "simulated")
     at = app(page).run()
     assert_clean(at)
     from ui.runtime import get_runtime
+
     runtime = get_runtime()
     dead = Store.from_uri(MONGO_DOWN, settings.db, timeout_s=0.5)
     runtime.store, runtime.watchlist.collection = dead, dead.watchlist
     import streamlit as st
+
     st.cache_data.clear()
     at.run()
     assert_clean(at)
@@ -150,11 +190,28 @@ def test_every_page_survives_mongodb_dying_after_start(page, stack, tmp_path, ap
 
 def test_alert_engine_and_channel_statuses():
     assert h.alerts({}) == []
-    snap = {"alerts": {"engine": {"active_rules": 3, "fired": 7, "last_error": None}, "channels": {
-        "webhook": {"sent": 4, "failed": 0, "pending": 1},
-        "email": {"sent": 2, "failed": 1, "last_error": "535 auth failed", "last_error_at": 10.0, "last_ok_at": 20.0},
-        "slack": {"sent": 0, "failed": 2, "last_error": "did not answer within 5 s", "last_error_at": 30.0,
-                  "last_ok_at": 5.0}}}}
+    snap = {
+        "alerts": {
+            "engine": {"active_rules": 3, "fired": 7, "last_error": None},
+            "channels": {
+                "webhook": {"sent": 4, "failed": 0, "pending": 1},
+                "email": {
+                    "sent": 2,
+                    "failed": 1,
+                    "last_error": "535 auth failed",
+                    "last_error_at": 10.0,
+                    "last_ok_at": 20.0,
+                },
+                "slack": {
+                    "sent": 0,
+                    "failed": 2,
+                    "last_error": "did not answer within 5 s",
+                    "last_error_at": 30.0,
+                    "last_ok_at": 5.0,
+                },
+            },
+        }
+    }
     statuses = {s.component: (s.level, s.reason) for s in h.alerts(snap)}
     assert statuses["Alerts engine"] == ("OK", "3 active rule(s), 7 fired")
     assert statuses["Alerts · webhook"] == ("OK", "4 sent, 1 waiting")

@@ -4,9 +4,19 @@ table, the CSV, the view in the URL, demo caps, the empty states and MongoDB dow
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, seeded_store, texts, trace_lengths, values
+from pages_helpers import (
+    MONGO_DOWN,
+    app,
+    assert_clean,
+    configure,
+    plotly_specs,
+    seeded_store,
+    texts,
+    trace_lengths,
+    values,
+)
+
 from pipeline import analytics, queries
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
@@ -15,7 +25,10 @@ from pipeline.watchlist import Watchlist
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
-    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=2) as (store, frame):
+    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=2) as (
+        store,
+        frame,
+    ):
         yield settings, store, frame
 
 
@@ -68,12 +81,19 @@ def test_history_fine_interval_over_a_long_range_is_widened_and_says_so(seeded):
 
 def test_history_url_round_trip_and_unknown_symbol_in_range(seeded):
     start = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
-    at = app("history", query={"symbols": "MSFT,NODATA", "interval": "15m", "start": start, "end": today()}).run()
+    at = app(
+        "history", query={"symbols": "MSFT,NODATA", "interval": "15m", "start": start, "end": today()}
+    ).run()
     assert_clean(at)
     assert at.multiselect(key="hist_symbols").value == ["MSFT", "NODATA"]
     assert at.selectbox(key="hist_interval").value == "15m"
     assert "No stored bars for NODATA in this range." in [w.value for w in at.warning]
-    assert dict(at.query_params) == {"symbols": "MSFT,NODATA", "start": start, "end": today(), "interval": "15m"}
+    assert dict(at.query_params) == {
+        "symbols": "MSFT,NODATA",
+        "start": start,
+        "end": today(),
+        "interval": "15m",
+    }
 
 
 def test_history_no_data_in_range_says_what_to_do(seeded):

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 from pages_helpers import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
+
 from pipeline.config import Settings
 from pipeline.watchlist import Entry
 from ui import tables
@@ -18,7 +18,10 @@ from ui import tables
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
-    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=3) as (store, frame):
+    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=3) as (
+        store,
+        frame,
+    ):
         yield settings, store, frame
 
 

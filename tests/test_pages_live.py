@@ -2,14 +2,26 @@
 selection in the URL, the empty states and MongoDB down."""
 
 import pytest
-
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, seeded_store, texts, trace_lengths, values
+from pages_helpers import (
+    MONGO_DOWN,
+    app,
+    assert_clean,
+    configure,
+    plotly_specs,
+    seeded_store,
+    texts,
+    trace_lengths,
+    values,
+)
 
 
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     settings = configure(stack, tmp_path, app_env, monkeypatch)
-    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=1) as (store, frame):
+    with seeded_store(settings, ["AAPL", "MSFT", "NODATA"], with_bars=["AAPL", "MSFT"], days=1) as (
+        store,
+        frame,
+    ):
         yield settings, store, frame
 
 
@@ -17,7 +29,14 @@ def test_live_one_symbol_candles_volume_and_metrics(seeded):
     _, _, frame = seeded
     at = app("live").run()
     assert_clean(at)
-    assert [m.label for m in at.metric] == ["AAPL last", "Change", "% change", "Day high", "Day low", "Day volume"]
+    assert [m.label for m in at.metric] == [
+        "AAPL last",
+        "Change",
+        "% change",
+        "Day high",
+        "Day low",
+        "Day volume",
+    ]
     last = frame[frame.symbol == "AAPL"]["close"].iloc[-1]
     assert at.metric[0].value == f"{last:,.2f}"
     (spec,) = plotly_specs(at)
@@ -37,8 +56,18 @@ def test_live_indicators_add_overlays_and_panels(seeded):
     assert_clean(at)
     (spec,) = plotly_specs(at)
     names = [t.get("name") for t in spec["data"]]
-    assert names == ["AAPL", "SMA 20", "VWAP", "Bollinger upper", "Bollinger lower", "Volume", "RSI 14",
-                     "MACD histogram", "MACD 12/26", "Signal 9"]
+    assert names == [
+        "AAPL",
+        "SMA 20",
+        "VWAP",
+        "Bollinger upper",
+        "Bollinger lower",
+        "Volume",
+        "RSI 14",
+        "MACD histogram",
+        "MACD 12/26",
+        "Signal 9",
+    ]
     assert spec["layout"]["yaxis3"]["range"] == [0, 100]  # RSI panel
     sma = next(t for t in spec["data"] if t.get("name") == "SMA 20")
     sma_y = values(sma["y"])

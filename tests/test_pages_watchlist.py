@@ -2,8 +2,8 @@
 pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
 
 import pytest
-
 from pages_helpers import MONGO_DOWN, app, assert_clean, configure, texts
+
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
 
@@ -13,8 +13,9 @@ EDITOR = "wl_editor_0"
 @pytest.fixture
 def seeded(stack, tmp_path, app_env, monkeypatch):
     csv_file = tmp_path / "bars.csv"
-    csv_file.write_text("symbol,interval,ts,open,high,low,close,volume\n"
-                        "CSVONLY,1m,2025-01-02T15:00:00Z,10,11,9,10.5,100\n")
+    csv_file.write_text(
+        "symbol,interval,ts,open,high,low,close,volume\nCSVONLY,1m,2025-01-02T15:00:00Z,10,11,9,10.5,100\n"
+    )
     monkeypatch.setenv("STOCKMON_CSV_PATH", str(csv_file))
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     store = Store.from_uri(settings.mongodb_uri, settings.db)
@@ -35,8 +36,17 @@ def edit(added=(), edited=None, deleted=()) -> dict:
 
 def test_watchlist_shows_entries_and_backfill_progress(seeded):
     _, store = seeded
-    store.backfills.insert_one({"_id": "MSFT", "symbol": "MSFT", "source": "simulated", "status": "running",
-                                "done": 1, "total": 4, "published": 1234})
+    store.backfills.insert_one(
+        {
+            "_id": "MSFT",
+            "symbol": "MSFT",
+            "source": "simulated",
+            "status": "running",
+            "done": 1,
+            "total": 4,
+            "published": 1234,
+        }
+    )
     at = app("watchlist").run()
     assert_clean(at)
     table = at.data_editor[0].value
@@ -51,11 +61,23 @@ def test_watchlist_shows_entries_and_backfill_progress(seeded):
 
 def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seeded):
     _, store = seeded
-    at = app("watchlist", state=edit(added=[{"symbol": "nvda"}, {"symbol": "AAPL"}, {"symbol": "BAD!"},
-                                            {"symbol": "ZZZZ", "source": "csv"}, {"source": "simulated"}])).run()
+    at = app(
+        "watchlist",
+        state=edit(
+            added=[
+                {"symbol": "nvda"},
+                {"symbol": "AAPL"},
+                {"symbol": "BAD!"},
+                {"symbol": "ZZZZ", "source": "csv"},
+                {"source": "simulated"},
+            ]
+        ),
+    ).run()
     assert_clean(at)
     assert symbols(store) == ["AAPL", "MSFT", "GOOG", "NVDA"]
-    assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [s.value for s in at.success]
+    assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [
+        s.value for s in at.success
+    ]
     errors = "\n".join(e.value for e in at.error)
     assert "AAPL: AAPL is already on the watchlist" in errors
     assert "BAD!: 'BAD!' is not a valid ticker" in errors
@@ -80,7 +102,11 @@ def test_fixing_a_pending_row_adds_it(seeded):
     _, store = seeded
     at = app("watchlist", state=edit(added=[{"symbol": "BAD!"}])).run()
     assert at.data_editor[0].value["symbol"].tolist() == ["AAPL", "MSFT", "GOOG", "BAD!"]
-    at.session_state["wl_editor_1"] = {"added_rows": [], "edited_rows": {3: {"symbol": "meta"}}, "deleted_rows": []}
+    at.session_state["wl_editor_1"] = {
+        "added_rows": [],
+        "edited_rows": {3: {"symbol": "meta"}},
+        "deleted_rows": [],
+    }
     at.run()
     assert_clean(at)
     assert symbols(store) == ["AAPL", "MSFT", "GOOG", "META"]

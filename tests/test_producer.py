@@ -4,6 +4,9 @@ a new symbol is checked with its source and backfilled through Kafka with progre
 import time
 
 import pytest
+from conftest import make_settings
+from fake_market import FakeMarket
+from pipeline_helpers import make_events, read_topic, wait_for
 
 from pipeline import bus
 from pipeline.producer import Publisher
@@ -11,18 +14,22 @@ from pipeline.runtime import Runtime
 from pipeline.stack import KAFKA, LocalStack
 from pipeline.watchlist import WatchlistError
 
-from conftest import make_settings
-from fake_market import FakeMarket
-from pipeline_helpers import make_events, read_topic, wait_for
-
 
 def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(tmp_path):
     stack = LocalStack(tmp_path / "s", timeout=60).start()
     try:
         settings = make_settings(stack, tmp_path)
         bus.create_topics(settings.kafka_bootstrap_servers, settings)
-        publisher = Publisher(bus.producer(settings.kafka_bootstrap_servers, settings, request_timeout_ms=2000,
-                                           max_block_ms=2000, retries=1), settings.topic_prices)
+        publisher = Publisher(
+            bus.producer(
+                settings.kafka_bootstrap_servers,
+                settings,
+                request_timeout_ms=2000,
+                max_block_ms=2000,
+                retries=1,
+            ),
+            settings.topic_prices,
+        )
         assert publisher.publish(make_events(10)) == 10
         stack.stop_server(KAFKA)
         events = make_events(25, symbols=("IBM",))
@@ -51,8 +58,9 @@ def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(t
 
 @pytest.fixture
 def running(stack, tmp_path):
-    settings = make_settings(stack, tmp_path, watchlist=("AAPL",), poll_seconds=0.3, backfill_days_1m=1,
-                             backfill_days_daily=10)
+    settings = make_settings(
+        stack, tmp_path, watchlist=("AAPL",), poll_seconds=0.3, backfill_days_1m=1, backfill_days_daily=10
+    )
     runtime = Runtime(settings).start()
     assert runtime.state == "running", runtime.error
     yield runtime
@@ -62,16 +70,27 @@ def running(stack, tmp_path):
 
 def test_watchlist_changes_reach_the_running_producer(running):
     store = running.store
-    wait_for(lambda: store.prices.count_documents({"symbol": "AAPL", "interval": "tick"}) > 3, 60, what="AAPL ticks")
+    wait_for(
+        lambda: store.prices.count_documents({"symbol": "AAPL", "interval": "tick"}) > 3,
+        60,
+        what="AAPL ticks",
+    )
     entry = running.add_symbol("vod.l", "simulated")
     assert (entry.symbol, entry.exchange, entry.currency) == ("VOD.L", "London Stock Exchange", "GBp")
     # backfill through Kafka, progress visible in health
-    wait_for(lambda: any(b["symbol"] == "VOD.L" and b["status"] == "done" for b in running.health()["backfills"]),
-             60, what="VOD.L backfill")
+    wait_for(
+        lambda: any(b["symbol"] == "VOD.L" and b["status"] == "done" for b in running.health()["backfills"]),
+        60,
+        what="VOD.L backfill",
+    )
     backfill = next(b for b in running.health()["backfills"] if b["symbol"] == "VOD.L")
     assert backfill["done"] == backfill["total"] == 2 and backfill["published"] > 1000
     assert store.prices.count_documents({"symbol": "VOD.L", "interval": "1d"}) >= 5
-    wait_for(lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) > 3, 30, what="VOD.L ticks")
+    wait_for(
+        lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) > 3,
+        30,
+        what="VOD.L ticks",
+    )
     # disabling stops the fetches without a restart
     running.watchlist.update("VOD.L", enabled=False)
     time.sleep(1.0)
@@ -120,15 +139,25 @@ def test_produce_command_runs_the_jobs_as_a_separate_process(settings, store, to
     import subprocess
     import sys
 
-    from pipeline.watchlist import Watchlist
     from conftest import ROOT, settings_env
+
+    from pipeline.watchlist import Watchlist
+
     Watchlist(store.watchlist, lookup=None).seed(["NVDA", "^GSPC"], "simulated")
     env = {**os.environ, **settings_env(settings)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "produce"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "produce"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def published():
             return sum(bus.end_offsets(topics, settings.topic_prices).values())
+
         wait_for(lambda: published() >= 12, 60, what="the producer process to publish")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-
 from conftest import unique
 from market_data import rollup, seed_bars
+
 from pipeline import queries as q
 from pipeline.models import PriceEvent, validate
 
@@ -32,7 +32,11 @@ def test_plan_interval_widens_and_says_so():
 
 def test_pipeline_reads_the_coarsest_level_and_regroups_in_mongodb():
     p15 = q.bar_pipeline("A", "15m", END - timedelta(days=1), END)
-    assert p15[0]["$match"] == {"symbol": "A", "interval": "5m", "ts": {"$gte": END - timedelta(days=1), "$lt": END}}
+    assert p15[0]["$match"] == {
+        "symbol": "A",
+        "interval": "5m",
+        "ts": {"$gte": END - timedelta(days=1), "$lt": END},
+    }
     assert p15[2]["$group"]["_id"]["$dateTrunc"] == {"date": "$ts", "unit": "minute", "binSize": 15}
     p1h = q.bar_pipeline("A", "1h", END - timedelta(days=1), END)
     assert p1h[0]["$match"]["interval"] == "1h" and not any("$group" in s for s in p1h)
@@ -51,6 +55,7 @@ def test_bar_queries_walk_the_index(seeded):
 def seeded(stack):
     """Nine days of two symbols, stored once for the module (the embedded server stores ~5k docs/s)."""
     from pipeline.store import Store
+
     store = Store.from_uri(stack.mongodb_uri, unique("tq").replace("-", "_"))
     store.ensure_indexes()
     frame = seed_bars(store, ["AAA", "BBB"], days=9, end=END, ticks=False)
@@ -74,7 +79,9 @@ def test_bars_match_a_pandas_resample_of_the_minutes(seeded, interval, rule):
         want = rollup(minutes, rule)
     else:
         want = rollup(minutes, rule)
-    want = want[(want["ts"] >= start) & (want["ts"] < end)].sort_values(["symbol", "ts"]).reset_index(drop=True)
+    want = (
+        want[(want["ts"] >= start) & (want["ts"] < end)].sort_values(["symbol", "ts"]).reset_index(drop=True)
+    )
     assert len(got) == len(want) > 0
     for col in ("open", "high", "low", "close", "volume"):
         assert got[col].to_numpy() == pytest.approx(want[col].to_numpy()), col
@@ -117,17 +124,36 @@ def test_csv_has_the_replay_columns_and_every_row_is_a_valid_event(seeded):
     assert text.splitlines()[0] == "symbol,interval,ts,open,high,low,close,volume"
     assert len(rows) == len(result.frame)
     for row, (_, want) in zip(rows, result.frame.iterrows()):
-        event = validate({**row, **{k: float(row[k]) for k in ("open", "high", "low", "close", "volume")},
-                          "schema": 1, "source": "csv"})
+        event = validate(
+            {
+                **row,
+                **{k: float(row[k]) for k in ("open", "high", "low", "close", "volume")},
+                "schema": 1,
+                "source": "csv",
+            }
+        )
         assert event.ts == want["ts"].to_pydatetime() and event.close == want["close"]
 
 
 def test_bars_of_events_written_through_the_real_rollup(store):
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=45)
-    events = [PriceEvent(symbol="RLP", interval="1m", ts=start + timedelta(minutes=i), open=10 + i, high=11 + i,
-                         low=9 + i, close=10.5 + i, volume=100 + i, source="test") for i in range(45)]
+    events = [
+        PriceEvent(
+            symbol="RLP",
+            interval="1m",
+            ts=start + timedelta(minutes=i),
+            open=10 + i,
+            high=11 + i,
+            low=9 + i,
+            close=10.5 + i,
+            volume=100 + i,
+            source="test",
+        )
+        for i in range(45)
+    ]
     store.write_events(events)
     from pipeline.bars import BarBuilder
+
     BarBuilder(store).run_once()
     result = q.bars(store, ["RLP"], "15m", start - timedelta(hours=1), start + timedelta(hours=1))
     frame = pd.DataFrame([e.to_document() for e in events])
@@ -165,8 +191,16 @@ def test_sparklines_fall_back_to_finer_levels_for_new_symbols(store):
 
 
 def test_backfills_and_collection_details(store):
-    store.backfills.insert_one({"_id": "AAA", "symbol": "AAA", "status": "running", "done": 1, "total": 3,
-                                "requested_at": datetime.now(timezone.utc)})
+    store.backfills.insert_one(
+        {
+            "_id": "AAA",
+            "symbol": "AAA",
+            "status": "running",
+            "done": 1,
+            "total": 3,
+            "requested_at": datetime.now(timezone.utc),
+        }
+    )
     seed_bars(store, ["AAA"], days=0.01, ticks=False)
     assert q.backfills(store)[0]["status"] == "running"
     details = {d["collection"]: d for d in q.collection_details(store)}

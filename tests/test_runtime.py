@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
+from conftest import ROOT, make_settings
+
 from pipeline import bus
 from pipeline.runtime import Runtime
 from pipeline.status import collect
-
-from conftest import ROOT, make_settings
 
 CONTRACT_KEYS = {"mode", "kafka", "mongo", "topics", "published", "stored", "dead_lettered", "lag", "pids"}
 
@@ -24,8 +24,11 @@ def test_topics_and_indexes_are_created_idempotently(settings):
         assert len(bus.partitions_of(admin, settings.topic_prices)) == settings.partitions
         assert len(bus.partitions_of(admin, settings.topic_dead_letter)) == 1
         from kafka.admin import ConfigResource
+
         configs = admin.describe_configs([ConfigResource("TOPIC", settings.topic_prices)])
-        assert "retention.ms" in str(configs) and str(int(settings.retention_hours * 3600_000)) in str(configs)
+        assert "retention.ms" in str(configs) and str(int(settings.retention_hours * 3600_000)) in str(
+            configs
+        )
     finally:
         admin.close()
     runtime = Runtime(settings).start(pipeline=False)
@@ -41,7 +44,9 @@ def test_topics_and_indexes_are_created_idempotently(settings):
 
 
 def test_runtime_with_mongodb_down_reports_a_sentence(stack, tmp_path):
-    settings = make_settings(stack, tmp_path, mongodb_uri="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1000")
+    settings = make_settings(
+        stack, tmp_path, mongodb_uri="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1000"
+    )
     runtime = Runtime(settings).start()
     try:
         assert runtime.state == "error"
@@ -66,14 +71,23 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
     """The CLI in another process finds the embedded stack through the data folder, starts nothing."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
     env.update(STOCKMON_DATA_DIR=str(tmp_path), STOCKMON_AUTOSTART="false")
-    code = ("import sys; sys.path.insert(0, %r); from pipeline.runtime import Runtime; r = Runtime().start(); "
-            "print(r.state, flush=True); sys.stdin.readline(); r.stop()") % str(ROOT)
-    app = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           text=True)
+    code = (
+        "import sys; sys.path.insert(0, %r); from pipeline.runtime import Runtime; r = Runtime().start(); "
+        "print(r.state, flush=True); sys.stdin.readline(); r.stop()"
+    ) % str(ROOT)
+    app = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert app.stdout.readline().strip() == "stopped"  # connected, pipeline not started
-        result = subprocess.run([sys.executable, "-m", "pipeline", "status", "--json"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", "status", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         out = json.loads(result.stdout)
         assert CONTRACT_KEYS <= set(out)
@@ -85,7 +99,13 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
         app.stdin.write("\n")
         app.stdin.flush()
         app.wait(timeout=60)
-    result = subprocess.run([sys.executable, "-m", "pipeline", "status", "--json"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "status", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert json.loads(result.stdout)["kafka"]["ok"] is False

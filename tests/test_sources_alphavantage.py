@@ -46,8 +46,16 @@ class Clock:
 
 
 def make(fake, tmp_path, **kw) -> AlphaVantageSource:
-    options = dict(api_key=KEY, timeout=TIMEOUT, per_minute=100, per_day=25, base_url=fake.url,
-                   state_dir=tmp_path, min_refresh=0, backoff_base=0.3)
+    options = dict(
+        api_key=KEY,
+        timeout=TIMEOUT,
+        per_minute=100,
+        per_day=25,
+        base_url=fake.url,
+        state_dir=tmp_path,
+        min_refresh=0,
+        backoff_base=0.3,
+    )
     options.update(kw)
     return AlphaVantageSource(**options)
 
@@ -94,7 +102,10 @@ def test_the_day_budget_is_checked_before_any_request_and_survives_a_restart(fak
     assert quotes(fake) == 3
     refused = source.fetch(["IBM"])
     tomorrow = (clock.now + timedelta(days=1)).date().isoformat()
-    assert refused.errors["IBM"] == f"Alpha Vantage budget used up (3/day); next call at {tomorrow}T00:00:00.000Z"
+    assert (
+        refused.errors["IBM"]
+        == f"Alpha Vantage budget used up (3/day); next call at {tomorrow}T00:00:00.000Z"
+    )
     assert refused.events == [] and quotes(fake) == 3  # no HTTP request once exhausted
     with pytest.raises(SourceError, match="budget used up"):
         source.lookup("IBM")
@@ -150,12 +161,16 @@ def test_throttle_replies_are_never_data_and_start_a_backoff(fake, tmp_path, mod
 def test_a_hanging_server_cannot_hang_the_caller(fake, tmp_path):
     source = make(fake, tmp_path)
     fake.set_av("hang")
-    for call in (lambda: source.fetch(["IBM", "MSFT"]).errors,
-                 lambda: source.backfill("IBM", utcnow() - timedelta(hours=1), utcnow(), "1m").errors):
+    for call in (
+        lambda: source.fetch(["IBM", "MSFT"]).errors,
+        lambda: source.backfill("IBM", utcnow() - timedelta(hours=1), utcnow(), "1m").errors,
+    ):
         started = time.monotonic()
         errors = call()
         assert time.monotonic() - started < TIMEOUT + 2
-        assert all(reason == f"no answer from Alpha Vantage within {TIMEOUT:g}s" for reason in errors.values())
+        assert all(
+            reason == f"no answer from Alpha Vantage within {TIMEOUT:g}s" for reason in errors.values()
+        )
     started = time.monotonic()
     with pytest.raises(SourceError, match="no answer"):
         source.lookup("IBM")
@@ -185,8 +200,11 @@ def test_backfill_intraday_and_daily(fake, tmp_path):
     assert fake.count("/query", function="TIME_SERIES_INTRADAY", interval="5min") == 2  # one per month
     daily = source.backfill("IBM", now - timedelta(days=300), now, "1d")
     assert len(daily.events) == 100 and "last 100 trading days" in daily.errors["IBM"]
-    assert source.backfill("IBM", now - timedelta(days=3), now, "1wk").errors["IBM"].startswith(
-        "Alpha Vantage has no '1wk' history")
+    assert (
+        source.backfill("IBM", now - timedelta(days=3), now, "1wk")
+        .errors["IBM"]
+        .startswith("Alpha Vantage has no '1wk' history")
+    )
     unknown = source.backfill("XYZ", now - timedelta(days=3), now, "1m")
     assert unknown.errors["XYZ"].startswith("Alpha Vantage refused: Invalid API call")
 
@@ -213,8 +231,15 @@ def test_an_unreachable_server_is_a_reason_without_the_key(tmp_path):
 
 
 def test_make_source_builds_it_from_settings(fake, tmp_path):
-    settings = Settings.load(env={}, secrets_paths=[], source="alpha_vantage", data_dir=tmp_path,
-                             alphavantage_api_key=KEY, alphavantage_url=fake.url, http_timeout=TIMEOUT)
+    settings = Settings.load(
+        env={},
+        secrets_paths=[],
+        source="alpha_vantage",
+        data_dir=tmp_path,
+        alphavantage_api_key=KEY,
+        alphavantage_url=fake.url,
+        http_timeout=TIMEOUT,
+    )
     source = make_source("alpha_vantage", settings)
     assert source.fetch(["IBM"]).errors == {}
     assert (tmp_path / BUDGET_FILE).exists()

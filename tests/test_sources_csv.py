@@ -40,8 +40,10 @@ def write(path: Path, rows: list[list], header: list[str] = EXPORT_HEADER) -> Pa
 
 
 def minute_rows(symbol: str, n: int, price: float = 100.0) -> list[list]:
-    return [[symbol, "1m", iso(START + timedelta(minutes=i)), price, price + 1, price - 1, price + 0.5, 1000 + i]
-            for i in range(n)]
+    return [
+        [symbol, "1m", iso(START + timedelta(minutes=i)), price, price + 1, price - 1, price + 0.5, 1000 + i]
+        for i in range(n)
+    ]
 
 
 def test_replay_releases_rows_by_offset_times_speed_keeping_original_timestamps(tmp_path):
@@ -78,13 +80,13 @@ def test_rows_of_symbols_not_asked_for_are_skipped_and_unknown_symbols_are_reaso
 def test_bad_rows_become_reasons_with_line_numbers(tmp_path):
     future = iso(utcnow() + timedelta(days=2))
     rows = minute_rows("AAPL", 2) + [
-        ["AAPL", "1m", iso(START + timedelta(minutes=2)), 100, 99, 101, 100, 5],     # line 4: high < low
-        ["MSFT", "1m", iso(START + timedelta(minutes=2)), "abc", 1, 1, 1, 5],        # line 5: not a number
-        ["NVDA", "7m", iso(START + timedelta(minutes=2)), 1, 1, 1, 1, 5],            # line 6: interval
-        ["not ok", "1m", iso(START), 1, 1, 1, 1, 5],                                  # line 7: symbol
-        ["AAPL", "1m", "yesterday-ish", 1, 1, 1, 1, 5],                               # line 8: time
-        ["GOOG", "1m", future, 1, 1, 1, 1, 5],                                       # line 9: future
-        ["AAPL", "1m", iso(START + timedelta(minutes=3)), 100, 101, 99, 100, -5],   # line 10: volume
+        ["AAPL", "1m", iso(START + timedelta(minutes=2)), 100, 99, 101, 100, 5],  # line 4: high < low
+        ["MSFT", "1m", iso(START + timedelta(minutes=2)), "abc", 1, 1, 1, 5],  # line 5: not a number
+        ["NVDA", "7m", iso(START + timedelta(minutes=2)), 1, 1, 1, 1, 5],  # line 6: interval
+        ["not ok", "1m", iso(START), 1, 1, 1, 1, 5],  # line 7: symbol
+        ["AAPL", "1m", "yesterday-ish", 1, 1, 1, 1, 5],  # line 8: time
+        ["GOOG", "1m", future, 1, 1, 1, 1, 5],  # line 9: future
+        ["AAPL", "1m", iso(START + timedelta(minutes=3)), 100, 101, 99, 100, -5],  # line 10: volume
     ]
     path = write(tmp_path / "bad.csv", rows)
     clock = Clock()
@@ -112,15 +114,33 @@ def test_a_history_export_replays_to_the_same_bars(tmp_path):
     replayed = source.fetch(["AAPL"]).events
     assert len(replayed) == len(bars) - 1  # the first came with the anchoring call
     for original, copy in zip(bars[1:], replayed):
-        assert (copy.symbol, copy.interval, copy.ts, copy.open, copy.high, copy.low, copy.close, copy.volume) == (
-            original.symbol, original.interval, original.ts, original.open, original.high, original.low,
-            original.close, original.volume)
+        assert (
+            copy.symbol,
+            copy.interval,
+            copy.ts,
+            copy.open,
+            copy.high,
+            copy.low,
+            copy.close,
+            copy.volume,
+        ) == (
+            original.symbol,
+            original.interval,
+            original.ts,
+            original.open,
+            original.high,
+            original.low,
+            original.close,
+            original.volume,
+        )
         assert copy.currency == "USD" and copy.timezone == "America/New_York"
 
 
 def test_a_yahoo_style_file_takes_its_symbol_from_the_name_and_dates_as_daily_bars(tmp_path):
     rows = [["2026-03-02", 100, 101, 99, 100.5, 100.5, 5000], ["2026-03-03", 100.5, 102, 100, 101, 101, 6000]]
-    path = write(tmp_path / "7203.T.csv", rows, header=["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"])
+    path = write(
+        tmp_path / "7203.T.csv", rows, header=["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
+    )
     source = CsvReplaySource(path, speed=10**9, clock=Clock())
     events = source.fetch(["7203.T"]).events
     source._clock.tick(1)
@@ -133,8 +153,11 @@ def test_a_yahoo_style_file_takes_its_symbol_from_the_name_and_dates_as_daily_ba
 
 def test_epoch_seconds_are_accepted(tmp_path):
     t = int(START.timestamp())
-    path = write(tmp_path / "e.csv", [["AAPL", t, 1, 2, 0.5, 1.5, 10]],
-                 header=["ticker", "timestamp", "open", "high", "low", "close", "volume"])
+    path = write(
+        tmp_path / "e.csv",
+        [["AAPL", t, 1, 2, 0.5, 1.5, 10]],
+        header=["ticker", "timestamp", "open", "high", "low", "close", "volume"],
+    )
     event = CsvReplaySource(path, speed=1, clock=Clock()).fetch(["AAPL"]).events[0]
     assert event.ts == START and event.interval == "1m"
 
@@ -145,7 +168,9 @@ def test_file_level_problems_raise_source_error_when_built(tmp_path):
     with pytest.raises(SourceError, match="has no close, volume column"):
         CsvReplaySource(write(tmp_path / "cols.csv", [], header=["symbol", "ts", "open", "high", "low"]), 1)
     with pytest.raises(SourceError, match="its name is not a ticker"):
-        CsvReplaySource(write(tmp_path / "my bars.csv", [], header=["ts", "open", "high", "low", "close", "volume"]), 1)
+        CsvReplaySource(
+            write(tmp_path / "my bars.csv", [], header=["ts", "open", "high", "low", "close", "volume"]), 1
+        )
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(SourceError, match="is empty"):
         CsvReplaySource(tmp_path / "empty.csv", 1)
@@ -154,9 +179,13 @@ def test_file_level_problems_raise_source_error_when_built(tmp_path):
 
 
 def test_lookup_knows_only_the_files_symbols(tmp_path):
-    source = CsvReplaySource(write(tmp_path / "bars.csv", minute_rows("AAPL", 1) + minute_rows("VOD.L", 1)), 1)
+    source = CsvReplaySource(
+        write(tmp_path / "bars.csv", minute_rows("AAPL", 1) + minute_rows("VOD.L", 1)), 1
+    )
     assert source.lookup("vod.l").currency == "GBp"
-    with pytest.raises(UnknownSymbol, match=r"MSFT is not in the replay file bars.csv \(it has AAPL, VOD.L\)"):
+    with pytest.raises(
+        UnknownSymbol, match=r"MSFT is not in the replay file bars.csv \(it has AAPL, VOD.L\)"
+    ):
         source.lookup("MSFT")
 
 
@@ -168,13 +197,16 @@ def test_backfill_returns_only_what_was_replayed(tmp_path):
     assert [e.ts for e in source.backfill("AAPL", *window, "1m").events] == [START]  # anchors
     clock.tick(4)
     assert len(source.backfill("AAPL", *window, "1m").events) == 5
-    assert source.backfill("AAPL", *window, "1d").errors == {"AAPL": "the replay file has 1m bars for AAPL, not 1d"}
+    assert source.backfill("AAPL", *window, "1d").errors == {
+        "AAPL": "the replay file has 1m bars for AAPL, not 1d"
+    }
     assert "not in the replay file" in source.backfill("MSFT", *window, "1m").errors["MSFT"]
 
 
 def test_make_source_builds_it_from_settings(tmp_path):
     path = write(tmp_path / "bars.csv", minute_rows("AAPL", 3))
-    settings = Settings.load(env={}, secrets_paths=[], source="csv", data_dir=tmp_path, csv_path=path,
-                             csv_speed=120.0)
+    settings = Settings.load(
+        env={}, secrets_paths=[], source="csv", data_dir=tmp_path, csv_path=path, csv_speed=120.0
+    )
     source = make_source("csv", settings)
     assert source.speed == 120.0 and source.fetch(["AAPL"]).events

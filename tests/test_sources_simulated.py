@@ -236,8 +236,11 @@ def test_backfill_daily_has_weekdays_at_local_midnight_and_real_volatility():
     assert bars[-1].close == source.fetch(["AAPL"]).events[0].close
     weeks = source.backfill("AAPL", T0 - timedelta(days=70), T0, "1wk").events
     assert 10 <= len(weeks) <= 11 and all(w.interval == "1wk" for w in weeks)
-    assert source.backfill("AAPL", T0 - timedelta(days=1), T0, "7m").errors["AAPL"].startswith(
-        "the simulated source has no '7m' history")
+    assert (
+        source.backfill("AAPL", T0 - timedelta(days=1), T0, "7m")
+        .errors["AAPL"]
+        .startswith("the simulated source has no '7m' history")
+    )
 
 
 def test_backfill_refuses_absurd_ranges_with_a_reason():

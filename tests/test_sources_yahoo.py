@@ -49,9 +49,11 @@ def test_fetch_gives_recent_1m_bars_and_a_tick_with_the_exchange_from_the_chart_
     result = source.fetch(["AAPL", "7203.T", "VOD.L"])
     assert result.errors == {}
     now = utcnow()
-    for symbol, currency, tz, exchange in (("AAPL", "USD", "America/New_York", "NasdaqGS"),
-                                           ("7203.T", "JPY", "Asia/Tokyo", "Tokyo"),
-                                           ("VOD.L", "GBp", "Europe/London", "LSE")):
+    for symbol, currency, tz, exchange in (
+        ("AAPL", "USD", "America/New_York", "NasdaqGS"),
+        ("7203.T", "JPY", "Asia/Tokyo", "Tokyo"),
+        ("VOD.L", "GBp", "Europe/London", "LSE"),
+    ):
         bars, ticks = by(result, symbol, "1m"), by(result, symbol, "tick")
         assert len(bars) == 5 and len(ticks) == 1
         assert [b.ts for b in bars] == sorted(b.ts for b in bars)
@@ -76,7 +78,12 @@ def test_unknown_symbol_is_a_per_symbol_reason_and_lookup_says_so(source):
         source.lookup("NOPE")
     info = source.lookup("aapl")
     assert (info.symbol, info.name, info.exchange, info.currency, info.timezone) == (
-        "AAPL", "Apple Inc.", "NasdaqGS", "USD", "America/New_York")
+        "AAPL",
+        "Apple Inc.",
+        "NasdaqGS",
+        "USD",
+        "America/New_York",
+    )
     with pytest.raises(UnknownSymbol):
         source.lookup("not a ticker")
 
@@ -164,8 +171,16 @@ def test_backfill_daily_is_one_request_with_local_midnight_bars(source, fake):
     now = utcnow()
     result = source.backfill("VOD.L", now - timedelta(days=400), now, "1d")
     assert result.errors == {}
-    assert len([r for r in fake.chart_requests("VOD.L") if r.params.get("interval") == "1d"
-                and "period1" in r.params]) == 1
+    assert (
+        len(
+            [
+                r
+                for r in fake.chart_requests("VOD.L")
+                if r.params.get("interval") == "1d" and "period1" in r.params
+            ]
+        )
+        == 1
+    )
     assert 270 <= len(result.events) <= 290
     for bar in result.events:
         local = bar.ts.astimezone(ZoneInfo("Europe/London"))
@@ -173,7 +188,8 @@ def test_backfill_daily_is_one_request_with_local_midnight_bars(source, fake):
         assert bar.currency == "GBp"
     assert "use one of" in source.backfill("AAPL", now - timedelta(days=1), now, "7m").errors["AAPL"]
     assert source.backfill("NOPE", now - timedelta(days=5), now, "1d").errors == {
-        "NOPE": f"Yahoo Finance does not know NOPE: {NO_DATA}"}
+        "NOPE": f"Yahoo Finance does not know NOPE: {NO_DATA}"
+    }
 
 
 def test_two_instances_with_different_servers_do_not_mix(source, fake, tmp_path):
@@ -187,8 +203,14 @@ def test_two_instances_with_different_servers_do_not_mix(source, fake, tmp_path)
 
 
 def test_make_source_builds_it_from_settings(fake, tmp_path):
-    settings = Settings.load(env={}, secrets_paths=[], source="yfinance", data_dir=tmp_path,
-                             yahoo_url=fake.url, http_timeout=TIMEOUT)
+    settings = Settings.load(
+        env={},
+        secrets_paths=[],
+        source="yfinance",
+        data_dir=tmp_path,
+        yahoo_url=fake.url,
+        http_timeout=TIMEOUT,
+    )
     source = make_source("yfinance", settings)
     assert source.cache_dir == tmp_path / "yfinance-cache"
     assert source.fetch(["AAPL"]).errors == {}
@@ -201,4 +223,6 @@ def test_an_unreachable_server_is_a_reason(tmp_path):
     source = YahooSource(tmp_path / "c", timeout=TIMEOUT, base_url=url)
     started = time.monotonic()
     reason = source.fetch(["AAPL"]).errors["AAPL"]
-    assert reason.startswith("cannot reach Yahoo (ConnectionError)") and time.monotonic() - started < TIMEOUT + 2
+    assert (
+        reason.startswith("cannot reach Yahoo (ConnectionError)") and time.monotonic() - started < TIMEOUT + 2
+    )

@@ -41,8 +41,10 @@ def test_second_owner_gets_a_clear_message(tmp_path):
 
 def _crash_owner(tmp_path):
     """Start a stack in a child process and SIGKILL that process, leaving its servers behind."""
-    code = ("import sys, time; sys.path.insert(0, %r); from pipeline.stack import LocalStack; "
-            "LocalStack(%r, timeout=60).start(); print('up', flush=True); time.sleep(600)") % (ROOT, str(tmp_path))
+    code = (
+        "import sys, time; sys.path.insert(0, %r); from pipeline.stack import LocalStack; "
+        "LocalStack(%r, timeout=60).start(); print('up', flush=True); time.sleep(600)"
+    ) % (ROOT, str(tmp_path))
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "up"
     child.send_signal(signal.SIGKILL)
@@ -83,31 +85,55 @@ def test_unhealthy_leftovers_are_replaced(tmp_path):
 
 def test_start_failure_includes_log_tail(tmp_path, monkeypatch):
     import pipeline.stack as stack_mod
-    monkeypatch.setattr(stack_mod, "secantus_command", lambda: [sys.executable, "-c",
-                        "import sys; print('boom: storage is corrupt'); sys.exit(3)"])
-    with pytest.raises(stack_mod.StackError, match="(?s)mongodb exited during start-up.*boom: storage is corrupt"):
+
+    monkeypatch.setattr(
+        stack_mod,
+        "secantus_command",
+        lambda: [sys.executable, "-c", "import sys; print('boom: storage is corrupt'); sys.exit(3)"],
+    )
+    with pytest.raises(
+        stack_mod.StackError, match="(?s)mongodb exited during start-up.*boom: storage is corrupt"
+    ):
         LocalStack(tmp_path, timeout=20).start()
     assert not (tmp_path / "stack.json").exists()
 
 
 def test_cli_stack_up_status_down(tmp_path):
     env = {**os.environ, "STOCKMON_DATA_DIR": str(tmp_path)}
-    up = subprocess.Popen([sys.executable, "-m", "pipeline", "stack", "up", "--json"], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "stack", "up", "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         lines = []
         while not "".join(lines).strip().endswith("}"):
             lines.append(up.stdout.readline())
         info = json.loads("".join(lines))
         assert info["kafka"].startswith("127.0.0.1:")
-        status = subprocess.run([sys.executable, "-m", "pipeline", "stack", "status", "--json"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "pipeline", "stack", "status", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert status.returncode == 0, status.stderr
         servers = json.loads(status.stdout)["servers"]
         assert {s["name"] for s in servers} == {KAFKA, MONGO} and all(s["alive"] for s in servers)
         pids = [s["pid"] for s in servers]
-        down = subprocess.run([sys.executable, "-m", "pipeline", "stack", "down"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        down = subprocess.run(
+            [sys.executable, "-m", "pipeline", "stack", "down"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert down.returncode == 0, down.stderr
         assert up.wait(timeout=30) == 0
         deadline = time.time() + 10

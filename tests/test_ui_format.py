@@ -18,7 +18,11 @@ def test_numbers():
     assert fmt.change(1.234) == "+1.23" and fmt.change(-0.5) == "-0.50"
     assert fmt.pct(-1.5) == "-1.50%"
     assert [fmt.volume(v) for v in (950, 12_345, 4_560_000, 1.2e9)] == ["950", "12.3K", "4.56M", "1.20B"]
-    assert fmt.direction_color(1) == fmt.UP and fmt.direction_color(-1) == fmt.DOWN and fmt.direction_color(0) == ""
+    assert (
+        fmt.direction_color(1) == fmt.UP
+        and fmt.direction_color(-1) == fmt.DOWN
+        and fmt.direction_color(0) == ""
+    )
 
 
 def test_ages_and_times():

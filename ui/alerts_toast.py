@@ -40,6 +40,7 @@ _failed_at = [0.0]
 @st.cache_data(ttl=2, show_spinner=False, max_entries=16)
 def _recent_unacked(key: str) -> list[dict]:
     from ui.data import store
+
     rows = events.unacked_since(store().db, utcnow() - LOOKBACK, limit=50)
     return [{"id": r["_id"], "symbol": r.get("symbol", ""), "message": r.get("message", "")} for r in rows]
 
@@ -49,6 +50,7 @@ def _show() -> None:
         return
     try:
         from ui.data import store_key
+
         rows = _recent_unacked(store_key())
     except Exception as exc:  # noqa: BLE001 - the page reports MongoDB trouble itself
         _failed_at[0] = time.monotonic()
@@ -61,7 +63,9 @@ def _show() -> None:
     for row in reversed(new[:MAX_TOASTS]):  # oldest of the newest first, so the newest ends on top
         st.toast(f"**Alert** · {row['message']}", icon="🔔", duration="long")
     if len(new) > MAX_TOASTS:
-        st.toast(f"…and {len(new) - MAX_TOASTS} more alert(s): see the Alerts page.", icon="🔔", duration="long")
+        st.toast(
+            f"…and {len(new) - MAX_TOASTS} more alert(s): see the Alerts page.", icon="🔔", duration="long"
+        )
     seen.update(r["id"] for r in new)
 
 

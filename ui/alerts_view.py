@@ -42,9 +42,20 @@ def delivery_text(doc: dict) -> str:
 
 
 def alerts_frame(docs: list[dict]) -> pd.DataFrame:
-    rows = [{"id": d["_id"], "Fired": d.get("fired_at"), "Symbol": d.get("symbol"), "Alert": d.get("message"),
-             "Rule": d.get("description"), "Price": d.get("price"), "Note": d.get("note") or "",
-             "Delivery": delivery_text(d), "Seen": bool(d.get("acked"))} for d in docs]
+    rows = [
+        {
+            "id": d["_id"],
+            "Fired": d.get("fired_at"),
+            "Symbol": d.get("symbol"),
+            "Alert": d.get("message"),
+            "Rule": d.get("description"),
+            "Price": d.get("price"),
+            "Note": d.get("note") or "",
+            "Delivery": delivery_text(d),
+            "Seen": bool(d.get("acked")),
+        }
+        for d in docs
+    ]
     columns = ["id", "Fired", "Symbol", "Alert", "Rule", "Price", "Note", "Delivery", "Seen"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -68,11 +79,33 @@ def state_text(rule: Rule, state: dict | None, now: datetime) -> str:
 
 
 def rules_frame(rules: list[Rule], states: dict[str, dict], now: datetime) -> pd.DataFrame:
-    rows = [{"id": r.id, "Symbol": r.symbol, "Condition": describe(r), "Enabled": r.enabled,
-             "Cooldown": span(r.cooldown_s), "Expires": utc(r.expires_at) if r.expires_at else "never",
-             "Channels": ", ".join(["app", *r.channels]), "Note": r.note, "State": state_text(r, states.get(r.id), now),
-             "Last fired": (states.get(r.id) or {}).get("last_fired")} for r in rules]
-    columns = ["id", "Symbol", "Condition", "Enabled", "State", "Cooldown", "Expires", "Channels", "Note", "Last fired"]
+    rows = [
+        {
+            "id": r.id,
+            "Symbol": r.symbol,
+            "Condition": describe(r),
+            "Enabled": r.enabled,
+            "Cooldown": span(r.cooldown_s),
+            "Expires": utc(r.expires_at) if r.expires_at else "never",
+            "Channels": ", ".join(["app", *r.channels]),
+            "Note": r.note,
+            "State": state_text(r, states.get(r.id), now),
+            "Last fired": (states.get(r.id) or {}).get("last_fired"),
+        }
+        for r in rules
+    ]
+    columns = [
+        "id",
+        "Symbol",
+        "Condition",
+        "Enabled",
+        "State",
+        "Cooldown",
+        "Expires",
+        "Channels",
+        "Note",
+        "Last fired",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -85,17 +118,42 @@ def context_figure(prices: pd.DataFrame, alert: dict, height: int = 280) -> go.F
     fig = go.Figure()
     if not prices.empty:
         x = pd.to_datetime(prices["ts"], utc=True).dt.tz_localize(None)
-        fig.add_trace(go.Scatter(x=x, y=prices["close"], mode="lines", name=alert.get("symbol", "price"),
-                                 line=dict(width=1.6, color="#0f766e"), hovertemplate="%{y:,.2f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=prices["close"],
+                mode="lines",
+                name=alert.get("symbol", "price"),
+                line=dict(width=1.6, color="#0f766e"),
+                hovertemplate="%{y:,.2f}<extra></extra>",
+            )
+        )
     at = pd.Timestamp(alert["ts"]).tz_convert("UTC").tz_localize(None)
-    fig.add_trace(go.Scatter(x=[at], y=[alert.get("price")], mode="markers", name="alert",
-                             marker=dict(size=13, color="#f59e0b", symbol="diamond", line=dict(width=1, color="#78350f")),
-                             hovertemplate="alert at %{y:,.2f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=[at],
+            y=[alert.get("price")],
+            mode="markers",
+            name="alert",
+            marker=dict(size=13, color="#f59e0b", symbol="diamond", line=dict(width=1, color="#78350f")),
+            hovertemplate="alert at %{y:,.2f}<extra></extra>",
+        )
+    )
     if alert.get("level") is not None and alert.get("kind", "").startswith("price"):
-        fig.add_hline(y=alert["level"], line=dict(width=1, dash="dot", color="rgba(100,116,139,0.9)"),
-                      annotation_text=f"level {alert['level']:,.2f}", annotation_position="top left")
+        fig.add_hline(
+            y=alert["level"],
+            line=dict(width=1, dash="dot", color="rgba(100,116,139,0.9)"),
+            annotation_text=f"level {alert['level']:,.2f}",
+            annotation_position="top left",
+        )
     fig.add_vline(x=at, line=dict(width=1, dash="dot", color="rgba(245,158,11,0.7)"))
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=26, b=8), showlegend=False, hovermode="x unified",
-                      yaxis=dict(side="right", tickformat=",.2f", title=None), xaxis=dict(title=None),
-                      title=dict(text=f"{alert.get('symbol', '')} around the alert (UTC)", font=dict(size=13)))
+    fig.update_layout(
+        height=height,
+        margin=dict(l=8, r=8, t=26, b=8),
+        showlegend=False,
+        hovermode="x unified",
+        yaxis=dict(side="right", tickformat=",.2f", title=None),
+        xaxis=dict(title=None),
+        title=dict(text=f"{alert.get('symbol', '')} around the alert (UTC)", font=dict(size=13)),
+    )
     return fig

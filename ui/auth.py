@@ -30,10 +30,14 @@ class Limits:
 
 def limits(settings: Settings) -> Limits:
     if settings.demo_mode:
-        return Limits(chart_symbols=min(8, settings.max_symbols), history_days=settings.max_history_days,
-                      min_refresh_s=2)
-    return Limits(chart_symbols=min(20, settings.max_symbols), history_days=settings.max_history_days,
-                  min_refresh_s=1)
+        return Limits(
+            chart_symbols=min(8, settings.max_symbols),
+            history_days=settings.max_history_days,
+            min_refresh_s=2,
+        )
+    return Limits(
+        chart_symbols=min(20, settings.max_symbols), history_days=settings.max_history_days, min_refresh_s=1
+    )
 
 
 def can_change(settings: Settings) -> bool:
@@ -59,7 +63,9 @@ def sidebar(settings: Settings) -> None:
             return
         st.info("Public demo: you can look around; changes need the admin password.")
         if not settings.admin_password:
-            st.caption("No admin password is configured (STOCKMON_ADMIN_PASSWORD), so the demo stays read-only.")
+            st.caption(
+                "No admin password is configured (STOCKMON_ADMIN_PASSWORD), so the demo stays read-only."
+            )
             return
         with st.form("stockmon_admin_form", border=False):
             attempt = st.text_input("Admin password", type="password")

@@ -59,8 +59,12 @@ def bytes_per_point(indicators: Iterable[str] = (), series: int = 1, candles: bo
     chosen = set(indicators)
     if not candles:
         return series * (8 + 4) * 4 / 3
-    traces = 2 + sum(1 for i in ("SMA 20", "EMA 20", "VWAP", "RSI") if i in chosen) \
-        + 2 * ("Bollinger" in chosen) + 3 * ("MACD" in chosen)
+    traces = (
+        2
+        + sum(1 for i in ("SMA 20", "EMA 20", "VWAP", "RSI") if i in chosen)
+        + 2 * ("Bollinger" in chosen)
+        + 3 * ("MACD" in chosen)
+    )
     y_arrays = 4 + (traces - 1)
     markers = 1 + ("MACD" in chosen)
     return (8 * traces + 4 * y_arrays + markers) * 4 / 3
@@ -70,8 +74,13 @@ LIVE_BUDGET_BYTES = 150_000  # per Live chart and refresh (the goal is < 200 KB 
 LIVE_MAX_POINTS = 1500
 
 
-def live_point_cap(indicators: Iterable[str] = (), series: int = 1, candles: bool = True,
-                   budget: int = LIVE_BUDGET_BYTES, ceiling: int = LIVE_MAX_POINTS) -> int:
+def live_point_cap(
+    indicators: Iterable[str] = (),
+    series: int = 1,
+    candles: bool = True,
+    budget: int = LIVE_BUDGET_BYTES,
+    ceiling: int = LIVE_MAX_POINTS,
+) -> int:
     """Most bars per series a Live chart may carry so one refresh stays within ``budget`` bytes."""
     return max(100, min(ceiling, int(budget / bytes_per_point(indicators, series, candles))))
 
@@ -79,7 +88,9 @@ def live_point_cap(indicators: Iterable[str] = (), series: int = 1, candles: boo
 DIRECTION_SCALE = [[0.0, DOWN], [1.0, UP]]
 
 
-def closed_market_breaks(x: pd.Series, interval_s: int, always_open: bool, max_holidays: int = 60) -> list[dict]:
+def closed_market_breaks(
+    x: pd.Series, interval_s: int, always_open: bool, max_holidays: int = 60
+) -> list[dict]:
     """Plotly ``rangebreaks`` for the closed periods the data actually shows (see the module doc)."""
     x = pd.Series(pd.to_datetime(x)).dropna().sort_values().drop_duplicates().reset_index(drop=True)
     if always_open or len(x) < 3 or interval_s >= 7 * DAY:
@@ -88,7 +99,9 @@ def closed_market_breaks(x: pd.Series, interval_s: int, always_open: bool, max_h
     if not gaps.any():
         return []
     breaks: list[dict] = []
-    weekend_in_range = any(d.weekday() >= 5 for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize()))
+    weekend_in_range = any(
+        d.weekday() >= 5 for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize())
+    )
     if weekend_in_range and not (x.dt.weekday >= 5).any():
         breaks.append(dict(bounds=["sat", "mon"]))
     if interval_s < DAY:
@@ -98,8 +111,11 @@ def closed_market_breaks(x: pd.Series, interval_s: int, always_open: bool, max_h
         if overnight and end <= 24 - 1 and first < end:
             breaks.append(dict(bounds=[round(end, 4), round(first, 4)], pattern="hour"))
     present = set(x.dt.date)
-    holidays = [d.strftime("%Y-%m-%d") for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize())
-                if d.weekday() < 5 and d.date() not in present]
+    holidays = [
+        d.strftime("%Y-%m-%d")
+        for d in pd.date_range(x.iloc[0].normalize(), x.iloc[-1].normalize())
+        if d.weekday() < 5 and d.date() not in present
+    ]
     if holidays:
         breaks.append(dict(values=holidays[-max_holidays:], dvalue=DAY * 1000))
     return breaks
@@ -120,9 +136,18 @@ def _panel_domains(panels: Sequence[str]) -> dict[str, list[float]]:
     return domains
 
 
-def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Iterable[str] = (),
-            tz: str | None = "UTC", always_open: bool = True, visible_from: datetime | None = None,
-            visible_to: datetime | None = None, height: int | None = None) -> go.Figure:
+def candles(
+    bars: pd.DataFrame,
+    *,
+    symbol: str,
+    interval_s: int,
+    indicators: Iterable[str] = (),
+    tz: str | None = "UTC",
+    always_open: bool = True,
+    visible_from: datetime | None = None,
+    visible_to: datetime | None = None,
+    height: int | None = None,
+) -> go.Figure:
     """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume).
 
     With ``visible_from`` and ``visible_to`` the time axis spans exactly that window (a new symbol's
@@ -158,46 +183,145 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
     axis = {"price": "y", "volume": "y2", **{p: f"y{i + 3}" for i, p in enumerate(panels)}}
 
     fig = go.Figure()
-    fig.add_trace(go.Candlestick(
-        x=x, open=f32(f["open"]), high=f32(f["high"]), low=f32(f["low"]), close=f32(f["close"]), name=symbol, yaxis="y",
-        increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
-        decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN)))
+    fig.add_trace(
+        go.Candlestick(
+            x=x,
+            open=f32(f["open"]),
+            high=f32(f["high"]),
+            low=f32(f["low"]),
+            close=f32(f["close"]),
+            name=symbol,
+            yaxis="y",
+            increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
+            decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN),
+        )
+    )
     for name in ("SMA 20", "EMA 20", "VWAP"):
         if name in extra:
-            fig.add_trace(go.Scatter(x=x, y=f32(extra[name]), name=name, mode="lines", yaxis="y",
-                                     line=dict(width=1.4, color=OVERLAY_COLORS[name]), hovertemplate="%{y:,.2f}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=f32(extra[name]),
+                    name=name,
+                    mode="lines",
+                    yaxis="y",
+                    line=dict(width=1.4, color=OVERLAY_COLORS[name]),
+                    hovertemplate="%{y:,.2f}",
+                )
+            )
     if "BB upper" in extra:
         color = OVERLAY_COLORS["Bollinger"]
-        fig.add_trace(go.Scatter(x=x, y=f32(extra["BB upper"]), name="Bollinger upper", mode="lines", yaxis="y",
-                                 line=dict(width=1, color=color, dash="dot"), hovertemplate="%{y:,.2f}"))
-        fig.add_trace(go.Scatter(x=x, y=f32(extra["BB lower"]), name="Bollinger lower", mode="lines", yaxis="y",
-                                 line=dict(width=1, color=color, dash="dot"), fill="tonexty",
-                                 fillcolor="rgba(100,116,139,0.10)", hovertemplate="%{y:,.2f}"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(extra["BB upper"]),
+                name="Bollinger upper",
+                mode="lines",
+                yaxis="y",
+                line=dict(width=1, color=color, dash="dot"),
+                hovertemplate="%{y:,.2f}",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(extra["BB lower"]),
+                name="Bollinger lower",
+                mode="lines",
+                yaxis="y",
+                line=dict(width=1, color=color, dash="dot"),
+                fill="tonexty",
+                fillcolor="rgba(100,116,139,0.10)",
+                hovertemplate="%{y:,.2f}",
+            )
+        )
     direction = (f["close"] >= f["open"]).to_numpy().astype("int8")
-    fig.add_trace(go.Bar(x=x, y=f32(f["volume"]), name="Volume", yaxis="y2", opacity=0.75, hovertemplate="%{y:,.0f}",
-                         showlegend=False,
-                         marker=dict(color=direction, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0)))
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=f32(f["volume"]),
+            name="Volume",
+            yaxis="y2",
+            opacity=0.75,
+            hovertemplate="%{y:,.0f}",
+            showlegend=False,
+            marker=dict(color=direction, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0),
+        )
+    )
     if "RSI" in extra:
-        fig.add_trace(go.Scatter(x=x, y=f32(extra["RSI"]), name="RSI 14", mode="lines", yaxis=axis["RSI"],
-                                 line=dict(width=1.3, color="#a855f7"), hovertemplate="%{y:.1f}"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(extra["RSI"]),
+                name="RSI 14",
+                mode="lines",
+                yaxis=axis["RSI"],
+                line=dict(width=1.3, color="#a855f7"),
+                hovertemplate="%{y:.1f}",
+            )
+        )
     if "MACD" in extra:
         hist_up = (extra["Hist"].fillna(0) >= 0).to_numpy().astype("int8")
-        fig.add_trace(go.Bar(x=x, y=f32(extra["Hist"]), name="MACD histogram", yaxis=axis["MACD"], opacity=0.6,
-                             hovertemplate="%{y:.3f}", marker=dict(color=hist_up, colorscale=DIRECTION_SCALE, cmin=0,
-                                                                   cmax=1, line_width=0)))
-        fig.add_trace(go.Scatter(x=x, y=f32(extra["MACD"]), name="MACD 12/26", mode="lines", yaxis=axis["MACD"],
-                                 line=dict(width=1.3, color="#0ea5e9"), hovertemplate="%{y:.3f}"))
-        fig.add_trace(go.Scatter(x=x, y=f32(extra["Signal"]), name="Signal 9", mode="lines", yaxis=axis["MACD"],
-                                 line=dict(width=1.3, color="#f59e0b"), hovertemplate="%{y:.3f}"))
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=f32(extra["Hist"]),
+                name="MACD histogram",
+                yaxis=axis["MACD"],
+                opacity=0.6,
+                hovertemplate="%{y:.3f}",
+                marker=dict(color=hist_up, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(extra["MACD"]),
+                name="MACD 12/26",
+                mode="lines",
+                yaxis=axis["MACD"],
+                line=dict(width=1.3, color="#0ea5e9"),
+                hovertemplate="%{y:.3f}",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(extra["Signal"]),
+                name="Signal 9",
+                mode="lines",
+                yaxis=axis["MACD"],
+                line=dict(width=1.3, color="#f59e0b"),
+                hovertemplate="%{y:.3f}",
+            )
+        )
 
     layout: dict = dict(
-        height=height or (430 + 120 * len(panels)), margin=dict(l=8, r=8, t=30, b=8),
-        hovermode="x unified", hoversubplots="axis", showlegend=True, bargap=0.1,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=11),
-                    traceorder="normal"),
-        xaxis=dict(type="date", rangeslider=dict(visible=False),
-                   rangebreaks=closed_market_breaks(x_local, interval_s, always_open),
-                   showspikes=True, spikemode="across", spikethickness=1, anchor="free", position=0),
+        height=height or (430 + 120 * len(panels)),
+        margin=dict(l=8, r=8, t=30, b=8),
+        hovermode="x unified",
+        hoversubplots="axis",
+        showlegend=True,
+        bargap=0.1,
+        legend=dict(
+            orientation="h",
+            yanchor="bottom",
+            y=1.0,
+            xanchor="left",
+            x=0,
+            font=dict(size=11),
+            traceorder="normal",
+        ),
+        xaxis=dict(
+            type="date",
+            rangeslider=dict(visible=False),
+            rangebreaks=closed_market_breaks(x_local, interval_s, always_open),
+            showspikes=True,
+            spikemode="across",
+            spikethickness=1,
+            anchor="free",
+            position=0,
+        ),
         yaxis=dict(domain=domains["price"], title=None, tickformat=",.4~f", side="right"),
         yaxis2=dict(domain=domains["volume"], title=None, side="right", tickformat="~s", showgrid=False),
     )
@@ -212,13 +336,28 @@ def candles(bars: pd.DataFrame, *, symbol: str, interval_s: int, indicators: Ite
     fig.update_layout(**layout)
     if "RSI" in panels:
         for level in (30, 70):
-            fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref=axis["RSI"], y0=level, y1=level,
-                          line=dict(width=1, dash="dot", color="rgba(128,128,128,0.6)"))
+            fig.add_shape(
+                type="line",
+                xref="paper",
+                x0=0,
+                x1=1,
+                yref=axis["RSI"],
+                y0=level,
+                y1=level,
+                line=dict(width=1, dash="dot", color="rgba(128,128,128,0.6)"),
+            )
     return fig
 
 
-def lines(frame: pd.DataFrame, *, interval_s: int, normalise: bool = False, tz: str | None = "UTC",
-          always_open: bool = True, height: int = 430) -> go.Figure:
+def lines(
+    frame: pd.DataFrame,
+    *,
+    interval_s: int,
+    normalise: bool = False,
+    tz: str | None = "UTC",
+    always_open: bool = True,
+    height: int = 430,
+) -> go.Figure:
     """One line per symbol (long frame: symbol, ts, close); normalised to 1.0 at each line's start."""
     fig = go.Figure()
     xs = []
@@ -226,11 +365,21 @@ def lines(frame: pd.DataFrame, *, interval_s: int, normalise: bool = False, tz: 
         x = local_times(g["ts"], tz, interval_s)
         xs.append(x)
         y = analytics.normalise(g["close"]) if normalise else g["close"]
-        fig.add_trace(go.Scatter(x=epoch_ms(x), y=f32(y), name=symbol, mode="lines", line=dict(width=1.6),
-                                 hovertemplate="%{y:.4f}×" if normalise else "%{y:,.2f}"))
+        fig.add_trace(
+            go.Scatter(
+                x=epoch_ms(x),
+                y=f32(y),
+                name=symbol,
+                mode="lines",
+                line=dict(width=1.6),
+                hovertemplate="%{y:.4f}×" if normalise else "%{y:,.2f}",
+            )
+        )
     union = pd.concat(xs) if xs else pd.Series(dtype="datetime64[ns]")
     fig.update_layout(
-        height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
+        height=height,
+        margin=dict(l=8, r=8, t=30, b=8),
+        hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
         xaxis=dict(type="date", rangebreaks=closed_market_breaks(union, interval_s, always_open)),
         yaxis=dict(side="right", title=None, tickformat=".3~f" if normalise else ",.4~f"),
@@ -247,11 +396,23 @@ def throughput(series: dict[str, list[dict]], height: int = 260) -> go.Figure:
         if not points:
             continue
         x = pd.to_datetime([p["t"] for p in points], unit="s", utc=True).tz_localize(None)
-        fig.add_trace(go.Scatter(x=x, y=[p["per_s"] for p in points], name=name, mode="lines",
-                                 line=dict(width=1.6, shape="hv"), hovertemplate="%{y:.1f}/s"))
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=30, b=8), hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-                      yaxis=dict(title="events/s", rangemode="tozero", side="right"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[p["per_s"] for p in points],
+                name=name,
+                mode="lines",
+                line=dict(width=1.6, shape="hv"),
+                hovertemplate="%{y:.1f}/s",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=8, r=8, t=30, b=8),
+        hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+        yaxis=dict(title="events/s", rangemode="tozero", side="right"),
+    )
     return fig
 
 

@@ -33,6 +33,7 @@ class StoreUnavailable(RuntimeError):
 
 def _runtime() -> Runtime:
     from ui.runtime import get_runtime
+
     return get_runtime()
 
 
@@ -49,15 +50,18 @@ def store_key() -> str:
 
 
 @st.cache_data(ttl=1, show_spinner=False, max_entries=256)
-def live_bars(key: str, symbols: tuple[str, ...], interval: str, window_s: int, warmup: int,
-              max_points: int) -> queries.BarsResult:
-    return queries.recent_bars(store(), symbols, interval, timedelta(seconds=window_s), warmup=warmup,
-                               max_points=max_points)
+def live_bars(
+    key: str, symbols: tuple[str, ...], interval: str, window_s: int, warmup: int, max_points: int
+) -> queries.BarsResult:
+    return queries.recent_bars(
+        store(), symbols, interval, timedelta(seconds=window_s), warmup=warmup, max_points=max_points
+    )
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=128)
-def history_bars(key: str, symbols: tuple[str, ...], interval: str, start: datetime, end: datetime,
-                 max_points: int) -> queries.BarsResult:
+def history_bars(
+    key: str, symbols: tuple[str, ...], interval: str, start: datetime, end: datetime, max_points: int
+) -> queries.BarsResult:
     return queries.bars(store(), symbols, interval, start, end, max_points=max_points)
 
 
@@ -132,4 +136,5 @@ def collection_details() -> tuple[list[dict] | None, float | None, str | None]:
 def lag_history(key: str):
     """Consumer lag samples shared by every session of this process (for STALL/WARN over a window)."""
     from ui.health import LagHistory
+
     return LagHistory()

@@ -65,7 +65,9 @@ class LagHistory:
             while self.samples and now - self.samples[0][0] > self.keep_s:
                 self.samples.popleft()
 
-    def window(self, seconds: float = 60.0, now: float | None = None) -> list[tuple[float, int, float | None]]:
+    def window(
+        self, seconds: float = 60.0, now: float | None = None
+    ) -> list[tuple[float, int, float | None]]:
         now = time.time() if now is None else now
         with self._lock:
             return [s for s in self.samples if now - s[0] <= seconds]
@@ -103,24 +105,42 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
         if err and "symbol(s) failed" not in err:
             out.append(Status(component, "ERR", f"last run failed: {err}"))
         elif job.get("last_run") is None or now - job["last_run"] > late_after:
-            since = "never ran" if job.get("last_run") is None else f"no run for {now - job['last_run']:.0f} s"
+            since = (
+                "never ran" if job.get("last_run") is None else f"no run for {now - job['last_run']:.0f} s"
+            )
             out.append(Status(component, "STALL", since))
         elif err:
             names = ", ".join(sorted(failing)[:5])
             out.append(Status(component, "WARN", f"{err}: {names}" if names else err))
         else:
-            out.append(Status(component, "OK", f"{job.get('published', 0):,} events published, last run "
-                                                f"{now - job['last_run']:.0f} s ago"))
+            out.append(
+                Status(
+                    component,
+                    "OK",
+                    f"{job.get('published', 0):,} events published, last run "
+                    f"{now - job['last_run']:.0f} s ago",
+                )
+            )
     if not out:
         out.append(Status("Producer", "OK", "running; no enabled symbols to fetch"))
     if snap.get("lost_overflow"):
-        out.append(Status("Producer · publisher", "ERR", f"{snap['lost_overflow']:,} events lost (retry buffer full)"))
+        out.append(
+            Status(
+                "Producer · publisher", "ERR", f"{snap['lost_overflow']:,} events lost (retry buffer full)"
+            )
+        )
     elif snap.get("pending"):
-        out.append(Status("Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"))
+        out.append(
+            Status(
+                "Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"
+            )
+        )
     return out
 
 
-def consumer(health: dict, samples: list[tuple[float, int, float | None]], now: float | None = None) -> Status:
+def consumer(
+    health: dict, samples: list[tuple[float, int, float | None]], now: float | None = None
+) -> Status:
     now = time.time() if now is None else now
     snap = health.get("consumer")
     name = "Consumer"
@@ -129,7 +149,9 @@ def consumer(health: dict, samples: list[tuple[float, int, float | None]], now: 
     if snap.get("paused"):
         return Status(name, "STOP", "paused")
     if not snap.get("running"):
-        return Status(name, "ERR", f"the consumer thread stopped: {snap.get('last_error') or 'no reason recorded'}")
+        return Status(
+            name, "ERR", f"the consumer thread stopped: {snap.get('last_error') or 'no reason recorded'}"
+        )
     if snap.get("retrying_since"):
         why = f": {snap['last_error']}" if snap.get("last_error") else ""
         return Status(name, "ERR", f"writes failing for {now - snap['retrying_since']:.0f} s, retrying{why}")
@@ -141,16 +163,24 @@ def consumer(health: dict, samples: list[tuple[float, int, float | None]], now: 
         no_commit = len(commits) == 1
         if min(lags) > 0 and lags[-1] >= lags[0] and no_commit:
             span = samples[-1][0] - samples[0][0]
-            return Status(name, "STALL", f"lag {lags[-1]:,} not shrinking and nothing committed for {span:.0f} s")
+            return Status(
+                name, "STALL", f"lag {lags[-1]:,} not shrinking and nothing committed for {span:.0f} s"
+            )
         if lags[-1] > lags[0] and lags[-1] > 0 and not no_commit:
-            return Status(name, "WARN", f"falling behind: lag grew from {lags[0]:,} to {lags[-1]:,} "
-                                        f"in {samples[-1][0] - samples[0][0]:.0f} s")
+            return Status(
+                name,
+                "WARN",
+                f"falling behind: lag grew from {lags[0]:,} to {lags[-1]:,} "
+                f"in {samples[-1][0] - samples[0][0]:.0f} s",
+            )
     if lag > 0 and last_commit is not None and now - last_commit > 60:
         return Status(name, "STALL", f"lag {lag:,} and nothing committed for {now - last_commit:.0f} s")
     oldest = max((snap.get("lag_seconds") or {}).values(), default=0.0)
     if oldest > 30:
         return Status(name, "WARN", f"lag {lag:,} messages, the oldest waiting {oldest:.0f} s")
-    return Status(name, "OK", f"lag {lag:,}, {snap.get('per_second_1m', 0):.1f} events/s over the last minute")
+    return Status(
+        name, "OK", f"lag {lag:,}, {snap.get('per_second_1m', 0):.1f} events/s over the last minute"
+    )
 
 
 def dead_letters(health: dict) -> Status:
@@ -158,8 +188,11 @@ def dead_letters(health: dict) -> Status:
     n = int(snap.get("dead_lettered") or 0)
     if n:
         latest = (snap.get("recent_dead_letters") or [{}])[-1].get("reason")
-        return Status("Dead-letter topic", "WARN",
-                      f"{n:,} message(s) dead-lettered" + (f"; latest: {latest}" if latest else ""))
+        return Status(
+            "Dead-letter topic",
+            "WARN",
+            f"{n:,} message(s) dead-lettered" + (f"; latest: {latest}" if latest else ""),
+        )
     return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
 
 
@@ -171,8 +204,12 @@ def bar_builder(health: dict, now: float | None = None) -> Status:
     if snap.get("last_error"):
         return Status("Bar builder", "ERR", snap["last_error"])
     if snap.get("pending_marks") and (snap.get("last_run") is None or now - snap["last_run"] > 30):
-        return Status("Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s")
-    return Status("Bar builder", "OK", f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs")
+        return Status(
+            "Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s"
+        )
+    return Status(
+        "Bar builder", "OK", f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs"
+    )
 
 
 def backfills(docs: list[dict]) -> Status:
@@ -194,7 +231,9 @@ def stack(health: dict) -> Status | None:
     if dead:
         return Status("Local stack", "ERR", f"{', '.join(dead)} not running")
     if any(restarts.values()):
-        return Status("Local stack", "WARN", "restarted: " + ", ".join(f"{k} ×{v}" for k, v in restarts.items() if v))
+        return Status(
+            "Local stack", "WARN", "restarted: " + ", ".join(f"{k} ×{v}" for k, v in restarts.items() if v)
+        )
     return Status("Local stack", "OK", f"{len(rows)} server process(es) alive")
 
 
@@ -205,9 +244,15 @@ def alerts(health: dict) -> list[Status]:
     engine = snap.get("engine")
     if engine is None:
         return []
-    out = [Status("Alerts engine", "ERR", engine["last_error"]) if engine.get("last_error") else
-           Status("Alerts engine", "OK", f"{engine.get('active_rules', 0)} active rule(s), "
-                                         f"{engine.get('fired', 0):,} fired")]
+    out = [
+        Status("Alerts engine", "ERR", engine["last_error"])
+        if engine.get("last_error")
+        else Status(
+            "Alerts engine",
+            "OK",
+            f"{engine.get('active_rules', 0)} active rule(s), {engine.get('fired', 0):,} fired",
+        )
+    ]
     for name, ch in (snap.get("channels") or {}).items():
         label = f"Alerts · {name}"
         failing = ch.get("last_error") and (ch.get("last_error_at") or 0) > (ch.get("last_ok_at") or 0)
@@ -220,10 +265,19 @@ def alerts(health: dict) -> list[Status]:
     return out
 
 
-def evaluate(health: dict, samples, poll_seconds: float, backfill_docs: list[dict],
-             now: float | None = None) -> list[Status]:
-    out = [kafka(health), mongo(health), *producer(health, poll_seconds, now), consumer(health, samples, now),
-           dead_letters(health), bar_builder(health, now), backfills(backfill_docs), *alerts(health)]
+def evaluate(
+    health: dict, samples, poll_seconds: float, backfill_docs: list[dict], now: float | None = None
+) -> list[Status]:
+    out = [
+        kafka(health),
+        mongo(health),
+        *producer(health, poll_seconds, now),
+        consumer(health, samples, now),
+        dead_letters(health),
+        bar_builder(health, now),
+        backfills(backfill_docs),
+        *alerts(health),
+    ]
     local = stack(health)
     if local is not None:
         out.append(local)

@@ -30,8 +30,13 @@ LIVE = "pages/2_📈_Live.py"
 HISTORY = "pages/3_🗂️_History.py"
 HEALTH = "pages/4_🩺_Pipeline_health.py"
 
-STATE_LABELS = {"running": "🟢 running", "paused": "⏸️ paused", "stopped": "⏹️ stopped",
-                "starting": "⏳ starting", "error": "🔴 error"}
+STATE_LABELS = {
+    "running": "🟢 running",
+    "paused": "⏸️ paused",
+    "stopped": "⏹️ stopped",
+    "starting": "⏳ starting",
+    "error": "🔴 error",
+}
 
 
 def setup(title: str, icon: str) -> Runtime:
@@ -39,8 +44,10 @@ def setup(title: str, icon: str) -> Runtime:
     runtime = get_runtime()
     show_start_error(runtime)
     with st.sidebar:
-        st.caption(f"Pipeline {STATE_LABELS.get(runtime.state, runtime.state)} · "
-                   f"{'embedded servers' if runtime.mode == 'embedded' else 'external servers'}")
+        st.caption(
+            f"Pipeline {STATE_LABELS.get(runtime.state, runtime.state)} · "
+            f"{'embedded servers' if runtime.mode == 'embedded' else 'external servers'}"
+        )
     auth.sidebar(runtime.settings)
     return runtime
 
@@ -54,8 +61,10 @@ def sentences(doing: str):
         st.stop()
     except PyMongoError as exc:
         log.warning("MongoDB failed while %s", doing, exc_info=True)
-        st.warning(f"MongoDB did not answer while {doing}. {explain(exc)} "
-                   "The page tries again on its next refresh.", icon="⚠️")
+        st.warning(
+            f"MongoDB did not answer while {doing}. {explain(exc)} The page tries again on its next refresh.",
+            icon="⚠️",
+        )
         st.stop()
     except Exception:  # noqa: BLE001 - the one place where anything becomes a sentence
         log.exception("page failed while %s", doing)

@@ -42,11 +42,15 @@ def show_start_error(runtime: Runtime) -> None:
         return
     st.error(f"The pipeline could not start. {runtime.error}")
     if runtime.mode == "embedded":
-        st.info("The embedded servers run from the data folder "
-                f"`{runtime.settings.data_dir}`. Their logs (kafka.log, mongodb.log) are there.")
+        st.info(
+            "The embedded servers run from the data folder "
+            f"`{runtime.settings.data_dir}`. Their logs (kafka.log, mongodb.log) are there."
+        )
     else:
-        st.info("Check that the servers named by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI are running and "
-                "reachable from this machine.")
+        st.info(
+            "Check that the servers named by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI are running and "
+            "reachable from this machine."
+        )
     if st.button("Try again", type="primary"):
         runtime.start()
         st.rerun()

@@ -19,8 +19,18 @@ import pandas as pd
 from pipeline.sources.markets import market_for, session_fraction
 from ui import format as fmt
 
-GLANCE_COLUMNS = ["Symbol", "Name", "Last", "Change", "Change %", "Day range", "Volume", "Trend", "Updated",
-                  "Status"]
+GLANCE_COLUMNS = [
+    "Symbol",
+    "Name",
+    "Last",
+    "Change",
+    "Change %",
+    "Day range",
+    "Volume",
+    "Trend",
+    "Updated",
+    "Status",
+]
 
 
 def stale_after(poll_seconds: float) -> float:
@@ -40,8 +50,9 @@ def market_open(symbol: str, source: str, now: datetime) -> bool:
     return session_fraction(now, market) is not None
 
 
-def status(age_s: float | None, symbol: str, source: str, enabled: bool, poll_seconds: float,
-           now: datetime) -> str:
+def status(
+    age_s: float | None, symbol: str, source: str, enabled: bool, poll_seconds: float, now: datetime
+) -> str:
     if not enabled:
         return "⏸️ disabled"
     if age_s is None or (isinstance(age_s, float) and math.isnan(age_s)):
@@ -53,8 +64,13 @@ def status(age_s: float | None, symbol: str, source: str, enabled: bool, poll_se
     return "🟢 live"
 
 
-def watchlist_glance(entries: list, quotes: pd.DataFrame, lines: dict[str, list[float]], poll_seconds: float,
-                     now: datetime | None = None) -> pd.DataFrame:
+def watchlist_glance(
+    entries: list,
+    quotes: pd.DataFrame,
+    lines: dict[str, list[float]],
+    poll_seconds: float,
+    now: datetime | None = None,
+) -> pd.DataFrame:
     now = now or datetime.now(timezone.utc)
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
@@ -62,27 +78,39 @@ def watchlist_glance(entries: list, quotes: pd.DataFrame, lines: dict[str, list[
         q = by_symbol.get(e.symbol, {})
         last, age_s = q.get("last"), q.get("age_s")
         low, high = q.get("day_low"), q.get("day_high")
-        day_range = fmt.DASH if fmt.missing(low) or fmt.missing(high) else f"{fmt.price(low)} – {fmt.price(high)}"
-        rows.append({
-            "Symbol": e.symbol, "Name": e.name or e.symbol,
-            "Last": None if fmt.missing(last) else float(last),
-            "Change": None if fmt.missing(q.get("change")) else float(q["change"]),
-            "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
-            "Day range": day_range,
-            "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
-            "Trend": lines.get(e.symbol) or [],
-            "Updated": fmt.DASH if fmt.missing(age_s) else f"{fmt.age(age_s)} ago",
-            "Status": status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now),
-        })
+        day_range = (
+            fmt.DASH if fmt.missing(low) or fmt.missing(high) else f"{fmt.price(low)} – {fmt.price(high)}"
+        )
+        rows.append(
+            {
+                "Symbol": e.symbol,
+                "Name": e.name or e.symbol,
+                "Last": None if fmt.missing(last) else float(last),
+                "Change": None if fmt.missing(q.get("change")) else float(q["change"]),
+                "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
+                "Day range": day_range,
+                "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
+                "Trend": lines.get(e.symbol) or [],
+                "Updated": fmt.DASH if fmt.missing(age_s) else f"{fmt.age(age_s)} ago",
+                "Status": status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now),
+            }
+        )
     return pd.DataFrame(rows, columns=GLANCE_COLUMNS)
 
 
 def color_changes(frame: pd.DataFrame):
     """A Styler that paints Change and Change % green/red (readable on light and dark)."""
+
     def paint(value):
         color = fmt.direction_color(value)
         return f"color: {color}; font-weight: 600" if color else ""
 
-    return (frame.style.map(paint, subset=["Change", "Change %"])
-            .format({"Last": lambda v: fmt.price(v), "Change": lambda v: fmt.change(v),
-                     "Change %": lambda v: fmt.pct(v), "Volume": lambda v: fmt.volume(v)}, na_rep=fmt.DASH))
+    return frame.style.map(paint, subset=["Change", "Change %"]).format(
+        {
+            "Last": lambda v: fmt.price(v),
+            "Change": lambda v: fmt.change(v),
+            "Change %": lambda v: fmt.pct(v),
+            "Volume": lambda v: fmt.volume(v),
+        },
+        na_rep=fmt.DASH,
+    )

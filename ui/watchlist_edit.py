@@ -34,8 +34,11 @@ class Outcome:
     def messages(self, backfilling: bool = True) -> list[tuple[str, str]]:
         out = []
         if self.added:
-            then = "; history is being backfilled." if backfilling else \
-                " (the pipeline is stopped: start it on Home to fetch prices)."
+            then = (
+                "; history is being backfilled."
+                if backfilling
+                else " (the pipeline is stopped: start it on Home to fetch prices)."
+            )
             out.append(("success", f"Added {', '.join(self.added)}{then}"))
         if self.removed:
             out.append(("success", f"Removed {', '.join(self.removed)}."))
@@ -63,12 +66,31 @@ def frame(entries: list, backfills: dict[str, dict], pending: list[dict]) -> pd.
     rows = []
     for e in entries:
         progress, text = backfill_status(backfills.get(e.symbol))
-        rows.append({"symbol": e.symbol, "source": e.source, "enabled": bool(e.enabled), "name": e.name,
-                     "exchange": e.exchange, "currency": e.currency, "backfill": progress, "status": text})
+        rows.append(
+            {
+                "symbol": e.symbol,
+                "source": e.source,
+                "enabled": bool(e.enabled),
+                "name": e.name,
+                "exchange": e.exchange,
+                "currency": e.currency,
+                "backfill": progress,
+                "status": text,
+            }
+        )
     for p in pending:
-        rows.append({"symbol": p.get("symbol") or None, "source": p.get("source"), "enabled": p.get("enabled", True),
-                     "name": "", "exchange": "", "currency": "", "backfill": None,
-                     "status": f"❌ not added: {p['problem']}"})
+        rows.append(
+            {
+                "symbol": p.get("symbol") or None,
+                "source": p.get("source"),
+                "enabled": p.get("enabled", True),
+                "name": "",
+                "exchange": "",
+                "currency": "",
+                "backfill": None,
+                "status": f"❌ not added: {p['problem']}",
+            }
+        )
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["enabled"] = out["enabled"].astype(bool)
     out["backfill"] = pd.to_numeric(out["backfill"], errors="coerce").astype(float)
@@ -83,8 +105,11 @@ def _clean(value) -> str:
 
 def actionable(state: dict) -> bool:
     """True when an editor state holds a change to apply (an empty new row is not one)."""
-    return bool(state.get("edited_rows") or state.get("deleted_rows")
-                or any(_clean(r.get("symbol")) for r in state.get("added_rows") or []))
+    return bool(
+        state.get("edited_rows")
+        or state.get("deleted_rows")
+        or any(_clean(r.get("symbol")) for r in state.get("added_rows") or [])
+    )
 
 
 def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, default_source: str) -> Outcome:
@@ -130,8 +155,14 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
     for i in range(n_stored, len(shown)):  # pending rows not edited or deleted stay pending as they were
         if i not in deleted and i not in edited:
             row = shown.iloc[i].to_dict()
-            out.pending.append({"symbol": _clean(row["symbol"]), "source": row["source"], "enabled": row["enabled"],
-                                "problem": str(row["status"]).removeprefix("❌ not added: ")})
+            out.pending.append(
+                {
+                    "symbol": _clean(row["symbol"]),
+                    "source": row["source"],
+                    "enabled": row["enabled"],
+                    "problem": str(row["status"]).removeprefix("❌ not added: "),
+                }
+            )
     to_add.extend(state.get("added_rows") or [])
 
     for row in to_add:

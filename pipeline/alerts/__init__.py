@@ -16,5 +16,14 @@ from .events import ensure_indexes
 from .notifier import Notifier
 from .rules import KINDS, Rule, RuleBook, RuleError, describe, validate
 
-__all__ = ["AlertEngine", "Notifier", "Rule", "RuleBook", "RuleError", "KINDS", "describe", "validate",
-           "ensure_indexes"]
+__all__ = [
+    "AlertEngine",
+    "Notifier",
+    "Rule",
+    "RuleBook",
+    "RuleError",
+    "KINDS",
+    "describe",
+    "validate",
+    "ensure_indexes",
+]

@@ -35,8 +35,10 @@ class DeliveryError(RuntimeError):
 
 
 def configured(settings: Settings) -> dict[str, bool]:
-    return {"webhook": bool(settings.alert_webhook_urls),
-            "email": bool(settings.smtp_host and settings.alert_email_to)}
+    return {
+        "webhook": bool(settings.alert_webhook_urls),
+        "email": bool(settings.smtp_host and settings.alert_email_to),
+    }
 
 
 def short_url(url: str) -> str:
@@ -47,11 +49,23 @@ def short_url(url: str) -> str:
 def payload(alert: dict) -> dict:
     def when(value):
         return iso(value) if isinstance(value, datetime) else value
-    return {"id": alert.get("_id"), "app": APP_NAME, "test": bool(alert.get("test")),
-            "text": f"🔔 {alert.get('message', '')}", "message": alert.get("message"),
-            "rule_id": alert.get("rule_id"), "rule": alert.get("description"), "symbol": alert.get("symbol"),
-            "kind": alert.get("kind"), "price": alert.get("price"), "value": alert.get("value"),
-            "ts": when(alert.get("ts")), "fired_at": when(alert.get("fired_at")), "note": alert.get("note") or ""}
+
+    return {
+        "id": alert.get("_id"),
+        "app": APP_NAME,
+        "test": bool(alert.get("test")),
+        "text": f"🔔 {alert.get('message', '')}",
+        "message": alert.get("message"),
+        "rule_id": alert.get("rule_id"),
+        "rule": alert.get("description"),
+        "symbol": alert.get("symbol"),
+        "kind": alert.get("kind"),
+        "price": alert.get("price"),
+        "value": alert.get("value"),
+        "ts": when(alert.get("ts")),
+        "fired_at": when(alert.get("fired_at")),
+        "note": alert.get("note") or "",
+    }
 
 
 class Webhook:
@@ -66,8 +80,12 @@ class Webhook:
 
     def post(self, url: str, body: dict) -> int:
         data = json.dumps(body, default=str).encode()
-        request = urllib.request.Request(url, data=data, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "stockmon-alerts/1"})
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "stockmon-alerts/1"},
+        )
         where = short_url(url)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -125,8 +143,14 @@ class Email:
         lines = [body["message"] or "", "", f"Rule: {body['rule'] or '-'}"]
         if body["note"]:
             lines.append(f"Note: {body['note']}")
-        lines += [f"Price: {body['price']}", f"Price time (UTC): {body['ts']}", f"Fired at (UTC): {body['fired_at']}",
-                  "", f"Alert id: {body['id']}", f"— {APP_NAME}"]
+        lines += [
+            f"Price: {body['price']}",
+            f"Price time (UTC): {body['ts']}",
+            f"Fired at (UTC): {body['fired_at']}",
+            "",
+            f"Alert id: {body['id']}",
+            f"— {APP_NAME}",
+        ]
         msg.set_content("\n".join(lines))
         return msg
 
@@ -146,9 +170,13 @@ class Email:
                     client.login(s.smtp_username, s.smtp_password or "")
                 refused = client.send_message(self.message(alert))
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"{where} refused the login for {s.smtp_username!r} ({exc.smtp_code})") from None
+            raise DeliveryError(
+                f"{where} refused the login for {s.smtp_username!r} ({exc.smtp_code})"
+            ) from None
         except smtplib.SMTPNotSupportedError:
-            raise DeliveryError(f"{where} does not offer STARTTLS; set STOCKMON_SMTP_SECURITY to ssl or none") from None
+            raise DeliveryError(
+                f"{where} does not offer STARTTLS; set STOCKMON_SMTP_SECURITY to ssl or none"
+            ) from None
         except smtplib.SMTPException as exc:
             raise DeliveryError(f"{where} refused the message: {str(exc)[:200]}") from None
         except (TimeoutError, socket.timeout):
@@ -177,13 +205,25 @@ def send_test(settings: Settings, channel: str) -> str:
     """Send a test alert through one channel now; return a sentence or raise ``DeliveryError``."""
     channels = make(settings)
     if channel not in channels:
-        need = ("STOCKMON_ALERT_WEBHOOK_URLS" if channel == "webhook"
-                else "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO")
+        need = (
+            "STOCKMON_ALERT_WEBHOOK_URLS"
+            if channel == "webhook"
+            else "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"
+        )
         raise DeliveryError(f"the {channel} channel is not configured: set {need}")
     now = utcnow()
-    alert = {"_id": f"test|{iso(now)}", "test": True, "message": f"Test alert from {APP_NAME}",
-             "description": "test", "symbol": "TEST", "kind": "test", "price": None, "ts": now, "fired_at": now,
-             "note": "If you can read this, alerts reach you through this channel."}
+    alert = {
+        "_id": f"test|{iso(now)}",
+        "test": True,
+        "message": f"Test alert from {APP_NAME}",
+        "description": "test",
+        "symbol": "TEST",
+        "kind": "test",
+        "price": None,
+        "ts": now,
+        "fired_at": now,
+        "note": "If you can read this, alerts reach you through this channel.",
+    }
     target = channels[channel]
     target.send(alert)
     return f"Test alert sent by {channel} to {', '.join(target.targets())}."

@@ -43,6 +43,7 @@ def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
         def pct_change(series, t, price):
             change = series.pct_change(t, price, window)
             return (None, None) if change is None else (test(change), change)
+
         return pct_change
     if k == "pct_since_close":
         test = _directional(rule.pct, rule.direction)
@@ -53,6 +54,7 @@ def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
                 return None, None
             change = (price / close - 1.0) * 100.0
             return test(change), change
+
         return since_close
     if k == "volume_spike":
         factor, lookback = rule.factor, rule.lookback_min
@@ -60,6 +62,7 @@ def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
         def volume(series, t, price):
             ratio = series.volume_ratio(t, lookback)
             return (None, None) if ratio is None else (ratio >= factor, ratio)
+
         return volume
     if k in ("rsi_above", "rsi_below"):
         tf, period, level, above = rule.timeframe, rule.period, rule.level, k == "rsi_above"
@@ -69,6 +72,7 @@ def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
             if value is None:
                 return None, None
             return (value > level if above else value < level), value
+
         return rsi
     if k == "sma_cross":
         tf, fast_n, slow_n = rule.timeframe, rule.fast, rule.slow
@@ -78,6 +82,7 @@ def measure(rule: Rule) -> Callable[[Series, float, float], tuple]:
             if fast is None or slow is None or fast == slow:
                 return None, None
             return (1 if fast > slow else -1), fast - slow
+
         return sma
     raise ValueError(f"unknown rule kind {k!r}")
 

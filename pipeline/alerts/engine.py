@@ -58,24 +58,35 @@ class RuleState:
     version: str
     armed: bool = True
     side: int | None = None
-    last_t: float | None = None           # newest price time evaluated (epoch s)
+    last_t: float | None = None  # newest price time evaluated (epoch s)
     last_dt: datetime | None = None
-    last_fired: float | None = None       # price time of the last alert
+    last_fired: float | None = None  # price time of the last alert
     fired: int = 0
     suppressed: int = 0
-    value: float | None = None            # last measured value (price, %, ratio, RSI...)
-    persisted_t: float | None = None      # last_t as stored
+    value: float | None = None  # last measured value (price, %, ratio, RSI...)
+    persisted_t: float | None = None  # last_t as stored
 
     def document(self) -> dict:
-        return {"_id": self.rule_id, "symbol": self.symbol, "version": self.version, "armed": self.armed,
-                "side": self.side, "last_ts": self.last_dt, "fired": self.fired, "suppressed": self.suppressed,
-                "last_fired": datetime.fromtimestamp(self.last_fired, timezone.utc) if self.last_fired else None,
-                "value": self.value, "updated_at": utcnow()}
+        return {
+            "_id": self.rule_id,
+            "symbol": self.symbol,
+            "version": self.version,
+            "armed": self.armed,
+            "side": self.side,
+            "last_ts": self.last_dt,
+            "fired": self.fired,
+            "suppressed": self.suppressed,
+            "last_fired": datetime.fromtimestamp(self.last_fired, timezone.utc) if self.last_fired else None,
+            "value": self.value,
+            "updated_at": utcnow(),
+        }
 
     @classmethod
     def from_document(cls, doc: dict, rule: Rule) -> "RuleState":
         last = to_utc(doc["last_ts"]) if doc.get("last_ts") else None
-        state = cls(rule.id, rule.symbol, rule.version, last_t=last.timestamp() if last else None, last_dt=last)
+        state = cls(
+            rule.id, rule.symbol, rule.version, last_t=last.timestamp() if last else None, last_dt=last
+        )
         state.persisted_t = state.last_t
         if doc.get("version") == rule.version:  # an edited condition starts over, armed
             state.armed = bool(doc.get("armed", True))
@@ -102,8 +113,15 @@ def needs(rules: Sequence[Rule]) -> tuple[float, dict[str, int]]:
 
 
 class AlertEngine:
-    def __init__(self, store, settings, clock: Callable[[], float] = time.time, refresh_s: float = 2.0,
-                 flush_s: float = 10.0, on_fired: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        store,
+        settings,
+        clock: Callable[[], float] = time.time,
+        refresh_s: float = 2.0,
+        flush_s: float = 10.0,
+        on_fired: Callable[[], None] | None = None,
+    ):
         self.db = store.db
         self.store = store
         self.settings = settings
@@ -132,7 +150,10 @@ class AlertEngine:
     def bind(self, consumer) -> "AlertEngine":
         """Forget cached state whenever the consumer's partitions move (another process may have
         evaluated those symbols meanwhile); it is reloaded from MongoDB on the next batch."""
-        self._generation = lambda: (tuple(consumer.state.assigned), consumer.tally.counts.get("commit_failed", 0))
+        self._generation = lambda: (
+            tuple(consumer.state.assigned),
+            consumer.tally.counts.get("commit_failed", 0),
+        )
         return self
 
     # -- the hook -----------------------------------------------------------------------------------
@@ -182,17 +203,23 @@ class AlertEngine:
         for rule in rules.values():
             state = self.states.get(rule.id)
             if state is not None and state.version != rule.version:  # condition edited: start over, armed
-                self.states[rule.id] = RuleState(rule.id, rule.symbol, rule.version, last_t=state.last_t,
-                                                 last_dt=state.last_dt)
+                self.states[rule.id] = RuleState(
+                    rule.id, rule.symbol, rule.version, last_t=state.last_t, last_dt=state.last_dt
+                )
                 self._dirty.add(rule.id)
         self._needs = {symbol: needs(rs) for symbol, rs in by_symbol.items()}
         missing = [r for rs in by_symbol.values() for r in rs if r.id not in self.states]
         if missing:
-            docs = {d["_id"]: d for d in self.db["alert_state"].find({"_id": {"$in": [r.id for r in missing]}})}
+            docs = {
+                d["_id"]: d for d in self.db["alert_state"].find({"_id": {"$in": [r.id for r in missing]}})
+            }
             for rule in missing:
                 doc = docs.get(rule.id)
-                self.states[rule.id] = (RuleState.from_document(doc, rule) if doc
-                                        else RuleState(rule.id, rule.symbol, rule.version))
+                self.states[rule.id] = (
+                    RuleState.from_document(doc, rule)
+                    if doc
+                    else RuleState(rule.id, rule.symbol, rule.version)
+                )
 
     def _check_generation(self) -> None:
         if self._generation is None:
@@ -221,8 +248,11 @@ class AlertEngine:
         for symbol, items in observations.items():
             horizon, keep = self._needs[symbol]
             series = self.series.get(symbol)
-            if series is not None and series.horizon_s >= horizon and all(
-                    series.keep.get(tf, 0) >= n for tf, n in keep.items()):
+            if (
+                series is not None
+                and series.horizon_s >= horizon
+                and all(series.keep.get(tf, 0) >= n for tf, n in keep.items())
+            ):
                 continue
             self.series[symbol] = self._load(symbol, horizon, keep, min(e.ts for e in items))
             self.tally.add("series_loads")
@@ -232,14 +262,28 @@ class AlertEngine:
         start = min(utcnow(), first) - timedelta(seconds=horizon + 60)
         for tf, n in keep.items():
             since = start - timedelta(seconds=TIMEFRAMES[tf] * (n + 2))
-            rows = self.store.bars.find({"symbol": symbol, "interval": tf, "ts": {"$gte": since}},
-                                        {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1)
+            rows = self.store.bars.find(
+                {"symbol": symbol, "interval": tf, "ts": {"$gte": since}}, {"_id": 0, "ts": 1, "close": 1}
+            ).sort("ts", 1)
             series.load_bars(tf, ((to_utc(d["ts"]).timestamp(), d["close"]) for d in rows))
         fields = {"_id": 0, "ts": 1, "close": 1, "volume": 1}
-        ticks = list(self.store.prices.find({"symbol": symbol, "interval": "tick", "ts": {"$gte": start}},
-                                            fields).sort("ts", 1))
-        rows, tick = (ticks, True) if ticks else (list(self.store.prices.find(
-            {"symbol": symbol, "interval": "1m", "ts": {"$gte": start}}, fields).sort("ts", 1)), False)
+        ticks = list(
+            self.store.prices.find(
+                {"symbol": symbol, "interval": "tick", "ts": {"$gte": start}}, fields
+            ).sort("ts", 1)
+        )
+        rows, tick = (
+            (ticks, True)
+            if ticks
+            else (
+                list(
+                    self.store.prices.find(
+                        {"symbol": symbol, "interval": "1m", "ts": {"$gte": start}}, fields
+                    ).sort("ts", 1)
+                ),
+                False,
+            )
+        )
         for d in rows:
             series.add(to_utc(d["ts"]).timestamp(), d["close"], d.get("volume") or 0.0, tick=tick)
         return series
@@ -252,8 +296,10 @@ class AlertEngine:
         evaluated = stale = replays = 0
         for symbol, items in observations.items():
             series = self.series[symbol]
-            checks = [(rule, self.states[rule.id], rule.kind in CROSS_KINDS, measure(rule))
-                      for rule in self.by_symbol[symbol]]
+            checks = [
+                (rule, self.states[rule.id], rule.kind in CROSS_KINDS, measure(rule))
+                for rule in self.by_symbol[symbol]
+            ]
             for e in items:
                 tick = e.interval == "tick"
                 if not tick and series.has_ticks:
@@ -282,8 +328,9 @@ class AlertEngine:
                             continue
                         state.side = result
                         dirty.add(rule.id)
-                        if previous is not None and (rule.direction in (None, "either")
-                                                     or (rule.direction == "up") == (result > 0)):
+                        if previous is not None and (
+                            rule.direction in (None, "either") or (rule.direction == "up") == (result > 0)
+                        ):
                             fire(rule, state, e, t, value, result)
                     elif result:
                         if state.armed:
@@ -299,7 +346,9 @@ class AlertEngine:
         if replays:
             self.tally.add("replays_skipped", replays)
 
-    def _fire(self, rule: Rule, state: RuleState, e: PriceEvent, t: float, value: float | None, side: int | None) -> None:
+    def _fire(
+        self, rule: Rule, state: RuleState, e: PriceEvent, t: float, value: float | None, side: int | None
+    ) -> None:
         if state.last_fired is not None and t - state.last_fired < rule.cooldown_s:
             state.suppressed += 1
             self.tally.add("suppressed")
@@ -309,13 +358,27 @@ class AlertEngine:
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
         wanted = configured(self.settings)
         delivery = {c: ev.delivery_entry(now) for c in rule.channels if wanted.get(c)}
-        self._pending.append({
-            "_id": ev.event_id(rule.id, e.interval, e.ts), "rule_id": rule.id, "rule_version": rule.version,
-            "symbol": rule.symbol, "kind": rule.kind, "description": describe(rule),
-            "message": message(rule, e.close, value, side), "price": e.close, "value": value, "level": rule.level,
-            "ts": e.ts, "trigger": {"symbol": e.symbol, "interval": e.interval, "ts": e.ts},
-            "fired_at": now, "note": rule.note, "acked": False, "acked_at": None, "delivery": delivery,
-        })
+        self._pending.append(
+            {
+                "_id": ev.event_id(rule.id, e.interval, e.ts),
+                "rule_id": rule.id,
+                "rule_version": rule.version,
+                "symbol": rule.symbol,
+                "kind": rule.kind,
+                "description": describe(rule),
+                "message": message(rule, e.close, value, side),
+                "price": e.close,
+                "value": value,
+                "level": rule.level,
+                "ts": e.ts,
+                "trigger": {"symbol": e.symbol, "interval": e.interval, "ts": e.ts},
+                "fired_at": now,
+                "note": rule.note,
+                "acked": False,
+                "acked_at": None,
+                "delivery": delivery,
+            }
+        )
 
     # -- persistence ----------------------------------------------------------------------------------
     def _flush(self, force: bool) -> None:
@@ -332,18 +395,39 @@ class AlertEngine:
                     self.on_fired()
         if self._dirty:
             ids = [i for i in self._dirty if i in self.states and self.states[i].last_dt is not None]
-            ops = [UpdateOne({"_id": i, "last_ts": {"$lte": self.states[i].last_dt}},
-                             {"$set": self.states[i].document()}, upsert=True) for i in ids]
+            ops = [
+                UpdateOne(
+                    {"_id": i, "last_ts": {"$lte": self.states[i].last_dt}},
+                    {"$set": self.states[i].document()},
+                    upsert=True,
+                )
+                for i in ids
+            ]
             self._write_states(ids, ops)
             self._dirty.clear()
         now = self.clock()
         if force or now - self._flushed_at >= self.flush_s:
-            moved = [s for s in self.states.values()
-                     if s.last_dt is not None and (s.persisted_t is None or s.last_t > s.persisted_t)]
-            ops = [UpdateOne({"_id": s.rule_id}, {"$max": {"last_ts": s.last_dt},
-                                                  "$setOnInsert": {"symbol": s.symbol, "version": s.version,
-                                                                   "armed": s.armed, "fired": s.fired}}, upsert=True)
-                   for s in moved]
+            moved = [
+                s
+                for s in self.states.values()
+                if s.last_dt is not None and (s.persisted_t is None or s.last_t > s.persisted_t)
+            ]
+            ops = [
+                UpdateOne(
+                    {"_id": s.rule_id},
+                    {
+                        "$max": {"last_ts": s.last_dt},
+                        "$setOnInsert": {
+                            "symbol": s.symbol,
+                            "version": s.version,
+                            "armed": s.armed,
+                            "fired": s.fired,
+                        },
+                    },
+                    upsert=True,
+                )
+                for s in moved
+            ]
             self._write_states([s.rule_id for s in moved], ops)
             self._flushed_at = now
 
@@ -376,10 +460,19 @@ class AlertEngine:
     # -- health -------------------------------------------------------------------------------------
     def snapshot(self) -> dict:
         counts = self.tally.snapshot()["counts"]
-        return {"rules": len(self.rules), "active_rules": sum(len(r) for r in self.by_symbol.values()),
-                "symbols": sorted(self.by_symbol), "evaluated": counts.get("evaluated", 0),
-                "fired": counts.get("fired", 0), "duplicates": counts.get("duplicates", 0),
-                "suppressed": counts.get("suppressed", 0), "stale": counts.get("stale", 0),
-                "replays_skipped": counts.get("replays_skipped", 0), "errors": counts.get("errors", 0),
-                "reloads": counts.get("reloads", 0), "last_error": self.last_error,
-                "last_fired_at": self.last_fired_at, "batch_latency": self.eval_latency.snapshot()}
+        return {
+            "rules": len(self.rules),
+            "active_rules": sum(len(r) for r in self.by_symbol.values()),
+            "symbols": sorted(self.by_symbol),
+            "evaluated": counts.get("evaluated", 0),
+            "fired": counts.get("fired", 0),
+            "duplicates": counts.get("duplicates", 0),
+            "suppressed": counts.get("suppressed", 0),
+            "stale": counts.get("stale", 0),
+            "replays_skipped": counts.get("replays_skipped", 0),
+            "errors": counts.get("errors", 0),
+            "reloads": counts.get("reloads", 0),
+            "last_error": self.last_error,
+            "last_fired_at": self.last_fired_at,
+            "batch_latency": self.eval_latency.snapshot(),
+        }

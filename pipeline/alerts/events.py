@@ -56,8 +56,14 @@ def insert(db, docs: Sequence[dict]) -> tuple[int, int]:
 
 
 def delivery_entry(now: datetime) -> dict:
-    return {"status": "pending", "attempts": 0, "next_at": now, "lease_until": EPOCH, "error": None,
-            "delivered_at": None}
+    return {
+        "status": "pending",
+        "attempts": 0,
+        "next_at": now,
+        "lease_until": EPOCH,
+        "error": None,
+        "delivered_at": None,
+    }
 
 
 def _clean(doc: dict) -> dict:
@@ -67,8 +73,13 @@ def _clean(doc: dict) -> dict:
     return doc
 
 
-def recent(db, symbols: Sequence[str] | None = None, limit: int = 200, unacked_only: bool = False,
-           since: datetime | None = None) -> list[dict]:
+def recent(
+    db,
+    symbols: Sequence[str] | None = None,
+    limit: int = 200,
+    unacked_only: bool = False,
+    since: datetime | None = None,
+) -> list[dict]:
     """Newest first; optional filters by symbol, acknowledgement and time."""
     query: dict = {}
     if symbols:
@@ -97,7 +108,9 @@ def acknowledge(db, ids: Sequence[str] | None = None, symbols: Sequence[str] | N
         query["_id"] = {"$in": list(ids)}
     if symbols:
         query["symbol"] = {"$in": list(symbols)}
-    return db["alert_events"].update_many(query, {"$set": {"acked": True, "acked_at": utcnow()}}).modified_count
+    return (
+        db["alert_events"].update_many(query, {"$set": {"acked": True, "acked_at": utcnow()}}).modified_count
+    )
 
 
 def delete_older_than(db, days: float) -> int:

@@ -37,20 +37,25 @@ MAX_BACKOFF_S = 300.0
 
 
 class Notifier:
-    def __init__(self, store, settings, poll_s: float = 1.0, lease_s: float | None = None, owner: str | None = None):
+    def __init__(
+        self, store, settings, poll_s: float = 1.0, lease_s: float | None = None, owner: str | None = None
+    ):
         self.db = store.db
         self.events = self.db["alert_events"]
         self.settings = settings
         self.channels = ch.make(settings)
         self.poll_s = poll_s
         # a lease outlives the longest attempt (every URL timing out) with a margin
-        longest = max(settings.alert_webhook_timeout * max(1, len(settings.alert_webhook_urls)),
-                      settings.smtp_timeout * 3)
+        longest = max(
+            settings.alert_webhook_timeout * max(1, len(settings.alert_webhook_urls)),
+            settings.smtp_timeout * 3,
+        )
         self.lease_s = lease_s or longest + 30
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.tally = {name: Tally(keep_reasons=20) for name in self.channels}
-        self.status: dict[str, dict] = {name: {"last_ok_at": None, "last_error": None, "last_error_at": None}
-                                        for name in self.channels}
+        self.status: dict[str, dict] = {
+            name: {"last_ok_at": None, "last_error": None, "last_error_at": None} for name in self.channels
+        }
         self.pending: dict[str, int | None] = {name: None for name in self.channels}
         self._counted_at: dict[str, float] = {name: 0.0 for name in self.channels}
         self._wake = {name: threading.Event() for name in self.channels}
@@ -91,8 +96,13 @@ class Notifier:
     # -- work ---------------------------------------------------------------------------------------
     def due(self, name: str, limit: int = 50) -> list[dict]:
         now = utcnow()
-        return list(self.events.find({f"delivery.{name}.status": "pending", f"delivery.{name}.next_at": {"$lte": now}},
-                                     {"_id": 1}).sort("fired_at", 1).limit(limit))
+        return list(
+            self.events.find(
+                {f"delivery.{name}.status": "pending", f"delivery.{name}.next_at": {"$lte": now}}, {"_id": 1}
+            )
+            .sort("fired_at", 1)
+            .limit(limit)
+        )
 
     def run_once(self, name: str) -> int:
         """Deliver what is due on one channel; return how many were delivered."""
@@ -113,11 +123,21 @@ class Notifier:
         now = utcnow()
         prefix = f"delivery.{name}"
         return self.events.find_one_and_update(
-            {"_id": alert_id, f"{prefix}.status": "pending", f"{prefix}.next_at": {"$lte": now},
-             f"{prefix}.lease_until": {"$lte": now}},
-            {"$set": {f"{prefix}.lease_until": now + timedelta(seconds=self.lease_s), f"{prefix}.owner": self.owner},
-             "$inc": {f"{prefix}.attempts": 1}},
-            return_document=ReturnDocument.AFTER)
+            {
+                "_id": alert_id,
+                f"{prefix}.status": "pending",
+                f"{prefix}.next_at": {"$lte": now},
+                f"{prefix}.lease_until": {"$lte": now},
+            },
+            {
+                "$set": {
+                    f"{prefix}.lease_until": now + timedelta(seconds=self.lease_s),
+                    f"{prefix}.owner": self.owner,
+                },
+                "$inc": {f"{prefix}.attempts": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
 
     def _deliver(self, name: str, doc: dict) -> bool:
         entry = doc["delivery"][name]
@@ -136,17 +156,34 @@ class Notifier:
                 changes[f"{prefix}.status"] = "failed"
                 self.tally[name].add("failed")
                 self.tally[name].reason(alert=doc["_id"], error=error)
-                log.warning("alert %s: %s failed for good after %d attempts: %s", doc["_id"], name, attempt, error)
+                log.warning(
+                    "alert %s: %s failed for good after %d attempts: %s", doc["_id"], name, attempt, error
+                )
             else:
                 delay = min(MAX_BACKOFF_S, self.settings.alert_backoff_s * 2 ** (attempt - 1))
                 changes[f"{prefix}.next_at"] = utcnow() + timedelta(seconds=delay)
                 self.tally[name].add("retries")
-                log.info("alert %s: %s attempt %d failed (retry in %.1fs): %s", doc["_id"], name, attempt, delay, error)
+                log.info(
+                    "alert %s: %s attempt %d failed (retry in %.1fs): %s",
+                    doc["_id"],
+                    name,
+                    attempt,
+                    delay,
+                    error,
+                )
             self.events.update_one({"_id": doc["_id"]}, {"$set": changes})
             return False
-        self.events.update_one({"_id": doc["_id"]}, {"$set": {
-            f"{prefix}.status": "delivered", f"{prefix}.delivered_at": utcnow(), f"{prefix}.error": None,
-            f"{prefix}.lease_until": EPOCH}})
+        self.events.update_one(
+            {"_id": doc["_id"]},
+            {
+                "$set": {
+                    f"{prefix}.status": "delivered",
+                    f"{prefix}.delivered_at": utcnow(),
+                    f"{prefix}.error": None,
+                    f"{prefix}.lease_until": EPOCH,
+                }
+            },
+        )
         self.tally[name].add("sent")
         self.status[name]["last_ok_at"] = time.time()
         return True
@@ -156,7 +193,13 @@ class Notifier:
         out = {}
         for name, target in self.channels.items():  # in memory only: safe to call from any page
             counts = self.tally[name].snapshot()
-            out[name] = {"targets": target.targets(), "sent": counts["counts"].get("sent", 0),
-                         "failed": counts["counts"].get("failed", 0), "retries": counts["counts"].get("retries", 0),
-                         "pending": self.pending[name], "recent_failures": counts["recent"][-5:], **self.status[name]}
+            out[name] = {
+                "targets": target.targets(),
+                "sent": counts["counts"].get("sent", 0),
+                "failed": counts["counts"].get("failed", 0),
+                "retries": counts["counts"].get("retries", 0),
+                "pending": self.pending[name],
+                "recent_failures": counts["recent"][-5:],
+                **self.status[name],
+            }
         return out

@@ -42,10 +42,14 @@ CROSS_KINDS = ("price_cross", "sma_cross")
 DIRECTIONS = ("up", "down", "either")
 TIMEFRAMES = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 CHANNELS = ("webhook", "email")
-DEFAULTS = {"pct_change": {"window_s": 900, "direction": "either"}, "pct_since_close": {"direction": "either"},
-            "volume_spike": {"lookback_min": 20}, "rsi_above": {"period": 14, "timeframe": "5m"},
-            "rsi_below": {"period": 14, "timeframe": "5m"},
-            "sma_cross": {"fast": 20, "slow": 50, "timeframe": "5m", "direction": "either"}}
+DEFAULTS = {
+    "pct_change": {"window_s": 900, "direction": "either"},
+    "pct_since_close": {"direction": "either"},
+    "volume_spike": {"lookback_min": 20},
+    "rsi_above": {"period": 14, "timeframe": "5m"},
+    "rsi_below": {"period": 14, "timeframe": "5m"},
+    "sma_cross": {"fast": 20, "slow": 50, "timeframe": "5m", "direction": "either"},
+}
 MAX_COOLDOWN_S = 30 * 86400
 MAX_NOTE = 500
 
@@ -62,16 +66,16 @@ class RuleError(ValueError):
 class Rule:
     symbol: str
     kind: str
-    level: float | None = None         # price_* and rsi_*
-    pct: float | None = None           # pct_change, pct_since_close: percent, e.g. 3.0
-    window_s: int | None = None        # pct_change
-    direction: str | None = None       # pct_*: up/down/either; sma_cross: up/down/either
-    factor: float | None = None        # volume_spike: n x the average minute
-    lookback_min: int | None = None    # volume_spike: minutes the average covers
-    period: int | None = None          # rsi_*
-    fast: int | None = None            # sma_cross
+    level: float | None = None  # price_* and rsi_*
+    pct: float | None = None  # pct_change, pct_since_close: percent, e.g. 3.0
+    window_s: int | None = None  # pct_change
+    direction: str | None = None  # pct_*: up/down/either; sma_cross: up/down/either
+    factor: float | None = None  # volume_spike: n x the average minute
+    lookback_min: int | None = None  # volume_spike: minutes the average covers
+    period: int | None = None  # rsi_*
+    fast: int | None = None  # sma_cross
     slow: int | None = None
-    timeframe: str | None = None       # rsi_*, sma_cross: bar size the indicator is computed on
+    timeframe: str | None = None  # rsi_*, sma_cross: bar size the indicator is computed on
     enabled: bool = True
     cooldown_s: int = 0
     expires_at: datetime | None = None
@@ -83,7 +87,11 @@ class Rule:
 
     @property
     def condition(self) -> dict:
-        return {"symbol": self.symbol, "kind": self.kind, **{f: getattr(self, f) for f in KINDS[self.kind][1]}}
+        return {
+            "symbol": self.symbol,
+            "kind": self.kind,
+            **{f: getattr(self, f) for f in KINDS[self.kind][1]},
+        }
 
     @property
     def version(self) -> str:
@@ -135,7 +143,9 @@ def describe(rule: Rule) -> str:
         way = "above" if k == "rsi_above" else "below"
         return f"{s} RSI({rule.period}, {rule.timeframe}) {'rises' if way == 'above' else 'falls'} {way} {rule.level:g}"
     if k == "sma_cross":
-        way = {"up": "crosses above", "down": "crosses below", "either": "crosses"}[rule.direction or "either"]
+        way = {"up": "crosses above", "down": "crosses below", "either": "crosses"}[
+            rule.direction or "either"
+        ]
         return f"{s} SMA {rule.fast} {way} SMA {rule.slow} ({rule.timeframe} bars)"
     return f"{s} {k}"
 
@@ -154,8 +164,16 @@ def _fmt(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
-def _num(raw: Mapping, name: str, errors: dict, low: float, high: float, what: str, integer: bool = False,
-         low_open: bool = False):
+def _num(
+    raw: Mapping,
+    name: str,
+    errors: dict,
+    low: float,
+    high: float,
+    what: str,
+    integer: bool = False,
+    low_open: bool = False,
+):
     value = raw.get(name)
     if value is None or value == "":
         errors[name] = f"{what} is required"
@@ -218,22 +236,33 @@ def validate(raw: Mapping[str, Any], now: datetime | None = None, new: bool = Tr
     if "factor" in uses:
         values["factor"] = _num(raw, "factor", errors, 1, 1000, "volume factor", low_open=True)
     if "lookback_min" in uses:
-        values["lookback_min"] = _num(raw, "lookback_min", errors, 2, 1440, "look-back (minutes)", integer=True)
+        values["lookback_min"] = _num(
+            raw, "lookback_min", errors, 2, 1440, "look-back (minutes)", integer=True
+        )
     if "period" in uses:
         values["period"] = _num(raw, "period", errors, 2, 200, "RSI period", integer=True)
     if "fast" in uses:
         values["fast"] = _num(raw, "fast", errors, 1, 500, "fast SMA length", integer=True)
         values["slow"] = _num(raw, "slow", errors, 2, 1000, "slow SMA length", integer=True)
         if values["fast"] is not None and values["slow"] is not None and values["fast"] >= values["slow"]:
-            errors["fast"] = (f"the fast SMA must be shorter than the slow one "
-                              f"(fast {values['fast']}, slow {values['slow']})")
+            errors["fast"] = (
+                f"the fast SMA must be shorter than the slow one "
+                f"(fast {values['fast']}, slow {values['slow']})"
+            )
     if "timeframe" in uses:
         timeframe = str(raw.get("timeframe") or "")
         if timeframe not in TIMEFRAMES:
             errors["timeframe"] = f"timeframe {timeframe!r} is not one of: {', '.join(TIMEFRAMES)}"
         values["timeframe"] = timeframe
-    cooldown = _num({"cooldown_s": raw.get("cooldown_s", 0)}, "cooldown_s", errors, 0, MAX_COOLDOWN_S,
-                    "cooldown (seconds)", integer=True)
+    cooldown = _num(
+        {"cooldown_s": raw.get("cooldown_s", 0)},
+        "cooldown_s",
+        errors,
+        0,
+        MAX_COOLDOWN_S,
+        "cooldown (seconds)",
+        integer=True,
+    )
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         errors["enabled"] = f"enabled must be true or false, got {enabled!r}"
@@ -259,9 +288,19 @@ def validate(raw: Mapping[str, Any], now: datetime | None = None, new: bool = Tr
         errors["channels"] = f"unknown channel(s) {', '.join(map(str, unknown))}; use {', '.join(CHANNELS)}"
     if errors:
         raise RuleError(errors)
-    return Rule(symbol=symbol, kind=kind, **values, enabled=enabled, cooldown_s=cooldown or 0,
-                expires_at=expires_at, note=note.strip(), channels=channels, id=str(raw.get("id") or raw.get("_id") or ""),
-                created_at=raw.get("created_at"), updated_at=raw.get("updated_at"))
+    return Rule(
+        symbol=symbol,
+        kind=kind,
+        **values,
+        enabled=enabled,
+        cooldown_s=cooldown or 0,
+        expires_at=expires_at,
+        note=note.strip(),
+        channels=channels,
+        id=str(raw.get("id") or raw.get("_id") or ""),
+        created_at=raw.get("created_at"),
+        updated_at=raw.get("updated_at"),
+    )
 
 
 class RuleBook:
@@ -276,7 +315,9 @@ class RuleBook:
 
     def list(self, symbol: str | None = None) -> list[Rule]:
         query = {"symbol": symbol} if symbol else {}
-        return [Rule.from_document(d) for d in self.rules.find(query).sort([("symbol", 1), ("created_at", 1)])]
+        return [
+            Rule.from_document(d) for d in self.rules.find(query).sort([("symbol", 1), ("created_at", 1)])
+        ]
 
     def get(self, rule_id: str) -> Rule | None:
         doc = self.rules.find_one({"_id": rule_id})
@@ -285,7 +326,9 @@ class RuleBook:
     def create(self, raw: Mapping[str, Any]) -> Rule:
         rule = validate(raw)
         if self.rules.count_documents({}) >= self.max_rules:
-            raise RuleError({"rules": f"there are already {self.max_rules} rules (the maximum); delete one first"})
+            raise RuleError(
+                {"rules": f"there are already {self.max_rules} rules (the maximum); delete one first"}
+            )
         now = utcnow()
         rule.id = rule.id or uuid.uuid4().hex[:12]
         rule.created_at = rule.updated_at = now
@@ -303,8 +346,9 @@ class RuleBook:
         return rule
 
     def set_enabled(self, rule_id: str, enabled: bool) -> None:
-        if not self.rules.update_one({"_id": rule_id}, {"$set": {"enabled": bool(enabled),
-                                                                "updated_at": utcnow()}}).matched_count:
+        if not self.rules.update_one(
+            {"_id": rule_id}, {"$set": {"enabled": bool(enabled), "updated_at": utcnow()}}
+        ).matched_count:
             raise RuleError({"id": f"rule {rule_id} does not exist (it may have been deleted)"})
 
     def delete(self, rule_id: str) -> bool:

@@ -30,10 +30,10 @@ class Series:
         self.symbol = symbol
         self.horizon_s = float(horizon_s)
         self.keep = {"1d": 3, **(keep or {})}
-        self.ts: list[float] = []      # epoch seconds, ascending
+        self.ts: list[float] = []  # epoch seconds, ascending
         self.px: list[float] = []
-        self.cum: list[float] = []     # cumulative volume up to and including each point
-        self.base_cum = 0.0            # cumulative volume before the first kept point
+        self.cum: list[float] = []  # cumulative volume up to and including each point
+        self.base_cum = 0.0  # cumulative volume before the first kept point
         self.has_ticks = False
         self.closes: dict[str, dict[int, float]] = {tf: {} for tf in self.keep}
         self.buckets: dict[str, list[int]] = {tf: [] for tf in self.keep}
@@ -129,7 +129,7 @@ class Series:
         """Closes of the last ``n`` bars that ended before ``at``'s bar, oldest first."""
         keys = self.buckets.get(tf, [])
         i = bisect_left(keys, bucket(at, SPANS[tf]))
-        return [self.closes[tf][k] for k in keys[max(0, i - n):i]]
+        return [self.closes[tf][k] for k in keys[max(0, i - n) : i]]
 
     def rsi(self, tf: str, period: int, at: float, price: float) -> float | None:
         """Wilder's RSI (as ``pipeline.analytics.rsi``) over closed bars plus the forming one at ``price``."""

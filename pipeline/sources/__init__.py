@@ -15,21 +15,33 @@ def make_source(name: str, settings, last_prices=None) -> Source:
     """
     if name == "simulated":
         from .simulated import SimulatedSource
+
         return SimulatedSource(seed=settings.sim_seed, last_prices=last_prices)
     if name == "yfinance":
         from .yahoo import YahooSource
-        return YahooSource(cache_dir=settings.data_dir / "yfinance-cache", timeout=settings.http_timeout,
-                           base_url=settings.yahoo_url)
+
+        return YahooSource(
+            cache_dir=settings.data_dir / "yfinance-cache",
+            timeout=settings.http_timeout,
+            base_url=settings.yahoo_url,
+        )
     if name == "alpha_vantage":
         from .alphavantage import AlphaVantageSource
-        return AlphaVantageSource(api_key=settings.alphavantage_api_key, timeout=settings.http_timeout,
-                                  per_minute=settings.alphavantage_per_minute,
-                                  per_day=settings.alphavantage_per_day, base_url=settings.alphavantage_url,
-                                  state_dir=settings.data_dir)
+
+        return AlphaVantageSource(
+            api_key=settings.alphavantage_api_key,
+            timeout=settings.http_timeout,
+            per_minute=settings.alphavantage_per_minute,
+            per_day=settings.alphavantage_per_day,
+            base_url=settings.alphavantage_url,
+            state_dir=settings.data_dir,
+        )
     if name == "csv":
         from .csv_replay import CsvReplaySource
+
         if settings.csv_path is None:
             from ..config import ConfigError
+
             raise ConfigError("STOCKMON_SOURCE=csv needs STOCKMON_CSV_PATH (a CSV of bars to replay)")
         return CsvReplaySource(settings.csv_path, speed=settings.csv_speed)
     raise ValueError(f"unknown source {name!r}")

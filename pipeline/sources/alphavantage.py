@@ -49,11 +49,20 @@ from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .markets import day_start_utc, market_for, symbol_info
 
-NO_KEY = ("ALPHAVANTAGE_API_KEY is not set: get a free key at https://www.alphavantage.co/support/#api-key "
-          "and put it in the environment or .streamlit/secrets.toml")
+NO_KEY = (
+    "ALPHAVANTAGE_API_KEY is not set: get a free key at https://www.alphavantage.co/support/#api-key "
+    "and put it in the environment or .streamlit/secrets.toml"
+)
 #: Yahoo-style suffix -> Alpha Vantage suffix (listings Alpha Vantage quotes outside the US)
-AV_SUFFIXES = {".L": ".LON", ".TO": ".TRT", ".V": ".TRV", ".DE": ".DEX", ".BO": ".BSE", ".SS": ".SHH",
-               ".SZ": ".SHZ"}
+AV_SUFFIXES = {
+    ".L": ".LON",
+    ".TO": ".TRT",
+    ".V": ".TRV",
+    ".DE": ".DEX",
+    ".BO": ".BSE",
+    ".SS": ".SHH",
+    ".SZ": ".SHZ",
+}
 INTRADAY = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "60min"}
 STEP = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 BUDGET_FILE = "alphavantage-budget.json"
@@ -86,8 +95,9 @@ def av_symbol(symbol: str) -> str | None:
 class Budget:
     """Requests allowed per sliding minute and per UTC day; the day count lives in a JSON file."""
 
-    def __init__(self, per_minute: int, per_day: int, path: Path | None,
-                 clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self, per_minute: int, per_day: int, path: Path | None, clock: Callable[[], datetime] = utcnow
+    ):
         self.per_minute, self.per_day, self.path, self._clock = per_minute, per_day, path, clock
         self._minute: deque[float] = deque()
         self._memory: dict[str, int] = {}
@@ -102,7 +112,9 @@ class Budget:
             with self._file() as counts:
                 used = counts.get(day, 0)
                 if used >= self.per_day:
-                    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
+                    tomorrow = datetime.combine(
+                        now.date() + timedelta(days=1), datetime.min.time(), timezone.utc
+                    )
                     return f"Alpha Vantage budget used up ({self.per_day}/day); next call at {iso(tomorrow)}"
                 if len(self._minute) >= self.per_minute:
                     at = datetime.fromtimestamp(self._minute[0] + 60, timezone.utc)
@@ -126,9 +138,13 @@ class Budget:
             self._prune(now)
             with self._file(write=False) as counts:
                 used = counts.get(now.date().isoformat(), 0)
-            return {"per_minute": self.per_minute, "per_day": self.per_day, "used_today": used,
-                    "budget_minute_left": max(0, self.per_minute - len(self._minute)),
-                    "budget_day_left": max(0, self.per_day - used)}
+            return {
+                "per_minute": self.per_minute,
+                "per_day": self.per_day,
+                "used_today": used,
+                "budget_minute_left": max(0, self.per_minute - len(self._minute)),
+                "budget_day_left": max(0, self.per_day - used),
+            }
 
     def _prune(self, now: datetime) -> None:
         while self._minute and self._minute[0] <= now.timestamp() - 60:
@@ -188,7 +204,7 @@ class _Client(TimeSeries):
     def _handle_api_call(self, url: str) -> dict:
         default = AlphaVantage._ALPHA_VANTAGE_API_URL
         if self._base and url.startswith(default):
-            url = self._base + url[len(default):]
+            url = self._base + url[len(default) :]
         self.requests_made += 1
         response = self._http.get(url, timeout=self._timeout, headers=self.headers, proxies=self.proxy)
         if response.status_code >= 400:
@@ -221,10 +237,20 @@ class AlphaVantageSource:
 
     name = "alpha_vantage"
 
-    def __init__(self, api_key: str | None, timeout: float = 10.0, per_minute: int = 5, per_day: int = 25,
-                 base_url: str | None = None, state_dir: str | Path | None = None, *,
-                 min_refresh: float = 60.0, backoff_base: float = 60.0, backoff_max: float = 3600.0,
-                 budget_clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        api_key: str | None,
+        timeout: float = 10.0,
+        per_minute: int = 5,
+        per_day: int = 25,
+        base_url: str | None = None,
+        state_dir: str | Path | None = None,
+        *,
+        min_refresh: float = 60.0,
+        backoff_base: float = 60.0,
+        backoff_max: float = 3600.0,
+        budget_clock: Callable[[], datetime] | None = None,
+    ):
         self.api_key = api_key or None
         self.timeout = float(timeout)
         self.base_url = _base_url(base_url)
@@ -291,7 +317,9 @@ class AlphaVantageSource:
             return result
         symbol, start, end = args
         if interval not in INTRADAY and interval != "1d":
-            result.errors[symbol] = f"Alpha Vantage has no {interval!r} history here; use one of 1m, 5m, 15m, 30m, 1h, 1d"
+            result.errors[symbol] = (
+                f"Alpha Vantage has no {interval!r} history here; use one of 1m, 5m, 15m, 30m, 1h, 1d"
+            )
             return result
         if self._refuse([symbol], result):
             return self._done(result)
@@ -319,14 +347,19 @@ class AlphaVantageSource:
             data, meta = body
             tz = next((v for k, v in (meta or {}).items() if k.endswith("Time Zone")), tz)
             series.update(data or {})
-        events = [e for e in self._series_events(symbol, interval, series, tz, now)
-                  if e["open"] is None or start <= e["ts"] < end]
+        events = [
+            e
+            for e in self._series_events(symbol, interval, series, tz, now)
+            if e["open"] is None or start <= e["ts"] < end
+        ]
         result.add_checked(events, symbol=symbol)
         if interval == "1d" and series and symbol not in result.errors:
             first = min(series)
             if date.fromisoformat(first[:10]) > start.date() + timedelta(days=4):
-                result.errors[symbol] = (f"Alpha Vantage's free tier gives the last 100 trading days of daily "
-                                         f"bars; history starts at {first}")
+                result.errors[symbol] = (
+                    f"Alpha Vantage's free tier gives the last 100 trading days of daily "
+                    f"bars; history starts at {first}"
+                )
         return self._done(result)
 
     def lookup(self, symbol: str) -> SymbolInfo:
@@ -345,8 +378,9 @@ class AlphaVantageSource:
         refusal = self.budget.take()
         if refusal:
             raise SourceError(refusal)
-        body, reason = self._wait(self._pool.submit(self._client.get_quote_endpoint, name),
-                                  time.monotonic() + self.timeout)
+        body, reason = self._wait(
+            self._pool.submit(self._client.get_quote_endpoint, name), time.monotonic() + self.timeout
+        )
         if reason:
             self._done(FetchResult(errors={symbol: reason}))
             raise SourceError(reason)
@@ -356,12 +390,19 @@ class AlphaVantageSource:
         return symbol_info(symbol)
 
     def health(self) -> dict:
-        return {"source": self.name, "api_key_set": self.api_key is not None,
-                "base_url": (self.base_url or AlphaVantage._ALPHA_VANTAGE_API_URL).rstrip("?"),
-                "timeout": self.timeout, "min_refresh": self.min_refresh,
-                "requests": self._client.requests_made if self._client else 0,
-                "last_error": self._last_error, "last_error_at": self._last_error_at,
-                "last_success_at": self._last_success_at, **self.budget.snapshot(), **self._backoff.snapshot()}
+        return {
+            "source": self.name,
+            "api_key_set": self.api_key is not None,
+            "base_url": (self.base_url or AlphaVantage._ALPHA_VANTAGE_API_URL).rstrip("?"),
+            "timeout": self.timeout,
+            "min_refresh": self.min_refresh,
+            "requests": self._client.requests_made if self._client else 0,
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "last_success_at": self._last_success_at,
+            **self.budget.snapshot(),
+            **self._backoff.snapshot(),
+        }
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -372,8 +413,10 @@ class AlphaVantageSource:
         if self._client is None:
             reason = NO_KEY
         elif self._backoff.left() > 0:
-            reason = (f"Alpha Vantage throttled us ({self._backoff.reason}); "
-                      f"retry in {math.ceil(self._backoff.left())}s")
+            reason = (
+                f"Alpha Vantage throttled us ({self._backoff.reason}); "
+                f"retry in {math.ceil(self._backoff.left())}s"
+            )
         else:
             return False
         for symbol in symbols:
@@ -398,8 +441,10 @@ class AlphaVantageSource:
             if exc.key == "Information" and ("per day" in text.lower() or "daily" in text.lower()):
                 self.budget.spend_day()
             delay = self._backoff.hit(f'"{exc.key}" reply')
-            return None, (f'Alpha Vantage throttled the request ("{exc.key}": {self._mask(text)[:90]}...); '
-                          f"backing off {math.ceil(delay)}s")
+            return None, (
+                f'Alpha Vantage throttled the request ("{exc.key}": {self._mask(text)[:90]}...); '
+                f"backing off {math.ceil(delay)}s"
+            )
         except _ApiError as exc:
             return None, f"Alpha Vantage refused: {self._mask(str(exc))[:160]}"
         except KeyError as exc:
@@ -423,12 +468,27 @@ class AlphaVantageSource:
         o, h, lo, c = (float(q[k]) for k in ("02. open", "03. high", "04. low", "05. price"))
         h, lo = max(h, o, c), min(lo, o, c)
         day = date.fromisoformat(q["07. latest trading day"])
-        common = dict(symbol=symbol, source=self.name, fetched_at=now, exchange=market.exchange,
-                      currency=market.currency, timezone=market.timezone, schema=1)
+        common = dict(
+            symbol=symbol,
+            source=self.name,
+            fetched_at=now,
+            exchange=market.exchange,
+            currency=market.currency,
+            timezone=market.timezone,
+            schema=1,
+        )
         return [
             dict(interval="tick", ts=now, open=c, high=c, low=c, close=c, volume=0.0, **common),
-            dict(interval="1d", ts=day_start_utc(day, market.timezone), open=o, high=h, low=lo, close=c,
-                 volume=float(q["06. volume"]), **common),
+            dict(
+                interval="1d",
+                ts=day_start_utc(day, market.timezone),
+                open=o,
+                high=h,
+                low=lo,
+                close=c,
+                volume=float(q["06. volume"]),
+                **common,
+            ),
         ]
 
     def _history_calls(self, name: str, start: datetime, now: datetime, interval: str) -> list[dict]:
@@ -445,15 +505,24 @@ class AlphaVantageSource:
             d = (d + timedelta(days=32)).replace(day=1)
         return months
 
-    def _series_events(self, symbol: str, interval: str, series: dict[str, dict], tz: str,
-                       now: datetime) -> list[dict]:
+    def _series_events(
+        self, symbol: str, interval: str, series: dict[str, dict], tz: str, now: datetime
+    ) -> list[dict]:
         market = market_for(symbol)
         try:
             zone = ZoneInfo(tz)
         except (KeyError, ValueError):
             zone = ZoneInfo(market.timezone)
-        common = dict(symbol=symbol, interval=interval, source=self.name, fetched_at=now,
-                      exchange=market.exchange, currency=market.currency, timezone=market.timezone, schema=1)
+        common = dict(
+            symbol=symbol,
+            interval=interval,
+            source=self.name,
+            fetched_at=now,
+            exchange=market.exchange,
+            currency=market.currency,
+            timezone=market.timezone,
+            schema=1,
+        )
         events = []
         for stamp, bar in sorted(series.items()):
             try:
@@ -466,12 +535,14 @@ class AlphaVantageSource:
             except (KeyError, ValueError, TypeError):
                 events.append(dict(common, ts=now, open=None))  # fails validation with a reason
                 continue
-            events.append(dict(common, ts=ts, open=o, high=max(h, o, c), low=min(lo, o, c), close=c,
-                               volume=volume))
+            events.append(
+                dict(common, ts=ts, open=o, high=max(h, o, c), low=min(lo, o, c), close=c, volume=volume)
+            )
         return events
 
 
 def _unsupported(symbol: str) -> str:
-    return (f"Alpha Vantage has no quotes for {symbol} here: only stocks/ETFs in the US and on a few "
-            "exchanges (.L, .TO, .V, .DE, .BO, .SS, .SZ); no indices, FX or crypto")
-
+    return (
+        f"Alpha Vantage has no quotes for {symbol} here: only stocks/ETFs in the US and on a few "
+        "exchanges (.L, .TO, .V, .DE, .BO, .SS, .SZ); no indices, FX or crypto"
+    )

@@ -49,5 +49,9 @@ class Backoff:
 
     def snapshot(self) -> dict:
         until = self.until_utc()
-        return {"backoff_until": iso(until) if until else None, "backoff_seconds_left": round(self.left(), 1),
-                "consecutive_throttles": self.failures, "throttle_reason": self.reason}
+        return {
+            "backoff_until": iso(until) if until else None,
+            "backoff_seconds_left": round(self.left(), 1),
+            "consecutive_throttles": self.failures,
+            "throttle_reason": self.reason,
+        }

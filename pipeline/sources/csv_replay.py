@@ -38,7 +38,11 @@ from .markets import day_start_utc, market_for, symbol_info
 ALIASES = {
     "symbol": ("symbol", "ticker"),
     "ts": ("ts", "timestamp", "datetime", "date", "time"),
-    "open": ("open",), "high": ("high",), "low": ("low",), "close": ("close",), "volume": ("volume",),
+    "open": ("open",),
+    "high": ("high",),
+    "low": ("low",),
+    "close": ("close",),
+    "volume": ("volume",),
     "interval": ("interval",),
 }
 REQUIRED = ("ts", "open", "high", "low", "close", "volume")
@@ -92,7 +96,7 @@ class CsvReplaySource:
                 self._reported_unplaced = True
                 for line, key, reason in self._unplaced:
                     result.errors.setdefault(key, f"line {line}: {reason}")
-            due = self._rows[self._pos:self._advance(now)]
+            due = self._rows[self._pos : self._advance(now)]
             self._pos += len(due)
             bad: dict[str, list[str]] = {}
             for row in due:
@@ -120,7 +124,7 @@ class CsvReplaySource:
             return result
         with self._lock:
             now = self._now()
-            replayed = self._rows[:self._advance(now)]
+            replayed = self._rows[: self._advance(now)]
         mine = [r for r in self._rows if r.symbol == symbol]
         if not any(r.interval == interval for r in mine):
             have = sorted({r.interval for r in mine})
@@ -139,21 +143,30 @@ class CsvReplaySource:
         except InvalidEvent as exc:
             raise UnknownSymbol(exc.reason) from None
         if symbol not in self._symbols:
-            raise UnknownSymbol(f"{symbol} is not in the replay file {self.path.name} "
-                                f"(it has {', '.join(self._symbols) or 'no valid rows'})")
+            raise UnknownSymbol(
+                f"{symbol} is not in the replay file {self.path.name} "
+                f"(it has {', '.join(self._symbols) or 'no valid rows'})"
+            )
         return symbol_info(symbol, name=f"{symbol} (replay of {self.path.name})")
 
     def health(self) -> dict:
         with self._lock:
             cutoff = self._cutoff(self._clock()) if self._anchor else None
-            return {"source": self.name, "path": str(self.path), "speed": self.speed, "rows": len(self._rows),
-                    "symbols": self._symbols, "unusable_rows": len(self._unplaced),
-                    "emitted": self._emitted, "skipped_not_watched": self._skipped,
-                    "remaining": len(self._rows) - self._pos,
-                    "anchored_at": iso(self._anchor) if self._anchor else None,
-                    "replay_time": iso(cutoff) if cutoff else None,
-                    "finished": bool(self._rows) and self._pos >= len(self._rows),
-                    "bad_rows": ([f"line {n}: {r}" for n, _, r in self._unplaced] + self._bad_seen)[:10]}
+            return {
+                "source": self.name,
+                "path": str(self.path),
+                "speed": self.speed,
+                "rows": len(self._rows),
+                "symbols": self._symbols,
+                "unusable_rows": len(self._unplaced),
+                "emitted": self._emitted,
+                "skipped_not_watched": self._skipped,
+                "remaining": len(self._rows) - self._pos,
+                "anchored_at": iso(self._anchor) if self._anchor else None,
+                "replay_time": iso(cutoff) if cutoff else None,
+                "finished": bool(self._rows) and self._pos >= len(self._rows),
+                "bad_rows": ([f"line {n}: {r}" for n, _, r in self._unplaced] + self._bad_seen)[:10],
+            }
 
     # -- replay clock -----------------------------------------------------------------------------
     def _now(self) -> datetime:
@@ -205,19 +218,25 @@ def _load(path: Path, source: str) -> tuple[list[_Row], list[tuple[int, str, str
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SourceError(f"the replay file {path} is not a readable CSV: {exc}") from None
         names = [h.strip().lower() for h in header]
-        column = {key: next((names.index(a) for a in aliases if a in names), None)
-                  for key, aliases in ALIASES.items()}
+        column = {
+            key: next((names.index(a) for a in aliases if a in names), None)
+            for key, aliases in ALIASES.items()
+        }
         missing = [k for k in REQUIRED if column[k] is None]
         if missing:
-            raise SourceError(f"the replay file {path} has no {', '.join(missing)} column "
-                              f"(needed: symbol, ts, open, high, low, close, volume; optional: interval)")
+            raise SourceError(
+                f"the replay file {path} has no {', '.join(missing)} column "
+                f"(needed: symbol, ts, open, high, low, close, volume; optional: interval)"
+            )
         default_symbol = None
         if column["symbol"] is None:
             try:
                 default_symbol = normalize_symbol(path.stem)
             except InvalidEvent:
-                raise SourceError(f"the replay file {path} has no symbol column and its name is not a "
-                                  "ticker (name it like AAPL.csv or add a symbol column)") from None
+                raise SourceError(
+                    f"the replay file {path} has no symbol column and its name is not a "
+                    "ticker (name it like AAPL.csv or add a symbol column)"
+                ) from None
         rows: list[_Row] = []
         unplaced: list[tuple[int, str, str]] = []
         try:
@@ -230,14 +249,16 @@ def _load(path: Path, source: str) -> tuple[list[_Row], list[tuple[int, str, str
                 except InvalidEvent as exc:
                     unplaced.append((line, f"{path.name}:{line}", exc.reason))
         except (csv.Error, UnicodeDecodeError) as exc:
-            unplaced.append((reader.line_num, f"{path.name}:{reader.line_num}",
-                             f"unreadable CSV from here on ({exc})"))
+            unplaced.append(
+                (reader.line_num, f"{path.name}:{reader.line_num}", f"unreadable CSV from here on ({exc})")
+            )
     rows.sort(key=lambda r: (r.ts, r.line))
     return rows, unplaced
 
 
-def _row(cells: list[str], column: dict[str, int | None], line: int, default_symbol: str | None,
-         source: str) -> _Row:
+def _row(
+    cells: list[str], column: dict[str, int | None], line: int, default_symbol: str | None, source: str
+) -> _Row:
     def cell(key: str) -> str:
         i = column[key]
         return cells[i].strip() if i is not None and i < len(cells) else ""
@@ -265,8 +286,16 @@ def _row(cells: list[str], column: dict[str, int | None], line: int, default_sym
             raise InvalidEvent(f"ts {text!r} is neither an ISO-8601 time nor epoch seconds") from None
         default_interval = "1m"
     interval = cell("interval") or default_interval
-    raw: dict[str, Any] = dict(symbol=symbol, interval=interval, ts=ts, source=source, schema=1,
-                               exchange=market.exchange, currency=market.currency, timezone=market.timezone)
+    raw: dict[str, Any] = dict(
+        symbol=symbol,
+        interval=interval,
+        ts=ts,
+        source=source,
+        schema=1,
+        exchange=market.exchange,
+        currency=market.currency,
+        timezone=market.timezone,
+    )
     problem = None
     for key in ("open", "high", "low", "close", "volume"):
         value = cell(key)

@@ -97,8 +97,7 @@ def market_for(symbol: str) -> Market:
 
 def symbol_info(symbol: str, name: str = "") -> SymbolInfo:
     m = market_for(symbol)
-    return SymbolInfo(symbol=symbol, name=name, exchange=m.exchange, currency=m.currency,
-                      timezone=m.timezone)
+    return SymbolInfo(symbol=symbol, name=name, exchange=m.exchange, currency=m.currency, timezone=m.timezone)
 
 
 def day_start_utc(day: date, tz: str) -> datetime:

@@ -48,20 +48,20 @@ from .markets import Market, day_start_utc, market_for, session_fraction, symbol
 log = logging.getLogger(__name__)
 
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
-NU = 5.0                              # Student-t degrees of freedom
+NU = 5.0  # Student-t degrees of freedom
 T_SCALE = math.sqrt((NU - 2.0) / NU)  # makes the t shocks unit variance
-OFF_SESSION_SHARE = 0.08              # share of daily volume traded outside the regular session
+OFF_SESSION_SHARE = 0.08  # share of daily volume traded outside the regular session
 INTRADAY = {"1m": 60, "2m": 120, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 MAX_BARS = 200_000
 
 
 @dataclass(frozen=True)
 class Profile:
-    mu: float            # annualised drift
-    sigma: float         # annualised volatility
-    price: float         # start price when nothing is stored
+    mu: float  # annualised drift
+    sigma: float  # annualised volatility
+    price: float  # start price when nothing is stored
     daily_volume: float  # average shares per day
-    beta: float = 0.67   # loading on the market factor
+    beta: float = 0.67  # loading on the market factor
     name: str = ""
 
 
@@ -135,7 +135,9 @@ def _expected_volume(profile: Profile, market: Market, t0: datetime, t1: datetim
         return 0.0
     n = max(1, min(200, math.ceil(seconds / 60.0)))
     step = seconds / n
-    return sum(_volume_rate(profile, market, t0 + timedelta(seconds=step * (i + 0.5))) for i in range(n)) * step
+    return (
+        sum(_volume_rate(profile, market, t0 + timedelta(seconds=step * (i + 0.5))) for i in range(n)) * step
+    )
 
 
 def _bridge_extremes(a: float, b: float, var: float, u1: float, u2: float) -> tuple[float, float]:
@@ -177,9 +179,12 @@ class SimulatedSource:
 
     name = "simulated"
 
-    def __init__(self, seed: int | None = None,
-                 last_prices: Callable[[Sequence[str]], Mapping[str, float]] | None = None,
-                 clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        seed: int | None = None,
+        last_prices: Callable[[Sequence[str]], Mapping[str, float]] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.seed = seed
         self._root = int(np.random.SeedSequence(seed).entropy) % 2**63
         self._last_prices = last_prices
@@ -222,8 +227,10 @@ class SimulatedSource:
         elif interval in ("1d", "1wk"):
             bars = self._daily_bars(symbol, start, end, price, now, weekly=interval == "1wk")
         else:
-            result.errors[symbol] = (f"the simulated source has no {interval!r} history; use one of "
-                                     f"{', '.join([*INTRADAY, '1d', '1wk'])}")
+            result.errors[symbol] = (
+                f"the simulated source has no {interval!r} history; use one of "
+                f"{', '.join([*INTRADAY, '1d', '1wk'])}"
+            )
             return result
         if isinstance(bars, str):
             result.errors[symbol] = bars
@@ -312,7 +319,9 @@ class SimulatedSource:
             e = float(st.rng.standard_t(NU)) * T_SCALE
             z = profile.beta * m + math.sqrt(1.0 - profile.beta**2) * e
             dt = seconds / TRADING_SECONDS_PER_YEAR
-            st.price = old * math.exp((profile.mu - profile.sigma**2 / 2) * dt + profile.sigma * math.sqrt(dt) * z)
+            st.price = old * math.exp(
+                (profile.mu - profile.sigma**2 / 2) * dt + profile.sigma * math.sqrt(dt) * z
+            )
         else:
             z = 0.0
         if seconds > 0:
@@ -327,18 +336,37 @@ class SimulatedSource:
             bar = st.bar = _Bar(minute, price, price, price, price)
         elif seconds > 0:
             var = profile.sigma**2 * seconds / TRADING_SECONDS_PER_YEAR
-            hi, lo = _bridge_extremes(math.log(old), math.log(st.price), var,
-                                      float(st.rng.random()) or 1e-12, float(st.rng.random()) or 1e-12)
+            hi, lo = _bridge_extremes(
+                math.log(old),
+                math.log(st.price),
+                var,
+                float(st.rng.random()) or 1e-12,
+                float(st.rng.random()) or 1e-12,
+            )
             bar.high = max(bar.high, _round(symbol, math.exp(hi)))
             bar.low = min(bar.low, _round(symbol, math.exp(lo)))
         bar.high, bar.low, bar.close = max(bar.high, price), min(bar.low, price), price
         bar.volume += volume
-        common = dict(source=self.name, fetched_at=now, exchange=market.exchange, currency=market.currency,
-                      timezone=market.timezone)
+        common = dict(
+            source=self.name,
+            fetched_at=now,
+            exchange=market.exchange,
+            currency=market.currency,
+            timezone=market.timezone,
+        )
         return [
             PriceEvent.tick(symbol, now, price, volume, **common),
-            PriceEvent(symbol=symbol, interval="1m", ts=bar.start, open=bar.open, high=bar.high,
-                       low=bar.low, close=bar.close, volume=bar.volume, **common),
+            PriceEvent(
+                symbol=symbol,
+                interval="1m",
+                ts=bar.start,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+                **common,
+            ),
         ]
 
     # -- history ----------------------------------------------------------------------------------
@@ -355,19 +383,43 @@ class SimulatedSource:
         noise = own.gamma(4.0, 0.25, n)
         return np.vstack([z, u, noise[None, :], gap[None, :]])
 
-    def _bar(self, symbol: str, interval: str, ts: datetime, o: float, c: float, var: float, u1: float,
-             u2: float, volume: float, now: datetime) -> PriceEvent:
+    def _bar(
+        self,
+        symbol: str,
+        interval: str,
+        ts: datetime,
+        o: float,
+        c: float,
+        var: float,
+        u1: float,
+        u2: float,
+        volume: float,
+        now: datetime,
+    ) -> PriceEvent:
         hi, lo = _bridge_extremes(math.log(o), math.log(c), var, u1, u2)
         o, c = _round(symbol, o), _round(symbol, c)
         h = max(o, c, _round(symbol, math.exp(hi)))
         low = min(o, c, _round(symbol, math.exp(lo)))
         m = market_for(symbol)
-        return PriceEvent(symbol=symbol, interval=interval, ts=ts, open=o, high=h, low=low, close=c,
-                          volume=float(max(0, round(volume))), source=self.name, fetched_at=now,
-                          exchange=m.exchange, currency=m.currency, timezone=m.timezone)
+        return PriceEvent(
+            symbol=symbol,
+            interval=interval,
+            ts=ts,
+            open=o,
+            high=h,
+            low=low,
+            close=c,
+            volume=float(max(0, round(volume))),
+            source=self.name,
+            fetched_at=now,
+            exchange=m.exchange,
+            currency=m.currency,
+            timezone=m.timezone,
+        )
 
-    def _intraday_bars(self, symbol: str, start: datetime, end: datetime, step: int, price: float,
-                       now: datetime) -> list[PriceEvent] | str:
+    def _intraday_bars(
+        self, symbol: str, start: datetime, end: datetime, step: int, price: float, now: datetime
+    ) -> list[PriceEvent] | str:
         profile, market = profile_for(symbol), market_for(symbol)
         interval = next(k for k, v in INTRADAY.items() if v == step)
         t_start, t_end, t_now = start.timestamp(), end.timestamp(), now.timestamp()
@@ -377,15 +429,19 @@ class SimulatedSource:
         if k_last < k0:
             return []
         if k_now - k0 + 1 > MAX_BARS:
-            return (f"{(k_now - k0 + 1):,} bars of {interval} are too many for one backfill "
-                    f"(max {MAX_BARS:,}); use a shorter range or a coarser interval")
+            return (
+                f"{(k_now - k0 + 1):,} bars of {interval} are too many for one backfill "
+                f"(max {MAX_BARS:,}); use a shorter range or a coarser interval"
+            )
         per_chunk = max(1, 86400 // step)
         ks = np.arange(k0, k_now + 1)
         draws = np.empty((5, len(ks)))
         for chunk in range(k0 // per_chunk, k_now // per_chunk + 1):
             lo_k, hi_k = max(k0, chunk * per_chunk), min(k_now, (chunk + 1) * per_chunk - 1)
             block = self._shocks(symbol, interval, chunk, per_chunk, profile.beta)
-            draws[:, lo_k - k0:hi_k - k0 + 1] = block[:5, lo_k - chunk * per_chunk:hi_k - chunk * per_chunk + 1]
+            draws[:, lo_k - k0 : hi_k - k0 + 1] = block[
+                :5, lo_k - chunk * per_chunk : hi_k - chunk * per_chunk + 1
+            ]
         dt = step / TRADING_SECONDS_PER_YEAR
         drift, vol = (profile.mu - profile.sigma**2 / 2), profile.sigma
         # log-price at each bar's start, walking back from now
@@ -405,12 +461,25 @@ class SimulatedSource:
             o, c = math.exp(x[i]), math.exp(x[i + 1]) if not forming else price
             length = (t_now - k * step) if forming else step
             volume = _volume_rate(profile, market, ts + timedelta(seconds=length / 2)) * length * draws[3, i]
-            bars.append(self._bar(symbol, interval, ts, o, c, vol**2 * length / TRADING_SECONDS_PER_YEAR,
-                                  draws[1, i], draws[2, i], volume, now))
+            bars.append(
+                self._bar(
+                    symbol,
+                    interval,
+                    ts,
+                    o,
+                    c,
+                    vol**2 * length / TRADING_SECONDS_PER_YEAR,
+                    draws[1, i],
+                    draws[2, i],
+                    volume,
+                    now,
+                )
+            )
         return bars
 
-    def _daily_bars(self, symbol: str, start: datetime, end: datetime, price: float, now: datetime,
-                    weekly: bool) -> list[PriceEvent] | str:
+    def _daily_bars(
+        self, symbol: str, start: datetime, end: datetime, price: float, now: datetime, weekly: bool
+    ) -> list[PriceEvent] | str:
         profile, market = profile_for(symbol), market_for(symbol)
         tz = market.timezone
         first = start.astimezone(ZoneInfo(tz)).date()
@@ -448,8 +517,20 @@ class SimulatedSource:
         for i, day in enumerate(days):
             ts = day_start_utc(day, tz)
             volume = profile.daily_volume * draws[3, i] * (0.6 + 0.5 * abs(draws[0, i]))
-            bars.append(self._bar(symbol, "1d", ts, math.exp(opens[i]), math.exp(close[i]),
-                                  vol**2 * dt * 0.8, draws[1, i], draws[2, i], volume, now))
+            bars.append(
+                self._bar(
+                    symbol,
+                    "1d",
+                    ts,
+                    math.exp(opens[i]),
+                    math.exp(close[i]),
+                    vol**2 * dt * 0.8,
+                    draws[1, i],
+                    draws[2, i],
+                    volume,
+                    now,
+                )
+            )
         if weekly:
             bars = _weekly(bars, tz)
         # a day (week) bar is in range when it starts in [start, end); the first week may start earlier
@@ -465,6 +546,11 @@ def _weekly(days: list[PriceEvent], tz: str) -> list[PriceEvent]:
         if prev is None:
             weeks[monday] = replace(bar, interval="1wk", ts=day_start_utc(monday, tz))
         else:
-            weeks[monday] = replace(prev, high=max(prev.high, bar.high), low=min(prev.low, bar.low),
-                                    close=bar.close, volume=prev.volume + bar.volume)
+            weeks[monday] = replace(
+                prev,
+                high=max(prev.high, bar.high),
+                low=min(prev.low, bar.low),
+                close=bar.close,
+                volume=prev.volume + bar.volume,
+            )
     return list(weeks.values())

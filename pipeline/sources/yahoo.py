@@ -54,13 +54,15 @@ from yfinance.exceptions import YFRateLimitError, YFTzMissingError  # noqa: E402
 # pandas deprecation chatter from inside yfinance (after its import: it installs its own filter)
 warnings.filterwarnings("ignore", module="yfinance")
 
-USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/131.0.0.0 Safari/537.36")
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 @dataclass(frozen=True)
 class Limit:
-    yahoo: str                 # interval name sent to Yahoo
+    yahoo: str  # interval name sent to Yahoo
     per_request: timedelta | None
     max_age: timedelta | None
 
@@ -75,8 +77,17 @@ LIMITS = {
     "1d": Limit("1d", None, None),
     "1wk": Limit("1wk", None, None),
 }
-META_KEYS = ("currency", "exchangeName", "fullExchangeName", "exchangeTimezoneName", "regularMarketPrice",
-             "regularMarketTime", "longName", "shortName", "instrumentType")
+META_KEYS = (
+    "currency",
+    "exchangeName",
+    "fullExchangeName",
+    "exchangeTimezoneName",
+    "regularMarketPrice",
+    "regularMarketTime",
+    "longName",
+    "shortName",
+    "instrumentType",
+)
 
 
 class DeadlineExceeded(requests.exceptions.Timeout):
@@ -174,9 +185,17 @@ class YahooSource:
 
     name = "yfinance"
 
-    def __init__(self, cache_dir: str | Path, timeout: float = 10.0, base_url: str | None = None, *,
-                 live_bars: int = 5, backoff_base: float = 30.0, backoff_max: float = 900.0,
-                 max_workers: int = 8):
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        timeout: float = 10.0,
+        base_url: str | None = None,
+        *,
+        live_bars: int = 5,
+        backoff_base: float = 30.0,
+        backoff_max: float = 900.0,
+        max_workers: int = 8,
+    ):
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.timeout = float(timeout)
@@ -186,9 +205,15 @@ class YahooSource:
         self._session = _make_session(self.base_url)
         self._backoff = Backoff(backoff_base, backoff_max)
         self._stats_lock = threading.Lock()
-        self._stats: dict[str, Any] = {"calls": 0, "calls_skipped_in_backoff": 0, "nan_rows_dropped": 0,
-                                       "bars_repaired": 0, "last_error": None, "last_error_at": None,
-                                       "last_success_at": None}
+        self._stats: dict[str, Any] = {
+            "calls": 0,
+            "calls_skipped_in_backoff": 0,
+            "nan_rows_dropped": 0,
+            "bars_repaired": 0,
+            "last_error": None,
+            "last_error_at": None,
+            "last_success_at": None,
+        }
         with _YF_LOCK:
             if _ACTIVE["cache_dir"] is None:  # from the first instance on, never the home folder
                 _use_cache_dir(self.cache_dir)
@@ -203,8 +228,9 @@ class YahooSource:
         now = utcnow()
         outcomes = self._run(wanted, lambda s: dict(period="1d", interval="1m", prepost=True))
         for symbol in wanted:
-            events, _, reason = self._convert(symbol, outcomes[symbol], "1m", now, tail=self.live_bars,
-                                              tick=True)
+            events, _, reason = self._convert(
+                symbol, outcomes[symbol], "1m", now, tail=self.live_bars, tick=True
+            )
             result.add_checked(events, symbol=symbol)
             if reason:
                 result.errors[symbol] = reason
@@ -227,15 +253,18 @@ class YahooSource:
         note = None
         if limit.max_age is not None and start < now - limit.max_age:
             earliest = now - limit.max_age + timedelta(minutes=5)
-            note = (f"Yahoo keeps {interval} bars for the last {limit.max_age.days} days only; "
-                    f"history starts at {iso(earliest)}")
+            note = (
+                f"Yahoo keeps {interval} bars for the last {limit.max_age.days} days only; "
+                f"history starts at {iso(earliest)}"
+            )
             start = earliest
         end = min(end, now)
         chunks = _chunks(start, end, limit.per_request)
         empty = None
         for a, b in chunks:
-            outcome = self._run([symbol], lambda s: dict(start=a, end=b, interval=limit.yahoo,
-                                                         prepost=True))[symbol]
+            outcome = self._run([symbol], lambda s: dict(start=a, end=b, interval=limit.yahoo, prepost=True))[
+                symbol
+            ]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
             if kind in ("empty", "nan") and len(chunks) > 1:
@@ -271,17 +300,25 @@ class YahooSource:
                 raise SourceError(failed.errors[symbol])
         self._after(FetchResult(), succeeded=True)
         fallback = market_for(symbol)
-        return SymbolInfo(symbol=symbol, name=str(meta.get("longName") or meta.get("shortName") or ""),
-                          exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange),
-                          currency=str(meta.get("currency") or fallback.currency),
-                          timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone))
+        return SymbolInfo(
+            symbol=symbol,
+            name=str(meta.get("longName") or meta.get("shortName") or ""),
+            exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange),
+            currency=str(meta.get("currency") or fallback.currency),
+            timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone),
+        )
 
     def health(self) -> dict:
         with self._stats_lock:
             stats = dict(self._stats)
-        return {"source": self.name, "base_url": self.base_url or "https://query2.finance.yahoo.com",
-                "timeout": self.timeout, "requests": self._session.requests_made, **stats,
-                **self._backoff.snapshot()}
+        return {
+            "source": self.name,
+            "base_url": self.base_url or "https://query2.finance.yahoo.com",
+            "timeout": self.timeout,
+            "requests": self._session.requests_made,
+            **stats,
+            **self._backoff.snapshot(),
+        }
 
     # -- calling yfinance -------------------------------------------------------------------------
     def _in_backoff(self, symbols: Sequence[str], result: FetchResult) -> bool:
@@ -318,8 +355,9 @@ class YahooSource:
             session.deadline = time.monotonic() + self.timeout
             hide = yf.config.debug.hide_exceptions
             yf.config.debug.hide_exceptions = False  # we want the exceptions, not log lines
-            pool = ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(symbols))),
-                                      thread_name_prefix="yfinance")
+            pool = ThreadPoolExecutor(
+                max_workers=max(1, min(self.max_workers, len(symbols))), thread_name_prefix="yfinance"
+            )
             try:
                 futures = {pool.submit(self._history, s, params(s)): s for s in symbols}
                 done, _ = wait(futures, timeout=self.timeout + 1.0)
@@ -337,7 +375,9 @@ class YahooSource:
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:
         try:
             ticker = yf.Ticker(symbol, session=self._session)
-            frame = ticker.history(auto_adjust=False, keepna=True, actions=False, timeout=self.timeout, **kwargs)
+            frame = ticker.history(
+                auto_adjust=False, keepna=True, actions=False, timeout=self.timeout, **kwargs
+            )
             md = ticker.get_history_metadata()
             meta = {k: md[k] for k in META_KEYS if k in md}
             return _Outcome(frame=frame, meta=meta)
@@ -395,8 +435,15 @@ class YahooSource:
             return "down", f"cannot reach Yahoo ({type(err).__name__}): {str(err)[:120]}"
         return "error", f"yfinance failed for {symbol}: {type(err).__name__}: {str(err)[:160]}"
 
-    def _convert(self, symbol: str, outcome: _Outcome, interval: str, now: datetime,
-                 tail: int | None = None, tick: bool = False) -> tuple[list[dict], str, str | None]:
+    def _convert(
+        self,
+        symbol: str,
+        outcome: _Outcome,
+        interval: str,
+        now: datetime,
+        tail: int | None = None,
+        tick: bool = False,
+    ) -> tuple[list[dict], str, str | None]:
         """Events from a yfinance frame, and (kind, reason) when there are none."""
         frame, meta = outcome.frame, outcome.meta or {}
         if outcome.error is not None or frame is None or frame.empty:
@@ -412,10 +459,13 @@ class YahooSource:
         if tail:
             priced = priced.tail(tail)
         fallback = market_for(symbol)
-        common = dict(source=self.name, fetched_at=now,
-                      exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange)[:64],
-                      currency=str(meta.get("currency") or fallback.currency)[:64],
-                      timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone)[:64])
+        common = dict(
+            source=self.name,
+            fetched_at=now,
+            exchange=str(meta.get("fullExchangeName") or meta.get("exchangeName") or fallback.exchange)[:64],
+            currency=str(meta.get("currency") or fallback.currency)[:64],
+            timezone=str(meta.get("exchangeTimezoneName") or fallback.timezone)[:64],
+        )
         events: list[dict] = []
         repaired = 0
         for ts, row in priced.iterrows():
@@ -424,15 +474,39 @@ class YahooSource:
                 h, lo, repaired = max(h, o, c), min(lo, o, c), repaired + 1
             volume = row.get("Volume", 0.0)
             volume = 0.0 if volume is None or pd.isna(volume) else float(volume)
-            events.append(dict(symbol=symbol, interval=interval, ts=_utc(ts), open=o, high=h, low=lo,
-                               close=c, volume=volume, schema=1, **common))
+            events.append(
+                dict(
+                    symbol=symbol,
+                    interval=interval,
+                    ts=_utc(ts),
+                    open=o,
+                    high=h,
+                    low=lo,
+                    close=c,
+                    volume=volume,
+                    schema=1,
+                    **common,
+                )
+            )
         if repaired:
             with self._stats_lock:
                 self._stats["bars_repaired"] += repaired
         price, at = meta.get("regularMarketPrice"), meta.get("regularMarketTime")
         if tick and isinstance(price, (int, float)) and math.isfinite(price) and price > 0 and at is not None:
-            events.append(dict(symbol=symbol, interval="tick", ts=_utc(at), open=price, high=price, low=price,
-                               close=price, volume=0.0, schema=1, **common))
+            events.append(
+                dict(
+                    symbol=symbol,
+                    interval="tick",
+                    ts=_utc(at),
+                    open=price,
+                    high=price,
+                    low=price,
+                    close=price,
+                    volume=0.0,
+                    schema=1,
+                    **common,
+                )
+            )
         return events, "ok", None
 
     def _after(self, result: FetchResult, succeeded: bool = False) -> None:
@@ -452,7 +526,6 @@ class YahooSource:
                 self._stats["last_error"], self._stats["last_error_at"] = f"{symbol}: {reason}", now
             if result.events:
                 self._stats["last_success_at"] = now
-
 
 
 def _utc(value: Any) -> datetime:
