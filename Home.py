@@ -3,7 +3,7 @@ at a glance (last price, change since the previous close, day range, volume, tre
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -111,7 +111,7 @@ def glance() -> None:
             data.quotes(key, symbols),
             data.sparklines(key, symbols),
             runtime.settings.poll_seconds,
-            now=datetime.now(timezone.utc),
+            now=datetime.now(UTC),
         )
     st.dataframe(
         tables.color_changes(table),
@@ -139,7 +139,7 @@ def glance() -> None:
     if (table["Status"] == "⚪ no data yet").all() and runtime.state != "running":
         st.caption("No prices yet: start the pipeline above and they arrive within seconds.")
     else:
-        st.caption(f"Refreshes every 5 s · {datetime.now(timezone.utc):%H:%M:%S} UTC")
+        st.caption(f"Refreshes every 5 s · {datetime.now(UTC):%H:%M:%S} UTC")
 
 
 st.subheader("Watchlist at a glance")

@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dic
         seconds = time.perf_counter() - t0
         store.db["bench_meta"].replace_one(
             {"_id": "seed"},
-            {**want, "end": datetime.now(timezone.utc), "docs": docs, "seconds": seconds},
+            {**want, "end": datetime.now(UTC), "docs": docs, "seconds": seconds},
             upsert=True,
         )
         return {
@@ -76,7 +76,7 @@ def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dic
             "seed_docs_per_s": round(docs / seconds),
         }
     end = meta["end"]
-    gap = datetime.now(timezone.utc) - end
+    gap = datetime.now(UTC) - end
     if gap > timedelta(minutes=10):  # top up so Live's windows have recent bars
         log(f"topping up the last {gap}…")
         for i, symbol in enumerate(symbols):
@@ -91,7 +91,7 @@ def ensure_data(store: Store, symbols: list[str], days: int, fresh: bool) -> dic
                 )
             except BulkWriteError:
                 pass  # buckets at the seam exist already
-        store.db["bench_meta"].update_one({"_id": "seed"}, {"$set": {"end": datetime.now(timezone.utc)}})
+        store.db["bench_meta"].update_one({"_id": "seed"}, {"$set": {"end": datetime.now(UTC)}})
     return {"seeded_docs": meta.get("docs"), "seed_seconds": meta.get("seconds"), "reused": True}
 
 
@@ -165,7 +165,7 @@ def payloads(store: Store, symbol: str) -> dict:
             interval_s=queries.INTERVALS[result.interval].seconds,
             indicators=indicators,
             tz="America/New_York",
-            visible_from=datetime.now(timezone.utc) - window,
+            visible_from=datetime.now(UTC) - window,
         )
         text = fig.to_json() if not label.startswith("naive") else plain_json(fig)
         out[label] = {
@@ -233,7 +233,7 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
                             and msg.delta.WhichOneof("type") == "new_element"
                             and msg.delta.new_element.WhichOneof("type") == "plotly_chart"
                         )
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         pass
                     frames.append((len(data), kind, path, chart))
 
@@ -344,8 +344,8 @@ def main() -> None:
 
         env = {**settings_env(settings), "STOCKMON_AUTOSTART": "false"}
         os.environ.update(env)
-        now = datetime.now(timezone.utc)
-        start = datetime.combine((now - timedelta(days=args.days)).date(), datetime.min.time(), timezone.utc)
+        now = datetime.now(UTC)
+        start = datetime.combine((now - timedelta(days=args.days)).date(), datetime.min.time(), UTC)
         today = now.date().isoformat()
 
         log("AppTest run times…")

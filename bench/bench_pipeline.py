@@ -13,17 +13,16 @@ Usage: python bench/bench_pipeline.py [--events 40000] [--naive-events 4000] [--
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-import os
 
 from pipeline import bus  # noqa: E402
 from pipeline.bars import BarBuilder  # noqa: E402
@@ -159,7 +158,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     configure_logging()
-    start = datetime(2026, 11, 2, 14, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         stack = LocalStack(data / "stack").start()

@@ -8,7 +8,7 @@ selection lives in the URL, so a view can be shared.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -142,7 +142,7 @@ def metrics_row(quotes, shown: list[str]) -> None:
         cols[5].metric("Day volume", fmt.volume(q.get("volume")))
         return
     cols = st.columns(min(len(shown), 8))
-    for col, symbol in zip(cols, shown):
+    for col, symbol in zip(cols, shown, strict=False):
         q = rows.get(symbol, {})
         col.metric(
             symbol,
@@ -169,7 +169,7 @@ def live_view(
         )
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
-    window_start = datetime.now(timezone.utc) - timedelta(seconds=window_s)
+    window_start = datetime.now(UTC) - timedelta(seconds=window_s)
     visible = result.frame[result.frame["ts"] >= window_start - INTERVALS[result.interval].span]
     if visible.empty:
         names = ", ".join(charted)
@@ -195,7 +195,7 @@ def live_view(
             tz=tz,
             always_open=always_open,
             visible_from=window_start - spec.span,
-            visible_to=datetime.now(timezone.utc) + spec.span,
+            visible_to=datetime.now(UTC) + spec.span,
         )
     else:
         zones = {market_of(s)[0] for s in symbols}
@@ -212,7 +212,7 @@ def live_view(
         f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
         f"times in {tz if spec.seconds < 86400 else 'UTC days'}",
         f"query {fmt.duration_ms(result.query_ms)}",
-        f"updated {datetime.now(timezone.utc):%H:%M:%S} UTC, every {refresh} s",
+        f"updated {datetime.now(UTC):%H:%M:%S} UTC, every {refresh} s",
     ]
     st.caption(" · ".join(parts))
     if result.note:

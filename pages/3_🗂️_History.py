@@ -8,7 +8,7 @@ stats table sums each one up, and the CSV holds exactly the bars shown. The view
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
@@ -40,7 +40,7 @@ if not entries:
 by_symbol = {e.symbol: e for e in entries}
 
 # -- the view (kept in the URL) -----------------------------------------------------------------------
-today = datetime.now(timezone.utc).date()
+today = datetime.now(UTC).date()
 earliest = today - timedelta(days=limits.history_days)
 params = st.query_params
 
@@ -90,11 +90,9 @@ if not isinstance(picked, (tuple, list)) or len(picked) != 2:
     st.info("Pick the end date of the range too.")
     st.stop()
 first_day, last_day = picked
-start = datetime.combine(first_day, time(0), timezone.utc)
-next_minute = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(second=0, microsecond=0)
-end = min(
-    datetime.combine(last_day, time(0), timezone.utc) + timedelta(days=1), next_minute
-)  # cacheable for a minute
+start = datetime.combine(first_day, time(0), UTC)
+next_minute = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+end = min(datetime.combine(last_day, time(0), UTC) + timedelta(days=1), next_minute)  # cacheable for a minute
 interval = queries.auto_interval(start, end) if interval_choice == AUTO else interval_choice
 st.query_params.update(
     {

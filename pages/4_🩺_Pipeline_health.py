@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -109,7 +109,7 @@ def render() -> None:
         if sources:
             st.markdown("**Sources** (request budget, backoff, last error)")
             cols = st.columns(min(len(sources), 3))
-            for col, (name, info) in zip(cols * len(sources), sorted(sources.items())):
+            for col, (name, info) in zip(cols * len(sources), sorted(sources.items()), strict=False):
                 with col.container(border=True):
                     st.markdown(f"**{name}**")
                     shown = {k: v for k, v in info.items() if not isinstance(v, (list, dict))}
@@ -190,7 +190,7 @@ def render() -> None:
         table(
             [
                 {
-                    "At": fmt.local_time(datetime.fromtimestamp(d["at"], timezone.utc), with_date=True)
+                    "At": fmt.local_time(datetime.fromtimestamp(d["at"], UTC), with_date=True)
                     if d.get("at")
                     else "",
                     "Reason": d.get("reason", ""),
@@ -312,7 +312,7 @@ def render() -> None:
             st.caption("Counting documents in the background…")
     else:
         st.caption("MongoDB does not answer: no collection details.")
-    st.caption(f"Updated {datetime.now(timezone.utc):%H:%M:%S} UTC")
+    st.caption(f"Updated {datetime.now(UTC):%H:%M:%S} UTC")
 
 
 st.fragment(run_every=3 if auto else None)(render)()

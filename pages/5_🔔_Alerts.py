@@ -7,7 +7,7 @@ rules and the delivery channels (in the app, webhook, e-mail).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 
 import pandas as pd
@@ -47,7 +47,7 @@ with page.sentences("reading the alert rules"):
     book = RuleBook(db, settings.max_alert_rules)
     rules = book.list()
     watched = [e.symbol for e in data.watchlist_entries()]
-now = datetime.now(timezone.utc)
+now = datetime.now(UTC)
 
 # -- fired alerts ----------------------------------------------------------------------------------
 st.subheader("Fired alerts")
@@ -167,7 +167,7 @@ def rules_table(symbols: list[str]) -> None:
         )
         return
     st.dataframe(
-        view.rules_frame(shown, current_states, datetime.now(timezone.utc)),
+        view.rules_frame(shown, current_states, datetime.now(UTC)),
         hide_index=True,
         width="stretch",
         column_order=[
@@ -216,7 +216,10 @@ kind = st.selectbox(
 def form_values(rule: Rule | None, kind: str) -> dict:
     """The form's fields for ``kind`` (defaults from the rule being edited when it is of that kind)."""
     same = rule is not None and rule.kind == kind
-    pick = lambda name, default: getattr(rule, name) if same and getattr(rule, name) is not None else default
+
+    def pick(name: str, default):
+        return getattr(rule, name) if same and getattr(rule, name) is not None else default
+
     key = f"rule_{target}_{kind}_{form_version}"
     values: dict = {}
     uses = KINDS[kind][1]
@@ -357,7 +360,7 @@ if submitted and allowed:
         "enabled": enabled,
         "note": note,
         "channels": channels,
-        "expires_at": datetime.combine(expiry_day, expiry_time or dtime(0, 0), tzinfo=timezone.utc)
+        "expires_at": datetime.combine(expiry_day, expiry_time or dtime(0, 0), tzinfo=UTC)
         if expiry_day
         else None,
     }

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
@@ -293,7 +294,7 @@ class Settings:
     @classmethod
     def load(
         cls, env: Mapping[str, str] | None = None, secrets_paths: list[Path] | None = None, **overrides: Any
-    ) -> "Settings":
+    ) -> Settings:
         """Read settings; ``overrides`` (by field name) win over everything (tests, CLI flags)."""
         env = os.environ if env is None else env
         secrets = read_secrets(secrets_paths)

@@ -19,9 +19,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -267,7 +267,7 @@ class PriceConsumer:
         for closer in (lambda: self.kafka.close(autocommit=False), lambda: self.dlq.close(timeout=5)):
             try:
                 closer()
-            except Exception as exc:  # noqa: BLE001 - closing must not mask the real exit reason
+            except Exception as exc:  # closing must not mask the real exit reason
                 log.debug("close: %s", exc)
 
     def backlogged(self, threshold: int = 2000) -> bool:

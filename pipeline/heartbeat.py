@@ -13,8 +13,8 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from .models import utcnow
 
@@ -35,7 +35,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stockmon-heartbeat", daemon=True)
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -54,7 +54,7 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 self.beat()
-            except Exception as exc:  # noqa: BLE001 - health reporting must never stop the pipeline
+            except Exception as exc:  # health reporting must never stop the pipeline
                 log.debug("heartbeat failed: %s", exc)
             self._stop.wait(self.every_s)
 
@@ -62,7 +62,7 @@ class Heartbeat:
         self._stop.set()
         try:
             self.collection.delete_one({"_id": self.id})  # a clean exit is not a dead process
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({SCHEMA_VERSION})
@@ -45,7 +46,7 @@ class InvalidEvent(ValueError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def normalize_symbol(text: str) -> str:
@@ -69,16 +70,16 @@ def to_utc(value: Any, name: str = "ts") -> datetime:
         except ValueError:
             raise InvalidEvent(f"{name} {value!r} is not an ISO-8601 timestamp") from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        dt = datetime.fromtimestamp(value, timezone.utc)
+        dt = datetime.fromtimestamp(value, UTC)
     else:
         raise InvalidEvent(f"{name} is missing or not a timestamp")
     if dt.tzinfo is None:  # BSON dates come back naive but are UTC
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class PriceEvent:
         return (self.symbol, self.interval, self.ts)
 
     @classmethod
-    def tick(cls, symbol: str, ts: datetime, price: float, volume: float, source: str, **kw) -> "PriceEvent":
+    def tick(cls, symbol: str, ts: datetime, price: float, volume: float, source: str, **kw) -> PriceEvent:
         return cls(
             symbol=symbol,
             interval="tick",
@@ -126,7 +127,7 @@ class PriceEvent:
             **kw,
         )
 
-    def with_(self, **changes) -> "PriceEvent":
+    def with_(self, **changes) -> PriceEvent:
         return replace(self, **changes)
 
     # -- wire (Kafka) ---------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class PriceEvent:
         return json.dumps(self.to_wire(), separators=(",", ":"), allow_nan=False).encode()
 
     @classmethod
-    def from_wire(cls, raw: Mapping[str, Any], now: datetime | None = None) -> "PriceEvent":
+    def from_wire(cls, raw: Mapping[str, Any], now: datetime | None = None) -> PriceEvent:
         return validate(raw, now=now)
 
     # -- storage (MongoDB) ----------------------------------------------------------------------
@@ -201,16 +202,16 @@ def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
     interval = raw.get("interval")
     if interval not in INTERVALS:
         raise InvalidEvent(f"interval {interval!r} is not one of {', '.join(INTERVALS)}")
-    o, h, l, c = (_number(raw, n) for n in _NUMERIC)
-    for name, value in zip(_NUMERIC, (o, h, l, c)):
+    o, h, lo, c = (_number(raw, n) for n in _NUMERIC)
+    for name, value in zip(_NUMERIC, (o, h, lo, c), strict=True):
         if value <= 0:
             raise InvalidEvent(f"{name} must be positive, got {value}")
-    if h < l:
-        raise InvalidEvent(f"high {h} is below low {l}")
-    if not l <= o <= h:
-        raise InvalidEvent(f"open {o} is outside [low {l}, high {h}]")
-    if not l <= c <= h:
-        raise InvalidEvent(f"close {c} is outside [low {l}, high {h}]")
+    if h < lo:
+        raise InvalidEvent(f"high {h} is below low {lo}")
+    if not lo <= o <= h:
+        raise InvalidEvent(f"open {o} is outside [low {lo}, high {h}]")
+    if not lo <= c <= h:
+        raise InvalidEvent(f"close {c} is outside [low {lo}, high {h}]")
     volume = _number(raw, "volume")
     if volume < 0:
         raise InvalidEvent(f"volume must not be negative, got {volume}")
@@ -228,7 +229,7 @@ def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
         ts=ts,
         open=o,
         high=h,
-        low=l,
+        low=lo,
         close=c,
         volume=volume,
         source=source,

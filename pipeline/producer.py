@@ -17,8 +17,8 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -60,14 +60,14 @@ class Publisher:
             deadline = time.monotonic() + timeout_s  # one deadline for the whole batch, not per event
             try:
                 self.kafka.flush(timeout=timeout_s)
-            except Exception as exc:  # noqa: BLE001 - kafka-python raises KafkaTimeoutError and friends
+            except Exception as exc:  # kafka-python raises KafkaTimeoutError and friends
                 log.warning("flush failed: %s", exc)
             ok = 0
             for event, future in futures:
                 try:
                     future.get(timeout=max(0.0, deadline - time.monotonic()) or 0.001)
                     ok += 1
-                except Exception as exc:  # noqa: BLE001 - keep it for the next run, count it
+                except Exception as exc:  # keep it for the next run, count it
                     self.tally.add("send_failed")
                     self.tally.reason(
                         symbol=event.symbol, reason=f"send failed: {exc.__class__.__name__}: {exc}"
@@ -129,7 +129,7 @@ class Producer:
         self.publisher = Publisher(bus.producer(bootstrap, settings), settings.topic_prices)
         self.jobs: dict[str, JobStats] = {}
         self.scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
+            timezone=UTC,
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         )
@@ -188,7 +188,7 @@ class Producer:
             self.scheduler.shutdown(wait=idle)
         try:
             self.publisher.kafka.close(timeout=5)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("producer close: %s", exc)
 
     # -- jobs ---------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class Producer:
             return
         try:
             wanted = set(self.watchlist.symbols_by_source())
-        except Exception as exc:  # noqa: BLE001 - MongoDB down: keep the jobs we have
+        except Exception as exc:  # MongoDB down: keep the jobs we have
             log.warning("watchlist unavailable, keeping current jobs: %s", exc)
             return
         current = {
@@ -218,7 +218,7 @@ class Producer:
                 args=[name],
                 id=f"fetch:{name}",
                 seconds=self.settings.poll_seconds,
-                next_run_time=datetime.now(timezone.utc),
+                next_run_time=datetime.now(UTC),
             )
             log.info("fetch job for %s started", name)
         for name in current - wanted:
@@ -240,7 +240,7 @@ class Producer:
             stats.published += sent
             stats.last_error = None if not result.errors else f"{len(result.errors)} symbol(s) failed"
             return sent
-        except Exception as exc:  # noqa: BLE001 - a job must never die; the reason goes to health
+        except Exception as exc:  # a job must never die; the reason goes to health
             stats.last_error = f"{exc.__class__.__name__}: {exc}"
             log.exception("fetch job %s failed", source_name)
             return 0
@@ -283,7 +283,7 @@ class Producer:
             args=[symbol, source_name],
             id=f"backfill:{symbol}",
             replace_existing=True,
-            next_run_time=datetime.now(timezone.utc),
+            next_run_time=datetime.now(UTC),
         )
 
     def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:
@@ -328,7 +328,7 @@ class Producer:
                     }
                 },
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("backfill of %s failed", symbol)
             coll.update_one(
                 {"_id": symbol},
@@ -350,7 +350,7 @@ class Producer:
             for name, src in self.sources.items():
                 try:
                     sources[name] = src.health()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     sources[name] = {"error": str(exc)}
         pub = self.publisher.tally.snapshot()
         return {

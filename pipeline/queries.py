@@ -22,9 +22,9 @@ import csv
 import io
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -406,9 +406,7 @@ def sparklines(
 def backfills(store) -> list[dict]:
     """Every backfill record (one per symbol), newest request first."""
     docs = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]
-    return sorted(
-        docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=timezone.utc), reverse=True
-    )
+    return sorted(docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=UTC), reverse=True)
 
 
 def collection_details(store) -> list[dict]:
@@ -422,7 +420,7 @@ def collection_details(store) -> list[dict]:
             row["documents"] = int(info.get("count", 0))
             row["size_mb"] = round(float(info.get("size", 0)) / 2**20, 2)
             row["indexes"] = ", ".join(sorted(info.get("indexSizes", {})))
-        except Exception:  # noqa: BLE001 - collStats is optional on MongoDB-compatible servers
+        except Exception:  # collStats is optional on MongoDB-compatible servers
             row["documents"] = store.db[name].estimated_document_count()
             row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
         out.append(row)

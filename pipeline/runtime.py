@@ -95,7 +95,7 @@ class Runtime:
         return "embedded" if self.settings.embedded else "external"
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self, pipeline: bool | None = None) -> "Runtime":
+    def start(self, pipeline: bool | None = None) -> Runtime:
         """Connect (starting the local stack if embedded), prepare topics and indexes, start the pipeline."""
         with self._lock:
             if self.state in ("running", "paused", "starting"):
@@ -116,7 +116,7 @@ class Runtime:
                 self.started_at = time.time()
                 self.timings["start_s"] = round(time.perf_counter() - t0, 2)
                 log.info("runtime %s in %.2fs (%s mode)", self.state, self.timings["start_s"], self.mode)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence for the page
+            except Exception as exc:  # every failure becomes a sentence for the page
                 self.state = "error"
                 self.error = explain(exc)
                 log.exception("runtime start failed")
@@ -150,7 +150,7 @@ class Runtime:
                             return
                         stack.restart_server(name)
                     self.restarts[name] = self.restarts.get(name, 0) + 1
-                except Exception:  # noqa: BLE001 - keep supervising; the health page shows it down
+                except Exception:  # keep supervising; the health page shows it down
                     log.exception("restart of %s failed", name)
 
     def _prepare(self) -> None:
@@ -293,7 +293,7 @@ class Runtime:
         if store is not None:
             try:
                 snap["mongo"].update(ok=True, version=store.ping())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 snap["mongo"]["error"] = explain(exc)
         producer, consumer = self.producer, self.consumer
         snap["producer"] = producer.snapshot() if producer else None
@@ -311,7 +311,7 @@ class Runtime:
                     {k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()
                 ]
                 snap["processes"] = recent(store.heartbeats)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 snap.setdefault("backfills", [])
         return snap
 

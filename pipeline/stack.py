@@ -224,7 +224,7 @@ class LocalStack:
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.state_path)
 
-    def attach(self) -> "LocalStack":
+    def attach(self) -> LocalStack:
         """Use the servers a running owner recorded; raise ``StackError`` if none answer."""
         self.servers = self.read_state()
         missing = [n for n in SERVERS if n not in self.servers or not pid_alive(self.servers[n].pid)]
@@ -252,7 +252,7 @@ class LocalStack:
         os.set_inheritable(fd, False)
         self._lock_fd = fd
 
-    def start_lock_only(self) -> "LocalStack":
+    def start_lock_only(self) -> LocalStack:
         """Take ownership of the folder without starting anything (to clean up leftovers)."""
         self._acquire_lock()
         return self
@@ -267,7 +267,7 @@ class LocalStack:
         return self._lock_fd is not None
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         self._acquire_lock()
         try:
             leftovers = self.read_state()
@@ -456,5 +456,5 @@ def rss_mb(pid: int) -> float | None:
         proc = psutil.Process(pid)
         total = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
         return round(total / 2**20, 1)
-    except Exception:  # noqa: BLE001 - introspection must never break health
+    except Exception:  # introspection must never break health
         return None

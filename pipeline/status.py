@@ -62,7 +62,7 @@ def collect(settings: Settings) -> dict:
             lag = bus.group_lag(admin, settings.consumer_group, settings.topic_prices)
             out["lag"] = sum(lag.values())
             out["lag_by_partition"] = {str(p): n for p, n in sorted(lag.items())}
-        except Exception as exc:  # noqa: BLE001 - report, do not crash the status command
+        except Exception as exc:  # report, do not crash the status command
             out["errors"].append(f"kafka: {exc}")
         finally:
             admin.close()
@@ -80,7 +80,7 @@ def collect(settings: Settings) -> dict:
             store.ping()
             out["mongo"]["ok"] = True
             out["stored"] = dict(sorted(store.count_by_symbol().items()))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out["errors"].append(f"mongodb: {exc.__class__.__name__}")
         finally:
             store.close()

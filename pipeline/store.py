@@ -19,9 +19,9 @@ the (rare) existing keys with an index-friendly pipeline update is ~20x faster (
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import pymongo
 from pymongo import ASCENDING, UpdateOne
@@ -76,7 +76,7 @@ class Store:
         self.heartbeats = self.db["heartbeats"]
 
     @classmethod
-    def from_uri(cls, uri: str, db: str = "stockmon", timeout_s: float = 5.0) -> "Store":
+    def from_uri(cls, uri: str, db: str = "stockmon", timeout_s: float = 5.0) -> Store:
         return cls(connect(uri, timeout_s), db)
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ class Store:
 
 
 def floor_time(ts: datetime, level: str) -> datetime:
-    ts = ts.astimezone(timezone.utc)
+    ts = ts.astimezone(UTC)
     if level == "1m":
         return ts.replace(second=0, microsecond=0)
     if level == "5m":

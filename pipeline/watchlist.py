@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable
 
 from .config import SOURCES
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
@@ -39,7 +39,7 @@ class Entry:
     added_at: datetime = field(default_factory=utcnow)
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "Entry":
+    def from_doc(cls, doc: dict) -> Entry:
         values = {k: doc[k] for k in FIELDS if k in doc and doc[k] is not None}
         if "added_at" in values:
             values["added_at"] = to_utc(values["added_at"])

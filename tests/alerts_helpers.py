@@ -32,7 +32,7 @@ def ticks(
             source="test",
             fetched_at=start + timedelta(seconds=step_s * i),
         )
-        for i, (p, v) in enumerate(zip(prices, vols))
+        for i, (p, v) in enumerate(zip(prices, vols, strict=False))
     ]
 
 
@@ -49,7 +49,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer._lock:
                     outer.attempts += 1
@@ -96,7 +96,7 @@ class Mailbox:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            async def handle_DATA(self, server, session, envelope):
                 outer.messages.append(envelope)
                 return "250 OK"
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pipeline.config import Settings
+from pipeline.stack import LocalStack, StackError
 
-from pipeline.config import Settings  # noqa: E402
-from pipeline.stack import LocalStack, StackError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("STOCKMON_CHROMIUM", "/usr/bin/chromium")

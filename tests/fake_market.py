@@ -179,7 +179,7 @@ class FakeMarket:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "FakeMarket":
+    def start(self) -> FakeMarket:
         market = self
 
         class Handler(_Handler):
@@ -199,7 +199,7 @@ class FakeMarket:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeMarket":
+    def __enter__(self) -> FakeMarket:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -396,7 +396,7 @@ class FakeMarket:
         if mode == "empty" or not rows:
             result["indicators"] = {"quote": [{}]}
         else:
-            cols = list(zip(*rows))
+            cols = list(zip(*rows, strict=False))
             quote = {
                 "open": list(cols[1]),
                 "high": list(cols[2]),
@@ -522,7 +522,7 @@ class FakeMarket:
             if function == "TIME_SERIES_DAILY":
                 return _json(200, self._av_daily(inst, symbol))
             return _json(200, self._av_intraday(inst, symbol, q))
-        return _json(200, {"Error Message": "This API function (%s) does not exist." % function})
+        return _json(200, {"Error Message": f"This API function ({function}) does not exist."})
 
     def _av_day(self, now: float) -> date:
         d = datetime.fromtimestamp(now, ZoneInfo("America/New_York")).date()

@@ -8,8 +8,8 @@ writes the last minute as ``tick`` events into ``prices`` so quotes see a live p
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ def seed_bars(
 ) -> pd.DataFrame:
     """Store ``days`` of 1m bars (and rollups) ending at ``end`` (default: this minute) for ``symbols``.
     Returns the 1-minute frame that was written. Start prices are 50, 90, 130, ... unless ``price``."""
-    end = (end or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+    end = (end or datetime.now(UTC)).replace(second=0, microsecond=0)
     minutes = int(days * 1440)
     start = end - timedelta(minutes=minutes - 1)
     frame = pd.concat(
@@ -94,7 +94,7 @@ def seed_bars(
             store.bars.insert_many(level_docs[i : i + batch], ordered=False)
     if ticks:
         last = frame.groupby("symbol").tail(1)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         store.prices.insert_many(
             [
                 {

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from conftest import ROOT, settings_env
 
@@ -16,7 +16,7 @@ from pipeline import bus
 from pipeline.consumer import PriceConsumer
 from pipeline.models import PriceEvent
 
-T0 = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")
 
 
@@ -104,7 +104,7 @@ class Background(threading.Thread):
     def run(self):
         try:
             self._call[0](*self._call[1])
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self.error = exc
 
     def join(self, timeout=None):

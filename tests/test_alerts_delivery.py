@@ -151,7 +151,7 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
     received, logins = [], []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             received.append(envelope)
             return "250 OK"
 

@@ -113,7 +113,7 @@ def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_on
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
     pattern = ([100.0] * 250 + [110.0] * 250) * 6  # 6 up-crossings per symbol
     per_symbol = [ticks(s, pattern, step_s=0.01) for s in symbols]
-    events = [e for group in zip(*per_symbol) for e in group]
+    events = [e for group in zip(*per_symbol, strict=False) for e in group]
     publish(settings, events)
     proc = start_consumer_process(settings, "--exit-when-idle", "30", "--instance-id", "alerts-1")
     try:
@@ -135,7 +135,7 @@ def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_on
     assert store.prices.count_documents({}) == len(events)
     alerts = list(store.db["alert_events"].find())
     assert len(alerts) == 6 * len(symbols), len(alerts)
-    for s, group in zip(symbols, per_symbol):
+    for s, group in zip(symbols, per_symbol, strict=False):
         crossings = sorted(a["ts"] for a in alerts if a["symbol"] == s)
         assert crossings == [group[i].ts for i in range(250, len(pattern), 500)]
     restarted = jsonl(out)["alerts_fired"]
@@ -155,7 +155,9 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     for s in symbols:
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
     pattern = ([100.0] * 100 + [110.0] * 100) * 4  # 4 up-crossings per symbol
-    events = [e for group in zip(*(ticks(s, pattern, step_s=0.05) for s in symbols)) for e in group]
+    events = [
+        e for group in zip(*(ticks(s, pattern, step_s=0.05) for s in symbols), strict=False) for e in group
+    ]
     procs = [
         start_consumer_process(settings, "--exit-when-idle", "6", "--instance-id", f"alerts-{i}")
         for i in range(2)

@@ -9,7 +9,7 @@ import csv
 import io
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_settings, settings_env
@@ -133,7 +133,7 @@ def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
     from playwright.sync_api import expect
 
     url, browser, store = running_app
-    day = (datetime.now(timezone.utc) - timedelta(days=1)).date()  # a finished day: no live bar changes
+    day = (datetime.now(UTC) - timedelta(days=1)).date()  # a finished day: no live bar changes
     page = browser.new_page(viewport=LAPTOP)
     page.goto(f"{url}/History?symbols=AAPL,MSFT&interval=1h&start={day}&end={day}")
     button = page.get_by_role("button", name="Download these bars as CSV")
@@ -146,7 +146,7 @@ def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
     info.value.save_as(target)
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert list(rows[0]) == ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     want = []
     for symbol in ("AAPL", "MSFT"):
         want += list(
@@ -155,7 +155,7 @@ def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
             ).sort("ts", 1)
         )
     assert len(rows) == len(want) == 48
-    for row, doc in zip(rows, want):
+    for row, doc in zip(rows, want, strict=False):
         assert row["symbol"] == doc["symbol"] and row["interval"] == "1h"
         assert datetime.fromisoformat(row["ts"].replace("Z", "+00:00")) == doc["ts"]
         for col in ("open", "high", "low", "close", "volume"):

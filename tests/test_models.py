@@ -2,13 +2,13 @@
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pipeline.models import InvalidEvent, PriceEvent, decode, normalize_symbol, validate
 
-NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
 def wire(**changes) -> dict:
@@ -79,7 +79,7 @@ def test_round_trip_through_wire_and_document_is_exact():
     event = PriceEvent(
         symbol="7203.T",
         interval="tick",
-        ts=datetime(2026, 11, 24, 1, 2, 3, 456789, timezone.utc),
+        ts=datetime(2026, 11, 24, 1, 2, 3, 456789, UTC),
         open=2500,
         high=2500,
         low=2500,

@@ -27,7 +27,10 @@ def consumer(**kw):
 
 
 def samples(lags, commits, every=5.0):
-    return [(NOW - every * (len(lags) - 1 - i), lag, c) for i, (lag, c) in enumerate(zip(lags, commits))]
+    return [
+        (NOW - every * (len(lags) - 1 - i), lag, c)
+        for i, (lag, c) in enumerate(zip(lags, commits, strict=False))
+    ]
 
 
 def test_consumer_ok_when_lag_is_zero():

@@ -1,7 +1,7 @@
 """History page through AppTest: aggregation, the point cap, the normalised comparison, the stats
 table, the CSV, the view in the URL, demo caps, the empty states and MongoDB down."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from market_data import seed_bars
@@ -33,7 +33,7 @@ def seeded(stack, tmp_path, app_env, monkeypatch):
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def test_history_default_view_one_symbol_candles_stats_and_url(seeded):
@@ -47,8 +47,8 @@ def test_history_default_view_one_symbol_candles_stats_and_url(seeded):
     assert q["symbols"] == "AAPL" and q["interval"] == "auto" and q["end"] == today()
     stats = at.dataframe[0].value
     assert stats["symbol"].tolist() == ["AAPL"]
-    start = datetime.fromisoformat(q["start"]).replace(tzinfo=timezone.utc)
-    end = datetime.now(timezone.utc)
+    start = datetime.fromisoformat(q["start"]).replace(tzinfo=UTC)
+    end = datetime.now(UTC)
     want = analytics.stats(queries.bars(store, ["AAPL"], "1h", start, end).frame)
     assert stats["return_pct"].iloc[0] == pytest.approx(want["return_pct"])
     assert stats["max_drawdown_pct"].iloc[0] == pytest.approx(want["max_drawdown_pct"])
@@ -70,7 +70,7 @@ def test_history_comparison_is_normalised_to_one_at_the_start(seeded):
 
 
 def test_history_fine_interval_over_a_long_range_is_widened_and_says_so(seeded):
-    start = (datetime.now(timezone.utc) - timedelta(days=20)).date().isoformat()
+    start = (datetime.now(UTC) - timedelta(days=20)).date().isoformat()
     at = app("history", query={"symbols": "AAPL", "interval": "1m", "start": start, "end": today()}).run()
     assert_clean(at)
     assert "showing bars of 15 minutes" in texts(at) and "stay under 5,000" in texts(at)
@@ -80,7 +80,7 @@ def test_history_fine_interval_over_a_long_range_is_widened_and_says_so(seeded):
 
 
 def test_history_url_round_trip_and_unknown_symbol_in_range(seeded):
-    start = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    start = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     at = app(
         "history", query={"symbols": "MSFT,NODATA", "interval": "15m", "start": start, "end": today()}
     ).run()

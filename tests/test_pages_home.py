@@ -3,7 +3,7 @@ module keeps (no Kafka in pages, no Streamlit in pipeline/, every setting in the
 
 import ast
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -65,7 +65,7 @@ def test_home_mongodb_down(stack, tmp_path, app_env, monkeypatch):
 
 
 def test_stale_and_closed_flags():
-    now = datetime(2025, 3, 8, 15, 0, tzinfo=timezone.utc)  # a Saturday
+    now = datetime(2025, 3, 8, 15, 0, tzinfo=UTC)  # a Saturday
     assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, now) == "🌙 market closed"
     assert tables.status(500.0, "AAPL", "simulated", True, 2.0, now) == "🟠 stale (8 min)"
     assert tables.status(500.0, "BTC-USD", "yfinance", True, 2.0, now) == "🟠 stale (8 min)"

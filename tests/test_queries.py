@@ -3,7 +3,7 @@ stored level and aggregated in MongoDB, the 5,000-point cap, quotes, sparklines 
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -13,7 +13,7 @@ from market_data import rollup, seed_bars
 from pipeline import queries as q
 from pipeline.models import PriceEvent, validate
 
-END = datetime(2025, 3, 5, 15, 0, tzinfo=timezone.utc)  # a Wednesday
+END = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)  # a Wednesday
 
 
 def test_plan_interval_widens_and_says_so():
@@ -123,7 +123,7 @@ def test_csv_has_the_replay_columns_and_every_row_is_a_valid_event(seeded):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert text.splitlines()[0] == "symbol,interval,ts,open,high,low,close,volume"
     assert len(rows) == len(result.frame)
-    for row, (_, want) in zip(rows, result.frame.iterrows()):
+    for row, (_, want) in zip(rows, result.frame.iterrows(), strict=False):
         event = validate(
             {
                 **row,
@@ -136,7 +136,7 @@ def test_csv_has_the_replay_columns_and_every_row_is_a_valid_event(seeded):
 
 
 def test_bars_of_events_written_through_the_real_rollup(store):
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=45)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=45)
     events = [
         PriceEvent(
             symbol="RLP",
@@ -198,7 +198,7 @@ def test_backfills_and_collection_details(store):
             "status": "running",
             "done": 1,
             "total": 3,
-            "requested_at": datetime.now(timezone.utc),
+            "requested_at": datetime.now(UTC),
         }
     )
     seed_bars(store, ["AAA"], days=0.01, ticks=False)

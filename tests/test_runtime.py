@@ -72,9 +72,9 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
     env.update(STOCKMON_DATA_DIR=str(tmp_path), STOCKMON_AUTOSTART="false")
     code = (
-        "import sys; sys.path.insert(0, %r); from pipeline.runtime import Runtime; r = Runtime().start(); "
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pipeline.runtime import Runtime; r = Runtime().start(); "
         "print(r.state, flush=True); sys.stdin.readline(); r.stop()"
-    ) % str(ROOT)
+    )
     app = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from pipeline.sources.csv_replay import CsvReplaySource
 from pipeline.sources.simulated import SimulatedSource
 
 EXPORT_HEADER = ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
-START = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
 class Clock:
@@ -113,7 +113,7 @@ def test_a_history_export_replays_to_the_same_bars(tmp_path):
     source._clock.tick(1)
     replayed = source.fetch(["AAPL"]).events
     assert len(replayed) == len(bars) - 1  # the first came with the anchoring call
-    for original, copy in zip(bars[1:], replayed):
+    for original, copy in zip(bars[1:], replayed, strict=False):
         assert (
             copy.symbol,
             copy.interval,

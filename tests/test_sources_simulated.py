@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from pipeline.sources.base import UnknownSymbol
 from pipeline.sources.simulated import PROFILES, TRADING_SECONDS_PER_YEAR, SimulatedSource, profile_for
 
 BIG6 = ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"]
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)  # a Monday, 09:30 in New York
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday, 09:30 in New York
 
 
 class Clock:
@@ -76,7 +77,7 @@ def test_pairwise_correlation_is_between_0_3_and_0_6(long_run):
 def test_annualised_volatility_matches_the_profiles(long_run):
     dt = 60.0 / TRADING_SECONDS_PER_YEAR
     realised = long_run.std(axis=0) / math.sqrt(dt)
-    for symbol, vol in zip(BIG6, realised):
+    for symbol, vol in zip(BIG6, realised, strict=False):
         assert abs(vol / PROFILES[symbol].sigma - 1) < 0.12, (symbol, vol)
 
 
@@ -203,7 +204,7 @@ def test_backfill_1m_ends_at_the_current_price_and_is_contiguous():
     bars = result.events
     assert 1439 <= len(bars) <= 1441
     assert bars[-1].close == live.close
-    for a, b in zip(bars, bars[1:]):
+    for a, b in itertools.pairwise(bars):
         assert b.ts - a.ts == timedelta(minutes=1) and b.open == a.close
         assert a.high >= max(a.open, a.close) and a.low <= min(a.open, a.close)
     assert all(b.ts.second == 0 for b in bars)

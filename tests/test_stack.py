@@ -42,9 +42,9 @@ def test_second_owner_gets_a_clear_message(tmp_path):
 def _crash_owner(tmp_path):
     """Start a stack in a child process and SIGKILL that process, leaving its servers behind."""
     code = (
-        "import sys, time; sys.path.insert(0, %r); from pipeline.stack import LocalStack; "
-        "LocalStack(%r, timeout=60).start(); print('up', flush=True); time.sleep(600)"
-    ) % (ROOT, str(tmp_path))
+        f"import sys, time; sys.path.insert(0, {ROOT!r}); from pipeline.stack import LocalStack; "
+        f"LocalStack({str(tmp_path)!r}, timeout=60).start(); print('up', flush=True); time.sleep(600)"
+    )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "up"
     child.send_signal(signal.SIGKILL)

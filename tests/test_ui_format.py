@@ -1,7 +1,7 @@
 """ui.format: one way to write prices, changes, volumes and ages, and never a crash on missing values."""
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ui import format as fmt
 
@@ -29,6 +29,6 @@ def test_ages_and_times():
     assert [fmt.age(s) for s in (4, 190, 7500, 3 * 86400)] == ["4 s", "3 min", "2 h 5 min", "3 d"]
     assert fmt.since(100.0, now=160.0) == "1 min ago"
     assert fmt.until(100.0, now=100.2) == "now" and fmt.until(130.0, now=100.0) == "in 30 s"
-    ts = datetime(2025, 7, 1, 14, 30, tzinfo=timezone.utc)
+    ts = datetime(2025, 7, 1, 14, 30, tzinfo=UTC)
     assert fmt.local_time(ts, "America/New_York") == "10:30:00 EDT"
     assert fmt.local_time(ts.replace(tzinfo=None), "UTC", with_date=True) == "2025-07-01 14:30:00 UTC"

@@ -52,7 +52,7 @@ def _show() -> None:
         from ui.data import store_key
 
         rows = _recent_unacked(store_key())
-    except Exception as exc:  # noqa: BLE001 - the page reports MongoDB trouble itself
+    except Exception as exc:  # the page reports MongoDB trouble itself
         _failed_at[0] = time.monotonic()
         log.debug("alert toasts skipped: %s", exc)
         return

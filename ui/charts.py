@@ -20,8 +20,8 @@ Guarantees:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -109,7 +110,7 @@ class Periodic:
     def _run(self) -> None:
         try:
             value, error = self.fn(), None
-        except Exception as exc:  # noqa: BLE001 - reported on the page as a sentence
+        except Exception as exc:  # reported on the page as a sentence
             log.warning("background query failed: %s", exc)
             value, error = self.value, f"{exc.__class__.__name__}: {str(exc)[:200]}"
         with self._lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 DASH = "–"
@@ -77,7 +77,7 @@ def local_time(ts: datetime | None, tz: str = "UTC", with_date: bool = False) ->
     if ts is None:
         return DASH
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     local = ts.astimezone(ZoneInfo(tz))
     return local.strftime("%Y-%m-%d %H:%M:%S %Z" if with_date else "%H:%M:%S %Z")
 

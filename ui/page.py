@@ -66,7 +66,7 @@ def sentences(doing: str):
             icon="⚠️",
         )
         st.stop()
-    except Exception:  # noqa: BLE001 - the one place where anything becomes a sentence
+    except Exception:  # the one place where anything becomes a sentence
         log.exception("page failed while %s", doing)
         st.error(f"Something went wrong while {doing}. The details are in the server log.")
         st.stop()
@@ -76,5 +76,5 @@ def link(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page; plain text where the page registry does not know it (tests)."""
     try:
         st.page_link(page, label=label, icon=icon)
-    except Exception:  # noqa: BLE001 - AppTest runs a page without its siblings registered
+    except Exception:  # AppTest runs a page without its siblings registered
         st.markdown(f"→ **{label}**")

@@ -11,7 +11,7 @@ Guarantees:
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -71,7 +71,7 @@ def watchlist_glance(
     poll_seconds: float,
     now: datetime | None = None,
 ) -> pd.DataFrame:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
     for e in entries:

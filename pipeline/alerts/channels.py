@@ -93,7 +93,7 @@ class Webhook:
                 return response.status
         except urllib.error.HTTPError as exc:
             raise DeliveryError(f"webhook {where} answered HTTP {exc.code} {exc.reason}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise DeliveryError(f"webhook {where} did not answer within {self.timeout:g} s") from None
         except urllib.error.URLError as exc:
             reason = exc.reason
@@ -179,7 +179,7 @@ class Email:
             ) from None
         except smtplib.SMTPException as exc:
             raise DeliveryError(f"{where} refused the message: {str(exc)[:200]}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise DeliveryError(f"{where} did not answer within {s.smtp_timeout:g} s") from None
         except ssl.SSLError as exc:
             raise DeliveryError(f"{where}: TLS failed ({exc.reason or exc})") from None

@@ -10,7 +10,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .rules import Rule, _span, describe
 from .series import Series

@@ -33,9 +33,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
@@ -76,13 +76,13 @@ class RuleState:
             "last_ts": self.last_dt,
             "fired": self.fired,
             "suppressed": self.suppressed,
-            "last_fired": datetime.fromtimestamp(self.last_fired, timezone.utc) if self.last_fired else None,
+            "last_fired": datetime.fromtimestamp(self.last_fired, UTC) if self.last_fired else None,
             "value": self.value,
             "updated_at": utcnow(),
         }
 
     @classmethod
-    def from_document(cls, doc: dict, rule: Rule) -> "RuleState":
+    def from_document(cls, doc: dict, rule: Rule) -> RuleState:
         last = to_utc(doc["last_ts"]) if doc.get("last_ts") else None
         state = cls(
             rule.id, rule.symbol, rule.version, last_t=last.timestamp() if last else None, last_dt=last
@@ -147,7 +147,7 @@ class AlertEngine:
         self._last_generation: object = None
         self._lock = threading.Lock()
 
-    def bind(self, consumer) -> "AlertEngine":
+    def bind(self, consumer) -> AlertEngine:
         """Forget cached state whenever the consumer's partitions move (another process may have
         evaluated those symbols meanwhile); it is reloaded from MongoDB on the next batch."""
         self._generation = lambda: (
@@ -171,7 +171,7 @@ class AlertEngine:
                     self._prepare(observations)
                     try:
                         self._evaluate(observations)
-                    except Exception as exc:  # noqa: BLE001 - never stop ingestion for an alert bug
+                    except Exception as exc:  # never stop ingestion for an alert bug
                         self.tally.add("errors")
                         self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
                         log.exception("alert evaluation failed")
@@ -188,11 +188,11 @@ class AlertEngine:
             try:
                 rule = Rule.from_document(doc)
                 rules[rule.id] = rule
-            except Exception as exc:  # noqa: BLE001 - a hand-edited document must not stop the others
+            except Exception as exc:  # a hand-edited document must not stop the others
                 self.tally.reason(rule=str(doc.get("_id")), error=f"unreadable rule: {exc}")
         self._refreshed_at = now
         by_symbol: dict[str, list[Rule]] = {}
-        at = datetime.fromtimestamp(now, timezone.utc)
+        at = datetime.fromtimestamp(now, UTC)
         for rule in rules.values():
             if rule.enabled and not rule.expired(at):
                 by_symbol.setdefault(rule.symbol, []).append(rule)
@@ -355,7 +355,7 @@ class AlertEngine:
             return
         state.last_fired = t
         state.fired += 1
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         wanted = configured(self.settings)
         delivery = {c: ev.delivery_entry(now) for c in rule.channels if wanted.get(c)}
         self._pending.append(

@@ -14,8 +14,8 @@ Guarantees:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from ..models import iso, to_utc, utcnow
 
 DUPLICATE_KEY = 11000
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def event_id(rule_id: str, interval: str, ts: datetime) -> str:

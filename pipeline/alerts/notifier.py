@@ -63,7 +63,7 @@ class Notifier:
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> "Notifier":
+    def start(self) -> Notifier:
         for name in self.channels:
             t = threading.Thread(target=self._run, args=(name,), name=f"stockmon-notify-{name}", daemon=True)
             t.start()
@@ -88,7 +88,7 @@ class Notifier:
                 self.run_once(name)
             except PyMongoError as exc:
                 log.warning("notifier %s: MongoDB failed: %s", name, exc)
-            except Exception:  # noqa: BLE001 - a delivery thread must not die
+            except Exception:  # a delivery thread must not die
                 log.exception("notifier %s failed", name)
             self._wake[name].wait(self.poll_s)
             self._wake[name].clear()

@@ -19,9 +19,10 @@ import hashlib
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from ..models import InvalidEvent, normalize_symbol, to_utc, utcnow
 
@@ -112,7 +113,7 @@ class Rule:
         return doc
 
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> "Rule":
+    def from_document(cls, doc: Mapping[str, Any]) -> Rule:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in doc.items() if k in names}
         values["id"] = str(doc.get("_id", doc.get("id", "")))

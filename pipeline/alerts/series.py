@@ -16,7 +16,8 @@ Guarantees:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from typing import Iterable
+from collections.abc import Iterable
+from itertools import pairwise
 
 SPANS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 
@@ -140,7 +141,7 @@ class Series:
             gain = loss = None
             count = 0
             alpha = 1.0 / period
-            for a, b in zip(closes, closes[1:]):
+            for a, b in pairwise(closes):
                 g, lo = max(b - a, 0.0), max(a - b, 0.0)
                 gain = g if gain is None else (1 - alpha) * gain + alpha * g
                 loss = lo if loss is None else (1 - alpha) * loss + alpha * lo

@@ -33,11 +33,12 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -112,12 +113,10 @@ class Budget:
             with self._file() as counts:
                 used = counts.get(day, 0)
                 if used >= self.per_day:
-                    tomorrow = datetime.combine(
-                        now.date() + timedelta(days=1), datetime.min.time(), timezone.utc
-                    )
+                    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
                     return f"Alpha Vantage budget used up ({self.per_day}/day); next call at {iso(tomorrow)}"
                 if len(self._minute) >= self.per_minute:
-                    at = datetime.fromtimestamp(self._minute[0] + 60, timezone.utc)
+                    at = datetime.fromtimestamp(self._minute[0] + 60, UTC)
                     return f"Alpha Vantage budget used up ({self.per_minute}/min); next call at {iso(at)}"
                 counts.clear()
                 counts[day] = used + 1
@@ -150,7 +149,7 @@ class Budget:
         while self._minute and self._minute[0] <= now.timestamp() - 60:
             self._minute.popleft()
 
-    def _file(self, write: bool = True) -> "_Counts":
+    def _file(self, write: bool = True) -> _Counts:
         return _Counts(self.path, self._memory, write)
 
 
@@ -162,7 +161,7 @@ class _Counts(dict):
         self.path, self.memory, self.write = path, memory, write
         self._fd: int | None = None
 
-    def __enter__(self) -> "_Counts":
+    def __enter__(self) -> _Counts:
         if self.path is None:
             self.update(self.memory)
             return self
@@ -529,7 +528,7 @@ class AlphaVantageSource:
                 if interval == "1d":
                     ts = day_start_utc(date.fromisoformat(stamp[:10]), market.timezone)
                 else:
-                    ts = datetime.fromisoformat(stamp).replace(tzinfo=zone).astimezone(timezone.utc)
+                    ts = datetime.fromisoformat(stamp).replace(tzinfo=zone).astimezone(UTC)
                 o, h, lo, c = (float(bar[k]) for k in ("1. open", "2. high", "3. low", "4. close"))
                 volume = float(bar.get("5. volume", 0))
             except (KeyError, ValueError, TypeError):

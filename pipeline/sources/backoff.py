@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ..models import iso
 
@@ -45,7 +45,7 @@ class Backoff:
 
     def until_utc(self) -> datetime | None:
         left = self.left()
-        return datetime.now(timezone.utc) + timedelta(seconds=left) if left > 0 else None
+        return datetime.now(UTC) + timedelta(seconds=left) if left > 0 else None
 
     def snapshot(self) -> dict:
         until = self.until_utc()

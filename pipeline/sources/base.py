@@ -11,9 +11,10 @@ Guarantees (every source):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from ..models import InvalidEvent, PriceEvent, normalize_symbol, to_utc, validate
 
@@ -40,7 +41,7 @@ class FetchResult:
     events: list[PriceEvent] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
-    def extend(self, other: "FetchResult") -> "FetchResult":
+    def extend(self, other: FetchResult) -> FetchResult:
         self.events.extend(other.events)
         self.errors.update(other.errors)
         return self

@@ -26,10 +26,11 @@ from __future__ import annotations
 import csv
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..models import INTERVALS, InvalidEvent, iso, normalize_symbol, to_utc, utcnow, validate
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol

@@ -13,7 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from .base import SymbolInfo
@@ -102,7 +102,7 @@ def symbol_info(symbol: str, name: str = "") -> SymbolInfo:
 
 def day_start_utc(day: date, tz: str) -> datetime:
     """Local midnight of ``day`` at an exchange in time zone ``tz``, as an aware UTC datetime."""
-    return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
 
 
 def session_fraction(ts: datetime, market: Market) -> float | None:

@@ -34,9 +34,9 @@ import hashlib
 import logging
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -456,7 +456,7 @@ class SimulatedSource:
             k = k0 + i
             if k > k_now:
                 break
-            ts = datetime.fromtimestamp(k * step, timezone.utc)
+            ts = datetime.fromtimestamp(k * step, UTC)
             forming = k == k_now
             o, c = math.exp(x[i]), math.exp(x[i + 1]) if not forming else price
             length = (t_now - k * step) if forming else step

@@ -29,11 +29,12 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
@@ -262,9 +263,9 @@ class YahooSource:
         chunks = _chunks(start, end, limit.per_request)
         empty = None
         for a, b in chunks:
-            outcome = self._run([symbol], lambda s: dict(start=a, end=b, interval=limit.yahoo, prepost=True))[
-                symbol
-            ]
+            outcome = self._run(
+                [symbol], lambda s, a=a, b=b: dict(start=a, end=b, interval=limit.yahoo, prepost=True)
+            )[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
             if kind in ("empty", "nan") and len(chunks) > 1:
@@ -381,7 +382,7 @@ class YahooSource:
             md = ticker.get_history_metadata()
             meta = {k: md[k] for k in META_KEYS if k in md}
             return _Outcome(frame=frame, meta=meta)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
+        except Exception as exc:  # every failure becomes a reason
             return _Outcome(error=exc)
 
     # -- making sense of the answer ---------------------------------------------------------------
