@@ -81,13 +81,12 @@ if not allowed:
 
 @st.fragment(run_every="5s")
 def counters() -> None:
-    producer = runtime.producer.snapshot() if runtime.producer else {}  # in-process counters: no I/O
-    consumer = runtime.consumer.snapshot() if runtime.consumer else {}
+    counts = runtime.counters()  # in-process counters: no I/O
     m = st.columns(4)
-    m[0].metric("Published", f"{producer.get('published', 0):,}")
-    m[1].metric("Stored", f"{consumer.get('stored', 0):,}")
-    m[2].metric("Dead-lettered", f"{consumer.get('dead_lettered', 0):,}")
-    m[3].metric("Consumer lag", f"{consumer.get('lag_total', 0):,}")
+    m[0].metric("Published", f"{counts['published']:,}")
+    m[1].metric("Stored", f"{counts['stored']:,}")
+    m[2].metric("Dead-lettered", f"{counts['dead_lettered']:,}")
+    m[3].metric("Consumer lag", f"{counts['lag']:,}")
 
 
 counters()

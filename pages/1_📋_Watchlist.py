@@ -108,7 +108,7 @@ if allowed and edit.actionable(state):
     with st.spinner("Checking tickers with their sources…"), page.sentences("saving the watchlist"):
         outcome = edit.apply_edits(runtime, shown, len(entries), state, settings.source)
     st.session_state["wl_pending"] = outcome.pending
-    st.session_state["wl_messages"] = outcome.messages(runtime.producer is not None)
+    st.session_state["wl_messages"] = outcome.messages(runtime.producing)
     st.session_state["wl_version"] = version + 1
     st.rerun()
 
@@ -158,7 +158,7 @@ with right:
                         page.sentences("importing the watchlist"),
                     ):
                         outcome = edit.import_rows(runtime, rows)
-                    st.session_state["wl_messages"] = outcome.messages(runtime.producer is not None)
+                    st.session_state["wl_messages"] = outcome.messages(runtime.producing)
                     st.session_state["wl_version"] = version + 1
                     st.rerun()
     else:

@@ -416,8 +416,8 @@ st.subheader("Channels")
 @st.fragment(run_every="5s")
 def channel_status() -> None:
     """Delivery counters and the last failure per channel, and what the evaluator did (in memory: no I/O)."""
-    snap = runtime.notifier.snapshot() if runtime.notifier is not None else {}
-    engine = runtime.alerts.snapshot() if runtime.alerts is not None else None
+    alerts = runtime.alerts()
+    snap, engine = alerts["channels"], alerts["engine"]
     cols = st.columns(3)
     for col, channel in ((cols[1], "webhook"), (cols[2], "email")):
         stats = snap.get(channel)

@@ -99,92 +99,48 @@ def _endpoints_or_exit(settings: Settings) -> tuple[str, str]:
 
 
 def cmd_produce(args, settings: Settings) -> int:
-    from .producer import Producer
-    from .sources import make_source
-    from .store import Store
-    from .watchlist import Watchlist
+    from .wiring import build_produce, connect
 
-    kafka, mongo = _endpoints_or_exit(settings)
-    store = Store.from_uri(mongo, settings.db)
-    sources = {}
-
-    def factory(name):
-        return make_source(name, settings, last_prices=store.last_closes)
-
-    def lookup(source, symbol):
-        if source not in sources:
-            sources[source] = factory(source)
-        return sources[source].lookup(symbol)
-
-    producer = Producer(
-        kafka, settings, store, Watchlist(store.watchlist, lookup, settings.max_symbols), factory
-    )
-    producer.start()
-    from .heartbeat import Heartbeat
-
-    beat = Heartbeat(
-        store.heartbeats, "produce", lambda: {"published": producer.snapshot()["published"]}
-    ).start()
+    conn = connect(settings, *_endpoints_or_exit(settings))
+    role = build_produce(conn).start()
     done = threading.Event()
     _stop_on_signals(done)
     while not done.wait(10):
-        snap = producer.snapshot()
+        snap = role.producer.snapshot()
         logging.getLogger("pipeline.produce").info(
             "published %s, pending %s", snap["published"], snap["pending"]
         )
-    beat.stop()
-    producer.stop()
+    role.stop()
+    conn.close()
     return 0
 
 
 def cmd_consume(args, settings: Settings) -> int:
-    from .bars import BarBuilder
-    from .consumer import PriceConsumer
-    from .store import Store
+    from .wiring import build_consume, connect, prepare
 
-    kafka, mongo = _endpoints_or_exit(settings)
-    store = Store.from_uri(mongo, settings.db)
-    store.ensure_indexes()
-    from .alerts import AlertEngine
-    from .alerts import ensure_indexes as ensure_alert_indexes
-
-    ensure_alert_indexes(store.db)
-    alerts = AlertEngine(store, settings)  # scale-out members evaluate alert rules too (deduplicated by id)
-    consumer = PriceConsumer(
-        kafka, settings, store, group=args.group, instance_id=args.instance_id, on_stored=alerts.on_stored
-    )
-    alerts.bind(consumer)
-    builder = BarBuilder(store, busy=consumer.backlogged)
+    conn = connect(settings, *_endpoints_or_exit(settings))
+    prepare(conn)
+    role = build_consume(conn, group=args.group, instance_id=args.instance_id)
     done = threading.Event()
     _stop_on_signals(done)
-    threading.Thread(target=lambda: (done.wait(), consumer.stop()), daemon=True).start()
-    threading.Thread(target=builder.run, name="stockmon-bars", daemon=True).start()
-    from .heartbeat import Heartbeat
 
-    beat = Heartbeat(
-        store.heartbeats,
-        "consume",
-        lambda: {
-            "group": consumer.group,
-            "stored": consumer.tally.counts.get("stored", 0),
-            "assigned": consumer.state.assigned,
-            "lag": sum(consumer.state.lag.values()),
-        },
-    ).start()
-    consumer.run(max_idle_s=args.exit_when_idle)
-    beat.stop()
-    builder.stop()
-    builder.run_once()  # leave no bar behind the stored prices
-    snap = consumer.snapshot()
+    def stop_on_signal() -> None:
+        done.wait()
+        role.ingest.consumer.stop()
+
+    threading.Thread(target=stop_on_signal, daemon=True).start()
+    role.run(max_idle_s=args.exit_when_idle)
+    snap = role.ingest.consumer.snapshot()
     print(
         json.dumps(
             {
                 **{k: snap.get(k, 0) for k in ("consumed", "stored", "duplicates", "dead_lettered")},
-                "alerts_fired": alerts.snapshot()["fired"],
+                "alerts_fired": role.ingest.alerts.snapshot()["fired"],
             }
         ),
         flush=True,
     )
+    conn.close()
     return 0
 
 

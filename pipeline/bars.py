@@ -9,6 +9,8 @@ Guarantees:
   nothing re-marked it while it was being processed (``seq`` guard).
 - Days are UTC days (every major exchange's session fits inside one).
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
+- ``stop()`` is honoured between marks and between the days of a long mark (a first backfill's
+  month of minutes): a stopped builder returns within about a day's rebuild, its mark kept.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class BarBuilder:
                 self.deferred += 1
                 continue
             try:
-                self.run_once()
+                self.run_once(interruptible=True)
                 self.last_error = None
             except PyMongoError as exc:
                 self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
@@ -96,16 +98,23 @@ class BarBuilder:
     def stop(self) -> None:
         self._stop.set()
 
-    def run_once(self) -> int:
+    def run_once(self, interruptible: bool = False) -> int:
+        """Rebuild what every mark asks for; return the number of bars written. If ``interruptible``,
+        ``stop()`` makes it return at the next day boundary, the unfinished mark kept for next time."""
         t0 = time.perf_counter()
         written = 0
+        stopped = self._stop.is_set if interruptible else (lambda: False)
         for mark in list(self.store.bar_marks.find()):
+            if stopped():
+                break
             lo, hi = to_utc(mark["lo"]), to_utc(mark["hi"])
             if mark["kind"] == "intraday":
-                written += self.rebuild_intraday(mark["symbol"], lo, hi)
+                done, n = self.rebuild_intraday(mark["symbol"], lo, hi, stopped)
             else:
-                written += self.rebuild_days(mark["symbol"], lo, hi)
-            self.store.bar_marks.delete_one({"_id": mark["_id"], "seq": mark["seq"]})
+                done, n = True, self.rebuild_days(mark["symbol"], lo, hi)
+            written += n
+            if done:
+                self.store.bar_marks.delete_one({"_id": mark["_id"], "seq": mark["seq"]})
         self.runs += 1
         self.bars_written += written
         self.last_run = time.time()
@@ -120,7 +129,23 @@ class BarBuilder:
             ).sort("ts", 1)
         )
 
-    def rebuild_intraday(self, symbol: str, lo: datetime, hi: datetime) -> int:
+    def rebuild_intraday(
+        self, symbol: str, lo: datetime, hi: datetime, stopped=lambda: False
+    ) -> tuple[bool, int]:
+        """Rebuild ``lo``..``hi`` one UTC day at a time; return (finished, bars written). It returns
+        between days once ``stopped()`` says so (finished is then False)."""
+        written = 0
+        day = floor_time(lo, "1d")
+        while day <= hi:
+            if stopped():
+                return False, written
+            written += self._rebuild_intraday_span(
+                symbol, max(lo, day), min(hi, day + SPAN["1d"] - SPAN["1m"])
+            )
+            day += SPAN["1d"]
+        return True, written
+
+    def _rebuild_intraday_span(self, symbol: str, lo: datetime, hi: datetime) -> int:
         start, end = floor_time(lo, "1m"), floor_time(hi, "1m") + SPAN["1m"]
         ticks = aggregate(self._find(self.store.prices, symbol, "tick", start, end), "1m")
         source = {

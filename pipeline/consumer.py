@@ -49,19 +49,6 @@ class ConsumerState:
     assigned: list[int] = field(default_factory=list)
 
 
-class _Done:
-    """An already finished future (for the synchronous ``process``)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-    def done(self) -> bool:
-        return True
-
-
 class PriceConsumer:
     """One member of the consumer group. ``run()`` blocks; call it in a thread or a process."""
 
@@ -153,10 +140,6 @@ class PriceConsumer:
             writer.shutdown(wait=True)
             self.state.running = False
             self._close()
-
-    def process(self, batch) -> None:
-        """Handle one polled batch synchronously: decode, store, dead-letter, commit."""
-        self._finish(_Done(self._store(*self._decode(batch))), batch)
 
     def _decode(self, batch) -> tuple[list[PriceEvent], list]:
         self.tally.add("consumed", len(batch))

@@ -8,7 +8,8 @@ Guarantees:
   A send that fails after the client's own retries is kept and retried on the next run; none is
   dropped silently (if the retry buffer overflows, the loss is counted and reported in health).
 - Per job and per symbol: published, rejected (with reasons), last run, next run, duration, last error.
-- Backfills publish a symbol's history through the same topic, with progress in MongoDB.
+- Backfills publish a symbol's history through the same topic, with progress in MongoDB. ``stop()``
+  is noticed between chunks (one day of 1m bars each): the backfill is marked ``interrupted``.
 """
 
 from __future__ import annotations
@@ -226,6 +227,8 @@ class Producer:
             log.info("fetch job for %s stopped (no symbols)", name)
 
     def run_fetch(self, source_name: str) -> int:
+        if self._stopping.is_set():  # queued before stop(): nothing new is fetched once stopping
+            return 0
         stats = self.jobs.setdefault(source_name, JobStats(source_name))
         t0 = time.perf_counter()
         stats.runs += 1

@@ -1,43 +1,44 @@
-"""The runtime: one object per process that owns the servers' connections and the pipeline.
+"""The runtime: one object per app process that owns the servers' connections and the pipeline.
 
 Guarantees:
 - ``start()`` never raises for an environment problem (a server down, a port taken, a folder owned by
   another process): it records a sentence in ``health()["error"]`` and can be called again.
 - Embedded mode (``KAFKA_BOOTSTRAP_SERVERS`` or ``MONGODB_URI`` unset) starts the local stack for what
-  is not configured; external mode only connects.
-- Topics and indexes are created idempotently on every start.
-- Exactly one producer scheduler and one consumer thread per runtime; ``stop()`` stops them, then
-  the local stack, and is idempotent (also registered with ``atexit``). Background threads never
-  touch Streamlit.
-- ``health()`` is a JSON-able snapshot that is safe to call from any thread at any time.
+  is not configured, supervised (a dead server is restarted on its port); external mode only connects.
+- Topics and indexes are created idempotently on every start. The parts come from ``pipeline.wiring``
+  (role ``app``): exactly one producer scheduler and one consumer thread per runtime.
+- ``stop()`` is idempotent and goes in order: the pipeline (no new fetches or backfill chunks, the
+  consumer's in-flight batch stored and committed, bar builder and alert engine stopped and
+  flushed), then the clients, then the supervisor and the embedded servers. It also runs when the
+  interpreter exits, *before* Python joins worker threads (so Ctrl+C on ``streamlit run`` does not
+  wait for a backfill to finish). Background threads never touch Streamlit.
+- The read methods (``counters``, ``alerts``, ``health``) answer in any state, from any thread.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Any
 
-from . import bus
-from .alerts import AlertEngine, Notifier
-from .alerts import ensure_indexes as ensure_alert_indexes
-from .bars import BarBuilder
-from .config import Settings, mask_uri
-from .consumer import PriceConsumer
-from .heartbeat import Heartbeat, recent
-from .producer import Producer
-from .sources import make_source
-from .stack import LocalStack, StackError, kafka_answers
+from .config import Settings
+from .health import Health, KafkaProbe, alerts_of, snapshot
+from .stack import LocalStack, StackError, Supervisor
 from .store import Store
-from .watchlist import Watchlist
+from .watchlist import Entry, Watchlist
+from .wiring import App, Connection, build_app, connect, prepare
 
 log = logging.getLogger(__name__)
 
 STATES = ("stopped", "starting", "running", "paused", "error")
+
+
+class NotConnected(RuntimeError):
+    """The runtime has no connection to the servers (it is stopped or could not start)."""
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -54,39 +55,41 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def at_exit(fn) -> None:
+    """Run ``fn`` when the interpreter exits, before ``concurrent.futures`` joins its workers (an
+    APScheduler job, such as a backfill, would otherwise run to its end first). ``threading``'s hook
+    is private but kept since Python 3.9; plain ``atexit`` is the fallback."""
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(fn)
+            return
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
+    atexit.register(fn)
+
+
 class Runtime:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.load()
-        self.stack: LocalStack | None = None
-        self.store: Store | None = None
-        self.watchlist: Watchlist | None = None
-        self.producer: Producer | None = None
-        self.consumer: PriceConsumer | None = None
-        self.bar_builder: BarBuilder | None = None
-        self.heartbeat: Heartbeat | None = None
-        self.alerts: AlertEngine | None = None
-        self.notifier: Notifier | None = None
-        self.kafka_bootstrap: str | None = None
-        self.mongodb_uri: str | None = None
         self.state = "stopped"
         self.error: str | None = None
         self.started_at: float | None = None
         self.timings: dict[str, float] = {}
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._consumer_thread: threading.Thread | None = None
+        self.kafka_bootstrap: str | None = None
+        self.mongodb_uri: str | None = None
+        self._stack: LocalStack | None = None
+        self._supervisor: Supervisor | None = None
+        self._conn: Connection | None = None
+        self._app: App | None = None
+        self._probe = KafkaProbe(self.settings)
         self._lock = threading.RLock()
-        self._lookup_sources: dict[str, Any] = {}
-        self._atexit = False
-        self._supervisor: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self.restarts: dict[str, int] = {}
-        self._kafka_probe: tuple[str, float, str | None] | None = None
+        self._exit_hook = False
 
     @property
     def instance_id(self) -> str:
         """Stable across restarts of this app on this machine and data folder (static membership)."""
-        import hashlib
-
         digest = hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:8]
         return f"app-{socket.gethostname()}-{digest}"
 
@@ -101,14 +104,15 @@ class Runtime:
             if self.state in ("running", "paused", "starting"):
                 return self
             self.state, self.error = "starting", None
-            if not self._atexit:
-                atexit.register(self.stop)
-                self._atexit = True
+            if not self._exit_hook:
+                at_exit(self.stop)
+                self._exit_hook = True
             t0 = time.perf_counter()
             try:
-                self._connect()
+                if self._conn is None:
+                    self._connect()
                 self.timings["connect_s"] = round(time.perf_counter() - t0, 2)
-                self._prepare()
+                prepare(self.connection)
                 run_pipeline = self.settings.autostart if pipeline is None else pipeline
                 if run_pipeline:
                     self._start_pipeline()
@@ -124,196 +128,139 @@ class Runtime:
 
     def _connect(self) -> None:
         s = self.settings
+        kafka, mongodb = s.kafka_bootstrap_servers, s.mongodb_uri
         if s.embedded:
-            self.stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
-            self._stopping.clear()
-            self._supervisor = threading.Thread(
-                target=self._supervise, name="stockmon-supervisor", daemon=True
-            )
-            self._supervisor.start()
-        self.kafka_bootstrap = s.kafka_bootstrap_servers or self.stack.kafka_bootstrap
-        self.mongodb_uri = s.mongodb_uri or self.stack.mongodb_uri
-        self.store = Store.from_uri(self.mongodb_uri, s.db)
-        self.watchlist = Watchlist(self.store.watchlist, self.lookup, s.max_symbols)
-
-    def _supervise(self, every_s: float = 2.0) -> None:
-        """Restart an embedded server that died, on its old port (clients reconnect by themselves)."""
-        while not self._stopping.wait(every_s):
-            stack = self.stack
-            if stack is None:
-                return
-            for name in stack.dead_servers():
-                log.error("embedded %s died; restarting it on port %s", name, stack.servers[name].port)
-                try:
-                    with self._lock:
-                        if self._stopping.is_set():
-                            return
-                        stack.restart_server(name)
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
-                except Exception:  # keep supervising; the health page shows it down
-                    log.exception("restart of %s failed", name)
-
-    def _prepare(self) -> None:
-        self.store.ping()
-        self.store.ensure_indexes()
-        ensure_alert_indexes(self.store.db)
-        self.topics = bus.create_topics(self.kafka_bootstrap, self.settings)
+            self._stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
+            self._supervisor = Supervisor(self._stack).start()
+            kafka, mongodb = kafka or self._stack.kafka_bootstrap, mongodb or self._stack.mongodb_uri
+        assert kafka and mongodb  # external mode means both are configured
+        self.kafka_bootstrap, self.mongodb_uri = kafka, mongodb
+        self._conn = connect(s, kafka, mongodb)
 
     def _start_pipeline(self) -> None:
-        s = self.settings
-        self.producer = Producer(self.kafka_bootstrap, s, self.store, self.watchlist, self._make_source)
-        self.notifier = Notifier(self.store, s).start()
-        self.alerts = AlertEngine(self.store, s, on_fired=self.notifier.wake)
-        self.consumer = PriceConsumer(
-            self.kafka_bootstrap, s, self.store, instance_id=self.instance_id, on_stored=self.alerts.on_stored
-        )
-        self.alerts.bind(self.consumer)
-        self._consumer_thread = threading.Thread(
-            target=self.consumer.run, name="stockmon-consumer", daemon=True
-        )
-        self._consumer_thread.start()
-        self.bar_builder = BarBuilder(self.store, busy=self.consumer.backlogged)
-        self._bars_thread = threading.Thread(target=self.bar_builder.run, name="stockmon-bars", daemon=True)
-        self._bars_thread.start()
-        self.producer.start()
-        self.heartbeat = Heartbeat(self.store.heartbeats, "app", self._beat).start()
-        if self.watchlist.seed(s.watchlist, s.source):
-            for symbol in s.watchlist:
-                self.producer.request_backfill(symbol, s.source)
-
-    def _make_source(self, name: str):
-        return make_source(name, self.settings, last_prices=self.store.last_closes)
-
-    def lookup(self, source_name: str, symbol: str):
-        """Confirm a ticker with its source (used by the watchlist)."""
-        if self.producer is not None:
-            return self.producer.source(source_name).lookup(symbol)
-        src = self._lookup_sources.get(source_name)
-        if src is None:
-            src = self._lookup_sources[source_name] = self._make_source(source_name)
-        return src.lookup(symbol)
-
-    def add_symbol(self, text: str, source: str | None = None):
-        """Add to the watchlist and backfill through Kafka; raises ``WatchlistError`` with a reason."""
-        entry = self.watchlist.add(text, source or self.settings.source)
-        if self.producer is not None:
-            self.producer.request_backfill(entry.symbol, entry.source)
-        return entry
+        conn = self.connection
+        self._app = build_app(conn, self.instance_id).start()
+        if conn.watchlist.seed(self.settings.watchlist, self.settings.source):
+            for symbol in self.settings.watchlist:
+                self._app.producer.request_backfill(symbol, self.settings.source)
 
     def pause(self) -> None:
         with self._lock:
-            if self.state == "running" and self.producer:
-                self.producer.pause()
-                self.consumer.pause()
+            if self.state == "running" and self._app is not None:
+                self._app.pause()
                 self.state = "paused"
 
     def resume(self) -> None:
         with self._lock:
-            if self.state == "paused" and self.producer:
-                self.producer.resume()
-                self.consumer.resume()
+            if self.state == "paused" and self._app is not None:
+                self._app.resume()
                 self.state = "running"
             elif self.state in ("stopped", "error"):
                 self.start(pipeline=True)
 
     def stop(self) -> None:
-        """Stop producer, consumer and (if owned) the local stack. Idempotent."""
-        self._stopping.set()
+        """Stop the pipeline, close the clients, stop the embedded servers. Idempotent."""
         with self._lock:
-            if self.heartbeat is not None:
-                self.heartbeat.stop()
-                self.heartbeat = None
-            if self.producer is not None:
-                self.producer.stop()
-                self.producer = None
-            if self.consumer is not None:
-                self.consumer.stop()
-                if self._consumer_thread is not None:
-                    self._consumer_thread.join(timeout=15)
-                self.consumer = None
-            if self.notifier is not None:
-                self.notifier.stop()
-                self.notifier = None
-            self.alerts = None
-            if self.bar_builder is not None:
-                self.bar_builder.stop()
-                self._bars_thread.join(timeout=30)
-                self.bar_builder = None
-            if self.store is not None:
-                self.store.close()
-                self.store = None
-            if self.stack is not None:
-                self.stack.stop()
-                self.stack = None
+            t0 = time.perf_counter()
+            if self._app is not None:
+                self._app.stop()
+                self._app = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._supervisor is not None:
+                self._supervisor.stop()
+                self._supervisor = None
+            if self._stack is not None:
+                self._stack.stop()
+                self._stack = None
+            if self.state != "stopped":
+                log.info("runtime stopped in %.1fs", time.perf_counter() - t0)
             self.state = "stopped"
 
-    def _kafka_version(self, bootstrap: str, ttl_s: float = 5.0) -> str | None:
-        """Broker check, cached a few seconds: pages refresh health often and a down broker costs 2 s."""
-        cached = self._kafka_probe
-        if cached and cached[0] == bootstrap and time.monotonic() - cached[1] < ttl_s:
-            return cached[2]
-        version = kafka_answers(bootstrap, timeout=2.0, **self.settings.kafka_options())
-        self._kafka_probe = (bootstrap, time.monotonic(), version)
-        return version
+    # -- parts, for the pages -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
 
-    def _beat(self) -> dict:
-        consumer, producer = self.consumer, self.producer
+    @property
+    def connection(self) -> Connection:
+        """Raises ``NotConnected`` while the runtime has no connection."""
+        if self._conn is None:
+            raise NotConnected("the pipeline is not connected to MongoDB; start it on the Home page")
+        return self._conn
+
+    @property
+    def store(self) -> Store:
+        return self.connection.store
+
+    @property
+    def watchlist(self) -> Watchlist:
+        return self.connection.watchlist
+
+    @property
+    def pipeline(self) -> App:
+        """The running (or paused) pipeline's parts; raises ``NotConnected`` while it is stopped."""
+        if self._app is None:
+            raise NotConnected(f"the pipeline is {self.state}")
+        return self._app
+
+    @property
+    def producing(self) -> bool:
+        """True while the pipeline runs or is paused (new symbols get backfilled)."""
+        return self._app is not None
+
+    def lookup(self, source_name: str, symbol: str):
+        """Confirm a ticker with its source (used by the watchlist)."""
+        return self.connection.lookup(source_name, symbol)
+
+    def add_symbol(self, text: str, source: str | None = None) -> Entry:
+        """Add to the watchlist and backfill through Kafka; raises ``WatchlistError`` with a reason."""
+        entry = self.watchlist.add(text, source or self.settings.source)
+        app = self._app
+        if app is not None:
+            app.producer.request_backfill(entry.symbol, entry.source)
+        return entry
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        """This process's published, stored, dead_lettered and lag (consumer lag, messages); zeros
+        while the pipeline is stopped. In-memory: no I/O."""
+        app = self._app
+        if app is None:
+            return {"published": 0, "stored": 0, "dead_lettered": 0, "lag": 0}
+        consumer = app.consumer.snapshot()
         return {
-            "state": self.state,
-            "published": producer.snapshot()["published"] if producer else 0,
-            "stored": consumer.tally.counts.get("stored", 0) if consumer else 0,
-            "assigned": consumer.state.assigned if consumer else [],
+            "published": app.producer.snapshot()["published"],
+            "stored": consumer.get("stored", 0),
+            "dead_lettered": consumer.get("dead_lettered", 0),
+            "lag": consumer.get("lag_total", 0),
         }
 
-    # -- health -------------------------------------------------------------------------------------
-    def health(self) -> dict:
+    def alerts(self) -> dict:
+        """{"engine": AlertEngine snapshot or None, "channels": {channel: counters}}; no I/O."""
+        return dict(alerts_of(self._app))
+
+    def health(self) -> Health:
+        """JSON-able snapshot (see ``pipeline.health``); never raises, bounded in time."""
         s = self.settings
-        kafka_bootstrap = self.kafka_bootstrap or s.kafka_bootstrap_servers or ""
-        mongo_uri = self.mongodb_uri or s.mongodb_uri or ""
-        snap: dict[str, Any] = {
-            "mode": self.mode,
-            "state": self.state,
-            "error": self.error,
-            "started_at": self.started_at,
-            "timings": dict(self.timings),
-            "process_id": self.process_id,
-            "kafka": {"bootstrap": kafka_bootstrap, "ok": False, "version": None},
-            "mongo": {"uri": mask_uri(mongo_uri), "ok": False, "version": None},
-            "topics": {"prices": s.topic_prices, "dead_letter": s.topic_dead_letter},
-            "stack": self.stack.describe() if self.stack else [],
-            "restarts": dict(self.restarts),
-            "data_dir": str(s.data_dir) if s.embedded else None,
-            "demo_mode": s.demo_mode,
-            "source": s.source,
-        }
-        if kafka_bootstrap:
-            version = self._kafka_version(kafka_bootstrap)
-            snap["kafka"].update(ok=version is not None, version=version)
-        store = self.store
-        if store is not None:
-            try:
-                snap["mongo"].update(ok=True, version=store.ping())
-            except Exception as exc:
-                snap["mongo"]["error"] = explain(exc)
-        producer, consumer = self.producer, self.consumer
-        snap["producer"] = producer.snapshot() if producer else None
-        snap["consumer"] = consumer.snapshot() if consumer else None
-        builder = self.bar_builder
-        snap["bars"] = builder.snapshot() if builder else None
-        alerts, notifier = self.alerts, self.notifier
-        snap["alerts"] = {
-            "engine": alerts.snapshot() if alerts else None,
-            "channels": notifier.snapshot() if notifier else {},
-        }
-        if store is not None and snap["mongo"]["ok"]:
-            try:
-                snap["backfills"] = [
-                    {k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()
-                ]
-                snap["processes"] = recent(store.heartbeats)
-            except Exception:
-                snap.setdefault("backfills", [])
-        return snap
+        conn = self._conn
+        supervisor = self._supervisor
+        return snapshot(
+            s,
+            state=self.state,
+            error=self.error,
+            started_at=self.started_at,
+            timings=self.timings,
+            process_id=self.process_id,
+            kafka_bootstrap=self.kafka_bootstrap or s.kafka_bootstrap_servers or "",
+            mongodb_uri=self.mongodb_uri or s.mongodb_uri or "",
+            probe=self._probe,
+            store=conn.store if conn is not None else None,
+            stack=self._stack,
+            restarts=supervisor.restarts if supervisor is not None else {},
+            app=self._app,
+        )
 
 
 def explain(exc: BaseException) -> str:

@@ -7,12 +7,13 @@ Guarantees:
   server's log.
 - One owner per data folder: the owner holds an exclusive ``flock`` on ``stack.lock`` for as long as
   it runs; a second process gets ``StackBusy`` naming the owner's pid. Readers (``status``,
-  ``python -m pipeline produce|consume``) attach through ``stack.json`` without the lock and never
-  start servers.
+  ``python -m pipeline produce|consume``) read ``stack.json`` without the lock and never start
+  servers.
 - Leftovers of a crashed run (recorded in ``stack.json``) are reused when they still answer, and
   killed and replaced when they do not.
-- ``stop()`` signals each server's whole process group (SIGTERM, a grace period so the broker can
-  save its snapshot, then SIGKILL) and forgets it; it is idempotent.
+- ``stop()`` signals every server's whole process group at once (SIGTERM, a grace period so the
+  broker can save its snapshot, then SIGKILL) and forgets them; it is idempotent.
+- ``Supervisor`` restarts an owned server that died, on its old port, until it is stopped.
 - SecantusDB is GPL-2.0: it is only ever run as a separate process through its console script and
   never imported.
 """
@@ -28,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -224,17 +226,6 @@ class LocalStack:
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.state_path)
 
-    def attach(self) -> LocalStack:
-        """Use the servers a running owner recorded; raise ``StackError`` if none answer."""
-        self.servers = self.read_state()
-        missing = [n for n in SERVERS if n not in self.servers or not pid_alive(self.servers[n].pid)]
-        if missing:
-            raise StackError(
-                f"no running local stack in {self.data_dir} (missing: {', '.join(missing)}); "
-                "start the app first with `streamlit run Home.py` or `python -m pipeline stack up`"
-            )
-        return self
-
     # -- lock -------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -359,37 +350,53 @@ class LocalStack:
         )
 
     @staticmethod
-    def _kill_group(pid: int, grace: float) -> None:
+    def _signaller(pid: int):
+        """A function sending a signal to ``pid``'s process group (or to ``pid`` alone if it does not
+        lead one); None if the process is gone."""
         try:
             pgid = os.getpgid(pid)
         except ProcessLookupError:
-            return
-        target = (lambda sig: os.killpg(pgid, sig)) if pgid == pid else (lambda sig: os.kill(pid, sig))
-        try:
-            target(signal.SIGTERM)
-        except ProcessLookupError:
-            return
+            return None
+
+        def send(sig: int) -> None:
+            try:
+                if pgid == pid:
+                    os.killpg(pgid, sig)
+                else:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+        return send
+
+    @classmethod
+    def _kill_group(cls, pid: int, grace: float) -> None:
+        cls._kill_all([pid], grace)
+
+    @classmethod
+    def _kill_all(cls, pids: list[int], grace: float) -> None:
+        """SIGTERM every group at once, wait up to ``grace`` s for all leaders, then SIGKILL the groups
+        (they may hold helpers even when the leader is gone)."""
+        senders = [(pid, send) for pid in pids if (send := cls._signaller(pid)) is not None]
+        for _, send in senders:
+            send(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                break
-            time.sleep(0.1)
-        try:
-            target(signal.SIGKILL)  # the group may hold helpers even when the leader is gone
-        except ProcessLookupError:
-            pass
+        while any(pid_alive(pid) for pid, _ in senders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _, send in senders:
+            send(signal.SIGKILL)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the servers this process owns (SIGTERM, grace, SIGKILL) and release the folder."""
+        """Stop the servers this process owns (SIGTERM to all at once, up to ``grace`` s, SIGKILL) and
+        release the folder."""
         if not self.owned:
             return
-        for name in reversed(SERVERS):
-            info = self.servers.pop(name, None)
-            if info is None:
-                continue
-            log.info("stopping %s (pid %s)", name, info.pid)
-            self._kill_group(info.pid, grace)
-            proc = self._procs.pop(name, None)
+        infos = [self.servers.pop(name) for name in reversed(SERVERS) if name in self.servers]
+        for info in infos:
+            log.info("stopping %s (pid %s)", info.name, info.pid)
+        self._kill_all([info.pid for info in infos], grace)
+        for info in infos:
+            proc = self._procs.pop(info.name, None)
             if proc is not None:
                 try:
                     proc.wait(timeout=1)
@@ -446,6 +453,41 @@ class LocalStack:
                 }
             )
         return rows
+
+
+class Supervisor:
+    """Restarts an owned server of ``stack`` that died, on the port it had, so clients reconnect by
+    themselves. Checks every ``every_s`` seconds in a daemon thread; ``restarts`` counts per server.
+    ``stop()`` returns once no restart is under way (or after ``timeout`` s), so the owner can then
+    stop the stack without the supervisor bringing a server back."""
+
+    def __init__(self, stack: LocalStack, every_s: float = 2.0):
+        self.stack = stack
+        self.every_s = every_s
+        self.restarts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stockmon-supervisor", daemon=True)
+
+    def start(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            for name in self.stack.dead_servers():
+                if self._stop.is_set():
+                    return
+                log.error("embedded %s died; restarting it on port %s", name, self.stack.servers[name].port)
+                try:
+                    self.stack.restart_server(name)
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                except Exception:  # keep supervising; the health page shows it down
+                    log.exception("restart of %s failed", name)
 
 
 def rss_mb(pid: int) -> float | None:

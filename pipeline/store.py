@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -91,9 +92,12 @@ class Store:
             self.bars.create_index(key, unique=True, name="business_key"),
         ]
 
-    def ping(self) -> str:
-        self.client.admin.command("ping")
-        return self.client.server_info().get("version", "unknown")
+    def ping(self, timeout_s: float | None = None) -> str:
+        """The server's version. Raises ``PyMongoError`` if it does not answer within ``timeout_s``
+        (default: the client's server-selection timeout)."""
+        with pymongo.timeout(timeout_s) if timeout_s is not None else nullcontext():
+            self.client.admin.command("ping")  # one deadline for the whole ping: a page must not hang
+            return self.client.server_info().get("version", "unknown")
 
     # -- writes -----------------------------------------------------------------------------------
     def write_events(self, events: Sequence[PriceEvent]) -> WriteResult:
@@ -154,6 +158,17 @@ class Store:
         self.bar_marks.bulk_write(ops, ordered=False)
 
     # -- reads ------------------------------------------------------------------------------------
+    def backfill_progress(self) -> list[dict]:
+        """One document per backfilled symbol (symbol, source, status, done, total, published, error,
+        requested_at/started_at/finished_at in UTC), in no particular order."""
+        return [{k: v for k, v in d.items() if k != "_id"} for d in self.backfills.find()]
+
+    def recent_processes(self, stale_s: float = 30.0) -> list[dict]:
+        """Every pipeline process's last heartbeat (``alive`` False once older than ``stale_s``)."""
+        from .heartbeat import recent
+
+        return recent(self.heartbeats, stale_s)
+
     def count_by_symbol(self) -> dict[str, int]:
         rows = self.prices.aggregate([{"$group": {"_id": "$symbol", "n": {"$sum": 1}}}])
         return {r["_id"]: r["n"] for r in rows}

@@ -42,7 +42,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
                     "channels": ["webhook"],
                 }
             )
-            source = runtime.producer.source("simulated")
+            source = runtime.pipeline.producer.source("simulated")
 
             def steer(price: float) -> None:
                 """The next tick is exactly ``price``: wait until it is stored (hence evaluated next)."""
@@ -57,7 +57,9 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
                 return list(store.db["alert_events"].find({"rule_id": rule.id}).sort("ts", 1))
 
             wait_for(
-                lambda: (runtime.consumer.snapshot().get("stored") or 0) > 0, 30, what="the first prices"
+                lambda: (runtime.pipeline.consumer.snapshot().get("stored") or 0) > 0,
+                30,
+                what="the first prices",
             )
             steer(900.0)
             steer(1100.0)  # crossing 1
@@ -85,7 +87,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
             assert (
                 health["channels"]["webhook"]["sent"] == 3 and health["channels"]["webhook"]["retries"] == 1
             )
-            published = runtime.producer.snapshot()["published"]
+            published = runtime.pipeline.producer.snapshot()["published"]
         finally:
             runtime.stop()
 

@@ -28,10 +28,12 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
             60,
             what="published events",
         )
-        runtime.producer.pause()
-        published = runtime.producer.snapshot()["published"]
+        runtime.pipeline.producer.pause()
+        published = runtime.pipeline.producer.snapshot()["published"]
         wait_for(
-            lambda: runtime.consumer.snapshot()["consumed"] >= published, 60, what="consumer to catch up"
+            lambda: runtime.pipeline.consumer.snapshot()["consumed"] >= published,
+            60,
+            what="consumer to catch up",
         )
         time.sleep(1)
         # what Kafka holds, reduced to the newest revision per business key
@@ -55,7 +57,7 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
             intervals[key[1]] += 1
         assert set(intervals) == {"tick", "1m", "1d"}
         status = collect(settings)
-        assert status["published"] == published == runtime.consumer.snapshot()["consumed"]
+        assert status["published"] == published == runtime.pipeline.consumer.snapshot()["consumed"]
         assert status["lag"] == 0 and status["dead_lettered"] == 0
         assert sum(status["stored"].values()) == len(stored)
         assert set(status["stored"]) == {"AAPL", "NVDA", "7203.T"}

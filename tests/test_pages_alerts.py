@@ -190,7 +190,7 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
 
     runtime = get_runtime()
     dead = Store.from_uri(MONGO_DOWN, settings.db, timeout_s=0.5)
-    runtime.store, runtime.watchlist.collection = dead, dead.watchlist
+    runtime.connection.store, runtime.watchlist.collection = dead, dead.watchlist
     import streamlit as st
 
     st.cache_data.clear()

@@ -180,7 +180,7 @@ def test_every_page_survives_mongodb_dying_after_start(page, stack, tmp_path, ap
 
     runtime = get_runtime()
     dead = Store.from_uri(MONGO_DOWN, settings.db, timeout_s=0.5)
-    runtime.store, runtime.watchlist.collection = dead, dead.watchlist
+    runtime.connection.store, runtime.watchlist.collection = dead, dead.watchlist
     import streamlit as st
 
     st.cache_data.clear()

@@ -40,7 +40,7 @@ def _runtime() -> Runtime:
 
 def store():
     runtime = _runtime()
-    if runtime.store is None:
+    if not runtime.connected:
         raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
     return runtime.store
 
@@ -78,7 +78,7 @@ def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
 
 def watchlist_entries(enabled_only: bool = False) -> list:
     runtime = _runtime()
-    if runtime.watchlist is None:
+    if not runtime.connected:
         raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
     return runtime.watchlist.entries(enabled_only=enabled_only)
 
@@ -122,7 +122,7 @@ def _collection_worker(key: str) -> Periodic:
     runtime = _runtime()
 
     def run():
-        if runtime.store is None:
+        if not runtime.connected:
             raise StoreUnavailable("not connected")
         return queries.collection_details(runtime.store)
 
