@@ -20,13 +20,13 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
-import os
 import socket
 import threading
 import time
 
 from .config import Settings
 from .health import Health, KafkaProbe, alerts_of, snapshot
+from .heartbeat import process_id
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
@@ -76,7 +76,7 @@ class Runtime:
         self.error: str | None = None
         self.started_at: float | None = None
         self.timings: dict[str, float] = {}
-        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.process_id = process_id()
         self.kafka_bootstrap: str | None = None
         self.mongodb_uri: str | None = None
         self._stack: LocalStack | None = None
@@ -161,10 +161,12 @@ class Runtime:
     def stop(self) -> None:
         """Stop the pipeline, close the clients, stop the embedded servers. Idempotent."""
         with self._lock:
+            steps: dict[str, float] = {}
             t0 = time.perf_counter()
             if self._app is not None:
                 self._app.stop()
                 self._app = None
+                steps["pipeline"] = time.perf_counter() - t0
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -172,10 +174,16 @@ class Runtime:
                 self._supervisor.stop()
                 self._supervisor = None
             if self._stack is not None:
+                t1 = time.perf_counter()
                 self._stack.stop()
                 self._stack = None
-            if self.state != "stopped":
-                log.info("runtime stopped in %.1fs", time.perf_counter() - t0)
+                steps["servers"] = time.perf_counter() - t1
+            if steps:
+                log.info(
+                    "runtime stopped in %.1fs (%s)",
+                    time.perf_counter() - t0,
+                    ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()),
+                )
             self.state = "stopped"
 
     # -- parts, for the pages -------------------------------------------------------------------------
@@ -209,10 +217,6 @@ class Runtime:
     def producing(self) -> bool:
         """True while the pipeline runs or is paused (new symbols get backfilled)."""
         return self._app is not None
-
-    def lookup(self, source_name: str, symbol: str):
-        """Confirm a ticker with its source (used by the watchlist)."""
-        return self.connection.lookup(source_name, symbol)
 
     def add_symbol(self, text: str, source: str | None = None) -> Entry:
         """Add to the watchlist and backfill through Kafka; raises ``WatchlistError`` with a reason."""

@@ -88,6 +88,31 @@ def test_rollup_bars_are_recomputed_not_incremented(store):
     assert hour["volume"].sum() == day["volume"].sum() == sum(e.volume for e in events)
 
 
+def test_a_stopped_bar_builder_returns_between_days_and_keeps_its_mark(store):
+    """A first backfill leaves one mark spanning days: stop() must not wait for all of them, and the
+    mark stays so the next start builds what is missing; the same bars as an uninterrupted build."""
+    from pipeline.bars import BarBuilder
+
+    events = make_events(3 * 24 * 60, symbols=("AAPL",), step_s=60.0)  # three days of one a minute
+    store.write_events(events)
+    builder = BarBuilder(store)
+    days = []
+    original = builder._rebuild_intraday_span
+
+    def one_day(symbol, lo, hi):
+        days.append(lo)
+        builder.stop()  # Ctrl+C while the first day is being built
+        return original(symbol, lo, hi)
+
+    builder._rebuild_intraday_span = one_day
+    builder.run_once(interruptible=True)
+    assert len(days) == 1 and store.bar_marks.count_documents({}) == 1
+    BarBuilder(store).run_once()  # the next process finishes the job
+    assert store.bar_marks.count_documents({}) == 0
+    day = store.bars_frame(["AAPL"], "1d", T0 - timedelta(days=1))
+    assert day["volume"].sum() == sum(e.volume for e in events)
+
+
 def test_consumer_stores_exactly_what_was_published_and_replays_store_nothing(settings, store, topics):
     events = make_events(3000)
     publish(settings, events)

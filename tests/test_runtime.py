@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, make_settings
 
 from pipeline import bus
-from pipeline.runtime import Runtime
+from pipeline.runtime import NotConnected, Runtime
 from pipeline.status import collect
 
 CONTRACT_KEYS = {"mode", "kafka", "mongo", "topics", "published", "stored", "dead_lettered", "lag", "pids"}
@@ -34,6 +35,10 @@ def test_topics_and_indexes_are_created_idempotently(settings):
     runtime = Runtime(settings).start(pipeline=False)
     try:
         assert runtime.error is None
+        assert runtime.counters() == {"published": 0, "stored": 0, "dead_lettered": 0, "lag": 0}
+        assert runtime.alerts() == {"engine": None, "channels": {}} and not runtime.producing
+        with pytest.raises(NotConnected, match="the pipeline is stopped"):
+            runtime.pipeline  # noqa: B018  (the property raises)
         runtime.store.ensure_indexes()  # again: no error
         indexes = runtime.store.prices.index_information()
         assert indexes["business_key"]["unique"] is True

@@ -1,7 +1,10 @@
 """Access to the one pipeline runtime of this Streamlit server process.
 
 Guarantees: ``get_runtime()`` returns the same ``Runtime`` to every browser session (``st.cache_resource``);
-it is started once, on first load, and stopped when the cache releases it or the process exits.
+it is started once, on first load, and stopped when the cache releases it (``st.cache_resource.clear()``)
+or the process exits. Streamlit does not release cached resources on Ctrl+C/SIGTERM: its handler only
+ends the server loop, and the stop then runs from the runtime's interpreter-exit hook, before Python
+joins worker threads (see ``pipeline.runtime.at_exit``).
 A configuration error is shown as a sentence and stops the page; it never becomes a traceback.
 """
 
