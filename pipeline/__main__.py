@@ -116,10 +116,10 @@ def cmd_produce(args, settings: Settings) -> int:
 
 
 def cmd_consume(args, settings: Settings) -> int:
-    from .wiring import build_consume, connect, prepare
+    from .wiring import build_consume, connect, prepare_store
 
     conn = connect(settings, *_endpoints_or_exit(settings))
-    prepare(conn)
+    prepare_store(conn)
     role = build_consume(conn, group=args.group, instance_id=args.instance_id)
     done = threading.Event()
     _stop_on_signals(done)

@@ -4,7 +4,7 @@ Every process role takes its parts from here, so the app and the scale-out comma
 
 - ``connect(settings, kafka, mongodb_uri)`` -> ``Connection``: the store, the watchlist and the
   sources (shared by ticker lookups and the producer). ``prepare(connection)`` makes the indexes and
-  topics (idempotent).
+  topics (idempotent); ``prepare_store`` only the indexes.
 - role ``app`` (``Runtime``, inside Streamlit): ``App`` = producer + ingest + notifier + heartbeat.
 - role ``produce`` (``python -m pipeline produce``): ``Produce`` = producer + heartbeat.
 - role ``consume`` (``python -m pipeline consume``): ``Consume`` = ingest + heartbeat, where
@@ -75,12 +75,17 @@ def connect(settings: Settings, kafka: str, mongodb_uri: str) -> Connection:
     return Connection(settings, kafka, mongodb_uri, Store.from_uri(mongodb_uri, settings.db))
 
 
+def prepare_store(conn: Connection) -> None:
+    """Create the indexes the store and the alerts rely on (idempotent). Raises ``PyMongoError``."""
+    conn.store.ensure_indexes()
+    ensure_alert_indexes(conn.store.db)
+
+
 def prepare(conn: Connection) -> dict[str, str]:
     """Ping MongoDB, create indexes and topics; return {topic: "created" | "exists"}. Raises
     ``PyMongoError`` / ``KafkaError`` when a server refuses or does not answer."""
     conn.store.ping()
-    conn.store.ensure_indexes()
-    ensure_alert_indexes(conn.store.db)
+    prepare_store(conn)
     return bus.create_topics(conn.kafka, conn.settings)
 
 
