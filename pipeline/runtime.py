@@ -164,9 +164,8 @@ class Runtime:
             steps: dict[str, float] = {}
             t0 = time.perf_counter()
             if self._app is not None:
-                self._app.stop()
+                steps.update(self._app.stop())
                 self._app = None
-                steps["pipeline"] = time.perf_counter() - t0
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

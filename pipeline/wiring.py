@@ -12,9 +12,9 @@ Every process role takes its parts from here, so the app and the scale-out comma
 
 Guarantees:
 - A role's dataclass holds exactly the parts it runs; no field is ever None.
-- ``stop()`` of every role goes in dependency order: no new work (producer jobs and backfills stop
-  between chunks), the consumer's in-flight batch is stored and committed, the bar builder stops
-  between days and the alert engine is flushed, then delivery and the heartbeat stop. Clients of
+- ``stop()`` of every role goes in dependency order: the heartbeat; no new work (producer jobs and
+  backfills stop between chunks) while, at the same time, the consumer's in-flight batch is stored
+  and committed, the bar builder stops between days and the alert engine is flushed; then delivery. Clients of
   the servers close after that (``Connection.close``); servers are never started or stopped here.
 - Background threads are daemons and never touch Streamlit.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
@@ -185,11 +186,23 @@ class App:
         self.producer.resume()
         self.ingest.consumer.resume()
 
-    def stop(self) -> None:
-        self.heartbeat.stop()
-        self.producer.stop()
-        self.ingest.stop()
-        self.notifier.stop()
+    def stop(self) -> dict[str, float]:
+        """Stop in order; return the seconds each step took (for the log). The producer and the
+        ingest side are independent (Kafka sits between them), so they stop at the same time."""
+        took: dict[str, float] = {}
+
+        def timed(name: str, step) -> None:
+            t0 = time.perf_counter()
+            step()
+            took[name] = time.perf_counter() - t0
+
+        timed("heartbeat", self.heartbeat.stop)
+        producer = threading.Thread(target=timed, args=("producer", self.producer.stop), name="stockmon-stop")
+        producer.start()
+        timed("ingest", self.ingest.stop)
+        producer.join()
+        timed("notifier", self.notifier.stop)
+        return took
 
 
 def build_app(conn: Connection, instance_id: str) -> App:
