@@ -104,7 +104,9 @@ class PriceConsumer:
 
         Pipelined one batch deep: while batch N is written by the writer thread, batch N+1 is polled
         and decoded here. Batch N's offsets are committed (from this thread, as kafka-python requires)
-        only after its write succeeded, and before batch N+1 is handed to the writer.
+        only after its write succeeded, and before batch N+1 is handed to the writer. After ``stop()``
+        the batch being written is finished and committed; one polled meanwhile is not written (nor
+        committed: the next owner of its partitions gets it again).
         """
         self.state.running = True
         idle_since = time.monotonic()
@@ -127,7 +129,7 @@ class PriceConsumer:
                 if inflight is not None and (batch or inflight[0].done() or not records):
                     self._finish(*inflight)
                     inflight = None
-                if decoded is not None:
+                if decoded is not None and not self._stop.is_set():  # else: uncommitted, redelivered
                     inflight = (writer.submit(self._store, *decoded), batch)
                 if batch or inflight or not self.kafka.assignment():  # idle counts once partitions are ours
                     idle_since = time.monotonic()

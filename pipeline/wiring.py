@@ -111,17 +111,22 @@ class Ingest:
             self.threads.append(thread)
         return self
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """Store and commit the in-flight batch, stop the bar builder, persist the alert engine."""
+    def stop(self, timeout_s: float = 15.0) -> dict[str, float]:
+        """Store and commit the in-flight batch, stop the bar builder, persist the alert engine;
+        return the seconds each took (for the log)."""
         self.consumer.stop()
         self.bars.stop()
+        took = {}
         for thread in self.threads:  # the consumer first: it drains its batch before it returns
+            t0 = time.perf_counter()
             thread.join(timeout_s)
+            took[thread.name.removeprefix("stockmon-")] = time.perf_counter() - t0
         self.threads = []
         try:
             self.alerts.flush()
         except PyMongoError as exc:  # the next process re-evaluates from the last persisted state
             log.warning("alert state not flushed on stop: %s", exc)
+        return took
 
     def counts(self) -> dict:
         return {
@@ -199,7 +204,7 @@ class App:
         timed("heartbeat", self.heartbeat.stop)
         producer = threading.Thread(target=timed, args=("producer", self.producer.stop), name="stockmon-stop")
         producer.start()
-        timed("ingest", self.ingest.stop)
+        took.update(self.ingest.stop())
         producer.join()
         timed("notifier", self.notifier.stop)
         return took
