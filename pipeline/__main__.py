@@ -148,7 +148,7 @@ def cmd_consume(args, settings: Settings) -> int:
     from .alerts import AlertEngine
     from .alerts import ensure_indexes as ensure_alert_indexes
 
-    ensure_alert_indexes(store.db)
+    ensure_alert_indexes(store)
     alerts = AlertEngine(store, settings)  # scale-out members evaluate alert rules too (deduplicated by id)
     consumer = PriceConsumer(
         kafka, settings, store, group=args.group, instance_id=args.instance_id, on_stored=alerts.on_stored

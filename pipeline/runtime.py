@@ -22,13 +22,13 @@ import threading
 import time
 from typing import Any
 
-from . import bus
+from . import bus, queries
 from .alerts import AlertEngine, Notifier
 from .alerts import ensure_indexes as ensure_alert_indexes
 from .bars import BarBuilder
 from .config import Settings, mask_uri
 from .consumer import PriceConsumer
-from .heartbeat import Heartbeat, recent
+from .heartbeat import Heartbeat
 from .producer import Producer
 from .sources import make_source
 from .stack import LocalStack, StackError, kafka_answers
@@ -156,7 +156,7 @@ class Runtime:
     def _prepare(self) -> None:
         self.store.ping()
         self.store.ensure_indexes()
-        ensure_alert_indexes(self.store.db)
+        ensure_alert_indexes(self.store)
         self.topics = bus.create_topics(self.kafka_bootstrap, self.settings)
 
     def _start_pipeline(self) -> None:
@@ -307,10 +307,7 @@ class Runtime:
         }
         if store is not None and snap["mongo"]["ok"]:
             try:
-                snap["backfills"] = [
-                    {k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()
-                ]
-                snap["processes"] = recent(store.heartbeats)
+                snap["backfills"], snap["processes"] = queries.backfills(store), queries.processes(store)
             except Exception:
                 snap.setdefault("backfills", [])
         return snap
