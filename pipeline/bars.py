@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MINUTE, DAY = INTERVALS["1m"], INTERVALS["1d"]  # the first level (from ticks) and the last (+ source days)
 ROLLUPS = [INTERVALS[name] for name in STORED[1:]]  # each from its parent: 5m <- 1m, 1h <- 5m, 1d <- 1h
+PARENT = {i.name: i.parent for i in ROLLUPS if i.parent}
 FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
 
 
@@ -138,7 +139,7 @@ class BarBuilder:
         written = self._save(symbol, "1m", minutes)
         for level in ROLLUPS:
             start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
-            rows = aggregate(self._find(self.store.bars, symbol, level.parent, start, end), level.name)
+            rows = aggregate(self._find(self.store.bars, symbol, PARENT[level.name], start, end), level.name)
             if level is DAY:
                 rows = self._merge_source_days(symbol, rows, start, end)
             written += self._save(symbol, level.name, rows)
@@ -146,7 +147,7 @@ class BarBuilder:
 
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
         start, end = DAY.floor(lo), DAY.floor(hi) + DAY.span
-        rows = aggregate(self._find(self.store.bars, symbol, DAY.parent, start, end), "1d")
+        rows = aggregate(self._find(self.store.bars, symbol, PARENT["1d"], start, end), "1d")
         return self._save(symbol, "1d", self._merge_source_days(symbol, rows, start, end))
 
     def _merge_source_days(self, symbol: str, rows: dict, start: datetime, end: datetime) -> dict:

@@ -48,9 +48,9 @@ class Interval:
         return self.seconds < UNIT_SECONDS["day"]
 
     @property
-    def level(self) -> str | None:
-        """The stored interval this one is read from: itself if stored, else its roll-up parent."""
-        return self.name if self.stored else self.parent
+    def level(self) -> str:
+        """The stored interval this one is read from: itself if stored (or a tick), else its parent."""
+        return self.parent if self.parent and not self.stored else self.name
 
     def floor(self, ts: datetime) -> datetime:
         """The UTC start of the bar holding ``ts`` (aware datetime in, aware UTC datetime out)."""

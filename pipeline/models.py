@@ -34,8 +34,6 @@ SYMBOL_PATTERN = re.compile(r"^[A-Z0-9.\-^=]{1,20}$")
 #: How far in the future a timestamp may be before it is rejected (clock skew allowance).
 MAX_FUTURE = timedelta(minutes=1)
 
-KEY_FIELDS = ("symbol", "interval", "ts")
-
 
 class InvalidEvent(ValueError):
     """An event that must not be stored; ``reason`` is a short human sentence."""

@@ -101,7 +101,8 @@ class RuleState:
 def needs(rules: Sequence[Rule]) -> tuple[float, dict[str, int]]:
     """History a symbol's rules need (``kinds.Kind.needs``): seconds of prices, and closes to keep per
     timeframe."""
-    horizon, keep = 120.0, {}
+    horizon = 120.0
+    keep: dict[str, int] = {}
     for r in rules:
         need = KINDS[r.kind].needs(r.params)
         horizon = max(horizon, need.prices_s)

@@ -17,7 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
@@ -113,8 +113,3 @@ def acknowledge(store, ids: Sequence[str] | None = None, symbols: Sequence[str] 
     return store.alert_events.update_many(
         query, {"$set": {"acked": True, "acked_at": utcnow()}}
     ).modified_count
-
-
-def delete_older_than(store, days: float) -> int:
-    cutoff = utcnow() - timedelta(days=days)
-    return store.alert_events.delete_many({"fired_at": {"$lt": cutoff}, "acked": True}).deleted_count
