@@ -185,6 +185,8 @@ class AlertEngine:
         for doc in self.store.alert_rules.find():
             try:
                 rule = Rule.from_document(doc)
+                if rule.kind not in KINDS:
+                    raise ValueError(f"unknown kind {rule.kind!r}")
                 rules[rule.id] = rule
             except Exception as exc:  # a hand-edited document must not stop the others
                 self.tally.reason(rule=str(doc.get("_id")), error=f"unreadable rule: {exc}")
