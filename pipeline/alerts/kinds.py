@@ -171,7 +171,7 @@ def _directional(pct: float, direction: str) -> Callable[[float], bool]:
 
 
 def _arrow(p: Mapping[str, Any]) -> str:
-    return {"up": "up", "down": "down", "either": "up or down"}[p.get("direction") or "either"]
+    return DIRECTION.choice_labels[p.get("direction") or "either"]
 
 
 def _last(price: float) -> str:
