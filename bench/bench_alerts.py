@@ -116,11 +116,11 @@ def run(
     store = Store.from_uri(settings.mongodb_uri, settings.db, timeout_s=10)
     store.client.drop_database(settings.db)
     store.ensure_indexes()
-    ensure_alert_indexes(store.db)
+    ensure_alert_indexes(store)
     bus.create_topics(settings.kafka_bootstrap_servers, settings)
     engine = None
     if mode != "none":  # engine, quiet, rules
-        book = RuleBook(store.db, max_rules=1000)
+        book = RuleBook(store, max_rules=1000)
         for raw in rules(n_rules, quiet=mode == "quiet"):
             book.create(raw)
         engine = AlertEngine(store, settings)
@@ -151,7 +151,7 @@ def run(
     for t in threads:
         t.join(30)
     snap = engine.snapshot() if engine else {}
-    snap["alerts_stored"] = store.db["alert_events"].count_documents({})
+    snap["alerts_stored"] = store.alert_events.count_documents({})
     snap["write_latency"] = consumer.snapshot()["write_latency"]
     # the writer thread is the bottleneck: how much of its busy time the alert hook takes
     write_s = sum(consumer.write_latency.samples)

@@ -38,6 +38,7 @@ from pymongo.errors import BulkWriteError  # noqa: E402
 
 from pipeline import queries  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
+from pipeline.intervals import INTERVALS  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.watchlist import Watchlist  # noqa: E402
@@ -162,7 +163,7 @@ def payloads(store: Store, symbol: str) -> dict:
         fig = charts.candles(
             result.of(symbol),
             symbol=symbol,
-            interval_s=queries.INTERVALS[result.interval].seconds,
+            interval_s=INTERVALS[result.interval].seconds,
             indicators=indicators,
             tz="America/New_York",
             visible_from=datetime.now(UTC) - window,

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from pipeline.queries import INTERVALS, LIVE_INTERVALS
+from pipeline.intervals import INTERVALS
+from pipeline.queries import LIVE_INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
@@ -210,7 +211,7 @@ def live_view(
     st.plotly_chart(fig, key="live_chart", config={"displaylogo": False, "scrollZoom": False})
     parts = [
         f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
-        f"times in {tz if spec.seconds < 86400 else 'UTC days'}",
+        f"times in {tz if spec.intraday else 'UTC days'}",
         f"query {fmt.duration_ms(result.query_ms)}",
         f"updated {datetime.now(UTC):%H:%M:%S} UTC, every {refresh} s",
     ]

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from pipeline import analytics, queries
+from pipeline.intervals import INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
@@ -79,7 +80,7 @@ with st.container(border=True):
         "Interval",
         [AUTO, *queries.HISTORY_INTERVALS],
         key="hist_interval",
-        format_func=lambda n: "auto" if n == AUTO else queries.INTERVALS[n].label,
+        format_func=lambda n: "auto" if n == AUTO else INTERVALS[n].label,
         help="auto: the finest stored interval with at most ~1,500 bars per symbol",
     )
 
@@ -120,7 +121,7 @@ if result.note:
 missing = [s for s, n in result.counts.items() if n == 0]
 if missing:
     st.warning(f"No stored bars for {', '.join(missing)} in this range.")
-spec = queries.INTERVALS[result.interval]
+spec = INTERVALS[result.interval]
 shown = [s for s in symbols if result.counts.get(s)]
 
 # -- the chart ---------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ if len(shown) == 1:
         tz=entry.timezone or "UTC",
         always_open=always_open,
     )
-    tz_note = f"times in {entry.timezone or 'UTC'}" if spec.seconds < 86400 else "UTC days"
+    tz_note = f"times in {entry.timezone or 'UTC'}" if spec.intraday else "UTC days"
 else:
     as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
     st.markdown(

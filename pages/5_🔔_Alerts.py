@@ -13,10 +13,11 @@ from datetime import time as dtime
 import pandas as pd
 import streamlit as st
 
+from pipeline import queries
 from pipeline.alerts import KINDS, RuleBook, RuleError, describe
 from pipeline.alerts import events as alert_events
 from pipeline.alerts.channels import DeliveryError, configured, send_test, short_url
-from pipeline.alerts.rules import CHANNELS, DIRECTIONS, TIMEFRAMES, Rule
+from pipeline.alerts.rules import CHANNELS, Rule
 from ui import alerts_view as view
 from ui import auth, data, page
 from ui.alerts_toast import alert_toasts
@@ -43,8 +44,8 @@ def flash(kind: str, text: str) -> None:
 
 
 with page.sentences("reading the alert rules"):
-    db = data.store().db
-    book = RuleBook(db, settings.max_alert_rules)
+    store = data.store()
+    book = RuleBook(store, settings.max_alert_rules)
     rules = book.list()
     watched = [e.symbol for e in data.watchlist_entries()]
 now = datetime.now(UTC)
@@ -63,30 +64,15 @@ unacked_only = right.toggle("Only new", key="alerts_unacked", help="Hide acknowl
 
 
 def price_context(alert: dict) -> pd.DataFrame:
-    start, end = (
-        alert["ts"] - timedelta(minutes=view.CONTEXT_MIN),
-        alert["ts"] + timedelta(minutes=view.CONTEXT_MIN),
-    )
-    frame = data.store().bars_frame([alert["symbol"]], "1m", start, end)
-    if len(frame) >= 3:
-        return frame[["ts", "close"]]
-    rows = list(
-        data.store()
-        .prices.find(
-            {"symbol": alert["symbol"], "interval": "tick", "ts": {"$gte": start, "$lt": end}},
-            {"_id": 0, "ts": 1, "close": 1},
-        )
-        .sort("ts", 1)
-        .limit(5000)
-    )
-    return pd.DataFrame(rows, columns=["ts", "close"])
+    around = timedelta(minutes=view.CONTEXT_MIN)
+    return queries.price_context(data.store(), alert["symbol"], alert["ts"] - around, alert["ts"] + around)
 
 
 @st.fragment(run_every="5s")
 def fired_alerts(symbols: list[str], unacked: bool) -> None:
     with page.sentences("reading fired alerts"):
-        docs = alert_events.recent(db, symbols, limit=200, unacked_only=unacked)
-        counts = alert_events.counts(db)
+        docs = alert_events.recent(store, symbols, limit=200, unacked_only=unacked)
+        counts = alert_events.counts(store)
     m = st.columns(3)
     m[0].metric("New", counts["unacked"], help="Fired and not yet acknowledged")
     m[1].metric("All alerts", counts["total"])
@@ -122,7 +108,7 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     a, b, c = st.columns([1.1, 1.1, 2])
     if a.button(f"✔ Acknowledge selected ({len(ids)})", disabled=not (allowed and ids), key="ack_selected"):
         with page.sentences("acknowledging alerts"):
-            n = alert_events.acknowledge(db, ids=ids)
+            n = alert_events.acknowledge(store, ids=ids)
         flash("success", f"Acknowledged {n} alert(s).")
         st.rerun()
     shown_new = [d["_id"] for d in docs if not d.get("acked")]
@@ -130,7 +116,7 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
         f"✔✔ Acknowledge all shown ({len(shown_new)})", disabled=not (allowed and shown_new), key="ack_all"
     ):
         with page.sentences("acknowledging alerts"):
-            n = alert_events.acknowledge(db, ids=shown_new)
+            n = alert_events.acknowledge(store, ids=shown_new)
         flash("success", f"Acknowledged {n} alert(s).")
         st.rerun()
     c.caption("Select rows to acknowledge them or to see the price around one of them.")
@@ -214,83 +200,32 @@ kind = st.selectbox(
 
 
 def form_values(rule: Rule | None, kind: str) -> dict:
-    """The form's fields for ``kind`` (defaults from the rule being edited when it is of that kind)."""
-    same = rule is not None and rule.kind == kind
-
-    def pick(name: str, default):
-        return getattr(rule, name) if same and getattr(rule, name) is not None else default
-
+    """The form's inputs for ``kind``, from its parameters in the registry (values from the rule being
+    edited when it is of that kind)."""
     key = f"rule_{target}_{kind}_{form_version}"
     values: dict = {}
-    uses = KINDS[kind][1]
     cols = st.columns(3)
-    i = 0
-
-    def col():
-        nonlocal i
-        i += 1
-        return cols[(i - 1) % 3]
-
-    if "level" in uses:
-        is_rsi = kind.startswith("rsi")
-        values["level"] = col().number_input(
-            "RSI level" if is_rsi else "Price level",
-            value=pick("level", 70.0 if is_rsi else None),
-            min_value=0.0,
-            step=1.0 if is_rsi else 0.01,
-            format="%.2f",
-            key=f"{key}_level",
-            placeholder="e.g. 200.00",
-        )
-    if "pct" in uses:
-        values["pct"] = col().number_input(
-            "Move (%)", value=pick("pct", 3.0), min_value=0.0, step=0.5, format="%.2f", key=f"{key}_pct"
-        )
-    if "window_s" in uses:
-        minutes = col().number_input(
-            "Within (minutes)", value=pick("window_s", 900) / 60, min_value=0.0, step=1.0, key=f"{key}_window"
-        )
-        values["window_s"] = round(minutes * 60) if minutes is not None else None
-    if "direction" in uses:
-        values["direction"] = col().selectbox(
-            "Direction",
-            DIRECTIONS,
-            index=DIRECTIONS.index(pick("direction", "either")),
-            format_func={"up": "up", "down": "down", "either": "up or down"}.get,
-            key=f"{key}_direction",
-        )
-    if "factor" in uses:
-        values["factor"] = col().number_input(
-            "Volume ≥ (× average minute)",
-            value=pick("factor", 3.0),
-            min_value=0.0,
-            step=0.5,
-            key=f"{key}_factor",
-        )
-    if "lookback_min" in uses:
-        values["lookback_min"] = col().number_input(
-            "Average over (minutes)",
-            value=pick("lookback_min", 20),
-            min_value=0,
-            step=1,
-            key=f"{key}_lookback",
-        )
-    if "period" in uses:
-        values["period"] = col().number_input(
-            "RSI period (bars)", value=pick("period", 14), min_value=0, step=1, key=f"{key}_period"
-        )
-    if "fast" in uses:
-        values["fast"] = col().number_input(
-            "Fast SMA (bars)", value=pick("fast", 20), min_value=0, step=1, key=f"{key}_fast"
-        )
-        values["slow"] = col().number_input(
-            "Slow SMA (bars)", value=pick("slow", 50), min_value=0, step=1, key=f"{key}_slow"
-        )
-    if "timeframe" in uses:
-        frames = list(TIMEFRAMES)
-        values["timeframe"] = col().selectbox(
-            "Bars", frames, index=frames.index(pick("timeframe", "5m")), key=f"{key}_timeframe"
-        )
+    for i, f in enumerate(view.form_fields(kind, rule)):
+        col = cols[i % 3]
+        if f.choices:
+            values[f.name] = col.selectbox(
+                f.label,
+                f.choices,
+                index=f.choices.index(f.value),
+                format_func=f.choice_label,
+                key=f"{key}_{f.name}",
+            )
+        else:
+            shown = col.number_input(
+                f.label,
+                value=f.value,
+                min_value=f.min_value,
+                step=f.step,
+                format=f.param.fmt,
+                key=f"{key}_{f.name}",
+                placeholder=f.placeholder,
+            )
+            values[f.name] = f.to_param(shown)
     return values
 
 

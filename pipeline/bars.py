@@ -18,32 +18,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
+from .intervals import INTERVALS, STORED
 from .models import to_utc
-from .store import Store, floor_time
+from .store import Store
 
 log = logging.getLogger(__name__)
 
-SPAN = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "1h": timedelta(hours=1),
-    "1d": timedelta(days=1),
-}
-LEVELS = ("1m", "5m", "1h", "1d")
-BELOW = {"5m": "1m", "1h": "5m", "1d": "1h"}
+MINUTE, DAY = INTERVALS["1m"], INTERVALS["1d"]  # the first level (from ticks) and the last (+ source days)
+ROLLUPS = [INTERVALS[name] for name in STORED[1:]]  # each from its parent: 5m <- 1m, 1h <- 5m, 1d <- 1h
+PARENT = {i.name: i.parent for i in ROLLUPS if i.parent}
 FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
 
 
 def aggregate(docs: list[dict], level: str) -> dict[datetime, dict]:
     """OHLCV per ``level`` bucket of time-sorted documents."""
+    floor = INTERVALS[level].floor
     out: dict[datetime, dict] = {}
     for d in docs:
-        bucket = floor_time(to_utc(d["ts"]), level)
+        bucket = floor(to_utc(d["ts"]))
         bar = out.get(bucket)
         if bar is None:
             out[bucket] = {
@@ -135,22 +132,21 @@ class BarBuilder:
         """Rebuild ``lo``..``hi`` one UTC day at a time; return (finished, bars written). It returns
         between days once ``stopped()`` says so (finished is then False)."""
         written = 0
-        day = floor_time(lo, "1d")
+        day = DAY.floor(lo)
         while day <= hi:
             if stopped():
                 return False, written
             written += self._rebuild_intraday_span(
-                symbol, max(lo, day), min(hi, day + SPAN["1d"] - SPAN["1m"])
+                symbol, max(lo, day), min(hi, day + DAY.span - MINUTE.span)
             )
-            day += SPAN["1d"]
+            day += DAY.span
         return True, written
 
     def _rebuild_intraday_span(self, symbol: str, lo: datetime, hi: datetime) -> int:
-        start, end = floor_time(lo, "1m"), floor_time(hi, "1m") + SPAN["1m"]
+        start, end = MINUTE.floor(lo), MINUTE.floor(hi) + MINUTE.span
         ticks = aggregate(self._find(self.store.prices, symbol, "tick", start, end), "1m")
         source = {
-            floor_time(to_utc(d["ts"]), "1m"): d
-            for d in self._find(self.store.prices, symbol, "1m", start, end)
+            MINUTE.floor(to_utc(d["ts"])): d for d in self._find(self.store.prices, symbol, "1m", start, end)
         }
         minutes = {}
         for bucket in sorted(set(ticks) | set(source)):
@@ -166,22 +162,22 @@ class BarBuilder:
                     )
                 minutes[bucket] = merged
         written = self._save(symbol, "1m", minutes)
-        for level in ("5m", "1h", "1d"):
-            start, end = floor_time(start, level), floor_time(end - SPAN["1m"], level) + SPAN[level]
-            rows = aggregate(self._find(self.store.bars, symbol, BELOW[level], start, end), level)
-            if level == "1d":
+        for level in ROLLUPS:
+            start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
+            rows = aggregate(self._find(self.store.bars, symbol, PARENT[level.name], start, end), level.name)
+            if level is DAY:
                 rows = self._merge_source_days(symbol, rows, start, end)
-            written += self._save(symbol, level, rows)
+            written += self._save(symbol, level.name, rows)
         return written
 
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
-        start, end = floor_time(lo, "1d"), floor_time(hi, "1d") + SPAN["1d"]
-        rows = aggregate(self._find(self.store.bars, symbol, "1h", start, end), "1d")
+        start, end = DAY.floor(lo), DAY.floor(hi) + DAY.span
+        rows = aggregate(self._find(self.store.bars, symbol, PARENT["1d"], start, end), "1d")
         return self._save(symbol, "1d", self._merge_source_days(symbol, rows, start, end))
 
     def _merge_source_days(self, symbol: str, rows: dict, start: datetime, end: datetime) -> dict:
         for d in self._find(self.store.prices, symbol, "1d", start, end):
-            day = floor_time(to_utc(d["ts"]), "1d")
+            day = DAY.floor(to_utc(d["ts"]))
             intraday = rows.get(day)
             if intraday is None:
                 rows[day] = {k: d[k] for k in ("open", "high", "low", "close", "volume")} | {"n": 1}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import TypedDict
 
+from . import queries
 from .config import Settings, mask_uri
 from .stack import LocalStack, kafka_answers
 from .store import Store
@@ -60,8 +61,8 @@ class Health(TypedDict, total=False):
     consumer: dict | None  # PriceConsumer.snapshot()
     bars: dict | None  # BarBuilder.snapshot()
     alerts: AlertsHealth
-    backfills: list[dict]  # Store.backfill_progress(), when MongoDB answers
-    processes: list[dict]  # Store.recent_processes(), when MongoDB answers
+    backfills: list[dict]  # queries.backfills(), when MongoDB answers
+    processes: list[dict]  # queries.processes(), when MongoDB answers
 
 
 class KafkaProbe:
@@ -141,8 +142,8 @@ def snapshot(
     health["alerts"] = alerts_of(app)
     if store is not None and health["mongo"]["ok"]:
         try:
-            health["backfills"] = store.backfill_progress()
-            health["processes"] = store.recent_processes()
+            health["backfills"] = queries.backfills(store)
+            health["processes"] = queries.processes(store)
         except Exception:  # MongoDB went away between the ping and the reads
             health.setdefault("backfills", [])
     return health

@@ -3,7 +3,7 @@ writes a small snapshot of itself to MongoDB's ``heartbeats`` collection, so the
 scaled-out processes too.
 
 Guarantees: one document per process (``_id`` = host:pid), rewritten every ``every_s`` seconds with
-``at`` (UTC); a process whose last beat is older than ``stale_s`` is reported as gone. A failed
+``at`` (UTC); ``pipeline.queries.processes`` reports one whose last beat is older than ``stale_s`` as gone. A failed
 write is logged and retried on the next beat; it never stops the process.
 """
 
@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 from .models import utcnow
 
@@ -27,6 +26,7 @@ def process_id() -> str:
 
 class Heartbeat:
     def __init__(self, collection, role: str, snapshot: Callable[[], dict], every_s: float = 5.0):
+        """``collection``: ``Store.heartbeats``."""
         self.collection = collection
         self.role = role
         self.snapshot = snapshot
@@ -64,14 +64,3 @@ class Heartbeat:
             self.collection.delete_one({"_id": self.id})  # a clean exit is not a dead process
         except Exception:
             pass
-
-
-def recent(collection, stale_s: float = 30.0) -> list[dict]:
-    """Every process that beat recently, plus those that went quiet (``alive: False``)."""
-    now = utcnow()
-    out = []
-    for doc in collection.find().sort("_id", 1):
-        doc["alive"] = (now - doc["at"].astimezone(now.tzinfo)) < timedelta(seconds=stale_s)
-        doc["id"] = doc.pop("_id")
-        out.append(doc)
-    return out

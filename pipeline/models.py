@@ -5,6 +5,7 @@ Guarantees:
   short sentence, what is wrong. Nothing invalid gets past it: non-finite or non-positive prices,
   high < low, open/close outside [low, high], negative volume, timestamps more than a minute in the
   future, an unknown schema version, a symbol outside ``SYMBOL_PATTERN``, an unknown interval.
+- An interval is one of ``pipeline.intervals.INTERVALS`` (``tick`` is one observed price, the others OHLCV bars).
 - All timestamps are timezone-aware UTC on the way in and on the way out (wire: ISO-8601 with ``Z``;
   MongoDB: BSON dates, which are UTC).
 - ``to_wire``/``from_wire`` round-trip exactly; ``to_document`` is the MongoDB document whose
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .intervals import INTERVALS
+
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({SCHEMA_VERSION})
 
@@ -28,13 +31,8 @@ SUPPORTED_SCHEMAS = frozenset({SCHEMA_VERSION})
 #: EURUSD=X, BTC-USD.
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9.\-^=]{1,20}$")
 
-#: Intervals an event may carry. ``tick`` is a single observed price; the others are OHLCV bars.
-INTERVALS = ("tick", "1m", "2m", "5m", "15m", "30m", "1h", "1d", "1wk")
-
 #: How far in the future a timestamp may be before it is rejected (clock skew allowance).
 MAX_FUTURE = timedelta(minutes=1)
-
-KEY_FIELDS = ("symbol", "interval", "ts")
 
 
 class InvalidEvent(ValueError):

@@ -264,23 +264,8 @@ class Producer:
 
     # -- backfill -----------------------------------------------------------------------------------
     def request_backfill(self, symbol: str, source_name: str) -> None:
-        """Queue a one-off job that publishes ``symbol``'s history; progress goes to ``backfills``."""
-        self.store.backfills.update_one(
-            {"_id": symbol},
-            {
-                "$set": {
-                    "symbol": symbol,
-                    "source": source_name,
-                    "status": "queued",
-                    "done": 0,
-                    "total": 0,
-                    "published": 0,
-                    "error": None,
-                    "requested_at": utcnow(),
-                }
-            },
-            upsert=True,
-        )
+        """Queue a one-off job that publishes ``symbol``'s history; progress is recorded in the store's backfill record."""
+        self.store.request_backfill(symbol, source_name)
         self.scheduler.add_job(
             self._tracked(self.run_backfill),
             args=[symbol, source_name],
@@ -304,10 +289,8 @@ class Producer:
     def run_backfill(self, symbol: str, source_name: str) -> int:
         now = utcnow().replace(second=0, microsecond=0)
         plan = self.backfill_plan(now)
-        coll = self.store.backfills
-        coll.update_one(
-            {"_id": symbol}, {"$set": {"status": "running", "total": len(plan), "started_at": utcnow()}}
-        )
+        record = self.store.update_backfill
+        record(symbol, status="running", total=len(plan), started_at=utcnow())
         published, errors = 0, []
         try:
             source = self.source(source_name)
@@ -319,24 +302,17 @@ class Producer:
                 result = source.backfill(symbol, start, end, interval)
                 errors.extend(result.errors.values())
                 published += self.publisher.publish(result.events)
-                coll.update_one({"_id": symbol}, {"$set": {"done": i, "published": published}})
+                record(symbol, done=i, published=published)
             status = status or ("done" if published or not errors else "failed")
-            coll.update_one(
-                {"_id": symbol},
-                {
-                    "$set": {
-                        "status": status,
-                        "finished_at": utcnow(),
-                        "error": "; ".join(sorted(set(errors)))[:500] or None,
-                    }
-                },
+            record(
+                symbol,
+                status=status,
+                finished_at=utcnow(),
+                error="; ".join(sorted(set(errors)))[:500] or None,
             )
         except Exception as exc:
             log.exception("backfill of %s failed", symbol)
-            coll.update_one(
-                {"_id": symbol},
-                {"$set": {"status": "failed", "error": str(exc)[:500], "finished_at": utcnow()}},
-            )
+            record(symbol, status="failed", error=str(exc)[:500], finished_at=utcnow())
         return published
 
     # -- health -------------------------------------------------------------------------------------

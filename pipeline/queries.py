@@ -1,4 +1,5 @@
-"""Read-only MongoDB queries behind the pages: bars at any interval, quotes, sparklines, backfills.
+"""Read-only MongoDB queries behind the pages: bars at any interval, quotes, sparklines, backfills,
+processes.
 
 Guarantees:
 - Nothing here writes. Every function takes a ``Store`` and returns plain Python / pandas values with
@@ -28,41 +29,16 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from .intervals import INTERVALS
 from .models import iso, to_utc, utcnow
 
 MAX_POINTS = 5000
 BAR_COLUMNS = ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
 
 
-@dataclass(frozen=True)
-class Interval:
-    name: str
-    seconds: int
-    level: str  # stored rollup level it is computed from
-    unit: str | None = None  # $dateTrunc unit when re-aggregated, else None (read as stored)
-    bin_size: int = 1
-    label: str = ""
-
-    @property
-    def span(self) -> timedelta:
-        return timedelta(seconds=self.seconds)
-
-
 #: Every interval the pages offer, finest first (the widening ladder). Names are the event model's
-#: interval names, so a downloaded CSV can be replayed by the csv source.
-INTERVALS: dict[str, Interval] = {
-    i.name: i
-    for i in (
-        Interval("1m", 60, "1m", label="1 minute"),
-        Interval("5m", 300, "5m", label="5 minutes"),
-        Interval("15m", 900, "5m", "minute", 15, label="15 minutes"),
-        Interval("30m", 1800, "5m", "minute", 30, label="30 minutes"),
-        Interval("1h", 3600, "1h", label="1 hour"),
-        Interval("1d", 86400, "1d", label="1 day"),
-        Interval("1wk", 7 * 86400, "1d", "week", 1, label="1 week"),
-    )
-}
-LADDER = list(INTERVALS)
+#: interval names (``pipeline.intervals``), so a downloaded CSV can be replayed by the csv source.
+LADDER = ["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
 LIVE_INTERVALS = ("1m", "5m", "15m", "1h")
 HISTORY_INTERVALS = LADDER
 
@@ -99,7 +75,7 @@ def auto_interval(start: datetime, end: datetime, target: int = 1500) -> str:
     at or under ``target`` points: a direct read, no regrouping, so the cheapest good default."""
     for name in LADDER:
         spec = INTERVALS[name]
-        if (spec.unit is None or name == LADDER[-1]) and points(name, start, end) <= target:
+        if (spec.stored or name == LADDER[-1]) and points(name, start, end) <= target:
             return name
     return LADDER[-1]
 
@@ -108,7 +84,7 @@ def plan_interval(
     requested: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
 ) -> tuple[str, str | None]:
     """The interval to serve and, if it had to be widened, a sentence saying why."""
-    if requested not in INTERVALS:
+    if requested not in LADDER:
         raise ValueError(f"unknown interval {requested!r}; use one of {', '.join(LADDER)}")
     name = requested
     for name in LADDER[LADDER.index(requested) :]:
@@ -137,9 +113,9 @@ def bar_pipeline(symbol: str, interval: str, start: datetime, end: datetime) -> 
     spec = INTERVALS[interval]
     match = {"$match": {"symbol": symbol, "interval": spec.level, "ts": {"$gte": start, "$lt": end}}}
     fields = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
-    if spec.unit is None:
+    if spec.stored:
         return [match, {"$project": fields}, {"$sort": {"ts": 1}}]
-    trunc = {"date": "$ts", "unit": spec.unit, "binSize": spec.bin_size}
+    trunc = {"date": "$ts", "unit": spec.unit, "binSize": spec.count}
     if spec.unit == "week":
         trunc["startOfWeek"] = "monday"
     return [
@@ -303,8 +279,11 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
             if row["interval"] == "tick":
                 as_of = ts
             else:  # a bar is as fresh as its fetch, and never fresher than its end
-                span = timedelta(days=1) if row["interval"] == "1d" else timedelta(minutes=1)
-                as_of = min(ts + span, to_utc(row["fetched_at"]) if row.get("fetched_at") else now, now)
+                as_of = min(
+                    ts + INTERVALS[row["interval"]].span,
+                    to_utc(row["fetched_at"]) if row.get("fetched_at") else now,
+                    now,
+                )
             out[symbol] = {"close": float(row["close"]), "as_of": as_of}
         missing = [s for s in missing if s not in out]
         if not missing:
@@ -403,6 +382,35 @@ def sparklines(
 
 
 # -- pipeline state ----------------------------------------------------------------------------------
+def processes(store, stale_s: float = 30.0, now: datetime | None = None) -> list[dict]:
+    """Every pipeline process that wrote a heartbeat (``pipeline.heartbeat``), by id: its last
+    snapshot with ``id`` (host:pid), ``at`` (UTC) and ``alive`` (beat within ``stale_s`` seconds)."""
+    now = now or utcnow()
+    out = []
+    for doc in store.heartbeats.find().sort("_id", 1):
+        doc["alive"] = (now - to_utc(doc["at"])) < timedelta(seconds=stale_s)
+        doc["id"] = doc.pop("_id")
+        out.append(doc)
+    return out
+
+
+def price_context(store, symbol: str, start: datetime, end: datetime, limit: int = 5000) -> pd.DataFrame:
+    """Closes of ``symbol`` in [start, end) (``ts`` UTC, ``close``), oldest first: the stored 1-minute
+    bars, or the ticks when there are fewer than 3 bars (a symbol added minutes ago)."""
+    frame = bars(store, [symbol], "1m", start, end).frame
+    if len(frame) >= 3:
+        return frame[["ts", "close"]]
+    rows = list(
+        store.prices.find(
+            {"symbol": symbol, "interval": "tick", "ts": {"$gte": start, "$lt": end}},
+            {"_id": 0, "ts": 1, "close": 1},
+        )
+        .sort("ts", 1)
+        .limit(limit)
+    )
+    return pd.DataFrame(rows, columns=["ts", "close"])
+
+
 def backfills(store) -> list[dict]:
     """Every backfill record (one per symbol), newest request first."""
     docs = [{k: v for k, v in d.items() if k != "_id"} for d in store.backfills.find()]

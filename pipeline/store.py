@@ -1,6 +1,12 @@
-"""MongoDB storage: price events, the watchlist, backfill progress and heartbeats.
+"""MongoDB storage: price events, the watchlist, backfill progress, heartbeats and alerts.
 
 Guarantees:
+- Every collection is named here and nowhere else: ``Store`` holds one attribute per collection
+  (``prices``, ``bars``, ``bar_marks``, ``watchlist``, ``backfills``, ``heartbeats``, ``alert_rules``,
+  ``alert_state``, ``alert_events``). The parts that own a collection's documents receive it from the
+  Store (``Watchlist``, ``Heartbeat``, ``BarBuilder``, the alerts package); the producer records
+  backfill progress through ``request_backfill``/``update_backfill``; pages and health read through
+  ``pipeline.queries``.
 - ``prices`` holds every valid event once, keyed by its business key (symbol, interval, ts) under a
   unique index. ``write_events`` stores a batch with one unordered ``insert_many``; a key that already
   exists is either a replay (no effect, counted as a duplicate) or a revision, which replaces the
@@ -22,7 +28,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pymongo
 from pymongo import ASCENDING, UpdateOne
@@ -75,6 +81,9 @@ class Store:
         self.watchlist = self.db["watchlist"]
         self.backfills = self.db["backfills"]
         self.heartbeats = self.db["heartbeats"]
+        self.alert_rules = self.db["alert_rules"]
+        self.alert_state = self.db["alert_state"]
+        self.alert_events = self.db["alert_events"]
 
     @classmethod
     def from_uri(cls, uri: str, db: str = "stockmon", timeout_s: float = 5.0) -> Store:
@@ -157,18 +166,31 @@ class Store:
         ]
         self.bar_marks.bulk_write(ops, ordered=False)
 
+    def request_backfill(self, symbol: str, source: str) -> None:
+        """(Re)start ``symbol``'s backfill record (one per symbol, ``_id`` = symbol) as queued."""
+        self.backfills.update_one(
+            {"_id": symbol},
+            {
+                "$set": {
+                    "symbol": symbol,
+                    "source": source,
+                    "status": "queued",
+                    "done": 0,
+                    "total": 0,
+                    "published": 0,
+                    "error": None,
+                    "requested_at": utcnow(),
+                }
+            },
+            upsert=True,
+        )
+
+    def update_backfill(self, symbol: str, **fields) -> None:
+        """Set fields (status, done, total, published, error, started_at, finished_at) of an existing
+        backfill record; nothing happens if ``symbol`` has none."""
+        self.backfills.update_one({"_id": symbol}, {"$set": fields})
+
     # -- reads ------------------------------------------------------------------------------------
-    def backfill_progress(self) -> list[dict]:
-        """One document per backfilled symbol (symbol, source, status, done, total, published, error,
-        requested_at/started_at/finished_at in UTC), in no particular order."""
-        return [{k: v for k, v in d.items() if k != "_id"} for d in self.backfills.find()]
-
-    def recent_processes(self, stale_s: float = 30.0) -> list[dict]:
-        """Every pipeline process's last heartbeat (``alive`` False once older than ``stale_s``)."""
-        from .heartbeat import recent
-
-        return recent(self.heartbeats, stale_s)
-
     def count_by_symbol(self) -> dict[str, int]:
         rows = self.prices.aggregate([{"$group": {"_id": "$symbol", "n": {"$sum": 1}}}])
         return {r["_id"]: r["n"] for r in rows}
@@ -227,14 +249,3 @@ class Store:
         if not frame.empty:
             frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame
-
-
-def floor_time(ts: datetime, level: str) -> datetime:
-    ts = ts.astimezone(UTC)
-    if level == "1m":
-        return ts.replace(second=0, microsecond=0)
-    if level == "5m":
-        return ts.replace(minute=ts.minute - ts.minute % 5, second=0, microsecond=0)
-    if level == "1h":
-        return ts.replace(minute=0, second=0, microsecond=0)
-    return ts.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -79,7 +79,7 @@ def connect(settings: Settings, kafka: str, mongodb_uri: str) -> Connection:
 def prepare_store(conn: Connection) -> None:
     """Create the indexes the store and the alerts rely on (idempotent). Raises ``PyMongoError``."""
     conn.store.ensure_indexes()
-    ensure_alert_indexes(conn.store.db)
+    ensure_alert_indexes(conn.store)
 
 
 def prepare(conn: Connection) -> dict[str, str]:

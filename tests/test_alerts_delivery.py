@@ -16,7 +16,7 @@ from pipeline.alerts.channels import DeliveryError, send_test
 
 def fire(store, settings, symbol="AAPL", level=100.0, channels=("webhook", "email")) -> dict:
     """One real alert, fired by the engine from two stored prices."""
-    rule = RuleBook(store.db).create(
+    rule = RuleBook(store).create(
         {
             "symbol": symbol,
             "kind": "price_above",

@@ -29,7 +29,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
         try:
             assert runtime.state == "running", runtime.error
             store = runtime.store
-            book = RuleBook(store.db)
+            book = RuleBook(store)
             plain = book.create(
                 {"symbol": "AAPL", "kind": "price_above", "level": 1000, "channels": ["webhook"]}
             )
@@ -110,7 +110,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
 
 def test_consumer_process_killed_mid_stream_and_restarted_fires_each_crossing_once(settings, store, topics):
     symbols = ("AAPL", "MSFT", "NVDA", "META")
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     for s in symbols:
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
     pattern = ([100.0] * 250 + [110.0] * 250) * 6  # 6 up-crossings per symbol
@@ -153,7 +153,7 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     store.ensure_indexes()
     bus.create_topics(settings.kafka_bootstrap_servers, settings)
     symbols = tuple(f"SYM{i}" for i in range(8))
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     for s in symbols:
         book.create({"symbol": s, "kind": "price_above", "level": 105, "channels": []})
     pattern = ([100.0] * 100 + [110.0] * 100) * 4  # 4 up-crossings per symbol

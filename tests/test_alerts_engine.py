@@ -34,7 +34,7 @@ def fired(store, rule_id=None):
 
 
 def test_invalid_rules_are_rejected_with_a_message_per_field(store):
-    book = RuleBook(store.db, max_rules=2)
+    book = RuleBook(store, max_rules=2)
     cases = [
         ({"symbol": "", "kind": "price_above", "level": 10}, "symbol", "symbol is required"),
         ({"symbol": "drop table", "kind": "price_above", "level": 10}, "symbol", "is not a valid ticker"),
@@ -103,13 +103,17 @@ def test_invalid_rules_are_rejected_with_a_message_per_field(store):
     with pytest.raises(RuleError, match="level must be more than 0"):
         book.update(a.id, {"level": 0})
     edited = book.update(a.id, {"level": 12.5})
-    assert edited.level == 12.5 and edited.version != a.version and book.get(a.id).level == 12.5
+    assert (
+        edited.params["level"] == 12.5
+        and edited.version != a.version
+        and book.get(a.id).params["level"] == 12.5
+    )
     with pytest.raises(RuleError, match="does not exist"):
         book.update("nope", {"level": 3})
 
 
 def test_above_fires_once_per_crossing_rearms_and_respects_cooldown(store, settings):
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     plain = book.create({"symbol": "AAPL", "kind": "price_above", "level": 105})
     cool = book.create({"symbol": "AAPL", "kind": "price_above", "level": 105, "cooldown_s": 30})
     below = book.create({"symbol": "AAPL", "kind": "price_below", "level": 95})
@@ -137,7 +141,7 @@ def test_above_fires_once_per_crossing_rearms_and_respects_cooldown(store, setti
 
 
 def test_a_new_rule_fires_at_once_when_its_condition_already_holds_and_crosses_need_a_cross(store, settings):
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     above = book.create({"symbol": "MSFT", "kind": "price_above", "level": 50})
     cross = book.create({"symbol": "MSFT", "kind": "price_cross", "level": 105})
     eng = engine(store, settings)
@@ -151,7 +155,7 @@ def test_a_new_rule_fires_at_once_when_its_condition_already_holds_and_crosses_n
 
 
 def test_replays_restarts_and_a_second_engine_store_each_alert_once(store, settings):
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     rule = book.create({"symbol": "AAPL", "kind": "price_cross", "level": 100})
     pattern = ([95] * 10 + [105] * 10) * 5
     events = ticks("AAPL", pattern, step_s=0.5)
@@ -174,7 +178,7 @@ def test_replays_restarts_and_a_second_engine_store_each_alert_once(store, setti
 
 
 def test_mongodb_failing_mid_flush_loses_no_alert(store, settings, monkeypatch):
-    rule = RuleBook(store.db).create({"symbol": "AAPL", "kind": "price_above", "level": 100})
+    rule = RuleBook(store).create({"symbol": "AAPL", "kind": "price_above", "level": 100})
     eng = engine(store, settings)
     events = ticks("AAPL", [99, 101])
     from pipeline.alerts import events as ev
@@ -198,7 +202,7 @@ def test_mongodb_failing_mid_flush_loses_no_alert(store, settings, monkeypatch):
 
 
 def test_stale_prices_disabled_and_expired_rules_are_not_evaluated(store, settings):
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     expiring = book.create(
         {
             "symbol": "AAPL",
@@ -222,7 +226,7 @@ def test_stale_prices_disabled_and_expired_rules_are_not_evaluated(store, settin
 
 
 def test_pct_change_window_and_since_previous_close(store, settings):
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     window = book.create(
         {"symbol": "AAPL", "kind": "pct_change", "pct": 3, "window_s": 60, "direction": "either"}
     )
@@ -260,9 +264,7 @@ def test_pct_change_window_and_since_previous_close(store, settings):
 
 
 def test_volume_spike(store, settings):
-    rule = RuleBook(store.db).create(
-        {"symbol": "NVDA", "kind": "volume_spike", "factor": 4, "lookback_min": 3}
-    )
+    rule = RuleBook(store).create({"symbol": "NVDA", "kind": "volume_spike", "factor": 4, "lookback_min": 3})
     minute = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=5)
     # 10 ticks a minute, 10 shares each (100 a minute), then a minute with five ticks of 80 shares
     volumes = [10] * 40 + [80] * 5 + [10] * 5 + [10] * 10
@@ -291,7 +293,7 @@ def test_rsi_matches_the_dashboard_indicator_and_sma_cross_fires_on_the_cross(st
     assert ours == pytest.approx(theirs, rel=1e-9)
     assert series.sma("5m", 20, at, closes[-1]) == pytest.approx(np.mean(closes[-20:]))
 
-    book = RuleBook(store.db)
+    book = RuleBook(store)
     up = book.create(
         {"symbol": "AAPL", "kind": "sma_cross", "fast": 3, "slow": 6, "timeframe": "1m", "direction": "up"}
     )

@@ -249,12 +249,12 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     ]
     try:
         time.sleep(6)  # both join the group before data arrives
-        from pipeline.heartbeat import recent
+        from pipeline.queries import processes
 
         beats = wait_for(
             lambda: (
-                [b for b in recent(store.heartbeats) if b["role"] == "consume"]
-                if len([b for b in recent(store.heartbeats) if b["role"] == "consume"]) == 2
+                [b for b in processes(store) if b["role"] == "consume"]
+                if len([b for b in processes(store) if b["role"] == "consume"]) == 2
                 else None
             ),
             30,

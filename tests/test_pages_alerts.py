@@ -35,7 +35,7 @@ def seeded(settings, symbols=("AAPL", "MSFT")) -> Store:
 
 def fire(store, settings, symbol="AAPL", level=None) -> dict:
     last = store.prices.find_one({"symbol": symbol, "interval": "tick"}, sort=[("ts", -1)])["close"]
-    rule = RuleBook(store.db).create(
+    rule = RuleBook(store).create(
         {"symbol": symbol, "kind": "price_above", "level": level or round(last * 1.01, 2), "note": "breakout"}
     )
     events = ticks(symbol, [last, last * 1.02])

@@ -6,8 +6,8 @@ Usage (one line per page, right after the page is set up)::
     alert_toasts()
 
 Guarantees:
-- Every ~3 s (a fragment, so the rest of the page does not rerun) the page looks in MongoDB
-  ``alert_events`` for unacknowledged alerts of the last 15 minutes and toasts the ones this browser
+- Every ~3 s (a fragment, so the rest of the page does not rerun) the page looks in MongoDB's fired
+  alerts (``pipeline.alerts.events``) for unacknowledged alerts of the last 15 minutes and toasts the ones this browser
   session has not shown yet: each alert once per session, at most three toasts at a time plus one
   "…and N more". A session opened after an alert fired still sees it, if it is unacknowledged and
   recent. Acknowledging (Alerts page) stops it being toasted in new sessions.
@@ -41,7 +41,7 @@ _failed_at = [0.0]
 def _recent_unacked(key: str) -> list[dict]:
     from ui.data import store
 
-    rows = events.unacked_since(store().db, utcnow() - LOOKBACK, limit=50)
+    rows = events.unacked_since(store(), utcnow() - LOOKBACK, limit=50)
     return [{"id": r["_id"], "symbol": r.get("symbol", ""), "message": r.get("message", "")} for r in rows]
 
 

@@ -1,14 +1,18 @@
-"""Pure helpers for the Alerts page: tables of rules and fired alerts, and the small price-context
-chart around an alert. No Streamlit, no I/O (the page reads MongoDB and passes the data in)."""
+"""Pure helpers for the Alerts page: tables of rules and fired alerts, the rule form's fields (from
+the kind registry ``pipeline.alerts.kinds``) and the small price-context chart around an alert.
+No Streamlit, no I/O (the page reads MongoDB and passes the data in)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from pipeline.alerts.rules import KINDS, Rule, describe
+from pipeline.alerts.kinds import KINDS, Param
+from pipeline.alerts.rules import Rule, describe
 
 STATUS = {"pending": "⏳ pending", "delivered": "✅ delivered", "failed": "❌ failed"}
 CONTEXT_MIN = 30  # minutes of prices shown on each side of an alert
@@ -69,7 +73,7 @@ def state_text(rule: Rule, state: dict | None, now: datetime) -> str:
         return "🟢 armed (no price yet)"
     fired = int(state.get("fired") or 0)
     text = "🟢 armed" if state.get("armed", True) else "🟠 fired (re-arms when it clears)"
-    if rule.kind in ("price_cross", "sma_cross"):
+    if rule.kind in KINDS and KINDS[rule.kind].cross:
         text = "🟢 watching"
     if fired:
         text += f" · fired {fired}×"
@@ -110,7 +114,59 @@ def rules_frame(rules: list[Rule], states: dict[str, dict], now: datetime) -> pd
 
 
 def kind_label(kind: str) -> str:
-    return KINDS[kind][0]
+    return KINDS[kind].label
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of the rule form: a number input (``choices`` empty) or a select box.
+
+    A number is shown divided by ``param.scale`` (a window in seconds as minutes): ``to_param``
+    turns what the input returns back into the parameter's value."""
+
+    param: Param
+    value: Any  # what the input starts with (None: empty)
+    min_value: float | int  # the input's own floor; validation gives the real bounds as sentences
+    step: float | int
+    placeholder: str | None
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+    @property
+    def label(self) -> str:
+        return self.param.label
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.param.choices
+
+    def choice_label(self, choice: str) -> str:
+        return self.param.choice_labels.get(choice, choice)
+
+    def to_param(self, shown: Any) -> Any:
+        if shown is None or self.param.choices or self.param.scale == 1:
+            return shown
+        return round(shown * self.param.scale)
+
+
+def form_fields(kind: str, rule: Rule | None = None) -> list[FormField]:
+    """The form's inputs for ``kind``, one per parameter in registry order, starting from ``rule``'s
+    values when it is of that kind (else the parameter's default or suggestion)."""
+    out = []
+    for p in KINDS[kind].params:
+        value = rule.params.get(p.name) if rule is not None and rule.kind == kind else None
+        value = p.prefill if value is None else value
+        if p.choices:
+            out.append(FormField(p, value, 0, 1, None))
+            continue
+        whole = p.integer and p.scale == 1  # Streamlit wants value, min and step of one type
+        if value is not None:
+            value = int(value) if whole else value / p.scale
+        example = f"e.g. {(p.fmt or '%g') % p.example}" if value is None and p.example is not None else None
+        out.append(FormField(p, value, 0 if whole else 0.0, int(p.step) if whole else float(p.step), example))
+    return out
 
 
 def context_figure(prices: pd.DataFrame, alert: dict, height: int = 280) -> go.Figure:
@@ -139,7 +195,8 @@ def context_figure(prices: pd.DataFrame, alert: dict, height: int = 280) -> go.F
             hovertemplate="alert at %{y:,.2f}<extra></extra>",
         )
     )
-    if alert.get("level") is not None and alert.get("kind", "").startswith("price"):
+    kind = KINDS.get(alert.get("kind", ""))
+    if alert.get("level") is not None and kind is not None and kind.draws_level:
         fig.add_hline(
             y=alert["level"],
             line=dict(width=1, dash="dot", color="rgba(100,116,139,0.9)"),

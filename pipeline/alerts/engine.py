@@ -13,8 +13,8 @@ Guarantees:
   Expired or disabled rules are not evaluated. Time is the price's time, never the wall clock, so a
   re-evaluation decides the same way.
 - Exactly once per crossing: an alert's id is derived from the rule and the triggering price's
-  business key (``events.event_id``) and ``alert_events._id`` is unique. Each rule's state (armed,
-  side, last alert, and the time of the newest price it evaluated) is persisted in ``alert_state``
+  business key (``events.event_id``) and the alert's ``_id`` is unique. Each rule's state (armed,
+  side, last alert, and the time of the newest price it evaluated) is persisted (``Store.alert_state``)
   whenever it changes and at least every ``flush_s``; prices not newer than that are skipped. After
   a redelivery, a restart or in a second consumer process, the prices that were not yet covered by
   the persisted state are evaluated again from that state and produce the same ids, so MongoDB
@@ -40,12 +40,13 @@ from datetime import UTC, datetime, timedelta
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from ..intervals import INTERVALS
 from ..metrics import Latency, Tally
 from ..models import PriceEvent, to_utc, utcnow
 from . import events as ev
 from .channels import configured
-from .conditions import measure, message
-from .rules import CROSS_KINDS, TIMEFRAMES, Rule, describe
+from .kinds import KINDS
+from .rules import Rule, describe
 from .series import Series
 
 log = logging.getLogger(__name__)
@@ -98,17 +99,15 @@ class RuleState:
 
 
 def needs(rules: Sequence[Rule]) -> tuple[float, dict[str, int]]:
-    """History a symbol's rules need: seconds of prices, and closes to keep per timeframe."""
-    horizon, keep = 120.0, {"1d": 3}
+    """History a symbol's rules need (``kinds.Kind.needs``): seconds of prices, and closes to keep per
+    timeframe."""
+    horizon = 120.0
+    keep: dict[str, int] = {}
     for r in rules:
-        if r.kind == "pct_change":
-            horizon = max(horizon, 2.0 * r.window_s + 60)
-        elif r.kind == "volume_spike":
-            horizon = max(horizon, 60.0 * (r.lookback_min + 2))
-        elif r.kind in ("rsi_above", "rsi_below"):
-            keep[r.timeframe] = max(keep.get(r.timeframe, 0), r.period * 5 + 1)
-        elif r.kind == "sma_cross":
-            keep[r.timeframe] = max(keep.get(r.timeframe, 0), r.slow + 1)
+        need = KINDS[r.kind].needs(r.params)
+        horizon = max(horizon, need.prices_s)
+        for tf, n in need.closes.items():
+            keep[tf] = max(keep.get(tf, 0), n)
     return horizon, keep
 
 
@@ -122,7 +121,6 @@ class AlertEngine:
         flush_s: float = 10.0,
         on_fired: Callable[[], None] | None = None,
     ):
-        self.db = store.db
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -184,9 +182,11 @@ class AlertEngine:
         if not force and self._refreshed_at is not None and now - self._refreshed_at < self.refresh_s:
             return
         rules = {}
-        for doc in self.db["alert_rules"].find():
+        for doc in self.store.alert_rules.find():
             try:
                 rule = Rule.from_document(doc)
+                if rule.kind not in KINDS:
+                    raise ValueError(f"unknown kind {rule.kind!r}")
                 rules[rule.id] = rule
             except Exception as exc:  # a hand-edited document must not stop the others
                 self.tally.reason(rule=str(doc.get("_id")), error=f"unreadable rule: {exc}")
@@ -211,7 +211,7 @@ class AlertEngine:
         missing = [r for rs in by_symbol.values() for r in rs if r.id not in self.states]
         if missing:
             docs = {
-                d["_id"]: d for d in self.db["alert_state"].find({"_id": {"$in": [r.id for r in missing]}})
+                d["_id"]: d for d in self.store.alert_state.find({"_id": {"$in": [r.id for r in missing]}})
             }
             for rule in missing:
                 doc = docs.get(rule.id)
@@ -261,7 +261,7 @@ class AlertEngine:
         series = Series(symbol, horizon, keep)
         start = min(utcnow(), first) - timedelta(seconds=horizon + 60)
         for tf, n in keep.items():
-            since = start - timedelta(seconds=TIMEFRAMES[tf] * (n + 2))
+            since = start - INTERVALS[tf].span * (n + 2)
             rows = self.store.bars.find(
                 {"symbol": symbol, "interval": tf, "ts": {"$gte": since}}, {"_id": 0, "ts": 1, "close": 1}
             ).sort("ts", 1)
@@ -297,7 +297,7 @@ class AlertEngine:
         for symbol, items in observations.items():
             series = self.series[symbol]
             checks = [
-                (rule, self.states[rule.id], rule.kind in CROSS_KINDS, measure(rule))
+                (rule, self.states[rule.id], KINDS[rule.kind].cross, KINDS[rule.kind].condition(rule.params))
                 for rule in self.by_symbol[symbol]
             ]
             for e in items:
@@ -328,8 +328,9 @@ class AlertEngine:
                             continue
                         state.side = result
                         dirty.add(rule.id)
+                        direction = rule.params.get("direction")
                         if previous is not None and (
-                            rule.direction in (None, "either") or (rule.direction == "up") == (result > 0)
+                            direction in (None, "either") or (direction == "up") == (result > 0)
                         ):
                             fire(rule, state, e, t, value, result)
                     elif result:
@@ -366,10 +367,10 @@ class AlertEngine:
                 "symbol": rule.symbol,
                 "kind": rule.kind,
                 "description": describe(rule),
-                "message": message(rule, e.close, value, side),
+                "message": KINDS[rule.kind].message(rule.symbol, rule.params, e.close, value, side),
                 "price": e.close,
                 "value": value,
-                "level": rule.level,
+                "level": rule.params.get("level"),
                 "ts": e.ts,
                 "trigger": {"symbol": e.symbol, "interval": e.interval, "ts": e.ts},
                 "fired_at": now,
@@ -384,7 +385,7 @@ class AlertEngine:
     def _flush(self, force: bool) -> None:
         """Alerts first, then changed states, then (every ``flush_s``) the evaluated-up-to times."""
         if self._pending:
-            new, duplicates = ev.insert(self.db, self._pending)
+            new, duplicates = ev.insert(self.store, self._pending)
             self._pending = []
             self.tally.add("fired", new)
             if duplicates:
@@ -436,7 +437,7 @@ class AlertEngine:
             return
         stale = set()
         try:
-            self.db["alert_state"].bulk_write(ops, ordered=False)
+            self.store.alert_state.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != ev.DUPLICATE_KEY for e in errors):

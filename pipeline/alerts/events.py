@@ -1,4 +1,6 @@
-"""Fired alerts in MongoDB ``alert_events``: the one record every delivery channel works from.
+"""Fired alerts in MongoDB (``Store.alert_events``): the one record every delivery channel works from.
+
+Every function takes a ``pipeline.store.Store``.
 
 Guarantees:
 - An alert's ``_id`` is deterministic: ``<rule id>|<interval>|<ISO ts>`` of the price that triggered
@@ -15,7 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
@@ -30,23 +32,23 @@ def event_id(rule_id: str, interval: str, ts: datetime) -> str:
     return f"{rule_id}|{interval}|{iso(ts)}"
 
 
-def ensure_indexes(db) -> list[str]:
+def ensure_indexes(store) -> list[str]:
     """Indexes the pages and the notifier use; safe to call any number of times."""
-    events = db["alert_events"]
+    events = store.alert_events
     return [
         events.create_index([("acked", ASCENDING), ("fired_at", DESCENDING)], name="unacked"),
         events.create_index([("symbol", ASCENDING), ("fired_at", DESCENDING)], name="by_symbol"),
         events.create_index([("fired_at", DESCENDING)], name="recent"),
-        db["alert_rules"].create_index([("symbol", ASCENDING)], name="by_symbol"),
+        store.alert_rules.create_index([("symbol", ASCENDING)], name="by_symbol"),
     ]
 
 
-def insert(db, docs: Sequence[dict]) -> tuple[int, int]:
+def insert(store, docs: Sequence[dict]) -> tuple[int, int]:
     """Store fired alerts; return (new, duplicates). Raises ``PyMongoError`` on a server error."""
     if not docs:
         return 0, 0
     try:
-        new = len(db["alert_events"].insert_many([dict(d) for d in docs], ordered=False).inserted_ids)
+        new = len(store.alert_events.insert_many([dict(d) for d in docs], ordered=False).inserted_ids)
         return new, 0
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
@@ -74,7 +76,7 @@ def _clean(doc: dict) -> dict:
 
 
 def recent(
-    db,
+    store,
     symbols: Sequence[str] | None = None,
     limit: int = 200,
     unacked_only: bool = False,
@@ -88,31 +90,26 @@ def recent(
         query["acked"] = False
     if since is not None:
         query["fired_at"] = {"$gte": since}
-    return [_clean(d) for d in db["alert_events"].find(query).sort("fired_at", -1).limit(limit)]
+    return [_clean(d) for d in store.alert_events.find(query).sort("fired_at", -1).limit(limit)]
 
 
-def unacked_since(db, since: datetime, limit: int = 20) -> list[dict]:
+def unacked_since(store, since: datetime, limit: int = 20) -> list[dict]:
     """What the in-app toasts show: unacknowledged alerts fired after ``since``, newest first."""
-    return recent(db, limit=limit, unacked_only=True, since=since)
+    return recent(store, limit=limit, unacked_only=True, since=since)
 
 
-def counts(db) -> dict:
-    events = db["alert_events"]
+def counts(store) -> dict:
+    events = store.alert_events
     return {"total": events.estimated_document_count(), "unacked": events.count_documents({"acked": False})}
 
 
-def acknowledge(db, ids: Sequence[str] | None = None, symbols: Sequence[str] | None = None) -> int:
+def acknowledge(store, ids: Sequence[str] | None = None, symbols: Sequence[str] | None = None) -> int:
     """Acknowledge the given alerts (or every unacknowledged one, optionally of ``symbols``)."""
     query: dict = {"acked": False}
     if ids is not None:
         query["_id"] = {"$in": list(ids)}
     if symbols:
         query["symbol"] = {"$in": list(symbols)}
-    return (
-        db["alert_events"].update_many(query, {"$set": {"acked": True, "acked_at": utcnow()}}).modified_count
-    )
-
-
-def delete_older_than(db, days: float) -> int:
-    cutoff = utcnow() - timedelta(days=days)
-    return db["alert_events"].delete_many({"fired_at": {"$lt": cutoff}, "acked": True}).deleted_count
+    return store.alert_events.update_many(
+        query, {"$set": {"acked": True, "acked_at": utcnow()}}
+    ).modified_count

@@ -1,7 +1,7 @@
 """The notifier: delivers fired alerts to the webhook and e-mail channels, off the ingestion path.
 
 Guarantees:
-- It works only from MongoDB ``alert_events`` (``delivery.<channel>.status == "pending"``), never
+- It works only from the fired alerts in MongoDB (``Store.alert_events``, ``delivery.<channel>.status == "pending"``), never
   from memory: an alert stored before a crash is delivered after the restart. Each channel runs in
   its own thread, so a hanging webhook never delays e-mail, and neither ever delays ingestion.
 - At-least-once per channel: an alert is *leased* (``lease_until``) with an atomic update before it
@@ -40,8 +40,7 @@ class Notifier:
     def __init__(
         self, store, settings, poll_s: float = 1.0, lease_s: float | None = None, owner: str | None = None
     ):
-        self.db = store.db
-        self.events = self.db["alert_events"]
+        self.events = store.alert_events
         self.settings = settings
         self.channels = ch.make(settings)
         self.poll_s = poll_s

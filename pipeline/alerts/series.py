@@ -8,7 +8,7 @@ Guarantees:
 - Prices are kept for ``horizon_s`` behind the newest one; bar closes per timeframe for the last
   ``keep`` buckets. Adding is O(1) amortised; every measure is O(log n), except an indicator's first
   use in a new bar, which is O(bars kept) once per bar.
-- Buckets are UTC-aligned (as in ``pipeline.bars``); the day is the UTC day.
+- Buckets are UTC-aligned (as ``pipeline.intervals``' ``floor``); the day is the UTC day.
 - Measures return ``None`` when the data does not allow an answer yet (not enough history); a rule
   then keeps its state.
 """
@@ -19,7 +19,9 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from itertools import pairwise
 
-SPANS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+from ..intervals import INTERVALS
+
+DAY = INTERVALS["1d"].seconds
 
 
 def bucket(t: float, span: int) -> int:
@@ -31,6 +33,7 @@ class Series:
         self.symbol = symbol
         self.horizon_s = float(horizon_s)
         self.keep = {"1d": 3, **(keep or {})}
+        self.spans = {tf: INTERVALS[tf].seconds for tf in self.keep}
         self.ts: list[float] = []  # epoch seconds, ascending
         self.px: list[float] = []
         self.cum: list[float] = []  # cumulative volume up to and including each point
@@ -54,7 +57,7 @@ class Series:
         self.cum.append((self.cum[-1] if self.cum else self.base_cum) + max(0.0, volume))
         self.has_ticks = self.has_ticks or tick
         for tf in self.keep:
-            self.set_close(tf, bucket(t, SPANS[tf]), price)
+            self.set_close(tf, bucket(t, self.spans[tf]), price)
         if self.ts[0] < t - 1.5 * self.horizon_s - 60:
             self._trim(t)
         return True
@@ -78,7 +81,7 @@ class Series:
         if tf not in self.keep:
             return
         for start, close in rows:
-            self.set_close(tf, bucket(start, SPANS[tf]), close)
+            self.set_close(tf, bucket(start, self.spans[tf]), close)
 
     def _trim(self, newest: float) -> None:
         cut = bisect_left(self.ts, newest - self.horizon_s - 60)
@@ -110,7 +113,7 @@ class Series:
         return (price / ref[1] - 1.0) * 100.0
 
     def previous_close(self, at: float) -> float | None:
-        day = bucket(at, SPANS["1d"])
+        day = bucket(at, DAY)
         keys = self.buckets["1d"]
         i = bisect_left(keys, day)
         return self.closes["1d"][keys[i - 1]] if i else None
@@ -129,12 +132,12 @@ class Series:
     def closed(self, tf: str, at: float, n: int) -> list[float]:
         """Closes of the last ``n`` bars that ended before ``at``'s bar, oldest first."""
         keys = self.buckets.get(tf, [])
-        i = bisect_left(keys, bucket(at, SPANS[tf]))
+        i = bisect_left(keys, bucket(at, INTERVALS[tf].seconds))
         return [self.closes[tf][k] for k in keys[max(0, i - n) : i]]
 
     def rsi(self, tf: str, period: int, at: float, price: float) -> float | None:
         """Wilder's RSI (as ``pipeline.analytics.rsi``) over closed bars plus the forming one at ``price``."""
-        key = ("rsi", tf, period, bucket(at, SPANS[tf]))
+        key = ("rsi", tf, period, bucket(at, INTERVALS[tf].seconds))
         state = self._cache.get(key)
         if state is None:
             closes = self.closed(tf, at, self.keep.get(tf, period * 5 + 1))
@@ -161,7 +164,7 @@ class Series:
         return 100.0 - 100.0 / (1.0 + gain / loss)
 
     def sma(self, tf: str, n: int, at: float, price: float) -> float | None:
-        key = ("sma", tf, n, bucket(at, SPANS[tf]))
+        key = ("sma", tf, n, bucket(at, INTERVALS[tf].seconds))
         state = self._cache.get(key)
         if state is None:
             closes = self.closed(tf, at, n - 1)

@@ -45,6 +45,7 @@ import requests
 from alpha_vantage.alphavantage import AlphaVantage
 from alpha_vantage.timeseries import TimeSeries
 
+from ..intervals import INTERVALS
 from ..models import InvalidEvent, iso, normalize_symbol, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
@@ -64,8 +65,8 @@ AV_SUFFIXES = {
     ".SS": ".SHH",
     ".SZ": ".SHZ",
 }
+#: our interval name -> Alpha Vantage TIME_SERIES_INTRADAY interval
 INTRADAY = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "60min"}
-STEP = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 BUDGET_FILE = "alphavantage-budget.json"
 
 
@@ -317,7 +318,7 @@ class AlphaVantageSource:
         symbol, start, end = args
         if interval not in INTRADAY and interval != "1d":
             result.errors[symbol] = (
-                f"Alpha Vantage has no {interval!r} history here; use one of 1m, 5m, 15m, 30m, 1h, 1d"
+                f"Alpha Vantage has no {interval!r} history here; use one of {', '.join([*INTRADAY, '1d'])}"
             )
             return result
         if self._refuse([symbol], result):
@@ -493,7 +494,7 @@ class AlphaVantageSource:
     def _history_calls(self, name: str, start: datetime, now: datetime, interval: str) -> list[dict]:
         if interval == "1d":
             return [dict(symbol=name, outputsize="compact")]
-        step = STEP[interval]
+        step = INTERVALS[interval].seconds
         base = dict(symbol=name, interval=INTRADAY[interval], adjusted="false")
         if start >= now - timedelta(days=29):
             size = "compact" if (now - start).total_seconds() <= 100 * step else "full"

@@ -32,7 +32,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..models import INTERVALS, InvalidEvent, iso, normalize_symbol, to_utc, utcnow, validate
+from ..intervals import INTERVALS
+from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow, validate
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .markets import day_start_utc, market_for, symbol_info
 

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ..intervals import INTERVALS, INTRADAY_BARS
 from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, to_utc, utcnow
 from .base import FetchResult, SymbolInfo, UnknownSymbol
 from .markets import Market, day_start_utc, market_for, session_fraction, symbol_info
@@ -51,7 +52,6 @@ TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 NU = 5.0  # Student-t degrees of freedom
 T_SCALE = math.sqrt((NU - 2.0) / NU)  # makes the t shocks unit variance
 OFF_SESSION_SHARE = 0.08  # share of daily volume traded outside the regular session
-INTRADAY = {"1m": 60, "2m": 120, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 MAX_BARS = 200_000
 
 
@@ -222,14 +222,14 @@ class SimulatedSource:
         end = min(end, now)
         if start >= end:
             return result
-        if interval in INTRADAY:
-            bars = self._intraday_bars(symbol, start, end, INTRADAY[interval], price, now)
+        if interval in INTRADAY_BARS:
+            bars = self._intraday_bars(symbol, start, end, interval, price, now)
         elif interval in ("1d", "1wk"):
             bars = self._daily_bars(symbol, start, end, price, now, weekly=interval == "1wk")
         else:
             result.errors[symbol] = (
                 f"the simulated source has no {interval!r} history; use one of "
-                f"{', '.join([*INTRADAY, '1d', '1wk'])}"
+                f"{', '.join([*INTRADAY_BARS, '1d', '1wk'])}"
             )
             return result
         if isinstance(bars, str):
@@ -418,10 +418,10 @@ class SimulatedSource:
         )
 
     def _intraday_bars(
-        self, symbol: str, start: datetime, end: datetime, step: int, price: float, now: datetime
+        self, symbol: str, start: datetime, end: datetime, interval: str, price: float, now: datetime
     ) -> list[PriceEvent] | str:
         profile, market = profile_for(symbol), market_for(symbol)
-        interval = next(k for k, v in INTRADAY.items() if v == step)
+        step = INTERVALS[interval].seconds
         t_start, t_end, t_now = start.timestamp(), end.timestamp(), now.timestamp()
         k0 = math.ceil(t_start / step)
         k_last = math.ceil(t_end / step) - 1

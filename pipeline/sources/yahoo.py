@@ -68,6 +68,7 @@ class Limit:
     max_age: timedelta | None
 
 
+#: our interval name -> what Yahoo calls it and how much history it serves
 LIMITS = {
     "1m": Limit("1m", timedelta(days=7), timedelta(days=30)),
     "2m": Limit("2m", timedelta(days=59), timedelta(days=60)),
