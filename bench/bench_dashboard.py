@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.chdir(ROOT)
 
-from market_data import seed_bars  # noqa: E402
 from pymongo.errors import BulkWriteError  # noqa: E402
+from support.market_data import seed_bars  # noqa: E402
 
 from pipeline import queries  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
@@ -211,7 +211,7 @@ def browser(env: dict, symbols: list[str], artifacts: Path) -> dict:
 def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes: bool) -> dict:
     from playwright.sync_api import expect, sync_playwright
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from streamlit_server import CHROMIUM_ARGS, streamlit_server
+    from support.streamlit_server import CHROMIUM_ARGS, streamlit_server
 
     out: dict = {}
     chromium = os.environ.get("STOCKMON_CHROMIUM", "/usr/bin/chromium")
@@ -340,7 +340,7 @@ def main() -> None:
         report: dict = {"symbols": args.symbols, "days": args.days, "machine_cpus": os.cpu_count()}
         report["data"] = ensure_data(store, symbols, args.days, args.fresh)
 
-        from conftest import settings_env
+        from support.base import settings_env
 
         env = {**settings_env(settings), "STOCKMON_AUTOSTART": "false"}
         os.environ.update(env)

@@ -6,9 +6,9 @@ import subprocess
 import time
 
 import pytest
-from alerts_helpers import Mailbox, Receiver, ticks
-from conftest import make_settings
-from pipeline_helpers import wait_for
+from support.alerts import Mailbox, Receiver, ticks
+from support.base import make_settings
+from support.pipeline import wait_for
 
 from pipeline.alerts import AlertEngine, Notifier, RuleBook
 from pipeline.alerts.channels import DeliveryError, send_test

@@ -5,9 +5,9 @@ restarted engine, nor when a consumer process is killed mid-stream and restarted
 
 import signal
 
-from alerts_helpers import Receiver, ticks
-from conftest import make_settings, unique
-from pipeline_helpers import jsonl, publish, start_consumer_process, wait_for
+from support.alerts import Receiver, ticks
+from support.base import make_settings, unique
+from support.pipeline import jsonl, publish, start_consumer_process, wait_for
 
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.consumer import PriceConsumer

@@ -7,9 +7,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import make_settings, settings_env
-from pipeline_helpers import wait_for
-from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
+from support.base import make_settings, settings_env
+from support.pipeline import wait_for
+from support.streamlit_server import (
+    CHROMIUM_ARGS,
+    LAPTOP,
+    fits_laptop,
+    no_exception,
+    screenshot,
+    streamlit_server,
+)
 
 from pipeline.store import Store
 

@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from streamlit_server import CHROMIUM_ARGS, streamlit_server
+from support.streamlit_server import CHROMIUM_ARGS, streamlit_server
 
 from pipeline.stack import pid_alive
 

@@ -12,9 +12,16 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_settings, settings_env
-from market_data import seed_bars
-from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
+from support.base import make_settings, settings_env
+from support.market_data import seed_bars
+from support.streamlit_server import (
+    CHROMIUM_ARGS,
+    LAPTOP,
+    fits_laptop,
+    no_exception,
+    screenshot,
+    streamlit_server,
+)
 
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist

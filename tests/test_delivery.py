@@ -7,8 +7,8 @@ import signal
 import time
 from datetime import timedelta
 
-from conftest import make_settings
-from pipeline_helpers import (
+from support.base import make_settings
+from support.pipeline import (
     T0,
     Background,
     consume_until_idle,

@@ -3,8 +3,8 @@
 import time
 from collections import defaultdict
 
-from conftest import make_settings
-from pipeline_helpers import read_topic, wait_for
+from support.base import make_settings
+from support.pipeline import read_topic, wait_for
 
 from pipeline.models import decode
 from pipeline.runtime import Runtime

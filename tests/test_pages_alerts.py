@@ -5,11 +5,11 @@ MongoDB down (before and after start). Also the toast every page shows."""
 from datetime import timedelta
 
 import pytest
-from alerts_helpers import ticks
-from conftest import ROOT
-from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
 from streamlit.testing.v1 import AppTest
+from support.alerts import ticks
+from support.base import ROOT
+from support.market_data import seed_bars
+from support.pages import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
 
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.models import utcnow

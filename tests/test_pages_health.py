@@ -4,7 +4,7 @@ pipeline running, stopped, and MongoDB down."""
 import time
 
 import pytest
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
 
 from ui import health as h
 

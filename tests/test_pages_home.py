@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from conftest import ROOT
-from pages_helpers import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
+from support.base import ROOT
+from support.pages import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
 
 from pipeline.config import Settings
 from pipeline.watchlist import Entry

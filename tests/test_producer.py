@@ -4,9 +4,9 @@ a new symbol is checked with its source and backfilled through Kafka with progre
 import time
 
 import pytest
-from conftest import make_settings
-from fake_market import FakeMarket
-from pipeline_helpers import make_events, read_topic, wait_for
+from support.base import make_settings
+from support.fake_market import FakeMarket
+from support.pipeline import make_events, read_topic, wait_for
 
 from pipeline import bus
 from pipeline.producer import Publisher
@@ -139,7 +139,7 @@ def test_produce_command_runs_the_jobs_as_a_separate_process(settings, store, to
     import subprocess
     import sys
 
-    from conftest import ROOT, settings_env
+    from support.base import ROOT, settings_env
 
     from pipeline.watchlist import Watchlist
 

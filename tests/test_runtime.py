@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, make_settings
+from support.base import ROOT, make_settings
 
 from pipeline import bus
 from pipeline.runtime import Runtime

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alpha_vantage.alphavantage import AlphaVantage
+from support.fake_market import FakeMarket
 
 from pipeline.config import Settings
 from pipeline.models import utcnow, validate
 from pipeline.sources import make_source
 from pipeline.sources.alphavantage import BUDGET_FILE, AlphaVantageSource
 from pipeline.sources.base import SourceError, UnknownSymbol
-from tests.fake_market import FakeMarket
 
 KEY = "TESTKEY123"
 TIMEOUT = 1.0

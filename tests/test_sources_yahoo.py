@@ -8,13 +8,13 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.fake_market import FakeMarket
 
 from pipeline.config import Settings
 from pipeline.models import utcnow, validate
 from pipeline.sources import make_source
 from pipeline.sources.base import SourceError, UnknownSymbol
 from pipeline.sources.yahoo import YahooSource
-from tests.fake_market import FakeMarket
 
 TIMEOUT = 1.5
 NO_DATA = "No data found, symbol may be delisted"

@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.stack import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.base import ROOT
 
 LAPTOP = {"width": 1366, "height": 768}
 CHROMIUM_ARGS = [

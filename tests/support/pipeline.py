@@ -10,11 +10,10 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from conftest import ROOT, settings_env
-
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
 from pipeline.models import PriceEvent
+from support.base import ROOT, settings_env
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")

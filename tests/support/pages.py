@@ -7,8 +7,9 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import ROOT, make_settings
 from streamlit.testing.v1 import AppTest
+
+from support.base import ROOT, make_settings
 
 PAGES = {
     "home": ROOT / "Home.py",
@@ -30,10 +31,9 @@ def configure(stack, tmp_path, app_env, monkeypatch, autostart: bool = False, **
 @contextmanager
 def seeded_store(settings, watchlist, with_bars=(), days: int = 1):
     """A store with ``watchlist`` seeded and ``days`` of bars for ``with_bars``; dropped afterwards."""
-    from market_data import seed_bars
-
     from pipeline.store import Store
     from pipeline.watchlist import Watchlist
+    from support.market_data import seed_bars
 
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
