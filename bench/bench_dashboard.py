@@ -41,9 +41,10 @@ from pipeline.config import Settings  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.watchlist import Watchlist  # noqa: E402
+from ui.navigation import spec  # noqa: E402
 
 DB = "stockmon_bench"
-PAGES = {"live": ROOT / "pages" / "2_📈_Live.py", "history": ROOT / "pages" / "3_🗂️_History.py"}
+PAGES = {key: ROOT / spec(key).file for key in ("live", "history")}
 
 
 def log(msg: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.base import ARTIFACTS, CHROMIUM, make_settings, require, settings_env
+from support.streamlit_server import CEILING_MS
 
 from pipeline.config import Settings
 from pipeline.stack import LocalStack, StackError
@@ -57,6 +58,9 @@ def chromium_path() -> str:
     import importlib.util
 
     require(importlib.util.find_spec("playwright") is not None, "playwright is not installed")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=CEILING_MS)  # a ceiling for every expect(), not a wait
     return CHROMIUM
 
 

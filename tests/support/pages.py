@@ -10,14 +10,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from support.base import ROOT, make_settings
+from ui.navigation import PAGES as SPECS
 
-PAGES = {
-    "home": ROOT / "Home.py",
-    "watchlist": ROOT / "pages" / "1_📋_Watchlist.py",
-    "live": ROOT / "pages" / "2_📈_Live.py",
-    "history": ROOT / "pages" / "3_🗂️_History.py",
-    "health": ROOT / "pages" / "4_🩺_Pipeline_health.py",
-}
+# Every page file by key ("home", "watchlist", "live", ...), from the app's one list of pages.
+PAGES = {p.key: ROOT / p.file for p in SPECS}
 MONGO_DOWN = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=800"
 
 
