@@ -7,7 +7,7 @@ import signal
 
 from support.alerts import Receiver, ticks
 from support.base import make_settings, unique
-from support.pipeline import jsonl, publish, start_consumer_process, wait_for
+from support.pipeline import jsonl, publish, start_consumer_process, wait_for, wait_for_members
 
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.consumer import PriceConsumer
@@ -158,14 +158,14 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     events = [
         e for group in zip(*(ticks(s, pattern, step_s=0.05) for s in symbols), strict=False) for e in group
     ]
+    # A member exits after this long without data once it holds partitions: long enough that the
+    # first one up is still there when the second has started on a loaded machine.
     procs = [
-        start_consumer_process(settings, "--exit-when-idle", "6", "--instance-id", f"alerts-{i}")
+        start_consumer_process(settings, "--exit-when-idle", "20", "--instance-id", f"alerts-{i}")
         for i in range(2)
     ]
     try:
-        import time
-
-        time.sleep(6)  # both join the group before data arrives
+        wait_for_members(store, 2)  # both in the group, partitions split, before data arrives
         publish(settings, events)
         results = [p.communicate(timeout=120) for p in procs]
     finally:

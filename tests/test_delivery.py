@@ -19,6 +19,7 @@ from support.pipeline import (
     start_consumer_process,
     stored_keys,
     wait_for,
+    wait_for_members,
 )
 
 from pipeline import bus
@@ -189,17 +190,19 @@ def test_mongodb_outage_loses_nothing_and_doubles_nothing(tmp_path):
 
         feeder = Background(stream)
         feeder.start()
-        time.sleep(4)
+        wait_for(lambda: store.prices.count_documents({}) > 0, 60, what="the first events stored")
         stack.stop_server(MONGO)
         down_at = time.monotonic()
-        time.sleep(10)
-        assert consumer.state.retrying_since is not None, "the consumer did not notice the outage"
+        wait_for(
+            lambda: consumer.state.retrying_since is not None, 60, what="the consumer to notice the outage"
+        )
+        time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))  # the scenario: MongoDB stays down ~10 s
         stack.restart_server(MONGO)
         outage = time.monotonic() - down_at
         feeder.join(60)
         producer.close()
         wait_for(lambda: store.prices.count_documents({}) == len(events), 90, what="all events stored")
-        time.sleep(2)
+        wait_for(lambda: collect(settings)["lag"] == 0, 60, what="the offsets committed")
         consumer.stop()
         runner.join(30)
         assert store.prices.count_documents({}) == len(events)
@@ -218,23 +221,14 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     bus.create_topics(settings.kafka_bootstrap_servers, settings)
     symbols = tuple(f"SYM{i}" for i in range(16))
     events = make_events(8000, symbols=symbols)
+    # A member exits after this long without data once it holds partitions: long enough that the
+    # first one up is still there when the second has started on a loaded machine.
     procs = [
-        start_consumer_process(settings, "--exit-when-idle", "8", "--instance-id", f"worker-{i}")
+        start_consumer_process(settings, "--exit-when-idle", "20", "--instance-id", f"worker-{i}")
         for i in range(2)
     ]
     try:
-        time.sleep(6)  # both join the group before data arrives
-        from pipeline.heartbeat import recent
-
-        beats = wait_for(
-            lambda: (
-                [b for b in recent(store.heartbeats) if b["role"] == "consume"]
-                if len([b for b in recent(store.heartbeats) if b["role"] == "consume"]) == 2
-                else None
-            ),
-            30,
-            what="heartbeats",
-        )
+        beats = wait_for_members(store, 2)  # both in the group, partitions split, before data arrives
         assert {b["pid"] for b in beats} == {p.pid for p in procs} and all(b["alive"] for b in beats)
         publish(settings, events)
         results = [p.communicate(timeout=240) for p in procs]

@@ -1,6 +1,5 @@
 """The whole pipeline inside one runtime: simulated source -> Kafka -> MongoDB, as the app runs it."""
 
-import time
 from collections import defaultdict
 
 from support.base import make_settings
@@ -33,7 +32,7 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
         wait_for(
             lambda: runtime.consumer.snapshot()["consumed"] >= published, 60, what="consumer to catch up"
         )
-        time.sleep(1)
+        wait_for(lambda: collect(settings)["lag"] == 0, 60, what="the last batch stored and committed")
         # what Kafka holds, reduced to the newest revision per business key
         newest = {}
         for record in read_topic(settings, settings.topic_prices):

@@ -114,3 +114,30 @@ class Background(threading.Thread):
 
 def jsonl(stdout: str) -> dict:
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
+
+
+def wait_for_members(store, count: int, timeout_s: float = 60) -> list[dict]:
+    """Wait until ``count`` consumer processes beat with partitions assigned (so all of them are in the
+    group and its rebalance is done); return their heartbeats. AssertionError after ``timeout_s``."""
+    from pipeline.heartbeat import recent
+
+    def members():
+        beats = [b for b in recent(store.heartbeats) if b["role"] == "consume" and b["alive"]]
+        return beats if len(beats) == count and all(b.get("assigned") for b in beats) else None
+
+    return wait_for(members, timeout_s, what=f"{count} consumer processes with partitions")
+
+
+def wait_quiet(count, quiet_s: float = 2.0, timeout_s: float = 60) -> int:
+    """Wait until ``count()`` has not changed for ``quiet_s`` seconds (what was in flight has landed);
+    return that count. AssertionError if it still changes after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return now
+    raise AssertionError(f"still changing after {timeout_s}s (last count {last})")
