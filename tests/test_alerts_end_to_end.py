@@ -49,7 +49,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
                 source.set_price("AAPL", price)
                 wait_for(
                     lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick", "close": price}),
-                    20,
+                    60,
                     what=f"the steered price {price} to be stored",
                 )
 
@@ -61,23 +61,23 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
             )
             steer(900.0)
             steer(1100.0)  # crossing 1
-            wait_for(lambda: len(alerts(plain)) == 1 and len(alerts(cool)) == 1, 10, what="the first alerts")
+            wait_for(lambda: len(alerts(plain)) == 1 and len(alerts(cool)) == 1, 60, what="the first alerts")
             steer(1101.0)  # still above: nothing
             steer(901.0)  # clears: re-arms (every steered price is new, so we
             # can tell when that very tick was stored)
             steer(1102.0)  # crossing 2: the plain rule fires, the cooldown holds the other
-            wait_for(lambda: len(alerts(plain)) == 2, 10, what="the second alert")
+            wait_for(lambda: len(alerts(plain)) == 2, 60, what="the second alert")
             steer(1103.0)
             assert [a["price"] for a in alerts(plain)] == [1100.0, 1102.0]
             assert [a["price"] for a in alerts(cool)] == [1100.0]
             state = store.db["alert_state"].find_one({"_id": cool.id})
             wait_for(
                 lambda: store.db["alert_state"].find_one({"_id": cool.id})["suppressed"] == 1,
-                10,
+                60,
                 what="the suppressed crossing to be recorded",
             )
             assert state["fired"] == 1
-            wait_for(lambda: len(hook.received) == 3, 15, what="webhook deliveries")
+            wait_for(lambda: len(hook.received) == 3, 60, what="webhook deliveries")
             assert sorted(r["body"]["price"] for r in hook.received) == [1100.0, 1100.0, 1102.0]
             health = runtime.health()["alerts"]
             assert health["engine"]["fired"] == 3 and health["engine"]["suppressed"] == 1

@@ -88,7 +88,7 @@ def test_watchlist_changes_reach_the_running_producer(running):
     assert store.prices.count_documents({"symbol": "VOD.L", "interval": "1d"}) >= 5
     wait_for(
         lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) > 3,
-        30,
+        60,
         what="VOD.L ticks",
     )
     # disabling stops the fetches without a restart
@@ -103,7 +103,7 @@ def test_watchlist_changes_reach_the_running_producer(running):
     time.sleep(1.5)  # watch for prices that should not come
     assert store.prices.count_documents({"symbol": "AAPL"}) == paused_at
     running.resume()
-    wait_for(lambda: store.prices.count_documents({"symbol": "AAPL"}) > paused_at, 30, what="resume")
+    wait_for(lambda: store.prices.count_documents({"symbol": "AAPL"}) > paused_at, 60, what="resume")
 
 
 def test_watchlist_refuses_with_sentences(running):
