@@ -125,7 +125,11 @@ def wait_for_members(store, count: int, timeout_s: float = 60) -> list[dict]:
         beats = [b for b in recent(store.heartbeats) if b["role"] == "consume" and b["alive"]]
         return beats if len(beats) == count and all(b.get("assigned") for b in beats) else None
 
-    return wait_for(members, timeout_s, what=f"{count} consumer processes with partitions")
+    try:
+        return wait_for(members, timeout_s, what=f"{count} consumer processes with partitions")
+    except AssertionError as exc:
+        seen = [(b["pid"], b["alive"], b.get("assigned")) for b in recent(store.heartbeats)]
+        raise AssertionError(f"{exc}; heartbeats (pid, alive, partitions): {seen}") from None
 
 
 def wait_quiet(count, quiet_s: float = 2.0, timeout_s: float = 60) -> int:
