@@ -187,7 +187,7 @@ def test_missing_api_key_is_a_clear_error_without_requests(fake, tmp_path):
 
 
 def test_backfill_intraday_and_daily(fake, tmp_path):
-    source = make(fake, tmp_path, timeout=HANG_TIMEOUT)
+    source = make(fake, tmp_path)
     now = utcnow()
     recent = source.backfill("IBM", now - timedelta(days=3), now, "1m")
     assert recent.errors == {} and len(recent.events) > 500
