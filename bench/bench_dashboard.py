@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.chdir(ROOT)
 
-from market_data import seed_bars  # noqa: E402
 from pymongo.errors import BulkWriteError  # noqa: E402
+from support.market_data import seed_bars  # noqa: E402
 
 from pipeline import queries  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
@@ -42,9 +42,10 @@ from pipeline.intervals import INTERVALS  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.watchlist import Watchlist  # noqa: E402
+from ui.navigation import spec  # noqa: E402
 
 DB = "stockmon_bench"
-PAGES = {"live": ROOT / "pages" / "2_📈_Live.py", "history": ROOT / "pages" / "3_🗂️_History.py"}
+PAGES = {key: ROOT / spec(key).file for key in ("live", "history")}
 
 
 def log(msg: str) -> None:
@@ -212,7 +213,7 @@ def browser(env: dict, symbols: list[str], artifacts: Path) -> dict:
 def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes: bool) -> dict:
     from playwright.sync_api import expect, sync_playwright
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from streamlit_server import CHROMIUM_ARGS, streamlit_server
+    from support.streamlit_server import CHROMIUM_ARGS, streamlit_server
 
     out: dict = {}
     chromium = os.environ.get("STOCKMON_CHROMIUM", "/usr/bin/chromium")
@@ -341,7 +342,7 @@ def main() -> None:
         report: dict = {"symbols": args.symbols, "days": args.days, "machine_cpus": os.cpu_count()}
         report["data"] = ensure_data(store, symbols, args.days, args.fresh)
 
-        from conftest import settings_env
+        from support.base import settings_env
 
         env = {**settings_env(settings), "STOCKMON_AUTOSTART": "false"}
         os.environ.update(env)

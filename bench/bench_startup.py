@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from streamlit_server import CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from support.streamlit_server import CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 from pipeline.stack import rss_mb  # noqa: E402
 

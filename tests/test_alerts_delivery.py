@@ -6,9 +6,9 @@ import subprocess
 import time
 
 import pytest
-from alerts_helpers import Mailbox, Receiver, ticks
-from conftest import make_settings
-from pipeline_helpers import wait_for
+from support.alerts import Mailbox, Receiver, ticks
+from support.base import make_settings
+from support.pipeline import wait_for
 
 from pipeline.alerts import AlertEngine, Notifier, RuleBook
 from pipeline.alerts.channels import DeliveryError, send_test
@@ -52,7 +52,7 @@ def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(st
             t0 = time.monotonic()
             wait_for(
                 lambda: delivery(store, alert["_id"], "webhook")["status"] == "delivered",
-                15,
+                60,
                 what="webhook delivery",
             )
             took = time.monotonic() - t0
@@ -96,12 +96,12 @@ def test_a_hanging_webhook_fails_clearly_and_does_not_delay_email(stack, tmp_pat
         notifier = Notifier(store, settings, poll_s=0.05).start()
         try:
             wait_for(
-                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 5, what="e-mail"
+                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 60, what="e-mail"
             )
             assert delivery(store, alert["_id"], "webhook")["status"] == "pending", "e-mail went first"
             wait_for(
                 lambda: delivery(store, alert["_id"], "webhook")["status"] == "failed",
-                10,
+                60,
                 what="webhook failure",
             )
         finally:
@@ -192,7 +192,7 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
         notifier = Notifier(store, settings, poll_s=0.05).start()
         try:
             wait_for(
-                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 10, what="e-mail"
+                lambda: delivery(store, alert["_id"], "email")["status"] == "delivered", 60, what="e-mail"
             )
         finally:
             notifier.stop()

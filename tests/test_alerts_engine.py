@@ -7,9 +7,9 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from alerts_helpers import ticks
-from conftest import make_settings
 from pymongo.errors import AutoReconnect
+from support.alerts import ticks
+from support.base import make_settings
 
 from pipeline import analytics
 from pipeline.alerts import AlertEngine, RuleBook, RuleError, validate

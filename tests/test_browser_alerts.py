@@ -7,11 +7,20 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import make_settings, settings_env
-from pipeline_helpers import wait_for
-from streamlit_server import CHROMIUM_ARGS, LAPTOP, fits_laptop, no_exception, screenshot, streamlit_server
+from support.base import make_settings, settings_env
+from support.pipeline import wait_for
+from support.streamlit_server import (
+    CEILING_MS,
+    CHROMIUM_ARGS,
+    LAPTOP,
+    fits_laptop,
+    no_exception,
+    screenshot,
+    streamlit_server,
+)
 
 from pipeline.store import Store
+from ui.navigation import spec
 
 pytestmark = pytest.mark.browser
 
@@ -26,11 +35,11 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport=LAPTOP)
-                page.goto(f"{url}/Alerts")
-                expect(page.get_by_text("No rules yet. Create one below")).to_be_visible(timeout=60_000)
+                page.goto(f"{url}/{spec('alerts').url_path}")
+                expect(page.get_by_text("No rules yet. Create one below")).to_be_visible(timeout=CEILING_MS)
                 tick = wait_for(
                     lambda: store.prices.find_one({"symbol": "AAPL", "interval": "tick"}, sort=[("ts", -1)]),
-                    30,
+                    60,
                     what="a live AAPL price",
                 )
                 level = round(tick["close"] * 0.995, 2)  # just below the price: the next tick is above it
@@ -43,19 +52,18 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 page.get_by_role("button", name="➕ Create rule").click()
                 created = time.monotonic()
                 expect(page.get_by_text(f"Created: AAPL price rises above {level:,.2f}.")).to_be_visible(
-                    timeout=20_000
+                    timeout=CEILING_MS
                 )
                 toast = page.get_by_test_id("stToast").filter(has_text="AAPL rose above")
-                expect(toast.first).to_be_visible(timeout=20_000)
+                expect(toast.first).to_be_visible(timeout=CEILING_MS)
                 seen_after = time.monotonic() - created
                 expect(toast.first).to_contain_text(f"AAPL rose above {level:,.2f}")
-                page.wait_for_timeout(300)
                 page.screenshot(path=str(artifacts / "alerts-toast.png"))
                 print(f"toast shown {seen_after:.1f}s after the rule was created")
 
                 # the fired list (refreshes every 5 s) with the chart around the moment
-                expect(page.get_by_text("Acknowledge all shown (1)")).to_be_visible(timeout=15_000)
-                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=15_000)
+                expect(page.get_by_text("Acknowledge all shown (1)")).to_be_visible(timeout=CEILING_MS)
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=CEILING_MS)
                 no_exception(page)
                 fits_laptop(page)
                 screenshot(page, artifacts / "alerts-fired.png")
@@ -66,7 +74,7 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 other.goto(f"{url}/")
                 expect(
                     other.get_by_test_id("stToast").filter(has_text="AAPL rose above").first
-                ).to_be_visible(timeout=20_000)
+                ).to_be_visible(timeout=CEILING_MS)
                 other.screenshot(path=str(artifacts / "alerts-toast-home.png"))
                 browser.close()
     finally:

@@ -1,10 +1,9 @@
 """The whole pipeline inside one runtime: simulated source -> Kafka -> MongoDB, as the app runs it."""
 
-import time
 from collections import defaultdict
 
-from conftest import make_settings
-from pipeline_helpers import read_topic, wait_for
+from support.base import make_settings
+from support.pipeline import read_topic, wait_for
 
 from pipeline.models import decode
 from pipeline.runtime import Runtime
@@ -35,7 +34,7 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
             60,
             what="consumer to catch up",
         )
-        time.sleep(1)
+        wait_for(lambda: collect(settings)["lag"] == 0, 60, what="the last batch stored and committed")
         # what Kafka holds, reduced to the newest revision per business key
         newest = {}
         for record in read_topic(settings, settings.topic_prices):

@@ -1,7 +1,7 @@
 """Home page through Streamlit's AppTest: embedded mode healthy, and MongoDB down as a sentence."""
 
-from conftest import ROOT, make_settings
 from streamlit.testing.v1 import AppTest
+from support.base import ROOT, make_settings
 
 HOME = str(ROOT / "Home.py")
 

@@ -5,18 +5,17 @@ MongoDB down (before and after start). Also the toast every page shows."""
 from datetime import timedelta
 
 import pytest
-from alerts_helpers import ticks
-from conftest import ROOT
-from market_data import seed_bars
-from pages_helpers import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
 from streamlit.testing.v1 import AppTest
+from support.alerts import ticks
+from support.market_data import seed_bars
+from support.pages import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
 
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.models import utcnow
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
 
-PAGE = str(ROOT / "pages" / "5_🔔_Alerts.py")
+PAGE = str(PAGES["alerts"])
 
 
 def open_page(state: dict | None = None) -> AppTest:
@@ -199,7 +198,7 @@ def test_mongodb_dying_after_start_is_a_sentence(stack, tmp_path, app_env, monke
     assert "MongoDB did not answer while reading the alert rules" in texts(at)
 
 
-@pytest.mark.parametrize("name", ["home", "watchlist", "live", "history", "health", "alerts"])
+@pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, app_env, monkeypatch):
     from ui import alerts_toast
 
@@ -207,7 +206,7 @@ def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, a
     settings = configure(stack, tmp_path, app_env, monkeypatch)
     store = seeded(settings)
     seed_bars(store, ["AAPL"], days=0.05)
-    at = AppTest.from_file(PAGE if name == "alerts" else str(PAGES[name]), default_timeout=60).run()
+    at = AppTest.from_file(str(PAGES[name]), default_timeout=60).run()
     assert_clean(at)
     assert not at.toast
     alert = fire(store, settings, "AAPL")

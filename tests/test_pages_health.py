@@ -4,7 +4,7 @@ pipeline running, stopped, and MongoDB down."""
 import time
 
 import pytest
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
 
 from ui import health as h
 
@@ -118,26 +118,22 @@ def test_lag_history_keeps_a_window():
 
 def test_health_page_with_the_pipeline_running(stack, tmp_path, app_env, monkeypatch):
     configure(stack, tmp_path, app_env, monkeypatch, autostart=True)
+    components = ("Kafka", "MongoDB", "Producer · simulated", "Consumer", "Dead-letter topic", "Bar builder")
+
+    def all_ok() -> bool:
+        if not at.dataframe or "Overall: **🟢 OK**" not in texts(at) or not plotly_specs(at):
+            return False  # (the throughput chart needs a few seconds of samples)
+        table = at.dataframe[0].value.set_index("Component")
+        return all(c in table.index and table.loc[c, "Status"] == "🟢 OK" for c in components)
+
     at = app("health", timeout=90).run()
-    deadline = time.time() + 30
-    while (
-        "Producer · simulated" not in texts(at) + str(at.dataframe[0].value if at.dataframe else "")
-        and time.time() < deadline
-    ):
+    deadline = time.monotonic() + 60  # a ceiling: the pipeline gets there in seconds
+    while not all_ok() and time.monotonic() < deadline:
         time.sleep(1)
         at.run()
-    time.sleep(3)
-    at.run()
     assert_clean(at)
     table = at.dataframe[0].value.set_index("Component")
-    for component in (
-        "Kafka",
-        "MongoDB",
-        "Producer · simulated",
-        "Consumer",
-        "Dead-letter topic",
-        "Bar builder",
-    ):
+    for component in components:
         assert table.loc[component, "Status"] == "🟢 OK", table.to_string()
     assert "Overall: **🟢 OK**" in texts(at)
     assert [m.label for m in at.metric][:4] == [

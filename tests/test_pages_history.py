@@ -4,8 +4,8 @@ table, the CSV, the view in the URL, demo caps, the empty states and MongoDB dow
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from market_data import seed_bars
-from pages_helpers import (
+from support.market_data import seed_bars
+from support.pages import (
     MONGO_DOWN,
     app,
     assert_clean,

@@ -2,7 +2,7 @@
 selection in the URL, the empty states and MongoDB down."""
 
 import pytest
-from pages_helpers import (
+from support.pages import (
     MONGO_DOWN,
     app,
     assert_clean,

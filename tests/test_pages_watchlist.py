@@ -2,7 +2,7 @@
 pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
 
 import pytest
-from pages_helpers import MONGO_DOWN, app, assert_clean, configure, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, texts
 
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist

@@ -4,9 +4,9 @@ a new symbol is checked with its source and backfilled through Kafka with progre
 import time
 
 import pytest
-from conftest import make_settings
-from fake_market import FakeMarket
-from pipeline_helpers import make_events, read_topic, wait_for
+from support.base import make_settings
+from support.fake_market import FakeMarket
+from support.pipeline import make_events, read_topic, wait_for, wait_quiet
 
 from pipeline import bus
 from pipeline.producer import Publisher
@@ -88,24 +88,22 @@ def test_watchlist_changes_reach_the_running_producer(running):
     assert store.prices.count_documents({"symbol": "VOD.L", "interval": "1d"}) >= 5
     wait_for(
         lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) > 3,
-        30,
+        60,
         what="VOD.L ticks",
     )
     # disabling stops the fetches without a restart
     running.watchlist.update("VOD.L", enabled=False)
-    time.sleep(1.0)
-    before = store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"})
-    time.sleep(2.0)
+    before = wait_quiet(lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}))
+    time.sleep(2.0)  # watch for ticks that should not come (AAPL gets ~6 in this time)
     assert store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) == before
     assert store.prices.count_documents({"symbol": "AAPL", "interval": "tick"}) > 10
     # pause stops everything, resume starts it again
     running.pause()
-    time.sleep(1.0)
-    paused_at = store.prices.count_documents({"symbol": "AAPL"})
-    time.sleep(1.5)
+    paused_at = wait_quiet(lambda: store.prices.count_documents({"symbol": "AAPL"}))
+    time.sleep(1.5)  # watch for prices that should not come
     assert store.prices.count_documents({"symbol": "AAPL"}) == paused_at
     running.resume()
-    wait_for(lambda: store.prices.count_documents({"symbol": "AAPL"}) > paused_at, 30, what="resume")
+    wait_for(lambda: store.prices.count_documents({"symbol": "AAPL"}) > paused_at, 60, what="resume")
 
 
 def test_watchlist_refuses_with_sentences(running):
@@ -139,7 +137,7 @@ def test_produce_command_runs_the_jobs_as_a_separate_process(settings, store, to
     import subprocess
     import sys
 
-    from conftest import ROOT, settings_env
+    from support.base import ROOT, settings_env
 
     from pipeline.watchlist import Watchlist
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from conftest import unique
-from market_data import rollup, seed_bars
+from support.base import unique
+from support.market_data import rollup, seed_bars
 
 from pipeline import queries as q
 from pipeline.models import PriceEvent, validate

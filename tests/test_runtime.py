@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, make_settings
+from support.base import ROOT, make_settings
 
 from pipeline import bus
 from pipeline.runtime import NotConnected, Runtime

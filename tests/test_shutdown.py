@@ -12,8 +12,8 @@ import time
 
 import psutil
 import pytest
-from pipeline_helpers import wait_for
-from streamlit_server import streamlit_server
+from support.pipeline import wait_for
+from support.streamlit_server import streamlit_server
 
 STOP_WITHIN_S = 10.0
 

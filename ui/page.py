@@ -18,17 +18,18 @@ import streamlit as st
 from pymongo.errors import PyMongoError
 
 from pipeline.runtime import Runtime, explain
-from ui import auth
+from ui import auth, navigation
 from ui.data import StoreUnavailable
 from ui.runtime import get_runtime, show_start_error
 
 log = logging.getLogger("stockmon.pages")
 
-HOME = "Home.py"
-WATCHLIST = "pages/1_📋_Watchlist.py"
-LIVE = "pages/2_📈_Live.py"
-HISTORY = "pages/3_🗂️_History.py"
-HEALTH = "pages/4_🩺_Pipeline_health.py"
+HOME = navigation.spec("home")
+WATCHLIST = navigation.spec("watchlist")
+LIVE = navigation.spec("live")
+HISTORY = navigation.spec("history")
+ALERTS = navigation.spec("alerts")
+HEALTH = navigation.spec("health")
 
 STATE_LABELS = {
     "running": "🟢 running",
@@ -40,6 +41,7 @@ STATE_LABELS = {
 
 
 def setup(title: str, icon: str) -> Runtime:
+    navigation.through_frame()
     st.set_page_config(page_title=f"{title} · Stock Monitor", page_icon=icon, layout="wide")
     runtime = get_runtime()
     show_start_error(runtime)
@@ -72,9 +74,10 @@ def sentences(doing: str):
         st.stop()
 
 
-def link(page: str, label: str, icon: str | None = None) -> None:
-    """A link to another page; plain text where the page registry does not know it (tests)."""
+def link(page: navigation.PageSpec, label: str, icon: str | None = None) -> None:
+    """A link to ``page`` (one of ``ui.navigation.PAGES``), with the page's icon unless ``icon`` is
+    given; plain text where no navigation registered the page (a page run alone under AppTest)."""
     try:
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(page.file, label=label, icon=icon or page.icon)
     except Exception:  # AppTest runs a page without its siblings registered
         st.markdown(f"→ **{label}**")

@@ -10,11 +10,10 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from conftest import ROOT, settings_env
-
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
 from pipeline.models import PriceEvent
+from support.base import ROOT, settings_env
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "7203.T", "BRK-B", "^GSPC")
@@ -115,3 +114,34 @@ class Background(threading.Thread):
 
 def jsonl(stdout: str) -> dict:
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
+
+
+def wait_for_members(store, count: int, timeout_s: float = 60) -> list[dict]:
+    """Wait until ``count`` consumer processes beat with partitions assigned (so all of them are in the
+    group and its rebalance is done); return their heartbeats. AssertionError after ``timeout_s``."""
+    from pipeline.queries import processes
+
+    def members():
+        beats = [b for b in processes(store) if b["role"] == "consume" and b["alive"]]
+        return beats if len(beats) == count and all(b.get("assigned") for b in beats) else None
+
+    try:
+        return wait_for(members, timeout_s, what=f"{count} consumer processes with partitions")
+    except AssertionError as exc:
+        seen = [(b["pid"], b["alive"], b.get("assigned")) for b in processes(store)]
+        raise AssertionError(f"{exc}; heartbeats (pid, alive, partitions): {seen}") from None
+
+
+def wait_quiet(count, quiet_s: float = 2.0, timeout_s: float = 60) -> int:
+    """Wait until ``count()`` has not changed for ``quiet_s`` seconds (what was in flight has landed);
+    return that count. AssertionError if it still changes after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return now
+    raise AssertionError(f"still changing after {timeout_s}s (last count {last})")

@@ -13,10 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.stack import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.base import ROOT
 
 LAPTOP = {"width": 1366, "height": 768}
+# The ceiling for anything a browser test waits for (a page drawn, a chart, a toast): generous, because
+# a loaded CI machine is slow, and never a fixed wait: Playwright polls and returns as soon as it holds.
+CEILING_MS = 60_000
+
+# True once the page is idle: no element is being re-run (Streamlit marks those data-stale), no
+# skeleton placeholder is left, and every Plotly chart has drawn its SVG.
+SETTLED_JS = """() => !document.querySelector('[data-stale=true], [data-testid=stSkeleton]')
+    && [...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))"""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -86,10 +93,16 @@ def fits_laptop(page) -> None:
     assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
 
 
+def settled(page, timeout_ms: float = CEILING_MS) -> None:
+    """Wait until the page is idle (see ``SETTLED_JS``); TimeoutError after ``timeout_ms``."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
+
+
 def screenshot(page, path) -> None:
     """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
     height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
     page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
-    page.wait_for_timeout(600)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    settled(page)  # charts redraw at the new size
     page.screenshot(path=str(path))
     page.set_viewport_size(LAPTOP)

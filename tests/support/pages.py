@@ -7,16 +7,13 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import ROOT, make_settings
 from streamlit.testing.v1 import AppTest
 
-PAGES = {
-    "home": ROOT / "Home.py",
-    "watchlist": ROOT / "pages" / "1_📋_Watchlist.py",
-    "live": ROOT / "pages" / "2_📈_Live.py",
-    "history": ROOT / "pages" / "3_🗂️_History.py",
-    "health": ROOT / "pages" / "4_🩺_Pipeline_health.py",
-}
+from support.base import ROOT, make_settings
+from ui.navigation import PAGES as SPECS
+
+# Every page file by key ("home", "watchlist", "live", ...), from the app's one list of pages.
+PAGES = {p.key: ROOT / p.file for p in SPECS}
 MONGO_DOWN = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=800"
 
 
@@ -30,10 +27,9 @@ def configure(stack, tmp_path, app_env, monkeypatch, autostart: bool = False, **
 @contextmanager
 def seeded_store(settings, watchlist, with_bars=(), days: int = 1):
     """A store with ``watchlist`` seeded and ``days`` of bars for ``with_bars``; dropped afterwards."""
-    from market_data import seed_bars
-
     from pipeline.store import Store
     from pipeline.watchlist import Watchlist
+    from support.market_data import seed_bars
 
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()

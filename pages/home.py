@@ -1,0 +1,146 @@
+"""Stock Monitor: overview. Mode and server status, pipeline state with start/pause, and the watchlist
+at a glance (last price, change since the previous close, day range, volume, trend, age)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from ui import auth, data, navigation, page, tables
+from ui.alerts_toast import alert_toasts
+from ui.runtime import get_runtime, show_start_error
+
+navigation.through_frame()
+st.set_page_config(page_title="Stock Monitor", page_icon="📈", layout="wide")
+
+st.title("📈 Stock Monitor")
+st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
+
+runtime = get_runtime()
+show_start_error(runtime)
+auth.sidebar(runtime.settings)
+alert_toasts()  # new alerts as toasts on every page
+health = runtime.health()
+
+# -- servers -------------------------------------------------------------------------------------
+mode = health["mode"]
+st.subheader("Servers")
+st.markdown(
+    f"**Mode:** {'embedded local stack' if mode == 'embedded' else 'external servers'} · "
+    f"**Pipeline:** {health['state']}"
+)
+kafka, mongo = health["kafka"], health["mongo"]
+left, right = st.columns(2)
+with left:
+    if kafka["ok"]:
+        st.success(f"Kafka is healthy at `{kafka['bootstrap']}` (protocol {kafka['version']}).")
+    else:
+        st.error(f"Kafka is not reachable at `{kafka['bootstrap'] or 'unknown address'}`.")
+with right:
+    if mongo["ok"]:
+        st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
+    else:
+        st.error(
+            f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
+        )
+if not (kafka["ok"] and mongo["ok"]):
+    if mode == "embedded":
+        st.info(
+            "The embedded servers are supervised by this app. Check their logs in "
+            f"`{health['data_dir']}`, then use **Restart pipeline** below."
+        )
+    else:
+        st.info(
+            "Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
+            "the pipeline reconnects by itself and loses nothing meanwhile."
+        )
+
+# -- pipeline controls ----------------------------------------------------------------------------
+st.subheader("Pipeline")
+allowed = auth.can_change(runtime.settings)
+cols = st.columns([1, 1, 4])
+if health["state"] == "running":
+    if cols[0].button(
+        "⏸ Pause", help="Stop fetching and storing; Kafka keeps what is in flight", disabled=not allowed
+    ):
+        runtime.pause()
+        st.rerun()
+elif health["state"] == "paused":
+    if cols[0].button("▶ Resume", type="primary", disabled=not allowed):
+        runtime.resume()
+        st.rerun()
+else:
+    if cols[0].button("▶ Start", type="primary", disabled=not allowed):
+        runtime.resume()
+        st.rerun()
+if cols[1].button("↻ Refresh"):
+    st.rerun()
+if not allowed:
+    cols[2].caption("🔒 Read-only demo: starting and pausing need the admin password (sidebar).")
+
+
+@st.fragment(run_every="5s")
+def counters() -> None:
+    counts = runtime.counters()  # in-process counters: no I/O
+    m = st.columns(4)
+    m[0].metric("Published", f"{counts['published']:,}")
+    m[1].metric("Stored", f"{counts['stored']:,}")
+    m[2].metric("Dead-lettered", f"{counts['dead_lettered']:,}")
+    m[3].metric("Consumer lag", f"{counts['lag']:,}")
+
+
+counters()
+
+
+# -- the watchlist at a glance ---------------------------------------------------------------------
+@st.fragment(run_every="5s")
+def glance() -> None:
+    with page.sentences("reading the watchlist"):
+        entries = data.watchlist_entries()
+        if not entries:
+            st.info(
+                "The watchlist is empty. Add tickers such as AAPL, BRK-B or 7203.T on the Watchlist page."
+            )
+            page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
+            return
+        symbols = tuple(e.symbol for e in entries)
+        key = data.store_key()
+        table = tables.watchlist_glance(
+            entries,
+            data.quotes(key, symbols),
+            data.sparklines(key, symbols),
+            runtime.settings.poll_seconds,
+            now=datetime.now(UTC),
+        )
+    st.dataframe(
+        tables.color_changes(table),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Symbol": st.column_config.TextColumn(width="small", pinned=True),
+            "Name": st.column_config.TextColumn(width="medium"),
+            "Last": st.column_config.NumberColumn(help="Newest stored price"),
+            "Change": st.column_config.NumberColumn(
+                help="Since the previous close (or the day's open when only one day is stored)"
+            ),
+            "Change %": st.column_config.NumberColumn(),
+            "Day range": st.column_config.TextColumn(help="Low – high of the latest stored day (UTC)"),
+            "Volume": st.column_config.NumberColumn(help="Volume of the latest stored day"),
+            "Trend": st.column_config.LineChartColumn(
+                help="Recent closes: up to 5 days of hourly bars", width="small"
+            ),
+            "Updated": st.column_config.TextColumn(help="How old the last price is"),
+            "Status": st.column_config.TextColumn(
+                help="live · stale (no new price for ten polls while the market is open) · market closed"
+            ),
+        },
+    )
+    if (table["Status"] == "⚪ no data yet").all() and runtime.state != "running":
+        st.caption("No prices yet: start the pipeline above and they arrive within seconds.")
+    else:
+        st.caption(f"Refreshes every 5 s · {datetime.now(UTC):%H:%M:%S} UTC")
+
+
+st.subheader("Watchlist at a glance")
+glance()
