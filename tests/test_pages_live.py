@@ -43,11 +43,12 @@ def test_live_one_symbol_candles_volume_and_metrics(seeded):
     types = [t["type"] for t in spec["data"]]
     assert types == ["candlestick", "bar"]
     assert spec["data"][1]["name"] == "Volume" and spec["data"][1]["yaxis"] == "y2"
-    assert 118 <= trace_lengths(spec)[0] <= 122  # a 2 h window of 1-minute bars
+    shown = trace_lengths(spec)[0]
+    assert 118 <= shown <= 122  # a 2 h window of 1-minute bars (a minute may tick over after seeding)
     assert spec["layout"]["hovermode"] == "x unified"
     assert not spec["layout"]["xaxis"].get("rangebreaks")  # the simulated market is 24/7: nothing folded
     assert dict(at.query_params) == {"symbols": "AAPL", "interval": "1m", "window": "2h"}
-    assert "120 bars of 1 minute" in texts(at) or "121 bars of 1 minute" in texts(at)
+    assert f"{shown} bars of 1 minute" in texts(at)  # the caption counts what the chart draws
 
 
 def test_live_indicators_add_overlays_and_panels(seeded):
