@@ -242,6 +242,8 @@ class PriceConsumer:
                 position = self.kafka.position(tp, timeout_ms=1000)
             except (KafkaError, TypeError):
                 continue
+            if position is None:  # no position fetched within the timeout
+                continue
             lag[tp.partition] = max(0, high - position)
             last = self.state.last_batch_at or now
             seconds[tp.partition] = round(now - last, 1) if lag[tp.partition] else 0.0
