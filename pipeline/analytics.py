@@ -73,7 +73,10 @@ def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> p
     sig = line.ewm(span=signal, adjust=False).mean()  # leading NaNs: seeded at the first MACD value
     first = line.first_valid_index()
     if first is not None:
-        sig.iloc[: line.index.get_loc(first) + signal - 1] = np.nan
+        pos = line.index.get_loc(first)
+        if not isinstance(pos, (int, np.integer)):  # a slice or mask: the label is not unique
+            raise ValueError(f"macd needs an index without duplicates; {first!r} occurs more than once")
+        sig.iloc[: pos + signal - 1] = np.nan
     return pd.DataFrame({"macd": line, "signal": sig, "hist": line - sig}, index=close.index)
 
 

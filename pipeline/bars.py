@@ -148,11 +148,11 @@ class BarBuilder:
         source = {
             MINUTE.floor(to_utc(d["ts"])): d for d in self._find(self.store.prices, symbol, "1m", start, end)
         }
-        minutes = {}
+        minutes: dict[datetime, dict] = {}
         for bucket in sorted(set(ticks) | set(source)):
             bar, tick = source.get(bucket), ticks.get(bucket)
-            if bar is None:
-                minutes[bucket] = tick
+            if bar is None:  # then the bucket is one of the ticks'
+                minutes[bucket] = ticks[bucket]
             else:  # a source bar is authoritative for open and volume; ticks can only widen it
                 merged = {k: bar[k] for k in ("open", "high", "low", "close", "volume")}
                 merged["n"] = 1

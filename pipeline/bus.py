@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -32,7 +33,7 @@ def admin_client(bootstrap: str, settings, timeout_s: float = 10.0) -> KafkaAdmi
 
 
 def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
-    options = dict(
+    options: dict[str, Any] = dict(  # KafkaProducer keyword options
         bootstrap_servers=bootstrap,
         acks="all",
         linger_ms=5,
@@ -48,7 +49,7 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
 
 
 def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
-    options = dict(
+    options: dict[str, Any] = dict(  # KafkaConsumer keyword options
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,

@@ -167,7 +167,7 @@ class PriceConsumer:
         """Wait for a batch's write; commit its offsets only if it was stored."""
         if not future.result():
             return  # stopped while retrying: nothing committed, the batch will be redelivered
-        offsets = {}
+        offsets: dict[TopicPartition, int] = {}  # next offset to read, per partition
         for r in batch:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
@@ -241,6 +241,8 @@ class PriceConsumer:
             try:
                 position = self.kafka.position(tp, timeout_ms=1000)
             except (KafkaError, TypeError):
+                continue
+            if position is None:  # no position fetched within the timeout
                 continue
             lag[tp.partition] = max(0, high - position)
             last = self.state.last_batch_at or now

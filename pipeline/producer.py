@@ -291,7 +291,8 @@ class Producer:
         plan = self.backfill_plan(now)
         record = self.store.update_backfill
         record(symbol, status="running", total=len(plan), started_at=utcnow())
-        published, errors = 0, []
+        published = 0
+        errors: list[str] = []
         try:
             source = self.source(source_name)
             status = None

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -201,17 +202,20 @@ def to_csv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(BAR_COLUMNS)
-    for row in frame[BAR_COLUMNS].itertuples(index=False):
+    for row in frame[BAR_COLUMNS].to_dict("records"):
+        ts = row["ts"]
+        if not isinstance(ts, pd.Timestamp):
+            raise TypeError(f"to_csv needs a datetime64 'ts' column, got a {type(ts).__name__} value")
         writer.writerow(
             [
-                row.symbol,
-                row.interval,
-                iso(row.ts.to_pydatetime()),
-                repr(float(row.open)),
-                repr(float(row.high)),
-                repr(float(row.low)),
-                repr(float(row.close)),
-                repr(float(row.volume)),
+                row["symbol"],
+                row["interval"],
+                iso(ts.to_pydatetime()),
+                repr(float(row["open"])),
+                repr(float(row["high"])),
+                repr(float(row["low"])),
+                repr(float(row["close"])),
+                repr(float(row["volume"])),
             ]
         )
     return buf.getvalue()
@@ -315,7 +319,7 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
     last = last_prices(store, symbols, now)
     rows = []
     for s in symbols:
-        row = dict.fromkeys(QUOTE_COLUMNS)
+        row: dict[str, Any] = dict.fromkeys(QUOTE_COLUMNS)  # one frame row: mixed value types
         row["symbol"] = s
         if s in last:
             row["last"], row["as_of"] = last[s]["close"], last[s]["as_of"]

@@ -34,6 +34,7 @@ import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def mongo_answers(uri: str, timeout: float = 3.0) -> str | None:
     import pymongo
     from pymongo.errors import PyMongoError
 
-    client = pymongo.MongoClient(
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         uri, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
     )
     try:

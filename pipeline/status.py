@@ -11,12 +11,45 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import NotRequired, TypedDict
 
 from . import bus
 from .config import Settings, mask_uri
 from .stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
 
 log = logging.getLogger(__name__)
+
+
+class KafkaStatus(TypedDict):
+    bootstrap: str  # "" when unknown
+    ok: bool
+
+
+class MongoStatus(TypedDict):
+    uri: str  # password masked; "" when unknown
+    ok: bool
+
+
+class TopicsStatus(TypedDict):
+    prices: str
+    dead_letter: str
+
+
+class Status(TypedDict):
+    """The JSON object of ``python -m pipeline status --json`` (counts are messages/documents)."""
+
+    mode: str  # "embedded" | "external"
+    kafka: KafkaStatus
+    mongo: MongoStatus
+    topics: TopicsStatus
+    published: int
+    stored: dict[str, int]  # symbol -> stored price documents
+    dead_lettered: int
+    lag: int
+    pids: dict[str, int]  # server name (and "app") -> pid
+    lag_by_partition: dict[str, int]  # partition number as text -> lag
+    errors: list[str]
+    pid: NotRequired[int]  # this process; set by collect() before returning
 
 
 def endpoints(settings: Settings) -> tuple[str | None, str | None, dict[str, int]]:
@@ -38,9 +71,11 @@ def endpoints(settings: Settings) -> tuple[str | None, str | None, dict[str, int
     return kafka, mongo, pids
 
 
-def collect(settings: Settings) -> dict:
+def collect(settings: Settings) -> Status:
+    """Probe Kafka and MongoDB (short timeouts) and return the status object; never raises for an
+    unreachable server (the reason goes to ``errors``)."""
     kafka, mongo, pids = endpoints(settings)
-    out = {
+    out: Status = {
         "mode": "embedded" if settings.embedded else "external",
         "kafka": {"bootstrap": kafka or "", "ok": False},
         "mongo": {"uri": mask_uri(mongo), "ok": False},

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pymongo
 from pymongo import ASCENDING, UpdateOne
@@ -51,7 +52,7 @@ class WriteResult:
 
 def connect(uri: str, timeout_s: float = 5.0) -> pymongo.MongoClient:
     """A client with short timeouts (a page must not hang on a dead server); URI options win."""
-    options = {"tz_aware": True, "appname": "stockmon"}
+    options: dict[str, Any] = {"tz_aware": True, "appname": "stockmon"}  # MongoClient keyword options
     lowered = uri.lower()
     for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
         if name.lower() not in lowered:
@@ -227,7 +228,7 @@ class Store:
 
         frames = []
         for symbol in symbols:  # one equality query per symbol keeps the unique index in use
-            query = {"symbol": symbol, "interval": level, "ts": {"$gte": start}}
+            query: dict[str, Any] = {"symbol": symbol, "interval": level, "ts": {"$gte": start}}
             if end is not None:
                 query["ts"]["$lt"] = end
             rows = list(

@@ -108,7 +108,7 @@ class Watchlist:
         return self.collection.delete_one({"_id": symbol}).deleted_count == 1
 
     def update(self, symbol: str, *, enabled: bool | None = None, source: str | None = None) -> None:
-        changes = {}
+        changes: dict[str, bool | str] = {}
         if enabled is not None:
             changes["enabled"] = bool(enabled)
         if source is not None:

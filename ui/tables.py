@@ -85,7 +85,7 @@ def watchlist_glance(
             {
                 "Symbol": e.symbol,
                 "Name": e.name or e.symbol,
-                "Last": None if fmt.missing(last) else float(last),
+                "Last": None if last is None or fmt.missing(last) else float(last),
                 "Change": None if fmt.missing(q.get("change")) else float(q["change"]),
                 "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
                 "Day range": day_range,

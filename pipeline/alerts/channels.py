@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from email.message import EmailMessage
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..config import APP_NAME, Settings
@@ -31,7 +32,27 @@ from ..models import iso, utcnow
 
 
 class DeliveryError(RuntimeError):
-    """One delivery attempt failed; the message says where and why."""
+    """One delivery attempt failed; the message says where and why. ``done`` lists the target
+    indexes that did succeed in that attempt (a webhook with several URLs), else it is empty."""
+
+    def __init__(self, message: str, done: list[int] | None = None):
+        super().__init__(message)
+        self.done: list[int] = list(done or [])
+
+
+class Channel(Protocol):
+    """What the notifier needs of a delivery channel (``Webhook``, ``Email``)."""
+
+    name: str
+
+    def targets(self) -> list[str]:
+        """Where it delivers, safe to show (webhooks as scheme://host, e-mail addresses)."""
+        ...
+
+    def send(self, alert: dict, skip: frozenset[int] = frozenset()) -> list[int]:
+        """Deliver ``alert`` to every target not in ``skip``; return the target indexes now done.
+        Raises ``DeliveryError`` (with ``.done``) when any target failed."""
+        ...
 
 
 def configured(settings: Settings) -> dict[str, bool]:
@@ -107,7 +128,8 @@ class Webhook:
         """POST to every URL not in ``skip`` (indexes already done); return the indexes now done.
         Raises ``DeliveryError`` after trying all of them if any failed (``.done`` lists the successes)."""
         body = payload(alert)
-        done, errors = [], []
+        done: list[int] = []
+        errors: list[str] = []
         for i, url in enumerate(self.urls):
             if i in skip:
                 continue
@@ -117,9 +139,7 @@ class Webhook:
             except DeliveryError as exc:
                 errors.append(str(exc))
         if errors:
-            err = DeliveryError("; ".join(errors))
-            err.done = done  # type: ignore[attr-defined]
-            raise err
+            raise DeliveryError("; ".join(errors), done=done)
         return done
 
 
@@ -157,8 +177,11 @@ class Email:
     def send(self, alert: dict, skip: frozenset[int] = frozenset()) -> list[int]:
         s = self.s
         where = f"SMTP server {s.smtp_host}:{s.smtp_port}"
+        if not s.smtp_host:
+            raise DeliveryError("the email channel is not configured: set STOCKMON_SMTP_HOST")
         try:
             context = ssl.create_default_context(cafile=s.smtp_cafile)
+            client: smtplib.SMTP
             if s.smtp_security == "ssl":
                 client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=context)
             else:
@@ -190,10 +213,10 @@ class Email:
         return [0]
 
 
-def make(settings: Settings) -> dict[str, object]:
+def make(settings: Settings) -> dict[str, Channel]:
     """The configured channels by name."""
     ok = configured(settings)
-    out: dict[str, object] = {}
+    out: dict[str, Channel] = {}
     if ok["webhook"]:
         out["webhook"] = Webhook(settings)
     if ok["email"]:

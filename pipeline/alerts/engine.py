@@ -411,7 +411,10 @@ class AlertEngine:
             moved = [
                 s
                 for s in self.states.values()
-                if s.last_dt is not None and (s.persisted_t is None or s.last_t > s.persisted_t)
+                # last_t and last_dt are set together (one price time, as epoch s and as datetime)
+                if s.last_t is not None
+                and s.last_dt is not None
+                and (s.persisted_t is None or s.last_t > s.persisted_t)
             ]
             ops = [
                 UpdateOne(

@@ -146,7 +146,7 @@ class Notifier:
         try:
             self.channels[name].send(doc, skip=done_before)
         except ch.DeliveryError as exc:
-            done = sorted(done_before | set(getattr(exc, "done", [])))
+            done = sorted(done_before | set(exc.done))
             error = str(exc)
             self.status[name].update(last_error=error, last_error_at=time.time())
             final = attempt >= self.settings.alert_retries

@@ -292,7 +292,8 @@ class AlphaVantageSource:
             calls[symbol] = name
         now = utcnow()
         deadline = time.monotonic() + self.timeout
-        futures = {s: self._pool.submit(self._client.get_quote_endpoint, name) for s, name in calls.items()}
+        client = self._api()
+        futures = {s: self._pool.submit(client.get_quote_endpoint, name) for s, name in calls.items()}
         for symbol, future in futures.items():
             body, reason = self._wait(future, deadline)
             if reason:
@@ -339,7 +340,8 @@ class AlphaVantageSource:
             if refusal:
                 result.errors[symbol] = refusal
                 break
-            call = self._client.get_daily if interval == "1d" else self._client.get_intraday
+            client = self._api()
+            call = client.get_daily if interval == "1d" else client.get_intraday
             body, reason = self._wait(self._pool.submit(call, **kwargs), deadline)
             if reason:
                 result.errors[symbol] = reason
@@ -408,6 +410,13 @@ class AlphaVantageSource:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _api(self) -> _Client:
+        """The API client; raises ``SourceError`` (no key) when there is none. Callers have already
+        passed ``_refuse``, which answers for a missing key, so this never raises there."""
+        if self._client is None:
+            raise SourceError(NO_KEY)
+        return self._client
+
     def _refuse(self, symbols: Sequence[str], result: FetchResult) -> bool:
         """Fill reasons and return True when no request may be made at all."""
         if self._client is None:

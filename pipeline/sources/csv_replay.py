@@ -105,9 +105,9 @@ class CsvReplaySource:
                 if row.symbol not in wanted:
                     self._skipped += 1
                     continue
-                reason = self._emit(row, now, result)
-                if reason:
-                    bad.setdefault(row.symbol, []).append(f"line {row.line}: {reason}")
+                problem = self._emit(row, now, result)
+                if problem:
+                    bad.setdefault(row.symbol, []).append(f"line {row.line}: {problem}")
             for symbol, reasons in bad.items():
                 more = f" (and {len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
                 result.errors[symbol] = reasons[0] + more

@@ -186,7 +186,10 @@ class SimulatedSource:
         clock: Callable[[], datetime] | None = None,
     ):
         self.seed = seed
-        self._root = int(np.random.SeedSequence(seed).entropy) % 2**63
+        entropy = np.random.SeedSequence(seed).entropy
+        if not isinstance(entropy, (int, np.integer)):  # an int seed or None always gives an int
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._root = int(entropy) % 2**63
         self._last_prices = last_prices
         self._clock = clock or utcnow
         self._lock = threading.RLock()
@@ -347,17 +350,21 @@ class SimulatedSource:
             bar.low = min(bar.low, _round(symbol, math.exp(lo)))
         bar.high, bar.low, bar.close = max(bar.high, price), min(bar.low, price), price
         bar.volume += volume
-        common = dict(
+        tick = PriceEvent.tick(
+            symbol,
+            now,
+            price,
+            volume,
             source=self.name,
             fetched_at=now,
             exchange=market.exchange,
             currency=market.currency,
             timezone=market.timezone,
         )
+        # the minute bar shares the tick's source, fetch time and market fields
         return [
-            PriceEvent.tick(symbol, now, price, volume, **common),
-            PriceEvent(
-                symbol=symbol,
+            tick,
+            tick.with_(
                 interval="1m",
                 ts=bar.start,
                 open=bar.open,
@@ -365,7 +372,6 @@ class SimulatedSource:
                 low=bar.low,
                 close=bar.close,
                 volume=bar.volume,
-                **common,
             ),
         ]
 

@@ -111,7 +111,9 @@ class _YahooSessionMixin:
         self.charts: dict[str, Any] = {}
         self.rate_limited = False
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(url, bytes):  # requests accepts a bytes URL too
+            url = url.decode()
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
@@ -123,6 +125,8 @@ class _YahooSessionMixin:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "X-Original-Host": parts.hostname}
             url = self.base_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.requests_made += 1
+        # a mixin: ``request`` comes from the session class it is mixed into (requests' or curl_cffi's),
+        # which mypy cannot see from here ("request" undefined in superclass)
         response = super().request(method, url, *args, **kwargs)  # type: ignore[misc]
         if response.status_code == 429:
             self.rate_limited = True
@@ -264,9 +268,11 @@ class YahooSource:
         chunks = _chunks(start, end, limit.per_request)
         empty = None
         for a, b in chunks:
-            outcome = self._run(
-                [symbol], lambda s, a=a, b=b: dict(start=a, end=b, interval=limit.yahoo, prepost=True)
-            )[symbol]
+
+            def params(_symbol: str, a: datetime = a, b: datetime = b) -> dict:
+                return dict(start=a, end=b, interval=limit.yahoo, prepost=True)
+
+            outcome = self._run([symbol], params)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
             if kind in ("empty", "nan") and len(chunks) > 1:
