@@ -30,16 +30,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import bus  # noqa: E402
-from pipeline.alerts import AlertEngine, RuleBook  # noqa: E402
-from pipeline.alerts import ensure_indexes as ensure_alert_indexes  # noqa: E402
-from pipeline.bars import BarBuilder  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.consumer import PriceConsumer  # noqa: E402
-from pipeline.models import PriceEvent, utcnow  # noqa: E402
-from pipeline.runtime import configure_logging  # noqa: E402
-from pipeline.stack import LocalStack  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline import bus
+from pipeline.alerts import AlertEngine, RuleBook
+from pipeline.alerts import ensure_indexes as ensure_alert_indexes
+from pipeline.bars import BarBuilder
+from pipeline.config import Settings
+from pipeline.consumer import PriceConsumer
+from pipeline.models import PriceEvent, utcnow
+from pipeline.runtime import configure_logging
+from pipeline.stack import LocalStack
+from pipeline.store import Store
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 KINDS = [

@@ -33,16 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.chdir(ROOT)
 
-from pymongo.errors import BulkWriteError  # noqa: E402
-from support.market_data import seed_bars  # noqa: E402
+from pymongo.errors import BulkWriteError
+from support.market_data import seed_bars
 
-from pipeline import queries  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.intervals import INTERVALS  # noqa: E402
-from pipeline.stack import LocalStack  # noqa: E402
-from pipeline.store import Store  # noqa: E402
-from pipeline.watchlist import Watchlist  # noqa: E402
-from ui.navigation import spec  # noqa: E402
+from pipeline import queries
+from pipeline.config import Settings
+from pipeline.intervals import INTERVALS
+from pipeline.stack import LocalStack
+from pipeline.store import Store
+from pipeline.watchlist import Watchlist
+from ui.navigation import spec
 
 DB = "stockmon_bench"
 PAGES = {key: ROOT / spec(key).file for key in ("live", "history")}

@@ -24,14 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import bus  # noqa: E402
-from pipeline.bars import BarBuilder  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.consumer import PriceConsumer  # noqa: E402
-from pipeline.models import PriceEvent  # noqa: E402
-from pipeline.runtime import configure_logging  # noqa: E402
-from pipeline.stack import LocalStack  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline import bus
+from pipeline.bars import BarBuilder
+from pipeline.config import Settings
+from pipeline.consumer import PriceConsumer
+from pipeline.models import PriceEvent
+from pipeline.runtime import configure_logging
+from pipeline.stack import LocalStack
+from pipeline.store import Store
 
 NO_BUILDER = bool(os.environ.get("NO_BUILDER"))
 SYMBOLS = [f"S{i:02d}" for i in range(20)]

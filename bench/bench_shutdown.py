@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.shutdown import stop_during_backfill  # noqa: E402
+from support.shutdown import stop_during_backfill
 
 GOAL_S = 10.0
 

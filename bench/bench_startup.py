@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.streamlit_server import CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from support.streamlit_server import CHROMIUM_ARGS, streamlit_server
 
-from pipeline.stack import rss_mb  # noqa: E402
+from pipeline.stack import rss_mb
 
 
 def one_start(data: Path, log: Path, idle_s: float = 0.0) -> tuple[float, dict]:
