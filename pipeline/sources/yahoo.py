@@ -39,6 +39,10 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import requests
+import yfinance as yf
+from yfinance import cache as yf_cache
+from yfinance.data import YfData
+from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from .backoff import Backoff
@@ -46,11 +50,6 @@ from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .markets import market_for
 
 log = logging.getLogger(__name__)
-
-import yfinance as yf  # noqa: E402
-from yfinance import cache as yf_cache  # noqa: E402
-from yfinance.data import YfData  # noqa: E402
-from yfinance.exceptions import YFRateLimitError, YFTzMissingError  # noqa: E402
 
 # pandas deprecation chatter from inside yfinance (after its import: it installs its own filter)
 warnings.filterwarnings("ignore", module="yfinance")
