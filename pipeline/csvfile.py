@@ -149,7 +149,9 @@ def read_table(text: str) -> Table:
         else ""
     )
     raise DialectError(
-        "cannot split the file into the same columns on every row: " + "; ".join(seen or ["no delimiter"]) + hint
+        "cannot split the file into the same columns on every row: "
+        + "; ".join(seen or ["no delimiter"])
+        + hint
     )
 
 
@@ -181,7 +183,9 @@ class DateReader:
         dayfirst = bool(m) and (m.group(2) == "." or self.dayfirst_slash) if m else False
         try:
             if re.fullmatch(r"\d{8}", text):
-                return datetime.combine(date(int(text[:4]), int(text[4:6]), int(text[6:])), datetime.min.time())
+                return datetime.combine(
+                    date(int(text[:4]), int(text[4:6]), int(text[6:])), datetime.min.time()
+                )
             return dateparser.parse(text, dayfirst=dayfirst, yearfirst=not m)
         except (ValueError, OverflowError, dateparser.ParserError):
             raise ValueError(f"{text!r} is not a date or time this reader knows") from None

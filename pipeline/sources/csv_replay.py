@@ -5,7 +5,7 @@ ignored) with ``symbol`` (or ``ticker``), the time as ``ts``/``timestamp``/``dat
 ``date`` column with an optional separate ``time`` column (MetaTrader), ``open``, ``high``, ``low``,
 ``close``, and optionally ``volume`` (``vol``/``tickvol``) and ``interval`` (default ``1m``, or ``1d``
 when the times are plain dates). ``Adj Close`` and other columns are ignored. Without a ``symbol``
-column the file name (``AAPL.csv``) is the symbol. The dialect is read by ``pipeline.csvfile``:
+column the file name (``AAPL.csv``, or its last ``_`` part: ``daily_SAP.DE.csv``) is the symbol. The dialect is read by ``pipeline.csvfile``:
 byte-order mark, comma/semicolon/tab/pipe, decimal commas, ISO/dotted/slashed/compact dates.
 Times are naive = UTC, or carry an offset, or are epoch seconds (milliseconds above 1e11). A plain
 date is that *session date* at the symbol's exchange: the event's ``ts`` is local midnight there
@@ -123,8 +123,8 @@ class CsvReplaySource:
             now = self._now()
             if not self._reported_unplaced:
                 self._reported_unplaced = True
-                for line, key, reason in self._unplaced:
-                    result.errors.setdefault(key, f"line {line}: {reason}")
+                for line, key, why in self._unplaced:
+                    result.errors.setdefault(key, f"line {line}: {why}")
             due = self._rows[self._pos : self._advance(now)]
             self._pos += len(due)
             bad: dict[str, list[str]] = {}
@@ -255,6 +255,17 @@ def _names(header: list[str]) -> list[str]:
     return [re.sub(r"[\s_]+", "", h.strip().strip("<>").lower()) for h in header]
 
 
+def _symbol_from_name(stem: str) -> str | None:
+    """The ticker a file is named after: the whole name (``AAPL``) or, failing that, its last
+    ``_``-separated part (``daily_SAP.DE``, ``stooq_EURUSD=X``); None if neither is a ticker."""
+    for text in (stem, stem.rsplit("_", 1)[-1]):
+        try:
+            return normalize_symbol(text)
+        except InvalidEvent:
+            continue
+    return None
+
+
 def _load(path: Path, source: str) -> _Loaded:
     """Rows sorted by time (one per bar: the later line wins), and what was not taken."""
     try:
@@ -290,18 +301,15 @@ def _load(path: Path, source: str) -> _Loaded:
         )
     loaded = _Loaded(dialect=table.dialect)
     if column["volume"] is None:
-        loaded.notes.append(
-            "no volume column: every bar has volume 0 (FX pairs and indices have no volume)"
-        )
+        loaded.notes.append("no volume column: every bar has volume 0 (FX pairs and indices have no volume)")
     default_symbol = None
     if column["symbol"] is None:
-        try:
-            default_symbol = normalize_symbol(path.stem)
-        except InvalidEvent:
+        default_symbol = _symbol_from_name(path.stem)
+        if default_symbol is None:
             raise SourceError(
                 f"the replay file {path} has no symbol column and its name is not a "
-                "ticker (name it like AAPL.csv or add a symbol column)"
-            ) from None
+                "ticker (name it like AAPL.csv or daily_AAPL.csv, or add a symbol column)"
+            )
     ts_col = column["ts"]
     assert ts_col is not None
     dates = DateReader([cells[ts_col] for _, cells in table.rows[:500] if ts_col < len(cells)])
@@ -327,7 +335,10 @@ def _load(path: Path, source: str) -> _Loaded:
             continue
         chosen[key] = row
         loaded.replaced.append(
-            (earlier.line, f"same {row.symbol} {row.interval} bar at {iso(row.ts)} as line {row.line}, which wins")
+            (
+                earlier.line,
+                f"same {row.symbol} {row.interval} bar at {iso(row.ts)} as line {row.line}, which wins",
+            )
         )
     loaded.rows = sorted(chosen.values(), key=lambda r: (r.ts, r.line))
     loaded.replaced.sort()
