@@ -130,7 +130,7 @@ def read_table(text: str) -> Table:
             continue  # one column: maybe another delimiter splits it
         uneven = [line for line, cells in rows[1:] if len(cells) != width]
         if uneven and width > 1:
-            widths = sorted({len(c) for _, c in rows[1:]})
+            widths = sorted({len(c) for _, c in rows[1:] if len(c) != width})
             seen.append(
                 f"{NAMES[delimiter]}-separated with {width} header fields but "
                 f"{'/'.join(map(str, widths))} fields on lines {', '.join(map(str, uneven[:5]))}"
@@ -145,7 +145,7 @@ def read_table(text: str) -> Table:
         return single
     hint = (
         " (decimal commas in a comma-separated file? Save it separated by semicolons, or quote the numbers)"
-        if any(s.startswith("comma") for s in seen)
+        if any(s.startswith("comma") for s in seen) and re.search(r"\d,\d", text)
         else ""
     )
     raise DialectError(
