@@ -101,8 +101,8 @@ def read_import(text: str, default_source: str) -> ImportPlan:
         candidates = [(1, table.header), *table.rows]
     else:
         plan.dialect = "ticker list"
-        for n, line in enumerate(text.splitlines(), start=1):
-            for token in re.split(r"[\s,;|\ufeff]+", line):
+        for n, written in enumerate(text.splitlines(), start=1):
+            for token in re.split(r"[\s,;|\ufeff]+", written):
                 if token:
                     plan.rows.append(ImportRow(n, token, default_source, True))
     for line, cells in candidates:
