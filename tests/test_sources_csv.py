@@ -319,6 +319,33 @@ def test_daily_bars_of_a_frankfurt_symbol_keep_their_session_dates_and_never_mer
     )
 
 
+def test_a_tokyo_daily_bar_and_that_days_minutes_are_one_day_on_its_date(tmp_path, store):
+    from pipeline.bars import BarBuilder
+
+    daily = write(
+        tmp_path / "7203.T.csv",
+        [["2024-03-07", 3500, 3550, 3480, 3520, 9000000], ["2024-03-08", 3530, 3600, 3510, 3590, 8000000]],
+        header=["Date", "Open", "High", "Low", "Close", "Volume"],
+    )
+    _, days_in, _ = replay_all(daily, ["7203.T"])
+    minute = write(  # Friday 09:00-09:01 in Tokyo is Friday 00:00 UTC
+        tmp_path / "minutes_7203.T.csv",
+        [
+            ["2024-03-08T00:00:00Z", 3530, 3540, 3525, 3535, 10000],
+            ["2024-03-08T00:01:00Z", 3535, 3545, 3530, 3540, 20000],
+        ],
+        header=["ts", "open", "high", "low", "close", "volume"],
+    )
+    _, minutes_in, _ = replay_all(minute, ["7203.T"])
+    store.write_events(days_in + minutes_in)
+    BarBuilder(store).run_once()
+    days = {d["ts"].replace(tzinfo=UTC): d for d in store.bars.find({"symbol": "7203.T", "interval": "1d"})}
+    assert sorted(days) == [datetime(2024, 3, 7, tzinfo=UTC), datetime(2024, 3, 8, tzinfo=UTC)]
+    thursday, friday = days[datetime(2024, 3, 7, tzinfo=UTC)], days[datetime(2024, 3, 8, tzinfo=UTC)]
+    assert (thursday["open"], thursday["close"], thursday["volume"]) == (3500, 3520, 9000000)
+    assert (friday["open"], friday["high"], friday["volume"]) == (3530, 3600, 8000000)
+
+
 @pytest.mark.parametrize(
     "name,content",
     [

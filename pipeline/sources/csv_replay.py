@@ -61,7 +61,7 @@ ALIASES = {
 }
 REQUIRED = ("ts", "open", "high", "low", "close")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-MAX_REPORTED = 1000  # rows listed in health()["rows_not_taken"]
+MAX_REPORTED = 200  # rows listed in health()["rows_not_taken"] (it travels in every heartbeat)
 
 
 @dataclass
