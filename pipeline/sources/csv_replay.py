@@ -367,9 +367,13 @@ def _row(
     clock = cell("time")
     if column["time"] is not None and not clock:
         raise InvalidEvent(f"date {text!r} has no time in the time column")
-    if clock:
-        text = f"{text} {clock}"
-    if is_date_only(text):
+    if clock:  # separate date and time columns (MetaTrader): naive = UTC
+        try:
+            ts = to_utc(dates.parse_pair(text, clock), "ts")
+        except (ValueError, OverflowError, InvalidEvent):
+            raise InvalidEvent(f"date {text!r} and time {clock!r} are not a date and a time of day") from None
+        default_interval = "1m"
+    elif is_date_only(text):
         try:
             day = date.fromisoformat(text) if DATE_ONLY.match(text) else dates.parse(text).date()
             ts = day_start_utc(day, market.timezone)  # the session date the file says, at the exchange
