@@ -212,15 +212,17 @@ def test_rejected_import_rows_are_one_message_listing_them_literally(seeded):
         '{"$gt": ""};simulated;true',
         "$where;simulated;true",
     ]
-    rows += [f"BAD{i}!;simulated;true" for i in range(30)] + ["AAPL;simulated;true", "ORCL;simulated;no"]
+    rows += [f"BAD{i}!;simulated;true" for i in range(30)] + ["Z" * 5000 + ";simulated;true"]
+    rows += ["AAPL;simulated;true", "ORCL;simulated;no"]
     at = app("watchlist").run()
     at.text_area[0].input("\r\n".join(rows))
     next(b for b in at.button if b.label == "Import").click().run()
     assert_clean(at)
     assert symbols(store)[-1] == "ORCL" and "IBM" not in symbols(store)
-    assert [e.value for e in at.error] == ["34 rows not imported:"]
+    assert [e.value for e in at.error] == ["35 rows not imported:"]
     listing = next(c.value for c in at.code if c.value.startswith("line 2:")).splitlines()
-    assert len(listing) == 34
+    assert len(listing) == 35 and max(map(len, listing)) < 300  # a 5,000-character entry is cut short
     assert listing[0] == "line 2: IBM: enabled 'maybe' is not true or false"
     assert listing[1].startswith('line 3: {"$gt": ""}: ') and listing[2].startswith("line 4: $where: ")
-    assert listing[-1] == "line 35: AAPL: AAPL is already on the watchlist"
+    assert listing[-2].startswith("line 35: " + "Z" * 39 + "…: ")
+    assert listing[-1] == "line 36: AAPL: AAPL is already on the watchlist"

@@ -192,10 +192,11 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
 
 
 SHOWN_CHARS = 40  # of a row's own text in the rejected listing
+REASON_CHARS = 200  # of a reason (a refusal may quote what was typed)
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+def _short(text: str, limit: int = SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def import_rows(runtime, plan: ImportPlan) -> Outcome:
@@ -203,7 +204,10 @@ def import_rows(runtime, plan: ImportPlan) -> Outcome:
     cap as for any addition). Each row not added, skipped when reading or refused now, becomes one
     line of ``Outcome.rejected`` ("line 3: ORCL: reason"), in file order."""
     out = Outcome()
-    rejected = [(line, f"line {line}: {_short(text)}: {reason}") for line, text, reason in plan.skipped]
+    rejected = [
+        (line, f"line {line}: {_short(text)}: {_short(reason, REASON_CHARS)}")
+        for line, text, reason in plan.skipped
+    ]
     for row in plan.rows:
         try:
             entry = runtime.add_symbol(row.symbol, row.source)
@@ -212,6 +216,8 @@ def import_rows(runtime, plan: ImportPlan) -> Outcome:
                 entry.enabled = False
             out.added.append(entry.symbol)
         except WatchlistError as exc:
-            rejected.append((row.line, f"line {row.line}: {_short(row.symbol)}: {exc}"))
+            rejected.append(
+                (row.line, f"line {row.line}: {_short(row.symbol)}: {_short(str(exc), REASON_CHARS)}")
+            )
     out.rejected = [text for _, text in sorted(rejected, key=lambda r: r[0])]
     return out
