@@ -118,6 +118,11 @@ def render() -> None:
                         hide_index=True,
                         width="stretch",
                     )
+                    for key, label in (("notes", "Notes"), ("rows_not_taken", "Rows not taken")):
+                        lines = info.get(key) or []
+                        if lines:  # a source's own list (the CSV replay's skipped rows): plain text
+                            with st.expander(f"{label} ({len(lines)})"):
+                                st.code("\n".join(map(str, lines)), language=None, wrap_lines=True)
 
     # -- consumer ------------------------------------------------------------------------------
     st.subheader("Consumer")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pipeline.config import SOURCES
-from pipeline.watchlist import Watchlist
+from pipeline.csvfile import decode
+from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page
 from ui import watchlist_edit as edit
 from ui.alerts_toast import alert_toasts
@@ -29,7 +30,12 @@ if not allowed:
     auth.read_only_note("changing the watchlist")
 
 for kind, text in st.session_state.pop("wl_messages", []):
-    (st.success if kind == "success" else st.error)(text)
+    if kind == "rows":  # import rows not added: one message, the rows' own text shown literally
+        n = len(text.splitlines())
+        st.error(f"{n} row{'s' if n != 1 else ''} not imported:")
+        st.code(text, language=None, wrap_lines=True)
+    else:
+        (st.success if kind == "success" else st.error)(text)
 
 
 # -- backfills in progress -----------------------------------------------------------------------
@@ -145,19 +151,23 @@ with right:
             )
             upload = st.file_uploader("…or upload a CSV file", type=["csv", "txt"])
             if st.form_submit_button("Import"):
-                raw = upload.getvalue().decode("utf-8", "replace") if upload is not None else text
-                rows = Watchlist.parse_import(raw or "", settings.source)
-                if not rows:
+                raw = decode(upload.getvalue()) if upload is not None else text
+                try:
+                    plan = read_import(raw or "", settings.source)
+                except WatchlistError as exc:
+                    st.error(str(exc))
+                    st.stop()
+                if not plan.rows and not plan.skipped:
                     st.warning(
                         "Nothing to import: paste tickers separated by spaces or commas, or a CSV "
                         "with a symbol column."
                     )
                 else:
                     with (
-                        st.spinner(f"Checking {len(rows)} ticker(s)…"),
+                        st.spinner(f"Checking {len(plan.rows)} ticker(s)…"),
                         page.sentences("importing the watchlist"),
                     ):
-                        outcome = edit.import_rows(runtime, rows)
+                        outcome = edit.import_rows(runtime, plan)
                     st.session_state["wl_messages"] = outcome.messages(runtime.producing)
                     st.session_state["wl_version"] = version + 1
                     st.rerun()

@@ -7,7 +7,10 @@ Guarantees:
 - It works from the ``bar_marks`` that ``Store.write_events`` leaves in the same call as the write, so
   a crash between storing prices and building bars only delays the bars; a mark is removed only if
   nothing re-marked it while it was being processed (``seq`` guard).
-- Days are UTC days (every major exchange's session fits inside one).
+- A day is the symbol's *session date* at its exchange (``markets.market_for(symbol).timezone``),
+  stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
+  local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
+  SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
 - ``stop()`` is honoured between marks and between the days of a long mark (a first backfill's
   month of minutes): a stopped builder returns within about a day's rebuild, its mark kept.
@@ -18,13 +21,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from .intervals import INTERVALS, STORED
 from .models import to_utc
+from .sources.markets import day_key, day_start_utc, market_for, session_date
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -35,15 +40,18 @@ PARENT = {i.name: i.parent for i in ROLLUPS if i.parent}
 FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
 
 
-def aggregate(docs: list[dict], level: str) -> dict[datetime, dict]:
-    """OHLCV per ``level`` bucket of time-sorted documents."""
-    floor = INTERVALS[level].floor
+def aggregate(
+    docs: list[dict], level: str, bucket: Callable[[datetime], datetime] | None = None
+) -> dict[datetime, dict]:
+    """OHLCV per ``level`` bucket of time-sorted documents (``bucket(ts)`` overrides the level's
+    UTC floor, e.g. for session dates)."""
+    floor = bucket or INTERVALS[level].floor
     out: dict[datetime, dict] = {}
     for d in docs:
-        bucket = floor(to_utc(d["ts"]))
-        bar = out.get(bucket)
+        key = floor(to_utc(d["ts"]))
+        bar = out.get(key)
         if bar is None:
-            out[bucket] = {
+            out[key] = {
                 "open": d["open"],
                 "high": d["high"],
                 "low": d["low"],
@@ -163,21 +171,34 @@ class BarBuilder:
                 minutes[bucket] = merged
         written = self._save(symbol, "1m", minutes)
         for level in ROLLUPS:
+            if level is DAY:
+                written += self.rebuild_days(symbol, start, end - MINUTE.span)
+                continue
             start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
             rows = aggregate(self._find(self.store.bars, symbol, PARENT[level.name], start, end), level.name)
-            if level is DAY:
-                rows = self._merge_source_days(symbol, rows, start, end)
             written += self._save(symbol, level.name, rows)
         return written
 
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
-        start, end = DAY.floor(lo), DAY.floor(hi) + DAY.span
-        rows = aggregate(self._find(self.store.bars, symbol, PARENT["1d"], start, end), "1d")
-        return self._save(symbol, "1d", self._merge_source_days(symbol, rows, start, end))
+        """Rebuild the daily bars of every session date (at ``symbol``'s exchange) that ``lo``..``hi``
+        (aware) touches, each from all of that local date's hours plus the source's bar for that date;
+        return the number of bars written."""
+        tz = market_for(symbol).timezone
+        first, last = session_date(lo, tz), session_date(hi, tz)
+        start, end = day_start_utc(first, tz), day_start_utc(last + timedelta(days=1), tz)
+        hours = self._find(self.store.bars, symbol, PARENT["1d"], start, end)
+        rows = aggregate(hours, "1d", bucket=lambda ts: day_key(session_date(ts, tz)))
+        return self._save(symbol, "1d", self._merge_source_days(symbol, rows, first, last, tz))
 
-    def _merge_source_days(self, symbol: str, rows: dict, start: datetime, end: datetime) -> dict:
+    def _merge_source_days(self, symbol: str, rows: dict, first: date, last: date, tz: str) -> dict:
+        """Fold the source's daily bars of session dates ``first``..``last`` into ``rows``."""
+        # a source stamps its day at local midnight (or at the session's open): search a day wider
+        start, end = day_start_utc(first, tz) - DAY.span, day_start_utc(last, tz) + 2 * DAY.span
         for d in self._find(self.store.prices, symbol, "1d", start, end):
-            day = DAY.floor(to_utc(d["ts"]))
+            local = session_date(to_utc(d["ts"]), tz)
+            if not first <= local <= last:
+                continue
+            day = day_key(local)
             intraday = rows.get(day)
             if intraday is None:
                 rows[day] = {k: d[k] for k in ("open", "high", "low", "close", "volume")} | {"n": 1}

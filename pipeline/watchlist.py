@@ -5,17 +5,25 @@ Guarantees:
   (``lookup``); every refusal is a ``WatchlistError`` with a sentence a user can act on.
 - Duplicates are refused, not merged; the list never grows past ``max_symbols``.
 - Changes are visible to the running producer on its next run (it reads the list every time).
+- ``read_import`` reads what people paste or upload: a ticker list (``AAPL, MSFT``) or a CSV with a
+  header naming a ``symbol`` (or ``ticker``) column in any case, optional ``source`` and ``enabled``
+  (true/false, yes/no, 1/0, on/off; empty = true), in any dialect ``pipeline.csvfile`` reads (Excel's
+  byte-order mark, semicolons, CRLF). A header-less CSV whose second column is a source name is
+  read as symbol,source[,enabled]. Header words never become tickers. A symbol listed twice: the
+  later row wins. Every row not taken is in ``ImportPlan.skipped`` with its line and reason.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .config import SOURCES
+from .csvfile import DialectError, read_table
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
@@ -25,6 +33,109 @@ FIELDS = ("symbol", "source", "enabled", "name", "exchange", "currency", "timezo
 
 class WatchlistError(ValueError):
     """A watchlist change was refused; ``str(exc)`` says why and what to do."""
+
+
+TRUE = frozenset({"true", "1", "yes", "y", "on", "enabled", ""})
+FALSE = frozenset({"false", "0", "no", "n", "off", "disabled"})
+
+
+@dataclass
+class ImportRow:
+    """One row to add: its 1-based ``line`` in the pasted/uploaded text, the ``symbol`` text as
+    written (checked when added), the ``source`` and ``enabled``."""
+
+    line: int
+    symbol: str
+    source: str
+    enabled: bool = True
+
+
+@dataclass
+class ImportPlan:
+    """What ``read_import`` found: ``rows`` to add, ``skipped`` rows as (line, text, reason), and
+    the ``dialect`` it read ("comma-separated", "ticker list", ...)."""
+
+    rows: list[ImportRow] = field(default_factory=list)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    dialect: str = ""
+
+
+def _key(text: str) -> str:
+    try:
+        return normalize_symbol(text)
+    except InvalidEvent:
+        return text.strip().upper()
+
+
+def read_import(text: str, default_source: str) -> ImportPlan:
+    """Read a pasted or uploaded watchlist (see the module docstring) into an ``ImportPlan``.
+    Raises ``WatchlistError`` for a CSV with a header whose rows no delimiter splits alike (the
+    message names the dialect seen). Nothing here talks to a source or the database."""
+    text = text.removeprefix("\ufeff")
+    plan = ImportPlan()
+    if not text.strip():
+        return plan
+    try:
+        table = read_table(text)
+    except DialectError as exc:
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        if re.search(r"\b(symbol|ticker)\b", first, re.IGNORECASE):
+            raise WatchlistError(f"cannot read the CSV: {exc}") from None
+        table = None
+    names = [h.strip().lower() for h in table.header] if table else []
+    column = {
+        k: next((names.index(a) for a in aliases if a in names), None)
+        for k, aliases in IMPORT_ALIASES.items()
+    }
+    candidates: list[tuple[int, list[str]]] = []
+    if table is not None and column["symbol"] is not None:
+        plan.dialect = table.dialect + " with a header"
+        candidates = table.rows
+    elif (
+        table is not None
+        and len(table.header) >= 2
+        and all(len(c) >= 2 and c[1].strip().lower() in SOURCES for _, c in [(1, table.header), *table.rows])
+    ):
+        plan.dialect = table.dialect + ", no header (symbol, source, enabled)"
+        column = {"symbol": 0, "source": 1, "enabled": 2 if len(table.header) > 2 else None}
+        candidates = [(1, table.header), *table.rows]
+    else:
+        plan.dialect = "ticker list"
+        for n, written in enumerate(text.splitlines(), start=1):
+            for token in re.split(r"[\s,;|\ufeff]+", written):
+                if token:
+                    plan.rows.append(ImportRow(n, token, default_source, True))
+    for line, cells in candidates:
+
+        def cell(key: str, cells: list[str] = cells) -> str:
+            i = column[key]
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        symbol, shown = cell("symbol"), ", ".join(c.strip() for c in cells)
+        if not symbol:
+            plan.skipped.append((line, shown, "no symbol in this row"))
+            continue
+        flag = cell("enabled").lower()
+        if flag not in TRUE | FALSE:
+            plan.skipped.append((line, symbol, f"enabled {cell('enabled')!r} is not true or false"))
+            continue
+        source = cell("source").lower() or default_source
+        plan.rows.append(ImportRow(line, symbol, source, flag not in FALSE))
+    # the same symbol twice: the later row wins
+    last: dict[str, ImportRow] = {}
+    for row in plan.rows:
+        last[_key(row.symbol)] = row
+    kept = [r for r in plan.rows if last[_key(r.symbol)] is r]
+    for row in plan.rows:
+        winner = last[_key(row.symbol)]
+        if winner is not row:
+            plan.skipped.append((row.line, row.symbol, f"listed again on line {winner.line}, which wins"))
+    plan.rows = kept
+    plan.skipped.sort(key=lambda s: s[0])
+    return plan
+
+
+IMPORT_ALIASES = {"symbol": ("symbol", "ticker"), "source": ("source",), "enabled": ("enabled", "active")}
 
 
 @dataclass
@@ -133,18 +244,9 @@ class Watchlist:
 
     @staticmethod
     def parse_import(text: str, default_source: str) -> list[tuple[str, str, bool]]:
-        """Read 'AAPL, MSFT' or a CSV with a symbol[,source[,enabled]] header into rows."""
-        rows: list[tuple[str, str, bool]] = []
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if lines and lines[0].lower().replace(" ", "").startswith("symbol"):
-            for rec in csv.DictReader(io.StringIO("\n".join(lines))):
-                rec = {k.strip().lower(): (v or "").strip() for k, v in rec.items() if k}
-                enabled = rec.get("enabled", "true").lower() not in ("false", "0", "no")
-                rows.append((rec.get("symbol", ""), rec.get("source") or default_source, enabled))
-        else:
-            for token in text.replace(",", " ").split():
-                rows.append((token, default_source, True))
-        return rows
+        """(symbol, source, enabled) of the rows ``read_import`` takes (skipped rows are dropped;
+        use ``read_import`` to report them)."""
+        return [(r.symbol, r.source, r.enabled) for r in read_import(text, default_source).rows]
 
     def import_rows(self, rows: list[tuple[str, str, bool]]) -> tuple[list[Entry], dict[str, str]]:
         added, errors = [], {}

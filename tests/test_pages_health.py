@@ -2,6 +2,7 @@
 pipeline running, stopped, and MongoDB down."""
 
 import time
+from pathlib import Path
 
 import pytest
 from support.pages import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
@@ -144,6 +145,34 @@ def test_health_page_with_the_pipeline_running(stack, tmp_path, app_env, monkeyp
     ]
     assert plotly_specs(at), "the throughput chart is drawn"
     assert "Nothing was dead-lettered" in texts(at)
+
+
+def test_health_page_lists_the_csv_replays_rows_not_taken(stack, tmp_path, app_env, monkeypatch):
+    path = tmp_path / "bars.csv"  # the case file: the same AAPL bar twice, the correction on line 3
+    path.write_bytes((Path(__file__).parent / "data" / "cases" / "duplicate_bar_rows.csv").read_bytes())
+    monkeypatch.setenv("STOCKMON_CSV_PATH", str(path))  # (settings_env does not carry it)
+    configure(
+        stack,
+        tmp_path,
+        app_env,
+        monkeypatch,
+        autostart=True,
+        source="csv",
+        csv_path=path,
+        watchlist=("AAPL",),
+    )
+
+    def listed() -> list[str]:
+        return [c.value for c in at.code if c.value.startswith("line 2:")]
+
+    at = app("health", timeout=90).run()
+    deadline = time.monotonic() + 60  # a ceiling: the producer's first run reports the source
+    while not listed() and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert_clean(at)
+    assert listed() == ["line 2: same AAPL 1m bar at 2024-03-05T15:37:00.000Z as line 3, which wins"]
+    assert "Rows not taken (1)" in [e.label for e in at.expander]
 
 
 def test_health_page_with_the_pipeline_stopped(stack, tmp_path, app_env, monkeypatch):

@@ -1,6 +1,8 @@
 """Watchlist page through AppTest: editor edits (add, duplicate, bad format, unknown ticker, fix a
 pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
 
+from pathlib import Path
+
 import pytest
 from support.pages import MONGO_DOWN, app, assert_clean, configure, texts
 
@@ -140,7 +142,10 @@ def test_import_text_and_export(seeded):
     assert_clean(at)
     assert symbols(store)[-2:] == ["TSLA", "AMD"]
     assert any(s.value.startswith("Added TSLA, AMD") for s in at.success)
-    assert any(e.value.startswith("BAD!:") for e in at.error)
+    assert [e.value for e in at.error] == [
+        "1 row not imported:"
+    ]  # one grouped message, rows listed literally
+    assert any(c.value.startswith("line 1: BAD!:") for c in at.code)
     assert [b.label for b in at.get("download_button")] == ["⬇️ Export as CSV"]
     assert "AAPL MSFT GOOG TSLA AMD" in [c.value for c in at.code]
 
@@ -178,3 +183,46 @@ def test_watchlist_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypa
     at = app("watchlist").run()
     assert_clean(at)
     assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+
+
+CASES = Path(__file__).parent / "data" / "cases"
+
+
+def test_an_excel_saved_watchlist_csv_with_a_byte_order_mark(seeded):
+    _, store = seeded
+    text = (CASES / "watchlist_bom.csv").read_bytes().decode("utf-8")  # as pasted: the BOM kept
+    assert text.startswith("\ufeffsymbol")
+    at = app("watchlist").run()
+    at.text_area[0].input(text)
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "IBM", "ORCL"]  # no header words as tickers
+    docs = {d["_id"]: d for d in store.watchlist.find({"_id": {"$in": ["IBM", "ORCL"]}})}
+    assert (docs["IBM"]["source"], docs["IBM"]["enabled"]) == ("simulated", True)
+    assert (docs["ORCL"]["source"], docs["ORCL"]["enabled"]) == ("simulated", False)
+    assert any(s.value.startswith("Added IBM, ORCL") for s in at.success)
+    assert not list(at.error)
+
+
+def test_rejected_import_rows_are_one_message_listing_them_literally(seeded):
+    _, store = seeded
+    rows = [
+        "TICKER;Source;Enabled",
+        "IBM;simulated;maybe",
+        '{"$gt": ""};simulated;true',
+        "$where;simulated;true",
+    ]
+    rows += [f"BAD{i}!;simulated;true" for i in range(30)] + ["Z" * 5000 + ";simulated;true"]
+    rows += ["AAPL;simulated;true", "ORCL;simulated;no"]
+    at = app("watchlist").run()
+    at.text_area[0].input("\r\n".join(rows))
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store)[-1] == "ORCL" and "IBM" not in symbols(store)
+    assert [e.value for e in at.error] == ["35 rows not imported:"]
+    listing = next(c.value for c in at.code if c.value.startswith("line 2:")).splitlines()
+    assert len(listing) == 35 and max(map(len, listing)) < 300  # a 5,000-character entry is cut short
+    assert listing[0] == "line 2: IBM: enabled 'maybe' is not true or false"
+    assert listing[1].startswith('line 3: {"$gt": ""}: ') and listing[2].startswith("line 4: $where: ")
+    assert listing[-2].startswith("line 35: " + "Z" * 39 + "…: ")
+    assert listing[-1] == "line 36: AAPL: AAPL is already on the watchlist"

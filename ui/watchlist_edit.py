@@ -10,6 +10,9 @@ Guarantees:
 - A new row without a ticker yet is not a change: ``actionable`` says whether a state holds anything
   to apply, so the page can leave the editor alone while the user is still typing.
 - Renaming a stored row adds the new ticker first and removes the old one only if that worked.
+- An import's rows that were not added (refused by the watchlist, or skipped when the file was read)
+  are one message: ``Outcome.rejected`` lists them by line, and ``messages`` turns them into a single
+  ``("rows", listing)`` entry that the page shows as plain text (never Markdown).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.watchlist import WatchlistError
+from pipeline.watchlist import ImportPlan, WatchlistError
 
 COLUMNS = ["symbol", "source", "enabled", "name", "exchange", "currency", "backfill", "status"]
 
@@ -30,8 +33,11 @@ class Outcome:
     changed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # import rows not added: "line 3: ORCL: reason"
 
     def messages(self, backfilling: bool = True) -> list[tuple[str, str]]:
+        """(kind, text) to show: kind ``success``/``error`` (text of our own, Markdown allowed) or
+        ``rows`` (text is the listing of rejected import rows, one per line: show it literally)."""
         out = []
         if self.added:
             then = (
@@ -46,6 +52,8 @@ class Outcome:
             out.append(("success", f"Updated {', '.join(self.changed)}."))
         for symbol, reason in self.errors.items():
             out.append(("error", f"{symbol or 'New row'}: {reason}"))
+        if self.rejected:
+            out.append(("rows", "\n".join(self.rejected)))
         return out
 
 
@@ -183,15 +191,33 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
     return out
 
 
-def import_rows(runtime, rows: list[tuple[str, str, bool]]) -> Outcome:
-    """Add imported (symbol, source, enabled) rows one by one; each refusal is kept with its reason."""
+SHOWN_CHARS = 40  # of a row's own text in the rejected listing
+REASON_CHARS = 200  # of a reason (a refusal may quote what was typed)
+
+
+def _short(text: str, limit: int = SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def import_rows(runtime, plan: ImportPlan) -> Outcome:
+    """Add the rows of an import plan one by one (format, source lookup, duplicates and the size
+    cap as for any addition). Each row not added, skipped when reading or refused now, becomes one
+    line of ``Outcome.rejected`` ("line 3: ORCL: reason"), in file order."""
     out = Outcome()
-    for symbol, source, enabled in rows:
+    rejected = [
+        (line, f"line {line}: {_short(text)}: {_short(reason, REASON_CHARS)}")
+        for line, text, reason in plan.skipped
+    ]
+    for row in plan.rows:
         try:
-            entry = runtime.add_symbol(symbol, source)
-            if not enabled:
+            entry = runtime.add_symbol(row.symbol, row.source)
+            if not row.enabled:
                 runtime.watchlist.update(entry.symbol, enabled=False)
+                entry.enabled = False
             out.added.append(entry.symbol)
         except WatchlistError as exc:
-            out.errors[symbol] = str(exc)
+            rejected.append(
+                (row.line, f"line {row.line}: {_short(row.symbol)}: {_short(str(exc), REASON_CHARS)}")
+            )
+    out.rejected = [text for _, text in sorted(rejected, key=lambda r: r[0])]
     return out

@@ -6,6 +6,9 @@ Guarantees:
   else is taken to be a US listing (NYSE/NASDAQ, USD, America/New_York).
 - ``day_start_utc(date, tz)`` is the one convention every source uses for daily and weekly bars:
   the bar's ``ts`` is local midnight of the trading date at the exchange, expressed in UTC.
+- ``session_date(ts, tz)`` is the exchange's date of an instant; ``day_key(date)`` is how the bar
+  builder stores a daily bar (UTC midnight of the session date). A source's daily bar (local
+  midnight) and the roll-up of that date's intraday bars get the same key, never the next day's.
 - Sources that know better (Yahoo's chart meta) use their own data; this table is the fallback and
   the simulated/CSV sources' only knowledge.
 """
@@ -103,6 +106,18 @@ def symbol_info(symbol: str, name: str = "") -> SymbolInfo:
 def day_start_utc(day: date, tz: str) -> datetime:
     """Local midnight of ``day`` at an exchange in time zone ``tz``, as an aware UTC datetime."""
     return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
+
+
+def session_date(ts: datetime, tz: str) -> date:
+    """The calendar date at an exchange in time zone ``tz`` of the instant ``ts`` (aware): the session
+    date a bar or tick belongs to (no exchange calendar: a session never crosses local midnight)."""
+    return ts.astimezone(ZoneInfo(tz)).date()
+
+
+def day_key(day: date) -> datetime:
+    """How the ``bars`` collection stores a session date: UTC midnight of that date (so a page that
+    draws days on UTC dates shows the exchange's own date, east or west of UTC)."""
+    return datetime.combine(day, time(0), UTC)
 
 
 def session_fraction(ts: datetime, market: Market) -> float | None:
