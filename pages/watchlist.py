@@ -12,6 +12,7 @@ import streamlit as st
 from pipeline.config import SOURCES
 from pipeline.watchlist import Watchlist
 from ui import auth, data, page
+from ui import format as fmt
 from ui import watchlist_edit as edit
 from ui.alerts_toast import alert_toasts
 
@@ -28,8 +29,8 @@ st.caption(
 if not allowed:
     auth.read_only_note("changing the watchlist")
 
-for kind, text in st.session_state.pop("wl_messages", []):
-    (st.success if kind == "success" else st.error)(text)
+for kind, text in st.session_state.pop("wl_messages", []):  # user text inside: shown literally
+    (st.success if kind == "success" else st.error)(fmt.literal(text))
 
 
 # -- backfills in progress -----------------------------------------------------------------------
