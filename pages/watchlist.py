@@ -29,8 +29,11 @@ st.caption(
 if not allowed:
     auth.read_only_note("changing the watchlist")
 
-for kind, text in st.session_state.pop("wl_messages", []):  # user text inside: shown literally
-    (st.success if kind == "success" else st.error)(fmt.literal(text))
+for kind, text in st.session_state.pop("wl_messages", []):
+    if kind == "success":  # names only symbols that passed validation
+        st.success(text)
+    else:  # quotes what was typed: shown literally, never as Markdown/LaTeX/HTML
+        st.error(fmt.literal(text))
 
 
 # -- backfills in progress -----------------------------------------------------------------------

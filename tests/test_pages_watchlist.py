@@ -2,7 +2,7 @@
 pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
 
 import pytest
-from support.pages import MONGO_DOWN, app, assert_clean, configure, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, plain, texts
 
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
@@ -78,7 +78,7 @@ def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seed
     assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [
         s.value for s in at.success
     ]
-    errors = "\n".join(e.value for e in at.error)
+    errors = "\n".join(plain(e.value) for e in at.error)
     assert "AAPL: AAPL is already on the watchlist" in errors
     assert "BAD!: 'BAD!' is not a valid ticker" in errors
     assert "ZZZZ:" in errors and "csv" in errors.lower()
@@ -140,7 +140,7 @@ def test_import_text_and_export(seeded):
     assert_clean(at)
     assert symbols(store)[-2:] == ["TSLA", "AMD"]
     assert any(s.value.startswith("Added TSLA, AMD") for s in at.success)
-    assert any(e.value.startswith("BAD!:") for e in at.error)
+    assert any(plain(e.value).startswith("BAD!:") for e in at.error)
     assert [b.label for b in at.get("download_button")] == ["⬇️ Export as CSV"]
     assert "AAPL MSFT GOOG TSLA AMD" in [c.value for c in at.code]
 

@@ -92,3 +92,11 @@ def values(array) -> list:
 
 def path(page: str) -> Path:
     return PAGES[page]
+
+
+def plain(markdown: str) -> str:
+    """What a browser shows for text escaped by ``ui.format.literal`` (AppTest gives the Markdown
+    source): backslash escapes and hard line breaks undone."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("  \n", "\n").replace("&#32;", " ")
