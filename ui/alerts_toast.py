@@ -27,7 +27,6 @@ import streamlit as st
 
 from pipeline.alerts import events
 from pipeline.models import utcnow
-from ui import format as fmt
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def _show() -> None:
     if not new:
         return
     for row in reversed(new[:MAX_TOASTS]):  # oldest of the newest first, so the newest ends on top
-        st.toast(f"**Alert** · {fmt.literal(row['message'])}", icon="🔔", duration="long")
+        st.toast(f"**Alert** · {row['message']}", icon="🔔", duration="long")
     if len(new) > MAX_TOASTS:
         st.toast(
             f"…and {len(new) - MAX_TOASTS} more alert(s): see the Alerts page.", icon="🔔", duration="long"
