@@ -127,11 +127,12 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     st.plotly_chart(
         view.context_figure(context, focus), key="alert_context", config={"displayModeBar": False}
     )
-    st.caption(  # the note is the user's text: literal, so a Markdown image in it is never fetched
+    st.caption(
         f"**{fmt.literal(focus['symbol'])}** · {fmt.literal(focus['message'])} · "
         f"rule: {fmt.literal(focus.get('description', ''))} · price time {view.utc(focus['ts'])}"
-        + (f" · note: {fmt.literal(focus['note'])}" if focus.get("note") else "")
     )
+    if focus.get("note"):  # the user's text: plain text (no Markdown, so no image, link or LaTeX)
+        st.text(f"Note: {focus['note']}")
 
 
 fired_alerts(chosen, unacked_only)

@@ -4,6 +4,7 @@ grouped, Markdown escaped), and the demo's admin password cannot be guessed with
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from support.pages import app, assert_clean, configure, plain
@@ -63,14 +64,15 @@ def test_many_refusals_are_one_message_with_the_rows_listed():
 
 # -- Markdown --------------------------------------------------------------------------------------
 def test_literal_escapes_every_markdown_and_latex_trigger():
-    for text in HOSTILE:
+    for text in [*HOSTILE, "see http://x.example/a`b and www.example.com or me@example.com", "`x`"]:
         escaped = fmt.literal(text)
-        # every ASCII punctuation character is escaped, so unescaping gives the text back
-        assert escaped.replace("\\", "") == text.replace("\\", "")
-        for ch in "$![]()<>{}":
-            assert ch not in escaped.replace("\\" + ch, "")
+        assert plain(escaped) == text  # shown character for character
+        outside_code = re.sub(r"(?<![\\`])(`+).+?\1", "", escaped)
+        for ch in "$![]()<>{}:@":  # nothing left for Markdown, LaTeX, HTML or autolinks to act on
+            assert ch not in outside_code.replace("\\" + ch, ""), (text, escaped)
     assert fmt.literal("a\nb") == "a  \nb"
     assert fmt.literal("    code?") == "&#32;&#32;&#32;&#32;code\\?"
+    assert fmt.literal("http://127.0.0.1:9/p.png") == "`http://127.0.0.1:9/p.png`"
 
 
 def test_refusals_on_the_watchlist_page_show_the_entry_literally(stack, tmp_path, app_env, monkeypatch):
@@ -86,8 +88,9 @@ def test_refusals_on_the_watchlist_page_show_the_entry_literally(stack, tmp_path
         assert shown.startswith("4 rows were not added:\n")
         for text in HOSTILE:
             assert f"\n{text}: {text!r} is not a valid ticker" in shown  # character for character
+        outside_code = re.sub(r"(?<![\\`])(`+).+?\1", "", source)
         for ch in "$![]()<>{}":  # nothing left for Markdown, LaTeX or HTML to act on
-            assert ch not in source.replace("\\" + ch, "")
+            assert ch not in outside_code.replace("\\" + ch, "")
         assert store.watchlist.count_documents({}) == 0
     finally:
         store.client.drop_database(settings.db)

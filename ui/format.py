@@ -6,7 +6,9 @@ imports Streamlit, so it is usable (and tested) anywhere.
 ``literal(text)`` makes any text safe to pass to Streamlit's Markdown (``st.error``, ``st.caption``,
 ``st.toast`` ...): every ASCII punctuation character is backslash-escaped (CommonMark allows that for
 all of them), so nothing a user typed becomes an image, a link, emphasis, LaTeX (``$``), a directive
-or HTML; it is shown character for character. Line breaks stay line breaks.
+or HTML; what GitHub-flavoured Markdown would link by itself (``http://...``, ``www.``, e-mail
+addresses) becomes a code span instead (escapes do not stop those). It is shown character for
+character. Line breaks stay line breaks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ UP, DOWN = "#16a34a", "#dc2626"  # readable on both the light and the dark theme
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _INDENT = re.compile(r"^[ \t]+")
+#: What GitHub-flavoured Markdown turns into a link by itself (URLs, www., e-mail addresses).
+_AUTOLINK = re.compile(r"(?i)(?:https?://|www\.|mailto:|xmpp:)\S*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def literal(text) -> str:
@@ -34,9 +38,20 @@ def literal(text) -> str:
     lines = str(text).splitlines() or [""]
     out = []
     for line in lines:
-        escaped = _PUNCTUATION.sub(r"\\\1", line)
+        parts, at = [], 0
+        for m in _AUTOLINK.finditer(line):  # GFM would link these even escaped: code spans instead
+            parts += [_PUNCTUATION.sub(r"\\\1", line[at : m.start()]), _code_span(m.group(0))]
+            at = m.end()
+        escaped = "".join(parts) + _PUNCTUATION.sub(r"\\\1", line[at:])
         out.append(_INDENT.sub(lambda m: m.group(0).replace(" ", "&#32;").replace("\t", "&#9;"), escaped))
     return "  \n".join(out)
+
+
+def _code_span(text: str) -> str:
+    """``text`` as a Markdown code span shown exactly (a fence longer than any backtick run in it)."""
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def missing(x) -> bool:
