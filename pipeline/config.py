@@ -186,7 +186,9 @@ class Settings:
     mongodb_uri: str | None = _setting(
         "MONGODB_URI", _optional, None, secret=True, doc="mongodb:// or mongodb+srv://; unset = embedded"
     )
-    db: str = _setting("STOCKMON_DB", _db_name, "stockmon")
+    db: str = _setting(
+        "STOCKMON_DB", _db_name, "stockmon", doc="MongoDB database name: letters, digits, _ -; under 64 bytes"
+    )
     data_dir: Path = _setting("STOCKMON_DATA_DIR", _path, None, doc="embedded servers' data, caches")
     topic_prices: str = _setting("STOCKMON_TOPIC_PRICES", _topic, "stockmon.prices")
     topic_dead_letter: str = _setting("STOCKMON_TOPIC_DEAD_LETTER", _topic, "stockmon.prices.dlq")
