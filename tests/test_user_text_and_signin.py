@@ -181,3 +181,18 @@ def test_thirty_wrong_passwords_on_the_page_are_slowed_then_locked_out(
         assert any(s.value.startswith("Signed in as admin") for s in at.success)
     finally:
         Store.from_uri(settings.mongodb_uri, settings.db).client.drop_database(settings.db)
+
+
+def test_a_database_name_the_server_would_refuse_is_a_sentence_on_the_page(
+    stack, tmp_path, app_env, monkeypatch
+):
+    """``STOCKMON_DB='$where'`` used to end in a pymongo traceback; now the page says which key is
+    wrong, with the value shown literally (no LaTeX from its ``$``)."""
+    configure(stack, tmp_path, app_env, monkeypatch)
+    monkeypatch.setenv("STOCKMON_DB", "$where")
+    at = app("watchlist").run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert plain(at.error[0].value).startswith(
+        "Configuration error: STOCKMON_DB='$where' is not a valid MongoDB database name: it contains '$'"
+    )
