@@ -20,6 +20,7 @@ from pipeline.alerts.channels import DeliveryError, configured, send_test, short
 from pipeline.alerts.rules import CHANNELS, Rule
 from ui import alerts_view as view
 from ui import auth, data, page
+from ui import format as fmt
 from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Alerts", "🔔")
@@ -35,7 +36,7 @@ st.caption(
 if not allowed:
     auth.read_only_note("creating, changing and acknowledging alerts")
 
-for kind, text in st.session_state.pop("alerts_messages", []):
+for kind, text in st.session_state.pop("alerts_messages", []):  # validated symbols and numbers only
     {"success": st.success, "error": st.error, "warning": st.warning}[kind](text)
 
 
@@ -127,9 +128,11 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
         view.context_figure(context, focus), key="alert_context", config={"displayModeBar": False}
     )
     st.caption(
-        f"**{focus['symbol']}** · {focus['message']} · rule: {focus.get('description', '')} · "
-        f"price time {view.utc(focus['ts'])}" + (f" · note: {focus['note']}" if focus.get("note") else "")
+        f"**{fmt.literal(focus['symbol'])}** · {fmt.literal(focus['message'])} · "
+        f"rule: {fmt.literal(focus.get('description', ''))} · price time {view.utc(focus['ts'])}"
     )
+    if focus.get("note"):  # the user's text: plain text (no Markdown, so no image, link or LaTeX)
+        st.text(f"Note: {focus['note']}")
 
 
 fired_alerts(chosen, unacked_only)
@@ -306,7 +309,9 @@ if submitted and allowed:
         except RuleError as exc:
             problems = exc.errors
     if problems:
-        st.error("The rule was not saved:\n" + "\n".join(f"- {msg}" for msg in problems.values()))
+        st.error(  # one message for all the problems; they quote what was typed, so literally
+            "The rule was not saved:\n" + "\n".join(f"- {fmt.literal(msg)}" for msg in problems.values())
+        )
     else:
         flash("success", f"{'Saved' if rule else 'Created'}: {describe(saved)}.")
         if saved.symbol not in watched:
@@ -327,7 +332,7 @@ if rule is not None and allowed:
         flash("success", f"{'Disabled' if rule.enabled else 'Enabled'}: {describe(rule)}.")
         st.rerun()
     with b.popover("🗑️ Delete"):
-        st.write(f"Delete “{describe(rule)}”? Its fired alerts stay in the history.")
+        st.write(f"Delete “{fmt.literal(describe(rule))}”? Its fired alerts stay in the history.")
         if st.button("Delete the rule", type="primary", key=f"delete_{rule.id}"):
             with page.sentences("deleting the rule"):
                 book.delete(rule.id)
@@ -362,14 +367,14 @@ def channel_status() -> None:
                 f"pending {stats['pending'] if stats['pending'] is not None else '?'}"
             )
             if stats.get("last_error"):
-                col.warning(f"Last failure: {stats['last_error']}", icon="⚠️")
+                col.warning(f"Last failure: {fmt.literal(stats['last_error'])}", icon="⚠️")
         elif configured(settings)[channel]:
             col.caption("Deliveries start with the pipeline.")
     if engine:
         st.caption(
             f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
             f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
-            + (f" · last error: {engine['last_error']}" if engine.get("last_error") else "")
+            + (f" · last error: {fmt.literal(engine['last_error'])}" if engine.get("last_error") else "")
         )
     else:
         st.caption("The pipeline is not running, so no rule is being evaluated. Start it on the Home page.")
@@ -401,7 +406,7 @@ for col, channel, setting in (
         ):
             try:
                 with st.spinner(f"Sending a test by {channel}…"):
-                    st.success(send_test(settings, channel))
+                    st.success(fmt.literal(send_test(settings, channel)))
             except DeliveryError as exc:
-                st.error(f"The test did not go through: {exc}")
+                st.error(f"The test did not go through: {fmt.literal(exc)}")
 channel_status()

@@ -13,6 +13,7 @@ from pipeline.config import SOURCES
 from pipeline.csvfile import decode
 from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page
+from ui import format as fmt
 from ui import watchlist_edit as edit
 from ui.alerts_toast import alert_toasts
 
@@ -34,8 +35,10 @@ for kind, text in st.session_state.pop("wl_messages", []):
         n = len(text.splitlines())
         st.error(f"{n} row{'s' if n != 1 else ''} not imported:")
         st.code(text, language=None, wrap_lines=True)
-    else:
-        (st.success if kind == "success" else st.error)(text)
+    elif kind == "success":  # names only symbols that passed validation
+        st.success(text)
+    else:  # quotes what was typed: shown literally, never as Markdown/LaTeX/HTML
+        st.error(fmt.literal(text))
 
 
 # -- backfills in progress -----------------------------------------------------------------------

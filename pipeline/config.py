@@ -82,13 +82,39 @@ def _choice(*allowed: str) -> Callable[[str, str], str]:
 
 
 def _topic(key: str, text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", text):
-        raise ConfigError(f"{key}={text!r} is not a valid Kafka topic name (letters, digits, . _ -)")
+    """A Kafka topic (or group) name as the broker accepts it: 1..249 of ``[a-zA-Z0-9._-]``, not ``.``
+    or ``..``; anything else is a ``ConfigError`` naming ``key``."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", text) or text in (".", ".."):
+        raise ConfigError(
+            f"{key}={text[:60]!r} is not a valid Kafka topic name "
+            "(1-249 characters from letters, digits, . _ -; not '.' or '..')"
+        )
     return text
 
 
-def _text(key: str, text: str) -> str:
-    return text.strip()
+#: Characters MongoDB refuses in a database name (any platform), and its size limit in bytes.
+DB_NAME_FORBIDDEN = '/\\. "$*<>:|?\x00'
+DB_NAME_MAX_BYTES = 63
+
+
+def _db_name(key: str, text: str) -> str:
+    """A MongoDB database name the server accepts: not empty, at most 63 bytes (UTF-8), none of
+    ``/\\. "$*<>:|?`` nor NUL; anything else is a ``ConfigError`` naming ``key``."""
+    name = text.strip()
+    bad = sorted({c for c in name if c in DB_NAME_FORBIDDEN})
+    if not name or bad or len(name.encode("utf-8")) > DB_NAME_MAX_BYTES:
+        why = (
+            "is empty"
+            if not name
+            else f"contains {' '.join(repr(c) for c in bad)}"
+            if bad
+            else f"is longer than {DB_NAME_MAX_BYTES} bytes"
+        )
+        raise ConfigError(
+            f"{key}={text[:60]!r} is not a valid MongoDB database name: it {why} "
+            '(use letters, digits, _ and -; none of / \\ . " $ * < > : | ?)'
+        )
+    return name
 
 
 def _optional(key: str, text: str) -> str | None:
@@ -108,13 +134,27 @@ def _symbols(key: str, text: str) -> tuple[str, ...]:
         raise ConfigError(f"{key}: {exc.reason}") from None
 
 
+def _check_url(key: str, url: str) -> str:
+    """``url`` if it is http(s) with a host (and a valid port, if any); else a ``ConfigError`` naming
+    ``key`` that never shows the URL's password."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{key}: {mask_uri(url)[:60]!r} is not an http(s) URL with a host")
+    return url
+
+
 def _urls(key: str, text: str) -> tuple[str, ...]:
-    urls = tuple(u for u in re.split(r"[,\s]+", text) if u)
-    for u in urls:
-        parts = urlsplit(u)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{key}: {mask_uri(u)[:60]!r} is not an http(s) URL")
-    return urls
+    return tuple(_check_url(key, u) for u in re.split(r"[,\s]+", text) if u)
+
+
+def _optional_url(key: str, text: str) -> str | None:
+    url = text.strip()
+    return _check_url(key, url) if url else None
 
 
 def _emails(key: str, text: str) -> tuple[str, ...]:
@@ -146,7 +186,9 @@ class Settings:
     mongodb_uri: str | None = _setting(
         "MONGODB_URI", _optional, None, secret=True, doc="mongodb:// or mongodb+srv://; unset = embedded"
     )
-    db: str = _setting("STOCKMON_DB", _text, "stockmon")
+    db: str = _setting(
+        "STOCKMON_DB", _db_name, "stockmon", doc="MongoDB database name: letters, digits, _ -; under 64 bytes"
+    )
     data_dir: Path = _setting("STOCKMON_DATA_DIR", _path, None, doc="embedded servers' data, caches")
     topic_prices: str = _setting("STOCKMON_TOPIC_PRICES", _topic, "stockmon.prices")
     topic_dead_letter: str = _setting("STOCKMON_TOPIC_DEAD_LETTER", _topic, "stockmon.prices.dlq")
@@ -181,10 +223,10 @@ class Settings:
     alphavantage_per_minute: int = _setting("STOCKMON_AV_PER_MINUTE", _number(int, 1, 1000), 5)
     alphavantage_per_day: int = _setting("STOCKMON_AV_PER_DAY", _number(int, 1, 1000000), 25)
     alphavantage_url: str | None = _setting(
-        "STOCKMON_ALPHAVANTAGE_URL", _optional, None, doc="override the API base (tests, proxies)"
+        "STOCKMON_ALPHAVANTAGE_URL", _optional_url, None, doc="override the API base (tests, proxies)"
     )
     yahoo_url: str | None = _setting(
-        "STOCKMON_YAHOO_URL", _optional, None, doc="override Yahoo's hosts (tests, proxies)"
+        "STOCKMON_YAHOO_URL", _optional_url, None, doc="override Yahoo's hosts (tests, proxies)"
     )
     http_timeout: float = _setting("STOCKMON_HTTP_TIMEOUT", _number(float, 0.1, 300), 10.0)
     autostart: bool = _setting("STOCKMON_AUTOSTART", _bool, True, doc="start the pipeline on first load")

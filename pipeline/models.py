@@ -27,9 +27,10 @@ from .intervals import INTERVALS
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({SCHEMA_VERSION})
 
-#: Upper-case letters, digits and ``.-^=``, 1..20 characters: AAPL, BRK-B, 7203.T, VOD.L, ^GSPC,
-#: EURUSD=X, BTC-USD.
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9.\-^=]{1,20}$")
+#: Upper-case ASCII letters, digits and ``.-^=``, 1..20 characters, at least one of them a letter or
+#: digit (``.``, ``^``, ``=`` or ``---`` alone are not symbols): AAPL, BRK-B, 7203.T, VOD.L, ^GSPC,
+#: EURUSD=X, BTC-USD. ``\Z`` (not ``$``) so a trailing newline does not pass.
+SYMBOL_PATTERN = re.compile(r"^(?=[A-Z0-9.\-^=]*[A-Z0-9])[A-Z0-9.\-^=]{1,20}\Z")
 
 #: How far in the future a timestamp may be before it is rejected (clock skew allowance).
 MAX_FUTURE = timedelta(minutes=1)

@@ -263,7 +263,10 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
     """Newest price per symbol with the time it is valid for: {symbol: {close, as_of}}.
 
     Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 1 day of stored
-    1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing.
+    1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
+    then the newest tick/minute price or daily bar of any age (so an old price is shown stale with
+    its date instead of "no data"). ``as_of`` is the time the data is from, never its fetch time
+    for a tick.
     """
     now = now or utcnow()
     out: dict[str, dict] = {}
@@ -278,21 +281,38 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
             found = [r for r in (_latest(coll, symbol, i, now - back) for i in intervals) if r]
             if not found:
                 continue
-            row = max(found, key=lambda r: to_utc(r["ts"]))
-            ts = to_utc(row["ts"])
-            if row["interval"] == "tick":
-                as_of = ts
-            else:  # a bar is as fresh as its fetch, and never fresher than its end
-                as_of = min(
-                    ts + INTERVALS[row["interval"]].span,
-                    to_utc(row["fetched_at"]) if row.get("fetched_at") else now,
-                    now,
-                )
-            out[symbol] = {"close": float(row["close"]), "as_of": as_of}
+            out[symbol] = _as_of(max(found, key=lambda r: to_utc(r["ts"])), now)
         missing = [s for s in missing if s not in out]
         if not missing:
             break
+    for symbol in missing:  # nothing recent: the newest price of any age, so it shows as stale, dated
+        found = [
+            r
+            for r in (
+                store.prices.find_one(
+                    {"symbol": symbol, "interval": {"$in": ["tick", "1m"]}}, sort=[("ts", -1)]
+                ),
+                store.bars.find_one({"symbol": symbol, "interval": "1d"}, sort=[("ts", -1)]),
+            )
+            if r
+        ]
+        if found:
+            out[symbol] = _as_of(max(found, key=lambda r: to_utc(r["ts"])), now)
     return out
+
+
+def _as_of(row: dict, now: datetime) -> dict:
+    """{close, as_of} of one stored price: a tick is as old as its ``ts``; a bar as fresh as its
+    fetch, and never fresher than its end or ``now``."""
+    ts = to_utc(row["ts"])
+    if row["interval"] == "tick":
+        return {"close": float(row["close"]), "as_of": ts}
+    as_of = min(
+        ts + INTERVALS[row["interval"]].span,
+        to_utc(row["fetched_at"]) if row.get("fetched_at") else now,
+        now,
+    )
+    return {"close": float(row["close"]), "as_of": as_of}
 
 
 def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The watchlist, kept in MongoDB: which symbols the producer fetches, from which source.
 
 Guarantees:
-- A symbol is added only after its format passed ``normalize_symbol`` and its source confirmed it
+- A symbol is added only after its format passed ``pipeline.usertext.parse_symbol`` (ASCII only, at
+  least one letter or digit, the entry quoted clipped in the refusal) and its source confirmed it
   (``lookup``); every refusal is a ``WatchlistError`` with a sentence a user can act on.
 - Duplicates are refused, not merged; the list never grows past ``max_symbols``.
 - Changes are visible to the running producer on its next run (it reads the list every time).
@@ -27,6 +28,7 @@ from .csvfile import DialectError, read_table
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
+from .usertext import parse_symbol
 
 FIELDS = ("symbol", "source", "enabled", "name", "exchange", "currency", "timezone", "added_at")
 
@@ -189,7 +191,7 @@ class Watchlist:
 
     def add(self, text: str, source: str) -> Entry:
         try:
-            symbol = normalize_symbol(text)
+            symbol = parse_symbol(text)
         except InvalidEvent as exc:
             raise WatchlistError(exc.reason) from None
         if source not in SOURCES:

@@ -252,3 +252,70 @@ def test_send_test_per_channel(stack, tmp_path):
     closed = make_settings(stack, tmp_path, alert_webhook_urls=(f"http://127.0.0.1:{free_port()}/x",))
     with pytest.raises(DeliveryError, match="is not reachable"):
         send_test(closed, "webhook")
+
+
+def test_webhook_credentials_go_as_basic_auth_and_never_into_an_error_or_log(stack, tmp_path, caplog):
+    """Issue 9: ``https://user:pass@host/...`` used to fail with a host lookup that contained the
+    password; now the credentials are basic auth and never shown."""
+    import base64
+    import logging
+
+    from pipeline.alerts.channels import short_url
+
+    with Receiver(script=[500]) as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        url = f"http://al%40ice:pa%3Ass-w0rd@127.0.0.1:{port}/hook/secret-token"
+        settings = make_settings(stack, tmp_path, alert_webhook_urls=(url,))
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(DeliveryError) as info:  # the receiver answers 500 first
+            send_test(settings, "webhook")
+        assert str(info.value) == f"webhook http://127.0.0.1:{port} answered HTTP 500 Internal Server Error"
+        sent = send_test(settings, "webhook")
+        assert sent == f"Test alert sent by webhook to http://127.0.0.1:{port}."
+        got = hook.received[0]
+        assert got["authorization"] == "Basic " + base64.b64encode(b"al@ice:pa:ss-w0rd").decode()
+        assert got["path"] == "/hook/secret-token" and got["body"]["test"] is True
+        assert short_url(url) == f"http://127.0.0.1:{port}"
+    # unreachable (closed port) and unresolvable hosts: the error names the host, never the password
+    from pipeline.stack import free_port
+
+    for bad in (
+        f"http://alice:pa%3Ass-w0rd@127.0.0.1:{free_port()}/x",
+        "http://alice:pa%3Ass-w0rd@no-such-host.invalid/x",
+    ):
+        with pytest.raises(DeliveryError) as info:
+            send_test(make_settings(stack, tmp_path, alert_webhook_urls=(bad,)), "webhook")
+        assert "is not reachable" in str(info.value), str(info.value)
+        assert "w0rd" not in str(info.value) and "alice" not in str(info.value)
+    assert "w0rd" not in caplog.text and "alice" not in caplog.text
+
+
+def test_send_test_without_tls_never_blames_starttls(stack, tmp_path):
+    """Issue 9: with STOCKMON_SMTP_SECURITY=none a server without AUTH used to be reported as not
+    offering STARTTLS; the sentence now names the login step."""
+    with Mailbox() as mail:
+        plain = make_settings(
+            stack,
+            tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=mail.port,
+            smtp_security="none",
+            alert_email_to=("ops@example.com",),
+        )
+        assert send_test(plain, "email") == "Test alert sent by email to ops@example.com."
+        with_login = make_settings(
+            stack,
+            tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=mail.port,
+            smtp_security="none",
+            smtp_username="alerts",
+            smtp_password="s3cret",
+            alert_email_to=("ops@example.com",),
+        )
+        with pytest.raises(DeliveryError) as info:
+            send_test(with_login, "email")
+        text = str(info.value)
+        assert "STARTTLS" not in text and "s3cret" not in text
+        assert text.startswith(f"SMTP server 127.0.0.1:{mail.port} offers no login (AUTH)")
+        assert "STOCKMON_SMTP_SECURITY=none" in text

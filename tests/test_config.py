@@ -63,6 +63,63 @@ def test_bad_values_name_key_and_allowed(key, value, expected):
     assert key in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        (
+            "STOCKMON_DB",
+            "$where",
+            "STOCKMON_DB='$where' is not a valid MongoDB database name: it contains '$'",
+        ),
+        ("STOCKMON_DB", "a.b", "STOCKMON_DB='a.b' is not a valid MongoDB database name: it contains '.'"),
+        ("STOCKMON_DB", "", "STOCKMON_DB='' is not a valid MongoDB database name: it is empty"),
+        ("STOCKMON_DB", "   ", "is not a valid MongoDB database name: it is empty"),
+        ("STOCKMON_DB", "a/b", "contains '/'"),
+        ("STOCKMON_DB", "a\x00b", "contains '\\x00'"),
+        ("STOCKMON_DB", "x" * 64, "is longer than 63 bytes"),
+        ("STOCKMON_DB", "é" * 32, "is longer than 63 bytes"),  # 64 bytes in UTF-8
+        ("STOCKMON_TOPIC_PRICES", ".", "STOCKMON_TOPIC_PRICES='.' is not a valid Kafka topic name"),
+        ("STOCKMON_TOPIC_DEAD_LETTER", "..", "is not a valid Kafka topic name"),
+        ("STOCKMON_TOPIC_PRICES", "", "is not a valid Kafka topic name"),
+        ("STOCKMON_TOPIC_PRICES", "t" * 250, "is not a valid Kafka topic name"),
+        ("STOCKMON_TOPIC_PRICES", "prices$", "is not a valid Kafka topic name"),
+        ("STOCKMON_ALPHAVANTAGE_URL", "ftp://example.com/", "is not an http(s) URL with a host"),
+        ("STOCKMON_YAHOO_URL", "http://", "is not an http(s) URL with a host"),
+        ("STOCKMON_YAHOO_URL", "http://host:99999/", "is not an http(s) URL with a host"),
+        (
+            "STOCKMON_ALERT_WEBHOOK_URLS",
+            "https://user:pw@/hook",
+            "'https://user:***@/hook' is not an http(s)",
+        ),
+    ],
+)
+def test_names_and_urls_the_servers_would_refuse_are_configuration_errors(key, value, expected):
+    """Issue 9: a pymongo/kafka traceback at start-up becomes a sentence naming the key."""
+    with pytest.raises(ConfigError) as info:
+        Settings.load(env={key: value}, secrets_paths=[])
+    assert expected in str(info.value)
+    assert str(info.value).startswith(key)
+    assert "pw" not in str(info.value).replace("pw@", "")  # a URL's password is never shown
+
+
+def test_names_the_servers_accept_pass():
+    s = Settings.load(
+        env={
+            "STOCKMON_DB": "stock_mon-2",
+            "STOCKMON_TOPIC_PRICES": "a" * 249,
+            "STOCKMON_TOPIC_DEAD_LETTER": "stockmon.prices.dlq",
+            "STOCKMON_ALPHAVANTAGE_URL": "http://127.0.0.1:8080/query",
+            "STOCKMON_ALERT_WEBHOOK_URLS": "https://user:pw@hooks.example/x",
+        },
+        secrets_paths=[],
+    )
+    assert (s.db, s.topic_prices, s.alphavantage_url) == (
+        "stock_mon-2",
+        "a" * 249,
+        "http://127.0.0.1:8080/query",
+    )
+
+
 def test_invalid_toml_is_a_clear_error(tmp_path):
     secrets = write_secrets(tmp_path, "this is = = not toml")
     with pytest.raises(ConfigError, match="secrets.toml is not valid TOML"):

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from support.alerts import ticks
 from support.market_data import seed_bars
-from support.pages import MONGO_DOWN, PAGES, assert_clean, configure, plotly_specs, texts
+from support.pages import MONGO_DOWN, PAGES, assert_clean, configure, plain, plotly_specs, texts
 
 from pipeline.alerts import AlertEngine, RuleBook
 from pipeline.models import utcnow
@@ -110,7 +110,7 @@ def test_create_edit_disable_delete_rules_with_clear_errors(stack, tmp_path, app
     at.selectbox(key="rule_kind___new__").set_value("price_above").run()
     button(at, "➕ Create rule").click().run()
     assert_clean(at)
-    assert "The rule was not saved:\n- level is required" in at.error[0].value
+    assert "The rule was not saved:\n- level is required" in plain(at.error[0].value)
     assert store.db["alert_rules"].count_documents({}) == 0
     # a % move rule
     at.selectbox(key="rule_kind___new__").set_value("pct_change").run()
@@ -140,7 +140,7 @@ def test_create_edit_disable_delete_rules_with_clear_errors(stack, tmp_path, app
     )
     field(at.number_input, "Within (minutes)").set_value(0.1)
     button(at, "💾 Save changes").click().run()
-    assert "window (seconds) must be at least 10" in at.error[0].value
+    assert "window (seconds) must be at least 10" in plain(at.error[0].value)
     field(at.number_input, "Within (minutes)").set_value(30)
     button(at, "💾 Save changes").click().run()
     assert "Saved: MSFT moves up or down 2.5% within 30 min." in texts(at)

@@ -76,6 +76,25 @@ def test_stale_and_closed_flags():
     assert rows.iloc[0]["Status"] == "⚪ no data yet"
 
 
+def test_a_price_older_than_the_last_session_is_stale_with_its_date():
+    saturday = datetime(2025, 3, 8, 15, 0, tzinfo=UTC)
+    friday_close = datetime(2025, 3, 7, 21, 0, tzinfo=UTC)  # 16:00 New York
+    thursday_close = friday_close - timedelta(days=1)
+    age = (saturday - friday_close).total_seconds()
+    assert tables.status(age, "AAPL", "yfinance", True, 2.0, saturday) == "🌙 market closed"
+    age = (saturday - thursday_close).total_seconds()
+    assert tables.status(age, "AAPL", "yfinance", True, 2.0, saturday) == "🟠 stale (2025-03-06)"
+    assert tables.updated(age, "AAPL", saturday) == "2025-03-06"
+    assert tables.updated(5.0, "AAPL", saturday) == "5 s ago"
+    # Tokyo: the date is the exchange's (the close 06:30 UTC on Thursday is Thursday in Tokyo)
+    tokyo_thu = datetime(2025, 3, 6, 6, 30, tzinfo=UTC)
+    age = (saturday - tokyo_thu).total_seconds()
+    assert tables.status(age, "7203.T", "yfinance", True, 2.0, saturday) == "🟠 stale (2025-03-06)"
+    # the simulated source has no sessions: only its age counts
+    assert tables.status(age, "AAPL", "simulated", True, 2.0, saturday).startswith("🟠 stale (2 d")
+    assert tables.last_session_start("AAPL", "yfinance", saturday) == datetime(2025, 3, 7, 14, 30, tzinfo=UTC)
+
+
 def imports(path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()

@@ -4,7 +4,7 @@ pending row, delete, disable), backfill progress, import/export, demo mode, empt
 from pathlib import Path
 
 import pytest
-from support.pages import MONGO_DOWN, app, assert_clean, configure, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, plain, texts
 
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
@@ -80,7 +80,7 @@ def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seed
     assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [
         s.value for s in at.success
     ]
-    errors = "\n".join(e.value for e in at.error)
+    errors = "\n".join(plain(e.value) for e in at.error)
     assert "AAPL: AAPL is already on the watchlist" in errors
     assert "BAD!: 'BAD!' is not a valid ticker" in errors
     assert "ZZZZ:" in errors and "csv" in errors.lower()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +18,10 @@ from pipeline.models import utcnow, validate
 from pipeline.sources import make_source
 from pipeline.sources.alphavantage import BUDGET_FILE, AlphaVantageSource
 from pipeline.sources.base import SourceError, UnknownSymbol
+from pipeline.watchlist import Entry
+from ui import tables
+
+CASES = Path(__file__).parent / "data" / "cases"
 
 KEY = "TESTKEY123"
 TIMEOUT = 10.0  # a ceiling for the fake server's answers: they come in milliseconds, even on a busy machine
@@ -65,14 +71,18 @@ def quotes(fake) -> int:
     return fake.count("/query", function="GLOBAL_QUOTE")
 
 
-def test_a_quote_is_a_tick_stamped_at_fetch_time_and_a_daily_bar(fake, tmp_path):
+def test_a_quote_is_a_tick_stamped_at_its_sessions_close_and_a_daily_bar(fake, tmp_path):
     source = make(fake, tmp_path)
     result = source.fetch(["IBM", "VOD.L"])
     assert result.errors == {}
     tick = next(e for e in result.events if e.symbol == "IBM" and e.interval == "tick")
     day = next(e for e in result.events if e.symbol == "IBM" and e.interval == "1d")
-    assert tick.ts == tick.fetched_at and tick.volume == 0  # Alpha Vantage's quote has no time
     raw = fake._global_quote(fake.instruments["IBM"], "IBM")
+    # the quote's own time: its latest trading day's close in New York, or now while that session runs
+    close = datetime.combine(
+        date.fromisoformat(raw["07. latest trading day"]), dt_time(16), ZoneInfo("America/New_York")
+    )
+    assert tick.ts == min(close, tick.fetched_at) and tick.volume == 0
     assert day.close == tick.close == float(raw["05. price"]) and day.volume == float(raw["06. volume"])
     local = day.ts.astimezone(ZoneInfo("America/New_York"))
     assert local.date().isoformat() == raw["07. latest trading day"] and (local.hour, local.minute) == (0, 0)
@@ -81,6 +91,54 @@ def test_a_quote_is_a_tick_stamped_at_fetch_time_and_a_daily_bar(fake, tmp_path)
     asked = {r.params["symbol"] for r in fake.requests}
     assert asked == {"IBM", "VOD.LON"}  # Yahoo-style .L becomes Alpha Vantage's .LON
     assert source.health()["budget_day_left"] == 23
+
+
+def test_a_stale_quote_carries_its_own_date_and_shows_stale(fake, tmp_path, store):
+    """Issue 9 case ``av_stale_global_quote.json``: a GLOBAL_QUOTE whose latest trading day is
+    2024-03-01 used to be stamped with the fetch time and shown as "live, 0.2 s old"."""
+    from pipeline import queries
+
+    fake.set_av_quote("IBM", json.loads((CASES / "av_stale_global_quote.json").read_text()))
+    try:
+        source = make(fake, tmp_path)
+        result = source.fetch(["IBM"])
+    finally:
+        fake.set_av_quote("IBM", None)
+    assert result.errors == {}
+    tick = next(e for e in result.events if e.interval == "tick")
+    day = next(e for e in result.events if e.interval == "1d")
+    stamped = datetime(2024, 3, 1, 21, 0, tzinfo=UTC)  # 16:00 in New York (EST) that day
+    assert tick.ts == stamped and tick.close == 40.9 and tick.fetched_at > stamped + timedelta(days=365)
+    assert day.ts == datetime(2024, 3, 1, 5, 0, tzinfo=UTC) and (day.open, day.high, day.low) == (
+        41,
+        41.5,
+        40.2,
+    )
+    for event in result.events:
+        validate(event)
+
+    # stored, then read the way the Home page reads it
+    store.write_events(result.events)
+    stored = store.prices.find_one({"symbol": "IBM", "interval": "tick"})
+    assert stored["ts"].replace(tzinfo=UTC) == stamped
+    now = utcnow()
+    quotes = queries.quotes(store, ["IBM"], now)
+    row = quotes.iloc[0]
+    assert row["last"] == 40.9 and row["as_of"] == stamped
+    glance = tables.watchlist_glance([Entry("IBM", source="alpha_vantage")], quotes, {}, 60.0, now)
+    assert glance.iloc[0]["Status"] == "🟠 stale (2024-03-01)"
+    assert glance.iloc[0]["Updated"] == "2024-03-01"
+
+
+def test_quote_time_without_a_known_zone_is_the_date_at_midnight_utc():
+    from pipeline.sources.alphavantage import quote_time
+
+    now = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York: the session runs
+    assert quote_time(date(2024, 3, 1), None, None, now) == datetime(2024, 3, 1, tzinfo=UTC)
+    assert quote_time(date(2024, 3, 1), "Asia/Tokyo", dt_time(15, 30), now) == datetime(
+        2024, 3, 1, 6, 30, tzinfo=UTC
+    )
+    assert quote_time(date(2026, 1, 5), "America/New_York", dt_time(16), now) == now
 
 
 def test_unknown_and_unsupported_symbols(fake, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -231,3 +231,17 @@ def test_an_unreachable_server_is_a_reason(tmp_path):
     assert (
         reason.startswith("cannot reach Yahoo (ConnectionError)") and time.monotonic() - started < TIMEOUT + 2
     )
+
+
+def test_a_quote_is_stamped_with_yahoos_market_time_never_the_fetch_time(tmp_path):
+    """Issue 9 ("prices carry their own age"): the tick's ``ts`` is ``regularMarketTime``, so a quote
+    from a market that has not traded for two days is two days old, whenever it was fetched."""
+    then = time.time() - 2 * 86400
+    with FakeMarket(now=lambda: then) as old:
+        source = YahooSource(tmp_path / "yf-cache", timeout=TIMEOUT, base_url=old.url)
+        result = source.fetch(["AAPL"])
+    ticks = by(result, "AAPL", "tick")
+    assert len(ticks) == 1, result.errors
+    tick = ticks[0]
+    assert tick.ts == datetime.fromtimestamp(int(then), UTC)
+    assert tick.fetched_at - tick.ts > timedelta(days=1, hours=23)

@@ -2,17 +2,56 @@
 
 Guarantees: every function accepts ``None``/NaN and returns "–" for it instead of raising; nothing here
 imports Streamlit, so it is usable (and tested) anywhere.
+
+``literal(text)`` makes any text safe to pass to Streamlit's Markdown (``st.error``, ``st.caption``,
+``st.toast`` ...): every ASCII punctuation character is backslash-escaped (CommonMark allows that for
+all of them), so nothing a user typed becomes an image, a link, emphasis, LaTeX (``$``), a directive
+or HTML; what GitHub-flavoured Markdown would link by itself (``http://...``, ``www.``, e-mail
+addresses) becomes a code span instead (escapes do not stop those). It is shown character for
+character. Line breaks stay line breaks.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import string
 import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 DASH = "–"
 UP, DOWN = "#16a34a", "#dc2626"  # readable on both the light and the dark theme
+
+
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+_INDENT = re.compile(r"^[ \t]+")
+#: What GitHub-flavoured Markdown turns into a link by itself (URLs, www., e-mail addresses).
+_AUTOLINK = re.compile(r"(?i)(?:https?://|www\.|mailto:|xmpp:)\S*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def literal(text) -> str:
+    """``text`` escaped for Streamlit Markdown so it renders literally (see the module docstring).
+    Leading blanks become character references, so an indented line is not a code block."""
+    if missing(text):
+        return DASH
+    lines = str(text).splitlines() or [""]
+    out = []
+    for line in lines:
+        parts, at = [], 0
+        for m in _AUTOLINK.finditer(line):  # GFM would link these even escaped: code spans instead
+            parts += [_PUNCTUATION.sub(r"\\\1", line[at : m.start()]), _code_span(m.group(0))]
+            at = m.end()
+        escaped = "".join(parts) + _PUNCTUATION.sub(r"\\\1", line[at:])
+        out.append(_INDENT.sub(lambda m: m.group(0).replace(" ", "&#32;").replace("\t", "&#9;"), escaped))
+    return "  \n".join(out)
+
+
+def _code_span(text: str) -> str:
+    """``text`` as a Markdown code span shown exactly (a fence longer than any backtick run in it)."""
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def missing(x) -> bool:

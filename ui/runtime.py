@@ -16,6 +16,7 @@ import streamlit as st
 
 from pipeline.config import ConfigError, Settings
 from pipeline.runtime import Runtime, configure_logging
+from ui import format as fmt
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def get_runtime() -> Runtime:
     try:
         return _runtime()
     except ConfigError as exc:
-        st.error(f"Configuration error: {exc}")
+        st.error(f"Configuration error: {fmt.literal(exc)}")  # quotes the value as typed: literally
         st.info("Fix the value in the environment or in `.streamlit/secrets.toml`, then reload the page.")
         st.stop()
 

@@ -3,15 +3,19 @@
 Guarantees:
 - ``watchlist_glance`` has one row per watchlist entry, in watchlist order, whatever is stored: a
   symbol with no data gets "no data yet" instead of disappearing.
-- A price is flagged stale when its market is open and it is older than ``stale_after(poll)``; a
+- A price's age is the time the *data* says it is from (``as_of``/``age_s`` of ``queries.quotes``:
+  a tick's market time, never when it was fetched). A price older than the start of its market's
+  latest session is "stale" with its date, open or closed ("🟠 stale (2024-03-01)"; sessions are
+  weekdays at the market's hours from ``pipeline.sources.markets``, holidays are not known here).
+  Otherwise it is stale when its market is open and it is older than ``stale_after(poll)``; a
   closed exchange (weekend, outside its session) says "closed" instead, and the simulated source
-  never closes (it runs 24/7 by design).
+  never closes (it runs 24/7 by design). "Updated" is "4 s ago" up to a day, then the date.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -50,18 +54,54 @@ def market_open(symbol: str, source: str, now: datetime) -> bool:
     return session_fraction(now, market) is not None
 
 
+def last_session_start(symbol: str, source: str, now: datetime) -> datetime | None:
+    """UTC start of the latest regular session of ``symbol``'s market that has begun by ``now``
+    (aware UTC): today's open if it has passed, else the previous weekday's (every day for markets
+    that never close: their local midnight). None for the simulated source (no sessions)."""
+    if source == "simulated":
+        return None
+    market = market_for(symbol)
+    zone = ZoneInfo(market.timezone)
+    day = now.astimezone(zone).date()
+    for back in range(8):
+        d = day - timedelta(days=back)
+        if not market.always_open and d.weekday() >= 5:
+            continue
+        start = datetime.combine(d, market.open if not market.always_open else datetime.min.time(), zone)
+        if start <= now:
+            return start.astimezone(UTC)
+    return None
+
+
 def status(
     age_s: float | None, symbol: str, source: str, enabled: bool, poll_seconds: float, now: datetime
 ) -> str:
+    """The Status column: disabled, no data yet, stale (with its date when older than the latest
+    session, else with its age), market closed, or live. ``age_s`` is seconds before ``now``."""
     if not enabled:
         return "⏸️ disabled"
     if age_s is None or (isinstance(age_s, float) and math.isnan(age_s)):
         return "⚪ no data yet"
+    as_of = now - timedelta(seconds=float(age_s))
+    session = last_session_start(symbol, source, now)
+    if session is not None and as_of < session:
+        local = as_of.astimezone(ZoneInfo(market_for(symbol).timezone))
+        return f"🟠 stale ({local.date().isoformat()})"
     if not market_open(symbol, source, now):
         return "🌙 market closed"
     if age_s > stale_after(poll_seconds):
         return f"🟠 stale ({fmt.age(age_s)})"
     return "🟢 live"
+
+
+def updated(age_s: float | None, symbol: str, now: datetime) -> str:
+    """The Updated column: "4 s ago" up to a day, then the price's date at its exchange."""
+    if age_s is None or fmt.missing(age_s):
+        return fmt.DASH
+    if float(age_s) < 86400:
+        return f"{fmt.age(age_s)} ago"
+    as_of = now - timedelta(seconds=float(age_s))
+    return as_of.astimezone(ZoneInfo(market_for(symbol).timezone)).date().isoformat()
 
 
 def watchlist_glance(
@@ -91,7 +131,7 @@ def watchlist_glance(
                 "Day range": day_range,
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
                 "Trend": lines.get(e.symbol) or [],
-                "Updated": fmt.DASH if fmt.missing(age_s) else f"{fmt.age(age_s)} ago",
+                "Updated": updated(age_s, e.symbol, now),
                 "Status": status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now),
             }
         )

@@ -5,6 +5,9 @@ Guarantees:
   into the frame that was shown) through ``runtime.add_symbol`` / ``runtime.watchlist`` only, so every
   rule of ``pipeline.watchlist`` holds (format, lookup with the source, duplicates, the size cap) and
   the running producer sees the change on its next run.
+- ``Outcome.messages`` gives at most one error message however many rows were refused: the rows
+  listed one a line (entries clipped to ``pipeline.usertext.ECHO_LIMIT`` characters), at most
+  ``MAX_LISTED`` of them. The text is plain: the page shows it literally (``ui.format.literal``).
 - A row that could not be added is not lost: it comes back as a *pending* row carrying the reason
   (unknown ticker, bad format, duplicate, ...), shown inline in the table until it is fixed or deleted.
 - A new row without a ticker yet is not a change: ``actionable`` says whether a state holds anything
@@ -21,7 +24,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.usertext import clip
 from pipeline.watchlist import ImportPlan, WatchlistError
+
+#: At most this many refusals are listed in the one grouped message; the rest are counted.
+MAX_LISTED = 20
 
 COLUMNS = ["symbol", "source", "enabled", "name", "exchange", "currency", "backfill", "status"]
 
@@ -50,8 +57,20 @@ class Outcome:
             out.append(("success", f"Removed {', '.join(self.removed)}."))
         if self.changed:
             out.append(("success", f"Updated {', '.join(self.changed)}."))
-        for symbol, reason in self.errors.items():
-            out.append(("error", f"{symbol or 'New row'}: {reason}"))
+        refusals = [f"{clip(symbol) or 'New row'}: {reason}" for symbol, reason in self.errors.items()]
+        if len(refusals) == 1:
+            out.append(("error", refusals[0]))
+        elif refusals:  # one grouped message, never one box per row
+            listed = refusals[:MAX_LISTED]
+            more = len(refusals) - len(listed)
+            out.append(
+                (
+                    "error",
+                    f"{len(refusals)} rows were not added:\n"
+                    + "\n".join(listed)
+                    + (f"\n…and {more} more" if more else ""),
+                )
+            )
         if self.rejected:
             out.append(("rows", "\n".join(self.rejected)))
         return out
@@ -142,7 +161,9 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
             to_add.append({**row, **changes})
             continue
         symbol = row["symbol"]
-        new_symbol = _clean(changes.get("symbol", symbol)).upper()
+        new_symbol = _clean(changes.get("symbol", symbol))
+        if new_symbol.isascii():  # never upper-case non-ASCII here: "ﬁ".upper() is "FI" (refused on add)
+            new_symbol = new_symbol.upper()
         try:
             if new_symbol and new_symbol != symbol:
                 entry = runtime.add_symbol(new_symbol, changes.get("source", row["source"]))

@@ -8,14 +8,19 @@ Guarantees:
 - Webhook: ``POST`` of ``payload(alert)`` as JSON (``Content-Type: application/json``), any 2xx is
   success. The payload carries the alert's ``id``: a receiver can drop the rare at-least-once
   repeat. It has a ``text`` field so Slack/Mattermost-style incoming webhooks show it as is.
+  Credentials in a URL (``https://user:pass@host/...``) are taken out of it before any request and
+  sent as HTTP basic auth (``Authorization``, not repeated on a redirect); they never appear in a
+  log line, an error or ``targets()``.
 - E-mail: one message to every ``STOCKMON_ALERT_EMAIL_TO`` address; ``starttls`` (default, port
   587), ``ssl`` (port 465) or ``none``; certificates are verified (system CAs, plus
   ``STOCKMON_SMTP_CAFILE``); login only when a username is configured. The password is never
-  logged or put in an error.
+  logged or put in an error. A refusal names the step that failed (STARTTLS only when it was asked
+  for, the login when the server offers no AUTH, the message otherwise).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import smtplib
 import socket
@@ -25,7 +30,7 @@ import urllib.request
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..config import APP_NAME, Settings
 from ..models import iso, utcnow
@@ -63,8 +68,30 @@ def configured(settings: Settings) -> dict[str, bool]:
 
 
 def short_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}"
+    """``scheme://host[:port]`` of ``url``: no credentials, no path (paths often hold tokens)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(invalid URL)"
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{port}' if port else ''}"
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without ``user:password@`` and the ``Authorization`` header value (HTTP basic, the
+    percent-encoded parts decoded) that carries them, or None when the URL has none.
+    Raises ``ValueError`` for a URL that cannot be split (its text is not in the message)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ValueError("the URL cannot be parsed") from None
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = (f"[{host}]" if host and ":" in host else host or "") + (f":{port}" if port else "")
+    clean = urlunsplit(parts._replace(netloc=netloc))
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return clean, "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def payload(alert: dict) -> dict:
@@ -100,14 +127,23 @@ class Webhook:
         return [short_url(u) for u in self.urls]
 
     def post(self, url: str, body: dict) -> int:
+        """POST ``body`` as JSON; the HTTP status (2xx) or ``DeliveryError`` naming ``short_url(url)``."""
         data = json.dumps(body, default=str).encode()
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "stockmon-alerts/1"},
-        )
         where = short_url(url)
+        try:
+            clean, auth = split_credentials(url)
+            request = urllib.request.Request(
+                clean,
+                data=data,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "stockmon-alerts/1"},
+            )
+        except ValueError as exc:  # never echo the URL: it may hold a token or a password
+            raise DeliveryError(
+                f"webhook {where}: the URL is not usable ({exc.__class__.__name__})"
+            ) from None
+        if auth:
+            request.add_unredirected_header("Authorization", auth)  # not sent on to a redirect's host
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read(65536)
@@ -121,8 +157,10 @@ class Webhook:
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise DeliveryError(f"webhook {where} did not answer within {self.timeout:g} s") from None
             raise DeliveryError(f"webhook {where} is not reachable: {reason}") from None
-        except OSError as exc:
+        except OSError as exc:  # the URL has no credentials left in it by now
             raise DeliveryError(f"webhook {where} failed: {exc.__class__.__name__}: {exc}") from None
+        except ValueError as exc:  # e.g. http.client.InvalidURL, whose text repeats the URL
+            raise DeliveryError(f"webhook {where} failed: {exc.__class__.__name__}") from None
 
     def send(self, alert: dict, skip: frozenset[int] = frozenset()) -> list[int]:
         """POST to every URL not in ``skip`` (indexes already done); return the indexes now done.
@@ -179,6 +217,7 @@ class Email:
         where = f"SMTP server {s.smtp_host}:{s.smtp_port}"
         if not s.smtp_host:
             raise DeliveryError("the email channel is not configured: set STOCKMON_SMTP_HOST")
+        step = "connect"
         try:
             context = ssl.create_default_context(cafile=s.smtp_cafile)
             client: smtplib.SMTP
@@ -188,18 +227,28 @@ class Email:
                 client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == "starttls":
+                    step = "starttls"
                     client.starttls(context=context)
                 if s.smtp_username:
+                    step = "login"
                     client.login(s.smtp_username, s.smtp_password or "")
+                step = "send"
                 refused = client.send_message(self.message(alert))
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(
                 f"{where} refused the login for {s.smtp_username!r} ({exc.smtp_code})"
             ) from None
-        except smtplib.SMTPNotSupportedError:
-            raise DeliveryError(
-                f"{where} does not offer STARTTLS; set STOCKMON_SMTP_SECURITY to ssl or none"
-            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            if step == "starttls":
+                why = "does not offer STARTTLS; set STOCKMON_SMTP_SECURITY to ssl or none"
+            elif step == "login":
+                why = (
+                    f"offers no login (AUTH) with STOCKMON_SMTP_SECURITY={s.smtp_security}; many servers "
+                    "offer it only over TLS (starttls or ssl), or leave STOCKMON_SMTP_USERNAME empty"
+                )
+            else:
+                why = f"does not support what the message needs: {str(exc)[:200]}"
+            raise DeliveryError(f"{where} {why}") from None
         except smtplib.SMTPException as exc:
             raise DeliveryError(f"{where} refused the message: {str(exc)[:200]}") from None
         except TimeoutError:

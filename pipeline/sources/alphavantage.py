@@ -12,9 +12,12 @@ Guarantees (on top of ``base``):
   call waits on a worker with a hard deadline, so a silent server cannot hang the caller.
 - ``fetch`` asks ``GLOBAL_QUOTE`` for symbols not quoted within ``min_refresh`` seconds (others are
   skipped quietly, to spare the budget), rotating the start so no symbol starves. Per quote it
-  emits a ``tick`` and a ``1d`` bar. Alpha Vantage's quote carries no time: the tick's ``ts`` is
-  when we asked (``ts == fetched_at`` marks such a tick) and its volume is 0; the day's volume goes
-  into the ``1d`` bar of the "latest trading day" (still forming: later fetches revise it).
+  emits a ``tick`` and a ``1d`` bar. A price carries its own age, never the time it was fetched:
+  the tick's ``ts`` is the close of the quote's "07. latest trading day" session at the exchange
+  (``quote_time``), or now if that close is still ahead (the session is running: the quote is
+  current). A quote whose latest trading day is years ago is therefore stored years ago, and
+  shown stale with its date. The tick's volume is 0; the day's volume goes into the ``1d`` bar of
+  the latest trading day (still forming: later fetches revise it).
 - ``backfill``: 1m/5m/15m/30m/1h from ``TIME_SERIES_INTRADAY`` (raw prices, extended hours; one call
   per month for ranges older than 30 days), 1d from ``TIME_SERIES_DAILY`` (the free tier gives the
   last 100 trading days; an earlier start is reported). Timestamps are read in the series' own time
@@ -37,6 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -477,6 +481,7 @@ class AlphaVantageSource:
         o, h, lo, c = (float(q[k]) for k in ("02. open", "03. high", "04. low", "05. price"))
         h, lo = max(h, o, c), min(lo, o, c)
         day = date.fromisoformat(q["07. latest trading day"])
+        at = quote_time(day, market.timezone, market.close, now)
         common = dict(
             symbol=symbol,
             source=self.name,
@@ -487,7 +492,7 @@ class AlphaVantageSource:
             schema=1,
         )
         return [
-            dict(interval="tick", ts=now, open=c, high=c, low=c, close=c, volume=0.0, **common),
+            dict(interval="tick", ts=at, open=c, high=c, low=c, close=c, volume=0.0, **common),
             dict(
                 interval="1d",
                 ts=day_start_utc(day, market.timezone),
@@ -548,6 +553,17 @@ class AlphaVantageSource:
                 dict(common, ts=ts, open=o, high=max(h, o, c), low=min(lo, o, c), close=c, volume=volume)
             )
         return events
+
+
+def quote_time(day: date, tz: str | None, close: dt_time | None, now: datetime) -> datetime:
+    """When a GLOBAL_QUOTE's price is from (aware UTC): the close of its "latest trading day"
+    session, ``close`` local time in the exchange's zone ``tz``, capped at ``now`` (a session still
+    running is quoted as of now). With no zone or close known, the date at 00:00 UTC (the start of
+    that UTC day: it under-states freshness, never over-states it). Never the fetch time for a
+    past day. Raises ``ZoneInfoNotFoundError`` for an unknown ``tz``."""
+    if tz is None or close is None:
+        return datetime.combine(day, dt_time(0), UTC)
+    return min(datetime.combine(day, close, ZoneInfo(tz)).astimezone(UTC), now)
 
 
 def _unsupported(symbol: str) -> str:

@@ -60,7 +60,12 @@ class Receiver:
                 if action == 200:
                     with outer._lock:
                         outer.received.append(
-                            {"body": json.loads(body), "content_type": self.headers["Content-Type"]}
+                            {
+                                "body": json.loads(body),
+                                "content_type": self.headers["Content-Type"],
+                                "authorization": self.headers.get("Authorization"),
+                                "path": self.path,
+                            }
                         )
                 self.send_response(action)
                 self.send_header("Content-Length", "2")

@@ -171,6 +171,7 @@ class FakeMarket:
         self.yahoo_modes: dict[str, str] = {}
         self.av_mode = "normal"
         self.av_modes: dict[str, str] = {}
+        self.av_quotes: dict[str, Any] = {}  # symbol -> a canned GLOBAL_QUOTE answer (a case file)
         self.requests: list[Request] = []
         self._now = now or time.time
         self._lock = threading.Lock()
@@ -226,6 +227,14 @@ class FakeMarket:
             self.av_modes.update({s: mode for s in symbols})
         else:
             self.av_mode, self.av_modes = mode, {}
+
+    def set_av_quote(self, symbol: str, body: Any | None) -> None:
+        """Answer GLOBAL_QUOTE for ``symbol`` with ``body`` as is (e.g. a case file's JSON); None
+        goes back to the generated quote."""
+        if body is None:
+            self.av_quotes.pop(symbol, None)
+        else:
+            self.av_quotes[symbol] = body
 
     def release_hanging(self) -> None:
         """Let handlers that are hanging answer now."""
@@ -497,6 +506,8 @@ class FakeMarket:
         if mode == "information":
             return _json(200, {"Information": INFORMATION.format(key=q["apikey"])})
         function = q.get("function", "")
+        if function == "GLOBAL_QUOTE" and symbol in self.av_quotes:
+            return _json(200, self.av_quotes[symbol])
         yahoo_symbol = symbol
         for av_suffix, suffix in AV_SUFFIXES.items():
             if symbol.endswith(av_suffix):

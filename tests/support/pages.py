@@ -92,3 +92,18 @@ def values(array) -> list:
 
 def path(page: str) -> Path:
     return PAGES[page]
+
+
+def plain(markdown: str) -> str:
+    """What a browser shows for text escaped by ``ui.format.literal`` (AppTest gives the Markdown
+    source): backslash escapes, code spans and hard line breaks undone."""
+    import re
+
+    out, at = [], 0
+    for m in re.finditer(r"(?<![\\`])(`+)(.+?)(?<!`)\1(?!`)", markdown):
+        out.append(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown[at : m.start()]))
+        code = m.group(2)
+        out.append(code[1:-1] if code.startswith(" ") and code.endswith(" ") and code.strip() else code)
+        at = m.end()
+    out.append(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown[at:]))
+    return "".join(out).replace("  \n", "\n").replace("&#32;", " ")
