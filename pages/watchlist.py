@@ -7,6 +7,8 @@ source and saved in MongoDB; the running producer picks it up within seconds, wi
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from pipeline.config import SOURCES
@@ -30,7 +32,12 @@ st.caption(
 if not allowed:
     auth.read_only_note("changing the watchlist")
 
-for kind, text in st.session_state.pop("wl_messages", []):
+#: What the last edit or import did stays on the page this long (seconds), across the reruns that
+#: follow it (a finished backfill reruns the page), and is replaced by the next outcome.
+OUTCOME_SHOWN_S = 60.0
+
+said_at, messages = st.session_state.get("wl_messages", (0.0, []))
+for kind, text in messages if time.monotonic() - said_at < OUTCOME_SHOWN_S else []:
     if kind == "rows":  # import rows not added: one message, the rows' own text shown literally
         n = len(text.splitlines())
         st.error(f"{n} row{'s' if n != 1 else ''} not imported:")
@@ -117,7 +124,7 @@ if allowed and edit.actionable(state):
     with st.spinner("Checking tickers with their sources…"), page.sentences("saving the watchlist"):
         outcome = edit.apply_edits(runtime, shown, len(entries), state, settings.source)
     st.session_state["wl_pending"] = outcome.pending
-    st.session_state["wl_messages"] = outcome.messages(runtime.producing)
+    st.session_state["wl_messages"] = (time.monotonic(), outcome.messages(runtime.producing))
     st.session_state["wl_version"] = version + 1
     st.rerun()
 
@@ -171,7 +178,7 @@ with right:
                         page.sentences("importing the watchlist"),
                     ):
                         outcome = edit.import_rows(runtime, plan)
-                    st.session_state["wl_messages"] = outcome.messages(runtime.producing)
+                    st.session_state["wl_messages"] = (time.monotonic(), outcome.messages(runtime.producing))
                     st.session_state["wl_version"] = version + 1
                     st.rerun()
     else:
