@@ -197,7 +197,6 @@ class PriceConsumer:
         )
         self.state.last_error = f"consumer loop crashed{at}: {error}"
         self.state.lag, self.state.lag_seconds, self.state.lag_known = {}, {}, False
-        self.tally.add("crashes")
 
     def run(self, max_idle_s: float | None = None) -> None:
         """Poll and store until ``stop()`` (or, for tests and batch jobs, ``max_idle_s`` of no data).
@@ -240,6 +239,9 @@ class PriceConsumer:
                 self._update_lag()
             if inflight is not None:
                 self._finish(*inflight)
+        except BaseException:
+            self.state.running = False  # said at once; closing the clients below can take seconds
+            raise
         finally:
             writer.shutdown(wait=True)
             self.state.running = False
