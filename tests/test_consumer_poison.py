@@ -274,7 +274,7 @@ def test_the_health_page_and_sidebar_say_degraded_after_a_crash(stack, tmp_path,
     assert "degraded" not in at.sidebar.caption[0].value
     consumer.restart_backoff_s = 4.0
     wait_for(lambda: consumer.snapshot().get("stored", 0) > 0, 60, what="the pipeline storing")
-    fired = crash_once(consumer)
+    crash_once(consumer)
     wait_for(lambda: consumer.snapshot()["last_crash"], 60, every_s=0.05, what="the injected crash")
     at.run()
     assert_clean(at)
