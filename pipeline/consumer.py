@@ -357,7 +357,7 @@ class PriceConsumer:
         """Wait for a batch's write; commit its offsets only if it was stored."""
         if not future.result():
             return  # stopped while retrying: nothing committed, the batch will be redelivered
-        offsets = {}
+        offsets: dict[TopicPartition, int] = {}
         for r in batch:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
