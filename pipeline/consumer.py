@@ -22,8 +22,9 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   returns unexpectedly it records why and where (``state.last_crash``: error, stage, partition,
   offset), reopens the Kafka clients and runs again after a capped exponential backoff (1 s, 2 s, ...
   30 s). ``snapshot()["degraded"]`` says so while it is down and for ``DEGRADED_FOR_S`` after.
-- Lag is the broker's figure (high watermark, or ``end_offsets`` when no fetch has told it yet,
-  minus our position); ``snapshot()["lag_total"]`` is None while it is unknown, never 0 by default.
+- Lag is the broker's figure (the high watermark of the last fetch response minus our position);
+  ``snapshot()["lag_total"]`` is None while it is unknown (no fetch answered yet for some assigned
+  partition, or the loop is down), never 0 by default.
 """
 
 from __future__ import annotations
@@ -51,9 +52,6 @@ log = logging.getLogger(__name__)
 
 #: How long after a crash of the consumer loop ``snapshot()["degraded"]`` still says so (seconds).
 DEGRADED_FOR_S = 120.0
-
-#: How often at most the broker is asked for end offsets of partitions no fetch has reported yet (s).
-END_OFFSETS_EVERY_S = 5.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -120,7 +118,6 @@ class PriceConsumer:
         self._bootstrap = bootstrap
         self._consumer_options = consumer_options
         self._where: dict = {}  # stage, partition and offset of the records being handled (for crashes)
-        self._end_offsets_at = 0.0
         self._open()
         self.state = ConsumerState()
         self.tally = Tally()
@@ -429,20 +426,14 @@ class PriceConsumer:
                 delay = min(self.max_backoff_s, delay * 2)
 
     def _update_lag(self) -> None:
-        """Lag per assigned partition from the broker's figures: the high watermark of the last fetch,
-        or ``end_offsets`` (asked at most every ``END_OFFSETS_EVERY_S``) before any fetch told it."""
+        """Lag per assigned partition from the broker's figure: the high watermark its last fetch
+        response carried, minus our position. A partition no fetch has reported yet has no lag entry
+        (unknown), and ``state.lag_known`` stays False until every assigned partition has one."""
         lag, seconds = {}, {}
         now = time.time()
         assignment = self.kafka.assignment()
-        highs = {tp: self.kafka.highwater(tp) for tp in assignment}
-        unknown = [tp for tp, high in highs.items() if high is None]
-        if unknown and time.monotonic() - self._end_offsets_at > END_OFFSETS_EVERY_S:
-            self._end_offsets_at = time.monotonic()
-            try:
-                highs.update(self.kafka.end_offsets(unknown))
-            except (KafkaError, ValueError, TypeError) as exc:
-                log.debug("end offsets unknown: %s", exc)
-        for tp, high in highs.items():
+        for tp in assignment:
+            high = self.kafka.highwater(tp)
             if high is None:
                 continue
             try:

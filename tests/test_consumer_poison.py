@@ -256,6 +256,9 @@ def test_a_crashed_consumer_loop_comes_back_and_health_says_degraded_meanwhile(s
         before = consumer.snapshot().get("stored", 0)
         wait_for(lambda: consumer.snapshot()["running"], 60, what="the consumer to restart")
         wait_for(lambda: consumer.snapshot().get("stored", 0) > before, 60, what="storing after the restart")
+        # lag is the broker's figure again (every partition, the idle ones included), not a default 0
+        wait_for(lambda: consumer.snapshot()["lag_total"] is not None, 60, what="the broker's lag figure")
+        assert set(consumer.snapshot()["lag"]) == set(range(settings.partitions))
         after = runtime.health()
         assert h.consumer(after, []).level == "WARN" and "restarted" in after["degraded"]
         assert after["consumer"]["crashes"] == 1
