@@ -46,7 +46,8 @@ def render() -> None:
         backfills = data.backfills() if health["mongo"]["ok"] else []
     statuses = status.evaluate(health, history.window(60, now), settings.poll_seconds, backfills, now)
     overall = status.worst(statuses)
-    summary = f"Overall: **{status.BADGES[overall]}** · pipeline {health['state']} · {health['mode']} servers"
+    state = f"{health['state']}, degraded" if health.get("degraded") else health["state"]
+    summary = f"Overall: **{status.BADGES[overall]}** · pipeline {state} · {health['mode']} servers"
     {"OK": st.success, "WARN": st.warning, "STOP": st.info}.get(overall, st.error)(summary)
     table(
         [{"Component": s.component, "Status": s.badge, "Why": s.reason} for s in statuses],
@@ -54,6 +55,8 @@ def render() -> None:
     )
     if health.get("error"):
         st.error(health["error"])
+    if health.get("degraded"):
+        st.warning(f"Pipeline degraded: {health['degraded']}", icon="🟠")
 
     producer, consumer = health.get("producer") or {}, health.get("consumer") or {}
 
@@ -132,7 +135,12 @@ def render() -> None:
         lat = consumer.get("write_latency") or {}
         e2e = consumer.get("end_to_end") or {}
         m = st.columns(5)
-        m[0].metric("Lag (messages)", f"{consumer.get('lag_total', 0):,}")
+        lag_total = consumer.get("lag_total")
+        m[0].metric(
+            "Lag (messages)",
+            "unknown" if lag_total is None else f"{lag_total:,}",
+            help="The broker's high watermark minus the consumer's position, summed over partitions",
+        )
         m[1].metric(
             "Throughput",
             f"{consumer.get('per_second_1m', 0):.1f}/s",
@@ -170,6 +178,17 @@ def render() -> None:
             )
             if consumer.get("last_error"):
                 st.caption(f"Last error: {consumer['last_error']}")
+            crash = consumer.get("last_crash")
+            if crash:
+                where = (
+                    f" at partition {crash['partition']} offset {crash['offset']}"
+                    if "partition" in crash
+                    else ""
+                )
+                st.caption(
+                    f"Consumer restarts: {consumer.get('crashes', 0)} · last crash "
+                    f"{fmt.since(crash.get('at'), now)}{where}: {crash.get('error')}"
+                )
         with right:
             series = {
                 "stored (consumer)": consumer.get("throughput") or [],

@@ -7,14 +7,29 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   acknowledged every dead-lettered message. A crash at any point redelivers, and redelivery has no
   effect on what is stored.
 - ``errors.tolerance=all`` for data: anything undecodable or invalid goes to the dead-letter topic with
-  the reason and the original topic/partition/offset in headers, then is committed. Server errors are
-  not data errors: while MongoDB is down the batch is retried with capped exponential backoff,
+  the reason and the original topic/partition/offset in headers (stage ``validate``), then is
+  committed. Decoding never raises anything but ``InvalidEvent`` (see ``models.decode``); an
+  unexpected error there is dead-lettered too.
+- Transient server errors are not data errors: while MongoDB is down (connection failures, timeouts,
+  retryable write errors; see ``transient``) the batch is retried with capped exponential backoff,
   nothing is committed and nothing is lost.
-- ``on_stored`` (optional) sees every stored batch before its offsets are committed.
+- Any other write error is retried ``poison_attempts`` times (3) with a short backoff; if it persists,
+  the batch is written one event at a time and each event that still fails ``poison_attempts`` times
+  is dead-lettered with the error as its reason (stage ``store``): one message cannot stop storage.
+- ``on_stored`` (optional) sees every stored batch before its offsets are committed; a transient
+  error there retries the batch, any other is logged and counted (``on_stored_errors``).
+- ``run_supervised()`` never ends before ``stop()`` (or ``max_idle_s``): if ``run()`` raises or
+  returns unexpectedly it records why and where (``state.last_crash``: error, stage, partition,
+  offset), reopens the Kafka clients and runs again after a capped exponential backoff (1 s, 2 s, ...
+  30 s). ``snapshot()["degraded"]`` says so while it is down and for ``DEGRADED_FOR_S`` after.
+- Lag is the broker's figure (the high watermark of the last fetch response minus our position);
+  ``snapshot()["lag_total"]`` is None while it is unknown (no fetch answered yet for some assigned
+  partition, or the loop is down), never 0 by default.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -26,7 +41,7 @@ from dataclasses import dataclass, field
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from . import bus
 from .metrics import Latency, Rate, Tally
@@ -34,6 +49,19 @@ from .models import InvalidEvent, PriceEvent, decode
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+#: How long after a crash of the consumer loop ``snapshot()["degraded"]`` still says so (seconds).
+DEGRADED_FOR_S = 120.0
+
+
+def transient(exc: BaseException) -> bool:
+    """True for errors that say "the server is unavailable, try again" rather than "this data cannot be
+    stored": lost connections, timeouts, Kafka errors, and MongoDB errors labelled retryable."""
+    if isinstance(exc, (ConnectionFailure, ExecutionTimeout, WTimeoutError, KafkaError, OSError)):
+        return True
+    if isinstance(exc, PyMongoError):
+        return exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
+    return False
 
 
 @dataclass
@@ -47,6 +75,10 @@ class ConsumerState:
     lag: dict[int, int] = field(default_factory=dict)
     lag_seconds: dict[int, float] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
+    lag_known: bool = False
+    crashes: int = 0
+    last_crash: dict | None = None  # {"at", "error", "stage", "partition", "offset"}
+    restarting_at: float | None = None  # epoch seconds of the next restart while down after a crash
 
 
 class PriceConsumer:
@@ -61,23 +93,32 @@ class PriceConsumer:
         on_stored: Callable[[Sequence[PriceEvent]], None] | None = None,
         max_backoff_s: float = 10.0,
         instance_id: str | None = None,
+        poison_attempts: int = 3,
+        restart_backoff_s: float = 1.0,
+        max_restart_backoff_s: float = 30.0,
         **consumer_options,
     ):
         """``instance_id`` makes this a static group member (KIP-345): a restarted process with the same
         id takes over its partitions at once instead of waiting for the dead member to expire (the
-        embedded broker never expires one, so restarts there need it)."""
+        embedded broker never expires one, so restarts there need it). ``poison_attempts``: how many
+        times a non-transient write error may repeat before the events are written one by one and the
+        failing ones dead-lettered. ``restart_backoff_s``/``max_restart_backoff_s``: the first and the
+        largest pause of ``run_supervised`` before it restarts a crashed loop (seconds)."""
         self.settings = settings
         self.store = store
         self.group = group or settings.consumer_group
         self.on_stored = on_stored
         self.max_backoff_s = max_backoff_s
+        self.poison_attempts = max(1, poison_attempts)
+        self.restart_backoff_s = restart_backoff_s
+        self.max_restart_backoff_s = max_restart_backoff_s
         if instance_id:
             consumer_options.setdefault("group_instance_id", instance_id)
         self.instance_id = instance_id
-        self.kafka = bus.consumer(
-            bootstrap, settings, self.group, [settings.topic_prices], **consumer_options
-        )
-        self.dlq = bus.producer(bootstrap, settings, client_id="stockmon-dead-letter")
+        self._bootstrap = bootstrap
+        self._consumer_options = consumer_options
+        self._where: dict = {}  # stage, partition and offset of the records being handled (for crashes)
+        self._open()
         self.state = ConsumerState()
         self.tally = Tally()
         self.rate = Rate()
@@ -86,9 +127,21 @@ class PriceConsumer:
         self._stop = threading.Event()
         self._pause = threading.Event()
 
+    def _open(self) -> None:
+        """(Re)create the Kafka consumer and the dead-letter producer (``run`` closes both on exit)."""
+        self.kafka = bus.consumer(
+            self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
+        )
+        self.dlq = bus.producer(self._bootstrap, self.settings, client_id="stockmon-dead-letter")
+
     # -- control ------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stop.is_set()
 
     def pause(self) -> None:
         self._pause.set()
@@ -99,6 +152,49 @@ class PriceConsumer:
         self.state.paused = False
 
     # -- loop ---------------------------------------------------------------------------------------
+    def run_supervised(self, max_idle_s: float | None = None) -> None:
+        """``run()`` until ``stop()`` (or ``max_idle_s`` of no data), restarting it whenever it raises or
+        returns by itself: the error and the partition/offset it was on go to ``state.last_crash``,
+        the log and ``snapshot()["degraded"]``; the next attempt waits 1 s, 2 s, 4 s ... (at most
+        ``max_restart_backoff_s``; back to the first step after a minute of healthy running). Never
+        raises (``BaseException``s such as ``KeyboardInterrupt`` excepted)."""
+        delay = self.restart_backoff_s
+        opened = True
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if not opened:
+                    self._open()
+                    opened = True
+                self.run(max_idle_s=max_idle_s)
+                if self._stop.is_set() or max_idle_s is not None:
+                    return
+                error = "the consumer loop returned without being stopped"
+            except Exception as exc:
+                error = f"{exc.__class__.__name__}: {str(exc)[:300]}"
+                log.exception("consumer loop crashed at %s; restarting", self._where or "start")
+            opened = False  # run() closed the clients (or _open failed)
+            if time.monotonic() - started > 60:
+                delay = self.restart_backoff_s
+            self._record_crash(error, delay)
+            if self._stop.wait(delay):
+                break
+            delay = min(self.max_restart_backoff_s, delay * 2)
+        self.state.restarting_at = None
+
+    def _record_crash(self, error: str, delay: float) -> None:
+        where = dict(self._where)
+        self.state.crashes += 1
+        self.state.last_crash = {"at": time.time(), "error": error, **where}
+        self.state.restarting_at = time.time() + delay
+        at = (
+            f" at partition {where['partition']} offset {where['offset']} ({where.get('stage')})"
+            if "partition" in where
+            else ""
+        )
+        self.state.last_error = f"consumer loop crashed{at}: {error}"
+        self.state.lag, self.state.lag_seconds, self.state.lag_known = {}, {}, False
+
     def run(self, max_idle_s: float | None = None) -> None:
         """Poll and store until ``stop()`` (or, for tests and batch jobs, ``max_idle_s`` of no data).
 
@@ -109,6 +205,7 @@ class PriceConsumer:
         committed: the next owner of its partitions gets it again).
         """
         self.state.running = True
+        self.state.restarting_at = None
         idle_since = time.monotonic()
         writer = ThreadPoolExecutor(1, thread_name_prefix="stockmon-writer")
         inflight = None
@@ -130,6 +227,7 @@ class PriceConsumer:
                     self._finish(*inflight)
                     inflight = None
                 if decoded is not None and not self._stop.is_set():  # else: uncommitted, redelivered
+                    self._mark("store", batch)
                     inflight = (writer.submit(self._store, *decoded), batch)
                 if batch or inflight or not self.kafka.assignment():  # idle counts once partitions are ours
                     idle_since = time.monotonic()
@@ -138,30 +236,119 @@ class PriceConsumer:
                 self._update_lag()
             if inflight is not None:
                 self._finish(*inflight)
+        except BaseException:
+            self.state.running = False  # said at once; closing the clients below can take seconds
+            raise
         finally:
             writer.shutdown(wait=True)
             self.state.running = False
             self._close()
 
-    def _decode(self, batch) -> tuple[list[PriceEvent], list]:
+    def _mark(self, stage: str, records) -> None:
+        """Remember where the loop is (for a crash report): the first record of what is handled."""
+        if records:
+            self._where = {"stage": stage, "partition": records[0].partition, "offset": records[0].offset}
+
+    def _decode(self, batch) -> tuple[list[PriceEvent], list, list]:
+        """Split a polled batch into (events, their records, [(record, reason, stage)] to dead-letter)."""
         self.tally.add("consumed", len(batch))
         good: list[PriceEvent] = []
-        bad = []
+        records: list = []
+        bad: list = []
         for record in batch:
+            self._where = {"stage": "decode", "partition": record.partition, "offset": record.offset}
             try:
                 good.append(decode(record.value))
+                records.append(record)
             except InvalidEvent as exc:
-                bad.append((record, exc.reason))
-        return good, bad
+                bad.append((record, exc.reason, "validate"))
+            except Exception as exc:  # decode promises InvalidEvent only; a bug must not stop storage
+                log.exception("decode raised %s", exc.__class__.__name__)
+                bad.append(
+                    (record, f"decoding failed: {exc.__class__.__name__}: {str(exc)[:200]}", "validate")
+                )
+        return good, records, bad
 
-    def _store(self, good: list[PriceEvent], bad: list) -> bool:
+    def _store(self, good: list[PriceEvent], records: list, bad: list) -> bool:
         """Runs on the writer thread. True once MongoDB and the dead-letter topic acknowledged."""
-        if not self._retry("write", lambda: self._write(good)):
+        bad = list(bad)
+        stored = self._write_or_isolate(good, records, bad)
+        if stored is None:
             return False
         if bad and not self._retry("dead-letter", lambda: self._dead_letter(bad)):
             return False
-        self.rate.add(len(good))
+        self.rate.add(stored)
         return True
+
+    def _write_or_isolate(self, events: list[PriceEvent], records: list, bad: list) -> int | None:
+        """Write ``events``; on a non-transient error that repeats ``poison_attempts`` times, write them
+        one by one and append each that still fails to ``bad`` (stage ``store``). Return how many were
+        written, or None when stopped while retrying (nothing to commit)."""
+        failures, delay = 0, 0.2
+        while True:
+            outcome = self._attempt("write", lambda: self._write(events))
+            if outcome is None:
+                return len(events)
+            if outcome is False:
+                return None
+            failures += 1
+            if failures < self.poison_attempts:
+                if self._stop.wait(delay):
+                    return None
+                delay *= 2
+                continue
+            log.warning(
+                "a batch of %d failed %d times (%s): writing it one event at a time",
+                len(events),
+                failures,
+                outcome,
+            )
+            written = 0
+            for event, record in zip(events, records, strict=True):
+                self._mark("store", [record])
+                failures, delay = 0, 0.2
+                while True:
+                    single = self._attempt("write", functools.partial(self._write, [event]))
+                    if single is None:
+                        written += 1
+                        break
+                    if single is False:
+                        return None
+                    failures += 1
+                    if failures >= self.poison_attempts:
+                        reason = f"storing failed {failures} times: {single}"
+                        bad.append((record, reason, "store"))
+                        break
+                    if self._stop.wait(delay):
+                        return None
+                    delay *= 2
+            return written
+
+    def _attempt(self, what: str, action: Callable[[], None]) -> str | bool | None:
+        """Run ``action``, retrying transient errors with backoff until it succeeds or the consumer
+        stops. None: done; False: stopped; a string: a non-transient error (its description)."""
+        delay = 0.2
+        while True:
+            try:
+                action()
+                if self.state.retrying_since is not None:
+                    log.info("%s recovered after %.1fs", what, time.time() - self.state.retrying_since)
+                self.state.retrying_since = None
+                return None
+            except Exception as exc:
+                text = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+                if not transient(exc):
+                    self.tally.add(f"{what}_errors")
+                    self.state.last_error = f"{what} failed: {text}"
+                    log.warning("%s failed (not transient): %s", what, text)
+                    return text
+                self.tally.add(f"{what}_retries")
+                self.state.last_error = f"{what} failed, retrying: {text}"
+                self.state.retrying_since = self.state.retrying_since or time.time()
+                log.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
+                if self._stop.wait(delay + random.uniform(0, delay / 2)):
+                    return False
+                delay = min(self.max_backoff_s, delay * 2)
 
     def _finish(self, future, batch) -> None:
         """Wait for a batch's write; commit its offsets only if it was stored."""
@@ -174,6 +361,7 @@ class PriceConsumer:
         try:
             self.kafka.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
             self.state.last_commit_at = time.time()
+            self._where = {}
         except (CommitFailedError, KafkaError) as exc:
             # a rebalance moved the partitions: the new owner redelivers, idempotent writes absorb it
             self.tally.add("commit_failed")
@@ -194,12 +382,18 @@ class PriceConsumer:
         self.tally.add("stored", result.stored)
         self.tally.add("duplicates", result.duplicates)
         if self.on_stored is not None:
-            self.on_stored(events)
+            try:
+                self.on_stored(events)
+            except Exception as exc:
+                if transient(exc):
+                    raise  # the batch is retried: writes are idempotent, the hook sees it again
+                self.tally.add("on_stored_errors")
+                log.exception("on_stored failed (the batch stays stored)")
 
     def _dead_letter(self, bad) -> None:
         futures = []
-        for record, reason in bad:
-            headers = bus.dead_letter_headers(reason, record.topic, record.partition, record.offset)
+        for record, reason, stage in bad:
+            headers = bus.dead_letter_headers(reason, record.topic, record.partition, record.offset, stage)
             futures.append(
                 self.dlq.send(
                     self.settings.topic_dead_letter, key=record.key, value=record.value, headers=headers
@@ -208,9 +402,9 @@ class PriceConsumer:
         self.dlq.flush(timeout=30)
         for f in futures:
             f.get(timeout=30)  # raises if the broker did not acknowledge
-        for record, reason in bad:
+        for record, reason, stage in bad:
             self.tally.add("dead_lettered")
-            self.tally.reason(reason=reason, partition=record.partition, offset=record.offset)
+            self.tally.reason(reason=reason, stage=stage, partition=record.partition, offset=record.offset)
 
     def _retry(self, what: str, action: Callable[[], None]) -> bool:
         """Run ``action`` until it succeeds (True) or the consumer is stopped (False)."""
@@ -232,9 +426,13 @@ class PriceConsumer:
                 delay = min(self.max_backoff_s, delay * 2)
 
     def _update_lag(self) -> None:
+        """Lag per assigned partition from the broker's figure: the high watermark its last fetch
+        response carried, minus our position. A partition no fetch has reported yet has no lag entry
+        (unknown), and ``state.lag_known`` stays False until every assigned partition has one."""
         lag, seconds = {}, {}
         now = time.time()
-        for tp in self.kafka.assignment():
+        assignment = self.kafka.assignment()
+        for tp in assignment:
             high = self.kafka.highwater(tp)
             if high is None:
                 continue
@@ -248,7 +446,8 @@ class PriceConsumer:
             last = self.state.last_batch_at or now
             seconds[tp.partition] = round(now - last, 1) if lag[tp.partition] else 0.0
         self.state.lag, self.state.lag_seconds = lag, seconds
-        self.state.assigned = sorted(tp.partition for tp in self.kafka.assignment())
+        self.state.lag_known = bool(assignment) and len(lag) == len(assignment)
+        self.state.assigned = sorted(tp.partition for tp in assignment)
 
     def _close(self) -> None:
         for closer in (lambda: self.kafka.close(autocommit=False), lambda: self.dlq.close(timeout=5)):
@@ -262,8 +461,31 @@ class PriceConsumer:
         return sum(self.state.lag.values()) > threshold
 
     # -- health -------------------------------------------------------------------------------------
+    def degraded(self, now: float | None = None) -> str | None:
+        """A sentence while the loop is down after a crash or for ``DEGRADED_FOR_S`` after it came
+        back; None otherwise."""
+        s, crash = self.state, self.state.last_crash
+        if crash is None:
+            return None
+        now = time.time() if now is None else now
+        where = (
+            f" at partition {crash['partition']} offset {crash['offset']} ({crash.get('stage')})"
+            if "partition" in crash
+            else ""
+        )
+        if s.restarting_at is not None and not s.running:
+            wait = max(0.0, s.restarting_at - now)
+            return f"the consumer crashed{where}: {crash['error']}; restarting in {wait:.0f} s"
+        if now - crash["at"] < DEGRADED_FOR_S:
+            return (
+                f"the consumer restarted {now - crash['at']:.0f} s ago ({s.crashes} crash(es)); "
+                f"last{where}: {crash['error']}"
+            )
+        return None
+
     def snapshot(self) -> dict:
         s = self.state
+        lag_known = s.running and s.lag_known
         return {
             "group": self.group,
             "instance_id": self.instance_id,
@@ -276,7 +498,11 @@ class PriceConsumer:
             "assigned": s.assigned,
             "lag": s.lag,
             "lag_seconds": s.lag_seconds,
-            "lag_total": sum(s.lag.values()),
+            "lag_total": sum(s.lag.values()) if lag_known else None,  # None: unknown, never 0 by default
+            "crashes": s.crashes,
+            "last_crash": dict(s.last_crash) if s.last_crash else None,
+            "restarting_at": s.restarting_at,
+            "degraded": self.degraded(),
             **self.tally.snapshot()["counts"],
             "recent_dead_letters": self.tally.snapshot()["recent"][-10:],
             "throughput": self.rate.series(),

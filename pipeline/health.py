@@ -6,6 +6,8 @@ Guarantees:
   pipeline is in (a part that does not run is ``None``, lists are empty); it never raises.
 - It is bounded in time: the Kafka check is cached for a few seconds (``KafkaProbe``) and the MongoDB
   ping has its own short deadline, so a dead server costs a page about two seconds, not a hang.
+- ``degraded`` is a sentence whenever the pipeline should run but its consumer is down, restarting or
+  restarted within the last minutes (see ``PriceConsumer.run_supervised``), else None.
 - Times are epoch seconds (``started_at``, and the parts' ``last_*`` fields) or aware UTC datetimes
   (backfill and heartbeat documents).
 """
@@ -58,7 +60,8 @@ class Health(TypedDict, total=False):
     demo_mode: bool
     source: str
     producer: dict | None  # Producer.snapshot()
-    consumer: dict | None  # PriceConsumer.snapshot()
+    consumer: dict | None  # PriceConsumer.snapshot(); "running" False if its thread is gone
+    degraded: str | None  # why a running pipeline is not whole (the consumer crashed), else None
     bars: dict | None  # BarBuilder.snapshot()
     alerts: AlertsHealth
     backfills: list[dict]  # queries.backfills(), when MongoDB answers
@@ -88,6 +91,29 @@ def alerts_of(app: App | None) -> AlertsHealth:
     if app is None:
         return {"engine": None, "channels": {}}
     return {"engine": app.ingest.alerts.snapshot(), "channels": app.notifier.snapshot()}
+
+
+def consumer_of(app: App | None) -> dict | None:
+    """The consumer's snapshot; a consumer thread that ended unasked shows as not running, degraded."""
+    if app is None:
+        return None
+    snap = app.consumer.snapshot()
+    if app.ingest.consumer_thread_gone():
+        snap["running"] = False
+        snap["lag_total"] = None
+        snap["degraded"] = "the consumer thread ended although nobody stopped it"
+    return snap
+
+
+def degraded(state: str, consumer: dict | None) -> str | None:
+    """A sentence when the pipeline is meant to run but its consumer is down or recently crashed."""
+    if state not in ("running", "paused") or consumer is None:
+        return None
+    if consumer.get("degraded"):
+        return str(consumer["degraded"])
+    if not consumer.get("running"):
+        return f"the consumer is not running: {consumer.get('last_error') or 'no reason recorded'}"
+    return None
 
 
 def snapshot(
@@ -137,7 +163,8 @@ def snapshot(
         except Exception as exc:  # a sentence for the page, never a traceback
             health["mongo"]["error"] = explain(exc)
     health["producer"] = app.producer.snapshot() if app else None
-    health["consumer"] = app.consumer.snapshot() if app else None
+    health["consumer"] = consumer_of(app)
+    health["degraded"] = degraded(state, health["consumer"])
     health["bars"] = app.ingest.bars.snapshot() if app else None
     health["alerts"] = alerts_of(app)
     if store is not None and health["mongo"]["ok"]:

@@ -3,8 +3,13 @@
 Guarantees:
 - ``validate(raw)`` returns a ``PriceEvent`` or raises ``InvalidEvent`` whose ``reason`` says, in one
   short sentence, what is wrong. Nothing invalid gets past it: non-finite or non-positive prices,
-  high < low, open/close outside [low, high], negative volume, timestamps more than a minute in the
-  future, an unknown schema version, a symbol outside ``SYMBOL_PATTERN``, an unknown interval.
+  high < low, open/close outside [low, high], negative volume, numbers beyond ``MAX_NUMBER``,
+  timestamps before 1970 (``MIN_TS``) or more than a minute in the future (epoch milliseconds,
+  microseconds or nanoseconds passed as seconds are named as such), an unknown schema version, a
+  symbol outside ``SYMBOL_PATTERN``, an unknown interval.
+- ``validate`` and ``decode`` never raise anything but ``InvalidEvent``, whatever they are given
+  (any JSON value, any bytes): an unexpected error while checking a field becomes an ``InvalidEvent``
+  whose reason names that field. Property-tested with Hypothesis in ``tests/test_models.py``.
 - An interval is one of ``pipeline.intervals.INTERVALS`` (``tick`` is one observed price, the others OHLCV bars).
 - All timestamps are timezone-aware UTC on the way in and on the way out (wire: ISO-8601 with ``Z``;
   MongoDB: BSON dates, which are UTC).
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -34,6 +40,21 @@ SYMBOL_PATTERN = re.compile(r"^(?=[A-Z0-9.\-^=]*[A-Z0-9])[A-Z0-9.\-^=]{1,20}\Z")
 
 #: How far in the future a timestamp may be before it is rejected (clock skew allowance).
 MAX_FUTURE = timedelta(minutes=1)
+
+#: The earliest timestamp an event may carry (UTC). Together with ``MAX_FUTURE`` this is the plausible
+#: range that also catches epoch milliseconds passed as seconds (they land tens of thousands of years
+#: ahead).
+MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: How far ahead ``to_utc`` accepts epoch numbers (its caller checks the finer ``MAX_FUTURE``); beyond it
+#: a number is read as milliseconds/microseconds/nanoseconds passed as seconds, or refused.
+_EPOCH_AHEAD_S = 7 * 86400.0
+
+#: The largest magnitude a price or volume may have; also keeps a 400-digit integer from overflowing.
+MAX_NUMBER = 1e15
+
+#: Longest text field accepted (source, exchange, currency, timezone).
+MAX_TEXT = 64
 
 
 class InvalidEvent(ValueError):
@@ -60,21 +81,67 @@ def normalize_symbol(text: str) -> str:
 
 
 def to_utc(value: Any, name: str = "ts") -> datetime:
-    """Parse an ISO string, epoch seconds or datetime into an aware UTC datetime."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidEvent(f"{name} {value!r} is not an ISO-8601 timestamp") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        dt = datetime.fromtimestamp(value, UTC)
-    else:
-        raise InvalidEvent(f"{name} is missing or not a timestamp")
-    if dt.tzinfo is None:  # BSON dates come back naive but are UTC
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    """Parse an ISO-8601 string, epoch seconds (int/float) or a datetime into an aware UTC datetime.
+
+    Naive datetimes and ISO strings without an offset are taken as UTC. Raises ``InvalidEvent`` (and
+    nothing else) when ``value`` is not a timestamp or cannot be represented: an unparsable string, a
+    year outside 1..9999 after conversion to UTC (``0001-01-01T00:00:00+05:00``), a non-finite or
+    negative number, or a number more than a week ahead of now, which is named as epoch
+    milliseconds/microseconds/nanoseconds when it reads as a plausible date in one of those units.
+    """
+    try:
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, str):
+            try:
+                dt = datetime.fromisoformat(value[:64].replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidEvent(f"{name} {value[:64]!r} is not an ISO-8601 timestamp") from None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            dt = datetime.fromtimestamp(_epoch_seconds(value, name), UTC)
+        else:
+            raise InvalidEvent(f"{name} is missing or not a timestamp")
+        if dt.tzinfo is None:  # BSON dates come back naive but are UTC
+            dt = dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    except InvalidEvent:
+        raise
+    except (ValueError, OverflowError, OSError, TypeError) as exc:  # e.g. year 0 after the offset
+        raise InvalidEvent(
+            f"{name} {_short(value)} cannot be represented in UTC ({exc.__class__.__name__}: {str(exc)[:80]})"
+        ) from None
+
+
+def _epoch_seconds(value: int | float, name: str) -> float:
+    """``value`` as a float of epoch seconds in [0, now + a week]; ``InvalidEvent`` otherwise."""
+    try:
+        seconds = float(value)
+    except OverflowError:  # a 400-digit integer
+        raise InvalidEvent(f"{name} {_short(value)} is not a plausible epoch time (too large)") from None
+    if not math.isfinite(seconds):
+        raise InvalidEvent(f"{name} is not finite ({seconds})")
+    if seconds < 0:
+        raise InvalidEvent(f"{name} {_short(value)} is before 1970 (negative epoch seconds)")
+    limit = time.time() + _EPOCH_AHEAD_S
+    if seconds > limit:
+        for unit, per_second in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+            if MIN_TS.timestamp() < seconds / per_second <= limit:
+                as_date = iso(datetime.fromtimestamp(seconds / per_second, UTC))
+                raise InvalidEvent(
+                    f"{name} {_short(value)} looks like epoch {unit} ({as_date} if read so); "
+                    "send epoch seconds or an ISO-8601 string"
+                )
+        raise InvalidEvent(f"{name} {_short(value)} is not a plausible epoch time (beyond a week from now)")
+    return seconds
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters, for reasons (a 400-digit number is not echoed whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # int repr beyond sys.get_int_max_str_digits
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def iso(dt: datetime) -> str:
@@ -171,36 +238,74 @@ def _number(raw: Mapping[str, Any], name: str) -> float:
     value = raw.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidEvent(f"{name} is missing or not a number")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InvalidEvent(f"{name} is not finite ({value})")
-    return value
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise InvalidEvent(f"{name} {_short(value)} is out of range (at most {MAX_NUMBER:g})") from None
+    if not math.isfinite(number):
+        raise InvalidEvent(f"{name} is not finite ({number})")
+    if abs(number) > MAX_NUMBER:
+        raise InvalidEvent(f"{name} {number:g} is out of range (at most {MAX_NUMBER:g})")
+    return number
 
 
 def _text(raw: Mapping[str, Any], name: str, default: str) -> str:
     value = raw.get(name, default)
     if value is None:
         return default
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise InvalidEvent(f"{name} must be a short string")
     return value
 
 
+def _timestamp(raw: Mapping[str, Any], name: str, now: datetime, default: Any = None) -> datetime:
+    """Field ``name`` as UTC within [``MIN_TS``, ``now`` + ``MAX_FUTURE``]; ``InvalidEvent`` otherwise."""
+    ts = to_utc(raw.get(name, default), name)
+    if ts < MIN_TS:
+        raise InvalidEvent(f"{name} {iso(ts)} is before 1970")
+    if ts - now > MAX_FUTURE:
+        raise InvalidEvent(f"{name} {iso(ts)} is more than a minute in the future")
+    return ts
+
+
 def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
-    """Check a decoded message or document and return the event; raise ``InvalidEvent`` otherwise."""
+    """Check a decoded message or document and return the event.
+
+    Raises ``InvalidEvent`` and only ``InvalidEvent``: its ``reason`` names the field at fault. An
+    unexpected error while checking a field (a bug, or a value no rule foresaw) becomes an
+    ``InvalidEvent`` naming that field too, so a caller can always dead-letter with a reason.
+    """
+    checking = {"field": "message"}
+    try:
+        return _validate(raw, now, checking)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # the contract: every failure becomes a reason
+        raise InvalidEvent(
+            f"{checking['field']} could not be checked ({exc.__class__.__name__}: {str(exc)[:120]})"
+        ) from exc
+
+
+def _validate(raw: Any, now: datetime | None, checking: dict[str, str]) -> PriceEvent:
     if isinstance(raw, PriceEvent):
         raw = raw.to_document()
     if not isinstance(raw, Mapping):
         raise InvalidEvent("message is not a JSON object")
+    checking["field"] = "schema"
     schema = raw.get("schema")
-    if schema not in SUPPORTED_SCHEMAS or isinstance(schema, bool):
-        raise InvalidEvent(f"unknown schema version {schema!r} (supported: {sorted(SUPPORTED_SCHEMAS)})")
+    if isinstance(schema, bool) or not isinstance(schema, (int, float)) or schema not in SUPPORTED_SCHEMAS:
+        raise InvalidEvent(
+            f"unknown schema version {_short(schema)} (supported: {sorted(SUPPORTED_SCHEMAS)})"
+        )
+    checking["field"] = "symbol"
     symbol = raw.get("symbol")
     if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
-        raise InvalidEvent(f"symbol {symbol!r} does not match {SYMBOL_PATTERN.pattern}")
+        raise InvalidEvent(f"symbol {_short(symbol)} does not match {SYMBOL_PATTERN.pattern}")
+    checking["field"] = "interval"
     interval = raw.get("interval")
-    if interval not in INTERVALS:
-        raise InvalidEvent(f"interval {interval!r} is not one of {', '.join(INTERVALS)}")
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise InvalidEvent(f"interval {_short(interval)} is not one of {', '.join(INTERVALS)}")
+    checking["field"] = "open/high/low/close"
     o, h, lo, c = (_number(raw, n) for n in _NUMERIC)
     for name, value in zip(_NUMERIC, (o, h, lo, c), strict=True):
         if value <= 0:
@@ -211,17 +316,22 @@ def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
         raise InvalidEvent(f"open {o} is outside [low {lo}, high {h}]")
     if not lo <= c <= h:
         raise InvalidEvent(f"close {c} is outside [low {lo}, high {h}]")
+    checking["field"] = "volume"
     volume = _number(raw, "volume")
     if volume < 0:
         raise InvalidEvent(f"volume must not be negative, got {volume}")
-    ts = to_utc(raw.get("ts"), "ts")
+    checking["field"] = "ts"
     now = now or utcnow()
-    if ts - now > MAX_FUTURE:
-        raise InvalidEvent(f"ts {iso(ts)} is more than a minute in the future")
+    ts = _timestamp(raw, "ts", now)
+    checking["field"] = "fetched_at"
     fetched_at = to_utc(raw.get("fetched_at", now), "fetched_at")
+    if fetched_at < MIN_TS:
+        raise InvalidEvent(f"fetched_at {iso(fetched_at)} is before 1970")
+    checking["field"] = "source"
     source = _text(raw, "source", "")
     if not source:
         raise InvalidEvent("source is missing")
+    checking["field"] = "exchange/currency/timezone"
     return PriceEvent(
         symbol=symbol,
         interval=interval,
@@ -236,16 +346,21 @@ def validate(raw: Any, now: datetime | None = None) -> PriceEvent:
         exchange=_text(raw, "exchange", ""),
         currency=_text(raw, "currency", "USD"),
         timezone=_text(raw, "timezone", "America/New_York"),
-        schema=schema,
+        schema=int(schema),
     )
 
 
-def decode(value: bytes | None, now: datetime | None = None) -> PriceEvent:
-    """Decode a Kafka message value; undecodable bytes raise ``InvalidEvent`` with a reason."""
+def decode(value: Any, now: datetime | None = None) -> PriceEvent:
+    """Decode a Kafka message value (UTF-8 JSON bytes) and validate it.
+
+    Raises ``InvalidEvent`` and nothing else, whatever ``value`` is: a tombstone (None), bytes that are
+    not UTF-8 or not JSON, numbers or nesting the parser refuses (``RecursionError``, over-long
+    integers), and every rule of ``validate``.
+    """
     if value is None:
         raise InvalidEvent("message has no value (tombstone)")
     try:
         raw = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
         raise InvalidEvent(f"value is not JSON: {exc.__class__.__name__}: {str(exc)[:80]}") from None
     return validate(raw, now=now)

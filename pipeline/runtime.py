@@ -25,7 +25,7 @@ import threading
 import time
 
 from .config import Settings
-from .health import Health, KafkaProbe, alerts_of, snapshot
+from .health import Health, KafkaProbe, alerts_of, consumer_of, degraded, snapshot
 from .heartbeat import process_id
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
@@ -237,8 +237,13 @@ class Runtime:
             "published": app.producer.snapshot()["published"],
             "stored": consumer.get("stored", 0),
             "dead_lettered": consumer.get("dead_lettered", 0),
-            "lag": consumer.get("lag_total", 0),
+            "lag": consumer.get("lag_total") or 0,  # unknown counts as 0 here; the health page says unknown
         }
+
+    def degraded(self) -> str | None:
+        """A sentence while the pipeline runs but is not whole (its consumer crashed and is restarting,
+        or restarted recently), else None. In-memory: no I/O."""
+        return degraded(self.state, consumer_of(self._app))
 
     def alerts(self) -> dict:
         """{"engine": AlertEngine snapshot or None, "channels": {channel: counters}}; no I/O."""

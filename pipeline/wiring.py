@@ -8,7 +8,8 @@ Every process role takes its parts from here, so the app and the scale-out comma
 - role ``app`` (``Runtime``, inside Streamlit): ``App`` = producer + ingest + notifier + heartbeat.
 - role ``produce`` (``python -m pipeline produce``): ``Produce`` = producer + heartbeat.
 - role ``consume`` (``python -m pipeline consume``): ``Consume`` = ingest + heartbeat, where
-  ``Ingest`` = consumer + bar builder + alert engine.
+  ``Ingest`` = consumer + bar builder + alert engine. In both roles the consumer runs under
+  ``PriceConsumer.run_supervised``: a crashed loop is restarted with backoff and the crash recorded.
 
 Guarantees:
 - A role's dataclass holds exactly the parts it runs; no field is ever None.
@@ -100,11 +101,11 @@ class Ingest:
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, consumer_thread: bool = True) -> Ingest:
-        """Run the bar builder (and, unless the caller runs ``consumer.run`` itself, the consumer) in
-        daemon threads."""
+        """Run the bar builder (and, unless the caller runs the consumer itself, the consumer under
+        ``run_supervised``: restarted with backoff whenever its loop crashes) in daemon threads."""
         targets = [("bars", self.bars.run)]
         if consumer_thread:
-            targets.insert(0, ("consumer", self.consumer.run))
+            targets.insert(0, ("consumer", self.consumer.run_supervised))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"stockmon-{name}", daemon=True)
             thread.start()
@@ -127,6 +128,13 @@ class Ingest:
         except PyMongoError as exc:  # the next process re-evaluates from the last persisted state
             log.warning("alert state not flushed on stop: %s", exc)
         return took
+
+    def consumer_thread_gone(self) -> bool:
+        """True when this ingest started a consumer thread and it ended although nobody stopped it."""
+        return (
+            any(t.name == "stockmon-consumer" and not t.is_alive() for t in self.threads)
+            and not self.consumer.stopping
+        )
 
     def counts(self) -> dict:
         return {
@@ -263,7 +271,7 @@ class Consume:
         self.ingest.start(consumer_thread=False)
         self.heartbeat.start()
         try:
-            self.ingest.consumer.run(max_idle_s=max_idle_s)
+            self.ingest.consumer.run_supervised(max_idle_s=max_idle_s)  # one poison message cannot end it
         finally:
             self.heartbeat.stop()
             self.ingest.stop()

@@ -9,7 +9,8 @@ Rules (each status carries a one-sentence reason):
   WARN when some symbols failed or events wait to be re-sent; STALL when the job has not run for
   three poll intervals (30 s at least) although it should have; else OK. Lost events are ERR.
 - Consumer (Burrow's evaluation over the lag window): STOP when paused or not running in a running
-  pipeline; ERR when the thread died or writes keep failing; STALL when lag stays above zero and
+  pipeline; ERR when the thread died (with the crash and where it was) or writes keep failing;
+  WARN while it is degraded (restarted after a crash within the last minutes); STALL when lag stays above zero and
   does not shrink while *nothing is committed* over the window (or no commit for 60 s with lag);
   WARN when lag grows although commits advance (falling behind) or is older than 30 s; else OK.
 - Dead letters: WARN when messages were dead-lettered by this process, else OK.
@@ -61,7 +62,9 @@ class LagHistory:
         with self._lock:
             if self.samples and now - self.samples[-1][0] < 0.5:
                 return
-            self.samples.append((now, int(consumer.get("lag_total") or 0), consumer.get("last_commit_at")))
+            if consumer.get("lag_total") is None:  # unknown is not zero: no sample
+                return
+            self.samples.append((now, int(consumer["lag_total"]), consumer.get("last_commit_at")))
             while self.samples and now - self.samples[0][0] > self.keep_s:
                 self.samples.popleft()
 
@@ -150,12 +153,24 @@ def consumer(
         return Status(name, "STOP", "paused")
     if not snap.get("running"):
         return Status(
-            name, "ERR", f"the consumer thread stopped: {snap.get('last_error') or 'no reason recorded'}"
+            name,
+            "ERR",
+            snap.get("degraded")
+            or f"the consumer thread stopped: {snap.get('last_error') or 'no reason recorded'}",
         )
     if snap.get("retrying_since"):
         why = f": {snap['last_error']}" if snap.get("last_error") else ""
         return Status(name, "ERR", f"writes failing for {now - snap['retrying_since']:.0f} s, retrying{why}")
-    lag = int(snap.get("lag_total") or 0)
+    if snap.get("degraded"):
+        return Status(name, "WARN", str(snap["degraded"]))
+    if snap.get("lag_total") is None:
+        return Status(
+            name,
+            "OK",
+            f"lag unknown (the broker has not reported offsets yet), "
+            f"{snap.get('per_second_1m', 0):.1f} events/s over the last minute",
+        )
+    lag = int(snap["lag_total"])
     last_commit = snap.get("last_commit_at")
     if len(samples) >= 3 and samples[-1][0] - samples[0][0] >= 8:
         lags = [s[1] for s in samples]

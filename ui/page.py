@@ -3,7 +3,8 @@
 Guarantees:
 - ``setup`` configures the page (wide layout, title, icon), gets the one shared runtime, stops the
   page with a sentence and a "Try again" button if the runtime could not start, and draws the
-  sidebar (pipeline state, demo-mode sign-in).
+  sidebar (pipeline state, "degraded" while the consumer is down or recently restarted, demo-mode
+  sign-in).
 - Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
   problem becomes a warning that says the page will retry, anything else an error sentence; the
   details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
@@ -38,6 +39,8 @@ STATE_LABELS = {
     "starting": "⏳ starting",
     "error": "🔴 error",
 }
+#: The sidebar's state while the pipeline runs but its consumer crashed and is restarting (or just did).
+DEGRADED_LABEL = "🟠 degraded"
 
 
 def setup(title: str, icon: str) -> Runtime:
@@ -45,10 +48,12 @@ def setup(title: str, icon: str) -> Runtime:
     st.set_page_config(page_title=f"{title} · Stock Monitor", page_icon=icon, layout="wide")
     runtime = get_runtime()
     show_start_error(runtime)
+    degraded = runtime.degraded()
+    label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
     with st.sidebar:
         st.caption(
-            f"Pipeline {STATE_LABELS.get(runtime.state, runtime.state)} · "
-            f"{'embedded servers' if runtime.mode == 'embedded' else 'external servers'}"
+            f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
+            help=degraded,
         )
     auth.sidebar(runtime.settings)
     return runtime
