@@ -69,14 +69,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def normalize_symbol(text: str) -> str:
-    """Upper-case and strip a user-typed ticker; raise ``InvalidEvent`` if it cannot be a symbol."""
-    symbol = (text or "").strip().upper()
+#: What a ticker may look like, in words for refusals.
+SYMBOL_HELP = (
+    "use 1-20 characters from A-Z, 0-9 and . - ^ =, at least one letter or digit "
+    "(for example AAPL, BRK-B, 7203.T, ^GSPC, EURUSD=X)"
+)
+#: How many characters of a refused entry a reason quotes.
+ECHO_LIMIT = 40
+
+
+def normalize_symbol(text: object) -> str:
+    """A ticker from whatever a user, a file or a provider gave: stripped and upper-cased, matching
+    ``SYMBOL_PATTERN``. Only ASCII is accepted *before* upper-casing, so no Unicode case mapping can
+    turn one letter into others (``"ﬁ".upper()`` is ``"FI"``).
+
+    Raises ``InvalidEvent`` with a reason that quotes the entry clipped to ``ECHO_LIMIT`` characters
+    when it is not text, empty, not ASCII, or does not match the pattern."""
+    raw = text.strip() if isinstance(text, str) else ""
+    if not raw:
+        raise InvalidEvent("a ticker is required (for example AAPL)")
+    shown = repr(raw if len(raw) <= ECHO_LIMIT else raw[:ECHO_LIMIT] + "…")
+    if not raw.isascii():
+        raise InvalidEvent(f"{shown} is not a valid ticker: only ASCII characters; {SYMBOL_HELP}")
+    symbol = raw.upper()
     if not SYMBOL_PATTERN.match(symbol):
-        raise InvalidEvent(
-            f"{text!r} is not a valid ticker: use 1-20 characters from A-Z, 0-9 and . - ^ = "
-            "(for example AAPL, BRK-B, 7203.T, ^GSPC, EURUSD=X)"
-        )
+        raise InvalidEvent(f"{shown} is not a valid ticker: {SYMBOL_HELP}")
     return symbol
 
 

@@ -1,7 +1,7 @@
 """The watchlist, kept in MongoDB: which symbols the producer fetches, from which source.
 
 Guarantees:
-- A symbol is added only after its format passed ``pipeline.usertext.parse_symbol`` (ASCII only, at
+- A symbol is added only after its format passed ``pipeline.models.normalize_symbol`` (ASCII only, at
   least one letter or digit, the entry quoted clipped in the refusal) and its source confirmed it
   (``lookup``); every refusal is a ``WatchlistError`` with a sentence a user can act on.
 - Duplicates are refused, not merged; the list never grows past ``max_symbols``.
@@ -28,7 +28,6 @@ from .csvfile import DialectError, read_table
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
-from .usertext import parse_symbol
 
 FIELDS = ("symbol", "source", "enabled", "name", "exchange", "currency", "timezone", "added_at")
 
@@ -191,7 +190,7 @@ class Watchlist:
 
     def add(self, text: str, source: str) -> Entry:
         try:
-            symbol = parse_symbol(text)
+            symbol = normalize_symbol(text)
         except InvalidEvent as exc:
             raise WatchlistError(exc.reason) from None
         if source not in SOURCES:

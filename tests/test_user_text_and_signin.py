@@ -9,9 +9,9 @@ import re
 import pytest
 from support.pages import app, assert_clean, configure, plain
 
-from pipeline.models import SYMBOL_PATTERN, InvalidEvent
+from pipeline.models import SYMBOL_PATTERN, InvalidEvent, normalize_symbol
 from pipeline.store import Store
-from pipeline.usertext import ECHO_LIMIT, clip, parse_symbol
+from pipeline.usertext import ECHO_LIMIT, clip
 from pipeline.watchlist import Watchlist, WatchlistError
 from ui import auth
 from ui import format as fmt
@@ -23,7 +23,7 @@ HOSTILE = ["$where", '{"$gt": ""}', "![x](http://127.0.0.1:9/p.png)", "<b>x</b>"
 # -- tickers ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", ["^GSPC", "BRK-B", "EURUSD=X", "7203.T", "BTC-USD", " aapl ", "vod.l", "A"])
 def test_real_tickers_stay_valid(text):
-    assert SYMBOL_PATTERN.match(parse_symbol(text))
+    assert SYMBOL_PATTERN.match(normalize_symbol(text))
 
 
 @pytest.mark.parametrize(
@@ -31,13 +31,13 @@ def test_real_tickers_stay_valid(text):
 )
 def test_non_symbols_are_refused(text):
     with pytest.raises(InvalidEvent, match="ticker"):
-        parse_symbol(text)
+        normalize_symbol(text)
 
 
 def test_the_ligature_is_not_turned_into_letters_and_punctuation_alone_is_not_a_symbol():
     """``"ﬁ".upper()`` is ``"FI"``: it used to be accepted as the ticker FI."""
     with pytest.raises(InvalidEvent, match="only ASCII"):
-        parse_symbol("ﬁ")
+        normalize_symbol("ﬁ")
     for text in (".", "^", "=", "---", "AAPL\n"):
         assert SYMBOL_PATTERN.match(text) is None
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from ..models import InvalidEvent, to_utc, utcnow
-from ..usertext import parse_symbol
+from ..models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .kinds import KINDS, PARAM_NAMES, Param
 
 CHANNELS = ("webhook", "email")
@@ -119,7 +118,7 @@ def validate(raw: Mapping[str, Any], now: datetime | None = None, new: bool = Tr
     kind = KINDS.get(str(raw.get("kind")))
     raw = {**(kind.defaults if kind else {}), **{k: v for k, v in raw.items() if v is not None}}
     try:
-        symbol = parse_symbol(str(raw.get("symbol") or ""))
+        symbol = normalize_symbol(str(raw.get("symbol") or ""))
     except InvalidEvent as exc:
         errors["symbol"] = exc.reason if raw.get("symbol") else "symbol is required (for example AAPL)"
         symbol = ""
