@@ -91,7 +91,7 @@ def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seed
     assert all(s.startswith("❌ not added: ") for s in pending["status"])
     at.run()  # the rerun a finished backfill causes must not take the outcome away
     assert any(s.value.startswith("Added NVDA") for s in at.success)
-    assert "BAD!" in "\n".join(e.value for e in at.error)
+    assert "BAD!" in plain("\n".join(e.value for e in at.error))
 
 
 def test_a_new_empty_row_is_left_alone_while_the_user_types(seeded):
