@@ -64,6 +64,11 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+def _server_error(exc: Exception) -> bool:
+    """True for any error a server raised (MongoDB, Kafka, the network): worth another try."""
+    return isinstance(exc, (PyMongoError, KafkaError, OSError))
+
+
 @dataclass
 class ConsumerState:
     running: bool = False
@@ -324,9 +329,16 @@ class PriceConsumer:
                     delay *= 2
             return written
 
-    def _attempt(self, what: str, action: Callable[[], None]) -> str | bool | None:
-        """Run ``action``, retrying transient errors with backoff until it succeeds or the consumer
-        stops. None: done; False: stopped; a string: a non-transient error (its description)."""
+    def _attempt(
+        self,
+        what: str,
+        action: Callable[[], None],
+        retryable: Callable[[Exception], bool] = transient,
+        give_up: bool = True,
+    ) -> str | bool | None:
+        """Run ``action``, retrying the errors ``retryable`` accepts with capped backoff until it
+        succeeds or the consumer stops. None: done; False: stopped; a string: another error's
+        description (with ``give_up``; without it that error is raised)."""
         delay = 0.2
         while True:
             try:
@@ -337,7 +349,9 @@ class PriceConsumer:
                 return None
             except Exception as exc:
                 text = f"{exc.__class__.__name__}: {str(exc)[:200]}"
-                if not transient(exc):
+                if not retryable(exc):
+                    if not give_up:
+                        raise
                     self.tally.add(f"{what}_errors")
                     self.state.last_error = f"{what} failed: {text}"
                     log.warning("%s failed (not transient): %s", what, text)
@@ -407,23 +421,9 @@ class PriceConsumer:
             self.tally.reason(reason=reason, stage=stage, partition=record.partition, offset=record.offset)
 
     def _retry(self, what: str, action: Callable[[], None]) -> bool:
-        """Run ``action`` until it succeeds (True) or the consumer is stopped (False)."""
-        delay = 0.2
-        while True:
-            try:
-                action()
-                if self.state.retrying_since is not None:
-                    log.info("%s recovered after %.1fs", what, time.time() - self.state.retrying_since)
-                self.state.retrying_since = None
-                return True
-            except (PyMongoError, KafkaError, OSError) as exc:
-                self.tally.add(f"{what}_retries")
-                self.state.last_error = f"{what} failed, retrying: {exc.__class__.__name__}: {str(exc)[:200]}"
-                self.state.retrying_since = self.state.retrying_since or time.time()
-                log.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
-                if self._stop.wait(delay + random.uniform(0, delay / 2)):
-                    return False
-                delay = min(self.max_backoff_s, delay * 2)
+        """Run ``action`` until it succeeds (True) or the consumer is stopped (False), retrying server
+        errors (MongoDB, Kafka, OS); any other error is raised (the supervised loop restarts)."""
+        return self._attempt(what, action, retryable=_server_error, give_up=False) is None
 
     def _update_lag(self) -> None:
         """Lag per assigned partition from the broker's figure: the high watermark its last fetch
