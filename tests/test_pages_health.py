@@ -72,6 +72,9 @@ def test_producer_rules():
     job = {"last_run": NOW - 1, "published": 10, "last_error": None, "per_symbol": {}}
     snap = {"running": True, "paused": False, "jobs": {"simulated": job}, "pending": 0, "lost_overflow": 0}
     assert [s.level for s in h.producer({"producer": snap}, 2.0, NOW)] == ["OK"]
+    assert h.producer({"producer": snap}, 2.0, NOW)[0].reason == "10 events published, last run 1 s ago"
+    just_now = {**snap, "jobs": {"simulated": {**job, "last_run": NOW + 0.3}}}  # a run that began after NOW
+    assert h.producer({"producer": just_now}, 2.0, NOW)[0].reason.endswith("last run 0 s ago")
     late = {**snap, "jobs": {"simulated": {**job, "last_run": NOW - 100}}}
     assert h.producer({"producer": late}, 2.0, NOW)[0].level == "STALL"
     some = {

@@ -28,6 +28,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ui import format as fmt
+
 LEVELS = ("OK", "WARN", "STOP", "STALL", "ERR")  # by severity
 BADGES = {"OK": "🟢 OK", "WARN": "🟡 WARN", "STOP": "⏸️ STOP", "STALL": "🟠 STALL", "ERR": "🔴 ERR"}
 
@@ -121,7 +123,7 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
                     component,
                     "OK",
                     f"{job.get('published', 0):,} events published, last run "
-                    f"{now - job['last_run']:.0f} s ago",
+                    f"{fmt.since(job['last_run'], now)}",
                 )
             )
     if not out:
