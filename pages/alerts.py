@@ -21,10 +21,8 @@ from pipeline.alerts.rules import CHANNELS, Rule
 from ui import alerts_view as view
 from ui import auth, data, page
 from ui import format as fmt
-from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Alerts", "🔔")
-alert_toasts()
 settings = runtime.settings
 allowed = auth.can_change(settings)
 

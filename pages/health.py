@@ -19,10 +19,8 @@ from pipeline.stack import rss_mb
 from ui import charts, data, page
 from ui import format as fmt
 from ui import health as status
-from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Pipeline health", "🩺")
-alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 
 st.title("🩺 Pipeline health")

@@ -17,12 +17,10 @@ from pipeline.intervals import INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
-from ui.alerts_toast import alert_toasts
 
 AUTO = "auto"
 
 runtime = page.setup("History", "🗂️")
-alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 limits = auth.limits(settings)
 

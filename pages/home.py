@@ -7,20 +7,13 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from ui import auth, data, navigation, page, tables
-from ui.alerts_toast import alert_toasts
-from ui.runtime import get_runtime, show_start_error
+from ui import auth, data, page, tables
 
-navigation.through_frame()
-st.set_page_config(page_title="Stock Monitor", page_icon="📈", layout="wide")
+runtime = page.setup(page.APP_NAME, "📈")
 
 st.title("📈 Stock Monitor")
 st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
 
-runtime = get_runtime()
-show_start_error(runtime)
-auth.sidebar(runtime.settings)
-alert_toasts()  # new alerts as toasts on every page
 health = runtime.health()
 
 # -- servers -------------------------------------------------------------------------------------

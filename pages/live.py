@@ -17,7 +17,6 @@ from pipeline.queries import LIVE_INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
-from ui.alerts_toast import alert_toasts
 
 WINDOWS = {
     "30m": 1800,
@@ -32,7 +31,6 @@ WINDOWS = {
 WARMUP = 40  # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
 
 runtime = page.setup("Live", "📈")
-alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 limits = auth.limits(settings)
 

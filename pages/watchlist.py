@@ -17,10 +17,8 @@ from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page
 from ui import format as fmt
 from ui import watchlist_edit as edit
-from ui.alerts_toast import alert_toasts
 
 runtime = page.setup("Watchlist", "📋")
-alert_toasts()  # new alerts as toasts on every page
 settings = runtime.settings
 allowed = auth.can_change(settings)
 

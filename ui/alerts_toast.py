@@ -1,9 +1,6 @@
 """In-app alert notifications: a toast on every open page when an alert fires.
 
-Usage (one line per page, right after the page is set up)::
-
-    from ui.alerts_toast import alert_toasts
-    alert_toasts()
+Every page gets it from ``ui.page.setup``, which calls ``alert_toasts()`` once the page is set up.
 
 Guarantees:
 - Every ~3 s (a fragment, so the rest of the page does not rerun) the page looks in MongoDB's fired

@@ -2,9 +2,9 @@
 
 Guarantees:
 - ``setup`` configures the page (wide layout, title, icon), gets the one shared runtime, stops the
-  page with a sentence and a "Try again" button if the runtime could not start, and draws the
-  sidebar (pipeline state, "degraded" while the consumer is down or recently restarted, demo-mode
-  sign-in).
+  page with a sentence and a "Try again" button if the runtime could not start, draws the sidebar
+  (pipeline state, "degraded" while the consumer is down or recently restarted, demo-mode sign-in)
+  and starts the toasts of new alerts (``ui.alerts_toast``): every page does all of it, in this order.
 - Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
   problem becomes a warning that says the page will retry, anything else an error sentence; the
   details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 
 from pipeline.runtime import Runtime, explain
 from ui import auth, navigation
+from ui.alerts_toast import alert_toasts
 from ui.data import StoreUnavailable
 from ui.runtime import get_runtime, show_start_error
 
@@ -43,9 +44,15 @@ STATE_LABELS = {
 DEGRADED_LABEL = "🟠 degraded"
 
 
+APP_NAME = "Stock Monitor"
+
+
 def setup(title: str, icon: str) -> Runtime:
+    """Set up a page titled ``title`` (the browser tab reads "title · Stock Monitor", or just the app's
+    name on the overview) and return the shared runtime; stops the page if the runtime cannot start."""
     navigation.through_frame()
-    st.set_page_config(page_title=f"{title} · Stock Monitor", page_icon=icon, layout="wide")
+    page_title = title if title == APP_NAME else f"{title} · {APP_NAME}"
+    st.set_page_config(page_title=page_title, page_icon=icon, layout="wide")
     runtime = get_runtime()
     show_start_error(runtime)
     degraded = runtime.degraded()
@@ -56,6 +63,7 @@ def setup(title: str, icon: str) -> Runtime:
             help=degraded,
         )
     auth.sidebar(runtime.settings)
+    alert_toasts()  # new alerts as toasts on every page
     return runtime
 
 
