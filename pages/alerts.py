@@ -157,17 +157,7 @@ def rules_table(symbols: list[str]) -> None:
         view.rules_frame(shown, current_states, datetime.now(UTC)),
         hide_index=True,
         width="stretch",
-        column_order=[
-            "Symbol",
-            "Condition",
-            "Enabled",
-            "State",
-            "Cooldown",
-            "Expires",
-            "Channels",
-            "Note",
-            "Last fired",
-        ],
+        column_order=view.RULE_COLUMNS,
         column_config={
             "Condition": st.column_config.TextColumn(width="medium"),
             "State": st.column_config.TextColumn(width="medium"),

@@ -82,6 +82,20 @@ def state_text(rule: Rule, state: dict | None, now: datetime) -> str:
     return text
 
 
+#: The rules table's visible columns, in order (``rules_frame`` adds the hidden ``id`` first).
+RULE_COLUMNS = (
+    "Symbol",
+    "Condition",
+    "Enabled",
+    "State",
+    "Cooldown",
+    "Expires",
+    "Channels",
+    "Note",
+    "Last fired",
+)
+
+
 def rules_frame(rules: list[Rule], states: dict[str, dict], now: datetime) -> pd.DataFrame:
     rows = [
         {
@@ -98,19 +112,7 @@ def rules_frame(rules: list[Rule], states: dict[str, dict], now: datetime) -> pd
         }
         for r in rules
     ]
-    columns = [
-        "id",
-        "Symbol",
-        "Condition",
-        "Enabled",
-        "State",
-        "Cooldown",
-        "Expires",
-        "Channels",
-        "Note",
-        "Last fired",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=["id", *RULE_COLUMNS])
 
 
 def kind_label(kind: str) -> str:
