@@ -140,6 +140,33 @@ def committed_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[i
     }
 
 
+class LogEnds:
+    """Calls to ``end_offsets`` of one topic through an admin client opened on first use and reopened
+    after any failure (a restarted broker). Calling it returns {partition: end offset} or raises
+    ``KafkaError``/``OSError`` while the broker does not answer. ``close()`` is idempotent."""
+
+    def __init__(self, bootstrap: str, settings, topic: str, timeout_s: float = 5.0):
+        self.bootstrap, self.settings, self.topic, self.timeout_s = bootstrap, settings, topic, timeout_s
+        self._admin: KafkaAdminClient | None = None
+
+    def __call__(self) -> dict[int, int]:
+        if self._admin is None:
+            self._admin = admin_client(self.bootstrap, self.settings, self.timeout_s)
+        try:
+            return end_offsets(self._admin, self.topic)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception as exc:  # closing must not mask the real error
+                log.debug("admin close: %s", exc)
+
+
 def group_lag(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
     """Messages not yet committed by ``group``, per partition."""
     ends = end_offsets(admin, topic)

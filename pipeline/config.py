@@ -194,6 +194,18 @@ class Settings:
     topic_dead_letter: str = _setting("STOCKMON_TOPIC_DEAD_LETTER", _topic, "stockmon.prices.dlq")
     partitions: int = _setting("STOCKMON_PARTITIONS", _number(int, 1, 256), 3)
     retention_hours: float = _setting("STOCKMON_RETENTION_HOURS", _number(float, 0.1, 24 * 365), 24.0)
+    replay_window_s: float = _setting(
+        "STOCKMON_REPLAY_WINDOW_S",
+        _number(float, 1, 3600),
+        10.0,
+        doc="how long the producer keeps an acknowledged event to re-publish it if the broker loses it",
+    )
+    replay_max_events: int = _setting(
+        "STOCKMON_REPLAY_MAX_EVENTS",
+        _number(int, 1000, 10_000_000),
+        100_000,
+        doc="cap of that replay buffer (about 0.6 KB an event)",
+    )
     consumer_group: str = _setting("STOCKMON_CONSUMER_GROUP", _topic, "stockmon-store")
     source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
     poll_seconds: float = _setting(

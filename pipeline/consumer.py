@@ -22,6 +22,19 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   returns unexpectedly it records why and where (``state.last_crash``: error, stage, partition,
   offset), reopens the Kafka clients and runs again after a capped exponential backoff (1 s, 2 s, ...
   30 s). ``snapshot()["degraded"]`` says so while it is down and for ``DEGRADED_FOR_S`` after.
+- A committed offset or position beyond the log's end (the broker lost the tail of its log: the
+  embedded broker restarted from its last snapshot, an unclean leader election) is a *log regression*,
+  not a reason to skip: the client runs with ``auto_offset_reset='none'``, and on the broker's
+  ``OffsetOutOfRange`` the consumer rewinds to the first record whose timestamp is at most
+  ``REWIND_MARGIN_S`` older than the last record it stored from that partition (kept in memory and in
+  each commit's metadata), or to the start of the log when it knows none; never to the end. Records
+  re-read that way are replays (no effect). Counted as ``log_regressions``, the latest in
+  ``snapshot()["last_rewind"]``. An offset below the log start (retention removed unread records)
+  moves to the start, as ``earliest`` would, and is counted as ``retention_gaps``. A group that has
+  never committed starts at the beginning. Limit: if the log is refilled past our position before
+  our next fetch (within one fetch round trip of the broker's restart) the broker reports no error
+  and the records in between are not detected; the producer re-publishes lost records first, so
+  those are then replays of what was stored already.
 - Lag is the broker's figure (the high watermark of the last fetch response minus our position);
   ``snapshot()["lag_total"]`` is None while it is unknown (no fetch answered yet for some assigned
   partition, or the loop is down), never 0 by default.
@@ -30,6 +43,7 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import random
 import threading
@@ -39,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kafka import TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
@@ -52,6 +66,9 @@ log = logging.getLogger(__name__)
 
 #: How long after a crash of the consumer loop ``snapshot()["degraded"]`` still says so (seconds).
 DEGRADED_FOR_S = 120.0
+#: After a log regression, re-read from this long before the last stored record's timestamp (seconds):
+#: covers producers' clock skew and records created before the broker died but delivered after.
+REWIND_MARGIN_S = 60.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -84,6 +101,7 @@ class ConsumerState:
     crashes: int = 0
     last_crash: dict | None = None  # {"at", "error", "stage", "partition", "offset"}
     restarting_at: float | None = None  # epoch seconds of the next restart while down after a crash
+    last_rewind: dict | None = None  # {"at", "partition", "offset", "log_start", "log_end", "to"}
 
 
 class PriceConsumer:
@@ -119,10 +137,12 @@ class PriceConsumer:
         self.max_restart_backoff_s = max_restart_backoff_s
         if instance_id:
             consumer_options.setdefault("group_instance_id", instance_id)
+        consumer_options.setdefault("auto_offset_reset", "none")  # out of range: we decide (_rewind)
         self.instance_id = instance_id
         self._bootstrap = bootstrap
         self._consumer_options = consumer_options
         self._where: dict = {}  # stage, partition and offset of the records being handled (for crashes)
+        self._last_ts: dict[TopicPartition, int] = {}  # newest stored record's timestamp (ms) per partition
         self._open()
         self.state = ConsumerState()
         self.tally = Tally()
@@ -221,11 +241,11 @@ class PriceConsumer:
                         self._finish(*inflight)
                         inflight = None
                     self.kafka.pause(*self.kafka.assignment())
-                    self.kafka.poll(timeout_ms=200)  # keeps group membership alive
+                    self._poll(200)  # keeps group membership alive
                     continue
                 if self.kafka.paused():
                     self.kafka.resume(*self.kafka.paused())
-                records = self.kafka.poll(timeout_ms=100 if inflight else 500)
+                records = self._poll(100 if inflight else 500)
                 batch = [r for rs in records.values() for r in rs]
                 decoded = self._decode(batch) if batch else None  # overlaps the in-flight write
                 if inflight is not None and (batch or inflight[0].done() or not records):
@@ -248,6 +268,69 @@ class PriceConsumer:
             writer.shutdown(wait=True)
             self.state.running = False
             self._close()
+
+    def _poll(self, timeout_ms: int) -> dict:
+        """``poll``, with the offsets the broker cannot serve placed by us instead of by a reset policy:
+        a partition without a committed offset starts at the beginning; one out of range is rewound
+        (``_rewind``). Returns {} after placing them (the next poll fetches from there)."""
+        try:
+            return self.kafka.poll(timeout_ms=timeout_ms)
+        except NoOffsetForPartitionError as exc:
+            partitions = list(exc.args[0]) if exc.args else list(self.kafka.assignment())
+            self.kafka.seek_to_beginning(*partitions)
+        except OffsetOutOfRangeError as exc:
+            self._rewind(dict(exc.args[0]) if exc.args else {})
+        return {}
+
+    def _rewind(self, out_of_range: dict[TopicPartition, int]) -> None:
+        """Place each partition whose fetch offset the broker has not (any more) in its log."""
+        if not out_of_range:
+            return
+        tps = list(out_of_range)
+        starts, ends = self.kafka.beginning_offsets(tps), self.kafka.end_offsets(tps)
+        for tp, offset in out_of_range.items():
+            start, end = starts.get(tp, 0), ends.get(tp, 0)
+            if offset < start:  # retention removed records before we read them: what 'earliest' does
+                self.tally.add("retention_gaps")
+                self.state.last_error = (
+                    f"partition {tp.partition}: offsets {offset}-{start - 1} were removed by retention "
+                    "before they were read"
+                )
+                log.error("%s", self.state.last_error)
+                self.kafka.seek(tp, start)
+                continue
+            ts = self._last_ts.get(tp) or self._committed_ts(tp)
+            target = start
+            if ts is not None:
+                found = self.kafka.offsets_for_times({tp: max(0, ts - int(REWIND_MARGIN_S * 1000))}).get(tp)
+                target = found.offset if found is not None else end
+            target = max(start, min(target, end, offset))
+            self.kafka.seek(tp, target)
+            self.tally.add("log_regressions")
+            self.state.last_rewind = {
+                "at": time.time(),
+                "partition": tp.partition,
+                "offset": offset,
+                "log_start": start,
+                "log_end": end,
+                "to": target,
+            }
+            log.error(
+                "partition %d: offset %d is beyond the log's end %d (the broker lost the tail of its "
+                "log); re-reading from offset %d",
+                tp.partition,
+                offset,
+                end,
+                target,
+            )
+
+    def _committed_ts(self, tp: TopicPartition) -> int | None:
+        """The newest stored record's timestamp (ms) that our last commit of ``tp`` recorded, if any."""
+        try:
+            meta = self.kafka.committed(tp, metadata=True)
+            return int(json.loads(meta.metadata)["ts"]) if meta is not None and meta.metadata else None
+        except (KafkaError, ValueError, KeyError, TypeError):
+            return None
 
     def _mark(self, stage: str, records) -> None:
         """Remember where the loop is (for a crash report): the first record of what is handled."""
@@ -372,8 +455,15 @@ class PriceConsumer:
         for r in batch:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+            if r.timestamp and r.timestamp > 0:
+                self._last_ts[tp] = max(self._last_ts.get(tp, 0), r.timestamp)
         try:
-            self.kafka.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            self.kafka.commit(
+                {
+                    tp: OffsetAndMetadata(off, json.dumps({"ts": self._last_ts.get(tp)}), -1)
+                    for tp, off in offsets.items()
+                }
+            )
             self.state.last_commit_at = time.time()
             self._where = {}
         except (CommitFailedError, KafkaError) as exc:
@@ -502,6 +592,7 @@ class PriceConsumer:
             "crashes": s.crashes,
             "last_crash": dict(s.last_crash) if s.last_crash else None,
             "restarting_at": s.restarting_at,
+            "last_rewind": dict(s.last_rewind) if s.last_rewind else None,
             "degraded": self.degraded(),
             **self.tally.snapshot()["counts"],
             "recent_dead_letters": self.tally.snapshot()["recent"][-10:],

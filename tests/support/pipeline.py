@@ -145,3 +145,26 @@ def wait_quiet(count, quiet_s: float = 2.0, timeout_s: float = 60) -> int:
         elif time.monotonic() - since >= quiet_s:
             return now
     raise AssertionError(f"still changing after {timeout_s}s (last count {last})")
+
+
+def kill_server(stack, name: str) -> int:
+    """SIGKILL one owned server of ``stack`` (its whole process group: no chance to save anything) and
+    reap it; return the killed pid. The stack still records its port, so a ``Supervisor`` restarts it
+    there."""
+    import signal
+
+    pid = stack.servers[name].pid
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    proc = stack._procs.get(name)
+    if proc is not None:
+        proc.wait(timeout=30)
+    return pid
+
+
+def log_end(settings) -> int:
+    """Sum of the prices topic's end offsets (raises while the broker does not answer)."""
+    ends = bus.LogEnds(settings.kafka_bootstrap_servers, settings, settings.topic_prices)
+    try:
+        return sum(ends().values())
+    finally:
+        ends.close()
