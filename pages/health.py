@@ -70,6 +70,14 @@ def render() -> None:
         m[1].metric("Waiting to re-send", f"{producer.get('pending', 0):,}")
         m[2].metric("Send failures", f"{producer.get('send_failed', 0):,}")
         m[3].metric("Lost (buffer full)", f"{producer.get('lost_overflow', 0):,}")
+        replay = producer.get("replay") or {}
+        if replay:
+            st.caption(
+                f"Replay buffer (acknowledged events kept in case the broker loses them): "
+                f"{replay.get('kept', 0):,} events, {replay.get('kept_bytes', 0) / 1024:,.0f} KB, "
+                f"{replay.get('window_s', 0):.0f} s · broker log regressions {replay.get('regressions', 0)} · "
+                f"re-published {replay.get('republished', 0):,} · waiting {replay.get('waiting', 0):,}"
+            )
         jobs = producer.get("jobs") or {}
         if jobs:
             table(

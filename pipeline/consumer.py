@@ -279,7 +279,11 @@ class PriceConsumer:
             partitions = list(exc.args[0]) if exc.args else list(self.kafka.assignment())
             self.kafka.seek_to_beginning(*partitions)
         except OffsetOutOfRangeError as exc:
-            self._rewind(dict(exc.args[0]) if exc.args else {})
+            try:
+                self._rewind(dict(exc.args[0]) if exc.args else {})
+            except KafkaError as error:  # the broker went away again: the next fetch raises again
+                self.state.last_error = f"rewinding after a log regression failed, retrying: {error}"
+                log.warning("%s", self.state.last_error)
         return {}
 
     def _rewind(self, out_of_range: dict[TopicPartition, int]) -> None:

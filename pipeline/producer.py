@@ -82,7 +82,7 @@ class Publisher:
     first, before anything new; duplicates are harmless (the store writes idempotently by key).
 
     Limits: the window must cover how long the broker may hold an acknowledged record only in memory
-    (noida-db saves every ~2 s; default 10 s). While the broker does not answer, nothing leaves the
+    (noida-db saves 1-2 s after a change; default 10 s). While the broker does not answer, nothing leaves the
     buffer, so an outage of any length is covered. The buffer holds at most ``max_replay`` records
     (about 0.6 KB each); older ones are dropped unprotected and counted (``replay_unprotected``).
     A regression hidden before the next check (other producers refill the log past our offsets

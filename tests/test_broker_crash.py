@@ -243,3 +243,29 @@ def test_committed_offset_beyond_the_log_end_is_rewound_not_skipped(stack, tmp_p
         publisher.kafka.close(timeout=5)
         store.client.drop_database(settings.db)
         store.close()
+
+
+def test_health_says_when_the_broker_lost_its_tail_and_what_was_replayed():
+    from ui import health as h
+
+    now = 1_000_000.0
+    replay = {"kept": 1200, "kept_bytes": 300_000, "window_s": 10.0, "waiting": 0, "regressions": 0}
+    replay.update(republished=0, unprotected=0, last_regression=None, check_error=None, checks=5)
+    quiet = h.kafka_log({"producer": {"replay": replay}, "consumer": {}}, now)
+    assert (
+        quiet is not None and quiet.level == "OK" and "1,200 acknowledged event(s) kept 10 s" in quiet.reason
+    )
+    lost = {"at": now - 90, "partition": 1, "acknowledged_end": 8000, "log_end": 3611, "replayed": 4389}
+    rewind = {"at": now - 80, "partition": 1, "offset": 8000, "log_start": 0, "log_end": 3611, "to": 3500}
+    health = {
+        "producer": {"replay": {**replay, "regressions": 1, "republished": 4389, "last_regression": lost}},
+        "consumer": {"log_regressions": 1, "last_rewind": rewind},
+    }
+    status = h.kafka_log(health, now)
+    assert status is not None and status.level == "WARN"
+    assert "lost the tail of its log 1 min ago (partition 1: acknowledged up to offset 8,000" in status.reason
+    assert "4,389 event(s) re-published" in status.reason and "re-read from 3,500" in status.reason
+    assert status in h.evaluate(health | {"kafka": {}, "mongo": {}}, [], 1.0, [], now)
+    later = h.kafka_log(health, now + h.RECENT_REGRESSION_S)
+    assert later is not None and later.level == "OK"  # an old regression is history, not a warning
+    assert h.kafka_log({"producer": None, "consumer": None}, now) is None

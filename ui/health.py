@@ -13,6 +13,10 @@ Rules (each status carries a one-sentence reason):
   WARN while it is degraded (restarted after a crash within the last minutes); STALL when lag stays above zero and
   does not shrink while *nothing is committed* over the window (or no commit for 60 s with lag);
   WARN when lag grows although commits advance (falling behind) or is older than 30 s; else OK.
+- Kafka log: WARN for ``RECENT_REGRESSION_S`` after the broker lost the tail of its log (the producer
+  found acknowledged events missing and re-published them, or the consumer's offset was beyond the
+  log's end and it rewound), while lost events wait to be re-published, or when acknowledged events
+  left the replay buffer early because it was full; else OK with the size of the replay buffer.
 - Dead letters: WARN when messages were dead-lettered by this process, else OK.
 - Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
@@ -200,6 +204,57 @@ def consumer(
     )
 
 
+RECENT_REGRESSION_S = 600.0
+
+
+def kafka_log(health: dict, now: float | None = None) -> Status | None:
+    """The producer's replay of what the broker lost and the consumer's rewinds (None when neither
+    runs). Reads ``Producer.snapshot()["replay"]`` and ``PriceConsumer.snapshot()``."""
+    now = time.time() if now is None else now
+    replay = (health.get("producer") or {}).get("replay")
+    consumer = health.get("consumer") or {}
+    if not replay and not consumer:
+        return None
+    replay = replay or {}
+    lost = replay.get("last_regression")
+    rewind = consumer.get("last_rewind")
+    recent = [e for e in (lost, rewind) if e and now - e.get("at", 0) < RECENT_REGRESSION_S]
+    if recent:
+        parts = []
+        if lost:
+            parts.append(
+                f"the broker lost the tail of its log {fmt.since(lost['at'], now)} (partition "
+                f"{lost['partition']}: acknowledged up to offset {lost['acknowledged_end']:,}, the log "
+                f"ended at {lost['log_end']:,}); {replay.get('republished', 0):,} event(s) re-published"
+            )
+        if replay.get("waiting"):
+            parts.append(f"{replay['waiting']:,} waiting to be re-published")
+        if rewind:
+            parts.append(
+                f"the consumer rewound {consumer.get('log_regressions', 0)}× (last: partition "
+                f"{rewind['partition']} offset {rewind['offset']:,} beyond the log's end "
+                f"{rewind['log_end']:,}, re-read from {rewind['to']:,})"
+            )
+        return Status("Kafka log", "WARN", "; ".join(parts))
+    if replay.get("waiting"):
+        return Status("Kafka log", "WARN", f"{replay['waiting']:,} lost event(s) waiting to be re-published")
+    if replay.get("unprotected"):
+        return Status(
+            "Kafka log",
+            "WARN",
+            f"{replay['unprotected']:,} acknowledged event(s) left the replay buffer early (it was full)",
+        )
+    if not replay:
+        return Status("Kafka log", "OK", "no log regression seen by the consumer")
+    return Status(
+        "Kafka log",
+        "OK",
+        f"{replay.get('kept', 0):,} acknowledged event(s) kept {replay.get('window_s', 0):.0f} s for "
+        f"replay ({replay.get('kept_bytes', 0) / 1024:,.0f} KB); {replay.get('regressions', 0)} log "
+        "regression(s) so far",
+    )
+
+
 def dead_letters(health: dict) -> Status:
     snap = health.get("consumer") or {}
     n = int(snap.get("dead_lettered") or 0)
@@ -298,4 +353,7 @@ def evaluate(
     local = stack(health)
     if local is not None:
         out.append(local)
+    log_status = kafka_log(health, now)
+    if log_status is not None:
+        out.append(log_status)
     return out
