@@ -264,7 +264,7 @@ class Publisher:
                 self._kept_bytes -= len(self._kept.popleft().message.value)
             waiting = bool(self.replay or self.pending)
         if waiting:
-            self.publish([])
+            self.publish([], timeout_s=10.0)  # short: stop() waits for this thread
         return queued
 
     def snapshot(self) -> dict:
