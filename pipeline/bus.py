@@ -6,6 +6,8 @@ Guarantees:
 - Every client gets the security pass-through of ``Settings.kafka_options()``.
 - The producer is idempotent with ``acks='all'``; messages are keyed by symbol so each symbol keeps
   its order within one partition.
+- ``LogEnds`` reads a topic's end offsets for the producer's log check (a broker that lost the tail
+  of its log shows an end below what it acknowledged); it reconnects by itself after a restart.
 - ``dead_letter_headers`` carries the reason and the original topic/partition/offset, so a
   dead-lettered message can always be traced back to where it came from.
 """
