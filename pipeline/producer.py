@@ -268,22 +268,23 @@ class Publisher:
         return queued
 
     def snapshot(self) -> dict:
-        """The replay buffer and the log regressions seen (for health)."""
-        with self._lock:
-            counts = self.tally.snapshot()["counts"]
-            return {
-                "kept": len(self._kept),
-                "kept_bytes": self._kept_bytes,
-                "window_s": self.replay_window_s,
-                "waiting": len(self.replay),
-                "regressions": counts.get("log_regressions", 0),
-                "queued": counts.get("replay_queued", 0),
-                "republished": counts.get("republished", 0),
-                "unprotected": counts.get("replay_unprotected", 0),
-                "last_regression": dict(self.last_regression) if self.last_regression else None,
-                "check_error": self.check_error,
-                "checks": counts.get("log_checks", 0),
-            }
+        """The replay buffer and the log regressions seen (for health). Takes no lock: ``publish``
+        holds one while it waits for a broker that may be down, and health must not wait."""
+        counts = self.tally.snapshot()["counts"]
+        last = self.last_regression
+        return {
+            "kept": len(self._kept),
+            "kept_bytes": self._kept_bytes,
+            "window_s": self.replay_window_s,
+            "waiting": len(self.replay),
+            "regressions": counts.get("log_regressions", 0),
+            "queued": counts.get("replay_queued", 0),
+            "republished": counts.get("republished", 0),
+            "unprotected": counts.get("replay_unprotected", 0),
+            "last_regression": dict(last) if last else None,
+            "check_error": self.check_error,
+            "checks": counts.get("log_checks", 0),
+        }
 
 
 class JobStats:
