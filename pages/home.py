@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from ui import auth, data, page, tables
+from ui import health as status
 
 runtime = page.setup(page.APP_NAME, "📈")
 
 st.title("📈 Stock Monitor")
 st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
 
-health = runtime.health()
+health = runtime.health()  # the background snapshot: no I/O, so a frozen server cannot hang this page
 
 # -- servers -------------------------------------------------------------------------------------
 mode = health["mode"]
@@ -33,6 +34,8 @@ with left:
 with right:
     if mongo["ok"]:
         st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
+    elif status.mongo_down(health):  # the background check's finding, with since when
+        st.error(f"{status.mongo_down(health)} (`{mongo['uri']}`)")
     else:
         st.error(
             f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"

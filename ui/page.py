@@ -3,11 +3,13 @@
 Guarantees:
 - ``setup`` configures the page (wide layout, title, icon), gets the one shared runtime, stops the
   page with a sentence and a "Try again" button if the runtime could not start, draws the sidebar
-  (pipeline state, "degraded" while the consumer is down or recently restarted, demo-mode sign-in)
+  (pipeline state, "degraded" while the consumer is down or recently restarted, "MongoDB not
+  answering since HH:MM:SS" while the health check gets no answer, demo-mode sign-in)
   and starts the toasts of new alerts (``ui.alerts_toast``): every page does all of it, in this order.
 - Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
-  problem becomes a warning that says the page will retry, anything else an error sentence; the
-  details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
+  problem becomes a warning that says the page will retry (at once, without asking MongoDB, while
+  the health check finds it not answering: ``ui.data.MongoNotAnswering``), anything else an error
+  sentence; the details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pymongo.errors import PyMongoError
 from pipeline.runtime import Runtime, explain
 from ui import auth, navigation
 from ui.alerts_toast import alert_toasts
-from ui.data import StoreUnavailable
+from ui.data import MongoNotAnswering, StoreUnavailable
+from ui.health import clock
 from ui.runtime import get_runtime, show_start_error
 
 log = logging.getLogger("stockmon.pages")
@@ -42,6 +45,7 @@ STATE_LABELS = {
 }
 #: The sidebar's state while the pipeline runs but its consumer crashed and is restarting (or just did).
 DEGRADED_LABEL = "🟠 degraded"
+MONGO_DOWN_LABEL = "🔴"
 
 
 APP_NAME = "Stock Monitor"
@@ -62,6 +66,9 @@ def setup(title: str, icon: str) -> Runtime:
             f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
             help=degraded,
         )
+        down = runtime.mongo_down_since()  # the background health check's finding: no I/O
+        if down is not None:
+            st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
     auth.sidebar(runtime.settings)
     alert_toasts()  # new alerts as toasts on every page
     return runtime
@@ -73,6 +80,11 @@ def sentences(doing: str):
         yield
     except StoreUnavailable as exc:
         st.info(f"Nothing to show yet: {exc}.")
+        st.stop()
+    except MongoNotAnswering as exc:
+        st.warning(
+            f"{exc} Nothing could be read while {doing}; the page tries again on its next refresh.", icon="⚠️"
+        )
         st.stop()
     except PyMongoError as exc:
         log.warning("MongoDB failed while %s", doing, exc_info=True)
