@@ -184,7 +184,8 @@ def render() -> None:
             if failure and failure.get("recovered_at") is None:
                 st.caption(f"Error since {status.clock(failure['since'])}: {failure['error']}")
             elif failure:
-                st.caption(status.recovered(health, "consumer", now).capitalize())
+                note = status.recovered(health, "consumer", now)
+                st.caption(note[:1].upper() + note[1:])
             crash = consumer.get("last_crash")
             if crash:
                 where = (

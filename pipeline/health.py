@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TypedDict
 
 import pymongo
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from . import queries
 from .config import Settings, mask_uri
@@ -221,8 +222,10 @@ def snapshot(
             try:
                 health["backfills"] = queries.backfills(store)
                 health["processes"] = queries.processes(store)
-            except Exception:  # MongoDB went away between the ping and the reads
+            except Exception as exc:  # MongoDB went away between the ping and the reads
                 health.setdefault("backfills", [])
+                if isinstance(exc, (ConnectionFailure, ExecutionTimeout)):  # not answering: say so now
+                    health["mongo"] = {**health["mongo"], "ok": False, "error": explain(exc)}
     return health
 
 

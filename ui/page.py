@@ -46,6 +46,7 @@ STATE_LABELS = {
 #: The sidebar's state while the pipeline runs but its consumer crashed and is restarting (or just did).
 DEGRADED_LABEL = "🟠 degraded"
 MONGO_DOWN_LABEL = "🔴"
+SIDEBAR_REFRESH_S = 5  # seconds between redraws of the sidebar's pipeline state
 
 
 APP_NAME = "Stock Monitor"
@@ -59,19 +60,26 @@ def setup(title: str, icon: str) -> Runtime:
     st.set_page_config(page_title=page_title, page_icon=icon, layout="wide")
     runtime = get_runtime()
     show_start_error(runtime)
-    degraded = runtime.degraded()
-    label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
     with st.sidebar:
-        st.caption(
-            f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
-            help=degraded,
-        )
-        down = runtime.mongo_down_since()  # the background health check's finding: no I/O
-        if down is not None:
-            st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
+        _pipeline_state(runtime)
     auth.sidebar(runtime.settings)
     alert_toasts()  # new alerts as toasts on every page
     return runtime
+
+
+@st.fragment(run_every=SIDEBAR_REFRESH_S)
+def _pipeline_state(runtime: Runtime) -> None:
+    """The sidebar's pipeline state; redrawn on its own every few seconds (a page that only reruns a
+    fragment would keep a stale state otherwise). In-memory reads only: no I/O."""
+    degraded = runtime.degraded()
+    label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
+    st.caption(
+        f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
+        help=degraded,
+    )
+    down = runtime.mongo_down_since()  # the background health check's finding
+    if down is not None:
+        st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
 
 
 @contextmanager
