@@ -256,6 +256,8 @@ def render() -> None:
                 "Progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%")
             },
         )
+    elif not health["mongo"]["ok"]:
+        st.caption("MongoDB does not answer: backfill progress is unknown until it does.")
     else:
         st.caption("No backfill was requested yet. Adding a symbol to the watchlist backfills its history.")
 

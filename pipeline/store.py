@@ -55,19 +55,18 @@ def connect(
 ) -> pymongo.MongoClient:
     """A client that never waits forever on a dead or frozen server; options in the URI win.
 
-    ``timeout_s`` (seconds) bounds server selection and connecting; ``socket_timeout_s`` (seconds,
-    default ``timeout_s``) bounds each wait for a reply on an open connection (a frozen server keeps
-    the connection open and answers nothing: without it a call waits forever). With
+    ``timeout_s`` (seconds) bounds server selection and connecting; ``socket_timeout_s`` (seconds)
+    bounds each wait for a reply on an open connection (a frozen server keeps the connection open and
+    answers nothing: without it, the default, a call waits forever; a reply that comes after it makes
+    pymongo retry, so keep it well above the slowest legitimate call). With
     ``operation_timeout`` the whole operation, retries and cursor included, must finish within
     ``timeout_s`` (pymongo's ``timeoutMS``): that is the pages' client, where a retried read must not
     wait three times the timeout. Timeouts raise ``pymongo.errors.PyMongoError`` subclasses
     (``NetworkTimeout``, ``ServerSelectionTimeoutError``, ``ExecutionTimeout``)."""
     options: dict[str, Any] = {"tz_aware": True, "appname": "stockmon"}  # MongoClient keyword options
-    wanted = {
-        "serverSelectionTimeoutMS": timeout_s,
-        "connectTimeoutMS": timeout_s,
-        "socketTimeoutMS": timeout_s if socket_timeout_s is None else socket_timeout_s,
-    }
+    wanted = {"serverSelectionTimeoutMS": timeout_s, "connectTimeoutMS": timeout_s}
+    if socket_timeout_s is not None:
+        wanted["socketTimeoutMS"] = socket_timeout_s
     if operation_timeout:
         wanted["timeoutMS"] = timeout_s
     query = uri.partition("?")[2]

@@ -92,7 +92,9 @@ def connect(settings: Settings, kafka: str, mongodb_uri: str) -> Connection:
     ``mongo_timeout`` s (see ``pipeline.store.connect``)."""
     timeout = settings.mongo_timeout
     store = Store.from_uri(mongodb_uri, settings.db, timeout, socket_timeout_s=settings.mongo_write_timeout)
-    pages = Store.from_uri(mongodb_uri, settings.db, timeout, operation_timeout=True)
+    pages = Store.from_uri(
+        mongodb_uri, settings.db, timeout, socket_timeout_s=timeout, operation_timeout=True
+    )
     return Connection(settings, kafka, mongodb_uri, store, pages)
 
 

@@ -216,7 +216,9 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
     settings = make_settings(private_stack, tmp_path, watchlist=("AAPL",))
     env = {**settings_env(settings), "STOCKMON_MONGO_TIMEOUT": str(MONGO_TIMEOUT_S)}
     health_url = spec("health").url_path
+    live_url = f"{spec('live').url_path}?symbols=AAPL&interval=1m&window=4h"
     with (
+        seeded_store(settings, ["AAPL"], with_bars=["AAPL"]),
         streamlit_server(env, artifacts / "mongo-frozen-server.log") as (url, _proc),
         sync_playwright() as p,
     ):
@@ -255,5 +257,27 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
             assert shown_s < DETECT_CEILING_S
             # a hang would last until SIGCONT; on a loaded machine even a healthy load is slow
             assert render_s < max(RENDER_CEILING_S, 3 * healthy_s), (render_s, healthy_s)
+
+            # Live opened while frozen says so, then reloads by itself once MongoDB answers again
+            page.goto(f"{url}/{live_url}")
+            expect(page.get_by_text("bars of 1 minute")).to_be_visible(timeout=CEILING_MS)
+            with frozen(mongo_pid(private_stack)) as t0:
+                expect(page.get_by_text(DOWN).first).to_be_visible(timeout=CEILING_MS)  # its own refresh
+                live_shown_s = time.monotonic() - t0
+                t1 = time.monotonic()
+                page.goto(f"{url}/{live_url}")
+                expect(main.get_by_text(DOWN).first).to_be_visible(timeout=CEILING_MS)
+                live_render_s = time.monotonic() - t1
+                no_exception(page)
+            t2 = time.monotonic()
+            expect(page.get_by_text("bars of 1 minute")).to_be_visible(timeout=CEILING_MS)  # no reload by us
+            live_back_s = time.monotonic() - t2
+            expect(main.get_by_text(DOWN)).to_have_count(0, timeout=CEILING_MS)
+            no_exception(page)
+            print(
+                f"browser Live: '{DOWN}' shown {live_shown_s:.2f} s after SIGSTOP; a fresh load rendered in "
+                f"{live_render_s:.2f} s while frozen; the chart back {live_back_s:.2f} s after SIGCONT"
+            )
+            assert live_render_s < max(RENDER_CEILING_S, 3 * healthy_s), (live_render_s, healthy_s)
         finally:
             browser.close()

@@ -8,7 +8,8 @@ Guarantees:
   and starts the toasts of new alerts (``ui.alerts_toast``): every page does all of it, in this order.
 - Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
   problem becomes a warning that says the page will retry (at once, without asking MongoDB, while
-  the health check finds it not answering: ``ui.data.MongoNotAnswering``), anything else an error
+  the health check finds it not answering: ``ui.data.MongoNotAnswering``; the page then reloads by
+  itself within ``RELOAD_CHECK_S`` of MongoDB answering again), anything else an error
   sentence; the details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
 """
 
@@ -47,6 +48,7 @@ STATE_LABELS = {
 DEGRADED_LABEL = "🟠 degraded"
 MONGO_DOWN_LABEL = "🔴"
 SIDEBAR_REFRESH_S = 5  # seconds between redraws of the sidebar's pipeline state
+RELOAD_CHECK_S = 2  # while MongoDB does not answer, a stopped page checks this often whether it is back
 
 
 APP_NAME = "Stock Monitor"
@@ -82,6 +84,14 @@ def _pipeline_state(runtime: Runtime) -> None:
         st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
 
 
+@st.fragment(run_every=RELOAD_CHECK_S)
+def _reload_when_mongo_answers() -> None:
+    """Rerun the whole page once the health check finds MongoDB answering again (a page stopped by
+    the outage may have no refreshing part of its own left)."""
+    if get_runtime().mongo_down_since() is None:
+        st.rerun(scope="app")
+
+
 @contextmanager
 def sentences(doing: str):
     try:
@@ -90,9 +100,8 @@ def sentences(doing: str):
         st.info(f"Nothing to show yet: {exc}.")
         st.stop()
     except MongoNotAnswering as exc:
-        st.warning(
-            f"{exc} Nothing could be read while {doing}; the page tries again on its next refresh.", icon="⚠️"
-        )
+        st.warning(f"{exc} Nothing could be read while {doing}; the page reloads once it answers.", icon="⚠️")
+        _reload_when_mongo_answers()
         st.stop()
     except PyMongoError as exc:
         log.warning("MongoDB failed while %s", doing, exc_info=True)
