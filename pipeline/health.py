@@ -287,35 +287,50 @@ class Incidents:
 class HealthMonitor:
     """Runs ``compute`` (a full ``snapshot``) in a daemon thread every ``every_s`` seconds and keeps the
     latest; ``read`` hands it out without I/O. Tracks when MongoDB stopped answering and the
-    incidents. ``start``/``stop`` are idempotent; ``stop`` waits at most ``timeout`` s."""
+    incidents. With ``ping`` (returns MongoDB's version, raises when it does not answer, None when
+    there is no connection) a second thread checks MongoDB every ``every_s`` on its own, so a slow
+    snapshot (a Kafka probe, a loaded machine) does not delay "not answering". ``start``/``stop``
+    are idempotent; ``stop`` waits at most ``timeout`` s per thread."""
 
-    def __init__(self, compute: Callable[[], Health], every_s: float = REFRESH_S):
+    def __init__(
+        self,
+        compute: Callable[[], Health],
+        every_s: float = REFRESH_S,
+        ping: Callable[[], str | None] | None = None,
+    ):
         self.compute = compute
         self.every_s = every_s
+        self.ping = ping
         self.incidents = Incidents()
         self._latest: Health | None = None
+        self._mongo: tuple[float, MongoHealth] | None = None  # (began, result) of the newest check
         self._mongo_down_since: float | None = None
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(t.is_alive() for t in self._threads)
 
     def start(self) -> HealthMonitor:
         if not self.running:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="stockmon-health", daemon=True)
-            self._thread.start()
+            loops = [("stockmon-health", self._run)]
+            if self.ping is not None:
+                loops.append(("stockmon-health-mongo", self._watch))
+            self._threads = [threading.Thread(target=t, name=n, daemon=True) for n, t in loops]
+            for thread in self._threads:
+                thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -325,6 +340,60 @@ class HealthMonitor:
                 log.exception("health snapshot failed")
             self._stop.wait(self.every_s)
 
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_mongo()
+            except Exception:
+                log.exception("MongoDB health check failed")
+            self._stop.wait(self.every_s)
+
+    def check_mongo(self) -> None:
+        """Ping MongoDB now (``ping``, bounded by its own deadline) and put the answer in the latest
+        snapshot, unless a newer check is already there."""
+        from .runtime import explain
+
+        assert self.ping is not None
+        began = time.time()
+        result: MongoHealth
+        try:
+            version = self.ping()
+            if version is None:  # no connection: nothing to tell
+                return
+            result = {"ok": True, "version": version}
+        except Exception as exc:
+            result = {"ok": False, "version": None, "error": explain(exc)}
+        with self._lock:
+            self._note_mongo(began, result)
+            if self._latest is not None:
+                self._latest = self._with_mongo(self._latest)
+
+    def _note_mongo(self, began: float, result: MongoHealth) -> None:
+        """Keep the newest check's result (under the lock) and when the outage began."""
+        if self._mongo is not None and self._mongo[0] > began:
+            return
+        if "error" in result:
+            if self._mongo_down_since is None:
+                log.warning(
+                    "MongoDB not answering (check began %.1f s ago): %s", time.time() - began, result["error"]
+                )
+            self._mongo_down_since = self._mongo_down_since or began
+            result = {**result, "down_since": self._mongo_down_since}
+        elif result.get("ok"):
+            if self._mongo_down_since is not None:
+                log.warning("MongoDB answers again after %.1f s", time.time() - self._mongo_down_since)
+            self._mongo_down_since = None
+        self._mongo = (began, result)
+
+    def _with_mongo(self, health: Health) -> Health:
+        """``health`` with the newest MongoDB check's result (the URI kept), incidents noted anew."""
+        if self._mongo is None:
+            return health
+        mongo: MongoHealth = {"uri": (health.get("mongo") or {}).get("uri", ""), **self._mongo[1]}
+        out: Health = {**health, "mongo": mongo}
+        out["incidents"] = self.incidents.observe(out, time.time())
+        return out
+
     def refresh(self) -> Health:
         """Compute a snapshot now, in the caller's thread (bounded: see ``snapshot``), and keep it."""
         with self._refreshing:
@@ -333,14 +402,12 @@ class HealthMonitor:
             health["checked_at"] = began
             with self._lock:
                 mongo = health.get("mongo")
-                if mongo is not None and "error" in mongo:
-                    self._mongo_down_since = self._mongo_down_since or began
-                    mongo["down_since"] = self._mongo_down_since
-                elif mongo is not None and mongo.get("ok"):
-                    self._mongo_down_since = None
-                health["incidents"] = self.incidents.observe(health, time.time())
-                self._latest = health
-            return health
+                if mongo is not None and ("error" in mongo or mongo.get("ok")):
+                    self._note_mongo(began, {k: v for k, v in mongo.items() if k != "uri"})  # type: ignore[arg-type]
+                self._latest = self._with_mongo(health)
+                if "incidents" not in self._latest:
+                    self._latest["incidents"] = self.incidents.observe(self._latest, time.time())
+            return self._latest
 
     def latest(self) -> Health | None:
         """The last snapshot as computed (no live parts), or None before the first one."""

@@ -32,7 +32,17 @@ import time
 import pymongo
 
 from .config import Settings
-from .health import Health, HealthMonitor, KafkaProbe, alerts_of, consumer_of, degraded, live_parts, snapshot
+from .health import (
+    MONGO_PING_S,
+    Health,
+    HealthMonitor,
+    KafkaProbe,
+    alerts_of,
+    consumer_of,
+    degraded,
+    live_parts,
+    snapshot,
+)
 from .heartbeat import process_id
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
@@ -91,7 +101,7 @@ class Runtime:
         self._conn: Connection | None = None
         self._app: App | None = None
         self._probe = KafkaProbe(self.settings)
-        self._monitor = HealthMonitor(self._snapshot)
+        self._monitor = HealthMonitor(self._snapshot, ping=self._ping_mongo)
         self._lock = threading.RLock()
         self._exit_hook = False
 
@@ -284,6 +294,14 @@ class Runtime:
         latest = self._monitor.latest()
         mongo = (latest or {}).get("mongo") or {}
         return mongo.get("down_since") if not mongo.get("ok") else None
+
+    def _ping_mongo(self) -> str | None:
+        """MongoDB's version through the pages' client, within the health check's deadline; None
+        without a connection. Raises ``PyMongoError`` when it does not answer."""
+        conn = self._conn
+        if conn is None:
+            return None
+        return conn.page_store.ping(timeout_s=min(MONGO_PING_S, self.settings.mongo_timeout))
 
     def _snapshot(self) -> Health:
         """A full snapshot with its (bounded) I/O: what ``HealthMonitor`` runs in the background."""

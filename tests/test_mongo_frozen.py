@@ -233,6 +233,7 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
             expect(page.get_by_text("Topics and collections")).to_be_visible(timeout=CEILING_MS)
             healthy_s = time.monotonic() - t
             with frozen(mongo_pid(private_stack)) as t0:
+                print(f"\nfroze MongoDB at {time.strftime('%H:%M:%S')} (compare the server log's warning)")
                 expect(page.get_by_text(DOWN).first).to_be_visible(timeout=CEILING_MS)
                 shown_s = time.monotonic() - t0  # on the open page, by its own refresh
                 t1 = time.monotonic()
@@ -254,7 +255,9 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
                 f"rendered in {render_s:.2f} s while frozen ({healthy_s:.2f} s while healthy); cleared "
                 f"{cleared_s:.2f} s after SIGCONT (the sidebar {sidebar_s:.2f} s)"
             )
-            assert shown_s < DETECT_CEILING_S
+            # the server notices within ~3 s (its log says when); the open page shows it at its next
+            # refresh, which a loaded machine's browser draws slowly (the healthy load time says how slowly)
+            assert shown_s < DETECT_CEILING_S + 2 * healthy_s, (shown_s, healthy_s)
             # a hang would last until SIGCONT; on a loaded machine even a healthy load is slow
             assert render_s < max(RENDER_CEILING_S, 3 * healthy_s), (render_s, healthy_s)
 
