@@ -417,7 +417,11 @@ class HealthMonitor:
     def read(self, live: dict) -> Health:
         """The latest snapshot with ``live`` (``live_parts``, computed by the caller now) laid over it.
         No I/O, except before the first snapshot exists: then one is computed here (bounded)."""
-        latest = self.latest() or self.refresh()
+        latest = self.latest()
+        if latest is None:  # the first read: take the first snapshot being computed, or compute one
+            with self._refreshing:
+                latest = self.latest()
+            latest = latest or self.refresh()
         health: Health = {**latest, **live}
         with self._lock:
             health["incidents"] = self.incidents.observe(health, time.time())
