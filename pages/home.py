@@ -1,4 +1,5 @@
-"""Stock Monitor: overview. Mode and server status, pipeline state with start/pause, and the watchlist
+"""Stock Monitor: overview. Mode and server status (redrawn every 5 s from the background health check,
+so a frozen server cannot hang it), pipeline state with start/pause, and the watchlist
 at a glance (last price, change since the previous close, day range, volume, trend, age)."""
 
 from __future__ import annotations
@@ -8,46 +9,57 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from ui import auth, data, page, tables
+from ui import health as status
 
 runtime = page.setup(page.APP_NAME, "📈")
 
 st.title("📈 Stock Monitor")
 st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
 
-health = runtime.health()
+health = runtime.health()  # the background snapshot: no I/O, so a frozen server cannot hang this page
+
 
 # -- servers -------------------------------------------------------------------------------------
-mode = health["mode"]
-st.subheader("Servers")
-st.markdown(
-    f"**Mode:** {'embedded local stack' if mode == 'embedded' else 'external servers'} · "
-    f"**Pipeline:** {health['state']}"
-)
-kafka, mongo = health["kafka"], health["mongo"]
-left, right = st.columns(2)
-with left:
-    if kafka["ok"]:
-        st.success(f"Kafka is healthy at `{kafka['bootstrap']}` (protocol {kafka['version']}).")
-    else:
-        st.error(f"Kafka is not reachable at `{kafka['bootstrap'] or 'unknown address'}`.")
-with right:
-    if mongo["ok"]:
-        st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
-    else:
-        st.error(
-            f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
-        )
-if not (kafka["ok"] and mongo["ok"]):
-    if mode == "embedded":
-        st.info(
-            "The embedded servers are supervised by this app. Check their logs in "
-            f"`{health['data_dir']}`, then use **Restart pipeline** below."
-        )
-    else:
-        st.info(
-            "Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
-            "the pipeline reconnects by itself and loses nothing meanwhile."
-        )
+@st.fragment(run_every="5s")
+def servers() -> None:
+    """Kafka and MongoDB as the background health check last found them; redrawn every 5 s (no I/O)."""
+    health = runtime.health()
+    mode = health["mode"]
+    st.subheader("Servers")
+    st.markdown(
+        f"**Mode:** {'embedded local stack' if mode == 'embedded' else 'external servers'} · "
+        f"**Pipeline:** {health['state']}"
+    )
+    kafka, mongo = health["kafka"], health["mongo"]
+    left, right = st.columns(2)
+    with left:
+        if kafka["ok"]:
+            st.success(f"Kafka is healthy at `{kafka['bootstrap']}` (protocol {kafka['version']}).")
+        else:
+            st.error(f"Kafka is not reachable at `{kafka['bootstrap'] or 'unknown address'}`.")
+    with right:
+        if mongo["ok"]:
+            st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
+        elif status.mongo_down(health):  # the background check's finding, with since when
+            st.error(f"{status.mongo_down(health)} (`{mongo['uri']}`)")
+        else:
+            st.error(
+                f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
+            )
+    if not (kafka["ok"] and mongo["ok"]):
+        if mode == "embedded":
+            st.info(
+                "The embedded servers are supervised by this app. Check their logs in "
+                f"`{health['data_dir']}`, then use **Restart pipeline** below."
+            )
+        else:
+            st.info(
+                "Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
+                "the pipeline reconnects by itself and loses nothing meanwhile."
+            )
+
+
+servers()
 
 # -- pipeline controls ----------------------------------------------------------------------------
 st.subheader("Pipeline")

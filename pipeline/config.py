@@ -254,6 +254,18 @@ class Settings:
     stack_timeout: float = _setting(
         "STOCKMON_STACK_TIMEOUT", _number(float, 1, 600), 60.0, doc="seconds to wait for the embedded servers"
     )
+    mongo_timeout: float = _setting(
+        "STOCKMON_MONGO_TIMEOUT",
+        _number(float, 0.5, 300),
+        10.0,
+        doc="seconds a page (or the health check) waits for MongoDB, per operation, retries included",
+    )
+    mongo_write_timeout: float = _setting(
+        "STOCKMON_MONGO_WRITE_TIMEOUT",
+        _number(float, 1, 3600),
+        60.0,
+        doc="socket timeout of the pipeline's own MongoDB client (writes, bar builds), seconds",
+    )
 
     # -- alerts (pipeline.alerts) ----------------------------------------------------------------
     alert_max_age_s: float = _setting(

@@ -12,7 +12,12 @@ Guarantees:
   flushed), then the clients, then the supervisor and the embedded servers. It also runs when the
   interpreter exits, *before* Python joins worker threads (so Ctrl+C on ``streamlit run`` does not
   wait for a backfill to finish). Background threads never touch Streamlit.
-- The read methods (``counters``, ``alerts``, ``health``) answer in any state, from any thread.
+- The read methods (``counters``, ``alerts``, ``health``, ``mongo_down_since``) answer in any state,
+  from any thread, without I/O while the runtime runs: the health snapshot is refreshed every second
+  in a background thread (``pipeline.health.HealthMonitor``), from ``start()`` until ``stop()``.
+- ``store`` and ``watchlist`` (what pages use) sit on a MongoDB client whose every operation ends
+  within ``STOCKMON_MONGO_TIMEOUT`` seconds; the pipeline's own client waits at most
+  ``STOCKMON_MONGO_WRITE_TIMEOUT`` seconds per reply (see ``pipeline.wiring.connect``).
 """
 
 from __future__ import annotations
@@ -24,8 +29,20 @@ import socket
 import threading
 import time
 
+import pymongo
+
 from .config import Settings
-from .health import Health, KafkaProbe, alerts_of, consumer_of, degraded, snapshot
+from .health import (
+    MONGO_PING_S,
+    Health,
+    HealthMonitor,
+    KafkaProbe,
+    alerts_of,
+    consumer_of,
+    degraded,
+    live_parts,
+    snapshot,
+)
 from .heartbeat import process_id
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
@@ -84,6 +101,7 @@ class Runtime:
         self._conn: Connection | None = None
         self._app: App | None = None
         self._probe = KafkaProbe(self.settings)
+        self._monitor = HealthMonitor(self._snapshot, ping=self._ping_mongo)
         self._lock = threading.RLock()
         self._exit_hook = False
 
@@ -124,6 +142,7 @@ class Runtime:
                 self.state = "error"
                 self.error = explain(exc)
                 log.exception("runtime start failed")
+            self._monitor.start()
         return self
 
     def _connect(self) -> None:
@@ -163,6 +182,7 @@ class Runtime:
         with self._lock:
             steps: dict[str, float] = {}
             t0 = time.perf_counter()
+            self._monitor.stop()
             if self._app is not None:
                 steps.update(self._app.stop())
                 self._app = None
@@ -199,11 +219,13 @@ class Runtime:
 
     @property
     def store(self) -> Store:
-        return self.connection.store
+        """The pages' store: every operation ends within ``mongo_timeout`` s (``Connection.page_store``)."""
+        return self.connection.page_store
 
     @property
     def watchlist(self) -> Watchlist:
-        return self.connection.watchlist
+        """The pages' watchlist, on the pages' store."""
+        return self.connection.page_watchlist
 
     @property
     def pipeline(self) -> App:
@@ -222,7 +244,8 @@ class Runtime:
         entry = self.watchlist.add(text, source or self.settings.source)
         app = self._app
         if app is not None:
-            app.producer.request_backfill(entry.symbol, entry.source)
+            with pymongo.timeout(self.settings.mongo_timeout):  # a page waits on this: the pages' deadline
+                app.producer.request_backfill(entry.symbol, entry.source)
         return entry
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -250,7 +273,38 @@ class Runtime:
         return dict(alerts_of(self._app))
 
     def health(self) -> Health:
-        """JSON-able snapshot (see ``pipeline.health``); never raises, bounded in time."""
+        """JSON-able snapshot (see ``pipeline.health``); never raises. While the runtime runs it is the
+        background snapshot (at most ~1 s old) with the in-memory parts as of now: no I/O, no wait on
+        a server. Before ``start()``, after ``stop()`` and on a runtime's first read it is computed
+        here, bounded in time (a few seconds at worst)."""
+        live = live_parts(
+            state=self.state,
+            error=self.error,
+            started_at=self.started_at,
+            timings=self.timings,
+            app=self._app,
+        )
+        if not self._monitor.running:
+            self._monitor.refresh()
+        return self._monitor.read(live)
+
+    def mongo_down_since(self) -> float | None:
+        """Epoch seconds since when MongoDB does not answer the health check, from the latest
+        background snapshot (no I/O); None while it answers or before the first check."""
+        latest = self._monitor.latest()
+        mongo = (latest or {}).get("mongo") or {}
+        return mongo.get("down_since") if not mongo.get("ok") else None
+
+    def _ping_mongo(self) -> str | None:
+        """MongoDB's version through the pages' client, within the health check's deadline; None
+        without a connection. Raises ``PyMongoError`` when it does not answer."""
+        conn = self._conn
+        if conn is None:
+            return None
+        return conn.page_store.ping(timeout_s=min(MONGO_PING_S, self.settings.mongo_timeout))
+
+    def _snapshot(self) -> Health:
+        """A full snapshot with its (bounded) I/O: what ``HealthMonitor`` runs in the background."""
         s = self.settings
         conn = self._conn
         supervisor = self._supervisor
@@ -264,7 +318,7 @@ class Runtime:
             kafka_bootstrap=self.kafka_bootstrap or s.kafka_bootstrap_servers or "",
             mongodb_uri=self.mongodb_uri or s.mongodb_uri or "",
             probe=self._probe,
-            store=conn.store if conn is not None else None,
+            store=conn.page_store if conn is not None else None,
             stack=self._stack,
             restarts=supervisor.restarts if supervisor is not None else {},
             app=self._app,
@@ -274,7 +328,13 @@ class Runtime:
 def explain(exc: BaseException) -> str:
     """Turn an exception into a sentence for a person (details stay in the log)."""
     from kafka.errors import KafkaError
-    from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
+    from pymongo.errors import (
+        ConnectionFailure,
+        ExecutionTimeout,
+        NetworkTimeout,
+        PyMongoError,
+        ServerSelectionTimeoutError,
+    )
 
     from .config import ConfigError
 
@@ -285,6 +345,10 @@ def explain(exc: BaseException) -> str:
             "MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
             f"({exc.__class__.__name__})."
         )
+    if isinstance(exc, (NetworkTimeout, ExecutionTimeout)):
+        return f"MongoDB did not answer in time ({exc.__class__.__name__}): it is frozen or overloaded."
+    if isinstance(exc, ConnectionFailure):
+        return f"MongoDB dropped the connection ({exc.__class__.__name__}): {str(exc)[:200]}"
     if isinstance(exc, PyMongoError):
         return f"MongoDB refused the request: {str(exc)[:200]}"
     if isinstance(exc, KafkaError):

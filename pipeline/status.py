@@ -110,7 +110,9 @@ def collect(settings: Settings) -> Status:
     if mongo:
         from .store import Store
 
-        store = Store.from_uri(mongo, settings.db, timeout_s=3.0)
+        store = Store.from_uri(
+            mongo, settings.db, timeout_s=3.0, socket_timeout_s=settings.mongo_write_timeout
+        )
         try:
             store.ping()
             out["mongo"]["ok"] = True

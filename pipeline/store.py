@@ -50,13 +50,30 @@ class WriteResult:
     duplicates: int = 0  # replays and stale revisions, ignored by design
 
 
-def connect(uri: str, timeout_s: float = 5.0) -> pymongo.MongoClient:
-    """A client with short timeouts (a page must not hang on a dead server); URI options win."""
+def connect(
+    uri: str, timeout_s: float = 5.0, socket_timeout_s: float | None = None, operation_timeout: bool = False
+) -> pymongo.MongoClient:
+    """A client that never waits forever on a dead or frozen server; options in the URI win.
+
+    ``timeout_s`` (seconds) bounds server selection and connecting; ``socket_timeout_s`` (seconds)
+    bounds each wait for a reply on an open connection (a frozen server keeps the connection open and
+    answers nothing: without it, the default, a call waits forever; a reply that comes after it makes
+    pymongo retry, so keep it well above the slowest legitimate call). With
+    ``operation_timeout`` the whole operation, retries and cursor included, must finish within
+    ``timeout_s`` (pymongo's ``timeoutMS``): that is the pages' client, where a retried read must not
+    wait three times the timeout. Timeouts raise ``pymongo.errors.PyMongoError`` subclasses
+    (``NetworkTimeout``, ``ServerSelectionTimeoutError``, ``ExecutionTimeout``)."""
     options: dict[str, Any] = {"tz_aware": True, "appname": "stockmon"}  # MongoClient keyword options
-    lowered = uri.lower()
-    for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
-        if name.lower() not in lowered:
-            options[name] = int(timeout_s * 1000)
+    wanted = {"serverSelectionTimeoutMS": timeout_s, "connectTimeoutMS": timeout_s}
+    if socket_timeout_s is not None:
+        wanted["socketTimeoutMS"] = socket_timeout_s
+    if operation_timeout:
+        wanted["timeoutMS"] = timeout_s
+    query = uri.partition("?")[2]
+    given = {item.partition("=")[0].strip().lower() for item in query.replace(";", "&").split("&")}
+    for name, seconds in wanted.items():
+        if name.lower() not in given:
+            options[name] = int(seconds * 1000)
     return pymongo.MongoClient(uri, **options)
 
 
@@ -87,8 +104,16 @@ class Store:
         self.alert_events = self.db["alert_events"]
 
     @classmethod
-    def from_uri(cls, uri: str, db: str = "stockmon", timeout_s: float = 5.0) -> Store:
-        return cls(connect(uri, timeout_s), db)
+    def from_uri(
+        cls,
+        uri: str,
+        db: str = "stockmon",
+        timeout_s: float = 5.0,
+        socket_timeout_s: float | None = None,
+        operation_timeout: bool = False,
+    ) -> Store:
+        """A store on its own client (see ``connect`` for the timeouts, in seconds)."""
+        return cls(connect(uri, timeout_s, socket_timeout_s, operation_timeout), db)
 
     def close(self) -> None:
         self.client.close()

@@ -3,7 +3,10 @@
 Every process role takes its parts from here, so the app and the scale-out commands cannot drift:
 
 - ``connect(settings, kafka, mongodb_uri)`` -> ``Connection``: the store, the watchlist and the
-  sources (shared by ticker lookups and the producer). ``prepare(connection)`` makes the indexes and
+  sources (shared by ticker lookups and the producer), plus ``page_store``/``page_watchlist`` on a
+  second MongoDB client for pages and health, whose every operation ends within
+  ``STOCKMON_MONGO_TIMEOUT`` seconds (the pipeline's client waits up to
+  ``STOCKMON_MONGO_WRITE_TIMEOUT`` per reply: long writes may take time, but none waits forever). ``prepare(connection)`` makes the indexes and
   topics (idempotent); ``prepare_store`` only the indexes.
 - role ``app`` (``Runtime``, inside Streamlit): ``App`` = producer + ingest + notifier + heartbeat.
 - role ``produce`` (``python -m pipeline produce``): ``Produce`` = producer + heartbeat.
@@ -46,14 +49,23 @@ log = logging.getLogger(__name__)
 
 
 class Connection:
-    """Clients of one Kafka cluster and one MongoDB database, with the watchlist and the sources."""
+    """Clients of one Kafka cluster and one MongoDB database, with the watchlist and the sources.
 
-    def __init__(self, settings: Settings, kafka: str, mongodb_uri: str, store: Store):
+    ``store``/``watchlist`` are the pipeline's; ``page_store``/``page_watchlist`` (the same
+    collections on a client with a short per-operation deadline) are what pages and the health
+    snapshot use, so a frozen MongoDB costs a page a few seconds, never a hang. Without ``page_store``
+    both are the one ``store``."""
+
+    def __init__(
+        self, settings: Settings, kafka: str, mongodb_uri: str, store: Store, page_store: Store | None = None
+    ):
         self.settings = settings
         self.kafka = kafka
         self.mongodb_uri = mongodb_uri
         self.store = store
+        self.page_store = page_store or store
         self.watchlist = Watchlist(store.watchlist, self.lookup, settings.max_symbols)
+        self.page_watchlist = Watchlist(self.page_store.watchlist, self.lookup, settings.max_symbols)
         self._sources: dict[str, Source] = {}
         self._lock = threading.Lock()
 
@@ -70,11 +82,20 @@ class Connection:
 
     def close(self) -> None:
         self.store.close()
+        if self.page_store is not self.store:
+            self.page_store.close()
 
 
 def connect(settings: Settings, kafka: str, mongodb_uri: str) -> Connection:
-    """Clients only: nothing is created on the servers and nothing is sent yet."""
-    return Connection(settings, kafka, mongodb_uri, Store.from_uri(mongodb_uri, settings.db))
+    """Clients only: nothing is created on the servers and nothing is sent yet. The pipeline's
+    client waits ``mongo_write_timeout`` s per reply; the pages' one ends every operation within
+    ``mongo_timeout`` s (see ``pipeline.store.connect``)."""
+    timeout = settings.mongo_timeout
+    store = Store.from_uri(mongodb_uri, settings.db, timeout, socket_timeout_s=settings.mongo_write_timeout)
+    pages = Store.from_uri(
+        mongodb_uri, settings.db, timeout, socket_timeout_s=timeout, operation_timeout=True
+    )
+    return Connection(settings, kafka, mongodb_uri, store, pages)
 
 
 def prepare_store(conn: Connection) -> None:

@@ -26,6 +26,19 @@ def stack(tmp_path_factory):
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory):
+    """An embedded stack of the test module's own, for tests that freeze or kill its servers: the
+    session's ``stack`` stays healthy for every other test on the worker."""
+    folder = tmp_path_factory.mktemp("private-stack")
+    try:
+        s = LocalStack(folder, timeout=60).start()
+    except StackError as exc:
+        require(False, f"local stack could not start: {exc}")
+    yield s
+    s.stop()
+
+
 @pytest.fixture
 def settings(stack, tmp_path) -> Settings:
     return make_settings(stack, tmp_path)

@@ -6,6 +6,10 @@ Guarantees:
   looking at the same thing cost one query.
 - Loaders raise ``pymongo.errors.PyMongoError`` (or ``StoreUnavailable``) and never show anything;
   pages turn failures into sentences with ``ui.page.sentences``.
+- No loader waits on a dead server: the store pages get ends every operation within
+  ``STOCKMON_MONGO_TIMEOUT`` seconds, and while the background health check finds MongoDB not
+  answering, ``store()`` and ``watchlist_entries()`` raise ``MongoNotAnswering`` at once, without
+  asking it ("MongoDB not answering since HH:MM:SS UTC").
 - ``collection_details`` is computed in a background thread (it is slow on big collections with
   the embedded server): the page gets the last answer immediately, ``None`` until the first one.
 """
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pymongo
 import streamlit as st
 
 from pipeline import queries
@@ -32,16 +37,31 @@ class StoreUnavailable(RuntimeError):
     """The runtime has no MongoDB connection (it is stopped or could not start)."""
 
 
+class MongoNotAnswering(RuntimeError):
+    """The health check finds MongoDB not answering; ``str(exc)`` says since when."""
+
+
 def _runtime() -> Runtime:
     from ui.runtime import get_runtime
 
     return get_runtime()
 
 
+def _answering(runtime: Runtime) -> None:
+    """Raise ``MongoNotAnswering`` while the background health check gets no answer (no I/O)."""
+    since = runtime.mongo_down_since()
+    if since is not None:
+        from ui.health import clock
+
+        raise MongoNotAnswering(f"MongoDB not answering since {clock(since)}.")
+
+
 def store():
+    """The pages' store; raises ``StoreUnavailable`` or ``MongoNotAnswering`` instead of waiting."""
     runtime = _runtime()
     if not runtime.connected:
         raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+    _answering(runtime)
     return runtime.store
 
 
@@ -80,6 +100,7 @@ def watchlist_entries(enabled_only: bool = False) -> list:
     runtime = _runtime()
     if not runtime.connected:
         raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+    _answering(runtime)
     return runtime.watchlist.entries(enabled_only=enabled_only)
 
 
@@ -124,7 +145,9 @@ def _collection_worker(key: str) -> Periodic:
     def run():
         if not runtime.connected:
             raise StoreUnavailable("not connected")
-        return queries.collection_details(runtime.store)
+        # off the page's path, and slow on big collections: the pipeline's longer deadline, not the pages'
+        with pymongo.timeout(runtime.settings.mongo_write_timeout):
+            return queries.collection_details(runtime.store)
 
     return Periodic(run, every_s=60.0)
 

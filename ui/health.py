@@ -4,7 +4,11 @@ Pure functions of the runtime's health snapshot (and, for the consumer, a short 
 samples); no Streamlit, no I/O.
 
 Rules (each status carries a one-sentence reason):
-- Kafka, MongoDB: OK when they answer, else ERR.
+- Kafka, MongoDB: OK when they answer, else ERR; a MongoDB that stopped answering says since when
+  ("not answering since 14:03:12 UTC", ``mongo_down``).
+- A component that failed and works again says so for a while after ("last error 3 min ago,
+  recovered: ...", from the snapshot's ``incidents``); the error never shows as current once it is
+  over (``recovered``).
 - Producer job (one per source): STOP when paused or not running; ERR when the last run raised;
   WARN when some symbols failed or events wait to be re-sent; STALL when the job has not run for
   three poll intervals (30 s at least) although it should have; else OK. Lost events are ERR.
@@ -31,6 +35,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ui import format as fmt
 
@@ -82,6 +87,39 @@ class LagHistory:
             return [s for s in self.samples if now - s[0] <= seconds]
 
 
+def clock(epoch: float) -> str:
+    """An epoch time as "HH:MM:SS UTC" (what status sentences say)."""
+    return fmt.local_time(datetime.fromtimestamp(epoch, UTC))
+
+
+def mongo_down(health: dict) -> str | None:
+    """ "MongoDB not answering since HH:MM:SS UTC" while the health check gets no answer (with the
+    reason when known), else None."""
+    m = health.get("mongo") or {}
+    if m.get("ok") or not m.get("down_since"):
+        return None
+    why = f" {m['error']}" if m.get("error") else ""
+    return f"MongoDB not answering since {clock(m['down_since'])}.{why}"
+
+
+def incident(health: dict, name: str) -> dict | None:
+    """The snapshot's incident of component ``name`` ("mongo", "consumer", "bars", "producer · <job>")."""
+    return (health.get("incidents") or {}).get(name)
+
+
+def recovered(health: dict, name: str, now: float | None = None) -> str:
+    """ "last error 3 min ago, recovered: <error>" while component ``name`` recovered recently, else ""."""
+    found = incident(health, name)
+    if not found or found.get("recovered_at") is None:
+        return ""
+    now = time.time() if now is None else now
+    return f"last error {fmt.since(found['recovered_at'], now)}, recovered: {str(found['error'])[:160]}"
+
+
+def _with(reason: str, note: str) -> str:
+    return f"{reason} · {note}" if note else reason
+
+
 def kafka(health: dict) -> Status:
     k = health.get("kafka") or {}
     if k.get("ok"):
@@ -89,10 +127,14 @@ def kafka(health: dict) -> Status:
     return Status("Kafka", "ERR", f"does not answer at {k.get('bootstrap') or 'unknown address'}")
 
 
-def mongo(health: dict) -> Status:
+def mongo(health: dict, now: float | None = None) -> Status:
     m = health.get("mongo") or {}
     if m.get("ok"):
-        return Status("MongoDB", "OK", f"answers (version {m.get('version')})")
+        return Status(
+            "MongoDB", "OK", _with(f"answers (version {m.get('version')})", recovered(health, "mongo", now))
+        )
+    if m.get("down_since"):
+        return Status("MongoDB", "ERR", f"not answering since {clock(m['down_since'])}: {m.get('error')}")
     return Status("MongoDB", "ERR", m.get("error") or "does not answer")
 
 
@@ -126,8 +168,11 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
                 Status(
                     component,
                     "OK",
-                    f"{job.get('published', 0):,} events published, last run "
-                    f"{fmt.since(job['last_run'], now)}",
+                    _with(
+                        f"{job.get('published', 0):,} events published, last run "
+                        f"{fmt.since(job['last_run'], now)}",
+                        recovered(health, f"producer · {name}", now),
+                    ),
                 )
             )
     if not out:
@@ -200,7 +245,12 @@ def consumer(
     if oldest > 30:
         return Status(name, "WARN", f"lag {lag:,} messages, the oldest waiting {oldest:.0f} s")
     return Status(
-        name, "OK", f"lag {lag:,}, {snap.get('per_second_1m', 0):.1f} events/s over the last minute"
+        name,
+        "OK",
+        _with(
+            f"lag {lag:,}, {snap.get('per_second_1m', 0):.1f} events/s over the last minute",
+            recovered(health, "consumer", now),
+        ),
     )
 
 
@@ -280,7 +330,12 @@ def bar_builder(health: dict, now: float | None = None) -> Status:
             "Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s"
         )
     return Status(
-        "Bar builder", "OK", f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs"
+        "Bar builder",
+        "OK",
+        _with(
+            f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs",
+            recovered(health, "bars", now),
+        ),
     )
 
 
@@ -342,7 +397,7 @@ def evaluate(
 ) -> list[Status]:
     out = [
         kafka(health),
-        mongo(health),
+        mongo(health, now),
         *producer(health, poll_seconds, now),
         consumer(health, samples, now),
         dead_letters(health),

@@ -3,11 +3,14 @@
 Guarantees:
 - ``setup`` configures the page (wide layout, title, icon), gets the one shared runtime, stops the
   page with a sentence and a "Try again" button if the runtime could not start, draws the sidebar
-  (pipeline state, "degraded" while the consumer is down or recently restarted, demo-mode sign-in)
+  (pipeline state, "degraded" while the consumer is down or recently restarted, "MongoDB not
+  answering since HH:MM:SS" while the health check gets no answer, demo-mode sign-in)
   and starts the toasts of new alerts (``ui.alerts_toast``): every page does all of it, in this order.
 - Inside ``with sentences("doing X"):`` no exception reaches the browser as a traceback: a MongoDB
-  problem becomes a warning that says the page will retry, anything else an error sentence; the
-  details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
+  problem becomes a warning that says the page will retry (at once, without asking MongoDB, while
+  the health check finds it not answering: ``ui.data.MongoNotAnswering``; the page then reloads by
+  itself within ``RELOAD_CHECK_S`` of MongoDB answering again), anything else an error
+  sentence; the details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pymongo.errors import PyMongoError
 from pipeline.runtime import Runtime, explain
 from ui import auth, navigation
 from ui.alerts_toast import alert_toasts
-from ui.data import StoreUnavailable
+from ui.data import MongoNotAnswering, StoreUnavailable
+from ui.health import clock
 from ui.runtime import get_runtime, show_start_error
 
 log = logging.getLogger("stockmon.pages")
@@ -42,6 +46,9 @@ STATE_LABELS = {
 }
 #: The sidebar's state while the pipeline runs but its consumer crashed and is restarting (or just did).
 DEGRADED_LABEL = "🟠 degraded"
+MONGO_DOWN_LABEL = "🔴"
+SIDEBAR_REFRESH_S = 5  # seconds between redraws of the sidebar's pipeline state
+RELOAD_CHECK_S = 2  # while MongoDB does not answer, a stopped page checks this often whether it is back
 
 
 APP_NAME = "Stock Monitor"
@@ -55,16 +62,34 @@ def setup(title: str, icon: str) -> Runtime:
     st.set_page_config(page_title=page_title, page_icon=icon, layout="wide")
     runtime = get_runtime()
     show_start_error(runtime)
-    degraded = runtime.degraded()
-    label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
     with st.sidebar:
-        st.caption(
-            f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
-            help=degraded,
-        )
+        _pipeline_state(runtime)
     auth.sidebar(runtime.settings)
     alert_toasts()  # new alerts as toasts on every page
     return runtime
+
+
+@st.fragment(run_every=SIDEBAR_REFRESH_S)
+def _pipeline_state(runtime: Runtime) -> None:
+    """The sidebar's pipeline state; redrawn on its own every few seconds (a page that only reruns a
+    fragment would keep a stale state otherwise). In-memory reads only: no I/O."""
+    degraded = runtime.degraded()
+    label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
+    st.caption(
+        f"Pipeline {label} · {'embedded servers' if runtime.mode == 'embedded' else 'external servers'}",
+        help=degraded,
+    )
+    down = runtime.mongo_down_since()  # the background health check's finding
+    if down is not None:
+        st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
+
+
+@st.fragment(run_every=RELOAD_CHECK_S)
+def _reload_when_mongo_answers() -> None:
+    """Rerun the whole page once the health check finds MongoDB answering again (a page stopped by
+    the outage may have no refreshing part of its own left)."""
+    if get_runtime().mongo_down_since() is None:
+        st.rerun(scope="app")
 
 
 @contextmanager
@@ -73,6 +98,10 @@ def sentences(doing: str):
         yield
     except StoreUnavailable as exc:
         st.info(f"Nothing to show yet: {exc}.")
+        st.stop()
+    except MongoNotAnswering as exc:
+        st.warning(f"{exc} Nothing could be read while {doing}; the page reloads once it answers.", icon="⚠️")
+        _reload_when_mongo_answers()
         st.stop()
     except PyMongoError as exc:
         log.warning("MongoDB failed while %s", doing, exc_info=True)
