@@ -327,6 +327,9 @@ def render() -> None:
             "Messages": st.column_config.NumberColumn(help="Sent / dead-lettered by this process")
         },
     )
+    holds = status.topic_holds(health.get("footprint"), now)
+    if holds:
+        st.caption(holds)
     bars = health.get("bars") or {}
     if bars:
         st.caption(

@@ -4,8 +4,8 @@ Guarantees:
 - ``ensure_topics`` creates the prices and dead-letter topics with the configured partitions and
   retention, and is idempotent (an existing topic is left as it is and reported).
 - Every client gets the security pass-through of ``Settings.kafka_options()``.
-- The producer is idempotent with ``acks='all'``; messages are keyed by symbol so each symbol keeps
-  its order within one partition.
+- The producer is idempotent with ``acks='all'`` and gzips its batches; messages are keyed by symbol
+  so each symbol keeps its order within one partition.
 - ``LogEnds`` reads a topic's end offsets for the producer's log check (a broker that lost the tail
   of its log shows an end below what it acknowledged); it reconnects by itself after a restart.
 - ``dead_letter_headers`` carries the reason and the original topic/partition/offset, so a
@@ -42,7 +42,10 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
         retries=5,
         request_timeout_ms=15000,
         client_id="stockmon-producer",
-        compression_type=None,
+        # gzip (zlib, no extra package): the embedded broker keeps every batch in RAM and in its
+        # snapshot; gzip batches of price events cost 8x less there (107 vs 900 bytes of snapshot per
+        # event, measured), so the same cap holds 8x more time (see pipeline.footprint).
+        compression_type="gzip",
         reconnect_backoff_max_ms=2000,
     )
     options.update(settings.kafka_options())
@@ -50,7 +53,9 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
-def consumer(bootstrap: str, settings, group: str, topics: Iterable[str] = (), **overrides) -> KafkaConsumer:
+def consumer(
+    bootstrap: str, settings, group: str | None, topics: Iterable[str] = (), **overrides
+) -> KafkaConsumer:
     options: dict[str, Any] = dict(  # KafkaConsumer keyword options
         bootstrap_servers=bootstrap,
         group_id=group,

@@ -206,6 +206,12 @@ class Settings:
         100_000,
         doc="cap of that replay buffer (about 0.6 KB an event)",
     )
+    embedded_retention_mb: float = _setting(
+        "STOCKMON_EMBEDDED_RETENTION_MB",
+        _number(float, 16, 1_000_000),
+        200.0,
+        doc="cap (MiB) on the embedded broker's snapshot and memory; older stored messages are trimmed",
+    )
     consumer_group: str = _setting("STOCKMON_CONSUMER_GROUP", _topic, "stockmon-store")
     source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
     poll_seconds: float = _setting(

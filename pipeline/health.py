@@ -98,6 +98,7 @@ class Health(TypedDict, total=False):
     processes: list[dict]  # queries.processes(), when MongoDB answers
     checked_at: float  # epoch seconds when this snapshot's server checks began
     incidents: dict[str, Incident]  # by component: "mongo", "consumer", "bars", "producer · <job>"
+    footprint: dict | None  # footprint.Trimmer.snapshot() (embedded broker only), else None
 
 
 class KafkaProbe:
@@ -181,6 +182,7 @@ def snapshot(
     stack: LocalStack | None,
     restarts: dict[str, int],
     app: App | None,
+    footprint: dict | None = None,
 ) -> Health:
     """One full snapshot, with I/O bounded as the module docstring says (run it off the page's path:
     ``HealthMonitor``). ``store`` should be the pages' store (``Connection.page_store``)."""
@@ -201,6 +203,7 @@ def snapshot(
         "data_dir": str(settings.data_dir) if settings.embedded else None,
         "demo_mode": settings.demo_mode,
         "source": settings.source,
+        "footprint": footprint,
     }
     if store is not None:
         try:

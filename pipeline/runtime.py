@@ -5,6 +5,7 @@ Guarantees:
   another process): it records a sentence in ``health()["error"]`` and can be called again.
 - Embedded mode (``KAFKA_BOOTSTRAP_SERVERS`` or ``MONGODB_URI`` unset) starts the local stack for what
   is not configured, supervised (a dead server is restarted on its port); external mode only connects.
+  An embedded broker is kept under its size cap by ``pipeline.footprint.Trimmer`` while it runs.
 - Topics and indexes are created idempotently on every start. The parts come from ``pipeline.wiring``
   (role ``app``): exactly one producer scheduler and one consumer thread per runtime.
 - ``stop()`` is idempotent and goes in order: the pipeline (no new fetches or backfill chunks, the
@@ -32,6 +33,7 @@ import time
 import pymongo
 
 from .config import Settings
+from .footprint import Trimmer
 from .health import (
     MONGO_PING_S,
     Health,
@@ -98,6 +100,7 @@ class Runtime:
         self.mongodb_uri: str | None = None
         self._stack: LocalStack | None = None
         self._supervisor: Supervisor | None = None
+        self._trimmer: Trimmer | None = None
         self._conn: Connection | None = None
         self._app: App | None = None
         self._probe = KafkaProbe(self.settings)
@@ -152,6 +155,10 @@ class Runtime:
             self._stack = LocalStack(s.data_dir, timeout=s.stack_timeout).start()
             self._supervisor = Supervisor(self._stack).start()
             kafka, mongodb = kafka or self._stack.kafka_bootstrap, mongodb or self._stack.mongodb_uri
+            if s.embedded_kafka:  # an external broker keeps its own retention
+                if self._trimmer is not None:
+                    self._trimmer.stop()
+                self._trimmer = Trimmer(kafka, s, self._stack.kafka_footprint).start()
         assert kafka and mongodb  # external mode means both are configured
         self.kafka_bootstrap, self.mongodb_uri = kafka, mongodb
         self._conn = connect(s, kafka, mongodb)
@@ -189,6 +196,9 @@ class Runtime:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._trimmer is not None:
+                self._trimmer.stop()
+                self._trimmer = None
             if self._supervisor is not None:
                 self._supervisor.stop()
                 self._supervisor = None
@@ -322,6 +332,7 @@ class Runtime:
             stack=self._stack,
             restarts=supervisor.restarts if supervisor is not None else {},
             app=self._app,
+            footprint=self._trimmer.snapshot() if self._trimmer is not None else None,
         )
 
 

@@ -433,6 +433,16 @@ class LocalStack:
         self._wait_healthy(info)
         return info
 
+    def kafka_footprint(self) -> tuple[int | None, float | None]:
+        """The embedded broker's snapshot file size (bytes; ``kafka.json`` in its data folder, rewritten
+        whole every ~1-2 s while messages arrive) and its resident memory (MiB); None where unknown."""
+        try:
+            snapshot: int | None = (self.data_dir / KAFKA / "kafka.json").stat().st_size
+        except OSError:
+            snapshot = None
+        info = self.servers.get(KAFKA)
+        return snapshot, rss_mb(info.pid) if info is not None else None
+
     def dead_servers(self) -> list[str]:
         """Owned servers whose process is gone (the runtime's supervisor restarts them)."""
         return [n for n, info in self.servers.items() if not pid_alive(info.pid)] if self.owned else []

@@ -25,6 +25,9 @@ Rules (each status carries a one-sentence reason):
 - Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
+- Broker footprint (embedded broker): WARN when its snapshot or memory is over the cap or messages over
+  the budget are kept because they are not stored yet, ERR when the trimmer's last run failed, else OK;
+  ``topic_holds`` is the sentence "the topic holds the last ..." from the oldest retained message.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
 """
@@ -364,6 +367,45 @@ def stack(health: dict) -> Status | None:
     return Status("Local stack", "OK", f"{len(rows)} server process(es) alive")
 
 
+def topic_holds(fp: dict | None, now: float | None = None) -> str | None:
+    """ "The topic holds the last 2 h 10 min (oldest message sent 12:40:05 UTC); at 100 events/s the
+    200 MB cap holds about 5 h." from ``footprint.Trimmer.snapshot()``; None without one. The first
+    part is measured (the oldest retained message's own timestamp), the second an estimate (the
+    cap's trimmed size over the measured ingest rate and snapshot bytes per message)."""
+    if not fp:
+        return None
+    now = now or time.time()
+    oldest = fp.get("oldest_at")
+    if oldest is None:
+        text = "The topic holds no message yet."
+    else:
+        sent = time.strftime("%H:%M:%S", time.gmtime(oldest))
+        text = f"The topic holds the last {fmt.age(now - oldest)} (oldest message sent {sent} UTC)."
+    rate, capacity = fp.get("rate_per_s"), fp.get("capacity_s")
+    if rate and capacity:
+        text += f" At {rate:,.0f} events/s the {fp['cap_mb']:g} MB cap holds about {fmt.age(capacity)}."
+    return text
+
+
+def footprint(health: dict) -> Status | None:
+    fp = health.get("footprint")
+    if not fp:
+        return None
+    if fp.get("last_error"):
+        return Status("Broker footprint", "ERR", f"trimming failed: {fp['last_error']}")
+    size = f"snapshot {fp.get('snapshot_mb') or 0:g} MB, memory {fp.get('broker_rss_mb') or 0:g} MB"
+    if fp.get("held"):
+        return Status(
+            "Broker footprint",
+            "WARN",
+            f"{size}: {fp['held']:,} message(s) over the {fp['cap_mb']:g} MB budget are kept until they "
+            "are stored in MongoDB",
+        )
+    if fp.get("over_cap"):
+        return Status("Broker footprint", "WARN", f"{size}: over the {fp['cap_mb']:g} MB cap")
+    return Status("Broker footprint", "OK", f"{size} (cap {fp['cap_mb']:g} MB)")
+
+
 def alerts(health: dict) -> list[Status]:
     """The alert engine (ERR if its last batch failed) and each delivery channel (ERR while its latest
     attempt failed, WARN if any attempt failed, OK otherwise)."""
@@ -411,4 +453,7 @@ def evaluate(
     log_status = kafka_log(health, now)
     if log_status is not None:
         out.append(log_status)
+    broker = footprint(health)
+    if broker is not None:
+        out.append(broker)
     return out

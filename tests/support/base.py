@@ -71,6 +71,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKMON_DEMO_MODE": str(settings.demo_mode).lower(),
         "STOCKMON_AUTOSTART": str(settings.autostart).lower(),
         "STOCKMON_MAX_HISTORY_DAYS": str(settings.max_history_days),
+        "STOCKMON_EMBEDDED_RETENTION_MB": str(settings.embedded_retention_mb),
     }
     if settings.sim_seed is not None:
         env["STOCKMON_SIM_SEED"] = str(settings.sim_seed)

@@ -1,0 +1,126 @@
+"""The embedded broker's size cap (pipeline.footprint): trims stored messages only, keeps the snapshot and
+the broker's memory under the cap with the app's real pipeline, and says how much time the topic holds.
+
+Each test runs its own broker (a private LocalStack): the trimmer measures the whole broker's snapshot,
+which the session stack shares with every other test."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.structs import OffsetAndMetadata
+from support.base import make_settings, require
+from support.pipeline import make_events, publish, wait_for, wait_quiet
+
+from pipeline import bus, footprint
+from pipeline.stack import LocalStack, StackError
+from ui import health as status
+
+
+@pytest.fixture
+def private_stack(tmp_path):
+    try:
+        s = LocalStack(tmp_path / "stack", timeout=60).start()
+    except StackError as exc:
+        require(False, f"local stack could not start: {exc}")
+    yield s
+    s.stop()
+
+
+def earliest(admin, topic: str, partitions) -> dict[int, int]:
+    tps = {TopicPartition(topic, p): OffsetSpec.EARLIEST for p in partitions}
+    return {tp.partition: info.offset for tp, info in admin.list_partition_offsets(tps).items()}
+
+
+def test_trims_only_what_the_consumer_group_has_committed(private_stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(footprint, "MIN_KEEP_S", 0.0)  # this test is about the committed offsets
+    settings = make_settings(private_stack, tmp_path, embedded_retention_mb=16)
+    admin = bus.admin_client(settings.kafka_bootstrap_servers, settings)
+    bus.ensure_topics(admin, settings)
+    snapshot = private_stack.data_dir / "kafka" / "kafka.json"
+    sent = publish(settings, make_events(150_000))
+    over = 16 * 2**20 * footprint.HIGH * 1.2
+    wait_for(lambda: snapshot.exists() and snapshot.stat().st_size > over, 60, what="a snapshot over budget")
+    ends = bus.end_offsets(admin, settings.topic_prices)
+    committed = {p: end // 3 for p, end in ends.items()}
+    committed.pop(max(ends))  # one partition has never been committed: it must not be trimmed at all
+    group = bus.consumer(settings.kafka_bootstrap_servers, settings, group=settings.consumer_group)
+    group.commit(
+        {TopicPartition(settings.topic_prices, p): OffsetAndMetadata(o, "", -1) for p, o in committed.items()}
+    )
+    group.close()
+
+    trimmer = footprint.Trimmer(settings.kafka_bootstrap_servers, settings, private_stack.kafka_footprint)
+    try:
+        snap = trimmer.run_once()
+    finally:
+        trimmer.stop()
+    print(f"\nsent {sent:,}; trimmer: {snap}")
+    starts = earliest(admin, settings.topic_prices, ends)
+    admin.close()
+    assert snap["last_error"] is None and snap["trimmed"] > 0
+    for p in ends:
+        assert starts[p] == committed.get(p, 0), (p, starts, committed)  # over budget: up to, never past
+    assert snap["held"] > 0 and snap["over_cap"]  # what is not stored yet stays, and health says so
+    assert snap["oldest_at"] is not None and time.time() - 600 < snap["oldest_at"] <= time.time()
+
+
+def test_topic_holds_sentence_and_footprint_status():
+    """The sentence from a Trimmer snapshot, and the status rule beside it (pure)."""
+    now = 1_800_000_000.0
+    fp = {
+        "cap_mb": 200.0,
+        "snapshot_mb": 61.5,
+        "broker_rss_mb": 150.0,
+        "oldest_at": now - (2 * 3600 + 10 * 60),
+        "rate_per_s": 100.0,
+        "capacity_s": 5 * 3600 + 20 * 60,
+        "held": 0,
+        "over_cap": False,
+        "last_error": None,
+    }
+    line = status.topic_holds(fp, now)
+    assert line is not None
+    assert line.startswith("The topic holds the last 2 h 10 min (oldest message sent ")
+    assert "At 100 events/s the 200 MB cap holds about 5 h 20 min." in line
+    assert status.topic_holds(None, now) is None
+    assert status.footprint({"footprint": fp}).level == "OK"
+    assert status.footprint({"footprint": {**fp, "held": 500, "over_cap": True}}).level == "WARN"
+    assert status.footprint({"footprint": {**fp, "last_error": "KafkaTimeoutError"}}).level == "ERR"
+    assert status.footprint({"footprint": None}) is None  # external broker: no such component
+
+
+def test_the_health_page_says_how_long_the_embedded_topic_holds(tmp_path, app_env):
+    """The app as a user runs it (embedded servers of its own): the page reads the trimmer's figures."""
+    from support.base import unique
+    from support.pages import app, assert_clean, texts
+
+    from pipeline.config import Settings
+
+    settings = Settings.load(
+        env={},
+        secrets_paths=[],
+        data_dir=tmp_path / "data",
+        db=unique("t").replace("-", "_"),
+        poll_seconds=0.5,
+        backfill_days_1m=0,
+        backfill_days_daily=0,
+        sim_seed=7,
+        autostart=True,
+        watchlist=("AAPL", "MSFT"),
+    )
+    app_env(settings)
+    at = app("health", timeout=90).run()
+    assert_clean(at)
+
+    def holds():
+        page = texts(at.run())
+        return "The topic holds the last" in page and page
+
+    page = wait_for(holds, 90, every_s=1.0, what="the 'topic holds' line")
+    assert_clean(at)
+    print("\n" + next(line for line in page.splitlines() if "topic holds" in line))
+    assert "Broker footprint" in str(at.dataframe[0].value["Component"].tolist())
