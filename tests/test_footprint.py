@@ -13,7 +13,7 @@ from kafka import TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 from support.base import make_settings, require
-from support.pipeline import make_events, publish, wait_for, wait_quiet
+from support.pipeline import make_events, publish, wait_for
 
 from pipeline import bus, footprint
 from pipeline.stack import LocalStack, StackError
@@ -124,3 +124,76 @@ def test_the_health_page_says_how_long_the_embedded_topic_holds(tmp_path, app_en
     assert_clean(at)
     print("\n" + next(line for line in page.splitlines() if "topic holds" in line))
     assert "Broker footprint" in str(at.dataframe[0].value["Component"].tolist())
+
+
+DURATION_S = 300.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(DURATION_S + 240)
+def test_fifty_symbols_at_one_second_stay_under_the_cap(tmp_path, monkeypatch):
+    """The app's real pipeline on its own embedded servers, 50 simulated symbols polled every second for
+    5 minutes: the broker's snapshot and memory never pass the cap, the trim really happens, and every
+    published event is stored (nothing unstored was trimmed). The snapshot budget is lowered to 10 % of
+    a 24 MiB cap so the trim starts within the run (at this rate the default 40 % would take ~12 min);
+    the memory bound is the full cap."""
+    from pipeline.config import Settings
+    from pipeline.runtime import Runtime
+
+    monkeypatch.setattr(footprint, "HIGH", 0.10)
+    monkeypatch.setattr(footprint, "LOW", 0.085)
+    cap_mb = 24.0
+    settings = Settings.load(
+        env={},
+        secrets_paths=[],
+        data_dir=tmp_path / "data",
+        watchlist=tuple(f"S{i:02d}" for i in range(50)),
+        poll_seconds=1.0,
+        backfill_days_1m=0,
+        backfill_days_daily=0,
+        sim_seed=7,
+        embedded_retention_mb=cap_mb,
+    )
+    runtime = Runtime(settings).start()
+    try:
+        assert runtime.state == "running", runtime.error
+        stack = runtime._stack
+        assert stack is not None
+        samples: list[tuple[float, float, float]] = []  # (s since start, snapshot MiB, RSS MiB)
+        first_trim: float | None = None
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < DURATION_S:
+            size, rss = stack.kafka_footprint()
+            samples.append((elapsed, (size or 0) / 2**20, rss or 0.0))
+            fp = runtime.health()["footprint"] or {}
+            if first_trim is None and fp.get("trimmed"):
+                first_trim = elapsed
+            time.sleep(1.0)  # the sampling period of a 5-minute measurement, not a wait for a state
+        fp = runtime.health()["footprint"] or {}
+        print(
+            f"\n50 symbols at 1 s for {DURATION_S:.0f} s, cap {cap_mb:g} MiB (snapshot budget {cap_mb * 0.1:.1f})"
+        )
+        for at, size, rss in samples[::30] + samples[-1:]:
+            print(f"  t={at:5.0f} s  snapshot {size:6.2f} MiB  broker RSS {rss:6.1f} MiB")
+        print(f"  first trim at {first_trim} s; footprint {fp}")
+        runtime.pause()
+        consumer = runtime.pipeline.consumer
+
+        def drained():
+            c = runtime.counters()
+            consumed = consumer.tally.counts.get("consumed", 0)
+            return c["lag"] == 0 and consumed >= c["published"] and {**c, "consumed": consumed}
+
+        counters = wait_for(drained, 120, what="every published event consumed")
+    finally:
+        runtime.stop()
+
+    print(f"  after the drain: {counters}")
+    assert fp.get("last_error") is None
+    assert first_trim is not None and fp["trimmed"] > 0, "the cap never bit"
+    assert max(s for _, s, _ in samples) <= cap_mb
+    assert max(r for _, _, r in samples) <= cap_mb
+    after = [s for at, s, _ in samples if at > first_trim + 10]
+    # held at its budget, not just under the cap
+    assert after and max(after) <= cap_mb * 0.10 * 1.25, max(after)
+    assert counters["published"] > 50 * 2 * DURATION_S * 0.5  # it really ran at about 100 events/s

@@ -398,8 +398,8 @@ def footprint(health: dict) -> Status | None:
         return Status(
             "Broker footprint",
             "WARN",
-            f"{size}: {fp['held']:,} message(s) over the {fp['cap_mb']:g} MB budget are kept until they "
-            "are stored in MongoDB",
+            f"{size}: {fp['held']:,} message(s) over the {fp['cap_mb']:g} MB cap's budget are kept: not "
+            "stored in MongoDB yet, or under 2 min old",
         )
     if fp.get("over_cap"):
         return Status("Broker footprint", "WARN", f"{size}: over the {fp['cap_mb']:g} MB cap")
