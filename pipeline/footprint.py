@@ -1,18 +1,21 @@
 """The embedded broker's footprint: a size cap on what noida-db keeps, and how much time the topic holds.
 
 noida-db keeps every retained message in memory and rewrites its whole log as one JSON snapshot every
-~1-2 s while messages arrive (measured here: about 900 bytes of snapshot per 258-byte price event
-uncompressed, about 107 with the producer's gzip batches; broker CPU about 0.3 % of a core per MiB of
-snapshot at 100 events/s). Time retention alone (``STOCKMON_RETENTION_HOURS``) therefore lets the
-snapshot and the broker's memory grow with the ingest rate. MongoDB is the system of record; the topic
+~1-2 s while messages arrive. Measured here with the app's pipeline, 50 symbols at a 1 s poll (100
+events/s): uncompressed, the snapshot grew 5.5 MiB and the broker's RSS 9 MiB a minute (about 8 GB of
+snapshot at the 24 h retention); with the producer's gzip batches 0.76 and 1.8 MiB a minute (about 130
+bytes of snapshot per event); rewriting the snapshot costs the broker about 0.3 % of a core per MiB.
+Time retention alone (``STOCKMON_RETENTION_HOURS``) therefore lets the snapshot and the broker's
+memory grow with the ingest rate. MongoDB is the system of record; the topic
 only has to cover outages, so in embedded mode ``Trimmer`` keeps it under a size cap as well.
 
 Guarantees (embedded mode only; an external broker keeps its configured retention and is never
 trimmed):
 - Every ``every_s`` seconds the snapshot file size is compared with its budget, ``HIGH`` x the cap
   (``STOCKMON_EMBEDDED_RETENTION_MB``): the broker builds each snapshot in memory, so its RSS is about
-  the idle broker (~9 MiB) plus 2.4 x the snapshot (measured) and the snapshot may use well under half
-  of the cap. Above the budget, the oldest messages of the prices and dead-letter topics are deleted
+  the idle broker (~8 MiB) plus up to 2.4 x the snapshot (measured) and the snapshot may use only about
+  a third of the cap (200 MiB: trims at 70 MiB, which holds about 1 h 20 min at 100 events/s and about
+  22 h of the default watchlist). Above the budget, the oldest messages of the prices and dead-letter topics are deleted
   with DeleteRecords down to ``LOW`` x the cap. The estimate is the measured snapshot bytes per
   retained message (all topics of the broker), so it follows whatever the broker's format costs. When
   the broker's RSS reaches a new peak above ``RSS_HIGH`` x the cap, the budget is lowered for good to
@@ -50,8 +53,8 @@ log = logging.getLogger(__name__)
 MIB = 2**20
 # The broker serialises its whole snapshot in memory before writing it (its RSS carries a buffer of up
 # to twice the snapshot while it writes), so the snapshot may use well under half of the cap.
-HIGH = 0.40  # trim when the snapshot passes this share of the cap...
-LOW = 0.35  # ...down to this share (hysteresis: trims are batched, not every run)
+HIGH = 0.35  # trim when the snapshot passes this share of the cap...
+LOW = 0.30  # ...down to this share (hysteresis: trims are batched, not every run)
 RSS_HIGH = 0.90  # broker memory above this share of the cap: the snapshot may grow no further
 MIN_KEEP_S = 120.0  # the newest two minutes are never trimmed
 RATE_WINDOW_S = 120.0  # ingest rate over the last two minutes

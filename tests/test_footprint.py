@@ -135,7 +135,7 @@ def test_fifty_symbols_at_one_second_stay_under_the_cap(tmp_path, monkeypatch):
     """The app's real pipeline on its own embedded servers, 50 simulated symbols polled every second for
     5 minutes: the broker's snapshot and memory never pass the cap, the trim really happens, and every
     published event is stored (nothing unstored was trimmed). The snapshot budget is lowered to 10 % of
-    a 24 MiB cap so the trim starts within the run (at this rate the default 40 % would take ~12 min);
+    a 24 MiB cap so the trim starts within the run (at this rate the default 35 % would take ~11 min);
     the memory bound is the full cap."""
     from pipeline.config import Settings
     from pipeline.runtime import Runtime
