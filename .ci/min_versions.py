@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Test the declared lower bounds: install every runtime dependency at exactly its floor in a second
-virtualenv (``.venv-min``) and run the non-browser suite there.
+virtualenv (``.venv-min``) and run the non-browser suite there (without the `slow` soak tests).
 
 ``requirements.txt`` is the single source: each ``name>=X`` becomes ``name==X``; any other specifier on
 the line (``==``, ``<``, ``!=``) is kept as written. The pins go to pip as a *constraints* file next to
