@@ -14,7 +14,9 @@ Rules (each status carries a one-sentence reason):
   does not shrink while *nothing is committed* over the window (or no commit for 60 s with lag);
   WARN when lag grows although commits advance (falling behind) or is older than 30 s; else OK.
 - Dead letters: WARN when messages were dead-lettered by this process, else OK.
-- Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
+- Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, WARN when
+  its lag (the oldest unbuilt mark's age) exceeds one poll interval plus one builder period (the
+  promise: the newest 1m bar is at most that behind the newest tick), else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
@@ -213,7 +215,7 @@ def dead_letters(health: dict) -> Status:
     return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
 
 
-def bar_builder(health: dict, now: float | None = None) -> Status:
+def bar_builder(health: dict, now: float | None = None, poll_seconds: float | None = None) -> Status:
     now = time.time() if now is None else now
     snap = health.get("bars")
     if not snap:
@@ -224,8 +226,21 @@ def bar_builder(health: dict, now: float | None = None) -> Status:
         return Status(
             "Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s"
         )
+    lag = snap.get("lag_s")
+    if lag is not None and poll_seconds is not None:
+        limit = poll_seconds + float(snap.get("every_s") or 1.0)
+        if lag > limit:
+            return Status(
+                "Bar builder",
+                "WARN",
+                f"bars {lag:.0f} s behind the stored prices (more than poll {poll_seconds:g} s + "
+                f"builder period {limit - poll_seconds:g} s); {snap.get('pending_marks') or 0} range(s) waiting",
+            )
+    behind = f", {lag:.1f} s behind" if lag is not None else ""
     return Status(
-        "Bar builder", "OK", f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs"
+        "Bar builder",
+        "OK",
+        f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs{behind}",
     )
 
 
@@ -291,7 +306,7 @@ def evaluate(
         *producer(health, poll_seconds, now),
         consumer(health, samples, now),
         dead_letters(health),
-        bar_builder(health, now),
+        bar_builder(health, now, poll_seconds),
         backfills(backfill_docs),
         *alerts(health),
     ]
