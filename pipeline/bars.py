@@ -13,8 +13,9 @@ Guarantees:
   marked meanwhile starts a fresh pending range (only the new prices' span), so a backfill's range is
   rebuilt once and live ticks never drag an old range along; nothing marked during a rebuild is lost.
 - Two builders at once: a claim belongs to one builder; the other skips it. A claim whose builder
-  died (not refreshed for ``lease_s``, or its process is gone on this host) is taken over with its
-  range, so a crash between claiming and building only delays those bars.
+  died (taken more than ``lease_s`` ago, or its process is gone on this host) is taken over with its
+  range, so a crash between claiming and building only delays those bars (a claim that merely
+  outlives its lease is rebuilt twice, which is harmless: bars are recomputed).
 - Its lag (``snapshot()["lag_s"]``) is the age of the oldest pending or claimed mark: how long the
   oldest stored-but-unbuilt price has waited, in seconds.
 - A day is the symbol's *session date* at its exchange (``markets.market_for(symbol).timezone``),
@@ -177,8 +178,8 @@ class BarBuilder:
 
     # -- claims -------------------------------------------------------------------------------------
     def _stale(self, mark: dict, now: datetime) -> bool:
-        """True if ``mark``'s claim belongs to a builder that died: not refreshed for ``lease_s``, or
-        claimed by a process of this host that no longer runs."""
+        """True if ``mark``'s claim belongs to a builder that died: taken more than ``lease_s`` ago,
+        or by a process of this host that no longer runs."""
         at = mark.get("taken_at")
         if at is None or now - to_utc(at) > timedelta(seconds=self.lease_s):
             return True
