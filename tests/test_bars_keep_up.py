@@ -165,6 +165,9 @@ def test_health_warns_when_bars_trail_more_than_a_poll_and_a_builder_period():
     assert late.level == "WARN" and "8 s behind" in late.reason
     ok = h.bar_builder({"bars": {**snap, "lag_s": 2.5}}, now, poll_seconds=2.0)
     assert ok.level == "OK" and "2.5 s behind" in ok.reason
+    slow_run = {**snap, "lag_s": 3.5, "last_duration_s": 0.8}  # its period is its wait plus its run
+    assert h.bar_builder({"bars": slow_run}, now, poll_seconds=2.0).level == "OK"
+    assert h.bar_builder({"bars": {**slow_run, "lag_s": 3.9}}, now, poll_seconds=2.0).level == "WARN"
     assert h.bar_builder({"bars": {**snap, "lag_s": None}}, now, poll_seconds=2.0).level == "OK"
 
 

@@ -15,8 +15,9 @@ Rules (each status carries a one-sentence reason):
   WARN when lag grows although commits advance (falling behind) or is older than 30 s; else OK.
 - Dead letters: WARN when messages were dead-lettered by this process, else OK.
 - Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, WARN when
-  its lag (the oldest unbuilt mark's age) exceeds one poll interval plus one builder period (the
-  promise: the newest 1m bar is at most that behind the newest tick), else OK.
+  its lag (the oldest unbuilt mark's age) exceeds one poll interval plus one builder period (its
+  wait ``every_s`` plus its last run's duration; the promise: the newest 1m bar is at most that
+  behind the newest tick), else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
@@ -228,13 +229,13 @@ def bar_builder(health: dict, now: float | None = None, poll_seconds: float | No
         )
     lag = snap.get("lag_s")
     if lag is not None and poll_seconds is not None:
-        limit = poll_seconds + float(snap.get("every_s") or 1.0)
-        if lag > limit:
+        period = float(snap.get("every_s") or 1.0) + float(snap.get("last_duration_s") or 0.0)
+        if lag > poll_seconds + period:
             return Status(
                 "Bar builder",
                 "WARN",
                 f"bars {lag:.0f} s behind the stored prices (more than poll {poll_seconds:g} s + "
-                f"builder period {limit - poll_seconds:g} s); {snap.get('pending_marks') or 0} range(s) waiting",
+                f"builder period {period:.1f} s); {snap.get('pending_marks') or 0} range(s) waiting",
             )
     behind = f", {lag:.1f} s behind" if lag is not None else ""
     return Status(
