@@ -24,7 +24,9 @@ Guarantees:
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
 - ``stop()`` is honoured between marks (at most a day of minutes each): a stopped builder returns
-  within about a day's rebuild and gives an unfinished claim back as pending.
+  within about a day's rebuild and gives an unfinished claim back as pending. A run takes marks
+  newest bucket first and claims no more after ``budget_s``, so rebuilding a backfill's days never
+  holds the live minute's bars back for longer than about that plus one day's rebuild.
 """
 
 from __future__ import annotations
@@ -96,16 +98,20 @@ class BarBuilder:
         busy=None,
         max_defer_s: float = 30.0,
         lease_s: float = LEASE_S,
+        budget_s: float | None = 5.0,
     ):
         """Runs every ``every_s``. ``busy`` (optional callable) says the consumer has a backlog: then
         the builder defers, up to ``max_defer_s``, so ingestion keeps the database to itself; marks
         merge meanwhile, so one wider rebuild later does the same work as many small ones.
-        ``lease_s``: how long another builder's claim is respected without being refreshed."""
+        ``lease_s``: how long another builder's claim is respected. ``budget_s``: a run claims no
+        further mark once it has taken this long (None: no limit), so while a backfill's days are
+        rebuilt the next run, newest bucket first, keeps the live minute current."""
         self.store = store
         self.every_s = every_s
         self.busy = busy
         self.max_defer_s = max_defer_s
         self.lease_s = lease_s
+        self.budget_s = budget_s
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deferred = 0
         self.runs = 0
@@ -141,15 +147,16 @@ class BarBuilder:
 
     def run_once(self, interruptible: bool = False) -> int:
         """Claim and rebuild what every mark asks for, newest bucket first (live bars before history);
-        return the number of bars written. If ``interruptible``, ``stop()`` makes it return between
-        marks, an unfinished claim given back as pending. Raises ``PyMongoError``."""
+        return the number of bars written. It claims no further mark after ``budget_s``. If
+        ``interruptible``, ``stop()`` makes it return between marks, an unfinished claim given back
+        as pending. Raises ``PyMongoError``."""
         t0 = time.perf_counter()
         written = minutes = 0
         stopped = self._stop.is_set if interruptible else (lambda: False)
         marks = sorted(self.store.bar_marks.find(), key=lambda m: str(m.get("bucket", "")), reverse=True)
         for mark in marks:
-            if stopped():
-                break
+            if stopped() or (self.budget_s is not None and time.perf_counter() - t0 > self.budget_s):
+                break  # the rest waits for the next run, whose newest marks go first
             claim = self._claim(mark)
             if claim is None:
                 continue
