@@ -334,7 +334,9 @@ def render() -> None:
     if bars:
         st.caption(
             f"Bar builder: {bars.get('runs', 0):,} runs, last {fmt.since(bars.get('last_run'), now)}, "
-            f"{bars.get('pending_marks') or 0} range(s) waiting"
+            f"{bars.get('pending_marks') or 0} range(s) waiting, "
+            + (f"{bars['lag_s']:.1f} s behind" if bars.get("lag_s") is not None else "lag unknown")
+            + f", {bars.get('last_run_minutes', 0):,} minute(s) rebuilt by the last run"
         )
     if health["mongo"]["ok"]:
         details, at, error = data.collection_details()

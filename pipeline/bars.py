@@ -4,31 +4,48 @@ Guarantees:
 - Bars are *recomputed* from what is stored, never incremented: 1m from the ticks and source 1m bars
   of that minute, 5m from 1m, 1h from 5m, 1d from 1h together with any source daily bar. Running it
   twice, or in two processes at once, gives the same bars.
-- It works from the ``bar_marks`` that ``Store.write_events`` leaves in the same call as the write, so
-  a crash between storing prices and building bars only delays the bars; a mark is removed only if
-  nothing re-marked it while it was being processed (``seq`` guard).
+- It works from the ``bar_marks`` that ``Store.write_events`` leaves in the same call as the write
+  (one document per symbol, kind and UTC day / year, see ``store.mark_bucket``), so a crash between
+  storing prices and building bars only delays the bars.
+- Work per run is proportional to what was marked since the last run: a builder *claims* a mark's
+  pending range atomically (compare-and-set on ``seq``: the pending ``lo``/``hi`` move to
+  ``taken_lo``/``taken_hi`` with its token), rebuilds exactly that, then drops the claim. Whatever is
+  marked meanwhile starts a fresh pending range (only the new prices' span), so a backfill's range is
+  rebuilt once and live ticks never drag an old range along; nothing marked during a rebuild is lost.
+- Two builders at once: a claim belongs to one builder; the other skips it. A claim whose builder
+  died (taken more than ``lease_s`` ago, or its process is gone on this host) is taken over with its
+  range, so a crash between claiming and building only delays those bars (a claim that merely
+  outlives its lease is rebuilt twice, which is harmless: bars are recomputed).
+- Its lag (``snapshot()["lag_s"]``) is the age of the oldest pending or claimed mark: how long the
+  oldest stored-but-unbuilt price has waited, in seconds.
 - A day is the symbol's *session date* at its exchange (``markets.market_for(symbol).timezone``),
   stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
-- ``stop()`` is honoured between marks and between the days of a long mark (a first backfill's
-  month of minutes): a stopped builder returns within about a day's rebuild, its mark kept.
+- ``stop()`` is honoured between marks (at most a day of minutes each): a stopped builder returns
+  within about a day's rebuild and gives an unfinished claim back as pending. A run takes marks
+  newest bucket first and claims no more after ``budget_s``, so rebuilding a backfill's days never
+  holds the live minute's bars back for longer than about that plus one day's rebuild.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
 from .intervals import INTERVALS, STORED
-from .models import to_utc
+from .models import to_utc, utcnow
 from .sources.markets import day_key, day_start_utc, market_for, session_date
 from .store import Store
 
@@ -68,18 +85,43 @@ def aggregate(
     return out
 
 
+LEASE_S = 120.0  # a claim not refreshed for this long belongs to a builder that died
+RECENT_RUNS = 60  # runs the "recent" per-run figures of snapshot() cover
+TAKEN = ("taken_lo", "taken_hi", "taken_since", "taken_by", "taken_at")
+
+
 class BarBuilder:
-    def __init__(self, store: Store, every_s: float = 1.0, busy=None, max_defer_s: float = 30.0):
+    def __init__(
+        self,
+        store: Store,
+        every_s: float = 1.0,
+        busy=None,
+        max_defer_s: float = 30.0,
+        lease_s: float = LEASE_S,
+        budget_s: float | None = 5.0,
+    ):
         """Runs every ``every_s``. ``busy`` (optional callable) says the consumer has a backlog: then
         the builder defers, up to ``max_defer_s``, so ingestion keeps the database to itself; marks
-        merge meanwhile, so one wider rebuild later does the same work as many small ones."""
+        merge meanwhile, so one wider rebuild later does the same work as many small ones.
+        ``lease_s``: how long another builder's claim is respected. ``budget_s``: a run claims no
+        further mark once it has taken this long (None: no limit), so while a backfill's days are
+        rebuilt the next run, newest bucket first, keeps the live minute current."""
         self.store = store
         self.every_s = every_s
         self.busy = busy
         self.max_defer_s = max_defer_s
+        self.lease_s = lease_s
+        self.budget_s = budget_s
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deferred = 0
         self.runs = 0
         self.bars_written = 0
+        self.minutes_rebuilt = 0  # 1m buckets rebuilt in all runs
+        self.last_run_minutes = 0
+        self.last_run_bars = 0
+        self.max_run_minutes = 0
+        self.recent_minutes: deque[int] = deque(maxlen=RECENT_RUNS)
+        self.claims_taken_over = 0  # claims of a dead builder this one finished
         self.last_run: float | None = None
         self.last_duration_s: float | None = None
         self.last_error: str | None = None
@@ -104,27 +146,128 @@ class BarBuilder:
         self._stop.set()
 
     def run_once(self, interruptible: bool = False) -> int:
-        """Rebuild what every mark asks for; return the number of bars written. If ``interruptible``,
-        ``stop()`` makes it return at the next day boundary, the unfinished mark kept for next time."""
+        """Claim and rebuild what every mark asks for, newest bucket first (live bars before history);
+        return the number of bars written. It claims no further mark after ``budget_s``. If
+        ``interruptible``, ``stop()`` makes it return between marks, an unfinished claim given back
+        as pending. Raises ``PyMongoError``."""
         t0 = time.perf_counter()
-        written = 0
+        written = minutes = 0
         stopped = self._stop.is_set if interruptible else (lambda: False)
-        for mark in list(self.store.bar_marks.find()):
-            if stopped():
-                break
-            lo, hi = to_utc(mark["lo"]), to_utc(mark["hi"])
-            if mark["kind"] == "intraday":
-                done, n = self.rebuild_intraday(mark["symbol"], lo, hi, stopped)
-            else:
-                done, n = True, self.rebuild_days(mark["symbol"], lo, hi)
-            written += n
-            if done:
-                self.store.bar_marks.delete_one({"_id": mark["_id"], "seq": mark["seq"]})
+        marks = sorted(self.store.bar_marks.find(), key=lambda m: str(m.get("bucket", "")), reverse=True)
+        for mark in marks:
+            if stopped() or (self.budget_s is not None and time.perf_counter() - t0 > self.budget_s):
+                break  # the rest waits for the next run, whose newest marks go first
+            claim = self._claim(mark)
+            if claim is None:
+                continue
+            symbol = claim["symbol"]
+            lo, hi = to_utc(claim["taken_lo"]), to_utc(claim["taken_hi"])
+            done = False
+            try:
+                if claim["kind"] == "intraday":
+                    done, n = self.rebuild_intraday(symbol, lo, hi, stopped)
+                    if done:
+                        minutes += int((MINUTE.floor(hi) - MINUTE.floor(lo)) / MINUTE.span) + 1
+                else:
+                    done, n = True, self.rebuild_days(symbol, lo, hi)
+                written += n
+            finally:
+                self._release(claim, done)
         self.runs += 1
         self.bars_written += written
+        self.minutes_rebuilt += minutes
+        self.last_run_minutes, self.last_run_bars = minutes, written
+        self.max_run_minutes = max(self.max_run_minutes, minutes)
+        self.recent_minutes.append(minutes)
         self.last_run = time.time()
         self.last_duration_s = round(time.perf_counter() - t0, 3)
         return written
+
+    # -- claims -------------------------------------------------------------------------------------
+    def _stale(self, mark: dict, now: datetime) -> bool:
+        """True if ``mark``'s claim belongs to a builder that died: taken more than ``lease_s`` ago,
+        or by a process of this host that no longer runs."""
+        at = mark.get("taken_at")
+        if at is None or now - to_utc(at) > timedelta(seconds=self.lease_s):
+            return True
+        host, _, rest = str(mark.get("taken_by")).partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive but not ours to signal
+            return False
+        return False
+
+    def _claim(self, mark: dict, attempts: int = 3) -> dict | None:
+        """Move ``mark``'s pending range (together with a dead builder's claim, if any) into a claim
+        of this builder, atomically: the update applies only if nobody re-marked or claimed it since
+        it was read (``seq`` and the claim fields). Returns the claimed document, or None when there
+        is nothing to do here (nothing pending, or another live builder holds it)."""
+        marks = self.store.bar_marks
+        for _ in range(attempts):
+            now = utcnow()
+            holder = mark.get("taken_by")
+            if holder is not None and holder != self.token and not self._stale(mark, now):
+                return None
+            los = [to_utc(mark[k]) for k in ("lo", "taken_lo") if mark.get(k) is not None]
+            his = [to_utc(mark[k]) for k in ("hi", "taken_hi") if mark.get(k) is not None]
+            if not los or not his:  # an emptied mark left behind: drop it unless re-marked meanwhile
+                marks.delete_one({"_id": mark["_id"], "lo": {"$exists": False}, "taken_by": None})
+                return None
+            since = [to_utc(mark[k]) for k in ("since", "taken_since") if mark.get(k) is not None]
+            claimed = marks.find_one_and_update(
+                {
+                    "_id": mark["_id"],
+                    "seq": mark.get("seq"),
+                    "taken_by": holder,
+                    "taken_at": mark.get("taken_at"),
+                },
+                {
+                    "$set": {
+                        "taken_lo": min(los),
+                        "taken_hi": max(his),
+                        "taken_since": min(since, default=now),
+                        "taken_by": self.token,
+                        "taken_at": now,
+                    },
+                    "$unset": {"lo": "", "hi": "", "since": ""},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if claimed is not None:
+                if holder is not None and holder != self.token:
+                    self.claims_taken_over += 1
+                return claimed
+            again = marks.find_one({"_id": mark["_id"]})  # re-marked or claimed meanwhile: look again
+            if again is None:
+                return None
+            mark = again
+        return None
+
+    def _release(self, claim: dict, done: bool) -> None:
+        """Drop this builder's claim (or, if not ``done``, give its range back as pending), then
+        delete the mark if nothing was marked meanwhile. A claim another builder took over is left
+        to it."""
+        marks = self.store.bar_marks
+        unset = dict.fromkeys(TAKEN, "")
+        mine = {"_id": claim["_id"], "taken_by": self.token}
+        if done:
+            marks.update_one(mine, {"$unset": unset})
+        else:
+            marks.update_one(
+                mine,
+                {
+                    "$min": {"lo": claim["taken_lo"], "since": claim["taken_since"]},
+                    "$max": {"hi": claim["taken_hi"]},
+                    "$inc": {"seq": 1},
+                    "$unset": unset,
+                },
+            )
+        marks.delete_one({"_id": claim["_id"], "lo": {"$exists": False}, "taken_by": None})
 
     # -- levels -------------------------------------------------------------------------------------
     def _find(self, coll, symbol: str, interval: str, start: datetime, end: datetime) -> list[dict]:
@@ -226,16 +369,36 @@ class BarBuilder:
         return len(ops)
 
     def snapshot(self) -> dict:
+        """Counters (no figure needs more than one small read of ``bar_marks``):
+        ``runs``, ``bars_written``, ``minutes_rebuilt`` (totals); ``last_run_minutes`` /
+        ``last_run_bars`` (1m buckets rebuilt / bars written by the last run); ``max_run_minutes``
+        (the most in one run since start) and ``recent_max_minutes`` (over the last 60 runs);
+        ``pending_marks`` (marks waiting or claimed); ``lag_s``: seconds the oldest of them has
+        waited (0.0 when none, None when MongoDB does not answer); ``every_s``; ``last_run`` (epoch
+        s), ``last_duration_s``, ``deferred``, ``claims_taken_over``, ``last_error``."""
+        pending: int | None
+        lag: float | None
         try:
-            pending = self.store.bar_marks.estimated_document_count()
+            marks = list(self.store.bar_marks.find({}, {"since": 1, "taken_since": 1}))
+            pending = len(marks)
+            oldest = [to_utc(m[k]) for m in marks for k in ("since", "taken_since") if m.get(k) is not None]
+            lag = round(max(0.0, (utcnow() - min(oldest)).total_seconds()), 1) if oldest else 0.0
         except PyMongoError:
-            pending = None
+            pending = lag = None
         return {
             "runs": self.runs,
             "bars_written": self.bars_written,
+            "minutes_rebuilt": self.minutes_rebuilt,
+            "last_run_minutes": self.last_run_minutes,
+            "last_run_bars": self.last_run_bars,
+            "max_run_minutes": self.max_run_minutes,
+            "recent_max_minutes": max(self.recent_minutes, default=0),
             "last_run": self.last_run,
             "last_duration_s": self.last_duration_s,
             "deferred": self.deferred,
+            "claims_taken_over": self.claims_taken_over,
             "last_error": self.last_error,
             "pending_marks": pending,
+            "lag_s": lag,
+            "every_s": self.every_s,
         }

@@ -12,7 +12,10 @@ Guarantees:
   exists is either a replay (no effect, counted as a duplicate) or a revision, which replaces the
   stored document atomically only when its ``fetched_at`` is newer, never the other way round.
 - In the same call it records which bar buckets the batch touched (``bar_marks``), so the bar builder
-  (``pipeline.bars``) recomputes them even if this process dies right after the write.
+  (``pipeline.bars``) recomputes them even if this process dies right after the write. A mark is one
+  document per (symbol, kind, bucket): intraday prices per UTC day, daily bars per year
+  (``mark_bucket``), holding the pending range ``lo``..``hi`` and ``since`` (when its oldest pending
+  part was marked), so a live tick only ever widens today's mark, never an old backfilled day's.
 - Every read returns plain Python/pandas values with aware UTC timestamps.
 - Transient server errors surface as ``pymongo.errors.PyMongoError`` (the consumer backs off on them);
   nothing here swallows a failed write, and every step is idempotent so a batch can be retried whole.
@@ -85,6 +88,13 @@ def revision_update(doc: dict) -> UpdateOne:
     """Replace the stored document with ``doc`` only if ``doc`` is newer (atomic, by key)."""
     newer = {"$lt": [{"$ifNull": ["$fetched_at", None]}, doc["fetched_at"]]}
     return UpdateOne(key_filter(doc), [{"$replaceWith": {"$cond": [newer, {"$literal": doc}, "$$ROOT"]}}])
+
+
+def mark_bucket(kind: str, ts: datetime) -> str:
+    """The ``bar_marks`` bucket of a price at ``ts`` (aware): its UTC day (``"2026-11-20"``) for
+    intraday prices, its UTC year (``"2026"``) for daily bars. Sorts in time order as text."""
+    ts = to_utc(ts)
+    return ts.date().isoformat() if kind == "intraday" else f"{ts.year:04d}"
 
 
 class Store:
@@ -167,28 +177,32 @@ class Store:
         return result
 
     def mark_bars(self, events) -> None:
-        """Record, per symbol and kind, the time range whose bars must be recomputed."""
-        ranges: dict[tuple[str, str], list[datetime]] = {}
+        """Record, per symbol, kind and bucket (``mark_bucket``), the time range whose bars must be
+        recomputed: ``$min lo`` / ``$max hi`` widen the pending range, ``$inc seq`` tells a builder
+        that the mark changed since it read it, ``$min since`` keeps when the pending part was first
+        marked (UTC; the builder's lag). Raises ``PyMongoError``."""
+        ranges: dict[tuple[str, str, str], list[datetime]] = {}
         for e in events:
             kind = "intraday" if e.interval in INTRADAY else "daily" if e.interval in DAILY else None
             if kind is None:
                 continue
-            lo_hi = ranges.setdefault((e.symbol, kind), [e.ts, e.ts])
+            lo_hi = ranges.setdefault((e.symbol, kind, mark_bucket(kind, e.ts)), [e.ts, e.ts])
             lo_hi[0], lo_hi[1] = min(lo_hi[0], e.ts), max(lo_hi[1], e.ts)
         if not ranges:
             return
+        now = utcnow()
         ops = [
             UpdateOne(
-                {"_id": f"{symbol}|{kind}"},
+                {"_id": f"{symbol}|{kind}|{bucket}"},
                 {
-                    "$min": {"lo": lo},
+                    "$min": {"lo": lo, "since": now},
                     "$max": {"hi": hi},
                     "$inc": {"seq": 1},
-                    "$set": {"symbol": symbol, "kind": kind, "marked_at": utcnow()},
+                    "$set": {"symbol": symbol, "kind": kind, "bucket": bucket, "marked_at": now},
                 },
                 upsert=True,
             )
-            for (symbol, kind), (lo, hi) in ranges.items()
+            for (symbol, kind, bucket), (lo, hi) in ranges.items()
         ]
         self.bar_marks.bulk_write(ops, ordered=False)
 

@@ -22,7 +22,10 @@ Rules (each status carries a one-sentence reason):
   log's end and it rewound), while lost events wait to be re-published, or when acknowledged events
   left the replay buffer early because it was full; else OK with the size of the replay buffer.
 - Dead letters: WARN when messages were dead-lettered by this process, else OK.
-- Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
+- Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, WARN when
+  its lag (the oldest unbuilt mark's age) exceeds one poll interval plus one builder period (its
+  wait ``every_s`` plus its last run's duration; the promise: the newest 1m bar is at most that
+  behind the newest tick), else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
 - Broker footprint (embedded broker): WARN when its snapshot or memory is over the cap or messages over
@@ -321,7 +324,7 @@ def dead_letters(health: dict) -> Status:
     return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
 
 
-def bar_builder(health: dict, now: float | None = None) -> Status:
+def bar_builder(health: dict, now: float | None = None, poll_seconds: float | None = None) -> Status:
     now = time.time() if now is None else now
     snap = health.get("bars")
     if not snap:
@@ -332,11 +335,22 @@ def bar_builder(health: dict, now: float | None = None) -> Status:
         return Status(
             "Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s"
         )
+    lag = snap.get("lag_s")
+    if lag is not None and poll_seconds is not None:
+        period = float(snap.get("every_s") or 1.0) + float(snap.get("last_duration_s") or 0.0)
+        if lag > poll_seconds + period:
+            return Status(
+                "Bar builder",
+                "WARN",
+                f"bars {lag:.0f} s behind the stored prices (more than poll {poll_seconds:g} s + "
+                f"builder period {period:.1f} s); {snap.get('pending_marks') or 0} range(s) waiting",
+            )
+    behind = f", {lag:.1f} s behind" if lag is not None else ""
     return Status(
         "Bar builder",
         "OK",
         _with(
-            f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs",
+            f"{snap.get('bars_written', 0):,} bars written in {snap.get('runs', 0):,} runs{behind}",
             recovered(health, "bars", now),
         ),
     )
@@ -443,7 +457,7 @@ def evaluate(
         *producer(health, poll_seconds, now),
         consumer(health, samples, now),
         dead_letters(health),
-        bar_builder(health, now),
+        bar_builder(health, now, poll_seconds),
         backfills(backfill_docs),
         *alerts(health),
     ]
