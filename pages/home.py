@@ -105,6 +105,8 @@ def glance() -> None:
             data.sparklines(key, symbols),
             runtime.settings.poll_seconds,
             now=datetime.now(UTC),
+            viewer_tz=page.viewer_timezone(),
+            sim_hours=runtime.settings.sim_hours,
         )
     st.dataframe(
         tables.color_changes(table),
@@ -125,7 +127,13 @@ def glance() -> None:
             ),
             "Updated": st.column_config.TextColumn(help="How old the last price is"),
             "Status": st.column_config.TextColumn(
-                help="live · stale (no new price for ten polls while the market is open) · market closed"
+                help="live · stale (no new price for ten polls while the market is open) · "
+                "closed / lunch break / pre-market / after-hours"
+            ),
+            "Market": st.column_config.TextColumn(
+                help="The exchange's state from its calendar (holidays, half days, lunch breaks) and the "
+                "next open or close, in the exchange's time and yours",
+                width="large",
             ),
         },
     )

@@ -203,6 +203,12 @@ class Settings:
         "STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST, doc="symbols on first start"
     )
     sim_seed: int | None = _setting("STOCKMON_SIM_SEED", _number(int, 0, 2**63), None)
+    sim_hours: str = _setting(
+        "STOCKMON_SIM_HOURS",
+        _choice("always", "calendar"),
+        "always",
+        doc="simulator trades always, or only in its exchange's real sessions",
+    )
     backfill_days_1m: int = _setting(
         "STOCKMON_BACKFILL_DAYS_1M",
         _number(int, 0, 30),

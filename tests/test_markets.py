@@ -193,3 +193,53 @@ def test_status_of_fifty_symbols_is_cheap():
     per_50_ms = (time.perf_counter() - started) / rounds * 1000
     print(f"status of 50 symbols: {per_50_ms:.3f} ms")
     assert per_50_ms < 50  # measured about 0.2 ms; a loaded 2-core machine stays far below
+
+
+# -- as the pages show it ----------------------------------------------------------------------------
+def test_aapl_after_the_early_close_is_closed_not_stale():
+    from ui import markets as text
+    from ui import tables
+
+    now = at("2026-11-27T19:00")
+    last_price_age = (now - at("2026-11-27T17:59:30")).total_seconds()
+    assert tables.status(last_price_age, "AAPL", "yfinance", True, 2.0, now) == "🌆 after-hours, early close"
+    assert tables.status(last_price_age, "AAPL", "csv", True, 2.0, now) == "🌙 closed, early close"
+    st = status("AAPL", "2026-11-27T19:00")
+    assert text.badge(st) == "🌙 closed, early close · opens Mon 09:30 EST, in 2 d 19 h"
+    assert text.badge(st, "Europe/Berlin") == (
+        "🌙 closed, early close · opens Mon 09:30 EST (Mon 15:30 CET your time), in 2 d 19 h"
+    )
+    # Thanksgiving: closed for the holiday; Wednesday's last price is not stale
+    thursday = at("2026-11-26T16:00")
+    age = (thursday - at("2026-11-25T20:59")).total_seconds()
+    assert tables.status(age, "AAPL", "csv", True, 2.0, thursday) == "🌙 closed (Thanksgiving)"
+
+
+def test_badges_of_the_other_states():
+    from ui import markets as text
+
+    assert text.badge(status("7203.T", "2026-01-06T03:00")) == "🍱 lunch break · resumes 12:30 JST, in 30 min"
+    assert text.badge(status("VOD.L", "2026-12-24T10:00")) == "🟢 open · early close 12:30 GMT, in 2 h 30 min"
+    assert text.badge(status("BTC-USD", "2026-11-29T03:00")) == "🟢 open 24/7"
+    assert text.badge(status("EURUSD=X", "2026-11-28T12:00")).startswith("🌙 closed · opens Sun 22:00 GMT")
+    assert text.badge(status("SAP.DE", "2026-11-26T10:00"), "Europe/Berlin") == (
+        "🟢 open · closes 17:30 CET, in 6 h 30 min"
+    )
+    assert text.short(status("AAPL", "2026-11-30T12:00", extended=True)) == "🌅 pre-market"
+
+
+def test_stale_means_no_new_price_while_the_market_is_open():
+    from ui import tables
+
+    open_now = at("2026-11-30T16:00")  # Monday 11:00 New York
+    assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, open_now) == "🟢 live"
+    assert tables.status(300.0, "AAPL", "yfinance", True, 2.0, open_now) == "🟠 stale (5 min)"
+    lunch = at("2026-01-06T03:10")  # Tokyo lunch: no price expected
+    assert tables.status(600.0, "7203.T", "yfinance", True, 2.0, lunch) == "🍱 lunch break"
+    # a whole missed session is stale with the date, even while closed
+    saturday = at("2026-11-28T12:00")
+    age = (saturday - at("2026-11-25T20:59")).total_seconds()
+    assert tables.status(age, "AAPL", "csv", True, 2.0, saturday) == "🟠 stale (2026-11-25)"
+    # the simulator trades around the clock by default, on the calendar when asked
+    assert tables.status(5.0, "AAPL", "simulated", True, 2.0, saturday) == "🟢 live"
+    assert tables.status(5.0, "AAPL", "simulated", True, 2.0, saturday, sim_hours="calendar") == "🌙 closed"

@@ -4,12 +4,18 @@ Guarantees:
 - ``watchlist_glance`` has one row per watchlist entry, in watchlist order, whatever is stored: a
   symbol with no data gets "no data yet" instead of disappearing.
 - A price's age is the time the *data* says it is from (``as_of``/``age_s`` of ``queries.quotes``:
-  a tick's market time, never when it was fetched). A price older than the start of its market's
-  latest session is "stale" with its date, open or closed ("🟠 stale (2024-03-01)"; sessions are
-  weekdays at the market's hours from ``pipeline.sources.markets``, holidays are not known here).
-  Otherwise it is stale when its market is open and it is older than ``stale_after(poll)``; a
-  closed exchange (weekend, outside its session) says "closed" instead, and the simulated source
-  never closes (it runs 24/7 by design). "Updated" is "4 s ago" up to a day, then the date.
+  a tick's market time, never when it was fetched). Markets, sessions, holidays, half days and
+  lunch breaks come from ``pipeline.sources.markets`` (exchange calendars), with the provider's time
+  zone and currency stored with the watchlist entry.
+- "Stale" means no new price while the market is open, nothing else: a price older than the open of
+  the latest session that began at least ``stale_after(poll)`` ago is "stale" with its date; while
+  the market is open, a price older than ``stale_after(poll)`` is "stale" with its age. A closed
+  market (holiday, weekend, after an early close), a lunch break, pre-market and after-hours say so
+  instead. The simulated source trades around the clock unless ``STOCKMON_SIM_HOURS=calendar``.
+  "Updated" is "4 s ago" up to a day, then the date at the exchange.
+- The Market column is ``ui.markets.badge``: the state and the next change in the exchange's zone
+  and the viewer's. The cost of the statuses of 50 symbols is a fraction of a millisecond once the
+  calendars are built (``tests/test_markets.py`` measures it).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from pipeline.sources.markets import market_for, session_fraction
+from pipeline.sources.markets import Market, Status, market_for, symbol_status
 from ui import format as fmt
+from ui import markets as market_text
 
 GLANCE_COLUMNS = [
     "Symbol",
@@ -34,6 +41,7 @@ GLANCE_COLUMNS = [
     "Trend",
     "Updated",
     "Status",
+    "Market",
 ]
 
 
@@ -42,53 +50,63 @@ def stale_after(poll_seconds: float) -> float:
     return max(60.0, 10.0 * poll_seconds)
 
 
-def market_open(symbol: str, source: str, now: datetime) -> bool:
-    if source == "simulated":
-        return True
-    market = market_for(symbol)
-    if market.always_open:
-        return True
-    local = now.astimezone(ZoneInfo(market.timezone))
-    if local.weekday() >= 5:
-        return False
-    return session_fraction(now, market) is not None
+def entry_market(entry) -> Market:
+    """The market of a watchlist entry: its symbol's exchange calendar, with the time zone, currency
+    and exchange name the provider gave when the entry was added."""
+    return market_for(
+        entry.symbol,
+        getattr(entry, "timezone", None) or None,
+        getattr(entry, "currency", None) or None,
+        getattr(entry, "exchange", None) or None,
+    )
 
 
-def last_session_start(symbol: str, source: str, now: datetime) -> datetime | None:
-    """UTC start of the latest regular session of ``symbol``'s market that has begun by ``now``
-    (aware UTC): today's open if it has passed, else the previous weekday's (every day for markets
-    that never close: their local midnight). None for the simulated source (no sessions)."""
-    if source == "simulated":
-        return None
-    market = market_for(symbol)
-    zone = ZoneInfo(market.timezone)
-    day = now.astimezone(zone).date()
-    for back in range(8):
-        d = day - timedelta(days=back)
-        if not market.always_open and d.weekday() >= 5:
-            continue
-        start = datetime.combine(d, market.open if not market.always_open else datetime.min.time(), zone)
-        if start <= now:
-            return start.astimezone(UTC)
-    return None
+def market_open(symbol: str, source: str, now: datetime, sim_hours: str = "always") -> bool:
+    """Regular trading at ``now`` (a new price is expected)."""
+    return symbol_status(symbol, now, source, sim_hours=sim_hours).is_open
+
+
+def last_session_start(
+    symbol: str, source: str, now: datetime, market: Market | None = None, sim_hours: str = "always"
+) -> datetime | None:
+    """UTC open of the latest regular session of ``symbol``'s market that has begun by ``now``
+    (aware UTC), holidays skipped; None for markets without sessions (24/7, FX, the simulator)."""
+    st = symbol_status(symbol, now, source, market, sim_hours)
+    return st.opened
 
 
 def status(
-    age_s: float | None, symbol: str, source: str, enabled: bool, poll_seconds: float, now: datetime
+    age_s: float | None,
+    symbol: str,
+    source: str,
+    enabled: bool,
+    poll_seconds: float,
+    now: datetime,
+    market: Market | None = None,
+    sim_hours: str = "always",
+    market_status: Status | None = None,
 ) -> str:
     """The Status column: disabled, no data yet, stale (with its date when older than the latest
-    session, else with its age), market closed, or live. ``age_s`` is seconds before ``now``."""
+    session, else with its age), the market's state when it is not open, or live. ``age_s`` is
+    seconds before ``now``; ``market_status`` saves a second lookup when the caller has it."""
     if not enabled:
         return "⏸️ disabled"
     if age_s is None or (isinstance(age_s, float) and math.isnan(age_s)):
         return "⚪ no data yet"
+    st = market_status or symbol_status(symbol, now, source, market, sim_hours)
     as_of = now - timedelta(seconds=float(age_s))
-    session = last_session_start(symbol, source, now)
-    if session is not None and as_of < session:
-        local = as_of.astimezone(ZoneInfo(market_for(symbol).timezone))
-        return f"🟠 stale ({local.date().isoformat()})"
-    if not market_open(symbol, source, now):
-        return "🌙 market closed"
+    grace = timedelta(seconds=stale_after(poll_seconds))
+    if st.opened is not None:
+        expected = st.opened
+        if now - expected < grace and st.state in ("open", "break"):
+            # the session has just begun: the previous one is the one that must have prices
+            previous = symbol_status(symbol, expected - timedelta(seconds=1), source, market, sim_hours)
+            expected = previous.opened or expected
+        if as_of < expected and now - expected >= grace:
+            local = as_of.astimezone(ZoneInfo(st.timezone))
+            return f"🟠 stale ({local.date().isoformat()})"
+    if not st.is_open:
+        return market_text.short(st)
     if age_s > stale_after(poll_seconds):
         return f"🟠 stale ({fmt.age(age_s)})"
     return "🟢 live"
@@ -110,7 +128,11 @@ def watchlist_glance(
     lines: dict[str, list[float]],
     poll_seconds: float,
     now: datetime | None = None,
+    viewer_tz: str | None = None,
+    sim_hours: str = "always",
 ) -> pd.DataFrame:
+    """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
+    ``viewer_tz`` (the browser's, ``st.context.timezone``)."""
     now = now or datetime.now(UTC)
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
@@ -118,6 +140,8 @@ def watchlist_glance(
         q = by_symbol.get(e.symbol, {})
         last, age_s = q.get("last"), q.get("age_s")
         low, high = q.get("day_low"), q.get("day_high")
+        market = entry_market(e)
+        st = symbol_status(e.symbol, now, e.source, market, sim_hours)
         day_range = (
             fmt.DASH if fmt.missing(low) or fmt.missing(high) else f"{fmt.price(low)} – {fmt.price(high)}"
         )
@@ -132,7 +156,10 @@ def watchlist_glance(
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
                 "Trend": lines.get(e.symbol) or [],
                 "Updated": updated(age_s, e.symbol, now),
-                "Status": status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now),
+                "Status": status(
+                    age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st
+                ),
+                "Market": market_text.describe(st, viewer_tz),
             }
         )
     return pd.DataFrame(rows, columns=GLANCE_COLUMNS)

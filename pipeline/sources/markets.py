@@ -435,8 +435,8 @@ class Status:
     when a lunch break ends, ``next_open`` the next regular open (all aware UTC or None).
     ``early_close`` says today's session closes (or closed) early; ``holiday`` names the holiday
     when today is a weekday without a session ("holiday" when the calendar has no name for it).
-    ``session`` is the current or latest session date; ``fixed_hours`` the reason when the
-    exchange's calendar was not available.
+    ``session`` is the current or latest session date, ``opened`` its open and (when closed)
+    ``last_close`` its close; ``fixed_hours`` the reason when the exchange's calendar was not used.
     """
 
     state: State
@@ -449,6 +449,8 @@ class Status:
     holiday: str | None = None
     session: date | None = None
     fixed_hours: str | None = None
+    opened: datetime | None = None
+    last_close: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -482,10 +484,11 @@ def market_status(market: Market, at: datetime, extended: bool = False) -> Statu
         brk = table.breaks[i]
         closes = _utc(table.closes[i])
         early = day in table.early
+        opened = _utc(table.opens[i])
         if brk is not None and brk[0] <= t < brk[1]:
             resumes = _utc(brk[1])
-            return Status("break", at, zone, closes, resumes, None, early, None, day, fixed)
-        return Status("open", at, zone, closes, None, None, early, None, day, fixed)
+            return Status("break", at, zone, closes, resumes, None, early, None, day, fixed, opened)
+        return Status("open", at, zone, closes, None, None, early, None, day, fixed, opened)
     nxt = _utc(table.opens[i + 1]) if i + 1 < len(table.opens) else None
     last_day = table.dates[i] if i >= 0 else None
     early = last_day == today and last_day in table.early
@@ -499,7 +502,9 @@ def market_status(market: Market, at: datetime, extended: bool = False) -> Statu
             state = "pre" if local >= time(4) else "closed"
         elif last_day == today and local < time(20):
             state = "post"
-    return Status(state, at, zone, None, None, nxt, early, holiday, last_day, fixed)
+    began = _utc(table.opens[i]) if i >= 0 else None
+    ended = _utc(table.closes[i]) if i >= 0 else None
+    return Status(state, at, zone, None, None, nxt, early, holiday, last_day, fixed, began, ended)
 
 
 def _fx_status(market: Market, at: datetime) -> Status:
@@ -532,3 +537,16 @@ def sessions_between(market: Market, first: date, last: date) -> list[date]:
         table = session_table(market, year)
         out.extend(d for d in table.dates if d.year == year and first <= d <= last)
     return out
+
+
+def symbol_status(
+    symbol: str, at: datetime, source: str = "", market: Market | None = None, sim_hours: str = "always"
+) -> Status:
+    """``market_status`` of a watchlist symbol as its ``source`` delivers it: the simulated source
+    trades around the clock unless ``sim_hours`` is ``calendar``; Yahoo (``yfinance``) serves
+    pre-market and after-hours bars, so those windows are named. ``market`` (from the provider's
+    metadata) defaults to ``market_for(symbol)``."""
+    market = market or market_for(symbol)
+    if source == "simulated" and sim_hours != "calendar":
+        return Status("24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone))
+    return market_status(market, at, extended=source == "yfinance")
