@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
+from pipeline import currency
 from pipeline.intervals import INTERVALS
 from pipeline.queries import LIVE_INTERVALS
 from pipeline.sources.markets import market_for, symbol_status
@@ -138,21 +139,32 @@ def market_badges(shown: list[str]) -> None:
 
 
 def metrics_row(quotes, shown: list[str]) -> None:
+    """Last price, change and day range per shown symbol, in major units of its quote currency."""
     rows = {r["symbol"]: r for r in quotes.to_dict("records")}
+
+    def money(symbol: str, value) -> str:
+        entry = by_symbol.get(symbol)
+        code = entry.currency if entry is not None else market_for(symbol).currency
+        return currency.money(value, code, fmt.DASH, 4 if symbol.endswith("=X") else None)
+
     if len(shown) == 1:
-        q = rows.get(shown[0], {})
+        symbol = shown[0]
+        q = rows.get(symbol, {})
         cols = st.columns(6)
         cols[0].metric(
-            f"{shown[0]} last",
-            fmt.price(q.get("last")),
+            f"{symbol} last",
+            money(symbol, q.get("last")),
             delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
         )
+        change = q.get("change")
         cols[1].metric(
-            "Change", fmt.change(q.get("change")), help=f"Since the {q.get('reference') or 'previous close'}"
+            "Change",
+            fmt.DASH if fmt.missing(change) else ("+" if change > 0 else "") + money(symbol, change),
+            help=f"Since the {q.get('reference') or 'previous close'}",
         )
         cols[2].metric("% change", fmt.pct(q.get("change_pct")))
-        cols[3].metric("Day high", fmt.price(q.get("day_high")))
-        cols[4].metric("Day low", fmt.price(q.get("day_low")))
+        cols[3].metric("Day high", money(symbol, q.get("day_high")))
+        cols[4].metric("Day low", money(symbol, q.get("day_low")))
         cols[5].metric("Day volume", fmt.volume(q.get("volume")))
         return
     cols = st.columns(min(len(shown), 8))
@@ -160,7 +172,7 @@ def metrics_row(quotes, shown: list[str]) -> None:
         q = rows.get(symbol, {})
         col.metric(
             symbol,
-            fmt.price(q.get("last")),
+            money(symbol, q.get("last")),
             delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
         )
 

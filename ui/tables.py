@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from pipeline.currency import ISO, major, major_code, money
 from pipeline.sources.markets import Market, Status, market_for, symbol_status
 from ui import format as fmt
 from ui import markets as market_text
@@ -42,6 +44,7 @@ GLANCE_COLUMNS = [
     "Updated",
     "Status",
     "Market",
+    "Currency",
 ]
 
 
@@ -142,15 +145,19 @@ def watchlist_glance(
         low, high = q.get("day_low"), q.get("day_high")
         market = entry_market(e)
         st = symbol_status(e.symbol, now, e.source, market, sim_hours)
+        code = market.currency
+        digits = 4 if e.symbol.endswith("=X") else None
         day_range = (
-            fmt.DASH if fmt.missing(low) or fmt.missing(high) else f"{fmt.price(low)} – {fmt.price(high)}"
+            fmt.DASH
+            if fmt.missing(low) or fmt.missing(high)
+            else f"{money(low, code, digits=digits)} – {money(high, code, digits=digits)}"
         )
         rows.append(
             {
                 "Symbol": e.symbol,
                 "Name": e.name or e.symbol,
-                "Last": None if last is None or fmt.missing(last) else float(last),
-                "Change": None if fmt.missing(q.get("change")) else float(q["change"]),
+                "Last": None if last is None or fmt.missing(last) else major(float(last), code)[0],
+                "Change": None if fmt.missing(q.get("change")) else major(float(q["change"]), code)[0],
                 "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
                 "Day range": day_range,
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
@@ -160,19 +167,26 @@ def watchlist_glance(
                     age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st
                 ),
                 "Market": market_text.describe(st, viewer_tz),
+                "Currency": major_code(code) or f"{code} (unit unknown)",
             }
         )
     return pd.DataFrame(rows, columns=GLANCE_COLUMNS)
 
 
+def _money_text(value, code: str, digits: int | None, signed: bool = False) -> str:
+    text = money(value, code, fmt.DASH, digits)
+    return "+" + text if signed and not fmt.missing(value) and value > 0 else text
+
+
 def color_changes(frame: pd.DataFrame):
-    """A Styler that paints Change and Change % green/red (readable on light and dark)."""
+    """A Styler that paints Change and Change % green/red (readable on light and dark) and shows
+    Last and Change in their currency ("£6.12"; the values are already in major units)."""
 
     def paint(value):
         color = fmt.direction_color(value)
         return f"color: {color}; font-weight: 600" if color else ""
 
-    return frame.style.map(paint, subset=["Change", "Change %"]).format(
+    styler = frame.style.map(paint, subset=["Change", "Change %"]).format(
         {
             "Last": lambda v: fmt.price(v),
             "Change": lambda v: fmt.change(v),
@@ -181,3 +195,17 @@ def color_changes(frame: pd.DataFrame):
         },
         na_rep=fmt.DASH,
     )
+    for i, row in enumerate(frame.to_dict("records")):
+        code = row.get("Currency") or ""
+        if code not in ISO:
+            continue  # unit unknown: the plain number, the Currency column says so
+        digits = 4 if str(row.get("Symbol", "")).endswith("=X") else None
+        styler = styler.format(
+            {
+                "Last": partial(_money_text, code=code, digits=digits),
+                "Change": partial(_money_text, code=code, digits=digits, signed=True),
+            },
+            subset=pd.IndexSlice[frame.index[i], ["Last", "Change"]],
+            na_rep=fmt.DASH,
+        )
+    return styler
