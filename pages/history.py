@@ -25,7 +25,9 @@ settings = runtime.settings
 limits = auth.limits(settings)
 
 st.title("🗂️ History")
-st.caption("Stored prices over any range, aggregated in MongoDB. Dates are UTC days.")
+st.caption(
+    "Stored prices over any range, aggregated in MongoDB. A daily bar is dated by its exchange session."
+)
 
 with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
@@ -123,13 +125,14 @@ spec = INTERVALS[result.interval]
 shown = [s for s in symbols if result.counts.get(s)]
 
 # -- the chart ---------------------------------------------------------------------------------------
+sim_always = runtime.settings.sim_hours == "always"  # the simulator trades around the clock
 if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
     indicators = st.pills(
         "Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
     )
-    always_open = entry.source == "simulated" or market_for(symbol).always_open
+    always_open = entry.source == "simulated" and sim_always or market_for(symbol).always_open
     fig = charts.candles(
         result.of(symbol),
         symbol=symbol,
@@ -138,13 +141,17 @@ if len(shown) == 1:
         tz=entry.timezone or "UTC",
         always_open=always_open,
     )
-    tz_note = f"times in {entry.timezone or 'UTC'}" if spec.intraday else "UTC days"
+    tz_note = (
+        f"times in {entry.timezone or 'UTC'}" if spec.intraday else "each bar on its exchange session date"
+    )
 else:
     as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
     st.markdown(
         "**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range")
     )
-    always_open = any(by_symbol[s].source == "simulated" or market_for(s).always_open for s in shown)
+    always_open = any(
+        by_symbol[s].source == "simulated" and sim_always or market_for(s).always_open for s in shown
+    )
     fig = charts.lines(
         result.frame,
         interval_s=spec.seconds,
