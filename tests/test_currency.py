@@ -77,3 +77,39 @@ def test_home_shows_each_line_in_its_provider_currency():
     assert odd["Last"] == pytest.approx(612.3) and odd["Currency"] == "QQQ (unit unknown)"
     html = tables.color_changes(table).to_html()
     assert "£6.12" in html and "£612.30" in html and "+£0.01" in html
+
+
+def test_home_in_a_base_currency_converts_at_the_rate_of_the_prices_session_date():
+    from datetime import date
+
+    now = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # Wednesday, London open
+    entries = [
+        Entry("OCDO.L", currency="GBp", timezone="Europe/London", exchange="LSE"),
+        Entry("AAPL"),
+        Entry("SAP.DE", currency="EUR", timezone="Europe/Berlin", exchange="XETRA"),
+    ]
+    quotes = pd.DataFrame(
+        [
+            {
+                "symbol": s,
+                "last": 612.3,
+                "age_s": 5.0,
+                "change": 1.5,
+                "change_pct": 0.2,
+                "day_low": 600.0,
+                "day_high": 620.0,
+                "volume": 1e5,
+            }
+            for s in ("OCDO.L", "AAPL", "SAP.DE")
+        ]
+    )
+    # Friday's rate exists but is later than Wednesday: Monday's is used
+    rates = {"GBPUSD=X": [(date(2026, 11, 23), 1.31), (date(2026, 11, 27), 1.25)]}
+    table = tables.watchlist_glance(entries, quotes, {}, 2.0, now, base="USD", rates=rates)
+    pence, dollars, euros = (table.iloc[i] for i in range(3))
+    assert pence["Last"] == pytest.approx(6.123 * 1.31) and pence["Currency"] == "USD ≈ FX of 2026-11-23"
+    assert pence["Day range"] == "$7.86 – $8.12"
+    assert dollars["Last"] == pytest.approx(612.3) and dollars["Currency"] == "USD"
+    assert euros["Last"] == pytest.approx(612.3) and euros["Currency"] == "EUR (no EURUSD=X rate)"
+    html = tables.color_changes(table).to_html()
+    assert "≈ $8.02" in html and "€612.30" in html

@@ -120,3 +120,16 @@ def test_every_setting_is_in_the_secrets_example():
     assert {row["key"] for row in Settings.describe()} <= keys
     config = (ROOT / ".streamlit" / "config.toml").read_text()
     assert "runOnSave = false" in config and 'showErrorDetails = "none"' in config
+
+
+def test_home_base_currency_view_adds_the_fx_pair_it_needs(seeded):
+    settings, store, _ = seeded
+    store.watchlist.update_one({"_id": "MSFT"}, {"$set": {"currency": "GBp"}})  # as if quoted in pence
+    at = app("home").run()
+    assert_clean(at)
+    at.toggle(key="home_base").set_value(True).run()
+    assert_clean(at)
+    assert store.watchlist.count_documents({"_id": "GBPUSD=X"}) == 1  # fetched like any symbol from now on
+    table = at.dataframe[0].value
+    msft = table[table["Symbol"] == "MSFT"].iloc[0]
+    assert msft["Currency"] == "GBP (no GBPUSD=X rate)"  # no rate stored yet: its own currency, said so

@@ -71,6 +71,12 @@ def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
     return queries.quotes(store(), symbols)
 
 
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def fx_rates(key: str, pairs: tuple[str, ...]) -> dict:
+    """Daily FX closes by session date for the base-currency view (``queries.fx_rates``)."""
+    return queries.fx_rates(store(), pairs)
+
+
 @st.cache_data(ttl=30, show_spinner=False, max_entries=64)
 def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
     return queries.sparklines(store(), symbols)

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from pipeline import fx
 from pipeline.currency import ISO, major, major_code, money
 from pipeline.sources.markets import Market, Status, market_for, symbol_status
 from ui import format as fmt
@@ -133,9 +134,14 @@ def watchlist_glance(
     now: datetime | None = None,
     viewer_tz: str | None = None,
     sim_hours: str = "always",
+    base: str | None = None,
+    rates: dict | None = None,
 ) -> pd.DataFrame:
     """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
-    ``viewer_tz`` (the browser's, ``st.context.timezone``)."""
+    ``viewer_tz`` (the browser's, ``st.context.timezone``). Prices are in major units of the quote
+    currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.fx``,
+    ``rates`` from ``queries.fx_rates``): the Currency column then says "USD ≈ FX of <date>", or why a
+    line stays in its own currency."""
     now = now or datetime.now(UTC)
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
@@ -147,17 +153,38 @@ def watchlist_glance(
         st = symbol_status(e.symbol, now, e.source, market, sim_hours)
         code = market.currency
         digits = 4 if e.symbol.endswith("=X") else None
+        unit = major_code(code) or f"{code} (unit unknown)"
+        values = {"last": last, "change": q.get("change"), "low": low, "high": high}
+        values = {
+            k: None if v is None or fmt.missing(v) else major(float(v), code)[0] for k, v in values.items()
+        }
+        if (
+            base
+            and major_code(code)
+            and major_code(code) != base
+            and age_s is not None
+            and not fmt.missing(age_s)
+        ):
+            day = (now - timedelta(seconds=float(age_s))).astimezone(ZoneInfo(market.timezone)).date()
+            converted = fx.convert(1.0, major_code(code), base, rates or {}, day)
+            if converted is None:
+                unit = f"{major_code(code)} (no {fx.pair(code, base)} rate)"
+            else:
+                factor, when = converted
+                values = {k: None if v is None else v * factor for k, v in values.items()}
+                unit, code, digits = f"{base} ≈ FX of {when}", base, None
+        low, high = values["low"], values["high"]
         day_range = (
             fmt.DASH
-            if fmt.missing(low) or fmt.missing(high)
-            else f"{money(low, code, digits=digits)} – {money(high, code, digits=digits)}"
+            if low is None or high is None
+            else f"{money(low, major_code(code), digits=digits)} – {money(high, major_code(code), digits=digits)}"
         )
         rows.append(
             {
                 "Symbol": e.symbol,
                 "Name": e.name or e.symbol,
-                "Last": None if last is None or fmt.missing(last) else major(float(last), code)[0],
-                "Change": None if fmt.missing(q.get("change")) else major(float(q["change"]), code)[0],
+                "Last": values["last"],
+                "Change": values["change"],
                 "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
                 "Day range": day_range,
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
@@ -167,15 +194,18 @@ def watchlist_glance(
                     age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st
                 ),
                 "Market": market_text.describe(st, viewer_tz),
-                "Currency": major_code(code) or f"{code} (unit unknown)",
+                "Currency": unit,
             }
         )
     return pd.DataFrame(rows, columns=GLANCE_COLUMNS)
 
 
-def _money_text(value, code: str, digits: int | None, signed: bool = False) -> str:
+def _money_text(value, code: str, digits: int | None, signed: bool = False, approx: bool = False) -> str:
     text = money(value, code, fmt.DASH, digits)
-    return "+" + text if signed and not fmt.missing(value) and value > 0 else text
+    if fmt.missing(value):
+        return text
+    text = "+" + text if signed and value > 0 else text
+    return "≈ " + text if approx else text
 
 
 def color_changes(frame: pd.DataFrame):
@@ -196,14 +226,16 @@ def color_changes(frame: pd.DataFrame):
         na_rep=fmt.DASH,
     )
     for i, row in enumerate(frame.to_dict("records")):
-        code = row.get("Currency") or ""
+        unit = str(row.get("Currency") or "")
+        code = unit.split(" ", 1)[0]
         if code not in ISO:
             continue  # unit unknown: the plain number, the Currency column says so
-        digits = 4 if str(row.get("Symbol", "")).endswith("=X") else None
+        approx = "≈" in unit
+        digits = 4 if str(row.get("Symbol", "")).endswith("=X") and not approx else None
         styler = styler.format(
             {
-                "Last": partial(_money_text, code=code, digits=digits),
-                "Change": partial(_money_text, code=code, digits=digits, signed=True),
+                "Last": partial(_money_text, code=code, digits=digits, approx=approx),
+                "Change": partial(_money_text, code=code, digits=digits, signed=True, approx=approx),
             },
             subset=pd.IndexSlice[frame.index[i], ["Last", "Change"]],
             na_rep=fmt.DASH,
