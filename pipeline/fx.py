@@ -62,3 +62,45 @@ def convert(
     if found is None:
         return None
     return amount * found[0], found[1]
+
+
+def convert_bars(
+    frame,
+    currencies: Mapping[str, str | None],
+    timezones: Mapping[str, str],
+    base: str,
+    rates: Mapping[str, Sequence[tuple[date, float]]],
+):
+    """A bars frame (``symbol, interval, ts, open, high, low, close, volume``; ``ts`` aware UTC) in
+    ``base``: each bar's prices times the rate of its own session date (a daily or weekly bar's ``ts``
+    is UTC midnight of it; an intraday bar's date at its exchange, ``timezones``), plus a ``fx_date``
+    column. Bars that cannot be converted (unknown unit, no rate within ``MAX_CARRY_DAYS``) are left
+    out; returns (frame, {symbol: sentence about what was left out or assumed})."""
+    import pandas as pd
+
+    if frame.empty:
+        return frame.assign(fx_date=pd.Series(dtype=object)), {}
+    parts, notes = [], {}
+    for symbol, g in frame.groupby("symbol", sort=False):
+        code = currencies.get(str(symbol))
+        ts = pd.to_datetime(g["ts"], utc=True)
+        daily = g["interval"].isin(["1d", "1wk"])
+        local = ts.dt.tz_convert(timezones.get(str(symbol)) or "UTC")
+        days = [u.date() if d else loc.date() for u, loc, d in zip(ts, local, daily, strict=True)]
+        found = [convert(1.0, code, base, rates, d) for d in days]
+        keep = [f is not None for f in found]
+        factors = [f[0] if f is not None else float("nan") for f in found]
+        g = g.assign(fx_date=[f[1] if f is not None else None for f in found])
+        for col in ("open", "high", "low", "close"):
+            g[col] = g[col].astype(float) * factors
+        g = g[keep]
+        dropped = len(keep) - sum(keep)
+        if dropped:
+            why = (
+                "its unit is unknown"
+                if major(1.0, code)[1] is None
+                else f"no {pair(code, base)} rate within {MAX_CARRY_DAYS} days"
+            )
+            notes[str(symbol)] = f"{symbol}: {dropped} bar{'s' if dropped != 1 else ''} left out ({why})"
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True), notes

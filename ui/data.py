@@ -72,9 +72,10 @@ def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=64)
-def fx_rates(key: str, pairs: tuple[str, ...]) -> dict:
-    """Daily FX closes by session date for the base-currency view (``queries.fx_rates``)."""
-    return queries.fx_rates(store(), pairs)
+def fx_rates(key: str, pairs: tuple[str, ...], days: int = 40) -> dict:
+    """Daily FX closes by session date for the last ``days`` days, for the base-currency views
+    (``queries.fx_rates``)."""
+    return queries.fx_rates(store(), pairs, days=days)
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=64)
