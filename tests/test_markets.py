@@ -179,6 +179,10 @@ def test_sessions_between_skip_weekends_and_holidays():
     days = markets.sessions_between(market_for("AAPL"), date(2026, 11, 23), date(2026, 11, 30))
     assert days == [date(2026, 11, d) for d in (23, 24, 25, 27, 30)]
     assert len(markets.sessions_between(market_for("BTC-USD"), date(2026, 11, 23), date(2026, 11, 29))) == 7
+    aapl = market_for("AAPL")
+    assert not markets.trades_between(aapl, at("2026-11-26T00:00"), at("2026-11-27T00:00"))  # Thanksgiving
+    assert markets.trades_between(aapl, at("2026-11-27T00:00"), at("2026-11-28T00:00"))  # the half day
+    assert not markets.trades_between(market_for("EURUSD=X"), at("2026-11-28T00:00"), at("2026-11-29T21:00"))
 
 
 def test_status_of_fifty_symbols_is_cheap():

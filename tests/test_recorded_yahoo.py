@@ -4,7 +4,7 @@ fake market server: what is stored equals what the response says, on the exchang
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from support.fake_market import FakeMarket
 
 from pipeline.bars import BarBuilder
 from pipeline.models import to_utc
+from pipeline.sources import markets
 from pipeline.sources.markets import session_date
 from pipeline.sources.yahoo import YahooSource
 
@@ -94,3 +95,21 @@ def test_the_empty_saturday_minute_chart_is_a_reason_not_an_error(source):
     assert result.errors["AAPL"] == "Yahoo returned no bars for AAPL (empty chart)"
     health = source.health()
     assert health["backoff_seconds_left"] == 0 and health["consecutive_throttles"] == 0  # no throttling
+
+
+def test_a_backfill_of_a_weekend_or_holiday_expects_no_bars(source):
+    # the recorded empty Saturday answer, served for any AAPL minute request
+    now = datetime.now(UTC)
+    saturday = (now - timedelta(days=(now.weekday() - 5) % 7 or 7)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    weekend = source.backfill("AAPL", saturday, saturday + timedelta(days=2), "1m")
+    assert weekend.events == [] and weekend.errors == {}  # nothing expected, nothing wrong
+    wednesday = saturday - timedelta(days=3)
+    if markets.market_status(
+        markets.market_for("AAPL"), wednesday + timedelta(hours=15)
+    ).is_open:  # not a holiday
+        weekday = source.backfill("AAPL", wednesday, wednesday + timedelta(days=1), "1m")
+        assert weekday.errors == {
+            "AAPL": "Yahoo returned no bars for AAPL (empty chart)"
+        }  # a session without bars

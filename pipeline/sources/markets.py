@@ -521,6 +521,17 @@ def _fx_status(market: Market, at: datetime) -> Status:
     return Status("open", at, market.timezone, closes=closes, session=day)
 
 
+def trades_between(market: Market, start: datetime, end: datetime) -> bool:
+    """Does ``market`` trade (regular hours) at any instant in ``start``..``end`` (aware)? False for a
+    weekend or holiday range: there an empty answer from a provider is the right answer."""
+    if end <= start:
+        return False
+    st = market_status(market, start)
+    if st.is_open or st.state == "break":
+        return True
+    return st.next_open is not None and st.next_open < end
+
+
 def sessions_between(market: Market, first: date, last: date) -> list[date]:
     """The session dates of ``market`` from ``first`` to ``last`` (inclusive): trading days where a
     backfill or gap check expects data (every day for 24/7, weekdays for FX)."""

@@ -13,6 +13,8 @@ Guarantees (on top of ``base``):
 - Every call is bounded by ``timeout``: the HTTP session clamps each request (cookie, crumb and chart
   requests included) to the time left before one deadline per call. ``backfill`` stops at the first
   failing request, so a silent server costs one ``timeout``.
+- ``backfill`` of a range in which the market has no session (weekend, holiday) that Yahoo answers
+  with an empty chart returns no bars and no reason: that is the expected answer.
 - ``backfill`` keeps a daily/weekly bar when its exchange session date is in the requested range
   (first and last session included on every exchange, east or west of UTC); intraday bars by instant.
 - ``backfill`` respects Yahoo's limits: 1m bars only for the last 30 days, at most 7 days per request;
@@ -50,7 +52,7 @@ from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
-from .markets import market_for, session_date
+from .markets import market_for, session_date, trades_between
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +279,8 @@ class YahooSource:
             outcome = self._run([symbol], params)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if _in_range(e, start, end)], symbol=symbol)
+            if kind == "empty" and not trades_between(market_for(symbol), a, b):
+                continue  # a weekend or holiday: no bars is the right answer, not a failure
             if kind in ("empty", "nan") and len(chunks) > 1:
                 empty = reason  # a week without trading is no failure while other weeks have bars
             elif reason:
