@@ -259,3 +259,10 @@ def test_stale_means_no_new_price_while_the_market_is_open():
     # the simulator trades around the clock by default, on the calendar when asked
     assert tables.status(5.0, "AAPL", "simulated", True, 2.0, saturday) == "🟢 live"
     assert tables.status(5.0, "AAPL", "simulated", True, 2.0, saturday, sim_hours="calendar") == "🌙 closed"
+
+
+def test_an_unknown_time_zone_from_the_provider_is_ignored(caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.sources.markets"):
+        m = market_for("SAP.DE", timezone="Mars/Olympus_Mons", currency="EUR")
+    assert m.timezone == "Europe/Berlin" and "Mars/Olympus_Mons" in caplog.text
+    assert market_status(m, at("2026-11-26T10:00")).state == "open"

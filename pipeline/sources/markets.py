@@ -215,8 +215,20 @@ def market_for(
     symbol: str, timezone: str | None = None, currency: str | None = None, exchange: str | None = None
 ) -> Market:
     """The market a (normalised) Yahoo-style symbol trades on; the provider's ``timezone``,
-    ``currency`` and ``exchange`` (its chart metadata, stored with the watchlist entry) win when given."""
+    ``currency`` and ``exchange`` (its chart metadata, stored with the watchlist entry) win when given
+    (a time zone this machine does not know is logged and ignored)."""
     market = _from_symbol(symbol)
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except Exception:  # a zone this machine's tzdata does not know: the table's, said once
+            log.warning(
+                "markets: %s: unknown time zone %r from the provider; using %s",
+                symbol,
+                timezone,
+                market.timezone,
+            )
+            timezone = None
     if timezone or currency or exchange:
         return replace(
             market,

@@ -93,7 +93,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 #: rough price level per currency unit, so a made-up Tokyo share costs thousands of yen
-CURRENCY_SCALE = {"JPY": 100.0, "KRW": 1000.0, "INR": 50.0, "GBp": 100.0, "HKD": 5.0, "CNY": 5.0}
+CURRENCY_SCALE = {
+    "JPY": 100.0,
+    "KRW": 1000.0,
+    "INR": 50.0,
+    "GBp": 100.0,
+    "ZAc": 100.0,
+    "ILA": 100.0,
+    "HKD": 5.0,
+    "CNY": 5.0,
+}
 
 
 def _key(text: str) -> int:
