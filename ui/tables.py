@@ -56,12 +56,16 @@ def stale_after(poll_seconds: float) -> float:
 
 def entry_market(entry) -> Market:
     """The market of a watchlist entry: its symbol's exchange calendar, with the time zone, currency
-    and exchange name the provider gave when the entry was added."""
+    and exchange name the provider gave when the entry was added (an entry without an exchange name
+    carries only the defaults, not the provider's word, and gets the table's market)."""
+    exchange = getattr(entry, "exchange", None) or None
+    if exchange is None:  # no provider metadata (an entry seeded before they were stored): the table's
+        return market_for(entry.symbol)
     return market_for(
         entry.symbol,
         getattr(entry, "timezone", None) or None,
         getattr(entry, "currency", None) or None,
-        getattr(entry, "exchange", None) or None,
+        exchange,
     )
 
 
