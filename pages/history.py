@@ -8,11 +8,12 @@ stats table sums each one up, and the CSV holds exactly the bars shown. The view
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from pipeline import analytics, queries
+from pipeline import analytics, fx, queries
 from pipeline.intervals import INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
@@ -25,7 +26,9 @@ settings = runtime.settings
 limits = auth.limits(settings)
 
 st.title("🗂️ History")
-st.caption("Stored prices over any range, aggregated in MongoDB. Dates are UTC days.")
+st.caption(
+    "Stored prices over any range, aggregated in MongoDB. A daily bar is dated by its exchange session."
+)
 
 with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
@@ -122,14 +125,47 @@ if missing:
 spec = INTERVALS[result.interval]
 shown = [s for s in symbols if result.counts.get(s)]
 
+# -- one currency ------------------------------------------------------------------------------------
+base = settings.base_currency
+in_base = st.toggle(
+    f"Prices in {base}",
+    key="hist_base",
+    help=f"Each bar converted at the {base} rate of its own session date (stored FX symbols such as "
+    "GBPUSD=X, carried over at most 5 days, never a later date's); the chart, statistics and CSV follow",
+)
+if in_base:
+    pairs = tuple(fx.needed_pairs([by_symbol[s].currency for s in shown], base))
+    with page.sentences("reading FX rates"):
+        rates = data.fx_rates(data.store_key(), pairs, (today - first_day).days + fx.MAX_CARRY_DAYS + 2)
+    converted, notes = fx.convert_bars(
+        result.frame,
+        {s: by_symbol[s].currency for s in shown},
+        {s: by_symbol[s].timezone for s in shown},
+        base,
+        rates,
+    )
+    result = replace(result, frame=converted.drop(columns=["fx_date"]))
+    missing_pairs = [p for p in pairs if not rates.get(p)]
+    if missing_pairs:
+        st.caption(
+            f"No stored rates for {', '.join(missing_pairs)}: add them to the watchlist to convert those symbols."
+        )
+    for note in notes.values():
+        st.caption(f"≈ {note}")
+    shown = [s for s in shown if (result.frame["symbol"] == s).any()]
+    if not shown:
+        st.info(f"Nothing in this range can be shown in {base} yet.")
+        st.stop()
+
 # -- the chart ---------------------------------------------------------------------------------------
+sim_always = runtime.settings.sim_hours == "always"  # the simulator trades around the clock
 if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
     indicators = st.pills(
         "Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
     )
-    always_open = entry.source == "simulated" or market_for(symbol).always_open
+    always_open = entry.source == "simulated" and sim_always or market_for(symbol).always_open
     fig = charts.candles(
         result.of(symbol),
         symbol=symbol,
@@ -138,13 +174,17 @@ if len(shown) == 1:
         tz=entry.timezone or "UTC",
         always_open=always_open,
     )
-    tz_note = f"times in {entry.timezone or 'UTC'}" if spec.intraday else "UTC days"
+    tz_note = (
+        f"times in {entry.timezone or 'UTC'}" if spec.intraday else "each bar on its exchange session date"
+    )
 else:
     as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
     st.markdown(
         "**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range")
     )
-    always_open = any(by_symbol[s].source == "simulated" or market_for(s).always_open for s in shown)
+    always_open = any(
+        by_symbol[s].source == "simulated" and sim_always or market_for(s).always_open for s in shown
+    )
     fig = charts.lines(
         result.frame,
         interval_s=spec.seconds,
@@ -210,5 +250,6 @@ st.download_button(
     file_name=name,
     mime="text/csv",
     on_click="ignore",
-    help="Columns symbol,interval,ts,open,high,low,close,volume (UTC); the csv source can replay it",
+    help="Columns symbol,interval,ts,open,high,low,close,volume (UTC; a daily bar's ts is its session "
+    "date); prices as shown (in the base currency when that is on); the csv source can replay it",
 )

@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from pipeline import fx
+from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
+from ui import format as fmt
 from ui import health as status
 
 runtime = page.setup(page.APP_NAME, "📈")
@@ -99,8 +102,30 @@ counters()
 
 
 # -- the watchlist at a glance ---------------------------------------------------------------------
+def fx_symbols(entries: list, base: str) -> tuple[str, ...]:
+    """The FX pairs the base-currency view needs; missing ones are added to the watchlist (the first
+    time the view is switched on, when this visitor may change it), with the source of the first
+    symbol that needs them, so the pipeline fetches and stores them like any other symbol."""
+    on_list = {e.symbol for e in entries}
+    needed = {}
+    for e in entries:
+        pair = fx.pair(e.currency, base)
+        if pair and pair not in needed:
+            needed[pair] = e.source
+    missing = [p for p in needed if p not in on_list]
+    if missing and auth.can_change(runtime.settings):
+        for pair in missing:
+            try:
+                runtime.add_symbol(pair, needed[pair])
+            except WatchlistError as exc:
+                st.caption(f"Could not add {pair} for the {base} view: {fmt.literal(str(exc))}")
+    elif missing:
+        st.caption(f"The {base} view needs {', '.join(missing)} on the watchlist (an admin can add them).")
+    return tuple(sorted(needed))
+
+
 @st.fragment(run_every="5s")
-def glance() -> None:
+def glance(in_base: bool) -> None:
     with page.sentences("reading the watchlist"):
         entries = data.watchlist_entries()
         if not entries:
@@ -111,12 +136,18 @@ def glance() -> None:
             return
         symbols = tuple(e.symbol for e in entries)
         key = data.store_key()
+        base = runtime.settings.base_currency
+        rates = data.fx_rates(key, fx_symbols(entries, base)) if in_base else None
         table = tables.watchlist_glance(
             entries,
             data.quotes(key, symbols),
             data.sparklines(key, symbols),
             runtime.settings.poll_seconds,
             now=datetime.now(UTC),
+            viewer_tz=page.viewer_timezone(),
+            sim_hours=runtime.settings.sim_hours,
+            base=base if in_base else None,
+            rates=rates,
         )
     st.dataframe(
         tables.color_changes(table),
@@ -137,7 +168,17 @@ def glance() -> None:
             ),
             "Updated": st.column_config.TextColumn(help="How old the last price is"),
             "Status": st.column_config.TextColumn(
-                help="live · stale (no new price for ten polls while the market is open) · market closed"
+                help="live · stale (no new price for ten polls while the market is open) · "
+                "closed / lunch break / pre-market / after-hours"
+            ),
+            "Currency": st.column_config.TextColumn(
+                help="Prices in major units of the quote currency (pence shown as pounds); "
+                "'≈ FX of <date>' when converted, 'unit unknown' when the provider's unit is not known"
+            ),
+            "Market": st.column_config.TextColumn(
+                help="The exchange's state from its calendar (holidays, half days, lunch breaks) and the "
+                "next open or close, in the exchange's time and yours",
+                width="large",
             ),
         },
     )
@@ -148,4 +189,10 @@ def glance() -> None:
 
 
 st.subheader("Watchlist at a glance")
-glance()
+show_base = st.toggle(
+    f"Show prices in {runtime.settings.base_currency}",
+    key="home_base",
+    help="Converted at the FX rate of each price's session date (stored FX symbols such as GBPUSD=X, "
+    "carried over at most 5 days); converted values are marked ≈ with the FX date",
+)
+glance(show_base)

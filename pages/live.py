@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
+from pipeline import currency
 from pipeline.intervals import INTERVALS
 from pipeline.queries import LIVE_INTERVALS
-from pipeline.sources.markets import market_for
-from ui import auth, charts, data, page
+from pipeline.sources.markets import market_for, symbol_status
+from ui import auth, charts, data, page, tables
 from ui import format as fmt
+from ui import markets as market_text
 
 WINDOWS = {
     "30m": 1800,
@@ -119,25 +121,50 @@ def market_of(symbol: str) -> tuple[str, bool]:
     entry = by_symbol.get(symbol)
     market = market_for(symbol)
     tz = entry.timezone if entry and entry.timezone else market.timezone
-    return tz, (entry is not None and entry.source == "simulated") or market.always_open
+    simulated = entry is not None and entry.source == "simulated" and runtime.settings.sim_hours == "always"
+    return tz, simulated or market.always_open
+
+
+def market_badges(shown: list[str]) -> None:
+    """One badge per shown symbol: its market's state now and the next open or close."""
+    now, viewer = datetime.now(UTC), page.viewer_timezone()
+    badges = []
+    for symbol in shown:
+        entry = by_symbol.get(symbol)
+        market = tables.entry_market(entry) if entry is not None else market_for(symbol)
+        source = entry.source if entry is not None else ""
+        st_ = symbol_status(symbol, now, source, market, runtime.settings.sim_hours)
+        badges.append(f"**{symbol}** {market_text.badge(st_, viewer)}")
+    st.caption(" · ".join(badges))
 
 
 def metrics_row(quotes, shown: list[str]) -> None:
+    """Last price, change and day range per shown symbol, in major units of its quote currency."""
     rows = {r["symbol"]: r for r in quotes.to_dict("records")}
+
+    def money(symbol: str, value) -> str:
+        entry = by_symbol.get(symbol)
+        code = entry.currency if entry is not None else market_for(symbol).currency
+        return currency.money(value, code, fmt.DASH, 4 if symbol.endswith("=X") else None)
+
     if len(shown) == 1:
-        q = rows.get(shown[0], {})
+        symbol = shown[0]
+        q = rows.get(symbol, {})
         cols = st.columns(6)
         cols[0].metric(
-            f"{shown[0]} last",
-            fmt.price(q.get("last")),
+            f"{symbol} last",
+            money(symbol, q.get("last")),
             delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
         )
+        change = q.get("change")
         cols[1].metric(
-            "Change", fmt.change(q.get("change")), help=f"Since the {q.get('reference') or 'previous close'}"
+            "Change",
+            fmt.DASH if fmt.missing(change) else ("+" if change > 0 else "") + money(symbol, change),
+            help=f"Since the {q.get('reference') or 'previous close'}",
         )
         cols[2].metric("% change", fmt.pct(q.get("change_pct")))
-        cols[3].metric("Day high", fmt.price(q.get("day_high")))
-        cols[4].metric("Day low", fmt.price(q.get("day_low")))
+        cols[3].metric("Day high", money(symbol, q.get("day_high")))
+        cols[4].metric("Day low", money(symbol, q.get("day_low")))
         cols[5].metric("Day volume", fmt.volume(q.get("volume")))
         return
     cols = st.columns(min(len(shown), 8))
@@ -145,7 +172,7 @@ def metrics_row(quotes, shown: list[str]) -> None:
         q = rows.get(symbol, {})
         col.metric(
             symbol,
-            fmt.price(q.get("last")),
+            money(symbol, q.get("last")),
             delta=fmt.pct(q.get("change_pct")) if not fmt.missing(q.get("change_pct")) else None,
         )
 
@@ -168,6 +195,7 @@ def live_view(
         )
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
+    market_badges(charted if view == "Candles" else symbols)
     window_start = datetime.now(UTC) - timedelta(seconds=window_s)
     visible = result.frame[result.frame["ts"] >= window_start - INTERVALS[result.interval].span]
     if visible.empty:
@@ -209,7 +237,7 @@ def live_view(
     st.plotly_chart(fig, key="live_chart", config={"displaylogo": False, "scrollZoom": False})
     parts = [
         f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
-        f"times in {tz if spec.intraday else 'UTC days'}",
+        f"times in {tz}" if spec.intraday else "each bar on its exchange session date",
         f"query {fmt.duration_ms(result.query_ms)}",
         f"updated {datetime.now(UTC):%H:%M:%S} UTC, every {refresh} s",
     ]

@@ -8,14 +8,17 @@ source and saved in MongoDB; the running producer picks it up within seconds, wi
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from pipeline.config import SOURCES
 from pipeline.csvfile import decode
+from pipeline.sources.markets import symbol_status
 from pipeline.watchlist import WatchlistError, read_import
-from ui import auth, data, page
+from ui import auth, data, page, tables
 from ui import format as fmt
+from ui import markets as market_text
 from ui import watchlist_edit as edit
 
 runtime = page.setup("Watchlist", "📋")
@@ -73,7 +76,15 @@ with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
     backfills = {b["symbol"]: b for b in data.backfills() if b.get("symbol")}
 pending = st.session_state.setdefault("wl_pending", [])
-shown = edit.frame(entries, backfills, pending)
+now = datetime.now(UTC)
+markets = {
+    e.symbol: market_text.badge(
+        symbol_status(e.symbol, now, e.source, tables.entry_market(e), settings.sim_hours),
+        page.viewer_timezone(),
+    )
+    for e in entries
+}
+shown = edit.frame(entries, backfills, pending, markets)
 version = st.session_state.setdefault("wl_version", 0)
 editor_key = f"wl_editor_{version}"
 
@@ -94,8 +105,18 @@ st.data_editor(
     hide_index=True,
     width="stretch",
     num_rows="dynamic" if allowed else "fixed",
-    disabled=not allowed or ["name", "exchange", "currency", "backfill", "status"],
-    column_order=["symbol", "enabled", "source", "name", "exchange", "currency", "backfill", "status"],
+    disabled=not allowed or ["name", "exchange", "currency", "market", "backfill", "status"],
+    column_order=[
+        "symbol",
+        "enabled",
+        "source",
+        "name",
+        "exchange",
+        "currency",
+        "market",
+        "backfill",
+        "status",
+    ],
     column_config={
         "symbol": st.column_config.TextColumn(
             "Ticker",
@@ -111,6 +132,9 @@ st.data_editor(
         "name": st.column_config.TextColumn("Name"),
         "exchange": st.column_config.TextColumn("Exchange"),
         "currency": st.column_config.TextColumn("Currency", width="small"),
+        "market": st.column_config.TextColumn(
+            "Market", help="The exchange's state now and its next open or close (exchange time, yours)"
+        ),
         "backfill": st.column_config.ProgressColumn(
             "Backfill", min_value=0, max_value=100, format="%.0f%%", help="History fetched for the symbol"
         ),

@@ -22,6 +22,7 @@ Guarantees:
   stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
+  Each daily bar also carries ``session`` ("YYYY-MM-DD"), that date spelled out.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
 - ``stop()`` is honoured between marks (at most a day of minutes each): a stopped builder returns
   within about a day's rebuild and gives an unfinished claim back as pending. A run takes marks
@@ -331,7 +332,10 @@ class BarBuilder:
         start, end = day_start_utc(first, tz), day_start_utc(last + timedelta(days=1), tz)
         hours = self._find(self.store.bars, symbol, PARENT["1d"], start, end)
         rows = aggregate(hours, "1d", bucket=lambda ts: day_key(session_date(ts, tz)))
-        return self._save(symbol, "1d", self._merge_source_days(symbol, rows, first, last, tz))
+        rows = self._merge_source_days(symbol, rows, first, last, tz)
+        for key, row in rows.items():  # the session date, stored explicitly (ts is its UTC midnight)
+            row["session"] = key.date().isoformat()
+        return self._save(symbol, "1d", rows)
 
     def _merge_source_days(self, symbol: str, rows: dict, first: date, last: date, tz: str) -> dict:
         """Fold the source's daily bars of session dates ``first``..``last`` into ``rows``."""

@@ -117,6 +117,17 @@ def _db_name(key: str, text: str) -> str:
     return name
 
 
+def _currency(key: str, text: str) -> str:
+    from .currency import ISO, MINOR
+
+    code = text.strip().upper()
+    if code not in ISO or code in MINOR or len(code) != 3:
+        raise ConfigError(
+            f"{key}={text[:20]!r} is not a currency we convert to; use an ISO code such as USD, EUR, GBP"
+        )
+    return code
+
+
 def _optional(key: str, text: str) -> str | None:
     return text.strip() or None
 
@@ -221,6 +232,18 @@ class Settings:
         "STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST, doc="symbols on first start"
     )
     sim_seed: int | None = _setting("STOCKMON_SIM_SEED", _number(int, 0, 2**63), None)
+    base_currency: str = _setting(
+        "STOCKMON_BASE_CURRENCY",
+        _currency,
+        "USD",
+        doc="currency of the base-currency view (ISO 4217, e.g. USD, EUR, GBP)",
+    )
+    sim_hours: str = _setting(
+        "STOCKMON_SIM_HOURS",
+        _choice("always", "calendar"),
+        "always",
+        doc="simulator trades always, or only in its exchange's real sessions",
+    )
     backfill_days_1m: int = _setting(
         "STOCKMON_BACKFILL_DAYS_1M",
         _number(int, 0, 30),

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -313,6 +313,23 @@ def _as_of(row: dict, now: datetime) -> dict:
         now,
     )
     return {"close": float(row["close"]), "as_of": as_of}
+
+
+def fx_rates(
+    store, pairs: Sequence[str], days: int = 40, now: datetime | None = None
+) -> dict[str, list[tuple[date, float]]]:
+    """Daily closes of FX symbols (``GBPUSD=X`` ...) for the last ``days`` days, by session date,
+    oldest first: ``{pair: [(date, close)]}`` from the stored 1d bars (``ts`` is UTC midnight of the
+    session date). A pair with nothing stored maps to an empty list. One indexed query per pair."""
+    now = now or utcnow()
+    out: dict[str, list[tuple[date, float]]] = {}
+    for pair in pairs:
+        docs = store.bars.find(
+            {"symbol": pair, "interval": "1d", "ts": {"$gte": now - timedelta(days=days)}},
+            {"_id": 0, "ts": 1, "close": 1},
+        ).sort("ts", 1)
+        out[pair] = [(to_utc(d["ts"]).date(), float(d["close"])) for d in docs]
+    return out
 
 
 def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.DataFrame:

@@ -180,9 +180,15 @@ class Watchlist:
         """Fill an empty watchlist on first start (no lookups: the defaults are known good)."""
         if self.collection.estimated_document_count():
             return 0
+        from .sources.markets import symbol_info  # the table's market: no lookup on first start
+
         n = 0
         for i, symbol in enumerate(symbols):
-            doc = asdict(Entry(symbol=symbol, source=source))
+            info = symbol_info(symbol)
+            entry = Entry(
+                symbol, source, exchange=info.exchange, currency=info.currency, timezone=info.timezone
+            )
+            doc = asdict(entry)
             doc["added_at"] = utcnow().replace(microsecond=i * 1000)
             self.collection.update_one({"_id": symbol}, {"$setOnInsert": doc}, upsert=True)
             n += 1

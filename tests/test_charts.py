@@ -101,3 +101,22 @@ def test_lines_normalise_each_symbol_to_one():
     assert [t.name for t in fig.data] == ["A", "B"]
     assert all(t.y[0] == pytest.approx(1.0) for t in fig.data)
     assert charts.figure_points(fig) == 50
+
+
+def test_daily_comparison_across_markets_keeps_days_only_one_market_was_closed():
+    # AAPL closed on Thanksgiving (26 Nov), 7203.T closed on 23 Nov (Labour Thanksgiving, observed 24th)
+    days = {
+        "AAPL": ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"],
+        "7203.T": ["2026-11-25", "2026-11-26", "2026-11-27"],
+    }
+    rows = [
+        {"symbol": s, "ts": pd.Timestamp(d, tz="UTC"), "close": 100.0 + i}
+        for s, ds in days.items()
+        for i, d in enumerate(ds)
+    ]
+    fig = charts.lines(pd.DataFrame(rows), interval_s=86400, normalise=True, always_open=False)
+    aapl, toyota = fig.data
+    assert len(aapl.x) == 5 and len(toyota.x) == 3  # Toyota's line starts at its own first session
+    assert list(aapl.customdata) == ["", "", "", " (closed)", ""]
+    assert aapl.y[3] == aapl.y[2]  # carried across Thanksgiving, for display only
+    assert toyota.y[0] == 1.0  # normalised on its own first session

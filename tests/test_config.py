@@ -172,3 +172,15 @@ def test_external_mode_and_kafka_security_pass_through():
         "sasl_plain_password": "p",
         "ssl_cafile": "/ca.pem",
     }
+
+
+def test_simulator_hours_reach_the_simulated_source():
+    from pipeline.sources import make_source
+
+    assert Settings.load(env={}, secrets_paths=[]).sim_hours == "always"
+    settings = Settings.load(env={"STOCKMON_SIM_HOURS": "calendar"}, secrets_paths=[])
+    assert make_source("simulated", settings).hours == "calendar"
+    with pytest.raises(
+        ConfigError, match="STOCKMON_SIM_HOURS='sometimes' is not allowed; use one of: always, calendar"
+    ):
+        Settings.load(env={"STOCKMON_SIM_HOURS": "sometimes"}, secrets_paths=[])

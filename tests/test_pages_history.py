@@ -127,3 +127,31 @@ def test_history_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatc
     at = app("history").run()
     assert_clean(at)
     assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+
+
+def test_history_in_the_base_currency_converts_each_bar_at_its_session_dates_rate(seeded):
+    _, store, _ = seeded
+    store.watchlist.update_one({"_id": "AAPL"}, {"$set": {"currency": "GBp"}})  # as if quoted in pence
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    store.bars.insert_many(
+        [
+            {
+                "symbol": "GBPUSD=X",
+                "interval": "1d",
+                "ts": midnight - timedelta(days=d),
+                "open": 2.0,
+                "high": 2.0,
+                "low": 2.0,
+                "close": 2.0,
+                "volume": 0.0,
+            }
+            for d in range(0, 8)
+        ]
+    )
+    at = app("history", query={"symbols": "AAPL", "interval": "1h"}).run()
+    before = at.dataframe[0].value["last"].iloc[0]
+    at.toggle(key="hist_base").set_value(True).run()
+    assert_clean(at)
+    after = at.dataframe[0].value["last"].iloc[0]
+    assert after == pytest.approx(before / 100 * 2.0)  # pence -> pounds -> dollars at 2.0

@@ -38,6 +38,7 @@ def test_home_watchlist_at_a_glance(seeded):
     assert " – " in aapl["Day range"]
     assert table.iloc[2]["Status"] == "⚪ no data yet"
     assert pd.isna(table.iloc[2]["Last"])
+    assert aapl["Market"] == "🟢 open 24/7"  # the simulator trades around the clock by default
 
 
 def test_home_empty_watchlist_points_to_the_watchlist_page(stack, tmp_path, app_env, monkeypatch):
@@ -66,7 +67,7 @@ def test_home_mongodb_down(stack, tmp_path, app_env, monkeypatch):
 
 def test_stale_and_closed_flags():
     now = datetime(2025, 3, 8, 15, 0, tzinfo=UTC)  # a Saturday
-    assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, now) == "🌙 market closed"
+    assert tables.status(5.0, "AAPL", "yfinance", True, 2.0, now) == "🌙 closed"
     assert tables.status(500.0, "AAPL", "simulated", True, 2.0, now) == "🟠 stale (8 min)"
     assert tables.status(500.0, "BTC-USD", "yfinance", True, 2.0, now) == "🟠 stale (8 min)"
     weekday = now - timedelta(days=2)  # Thursday 10:00 New York: open
@@ -81,7 +82,7 @@ def test_a_price_older_than_the_last_session_is_stale_with_its_date():
     friday_close = datetime(2025, 3, 7, 21, 0, tzinfo=UTC)  # 16:00 New York
     thursday_close = friday_close - timedelta(days=1)
     age = (saturday - friday_close).total_seconds()
-    assert tables.status(age, "AAPL", "yfinance", True, 2.0, saturday) == "🌙 market closed"
+    assert tables.status(age, "AAPL", "yfinance", True, 2.0, saturday) == "🌙 closed"
     age = (saturday - thursday_close).total_seconds()
     assert tables.status(age, "AAPL", "yfinance", True, 2.0, saturday) == "🟠 stale (2025-03-06)"
     assert tables.updated(age, "AAPL", saturday) == "2025-03-06"
@@ -119,3 +120,16 @@ def test_every_setting_is_in_the_secrets_example():
     assert {row["key"] for row in Settings.describe()} <= keys
     config = (ROOT / ".streamlit" / "config.toml").read_text()
     assert "runOnSave = false" in config and 'showErrorDetails = "none"' in config
+
+
+def test_home_base_currency_view_adds_the_fx_pair_it_needs(seeded):
+    settings, store, _ = seeded
+    store.watchlist.update_one({"_id": "MSFT"}, {"$set": {"currency": "GBp"}})  # as if quoted in pence
+    at = app("home").run()
+    assert_clean(at)
+    at.toggle(key="home_base").set_value(True).run()
+    assert_clean(at)
+    assert store.watchlist.count_documents({"_id": "GBPUSD=X"}) == 1  # fetched like any symbol from now on
+    table = at.dataframe[0].value
+    msft = table[table["Symbol"] == "MSFT"].iloc[0]
+    assert msft["Currency"] == "GBP (no GBPUSD=X rate)"  # no rate stored yet: its own currency, said so

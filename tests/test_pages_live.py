@@ -38,7 +38,8 @@ def test_live_one_symbol_candles_volume_and_metrics(seeded):
         "Day volume",
     ]
     last = frame[frame.symbol == "AAPL"]["close"].iloc[-1]
-    assert at.metric[0].value == f"{last:,.2f}"
+    assert at.metric[0].value == f"${last:,.2f}"  # in its quote currency
+    assert "**AAPL** 🟢 open 24/7" in texts(at)  # the market badge (the simulator trades around the clock)
     (spec,) = plotly_specs(at)
     types = [t["type"] for t in spec["data"]]
     assert types == ["candlestick", "bar"]

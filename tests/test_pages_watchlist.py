@@ -55,6 +55,7 @@ def test_watchlist_shows_entries_and_backfill_progress(seeded):
     assert table["symbol"].tolist() == ["AAPL", "MSFT", "GOOG"]
     assert table.set_index("symbol").loc["MSFT", "backfill"] == 25.0
     assert "backfilling (1/4)" in table.set_index("symbol").loc["MSFT", "status"]
+    assert table.set_index("symbol").loc["AAPL", "market"] == "🟢 open 24/7"  # simulated: around the clock
     (bar,) = at.get("progress")
     assert bar.value == 25 and "MSFT" in bar.text and "1,234 bars sent" in bar.text
     assert at.data_editor[0].editing_mode == "dynamic"

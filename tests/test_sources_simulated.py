@@ -267,3 +267,39 @@ def test_lookup_accepts_any_valid_symbol_and_names_its_market():
 def test_bad_symbols_become_errors_not_exceptions():
     result = SimulatedSource(seed=1, clock=Clock()).fetch(["AAPL", "no good"])
     assert "no good" in result.errors and {e.symbol for e in result.events} == {"AAPL"}
+
+
+def test_calendar_hours_trade_only_in_real_sessions():
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    now = [datetime(2026, 1, 6, 3, 0, tzinfo=UTC)]  # Tokyo lunch break, London and New York closed
+    calendar = SimulatedSource(seed=7, clock=lambda: now[0], hours="calendar")
+    result = calendar.fetch(["7203.T", "AAPL", "BTC-USD"])
+    assert {e.symbol for e in result.events} == {"BTC-USD"} and result.errors == {}
+    now[0] = datetime(2026, 1, 6, 4, 0, tzinfo=UTC)  # Tokyo afternoon session
+    assert {e.symbol for e in calendar.fetch(["7203.T", "AAPL"]).events} == {"7203.T"}
+    always = SimulatedSource(seed=7, clock=lambda: now[0])
+    assert {e.symbol for e in always.fetch(["7203.T", "AAPL"]).events} == {"7203.T", "AAPL"}
+    # history: no bar on Thanksgiving, none after the 13:00 early close, none in Tokyo's lunch
+    now[0] = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    days = calendar.backfill("AAPL", datetime(2026, 11, 23, tzinfo=UTC), now[0], "1d").events
+    assert [e.ts.astimezone(ZoneInfo("America/New_York")).date() for e in days] == [
+        date(2026, 11, d) for d in (23, 24, 25, 27)
+    ]
+    minutes = calendar.backfill(
+        "AAPL", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC), "1m"
+    )
+    stamps = [e.ts for e in minutes.events]
+    assert stamps[0] == datetime(2026, 11, 27, 14, 30, tzinfo=UTC) and stamps[-1] == datetime(
+        2026, 11, 27, 17, 59, tzinfo=UTC
+    )
+    tokyo = calendar.backfill(
+        "7203.T", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 27, 7, tzinfo=UTC), "5m"
+    )
+    assert not [
+        e
+        for e in tokyo.events
+        if datetime(2026, 11, 27, 2, 30, tzinfo=UTC) <= e.ts < datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+    ]
+    assert len(tokyo.events) == (150 + 180) // 5  # 09:00-11:30 and 12:30-15:30 JST

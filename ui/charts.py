@@ -358,13 +358,32 @@ def lines(
     always_open: bool = True,
     height: int = 430,
 ) -> go.Figure:
-    """One line per symbol (long frame: symbol, ts, close); normalised to 1.0 at each line's start."""
+    """One line per symbol (long frame: symbol, ts, close); normalised to 1.0 at each line's start
+    (its own first session). Daily and coarser lines of several symbols are aligned on the union of
+    their dates: a day on which only one market was closed stays, and the closed market's line
+    carries its last close across it (display only, hover says "closed"), never before its start."""
     fig = go.Figure()
     xs = []
-    for symbol, g in frame.sort_values("ts").groupby("symbol", sort=False):
+    groups = list(frame.sort_values("ts").groupby("symbol", sort=False))
+    align = interval_s >= DAY and len(groups) > 1
+    dates = (
+        pd.Index(sorted(set().union(*(local_times(g["ts"], tz, interval_s) for _, g in groups))))
+        if align
+        else None
+    )
+    for symbol, g in groups:
         x = local_times(g["ts"], tz, interval_s)
-        xs.append(x)
         y = analytics.normalise(g["close"]) if normalise else g["close"]
+        traded = pd.Series(True, index=x.values)
+        if dates is not None:
+            series = pd.Series(y.to_numpy(), index=x.values)
+            series = series[~series.index.duplicated(keep="last")]
+            own = dates[dates >= series.index.min()]
+            traded = series.reindex(own).notna()
+            series = series.reindex(own).ffill()
+            x, y = pd.Series(own), series
+        xs.append(x)
+        closed = np.where(traded.to_numpy(), "", " (closed)")
         fig.add_trace(
             go.Scatter(
                 x=epoch_ms(x),
@@ -372,7 +391,8 @@ def lines(
                 name=symbol,
                 mode="lines",
                 line=dict(width=1.6),
-                hovertemplate="%{y:.4f}×" if normalise else "%{y:,.2f}",
+                customdata=closed,
+                hovertemplate=("%{y:.4f}×" if normalise else "%{y:,.2f}") + "%{customdata}",
             )
         )
     union = pd.concat(xs) if xs else pd.Series(dtype="datetime64[ns]")

@@ -91,6 +91,13 @@ def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
     return queries.quotes(store(), symbols)
 
 
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def fx_rates(key: str, pairs: tuple[str, ...], days: int = 40) -> dict:
+    """Daily FX closes by session date for the last ``days`` days, for the base-currency views
+    (``queries.fx_rates``)."""
+    return queries.fx_rates(store(), pairs, days=days)
+
+
 @st.cache_data(ttl=30, show_spinner=False, max_entries=64)
 def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
     return queries.sparklines(store(), symbols)

@@ -92,6 +92,16 @@ def _reload_when_mongo_answers() -> None:
         st.rerun(scope="app")
 
 
+def viewer_timezone() -> str | None:
+    """The browser's IANA time zone (``st.context.timezone``), None when the browser does not say
+    (AppTest, old browsers): market times are then shown in the exchange's zone only."""
+    try:
+        tz = st.context.timezone
+    except Exception:  # no browser context (bare script run)
+        return None
+    return str(tz) if tz else None
+
+
 @contextmanager
 def sentences(doing: str):
     try:

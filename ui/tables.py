@@ -4,24 +4,34 @@ Guarantees:
 - ``watchlist_glance`` has one row per watchlist entry, in watchlist order, whatever is stored: a
   symbol with no data gets "no data yet" instead of disappearing.
 - A price's age is the time the *data* says it is from (``as_of``/``age_s`` of ``queries.quotes``:
-  a tick's market time, never when it was fetched). A price older than the start of its market's
-  latest session is "stale" with its date, open or closed ("🟠 stale (2024-03-01)"; sessions are
-  weekdays at the market's hours from ``pipeline.sources.markets``, holidays are not known here).
-  Otherwise it is stale when its market is open and it is older than ``stale_after(poll)``; a
-  closed exchange (weekend, outside its session) says "closed" instead, and the simulated source
-  never closes (it runs 24/7 by design). "Updated" is "4 s ago" up to a day, then the date.
+  a tick's market time, never when it was fetched). Markets, sessions, holidays, half days and
+  lunch breaks come from ``pipeline.sources.markets`` (exchange calendars), with the provider's time
+  zone and currency stored with the watchlist entry.
+- "Stale" means no new price while the market is open, nothing else: a price older than the open of
+  the latest session that began at least ``stale_after(poll)`` ago is "stale" with its date; while
+  the market is open, a price older than ``stale_after(poll)`` is "stale" with its age. A closed
+  market (holiday, weekend, after an early close), a lunch break, pre-market and after-hours say so
+  instead. The simulated source trades around the clock unless ``STOCKMON_SIM_HOURS=calendar``.
+  "Updated" is "4 s ago" up to a day, then the date at the exchange.
+- The Market column is ``ui.markets.badge``: the state and the next change in the exchange's zone
+  and the viewer's. The cost of the statuses of 50 symbols is a fraction of a millisecond once the
+  calendars are built (``tests/test_markets.py`` measures it).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from pipeline.sources.markets import market_for, session_fraction
+from pipeline import fx
+from pipeline.currency import ISO, major, major_code, money
+from pipeline.sources.markets import Market, Status, market_for, symbol_status
 from ui import format as fmt
+from ui import markets as market_text
 
 GLANCE_COLUMNS = [
     "Symbol",
@@ -34,6 +44,8 @@ GLANCE_COLUMNS = [
     "Trend",
     "Updated",
     "Status",
+    "Market",
+    "Currency",
 ]
 
 
@@ -42,53 +54,67 @@ def stale_after(poll_seconds: float) -> float:
     return max(60.0, 10.0 * poll_seconds)
 
 
-def market_open(symbol: str, source: str, now: datetime) -> bool:
-    if source == "simulated":
-        return True
-    market = market_for(symbol)
-    if market.always_open:
-        return True
-    local = now.astimezone(ZoneInfo(market.timezone))
-    if local.weekday() >= 5:
-        return False
-    return session_fraction(now, market) is not None
+def entry_market(entry) -> Market:
+    """The market of a watchlist entry: its symbol's exchange calendar, with the time zone, currency
+    and exchange name the provider gave when the entry was added (an entry without an exchange name
+    carries only the defaults, not the provider's word, and gets the table's market)."""
+    exchange = getattr(entry, "exchange", None) or None
+    if exchange is None:  # no provider metadata (an entry seeded before they were stored): the table's
+        return market_for(entry.symbol)
+    return market_for(
+        entry.symbol,
+        getattr(entry, "timezone", None) or None,
+        getattr(entry, "currency", None) or None,
+        exchange,
+    )
 
 
-def last_session_start(symbol: str, source: str, now: datetime) -> datetime | None:
-    """UTC start of the latest regular session of ``symbol``'s market that has begun by ``now``
-    (aware UTC): today's open if it has passed, else the previous weekday's (every day for markets
-    that never close: their local midnight). None for the simulated source (no sessions)."""
-    if source == "simulated":
-        return None
-    market = market_for(symbol)
-    zone = ZoneInfo(market.timezone)
-    day = now.astimezone(zone).date()
-    for back in range(8):
-        d = day - timedelta(days=back)
-        if not market.always_open and d.weekday() >= 5:
-            continue
-        start = datetime.combine(d, market.open if not market.always_open else datetime.min.time(), zone)
-        if start <= now:
-            return start.astimezone(UTC)
-    return None
+def market_open(symbol: str, source: str, now: datetime, sim_hours: str = "always") -> bool:
+    """Regular trading at ``now`` (a new price is expected)."""
+    return symbol_status(symbol, now, source, sim_hours=sim_hours).is_open
+
+
+def last_session_start(
+    symbol: str, source: str, now: datetime, market: Market | None = None, sim_hours: str = "always"
+) -> datetime | None:
+    """UTC open of the latest regular session of ``symbol``'s market that has begun by ``now``
+    (aware UTC), holidays skipped; None for markets without sessions (24/7, FX, the simulator)."""
+    st = symbol_status(symbol, now, source, market, sim_hours)
+    return st.opened
 
 
 def status(
-    age_s: float | None, symbol: str, source: str, enabled: bool, poll_seconds: float, now: datetime
+    age_s: float | None,
+    symbol: str,
+    source: str,
+    enabled: bool,
+    poll_seconds: float,
+    now: datetime,
+    market: Market | None = None,
+    sim_hours: str = "always",
+    market_status: Status | None = None,
 ) -> str:
     """The Status column: disabled, no data yet, stale (with its date when older than the latest
-    session, else with its age), market closed, or live. ``age_s`` is seconds before ``now``."""
+    session, else with its age), the market's state when it is not open, or live. ``age_s`` is
+    seconds before ``now``; ``market_status`` saves a second lookup when the caller has it."""
     if not enabled:
         return "⏸️ disabled"
     if age_s is None or (isinstance(age_s, float) and math.isnan(age_s)):
         return "⚪ no data yet"
+    st = market_status or symbol_status(symbol, now, source, market, sim_hours)
     as_of = now - timedelta(seconds=float(age_s))
-    session = last_session_start(symbol, source, now)
-    if session is not None and as_of < session:
-        local = as_of.astimezone(ZoneInfo(market_for(symbol).timezone))
-        return f"🟠 stale ({local.date().isoformat()})"
-    if not market_open(symbol, source, now):
-        return "🌙 market closed"
+    grace = timedelta(seconds=stale_after(poll_seconds))
+    if st.opened is not None:
+        expected = st.opened
+        if now - expected < grace and st.state in ("open", "break"):
+            # the session has just begun: the previous one is the one that must have prices
+            previous = symbol_status(symbol, expected - timedelta(seconds=1), source, market, sim_hours)
+            expected = previous.opened or expected
+        if as_of < expected and now - expected >= grace:
+            local = as_of.astimezone(ZoneInfo(st.timezone))
+            return f"🟠 stale ({local.date().isoformat()})"
+    if not st.is_open:
+        return market_text.short(st)
     if age_s > stale_after(poll_seconds):
         return f"🟠 stale ({fmt.age(age_s)})"
     return "🟢 live"
@@ -110,7 +136,16 @@ def watchlist_glance(
     lines: dict[str, list[float]],
     poll_seconds: float,
     now: datetime | None = None,
+    viewer_tz: str | None = None,
+    sim_hours: str = "always",
+    base: str | None = None,
+    rates: dict | None = None,
 ) -> pd.DataFrame:
+    """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
+    ``viewer_tz`` (the browser's, ``st.context.timezone``). Prices are in major units of the quote
+    currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.fx``,
+    ``rates`` from ``queries.fx_rates``): the Currency column then says "USD ≈ FX of <date>", or why a
+    line stays in its own currency."""
     now = now or datetime.now(UTC)
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
@@ -118,34 +153,74 @@ def watchlist_glance(
         q = by_symbol.get(e.symbol, {})
         last, age_s = q.get("last"), q.get("age_s")
         low, high = q.get("day_low"), q.get("day_high")
+        market = entry_market(e)
+        st = symbol_status(e.symbol, now, e.source, market, sim_hours)
+        code = market.currency
+        digits = 4 if e.symbol.endswith("=X") else None
+        unit = major_code(code) or f"{code} (unit unknown)"
+        values = {"last": last, "change": q.get("change"), "low": low, "high": high}
+        values = {
+            k: None if v is None or fmt.missing(v) else major(float(v), code)[0] for k, v in values.items()
+        }
+        if (
+            base
+            and major_code(code)
+            and major_code(code) != base
+            and age_s is not None
+            and not fmt.missing(age_s)
+        ):
+            day = (now - timedelta(seconds=float(age_s))).astimezone(ZoneInfo(market.timezone)).date()
+            converted = fx.convert(1.0, major_code(code), base, rates or {}, day)
+            if converted is None:
+                unit = f"{major_code(code)} (no {fx.pair(code, base)} rate)"
+            else:
+                factor, when = converted
+                values = {k: None if v is None else v * factor for k, v in values.items()}
+                unit, code, digits = f"{base} ≈ FX of {when}", base, None
+        low, high = values["low"], values["high"]
         day_range = (
-            fmt.DASH if fmt.missing(low) or fmt.missing(high) else f"{fmt.price(low)} – {fmt.price(high)}"
+            fmt.DASH
+            if low is None or high is None
+            else f"{money(low, major_code(code), digits=digits)} – {money(high, major_code(code), digits=digits)}"
         )
         rows.append(
             {
                 "Symbol": e.symbol,
                 "Name": e.name or e.symbol,
-                "Last": None if last is None or fmt.missing(last) else float(last),
-                "Change": None if fmt.missing(q.get("change")) else float(q["change"]),
+                "Last": values["last"],
+                "Change": values["change"],
                 "Change %": None if fmt.missing(q.get("change_pct")) else float(q["change_pct"]),
                 "Day range": day_range,
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
                 "Trend": lines.get(e.symbol) or [],
                 "Updated": updated(age_s, e.symbol, now),
-                "Status": status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now),
+                "Status": status(
+                    age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st
+                ),
+                "Market": market_text.describe(st, viewer_tz),
+                "Currency": unit,
             }
         )
     return pd.DataFrame(rows, columns=GLANCE_COLUMNS)
 
 
+def _money_text(value, code: str, digits: int | None, signed: bool = False, approx: bool = False) -> str:
+    text = money(value, code, fmt.DASH, digits)
+    if fmt.missing(value):
+        return text
+    text = "+" + text if signed and value > 0 else text
+    return "≈ " + text if approx else text
+
+
 def color_changes(frame: pd.DataFrame):
-    """A Styler that paints Change and Change % green/red (readable on light and dark)."""
+    """A Styler that paints Change and Change % green/red (readable on light and dark) and shows
+    Last and Change in their currency ("£6.12"; the values are already in major units)."""
 
     def paint(value):
         color = fmt.direction_color(value)
         return f"color: {color}; font-weight: 600" if color else ""
 
-    return frame.style.map(paint, subset=["Change", "Change %"]).format(
+    styler = frame.style.map(paint, subset=["Change", "Change %"]).format(
         {
             "Last": lambda v: fmt.price(v),
             "Change": lambda v: fmt.change(v),
@@ -154,3 +229,19 @@ def color_changes(frame: pd.DataFrame):
         },
         na_rep=fmt.DASH,
     )
+    for i, row in enumerate(frame.to_dict("records")):
+        unit = str(row.get("Currency") or "")
+        code = unit.split(" ", 1)[0]
+        if code not in ISO:
+            continue  # unit unknown: the plain number, the Currency column says so
+        approx = "≈" in unit
+        digits = 4 if str(row.get("Symbol", "")).endswith("=X") and not approx else None
+        styler = styler.format(
+            {
+                "Last": partial(_money_text, code=code, digits=digits, approx=approx),
+                "Change": partial(_money_text, code=code, digits=digits, signed=True, approx=approx),
+            },
+            subset=pd.IndexSlice[frame.index[i], ["Last", "Change"]],
+            na_rep=fmt.DASH,
+        )
+    return styler

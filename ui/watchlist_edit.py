@@ -30,7 +30,7 @@ from pipeline.watchlist import ImportPlan, WatchlistError
 #: At most this many refusals are listed in the one grouped message; the rest are counted.
 MAX_LISTED = 20
 
-COLUMNS = ["symbol", "source", "enabled", "name", "exchange", "currency", "backfill", "status"]
+COLUMNS = ["symbol", "source", "enabled", "name", "exchange", "currency", "market", "backfill", "status"]
 
 
 @dataclass
@@ -89,7 +89,11 @@ def backfill_status(doc: dict | None) -> tuple[float | None, str]:
     return 100.0, "✓ on the watchlist"
 
 
-def frame(entries: list, backfills: dict[str, dict], pending: list[dict]) -> pd.DataFrame:
+def frame(
+    entries: list, backfills: dict[str, dict], pending: list[dict], markets: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """The editor's rows: the entries, then the refused rows still pending; ``markets`` maps a symbol
+    to its market badge (``ui.markets.badge``), shown read-only."""
     rows = []
     for e in entries:
         progress, text = backfill_status(backfills.get(e.symbol))
@@ -101,6 +105,7 @@ def frame(entries: list, backfills: dict[str, dict], pending: list[dict]) -> pd.
                 "name": e.name,
                 "exchange": e.exchange,
                 "currency": e.currency,
+                "market": (markets or {}).get(e.symbol, ""),
                 "backfill": progress,
                 "status": text,
             }
@@ -114,6 +119,7 @@ def frame(entries: list, backfills: dict[str, dict], pending: list[dict]) -> pd.
                 "name": "",
                 "exchange": "",
                 "currency": "",
+                "market": "",
                 "backfill": None,
                 "status": f"❌ not added: {p['problem']}",
             }

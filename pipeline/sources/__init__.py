@@ -16,7 +16,7 @@ def make_source(name: str, settings, last_prices=None) -> Source:
     if name == "simulated":
         from .simulated import SimulatedSource
 
-        return SimulatedSource(seed=settings.sim_seed, last_prices=last_prices)
+        return SimulatedSource(seed=settings.sim_seed, last_prices=last_prices, hours=settings.sim_hours)
     if name == "yfinance":
         from .yahoo import YahooSource
 

@@ -24,6 +24,9 @@ Guarantees:
   symbol has its own random stream, so adding a symbol does not change the others' paths.
 - ``last_prices`` is asked once per new symbol; a stored price is where that symbol continues from
   (no jump after a restart). ``set_price`` makes the symbol's next tick exactly that price.
+- ``hours="calendar"`` (``STOCKMON_SIM_HOURS``): ``fetch`` sends nothing for a symbol whose market is
+  not open (holidays, half days, lunch breaks from its exchange calendar) and ``backfill`` has bars
+  only inside sessions; ``always`` (the default) keeps the 24/7 behaviour so a demo always moves.
 - ``backfill`` bars end at the symbol's current price and are a deterministic function of
   (seed, symbol, interval, bar time), so overlapping backfills agree in shape.
 """
@@ -44,7 +47,15 @@ import numpy as np
 from ..intervals import INTERVALS, INTRADAY_BARS
 from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, to_utc, utcnow
 from .base import FetchResult, SymbolInfo, UnknownSymbol
-from .markets import Market, day_start_utc, market_for, session_fraction, symbol_info
+from .markets import (
+    Market,
+    day_start_utc,
+    market_for,
+    market_status,
+    session_fraction,
+    sessions_between,
+    symbol_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +93,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 #: rough price level per currency unit, so a made-up Tokyo share costs thousands of yen
-CURRENCY_SCALE = {"JPY": 100.0, "KRW": 1000.0, "INR": 50.0, "GBp": 100.0, "HKD": 5.0, "CNY": 5.0}
+CURRENCY_SCALE = {
+    "JPY": 100.0,
+    "KRW": 1000.0,
+    "INR": 50.0,
+    "GBp": 100.0,
+    "ZAc": 100.0,
+    "ILA": 100.0,
+    "HKD": 5.0,
+    "CNY": 5.0,
+}
 
 
 def _key(text: str) -> int:
@@ -184,7 +204,11 @@ class SimulatedSource:
         seed: int | None = None,
         last_prices: Callable[[Sequence[str]], Mapping[str, float]] | None = None,
         clock: Callable[[], datetime] | None = None,
+        hours: str = "always",
     ):
+        if hours not in ("always", "calendar"):
+            raise ValueError(f"hours must be 'always' or 'calendar', got {hours!r}")
+        self.hours = hours
         self.seed = seed
         entropy = np.random.SeedSequence(seed).entropy
         if not isinstance(entropy, (int, np.integer)):  # an int seed or None always gives an int
@@ -207,6 +231,8 @@ class SimulatedSource:
             self._ensure(wanted, now)
             m = float(self._market_rng.standard_t(NU)) * T_SCALE
             for symbol in wanted:
+                if not self._trading(symbol, now):
+                    continue  # calendar hours: a closed market (lunch break, holiday) sends nothing
                 result.add_checked(self._step(symbol, now, m), symbol=symbol)
             self._stats.ticks += len(wanted)
             self._stats.last_fetch = now
@@ -280,6 +306,11 @@ class SimulatedSource:
             return state.price if state else None
 
     # -- live path --------------------------------------------------------------------------------
+    def _trading(self, symbol: str, at: datetime) -> bool:
+        """Does ``symbol`` trade at ``at``? Always, unless ``hours`` is ``calendar``: then only in
+        its exchange's regular sessions (``markets.market_status``), 24/5 for FX, 24/7 for crypto."""
+        return self.hours != "calendar" or market_status(market_for(symbol), at).is_open
+
     def _now(self) -> datetime:
         now = to_utc(self._clock(), "clock")
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -463,6 +494,8 @@ class SimulatedSource:
             if k > k_now:
                 break
             ts = datetime.fromtimestamp(k * step, UTC)
+            if self.hours == "calendar" and not self._trading(symbol, ts):
+                continue
             forming = k == k_now
             o, c = math.exp(x[i]), math.exp(x[i + 1]) if not forming else price
             length = (t_now - k * step) if forming else step
@@ -494,8 +527,9 @@ class SimulatedSource:
         today = now.astimezone(ZoneInfo(tz)).date()
         days: list[date] = []
         d = first
+        sessions = set(sessions_between(market, d, today)) if self.hours == "calendar" else None
         while d <= today:
-            if market.always_open or d.weekday() < 5:
+            if (d in sessions) if sessions is not None else (market.always_open or d.weekday() < 5):
                 days.append(d)
             d += timedelta(days=1)
         if not days:

@@ -13,6 +13,10 @@ Guarantees (on top of ``base``):
 - Every call is bounded by ``timeout``: the HTTP session clamps each request (cookie, crumb and chart
   requests included) to the time left before one deadline per call. ``backfill`` stops at the first
   failing request, so a silent server costs one ``timeout``.
+- ``backfill`` of a range in which the market has no session (weekend, holiday) that Yahoo answers
+  with an empty chart returns no bars and no reason: that is the expected answer.
+- ``backfill`` keeps a daily/weekly bar when its exchange session date is in the requested range
+  (first and last session included on every exchange, east or west of UTC); intraday bars by instant.
 - ``backfill`` respects Yahoo's limits: 1m bars only for the last 30 days, at most 7 days per request;
   2m..30m for 60 days; 1h for 730 days; daily/weekly for any range (one request). A clipped range is
   reported as a reason next to the bars that were returned.
@@ -33,6 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -47,7 +52,7 @@ from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
-from .markets import market_for
+from .markets import market_for, session_date, trades_between
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +278,9 @@ class YahooSource:
 
             outcome = self._run([symbol], params)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
-            result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
+            result.add_checked([e for e in events if _in_range(e, start, end)], symbol=symbol)
+            if kind == "empty" and not trades_between(market_for(symbol), a, b):
+                continue  # a weekend or holiday: no bars is the right answer, not a failure
             if kind in ("empty", "nan") and len(chunks) > 1:
                 empty = reason  # a week without trading is no failure while other weeks have bars
             elif reason:
@@ -533,6 +540,17 @@ class YahooSource:
                 self._stats["last_error"], self._stats["last_error_at"] = f"{symbol}: {reason}", now
             if result.events:
                 self._stats["last_success_at"] = now
+
+
+def _in_range(event: dict, start: datetime, end: datetime) -> bool:
+    """Is a converted bar inside the requested ``start``..``end`` (UTC)? An intraday bar by its
+    instant; a daily or weekly bar by its exchange session date, from ``start``'s UTC date up to
+    the day before ``end``'s: Yahoo stamps a day at local midnight (``WSU.DE``'s 4 August is
+    3 August 22:00 UTC), so an instant test would drop the first session east of UTC."""
+    if event["interval"] not in ("1d", "1wk"):
+        return start <= event["ts"] < end
+    day = session_date(event["ts"], event["timezone"])
+    return start.date() <= day and (day < end.date() or (day == end.date() and end.time() != dt_time(0)))
 
 
 def _utc(value: Any) -> datetime:

@@ -32,8 +32,9 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 YAHOO_MODES = ("normal", "empty", "nan", "some_nan", "rate_limit", "hang", "unknown")
@@ -172,6 +173,7 @@ class FakeMarket:
         self.av_mode = "normal"
         self.av_modes: dict[str, str] = {}
         self.av_quotes: dict[str, Any] = {}  # symbol -> a canned GLOBAL_QUOTE answer (a case file)
+        self.recorded: dict[str, dict[str, tuple[int, Any]]] = {}  # symbol -> interval -> (status, body)
         self.requests: list[Request] = []
         self._now = now or time.time
         self._lock = threading.Lock()
@@ -235,6 +237,19 @@ class FakeMarket:
             self.av_quotes.pop(symbol, None)
         else:
             self.av_quotes[symbol] = body
+
+    def serve_recorded(self, *paths: Any) -> list[str]:
+        """Answer Yahoo chart requests with recorded responses (``tests/data/yahoo-chart/*.json``:
+        ``request_url``, ``status``, ``body``), matched by symbol and interval; a request for another
+        interval of a recorded symbol (yfinance's time zone probe) gets that symbol's first recording.
+        Returns the symbols now served from recordings."""
+        for path in paths:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+            url = urlsplit(record["request_url"])
+            symbol = unquote(url.path.rsplit("/", 1)[-1])
+            interval = parse_qs(url.query).get("interval", ["1d"])[0]
+            self.recorded.setdefault(symbol, {})[interval] = (int(record["status"]), record["body"])
+        return sorted(self.recorded)
 
     def release_hanging(self) -> None:
         """Let handlers that are hanging answer now."""
@@ -329,6 +344,10 @@ class FakeMarket:
         )
 
     def _chart(self, symbol: str, mode: str, q: dict[str, str]) -> tuple[int, str, bytes]:
+        recorded = self.recorded.get(symbol)
+        if recorded:
+            status, body = recorded.get(q.get("interval", "1d")) or next(iter(recorded.values()))
+            return _json(status, body)
         inst = self.instruments.get(symbol)
         if inst is None or mode == "unknown":
             return _json(
