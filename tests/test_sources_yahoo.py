@@ -16,7 +16,7 @@ from pipeline.sources import make_source
 from pipeline.sources.base import SourceError, UnknownSymbol
 from pipeline.sources.yahoo import YahooSource
 
-TIMEOUT = 10.0  # a ceiling for the fake server's answers: they come in milliseconds, even on a busy machine
+TIMEOUT = 30.0  # a ceiling for the fake server's answers: a 7-day 1m chart is 10,000 rows for yfinance to parse, which took over 10 s on a loaded machine
 HANG_TIMEOUT = 3.0  # what the hang tests wait for, per call (the fake server never answers then)
 NO_DATA = "No data found, symbol may be delisted"
 

@@ -482,12 +482,20 @@ class YahooSource:
         )
         events: list[dict] = []
         repaired = 0
-        for ts, row in priced.iterrows():
-            o, h, lo, c = (float(row[k]) for k in ("Open", "High", "Low", "Close"))
+        # column arrays, not iterrows: a 30-day 1m backfill is ~40,000 rows (iterrows cost 7 s of it)
+        opens, highs, lows, closes = (
+            priced[k].to_numpy(dtype=float) for k in ("Open", "High", "Low", "Close")
+        )
+        volumes = (
+            priced["Volume"].to_numpy(dtype=float, na_value=0.0)
+            if "Volume" in priced
+            else [0.0] * len(priced)
+        )
+        for ts, o, h, lo, c, volume in zip(priced.index, opens, highs, lows, closes, volumes, strict=True):
+            o, h, lo, c = float(o), float(h), float(lo), float(c)
             if h < max(o, c) or lo > min(o, c):  # Yahoo's 1-cent glitches: widen, do not drop
                 h, lo, repaired = max(h, o, c), min(lo, o, c), repaired + 1
-            volume = row.get("Volume", 0.0)
-            volume = 0.0 if volume is None or pd.isna(volume) else float(volume)
+            volume = 0.0 if math.isnan(volume) else float(volume)
             events.append(
                 dict(
                     symbol=symbol,
