@@ -10,7 +10,8 @@ byte-order mark, comma/semicolon/tab/pipe, decimal commas, ISO/dotted/slashed/co
 Times are naive = UTC, or carry an offset, or are epoch seconds (milliseconds above 1e11). A plain
 date is that *session date* at the symbol's exchange: the event's ``ts`` is local midnight there
 (``markets.day_start_utc``, every source's daily-bar convention), which the bar builder keys back
-to the same date. The History page exports exactly ``symbol,interval,ts,open,high,low,close,volume``.
+to the same date. The History page exports exactly ``symbol,interval,ts,open,high,low,close,volume`` (plus ``session``
+for daily and weekly bars, which replay ignores).
 
 Guarantees:
 - Replay keeps the original timestamps (it is a replay of history; only ``fetched_at`` is now).
