@@ -61,6 +61,10 @@ def render() -> None:
         st.error(health["error"])
     if health.get("degraded"):
         st.warning(f"Pipeline degraded: {health['degraded']}", icon="🟠")
+    fixed = status.fixed_hours(health)
+    if fixed:  # the calendars' failures: the market status of those symbols is approximate
+        with st.expander(f"🟠 {fixed}"):
+            st.code("\n".join(f"{m}: {r}" for m, r in sorted(health["fixed_hours"].items())), language=None)
 
     producer, consumer = health.get("producer") or {}, health.get("consumer") or {}
 

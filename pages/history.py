@@ -251,5 +251,6 @@ st.download_button(
     mime="text/csv",
     on_click="ignore",
     help="Columns symbol,interval,ts,open,high,low,close,volume (UTC; a daily bar's ts is its session "
-    "date); prices as shown (in the base currency when that is on); the csv source can replay it",
+    "date), plus session (the exchange session date, YYYY-MM-DD; a week's first) for daily and weekly "
+    "bars; prices as shown (in the base currency when that is on); the csv source can replay it",
 )

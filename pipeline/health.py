@@ -37,6 +37,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from . import queries
 from .config import Settings, mask_uri
+from .sources.markets import fixed_hours_reasons
 from .stack import LocalStack, kafka_answers
 from .store import Store
 from .wiring import App
@@ -98,6 +99,7 @@ class Health(TypedDict, total=False):
     processes: list[dict]  # queries.processes(), when MongoDB answers
     checked_at: float  # epoch seconds when this snapshot's server checks began
     incidents: dict[str, Incident]  # by component: "mongo", "consumer", "bars", "producer · <job>"
+    fixed_hours: dict[str, str]  # MIC -> why its exchange calendar failed (fixed weekday hours instead)
     footprint: dict | None  # footprint.Trimmer.snapshot() (embedded broker only), else None
 
 
@@ -204,6 +206,7 @@ def snapshot(
         "demo_mode": settings.demo_mode,
         "source": settings.source,
         "footprint": footprint,
+        "fixed_hours": fixed_hours_reasons(),
     }
     if store is not None:
         try:

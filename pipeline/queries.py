@@ -114,6 +114,8 @@ def bar_pipeline(symbol: str, interval: str, start: datetime, end: datetime) -> 
     spec = INTERVALS[interval]
     match = {"$match": {"symbol": symbol, "interval": spec.level, "ts": {"$gte": start, "$lt": end}}}
     fields = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
+    if spec.level == "1d":  # daily bars carry their exchange session date ("YYYY-MM-DD", see bars)
+        fields["session"] = 1
     if spec.stored:
         return [match, {"$project": fields}, {"$sort": {"ts": 1}}]
     trunc = {"date": "$ts", "unit": spec.unit, "binSize": spec.count}
@@ -130,9 +132,10 @@ def bar_pipeline(symbol: str, interval: str, start: datetime, end: datetime) -> 
                 "low": {"$min": "$low"},
                 "close": {"$last": "$close"},
                 "volume": {"$sum": "$volume"},
+                **({"session": {"$first": "$session"}} if "session" in fields else {}),
             }
         },
-        {"$project": {"_id": 0, "ts": "$_id", "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}},
+        {"$project": {**fields, "ts": "$_id"}},
         {"$sort": {"ts": 1}},
     ]
 
@@ -164,6 +167,8 @@ def bars(
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = frame[col].astype(float)
+    if spec.level == "1d":
+        frame["session"] = sessions(rows, frame["ts"])
     return BarsResult(
         frame=frame,
         requested=interval,
@@ -175,6 +180,13 @@ def bars(
         query_ms=round((time.perf_counter() - t0) * 1000, 1),
         counts=counts,
     )
+
+
+def sessions(rows: Sequence[dict], ts: pd.Series) -> list[str]:
+    """The exchange session date ("YYYY-MM-DD") of each daily or weekly bar: the stored ``session``
+    (a weekly bar: its first session), else the UTC date of ``ts`` (UTC midnight of the session date,
+    the bar builder's key for bars stored before ``session`` was)."""
+    return [r.get("session") or t.date().isoformat() for r, t in zip(rows, ts, strict=True)]
 
 
 def recent_bars(
@@ -198,11 +210,14 @@ def recent_bars(
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """The CSV of exactly these bars: ``symbol,interval,ts,open,high,low,close,volume``, ts in UTC ISO-8601."""
+    """The CSV of exactly these bars: ``symbol,interval,ts,open,high,low,close,volume``, ts in UTC
+    ISO-8601; daily and weekly bars (a ``session`` column in ``frame``, see ``bars``) add a last column
+    ``session``, the exchange session date (YYYY-MM-DD; a week's first session)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(BAR_COLUMNS)
-    for row in frame[BAR_COLUMNS].to_dict("records"):
+    dated = "session" in frame.columns
+    writer.writerow([*BAR_COLUMNS, "session"] if dated else BAR_COLUMNS)
+    for row in frame[[*BAR_COLUMNS, "session"] if dated else BAR_COLUMNS].to_dict("records"):
         ts = row["ts"]
         if not isinstance(ts, pd.Timestamp):
             raise TypeError(f"to_csv needs a datetime64 'ts' column, got a {type(ts).__name__} value")
@@ -216,6 +231,7 @@ def to_csv(frame: pd.DataFrame) -> str:
                 repr(float(row["low"])),
                 repr(float(row["close"])),
                 repr(float(row["volume"])),
+                *([row["session"]] if dated else []),
             ]
         )
     return buf.getvalue()

@@ -16,6 +16,9 @@ Guarantees:
 - The read methods (``counters``, ``alerts``, ``health``, ``mongo_down_since``) answer in any state,
   from any thread, without I/O while the runtime runs: the health snapshot is refreshed every second
   in a background thread (``pipeline.health.HealthMonitor``), from ``start()`` until ``stop()``.
+- ``start()`` also builds the exchange calendars of the watchlist's markets in a daemon thread
+  (``markets.warm``), in parallel and never waiting on it, so the first market status a page shows
+  is a cache hit (``timings["warm_calendars_s"]`` says how long they took).
 - ``store`` and ``watchlist`` (what pages use) sit on a MongoDB client whose every operation ends
   within ``STOCKMON_MONGO_TIMEOUT`` seconds; the pipeline's own client waits at most
   ``STOCKMON_MONGO_WRITE_TIMEOUT`` seconds per reply (see ``pipeline.wiring.connect``).
@@ -46,6 +49,8 @@ from .health import (
     snapshot,
 )
 from .heartbeat import process_id
+from .sources import markets
+from .sources.markets import market_for
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
@@ -128,6 +133,10 @@ class Runtime:
             if not self._exit_hook:
                 at_exit(self.stop)
                 self._exit_hook = True
+            started = threading.Event()
+            threading.Thread(
+                target=self._warm_calendars, args=(started,), name="warm-calendars", daemon=True
+            ).start()
             t0 = time.perf_counter()
             try:
                 if self._conn is None:
@@ -145,8 +154,25 @@ class Runtime:
                 self.state = "error"
                 self.error = explain(exc)
                 log.exception("runtime start failed")
+            started.set()
             self._monitor.start()
         return self
+
+    def _warm_calendars(self, started: threading.Event) -> None:
+        """Build the exchange calendars of the watchlist's markets in the background while the runtime
+        starts (the configured watchlist at once, the stored one once connected), so the first page
+        that shows a market status does not pay for them. Never raises, never delays ``start``."""
+        try:
+            t0 = time.perf_counter()
+            n = markets.warm(market_for(s) for s in self.settings.watchlist)
+            started.wait(self.settings.stack_timeout + 60)
+            conn = self._conn
+            if conn is not None:
+                n += markets.warm(market_for(e.symbol, e.timezone or None) for e in conn.watchlist.entries())
+            self.timings["warm_calendars_s"] = round(time.perf_counter() - t0, 2)
+            log.info("runtime: %d market calendars ready in %.2fs", n, self.timings["warm_calendars_s"])
+        except Exception:  # an optimisation: the pages build what they need on first use
+            log.warning("runtime: warming the market calendars failed", exc_info=True)
 
     def _connect(self) -> None:
         s = self.settings

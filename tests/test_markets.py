@@ -266,3 +266,38 @@ def test_an_unknown_time_zone_from_the_provider_is_ignored(caplog):
         m = market_for("SAP.DE", timezone="Mars/Olympus_Mons", currency="EUR")
     assert m.timezone == "Europe/Berlin" and "Mars/Olympus_Mons" in caplog.text
     assert market_status(m, at("2026-11-26T10:00")).state == "open"
+
+
+def test_warm_builds_each_exchange_table_once_and_lookups_wait_for_a_build_in_progress(monkeypatch):
+    import threading
+
+    markets.clear_cache()
+    built: list[str | None] = []
+    real = markets._build
+
+    def counted(market, year):  # the real build, counted
+        built.append(market.mic)
+        return real(market, year)
+
+    monkeypatch.setattr(markets, "_build", counted)
+    at = datetime(2026, 11, 27, 15, tzinfo=UTC)
+    # 24/7 (crypto) and 24/5 (FX) markets need no table; the same market twice is built once
+    wanted = ["SAP.DE", "VOD.L", "BTC-USD", "EURUSD=X", "SAP.DE"]
+    assert markets.warm([market_for(s) for s in wanted], at) == 2
+    assert sorted(built) == ["XETR", "XLON"]
+    # four lookups of a market at once while it is being built: one build, every lookup answered
+    built.clear()
+    barrier = threading.Barrier(4)
+    answers: list[str] = []
+
+    def lookup() -> None:
+        barrier.wait()
+        answers.append(market_status(market_for("7203.T"), at).state)
+
+    threads = [threading.Thread(target=lookup) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert built == ["XTKS"] and len(answers) == 4 and len(set(answers)) == 1
+    markets.clear_cache()

@@ -255,3 +255,37 @@ def test_alert_engine_and_channel_statuses():
     assert statuses["Alerts · slack"] == ("ERR", "did not answer within 5 s")
     snap["alerts"]["engine"]["last_error"] = "OperationFailure: boom"
     assert h.alerts(snap)[0].level == "ERR"
+
+
+def test_fixed_hours_sentence_names_the_markets_whose_calendar_failed():
+    assert h.fixed_hours({"fixed_hours": {}}) is None and h.fixed_hours({}) is None
+    text = h.fixed_hours({"fixed_hours": {"XTAE": "boom", "XBOM": "bang"}})
+    assert text.startswith("2 markets on fixed weekday hours") and text.endswith(": XBOM, XTAE")
+
+
+def test_health_page_lists_markets_on_fixed_hours_and_why(stack, tmp_path, app_env, monkeypatch):
+    """A calendar that really fails to build (a MIC exchange_calendars does not know) is listed."""
+    from datetime import time as clock
+
+    from pipeline.sources import markets
+
+    bogus = markets.Market("Nowhere", "USD", "UTC", clock(9), clock(17), mic="XNOPE")
+    configure(stack, tmp_path, app_env, monkeypatch)
+    try:
+        markets.session_table(bogus, 2026)  # falls back to fixed hours, with the library's reason
+        reason = markets.fixed_hours_reasons()["XNOPE"]
+        assert "could not build XNOPE" in reason
+
+        def listed() -> list[str]:
+            return [c.value for c in at.code if c.value.startswith("XNOPE: ")]
+
+        at = app("health").run()
+        deadline = time.monotonic() + 60  # a ceiling: the background snapshot refreshes every second
+        while not listed() and time.monotonic() < deadline:
+            time.sleep(0.5)
+            at.run()
+        assert_clean(at)
+        assert listed() == [f"XNOPE: {reason}"]
+        assert any("on fixed weekday hours" in e.label and "XNOPE" in e.label for e in at.expander)
+    finally:
+        markets.clear_cache()

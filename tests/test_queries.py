@@ -3,7 +3,7 @@ stored level and aggregated in MongoDB, the 5,000-point cap, quotes, sparklines 
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -71,7 +71,7 @@ def test_bars_match_a_pandas_resample_of_the_minutes(seeded, interval, rule):
     result = q.bars(store, ["AAA", "BBB"], interval, start, end)
     assert result.interval == interval and result.note is None
     got = result.frame
-    assert list(got.columns) == q.BAR_COLUMNS
+    assert list(got.columns) == q.BAR_COLUMNS + (["session"] if interval == "1d" else [])
     assert set(got["interval"]) == {interval}
     if rule is None:
         want = minutes
@@ -133,6 +133,48 @@ def test_csv_has_the_replay_columns_and_every_row_is_a_valid_event(seeded):
             }
         )
         assert event.ts == want["ts"].to_pydatetime() and event.close == want["close"]
+
+
+def test_csv_of_daily_and_weekly_bars_has_their_session_dates(store):
+    """SAP.DE's sessions of Easter week 2024 (Monday 1 April is a Xetra holiday), as a source stamps
+    them (local midnight, 22:00 UTC the day before), through the real bar builder."""
+    from pipeline.bars import BarBuilder
+    from pipeline.sources.markets import day_start_utc
+
+    days = [date(2024, 4, d) for d in (2, 3, 4, 5, 8)]
+    events = [
+        validate(
+            {
+                "schema": 1,
+                "source": "csv",
+                "symbol": "SAP.DE",
+                "interval": "1d",
+                "ts": day_start_utc(d, "Europe/Berlin"),
+                "open": 170.0 + i,
+                "high": 172.0 + i,
+                "low": 169.0 + i,
+                "close": 171.0 + i,
+                "volume": 1000.0,
+            }
+        )
+        for i, d in enumerate(days)
+    ]
+    store.write_events(events)
+    BarBuilder(store).run_once()
+    start, end = datetime(2024, 3, 25, tzinfo=UTC), datetime(2024, 4, 13, tzinfo=UTC)
+    daily = list(csv.DictReader(io.StringIO(q.to_csv(q.bars(store, ["SAP.DE"], "1d", start, end).frame))))
+    assert [r["session"] for r in daily] == [d.isoformat() for d in days]
+    assert [r["ts"][:10] for r in daily] == [d.isoformat() for d in days]  # never the UTC day before
+    assert [float(r["close"]) for r in daily] == [171.0, 172.0, 173.0, 174.0, 175.0]
+    weekly = list(csv.DictReader(io.StringIO(q.to_csv(q.bars(store, ["SAP.DE"], "1wk", start, end).frame))))
+    # a week is dated by its first session: Tuesday 2 April (its bar starts on the holiday Monday)
+    assert [(r["ts"][:10], r["session"]) for r in weekly] == [
+        ("2024-04-01", "2024-04-02"),
+        ("2024-04-08", "2024-04-08"),
+    ]
+    assert float(weekly[0]["volume"]) == 4000.0
+    minutes = q.to_csv(q.bars(store, ["SAP.DE"], "1h", start, end).frame)
+    assert minutes.splitlines()[0] == ",".join(q.BAR_COLUMNS)  # intraday bars: no session column
 
 
 def test_bars_of_events_written_through_the_real_rollup(store):

@@ -1,5 +1,6 @@
 """Runtime preparation (topics, indexes) and the status contract."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -114,3 +115,29 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
     )
     assert result.returncode == 1
     assert json.loads(result.stdout)["kafka"]["ok"] is False
+
+
+def test_start_warms_the_calendars_of_the_watchlists_markets(settings, store):
+    """The configured watchlist (SAP.DE, 7203.T, BTC-USD) and the stored one (VOD.L) get their
+    exchange calendars built in the background; a 24/7 market needs none."""
+    from datetime import UTC, datetime
+
+    from support.pipeline import wait_for
+
+    from pipeline.sources import markets
+    from pipeline.watchlist import Watchlist
+
+    Watchlist(store.watchlist, None).seed(["VOD.L"], "simulated")
+    markets.clear_cache()
+    configured = dataclasses.replace(settings, watchlist=("SAP.DE", "7203.T", "BTC-USD"))
+    runtime = Runtime(configured).start(pipeline=False)
+    try:
+        assert runtime.error is None
+        took = wait_for(lambda: runtime.timings.get("warm_calendars_s"), 120, what="the calendars warmed")
+        print(f"calendars of 3 markets ready {took:.2f} s after start began")
+        year = datetime.now(UTC).year
+        built = {(mic, year) for mic, _, year in markets._TABLES}  # the cache the status lookups read
+        assert {("XETR", year), ("XTKS", year), ("XLON", year)} <= built
+        assert not any(mic == "" for mic, _ in built)  # BTC-USD (24/7) needs no table
+    finally:
+        runtime.stop()

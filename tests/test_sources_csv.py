@@ -392,3 +392,42 @@ def test_every_row_not_taken_is_in_health_with_its_line(tmp_path):
     taken = source.health()["rows_not_taken"]
     assert [t.split(":")[0] for t in taken] == ["line 2", "line 3", "line 4"]
     assert "line 4: close 'x' is not a number" in taken
+
+
+def test_a_history_export_of_us_daily_bars_replays_on_its_session_dates(tmp_path):
+    """The History CSV dates a daily bar at UTC midnight of its session (19:00 the evening before in
+    New York): its session column keeps AAPL's Friday a Friday when replayed."""
+    import pandas as pd
+
+    from pipeline.queries import to_csv
+    from pipeline.sources.markets import session_date
+
+    frame = pd.DataFrame(
+        {
+            "symbol": ["AAPL", "AAPL"],
+            "interval": ["1d", "1d"],
+            "ts": pd.to_datetime(["2026-11-20", "2026-11-23"], utc=True),
+            "open": [230.0, 231.0],
+            "high": [232.0, 233.0],
+            "low": [229.0, 230.0],
+            "close": [231.0, 232.0],
+            "volume": [1e6, 2e6],
+            "session": ["2026-11-20", "2026-11-23"],
+        }
+    )
+    path = tmp_path / "history.csv"
+    path.write_text(to_csv(frame))
+    _, events, errors = replay_all(path, ["AAPL"])
+    assert errors == {}
+    assert [session_date(e.ts, "America/New_York").isoformat() for e in events] == [
+        "2026-11-20",
+        "2026-11-23",
+    ]
+    assert [e.close for e in events] == [231.0, 232.0]
+    # without the session column the same rows land on the evening before, the day bug it prevents
+    path.write_text(to_csv(frame.drop(columns=["session"])))
+    _, events, _ = replay_all(path, ["AAPL"])
+    assert [session_date(e.ts, "America/New_York").isoformat() for e in events] == [
+        "2026-11-19",
+        "2026-11-22",
+    ]

@@ -33,6 +33,8 @@ Rules (each status carries a one-sentence reason):
   ``topic_holds`` is the sentence "the topic holds the last ..." from the oldest retained message.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
+- Market hours (``fixed_hours``): a sentence naming the markets whose exchange calendar could not be
+  built and that fall back to fixed weekday hours (no holidays, half days or lunch breaks), else None.
 """
 
 from __future__ import annotations
@@ -471,3 +473,15 @@ def evaluate(
     if broker is not None:
         out.append(broker)
     return out
+
+
+def fixed_hours(health: dict) -> str | None:
+    """The markets on fixed hours (the snapshot's ``fixed_hours``: MIC -> reason) in one sentence, or
+    None when every market trades on its exchange calendar. The reasons themselves are the page's."""
+    mics = sorted(health.get("fixed_hours") or {})
+    if not mics:
+        return None
+    return (
+        f"{len(mics)} market{'s' if len(mics) != 1 else ''} on fixed weekday hours (no holidays, half days "
+        f"or lunch breaks) because the exchange calendar could not be built: {', '.join(mics)}"
+    )

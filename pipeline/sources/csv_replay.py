@@ -10,7 +10,10 @@ byte-order mark, comma/semicolon/tab/pipe, decimal commas, ISO/dotted/slashed/co
 Times are naive = UTC, or carry an offset, or are epoch seconds (milliseconds above 1e11). A plain
 date is that *session date* at the symbol's exchange: the event's ``ts`` is local midnight there
 (``markets.day_start_utc``, every source's daily-bar convention), which the bar builder keys back
-to the same date. The History page exports exactly ``symbol,interval,ts,open,high,low,close,volume``.
+to the same date. The History page exports exactly ``symbol,interval,ts,open,high,low,close,volume`` (plus ``session``
+for daily and weekly bars). A daily row's ``session`` (YYYY-MM-DD) is its session date and wins over
+its ``ts`` (the export's ``ts`` is UTC midnight of the session date, which west of UTC is the evening
+before at the exchange).
 
 Guarantees:
 - Replay keeps the original timestamps (it is a replay of history; only ``fetched_at`` is now).
@@ -58,6 +61,7 @@ ALIASES = {
     "close": ("close", "last", "price"),
     "volume": ("volume", "vol", "tickvol", "tickvolume"),
     "interval": ("interval",),
+    "session": ("session",),
 }
 REQUIRED = ("ts", "open", "high", "low", "close")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -393,6 +397,14 @@ def _row(
             ) from None
         default_interval = "1m"
     interval = cell("interval") or default_interval
+    session = cell("session")
+    if session and interval == "1d":  # the History export's session date wins over its UTC ts
+        if not DATE_ONLY.match(session):
+            raise InvalidEvent(f"session {session!r} is not a YYYY-MM-DD date")
+        try:
+            ts = day_start_utc(date.fromisoformat(session), market.timezone)
+        except ValueError:
+            raise InvalidEvent(f"session {session!r} is not a calendar date") from None
     raw: dict[str, Any] = dict(
         symbol=symbol,
         interval=interval,

@@ -12,6 +12,9 @@ Guarantees:
   built lazily, once per (MIC, year) for that year +-1 (``calendar_window``), and kept (at most
   ``MAX_TABLES``). A calendar that fails to build falls back to fixed weekday hours from the table;
   the reason is logged once and listed by ``fixed_hours_reasons()``.
+  ``warm(markets)`` builds them ahead of the first lookup (the runtime does it at start, off the
+  page's path); a lookup that finds its table being built by another thread waits for that build
+  (at most ``BUILD_WAIT_S``) instead of building it twice.
 - ``market_status(market, at)`` says, at any instant, whether the market is open (and when it
   closes, early or not), in its lunch break (and when it resumes), closed (holiday or not, and when it
   next opens), in pre-market / after-hours (US listings, only where the provider serves those bars),
@@ -29,6 +32,7 @@ import logging
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -328,6 +332,8 @@ class Table:
 
 _TABLES: OrderedDict[tuple[str, str, int], Table] = OrderedDict()
 _FIXED: dict[str, str] = {}
+_BUILDING: dict[tuple[str, str, int], threading.Event] = {}  # tables being built, by key
+BUILD_WAIT_S = 30.0  # the longest a lookup waits for another thread's build before building its own
 _LOCK = threading.Lock()
 
 
@@ -357,12 +363,47 @@ def session_table(market: Market, year: int) -> Table:
         if table is not None:
             _TABLES.move_to_end(key)
             return table
-    table = _build(market, year)
-    with _LOCK:
-        _TABLES[key] = table
-        while len(_TABLES) > MAX_TABLES:
-            _TABLES.popitem(last=False)
+        building = _BUILDING.get(key)
+        mine = building is None
+        if mine:
+            building = _BUILDING[key] = threading.Event()
+    assert building is not None
+    if not mine:  # another thread (the runtime's warm-up) is building it: wait rather than build twice
+        building.wait(BUILD_WAIT_S)
+        with _LOCK:
+            table = _TABLES.get(key)
+        if table is not None:
+            return table
+    try:
+        table = _build(market, year)
+        with _LOCK:
+            _TABLES[key] = table
+            while len(_TABLES) > MAX_TABLES:
+                _TABLES.popitem(last=False)
+    finally:
+        if mine:
+            with _LOCK:
+                _BUILDING.pop(key, None)
+            building.set()
     return table
+
+
+def warm(markets: Iterable[Market], at: datetime | None = None) -> int:
+    """Build and cache the session tables a status lookup at ``at`` (aware; default now) needs for
+    each of ``markets`` (24/5 and 24/7 markets need none), so the first lookup on a page does not pay
+    for importing ``exchange_calendars`` and building the calendar (about 1 s; more under load).
+    Returns how many tables were looked up; never raises (a failing calendar falls back as usual)."""
+    year = (at or datetime.now(UTC)).year
+    n = 0
+    for market in dict.fromkeys(markets):
+        if market.hours != "exchange":
+            continue
+        try:
+            session_table(market, year)
+            n += 1
+        except Exception:  # a warm-up is an optimisation: the page's own lookup will say what is wrong
+            log.debug("markets: warming %s failed", market.mic, exc_info=True)
+    return n
 
 
 def _build(market: Market, year: int) -> Table:
