@@ -8,6 +8,12 @@ Guarantees:
   A send that fails after the client's own retries is kept and retried on the next run; none is
   dropped silently (if the retry buffer overflows, the loss is counted and reported in health).
 - Per job and per symbol: published, rejected (with reasons), last run, next run, duration, last error.
+- A streaming source (one with ``attach``, e.g. ``yahoo_stream``) is attached to the publisher when it
+  is first used: it publishes pushed ticks itself, and its interval job only tells it the symbols.
+  When no symbol uses it any more it is told an empty list; ``stop()`` stops it.
+- A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
+  ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
+  (``snapshot()["poll_intervals"]`` says which applies).
 - Backfills publish a symbol's history through the same topic, with progress in MongoDB. ``stop()``
   is noticed between chunks (one day of 1m bars each): the backfill is marked ``interrupted``.
 """
@@ -138,6 +144,7 @@ class Producer:
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
         self._stopping = threading.Event()
+        self.poll_intervals: dict[str, dict] = {}
 
     def _tracked(self, fn: Callable) -> Callable:
         """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""
@@ -181,6 +188,12 @@ class Producer:
         first and waiting for our own count of running jobs avoids that.
         """
         self._stopping.set()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):  # a streaming source: close its connection and threads
+                try:
+                    src.stop()  # type: ignore[attr-defined]
+                except Exception as exc:
+                    log.warning("stream stop: %s", exc)
         if self.scheduler.running:
             self.scheduler.pause()
             with self._jobs_idle:
@@ -197,14 +210,36 @@ class Producer:
         with self._source_lock:
             if name not in self.sources:
                 self.sources[name] = self.source_factory(name)
+                attach = getattr(self.sources[name], "attach", None)
+                if attach is not None:  # a streaming source publishes what is pushed as it arrives
+                    from .sources.yahoo_stream import dead_letter_sender
+
+                    attach(
+                        self.publisher.publish,
+                        dead_letter_sender(self.publisher.kafka, self.settings.topic_dead_letter),
+                    )
             return self.sources[name]
+
+    def _poll_interval(self, name: str, symbols: int) -> float:
+        """``STOCKMON_POLL_SECONDS``, or the floor the source's request budget sustains if higher."""
+        floor_of = getattr(self.source(name), "min_interval", None)
+        floor = float(floor_of(symbols)) if callable(floor_of) else 0.0
+        used = max(float(self.settings.poll_seconds), floor)
+        self.poll_intervals[name] = {
+            "setting_s": float(self.settings.poll_seconds),
+            "floor_s": round(floor, 2),
+            "used_s": round(used, 2),
+            "symbols": symbols,
+        }
+        return used
 
     def sync_jobs(self) -> None:
         """Make the set of fetch jobs match the sources the enabled watchlist uses."""
         if self._stopping.is_set():
             return
         try:
-            wanted = set(self.watchlist.symbols_by_source())
+            by_source = self.watchlist.symbols_by_source()
+            wanted = set(by_source)
         except Exception as exc:  # MongoDB down: keep the jobs we have
             log.warning("watchlist unavailable, keeping current jobs: %s", exc)
             return
@@ -218,12 +253,22 @@ class Producer:
                 "interval",
                 args=[name],
                 id=f"fetch:{name}",
-                seconds=self.settings.poll_seconds,
+                seconds=self._poll_interval(name, len(by_source[name])),
                 next_run_time=datetime.now(UTC),
             )
             log.info("fetch job for %s started", name)
+        for name in wanted & current:  # the budget's floor moves with the number of symbols
+            seconds = self._poll_interval(name, len(by_source[name]))
+            job = self.scheduler.get_job(f"fetch:{name}")
+            interval = getattr(getattr(job, "trigger", None), "interval", None)
+            if job is not None and interval is not None and abs(interval.total_seconds() - seconds) > 0.01:
+                self.scheduler.reschedule_job(f"fetch:{name}", trigger="interval", seconds=seconds)
         for name in current - wanted:
             self.scheduler.remove_job(f"fetch:{name}")
+            self.poll_intervals.pop(name, None)
+            stream = self.sources.get(name)
+            if stream is not None and hasattr(stream, "attach"):
+                stream.fetch([])  # nothing to stream: unsubscribe
             log.info("fetch job for %s stopped (no symbols)", name)
 
     def run_fetch(self, source_name: str) -> int:
@@ -344,4 +389,5 @@ class Producer:
             "pending": len(self.publisher.pending),
             "recent_errors": pub["recent"][-20:],
             "throughput": self.publisher.rate.series(),
+            "poll_intervals": dict(self.poll_intervals),
         }

@@ -20,6 +20,11 @@ Guarantees (on top of ``base``):
   are serialised by one lock, and each call installs its own session and cache folder (under
   ``cache_dir``, never the home folder). With ``base_url`` the session sends every Yahoo host
   (query1/query2.finance.yahoo.com, fc.yahoo.com, guce.yahoo.com, ...) to that URL instead.
+- With a ``budget`` (``pipeline.sources.budget.RequestBudget``) a slot is taken before every chart
+  call: ``fetch`` never waits (a symbol without a slot gets "request budget spent ..."), ``backfill``
+  waits in the budget's priority queue (``priority=REPAIR`` for gap repair goes before backfill
+  chunks) for at most ``budget_wait_s``, ``lookup`` for at most ``timeout``. ``min_interval(n)`` is
+  the shortest polling interval the budget sustains for ``n`` symbols.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
+from .budget import BACKFILL, LIVE, BudgetClosed, BudgetTimeout, RequestBudget
 from .markets import market_for
 
 log = logging.getLogger(__name__)
@@ -200,6 +206,8 @@ class YahooSource:
         backoff_base: float = 30.0,
         backoff_max: float = 900.0,
         max_workers: int = 8,
+        budget: RequestBudget | None = None,
+        budget_wait_s: float = 900.0,
     ):
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +217,8 @@ class YahooSource:
         self.max_workers = max_workers
         self._session = _make_session(self.base_url)
         self._backoff = Backoff(backoff_base, backoff_max)
+        self.budget = budget
+        self.budget_wait_s = float(budget_wait_s)
         self._stats_lock = threading.Lock()
         self._stats: dict[str, Any] = {
             "calls": 0,
@@ -230,6 +240,13 @@ class YahooSource:
         wanted = result.symbols(symbols)
         if not wanted or self._in_backoff(wanted, result):
             return result
+        if self.budget is not None:
+            allowed = [s for s in wanted if self.budget.try_acquire(LIVE)]
+            for symbol in wanted[len(allowed) :]:
+                result.errors[symbol] = self._budget_reason()
+            wanted = allowed
+            if not wanted:
+                return result
         now = utcnow()
         outcomes = self._run(wanted, lambda s: dict(period="1d", interval="1m", prepost=True))
         for symbol in wanted:
@@ -242,7 +259,10 @@ class YahooSource:
         self._after(result)
         return result
 
-    def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
+    def backfill(
+        self, symbol: str, start: datetime, end: datetime, interval: str, *, priority: int = BACKFILL
+    ) -> FetchResult:
+        """See ``Source.backfill``; ``priority`` is this call's place in the request budget's queue."""
         result = FetchResult()
         args = result.backfill_args(symbol, start, end)
         if args is None:
@@ -271,6 +291,8 @@ class YahooSource:
             def params(_symbol: str, a: datetime = a, b: datetime = b) -> dict:
                 return dict(start=a, end=b, interval=limit.yahoo, prepost=True)
 
+            if not self._slot(priority, self.budget_wait_s, symbol, result):
+                break
             outcome = self._run([symbol], params)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
@@ -294,6 +316,9 @@ class YahooSource:
         left = self._backoff.left()
         if left > 0:
             raise SourceError(f"rate limited by Yahoo, retry in {math.ceil(left)}s")
+        denied = FetchResult()
+        if not self._slot(LIVE, self.timeout, symbol, denied):
+            raise SourceError(denied.errors[symbol])
         outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"))[symbol]
         meta = outcome.meta if outcome.error is None else None
         if not meta or not meta.get("exchangeTimezoneName"):
@@ -323,11 +348,35 @@ class YahooSource:
             "base_url": self.base_url or "https://query2.finance.yahoo.com",
             "timeout": self.timeout,
             "requests": self._session.requests_made,
+            "budget": self.budget.snapshot() if self.budget is not None else None,
             **stats,
             **self._backoff.snapshot(),
         }
 
+    def min_interval(self, symbols: int) -> float:
+        """Shortest polling interval (s) the request budget sustains for ``symbols`` (0 without one)."""
+        return self.budget.sustainable_interval(max(1, symbols)) if self.budget is not None else 0.0
+
     # -- calling yfinance -------------------------------------------------------------------------
+    def _budget_reason(self) -> str:
+        assert self.budget is not None
+        snap = self.budget.snapshot()
+        caps = ", ".join(f"{c['limit']} per {c['window_s']:g}s" for c in snap["caps"])
+        return f"request budget spent ({caps}); next slot in {math.ceil(snap['next_free_s'])}s"
+
+    def _slot(self, priority: int, wait_s: float, symbol: str, result: FetchResult) -> bool:
+        """Take a budget slot (waiting up to ``wait_s`` by ``priority``); else record why not."""
+        if self.budget is None:
+            return True
+        try:
+            self.budget.acquire(priority, timeout_s=wait_s)
+            return True
+        except BudgetTimeout:
+            result.errors[symbol] = self._budget_reason()
+        except BudgetClosed:
+            result.errors[symbol] = "the app is stopping: no more requests to Yahoo"
+        return False
+
     def _in_backoff(self, symbols: Sequence[str], result: FetchResult) -> bool:
         left = self._backoff.left()
         if left <= 0:
