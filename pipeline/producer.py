@@ -317,6 +317,9 @@ class Producer:
             id=f"backfill:{symbol}",
             replace_existing=True,
             next_run_time=datetime.now(UTC),
+            # queued behind others (4 workers, a request budget) it may start minutes late: it must
+            # still run, not be dropped as "missed" after the default 30 s grace
+            misfire_grace_time=None,
         )
 
     def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:

@@ -11,6 +11,8 @@ Guarantees:
   ``BudgetTimeout`` after ``timeout_s``; it never returns without a slot.
 - ``sustainable_interval(n)``: the shortest polling interval (s) at which ``n`` calls per poll stay
   within every cap forever.
+- ``charge(n)`` records calls that were made without asking (yfinance's own probes); a cap can be
+  exceeded by them once, never by callers that asked.
 - Time is ``time.monotonic`` (wall-clock jumps neither free nor block slots). Thread-safe.
 """
 
@@ -109,6 +111,14 @@ class RequestBudget:
                 self._waiting.remove(entry)
                 heapq.heapify(self._waiting)
                 self._cond.notify_all()
+
+    def charge(self, n: int, priority: int = LIVE) -> None:
+        """Record ``n`` calls made without a slot (a library's own extra requests): they count
+        against every cap from now on, so later callers wait for them."""
+        with self._cond:
+            now = time.monotonic()
+            for _ in range(max(0, n)):
+                self._take(now, priority)
 
     def close(self) -> None:
         """Wake every waiter with ``BudgetClosed``; later ``acquire`` calls raise at once."""

@@ -24,7 +24,8 @@ Guarantees (on top of ``base``):
   call: ``fetch`` never waits (a symbol without a slot gets "request budget spent ..."), ``backfill``
   waits in the budget's priority queue (``priority=REPAIR`` for gap repair goes before backfill
   chunks) for at most ``budget_wait_s``, ``lookup`` for at most ``timeout``. ``min_interval(n)`` is
-  the shortest polling interval the budget sustains for ``n`` symbols.
+  the shortest polling interval the budget sustains for ``n`` symbols. Chart requests yfinance makes
+  on its own (its one-off time-zone probe per symbol) are charged to the budget after the call.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class _YahooSessionMixin:
         self.base_url = base_url
         self.deadline = None
         self.requests_made = 0
+        self.chart_requests = 0
         self.charts: dict[str, Any] = {}
         self.rate_limited = False
 
@@ -136,6 +138,7 @@ class _YahooSessionMixin:
         if response.status_code == 429:
             self.rate_limited = True
         if "/v8/finance/chart/" in parts.path:
+            self.chart_requests += 1
             self.charts[unquote(parts.path.rsplit("/", 1)[-1])] = response
         return response
 
@@ -240,15 +243,23 @@ class YahooSource:
         wanted = result.symbols(symbols)
         if not wanted or self._in_backoff(wanted, result):
             return result
+        paid = 0
         if self.budget is not None:
-            allowed = [s for s in wanted if self.budget.try_acquire(LIVE)]
-            for symbol in wanted[len(allowed) :]:
-                result.errors[symbol] = self._budget_reason()
+            allowed = []
+            for symbol in wanted:
+                cost = self._cost(symbol)
+                if all(self.budget.try_acquire(LIVE) for _ in range(cost)):
+                    allowed.append(symbol)
+                    paid += cost
+                else:
+                    result.errors[symbol] = self._budget_reason()
             wanted = allowed
             if not wanted:
                 return result
         now = utcnow()
-        outcomes = self._run(wanted, lambda s: dict(period="1d", interval="1m", prepost=True))
+        outcomes = self._run(
+            wanted, lambda s: dict(period="1d", interval="1m", prepost=True), paid if self.budget else None
+        )
         for symbol in wanted:
             events, _, reason = self._convert(
                 symbol, outcomes[symbol], "1m", now, tail=self.live_bars, tick=True
@@ -291,9 +302,10 @@ class YahooSource:
             def params(_symbol: str, a: datetime = a, b: datetime = b) -> dict:
                 return dict(start=a, end=b, interval=limit.yahoo, prepost=True)
 
-            if not self._slot(priority, self.budget_wait_s, symbol, result):
+            paid = self._slot(priority, self.budget_wait_s, symbol, result)
+            if paid == 0:
                 break
-            outcome = self._run([symbol], params)[symbol]
+            outcome = self._run([symbol], params, paid)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if start <= e["ts"] < end], symbol=symbol)
             if kind in ("empty", "nan") and len(chunks) > 1:
@@ -317,9 +329,10 @@ class YahooSource:
         if left > 0:
             raise SourceError(f"rate limited by Yahoo, retry in {math.ceil(left)}s")
         denied = FetchResult()
-        if not self._slot(LIVE, self.timeout, symbol, denied):
+        paid = self._slot(LIVE, self.timeout, symbol, denied)
+        if paid == 0:
             raise SourceError(denied.errors[symbol])
-        outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"))[symbol]
+        outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"), paid)[symbol]
         meta = outcome.meta if outcome.error is None else None
         if not meta or not meta.get("exchangeTimezoneName"):
             kind, reason = self._explain(symbol, outcome)
@@ -364,18 +377,33 @@ class YahooSource:
         caps = ", ".join(f"{c['limit']} per {c['window_s']:g}s" for c in snap["caps"])
         return f"request budget spent ({caps}); next slot in {math.ceil(snap['next_free_s'])}s"
 
-    def _slot(self, priority: int, wait_s: float, symbol: str, result: FetchResult) -> bool:
-        """Take a budget slot (waiting up to ``wait_s`` by ``priority``); else record why not."""
+    def _cost(self, symbol: str) -> int:
+        """Chart requests one call for ``symbol`` makes: 1, plus yfinance's time-zone probe while
+        that symbol's time zone is not in its cache yet."""
+        with _YF_LOCK:
+            self._activate()
+            try:
+                known = yf_cache.get_tz_cache().lookup(symbol)
+            except Exception:
+                known = None
+        return 1 if known else 2
+
+    def _slot(self, priority: int, wait_s: float, symbol: str, result: FetchResult) -> int | None:
+        """Take the slots one call for ``symbol`` costs (waiting up to ``wait_s`` by ``priority``) and
+        return how many (None without a budget); 0, with the reason recorded, when there are none."""
         if self.budget is None:
-            return True
+            return None
         try:
-            self.budget.acquire(priority, timeout_s=wait_s)
-            return True
+            deadline = time.monotonic() + wait_s
+            cost = self._cost(symbol)
+            for _ in range(cost):
+                self.budget.acquire(priority, timeout_s=max(0.0, deadline - time.monotonic()))
+            return cost
         except BudgetTimeout:
             result.errors[symbol] = self._budget_reason()
         except BudgetClosed:
             result.errors[symbol] = "the app is stopping: no more requests to Yahoo"
-        return False
+        return 0
 
     def _in_backoff(self, symbols: Sequence[str], result: FetchResult) -> bool:
         left = self._backoff.left()
@@ -399,7 +427,12 @@ class YahooSource:
             YfData.cache_get.cache_clear()
             _ACTIVE["session"] = self._session
 
-    def _run(self, symbols: Sequence[str], params: Callable[[str], dict]) -> dict[str, _Outcome]:
+    def _run(
+        self, symbols: Sequence[str], params: Callable[[str], dict], paid: int | None = None
+    ) -> dict[str, _Outcome]:
+        """One yfinance history call per symbol, in parallel, under the global lock. ``paid``: the
+        budget slots the caller took for it (default one per symbol); chart requests beyond that
+        are charged to the budget afterwards."""
         outcomes = {s: _Outcome() for s in symbols}
         with _YF_LOCK:
             self._activate()
@@ -409,6 +442,7 @@ class YahooSource:
             # one it acted on
             session.rate_limited = False
             session.deadline = time.monotonic() + self.timeout
+            charts_before = session.chart_requests
             hide = yf.config.debug.hide_exceptions
             yf.config.debug.hide_exceptions = False  # we want the exceptions, not log lines
             pool = ThreadPoolExecutor(
@@ -426,6 +460,9 @@ class YahooSource:
                 pool.shutdown(wait=False, cancel_futures=True)
                 session.deadline = None
                 yf.config.debug.hide_exceptions = hide
+            extra = session.chart_requests - charts_before - (len(symbols) if paid is None else paid)
+            if extra > 0 and self.budget is not None:  # yfinance's own probes (time zone) count too
+                self.budget.charge(extra)
         return outcomes
 
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:
