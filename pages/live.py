@@ -124,6 +124,13 @@ def market_of(symbol: str) -> tuple[str, bool]:
 
 def metrics_row(quotes, shown: list[str]) -> None:
     rows = {r["symbol"]: r for r in quotes.to_dict("records")}
+    ages = [
+        f"{s} {a:.1f} s" if a < 10 else f"{s} {fmt.age(a)}"
+        for s in shown[:8]
+        if s in rows and not fmt.missing(a := rows[s].get("age_s"))
+    ]
+    if ages:  # how fresh "live" is: now minus the newest price's trade time
+        st.caption("Age of the newest price: " + " · ".join(ages))
     if len(shown) == 1:
         q = rows.get(shown[0], {})
         cols = st.columns(6)

@@ -17,6 +17,8 @@ Rules (each status carries a one-sentence reason):
 - Bar builder: ERR on a failing run, STALL when marks wait and it has not run for 30 s, else OK.
 - Backfills: WARN when one failed, else OK. Local stack: ERR when a server process is gone, WARN
   when one had to be restarted, else OK.
+- Stream (a source reporting ``connected``, e.g. ``yahoo_stream``): OK while connected (WARN when
+  frames were bad or symbols never got a message), ERR while disconnected with the reason.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
 """
@@ -140,6 +142,37 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
                 "Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"
             )
         )
+    return out
+
+
+def streams(health: dict, now: float | None = None) -> list[Status]:
+    """One status per streaming source (see the module rules)."""
+    now = time.time() if now is None else now
+    out = []
+    for name, info in sorted(((health.get("producer") or {}).get("sources") or {}).items()):
+        if not isinstance(info, dict) or "connected" not in info:
+            continue
+        component = f"Stream · {name}"
+        if not info["connected"]:
+            why = info.get("last_error") or "not connected yet"
+            out.append(
+                Status(component, "ERR", f"disconnected ({info.get('reconnects', 0)} reconnects): {why}")
+            )
+            continue
+        silent = [s for s, t in (info.get("last_message") or {}).items() if t is None]
+        text = (
+            f"connected {fmt.since(info.get('connected_since'), now)}, "
+            f"{info.get('messages_per_s', 0):g} messages/s, {info.get('reconnects', 0)} reconnects, "
+            f"{info.get('gaps_repaired', 0)} gaps repaired"
+        )
+        if info.get("bad_frames"):
+            out.append(Status(component, "WARN", f"{text}; {info['bad_frames']:,} bad frames dead-lettered"))
+        elif silent and info.get("connected_since") and now - info["connected_since"] > 60:
+            out.append(
+                Status(component, "WARN", f"{text}; no message yet for {', '.join(sorted(silent)[:5])}")
+            )
+        else:
+            out.append(Status(component, "OK", text))
     return out
 
 
@@ -289,6 +322,7 @@ def evaluate(
         kafka(health),
         mongo(health),
         *producer(health, poll_seconds, now),
+        *streams(health, now),
         consumer(health, samples, now),
         dead_letters(health),
         bar_builder(health, now),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,9 @@ class FakeStreamer:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FakeStreamer:
         """Listen (again, on the same port after a ``stop``)."""
-        self._server = serve(self._handle, "127.0.0.1", self._port)
+        quiet = logging.getLogger("fake-streamer")  # not every open/close at INFO in the test output
+        quiet.setLevel(logging.WARNING)
+        self._server = serve(self._handle, "127.0.0.1", self._port, logger=quiet)
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-streamer", daemon=True)
         self._thread.start()
