@@ -494,8 +494,13 @@ class YahooStreamSource:
     def _publish_loop(self) -> None:
         while not (self._stop.is_set() and self._outbox.empty()):
             try:
-                first = self._outbox.get(timeout=0.2)
+                first = self._outbox.get(timeout=1.0)
             except queue.Empty:
+                if self._publish is not None:
+                    try:  # nothing new: re-send what the broker did not acknowledge last time, if any
+                        self._publish([])
+                    except Exception as exc:
+                        self.last_error = f"publish: {type(exc).__name__}: {exc}"
                 continue
             items = [first]
             while True:
