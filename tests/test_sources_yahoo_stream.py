@@ -72,6 +72,7 @@ def test_per_tick_volume_is_the_difference_of_cumulative_day_volume_reset_at_ses
         (frame(price=0.0), "price 0.0"),
         (frame(t_ms=int((time.time() + 3600) * 1000)), "future"),
     ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 20 else "",
 )
 def test_every_bad_frame_is_a_bad_frame_with_a_reason(raw, reason):
     with pytest.raises(BadFrame) as caught:
@@ -213,7 +214,7 @@ def test_drop_outage_and_restart_reconnect_resubscribe_and_repair_the_gap(stack,
         probes = [r for r in seen if r not in repairs]  # yfinance's one-off time-zone probe per symbol
         assert all(r.params.get("range") == "1d" and r.params.get("interval") == "1d" for r in probes), probes
         budget = health["rest"]["budget"]
-        assert budget["by_priority"]["repair"] == 2 and budget["total"] == len(seen)  # all counted
+        assert budget["by_priority"]["repair"] == budget["total"] == len(seen)  # all counted, as repairs
         n = len(ticks(store, "AAPL"))
         wait_for(lambda: len(ticks(store, "AAPL")) >= n + 4, 60, what="ticks after the restart")
         last = ticks(store, "AAPL")[-1]["ts"]
