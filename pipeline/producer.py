@@ -10,7 +10,8 @@ Guarantees:
 - Per job and per symbol: published, rejected (with reasons), last run, next run, duration, last error.
 - A streaming source (one with ``attach``, e.g. ``yahoo_stream``) is attached to the publisher when it
   is first used: it publishes pushed ticks itself, and its interval job only tells it the symbols.
-  When no symbol uses it any more it is told an empty list; ``stop()`` stops it.
+  When no symbol uses it any more it is told an empty list; ``pause()`` and ``stop()`` stop it
+  (its connection closes), ``resume()`` starts it again.
 - A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
   ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
   (``snapshot()["poll_intervals"]`` says which applies).
@@ -170,9 +171,15 @@ class Producer:
 
     def pause(self) -> None:
         self.scheduler.pause()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):  # a paused pipeline takes no pushed prices either
+                src.stop()  # type: ignore[attr-defined]
 
     def resume(self) -> None:
         self.scheduler.resume()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):
+                self._attach(src)
 
     @property
     def paused(self) -> bool:
@@ -210,15 +217,17 @@ class Producer:
         with self._source_lock:
             if name not in self.sources:
                 self.sources[name] = self.source_factory(name)
-                attach = getattr(self.sources[name], "attach", None)
-                if attach is not None:  # a streaming source publishes what is pushed as it arrives
-                    from .sources.yahoo_stream import dead_letter_sender
-
-                    attach(
-                        self.publisher.publish,
-                        dead_letter_sender(self.publisher.kafka, self.settings.topic_dead_letter),
-                    )
+                if hasattr(self.sources[name], "attach"):
+                    self._attach(self.sources[name])
             return self.sources[name]
+
+    def _attach(self, stream) -> None:
+        """Start a streaming source: it publishes what is pushed as it arrives, bad frames dead-lettered."""
+        from .sources.yahoo_stream import dead_letter_sender
+
+        stream.attach(
+            self.publisher.publish, dead_letter_sender(self.publisher.kafka, self.settings.topic_dead_letter)
+        )
 
     def _poll_interval(self, name: str, symbols: int) -> float:
         """``STOCKMON_POLL_SECONDS``, or the floor the source's request budget sustains if higher."""

@@ -14,7 +14,7 @@ import pytest
 from support.base import make_settings
 from support.fake_market import FakeMarket
 from support.fake_streamer import GARBAGE_KINDS, UNKNOWN_FIELD, FakeStreamer
-from support.pipeline import read_topic, wait_for
+from support.pipeline import read_topic, wait_for, wait_quiet
 from yfinance.pricing_pb2 import PricingData
 
 from pipeline import bus
@@ -233,6 +233,14 @@ def test_drop_outage_and_restart_reconnect_resubscribe_and_repair_the_gap(stack,
         )
         inside = [t for t in got if want[0] <= t <= want[-1]]
         assert inside == want and len(set(got)) == len(got)  # none missing, none doubled
+
+        # pausing the pipeline closes the stream; resuming opens it again
+        runtime.pause()
+        wait_for(lambda: not streamer.subscribed(), 30, what="the stream closed on pause")
+        paused_at = wait_quiet(lambda: len(ticks(store, "AAPL")), quiet_s=1.5)
+        assert streamer.subscribed() == set()
+        runtime.resume()
+        wait_for(lambda: len(ticks(store, "AAPL")) > paused_at + 2, 60, what="ticks after resume")
     finally:
         runtime.stop()
 

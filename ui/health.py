@@ -153,6 +153,9 @@ def streams(health: dict, now: float | None = None) -> list[Status]:
         if not isinstance(info, dict) or "connected" not in info:
             continue
         component = f"Stream · {name}"
+        if (health.get("producer") or {}).get("paused"):
+            out.append(Status(component, "STOP", "paused with the pipeline (connection closed)"))
+            continue
         if not info["connected"]:
             why = info.get("last_error") or "not connected yet"
             out.append(
