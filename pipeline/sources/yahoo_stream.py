@@ -287,6 +287,7 @@ class YahooStreamSource:
         self.trade_to_received = _Window()
         self.received_to_kafka = _Window()
         self.published = 0
+        self._started = time.time()  # messages/s is over the last minute, or since the start if shorter
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach(
@@ -295,6 +296,7 @@ class YahooStreamSource:
         """Where ticks (``publish(events) -> acknowledged``) and bad frames (``dead_letter(raw,
         reason)``) go; starts the listener and publisher threads (idempotent)."""
         self._publish, self._dead_letter = publish, dead_letter
+        self._started = time.time()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
@@ -359,7 +361,7 @@ class YahooStreamSource:
             "connected_since": self.connected_since,
             "subscribed": sorted(client._subscriptions) if client is not None else [],
             "wanted": wanted,
-            "messages_per_s": round(self.messages.per_second(60), 2),
+            "messages_per_s": round(self.messages.per_second(min(60.0, max(1.0, now - self._started))), 2),
             "last_message": {s: self.last_message.get(s) for s in wanted},
             "reconnects": self.reconnects,
             "gaps_repaired": self.gaps_repaired,
