@@ -38,6 +38,92 @@ def table(rows: list[dict], **config) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", **config)
 
 
+def stream_details(producer: dict, consumer: dict, now: float) -> None:
+    """Request budgets, polling floors, and per streaming source: connection, latency, last messages."""
+    sources = producer.get("sources") or {}
+    budgets = {}
+    for name, info in sources.items():
+        budget = info.get("budget") or (info.get("rest") or {}).get("budget")
+        if budget:
+            budgets.setdefault(name, (name, budget))
+    rows = []
+    for name, budget in budgets.values():
+        for cap in budget.get("caps") or []:
+            rows.append(
+                {
+                    "Source": name,
+                    "Cap": f"{cap['limit']:,} per "
+                    + {60.0: "minute", 3600.0: "hour"}.get(cap["window_s"], f"{cap['window_s']:g} s"),
+                    "Used": cap["used"],
+                    "Left": cap["left"],
+                    "Next free slot": "now"
+                    if not budget.get("next_free_s")
+                    else f"in {budget['next_free_s']:g} s",
+                    "Waiting": ", ".join(f"{k} {v}" for k, v in (budget.get("waiting") or {}).items())
+                    or "none",
+                }
+            )
+    if rows:
+        st.markdown("**Request budget** (Yahoo's chart API, this process)")
+        table(rows)
+    for name, plan in sorted((producer.get("poll_intervals") or {}).items()):
+        if plan.get("floor_s", 0) > plan.get("setting_s", 0):
+            st.caption(
+                f"{name}: polling every {plan['used_s']:g} s, not the configured {plan['setting_s']:g} s "
+                f"(STOCKMON_POLL_SECONDS): {plan['symbols']} symbols at that pace is what the request "
+                "budget sustains. The yahoo_stream source needs no polling."
+            )
+    for name, info in sorted(sources.items()):
+        if "connected" not in info:
+            continue
+        st.markdown(f"**Stream: {name}** (`{info.get('url')}`)")
+        m = st.columns(5)
+        m[0].metric(
+            "Connected since", fmt.since(info.get("connected_since"), now) if info["connected"] else "down"
+        )
+        m[1].metric("Messages/s (1 min)", f"{info.get('messages_per_s', 0):g}")
+        m[2].metric("Reconnects", info.get("reconnects", 0))
+        m[3].metric("Gaps repaired", info.get("gaps_repaired", 0))
+        m[4].metric("Bad frames", info.get("bad_frames", 0))
+        latency = info.get("latency") or {}
+        stages = [
+            ("trade → received", latency.get("trade_to_received") or {}, "last minute"),
+            ("received → Kafka", latency.get("received_to_kafka") or {}, "last minute"),
+            ("Kafka → MongoDB", consumer.get("end_to_end") or {}, "last 2,000 messages, all sources"),
+        ]
+        table(
+            [
+                {
+                    "Stage": stage,
+                    "p50": fmt.duration_ms(snap["p50_ms"]) if snap.get("count") else fmt.DASH,
+                    "p95": fmt.duration_ms(snap["p95_ms"]) if snap.get("count") else fmt.DASH,
+                    "Samples": snap.get("count", 0),
+                    "Over": over,
+                }
+                for stage, snap, over in stages
+            ]
+        )
+        quotes = info.get("quotes") or {}
+        table(
+            [
+                {
+                    "Symbol": sym,
+                    "Last message": fmt.since(at, now) if at else "never",
+                    "Price": (quotes.get(sym) or {}).get("price"),
+                    "Session": (quotes.get(sym) or {}).get("market_hours", ""),
+                }
+                for sym, at in sorted((info.get("last_message") or {}).items())
+            ]
+        )
+        if info.get("bad_frame_reasons"):
+            st.caption(
+                "Bad frames (dead-lettered): "
+                + "; ".join(f"{k} × {v}" for k, v in info["bad_frame_reasons"].items())
+            )
+        if info.get("last_error"):
+            st.caption(f"Last error: {info['last_error']}")
+
+
 def render() -> None:
     now = time.time()
     with page.sentences("reading the pipeline's health"):
@@ -142,6 +228,8 @@ def render() -> None:
                         if lines:  # a source's own list (the CSV replay's skipped rows): plain text
                             with st.expander(f"{label} ({len(lines)})"):
                                 st.code("\n".join(map(str, lines)), language=None, wrap_lines=True)
+
+        stream_details(producer, health.get("consumer") or {}, now)
 
     # -- consumer ------------------------------------------------------------------------------
     st.subheader("Consumer")

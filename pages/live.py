@@ -147,6 +147,13 @@ def metrics_row(quotes, shown: list[str]) -> None:
         code = entry.currency if entry is not None else market_for(symbol).currency
         return currency.money(value, code, fmt.DASH, 4 if symbol.endswith("=X") else None)
 
+    ages = [
+        f"{s} {a:.1f} s" if a < 10 else f"{s} {fmt.age(a)}"
+        for s in shown[:8]
+        if s in rows and not fmt.missing(a := rows[s].get("age_s"))
+    ]
+    if ages:  # how fresh "live" is: now minus the newest price's trade time
+        st.caption("Age of the newest price: " + " · ".join(ages))
     if len(shown) == 1:
         symbol = shown[0]
         q = rows.get(symbol, {})

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 
 APP_NAME = "Stock Monitor"
-SOURCES = ("simulated", "yfinance", "alpha_vantage", "csv")
+SOURCES = ("simulated", "yfinance", "yahoo_stream", "alpha_vantage", "csv")
 DEFAULT_WATCHLIST = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
 
 
@@ -159,6 +159,20 @@ def _check_url(key: str, url: str) -> str:
     return url
 
 
+def _ws_url(key: str, text: str) -> str:
+    """A ws:// or wss:// URL with a host; else a ``ConfigError`` naming ``key``."""
+    url = text.strip()
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("ws", "wss") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{key}: {mask_uri(url)[:60]!r} is not a ws:// or wss:// URL with a host")
+    return url
+
+
 def _urls(key: str, text: str) -> tuple[str, ...]:
     return tuple(_check_url(key, u) for u in re.split(r"[,\s]+", text) if u)
 
@@ -268,6 +282,30 @@ class Settings:
     )
     yahoo_url: str | None = _setting(
         "STOCKMON_YAHOO_URL", _optional_url, None, doc="override Yahoo's hosts (tests, proxies)"
+    )
+    yahoo_stream_url: str = _setting(
+        "STOCKMON_YAHOO_STREAM_URL",
+        _ws_url,
+        "wss://streamer.finance.yahoo.com/?version=2",
+        doc="Yahoo's streamer for the yahoo_stream source (tests, proxies)",
+    )
+    yahoo_stream_stall_s: float = _setting(
+        "STOCKMON_YAHOO_STREAM_STALL_S",
+        _number(float, 1, 3600),
+        30.0,
+        doc="seconds without a message while a market is open before the stream reconnects",
+    )
+    yahoo_per_minute: int = _setting(
+        "STOCKMON_YAHOO_PER_MINUTE",
+        _number(int, 1, 10000),
+        60,
+        doc="Yahoo chart requests a minute, per process",
+    )
+    yahoo_per_hour: int = _setting(
+        "STOCKMON_YAHOO_PER_HOUR",
+        _number(int, 1, 1000000),
+        1500,
+        doc="Yahoo chart requests an hour, per process",
     )
     http_timeout: float = _setting("STOCKMON_HTTP_TIMEOUT", _number(float, 0.1, 300), 10.0)
     autostart: bool = _setting("STOCKMON_AUTOSTART", _bool, True, doc="start the pipeline on first load")

@@ -13,6 +13,13 @@ Guarantees:
   re-publishes what the log lost (see ``Publisher`` for the limits). Health shows the regressions
   and the replays (``snapshot()["replay"]``).
 - Per job and per symbol: published, rejected (with reasons), last run, next run, duration, last error.
+- A streaming source (one with ``attach``, e.g. ``yahoo_stream``) is attached to the publisher when it
+  is first used: it publishes pushed ticks itself, and its interval job only tells it the symbols.
+  When no symbol uses it any more it is told an empty list; ``pause()`` and ``stop()`` stop it
+  (its connection closes), ``resume()`` starts it again.
+- A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
+  ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
+  (``snapshot()["poll_intervals"]`` says which applies).
 - Backfills publish a symbol's history through the same topic, with progress in MongoDB. ``stop()``
   is noticed between chunks (one day of 1m bars each): the backfill is marked ``interrupted``.
 """
@@ -346,6 +353,7 @@ class Producer:
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
         self._stopping = threading.Event()
+        self.poll_intervals: dict[str, dict] = {}
 
     def _tracked(self, fn: Callable) -> Callable:
         """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""
@@ -372,9 +380,15 @@ class Producer:
 
     def pause(self) -> None:
         self.scheduler.pause()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):  # a paused pipeline takes no pushed prices either
+                src.stop()  # type: ignore[attr-defined]
 
     def resume(self) -> None:
         self.scheduler.resume()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):
+                self._attach(src)
 
     @property
     def paused(self) -> bool:
@@ -390,6 +404,12 @@ class Producer:
         first and waiting for our own count of running jobs avoids that.
         """
         self._stopping.set()
+        for src in list(self.sources.values()):
+            if hasattr(src, "attach"):  # a streaming source: close its connection and threads
+                try:
+                    src.stop()  # type: ignore[attr-defined]
+                except Exception as exc:
+                    log.warning("stream stop: %s", exc)
         if self.scheduler.running:
             self.scheduler.pause()
             with self._jobs_idle:
@@ -407,14 +427,38 @@ class Producer:
         with self._source_lock:
             if name not in self.sources:
                 self.sources[name] = self.source_factory(name)
+                if hasattr(self.sources[name], "attach"):
+                    self._attach(self.sources[name])
             return self.sources[name]
+
+    def _attach(self, stream) -> None:
+        """Start a streaming source: it publishes what is pushed as it arrives, bad frames dead-lettered."""
+        from .sources.yahoo_stream import dead_letter_sender
+
+        stream.attach(
+            self.publisher.publish, dead_letter_sender(self.publisher.kafka, self.settings.topic_dead_letter)
+        )
+
+    def _poll_interval(self, name: str, symbols: int) -> float:
+        """``STOCKMON_POLL_SECONDS``, or the floor the source's request budget sustains if higher."""
+        floor_of = getattr(self.source(name), "min_interval", None)
+        floor = float(floor_of(symbols)) if callable(floor_of) else 0.0
+        used = max(float(self.settings.poll_seconds), floor)
+        self.poll_intervals[name] = {
+            "setting_s": float(self.settings.poll_seconds),
+            "floor_s": round(floor, 2),
+            "used_s": round(used, 2),
+            "symbols": symbols,
+        }
+        return used
 
     def sync_jobs(self) -> None:
         """Make the set of fetch jobs match the sources the enabled watchlist uses."""
         if self._stopping.is_set():
             return
         try:
-            wanted = set(self.watchlist.symbols_by_source())
+            by_source = self.watchlist.symbols_by_source()
+            wanted = set(by_source)
         except Exception as exc:  # MongoDB down: keep the jobs we have
             log.warning("watchlist unavailable, keeping current jobs: %s", exc)
             return
@@ -428,12 +472,22 @@ class Producer:
                 "interval",
                 args=[name],
                 id=f"fetch:{name}",
-                seconds=self.settings.poll_seconds,
+                seconds=self._poll_interval(name, len(by_source[name])),
                 next_run_time=datetime.now(UTC),
             )
             log.info("fetch job for %s started", name)
+        for name in wanted & current:  # the budget's floor moves with the number of symbols
+            seconds = self._poll_interval(name, len(by_source[name]))
+            job = self.scheduler.get_job(f"fetch:{name}")
+            interval = getattr(getattr(job, "trigger", None), "interval", None)
+            if job is not None and interval is not None and abs(interval.total_seconds() - seconds) > 0.01:
+                self.scheduler.reschedule_job(f"fetch:{name}", trigger="interval", seconds=seconds)
         for name in current - wanted:
             self.scheduler.remove_job(f"fetch:{name}")
+            self.poll_intervals.pop(name, None)
+            stream = self.sources.get(name)
+            if stream is not None and hasattr(stream, "attach"):
+                stream.fetch([])  # nothing to stream: unsubscribe
             log.info("fetch job for %s stopped (no symbols)", name)
 
     def run_fetch(self, source_name: str) -> int:
@@ -482,6 +536,9 @@ class Producer:
             id=f"backfill:{symbol}",
             replace_existing=True,
             next_run_time=datetime.now(UTC),
+            # queued behind others (4 workers, a request budget) it may start minutes late: it must
+            # still run, not be dropped as "missed" after the default 30 s grace
+            misfire_grace_time=None,
         )
 
     def backfill_plan(self, now: datetime) -> list[tuple[str, datetime, datetime]]:
@@ -555,4 +612,5 @@ class Producer:
             "replay": self.publisher.snapshot(),
             "recent_errors": pub["recent"][-20:],
             "throughput": self.publisher.rate.series(),
+            "poll_intervals": dict(self.poll_intervals),
         }

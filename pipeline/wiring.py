@@ -40,7 +40,7 @@ from .config import Settings
 from .consumer import PriceConsumer
 from .heartbeat import Heartbeat
 from .producer import Producer
-from .sources import Source, make_source
+from .sources import Source, make_source, yahoo_budget
 from .sources.base import SymbolInfo
 from .store import Store
 from .watchlist import Watchlist
@@ -68,12 +68,15 @@ class Connection:
         self.page_watchlist = Watchlist(self.page_store.watchlist, self.lookup, settings.max_symbols)
         self._sources: dict[str, Source] = {}
         self._lock = threading.Lock()
+        self.yahoo_budget = yahoo_budget(settings)  # one Yahoo request budget per process
 
     def source(self, name: str) -> Source:
         """The one instance of source ``name`` in this process (raises ``ConfigError`` if unknown)."""
         with self._lock:
             if name not in self._sources:
-                self._sources[name] = make_source(name, self.settings, last_prices=self.store.last_closes)
+                self._sources[name] = make_source(
+                    name, self.settings, last_prices=self.store.last_closes, budget=self.yahoo_budget
+                )
             return self._sources[name]
 
     def lookup(self, source_name: str, symbol: str) -> SymbolInfo:

@@ -24,7 +24,9 @@ def expected_states(now: datetime) -> dict[str, str]:
     }
 
 
-def test_five_markets_status_and_currency_on_home_and_session_dates_on_history(tmp_path, chromium_path, artifacts):
+def test_five_markets_status_and_currency_on_home_and_session_dates_on_history(
+    tmp_path, chromium_path, artifacts
+):
     from playwright.sync_api import expect, sync_playwright
 
     env = {

@@ -48,7 +48,7 @@ def test_stockmon_table_in_secrets(tmp_path):
         (
             "STOCKMON_SOURCE",
             "bloomberg",
-            "STOCKMON_SOURCE='bloomberg' is not allowed; use one of: simulated, yfinance, alpha_vantage, csv",
+            "STOCKMON_SOURCE='bloomberg' is not allowed; use one of: simulated, yfinance, yahoo_stream, alpha_vantage, csv",
         ),
         ("STOCKMON_AUTOSTART", "maybe", "STOCKMON_AUTOSTART='maybe' is not a boolean"),
         ("STOCKMON_TOPIC_PRICES", "bad topic!", "is not a valid Kafka topic name"),

@@ -31,6 +31,8 @@ Rules (each status carries a one-sentence reason):
 - Broker footprint (embedded broker): WARN when its snapshot or memory is over the cap or messages over
   the budget are kept because they are not stored yet, ERR when the trimmer's last run failed, else OK;
   ``topic_holds`` is the sentence "the topic holds the last ..." from the oldest retained message.
+- Stream (a source reporting ``connected``, e.g. ``yahoo_stream``): OK while connected (WARN when
+  frames were bad or symbols never got a message), ERR while disconnected with the reason.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
 - Market hours (``fixed_hours``): a sentence naming the markets whose exchange calendar could not be
@@ -197,6 +199,40 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
                 "Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"
             )
         )
+    return out
+
+
+def streams(health: dict, now: float | None = None) -> list[Status]:
+    """One status per streaming source (see the module rules)."""
+    now = time.time() if now is None else now
+    out = []
+    for name, info in sorted(((health.get("producer") or {}).get("sources") or {}).items()):
+        if not isinstance(info, dict) or "connected" not in info:
+            continue
+        component = f"Stream · {name}"
+        if (health.get("producer") or {}).get("paused"):
+            out.append(Status(component, "STOP", "paused with the pipeline (connection closed)"))
+            continue
+        if not info["connected"]:
+            why = info.get("last_error") or "not connected yet"
+            out.append(
+                Status(component, "ERR", f"disconnected ({info.get('reconnects', 0)} reconnects): {why}")
+            )
+            continue
+        silent = [s for s, t in (info.get("last_message") or {}).items() if t is None]
+        text = (
+            f"connected {fmt.since(info.get('connected_since'), now)}, "
+            f"{info.get('messages_per_s', 0):g} messages/s, {info.get('reconnects', 0)} reconnects, "
+            f"{info.get('gaps_repaired', 0)} gaps repaired"
+        )
+        if info.get("bad_frames"):
+            out.append(Status(component, "WARN", f"{text}; {info['bad_frames']:,} bad frames dead-lettered"))
+        elif silent and info.get("connected_since") and now - info["connected_since"] > 60:
+            out.append(
+                Status(component, "WARN", f"{text}; no message yet for {', '.join(sorted(silent)[:5])}")
+            )
+        else:
+            out.append(Status(component, "OK", text))
     return out
 
 
@@ -457,6 +493,7 @@ def evaluate(
         kafka(health),
         mongo(health, now),
         *producer(health, poll_seconds, now),
+        *streams(health, now),
         consumer(health, samples, now),
         dead_letters(health),
         bar_builder(health, now, poll_seconds),

@@ -7,24 +7,39 @@ from .base import FetchResult, Source, SourceError, SymbolInfo, UnknownSymbol
 __all__ = ["FetchResult", "Source", "SourceError", "SymbolInfo", "UnknownSymbol", "make_source"]
 
 
-def make_source(name: str, settings, last_prices=None) -> Source:
+def yahoo_budget(settings):
+    """The request budget for Yahoo's chart API from settings (share one per process)."""
+    from .budget import RequestBudget
+
+    return RequestBudget(((settings.yahoo_per_minute, 60.0), (settings.yahoo_per_hour, 3600.0)), name="Yahoo")
+
+
+def make_source(name: str, settings, last_prices=None, budget=None) -> Source:
     """Build the source called ``name`` from settings.
 
     ``last_prices`` is an optional callable ``(symbols) -> {symbol: last stored close}`` that lets the
     simulated source continue from what is already stored instead of jumping after a restart.
+    ``budget`` is the process's Yahoo ``RequestBudget`` (``yahoo_budget(settings)``), shared by the
+    ``yfinance`` and ``yahoo_stream`` sources; without it each gets its own.
     """
     if name == "simulated":
         from .simulated import SimulatedSource
 
         return SimulatedSource(seed=settings.sim_seed, last_prices=last_prices, hours=settings.sim_hours)
-    if name == "yfinance":
+    if name in ("yfinance", "yahoo_stream"):
         from .yahoo import YahooSource
 
-        return YahooSource(
+        rest = YahooSource(
             cache_dir=settings.data_dir / "yfinance-cache",
             timeout=settings.http_timeout,
             base_url=settings.yahoo_url,
+            budget=budget if budget is not None else yahoo_budget(settings),
         )
+        if name == "yfinance":
+            return rest
+        from .yahoo_stream import YahooStreamSource
+
+        return YahooStreamSource(rest, settings.yahoo_stream_url, stall_s=settings.yahoo_stream_stall_s)
     if name == "alpha_vantage":
         from .alphavantage import AlphaVantageSource
 

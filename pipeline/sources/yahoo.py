@@ -24,6 +24,12 @@ Guarantees (on top of ``base``):
   are serialised by one lock, and each call installs its own session and cache folder (under
   ``cache_dir``, never the home folder). With ``base_url`` the session sends every Yahoo host
   (query1/query2.finance.yahoo.com, fc.yahoo.com, guce.yahoo.com, ...) to that URL instead.
+- With a ``budget`` (``pipeline.sources.budget.RequestBudget``) a slot is taken before every chart
+  call: ``fetch`` never waits (a symbol without a slot gets "request budget spent ..."), ``backfill``
+  waits in the budget's priority queue (``priority=REPAIR`` for gap repair goes before backfill
+  chunks) for at most ``budget_wait_s``, ``lookup`` for at most ``timeout``. ``min_interval(n)`` is
+  the shortest polling interval the budget sustains for ``n`` symbols. Chart requests yfinance makes
+  on its own (its one-off time-zone probe per symbol) are charged to the budget after the call.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
+from .budget import BACKFILL, LIVE, BudgetClosed, BudgetTimeout, RequestBudget
 from .markets import market_for, session_date, trades_between
 
 log = logging.getLogger(__name__)
@@ -112,6 +119,7 @@ class _YahooSessionMixin:
         self.base_url = base_url
         self.deadline = None
         self.requests_made = 0
+        self.chart_requests = 0
         self.charts: dict[str, Any] = {}
         self.rate_limited = False
 
@@ -135,6 +143,7 @@ class _YahooSessionMixin:
         if response.status_code == 429:
             self.rate_limited = True
         if "/v8/finance/chart/" in parts.path:
+            self.chart_requests += 1
             self.charts[unquote(parts.path.rsplit("/", 1)[-1])] = response
         return response
 
@@ -205,6 +214,8 @@ class YahooSource:
         backoff_base: float = 30.0,
         backoff_max: float = 900.0,
         max_workers: int = 8,
+        budget: RequestBudget | None = None,
+        budget_wait_s: float = 900.0,
     ):
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -214,6 +225,8 @@ class YahooSource:
         self.max_workers = max_workers
         self._session = _make_session(self.base_url)
         self._backoff = Backoff(backoff_base, backoff_max)
+        self.budget = budget
+        self.budget_wait_s = float(budget_wait_s)
         self._stats_lock = threading.Lock()
         self._stats: dict[str, Any] = {
             "calls": 0,
@@ -235,8 +248,23 @@ class YahooSource:
         wanted = result.symbols(symbols)
         if not wanted or self._in_backoff(wanted, result):
             return result
+        paid = 0
+        if self.budget is not None:
+            allowed = []
+            for symbol in wanted:
+                cost = self._cost(symbol)
+                if all(self.budget.try_acquire(LIVE) for _ in range(cost)):
+                    allowed.append(symbol)
+                    paid += cost
+                else:
+                    result.errors[symbol] = self._budget_reason()
+            wanted = allowed
+            if not wanted:
+                return result
         now = utcnow()
-        outcomes = self._run(wanted, lambda s: dict(period="1d", interval="1m", prepost=True))
+        outcomes = self._run(
+            wanted, lambda s: dict(period="1d", interval="1m", prepost=True), paid if self.budget else None
+        )
         for symbol in wanted:
             events, _, reason = self._convert(
                 symbol, outcomes[symbol], "1m", now, tail=self.live_bars, tick=True
@@ -247,7 +275,10 @@ class YahooSource:
         self._after(result)
         return result
 
-    def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
+    def backfill(
+        self, symbol: str, start: datetime, end: datetime, interval: str, *, priority: int = BACKFILL
+    ) -> FetchResult:
+        """See ``Source.backfill``; ``priority`` is this call's place in the request budget's queue."""
         result = FetchResult()
         args = result.backfill_args(symbol, start, end)
         if args is None:
@@ -276,7 +307,10 @@ class YahooSource:
             def params(_symbol: str, a: datetime = a, b: datetime = b) -> dict:
                 return dict(start=a, end=b, interval=limit.yahoo, prepost=True)
 
-            outcome = self._run([symbol], params)[symbol]
+            paid = self._slot(priority, self.budget_wait_s, symbol, result)
+            if paid == 0:
+                break
+            outcome = self._run([symbol], params, paid)[symbol]
             events, kind, reason = self._convert(symbol, outcome, interval, now)
             result.add_checked([e for e in events if _in_range(e, start, end)], symbol=symbol)
             if kind == "empty" and not trades_between(market_for(symbol), a, b):
@@ -301,7 +335,11 @@ class YahooSource:
         left = self._backoff.left()
         if left > 0:
             raise SourceError(f"rate limited by Yahoo, retry in {math.ceil(left)}s")
-        outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"))[symbol]
+        denied = FetchResult()
+        paid = self._slot(LIVE, self.timeout, symbol, denied)
+        if paid == 0:
+            raise SourceError(denied.errors[symbol])
+        outcome = self._run([symbol], lambda s: dict(period="5d", interval="1d"), paid)[symbol]
         meta = outcome.meta if outcome.error is None else None
         if not meta or not meta.get("exchangeTimezoneName"):
             kind, reason = self._explain(symbol, outcome)
@@ -330,11 +368,50 @@ class YahooSource:
             "base_url": self.base_url or "https://query2.finance.yahoo.com",
             "timeout": self.timeout,
             "requests": self._session.requests_made,
+            "budget": self.budget.snapshot() if self.budget is not None else None,
             **stats,
             **self._backoff.snapshot(),
         }
 
+    def min_interval(self, symbols: int) -> float:
+        """Shortest polling interval (s) the request budget sustains for ``symbols`` (0 without one)."""
+        return self.budget.sustainable_interval(max(1, symbols)) if self.budget is not None else 0.0
+
     # -- calling yfinance -------------------------------------------------------------------------
+    def _budget_reason(self) -> str:
+        assert self.budget is not None
+        snap = self.budget.snapshot()
+        caps = ", ".join(f"{c['limit']} per {c['window_s']:g}s" for c in snap["caps"])
+        return f"request budget spent ({caps}); next slot in {math.ceil(snap['next_free_s'])}s"
+
+    def _cost(self, symbol: str) -> int:
+        """Chart requests one call for ``symbol`` makes: 1, plus yfinance's time-zone probe while
+        that symbol's time zone is not in its cache yet."""
+        with _YF_LOCK:
+            self._activate()
+            try:
+                known = yf_cache.get_tz_cache().lookup(symbol)
+            except Exception:
+                known = None
+        return 1 if known else 2
+
+    def _slot(self, priority: int, wait_s: float, symbol: str, result: FetchResult) -> int | None:
+        """Take the slots one call for ``symbol`` costs (waiting up to ``wait_s`` by ``priority``) and
+        return how many (None without a budget); 0, with the reason recorded, when there are none."""
+        if self.budget is None:
+            return None
+        try:
+            deadline = time.monotonic() + wait_s
+            cost = self._cost(symbol)
+            for _ in range(cost):
+                self.budget.acquire(priority, timeout_s=max(0.0, deadline - time.monotonic()))
+            return cost
+        except BudgetTimeout:
+            result.errors[symbol] = self._budget_reason()
+        except BudgetClosed:
+            result.errors[symbol] = "the app is stopping: no more requests to Yahoo"
+        return 0
+
     def _in_backoff(self, symbols: Sequence[str], result: FetchResult) -> bool:
         left = self._backoff.left()
         if left <= 0:
@@ -357,7 +434,12 @@ class YahooSource:
             YfData.cache_get.cache_clear()
             _ACTIVE["session"] = self._session
 
-    def _run(self, symbols: Sequence[str], params: Callable[[str], dict]) -> dict[str, _Outcome]:
+    def _run(
+        self, symbols: Sequence[str], params: Callable[[str], dict], paid: int | None = None
+    ) -> dict[str, _Outcome]:
+        """One yfinance history call per symbol, in parallel, under the global lock. ``paid``: the
+        budget slots the caller took for it (default one per symbol); chart requests beyond that
+        are charged to the budget afterwards."""
         outcomes = {s: _Outcome() for s in symbols}
         with _YF_LOCK:
             self._activate()
@@ -367,6 +449,7 @@ class YahooSource:
             # one it acted on
             session.rate_limited = False
             session.deadline = time.monotonic() + self.timeout
+            charts_before = session.chart_requests
             hide = yf.config.debug.hide_exceptions
             yf.config.debug.hide_exceptions = False  # we want the exceptions, not log lines
             pool = ThreadPoolExecutor(
@@ -384,6 +467,9 @@ class YahooSource:
                 pool.shutdown(wait=False, cancel_futures=True)
                 session.deadline = None
                 yf.config.debug.hide_exceptions = hide
+            extra = session.chart_requests - charts_before - (len(symbols) if paid is None else paid)
+            if extra > 0 and self.budget is not None:  # yfinance's own probes (time zone) count too
+                self.budget.charge(extra)
         return outcomes
 
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:

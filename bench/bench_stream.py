@@ -1,0 +1,213 @@
+"""Streaming benchmark on the embedded stack (figures, not assertions).
+
+Measures in one run, against the same servers and the local fakes (tests/support: the fake HTTP
+market and the fake streamer speaking Yahoo's frames):
+  stream    pushed tick -> stored in MongoDB (acknowledged, from the consumer's on_stored hook) at
+            50 symbols x 2 ticks/s for --seconds: p50/p95/p99 (goal p99 <= 250 ms); the price age
+            (now - newest stored tick's trade time, sampled every 0.5 s); REST chart requests at the
+            fake server during the steady state, per hour
+  polling   the yfinance polling source, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
+            --poll-seconds: its price age the same way, and REST requests per hour, (a) under the
+            default request budget (the interval is raised to what 1,500/h sustains) and (b) with the
+            budget lifted (what polling at the default interval costs without one)
+
+Usage: python bench/bench_stream.py [--seconds 60] [--poll-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.fake_market import FakeMarket, Instrument
+from support.fake_streamer import FakeStreamer
+
+from pipeline.config import Settings
+from pipeline.runtime import Runtime, configure_logging
+from pipeline.stack import LocalStack
+
+SIX = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
+
+
+def settings_for(stack: LocalStack, tag: str, data: Path, **kw) -> Settings:
+    return Settings.load(
+        env={},
+        secrets_paths=[],
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        mongodb_uri=stack.mongodb_uri,
+        db=f"bench_{tag}",
+        topic_prices=f"bench.{tag}",
+        topic_dead_letter=f"bench.{tag}.dlq",
+        consumer_group=f"bench-{tag}",
+        data_dir=data / tag,
+        partitions=3,
+        backfill_days_1m=0,
+        backfill_days_daily=0,
+        **kw,
+    )
+
+
+def pct(values: list[float], p: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(p * len(data)))] if data else float("nan")
+
+
+def sample_ages(runtime: Runtime, symbols, stop: threading.Event, out: list[float]) -> None:
+    """Every 0.5 s: now minus the trade time of each symbol's newest stored tick (s)."""
+    while not stop.wait(0.5):
+        now = datetime.now(UTC)
+        for s in symbols:
+            doc = runtime.store.prices.find_one({"symbol": s, "interval": "tick"}, sort=[("ts", -1)])
+            if doc:
+                out.append((now - doc["ts"].replace(tzinfo=UTC)).total_seconds())
+
+
+def stream_phase(stack, data, seconds: float) -> dict:
+    symbols = [f"B{i:02d}" for i in range(50)]
+    with FakeMarket() as market, FakeStreamer(market, tick_s=0.5) as streamer:
+        for i, s in enumerate(symbols):
+            market.instruments[s] = Instrument(s, 20.0 + i, s)
+        settings = settings_for(
+            stack,
+            "stream",
+            data,
+            source="yahoo_stream",
+            yahoo_url=market.url,
+            yahoo_stream_url=streamer.url,
+            watchlist=tuple(symbols),
+        )
+        runtime = Runtime(settings).start()
+        latencies: list[float] = []
+        consumer = runtime.pipeline.consumer
+        inner = consumer.on_stored
+
+        def on_stored(events) -> None:
+            now = datetime.now(UTC)
+            latencies.extend((now - e.ts).total_seconds() for e in events if e.interval == "tick")
+            if inner is not None:
+                inner(events)
+
+        consumer.on_stored = on_stored
+        try:
+            while streamer.subscribed() != set(symbols):
+                time.sleep(0.1)
+            time.sleep(3)  # warm-up: group join and first batches are not the steady state
+            latencies.clear()
+            charts_before = len(market.chart_requests())
+            ages: list[float] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=sample_ages, args=(runtime, symbols[:6], stop, ages))
+            sampler.start()
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - t0
+            stop.set()
+            sampler.join()
+            rest = len(market.chart_requests()) - charts_before
+            pushed = len(streamer.pushed)
+            health = runtime.pipeline.producer.snapshot()["sources"]["yahoo_stream"]
+        finally:
+            runtime.stop()
+    return {
+        "ticks": len(latencies),
+        "pushed": pushed,
+        "p50": pct(latencies, 0.5) * 1000,
+        "p95": pct(latencies, 0.95) * 1000,
+        "p99": pct(latencies, 0.99) * 1000,
+        "age_p50": pct(ages, 0.5),
+        "age_p95": pct(ages, 0.95),
+        "rest_per_hour": rest * 3600 / elapsed,
+        "latency": health["latency"],
+    }
+
+
+def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
+    with FakeMarket() as market:
+        settings = settings_for(
+            stack,
+            tag,
+            data,
+            source="yfinance",
+            yahoo_url=market.url,
+            poll_seconds=2.0,
+            watchlist=SIX,
+            **budget,
+        )
+        runtime = Runtime(settings).start()
+        try:
+            while not runtime.store.prices.count_documents({"interval": "tick"}):
+                time.sleep(0.1)
+            charts_before = len(market.chart_requests())
+            ages: list[float] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=sample_ages, args=(runtime, SIX, stop, ages))
+            sampler.start()
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - t0
+            stop.set()
+            sampler.join()
+            rest = len(market.chart_requests()) - charts_before
+            interval = runtime.pipeline.producer.snapshot()["poll_intervals"].get("yfinance", {})
+        finally:
+            runtime.stop()
+    return {
+        "age_p50": pct(ages, 0.5),
+        "age_p95": pct(ages, 0.95),
+        "rest_per_hour": rest * 3600 / elapsed,
+        "interval": interval.get("used_s"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60.0, help="streaming phase")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="each polling phase")
+    args = parser.parse_args()
+    configure_logging()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        stack = LocalStack(data / "stack").start()
+        try:
+            s = stream_phase(stack, data, args.seconds)
+            budgeted = poll_phase(stack, data, args.poll_seconds, "poll_budget")
+            free = poll_phase(
+                stack, data, args.poll_seconds, "poll_free", yahoo_per_minute=10000, yahoo_per_hour=1000000
+            )
+        finally:
+            stack.stop()
+    print(
+        f"stream, 50 symbols x 2 ticks/s for {args.seconds:g}s: {s['ticks']} ticks stored of {s['pushed']} pushed"
+    )
+    print(
+        f"pushed tick -> stored       p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms "
+        "(goal p99 <= 250 ms)"
+    )
+    print(f"stream stages (last minute) {s['latency']}")
+    print(f"price age, stream           p50 {s['age_p50']:.2f} s, p95 {s['age_p95']:.2f} s")
+    print(
+        f"price age, polling          p50 {budgeted['age_p50']:.2f} s, p95 {budgeted['age_p95']:.2f} s "
+        f"(6 symbols, interval {budgeted['interval']} s under the budget)"
+    )
+    print(
+        f"price age, polling no budget p50 {free['age_p50']:.2f} s, p95 {free['age_p95']:.2f} s "
+        f"(interval {free['interval']} s); ratio to stream p50: {free['age_p50'] / max(s['age_p50'], 1e-3):.1f}x"
+    )
+    print(
+        f"REST requests/hour at steady state: stream (50 symbols) {s['rest_per_hour']:.0f}, "
+        f"polling 6 symbols under the budget {budgeted['rest_per_hour']:.0f}, "
+        f"polling 6 symbols at 2 s without a budget {free['rest_per_hour']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
