@@ -45,7 +45,10 @@ def test_random_walk_draws_naive_with_the_sentence(seeded):
     print(f"\nForecast page render from stored documents (AppTest, cold): {took * 1000:.0f} ms")
     assert_clean(at)
     words = texts(at)
-    assert "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins (best: " in words
+    assert (
+        "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins (best: "
+        in words
+    )
     assert "Not investment advice" in words and "as of" in words
     fan, cover = plotly_specs(at)
     assert names(fan) == ["95% band", "80% band", "50% band", "Daily close", "Naive forecast"]
