@@ -88,3 +88,40 @@ def test_completed_session_and_future_dates():
         "2026-07-08",
     ]
     assert all(d.weekday() < 5 for d in future_dates(nyse, datetime(2026, 6, 30).date())) and timedelta
+
+
+def test_health_row_of_the_forecast_job():
+    from ui import health
+
+    assert health.forecast_job({}) is None  # pipeline stopped: no row
+    assert (
+        health.forecast_job({"forecasts": {"last_run": None, "running": True}}).reason
+        == "running its first pass"
+    )
+    ok = health.forecast_job(
+        {"forecasts": {"last_run": 1_800_000_000, "duration_s": 12.5, "done": 3, "skipped": 1, "failed": 0}}
+    )
+    assert ok.level == "OK" and "in 12.5 s: 3 done, 1 with too little history" in ok.reason
+    bad = health.forecast_job(
+        {"forecasts": {"last_run": 1_800_000_000, "duration_s": 1.0, "failed": 1, "failures": {"X": "boom"}}}
+    )
+    assert bad.level == "ERR" and "1 failed (X: boom)" in bad.reason
+
+
+def test_on_demand_request_runs_on_the_scheduler(store):
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from support.pipeline import wait_for
+
+    closes, dates = trend_season()
+    store.bars.insert_many(bar_docs("TRND", closes, dates))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        job = ForecastJob(store, lambda: [Entry("TRND")], clock=lambda: LATER).attach(scheduler)
+        assert scheduler.get_job("forecast") is not None  # the periodic check is registered
+        job.request(["TRND"])
+        wait_for(lambda: job.snapshot()["runs"] >= 1, 300, what="the requested forecast run")
+        assert job.snapshot()["done"] == 1
+        assert queries.latest_forecast(store, "TRND", job.settings)["status"] == "ok"
+    finally:
+        scheduler.shutdown(wait=True)

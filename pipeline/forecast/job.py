@@ -102,7 +102,10 @@ class ForecastJob:
         if scheduler is None:
             raise RuntimeError("the forecast job is not attached to a running scheduler")
         scheduler.add_job(
-            self._wrap(self.run), args=[list(symbols) if symbols else None, True], id="forecast:now"
+            self._wrap(self.run),
+            args=[list(symbols) if symbols else None, True],
+            id="forecast:now",
+            replace_existing=True,  # a second click while one waits: one run
         )
 
     # -- work ---------------------------------------------------------------------------------------
