@@ -41,12 +41,8 @@ params = st.query_params
 wanted = params.get("symbol", "")
 left, right = st.columns([2, 1])
 symbol = left.selectbox("Symbol", symbols, index=symbols.index(wanted) if wanted in by_symbol else 0)
-horizon = right.radio(
-    "Horizon (sessions)",
-    HORIZONS,
-    index=HORIZONS.index(int(params.get("h", 5))) if params.get("h", "5") in ("1", "5", "20") else 1,
-    horizontal=True,
-)
+asked = {str(h): i for i, h in enumerate(HORIZONS)}.get(params.get("h", ""), HORIZONS.index(5))
+horizon = right.radio("Horizon (sessions)", HORIZONS, index=asked, horizontal=True)
 params["symbol"], params["h"] = symbol, str(horizon)
 
 

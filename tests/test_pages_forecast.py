@@ -73,6 +73,14 @@ def test_trend_series_draws_the_winning_model(seeded):
     assert y[-1] > y[0] * 1.02  # the trend carried forward
     assert "beat 'next close = last close' for TRND at 5 sessions" in texts(at)
 
+    at = app("forecast", query={"symbol": "TRND", "h": "20"}).run()
+    assert_clean(at)
+    assert at.radio[0].value == 20 and "for TRND at 20 sessions" in texts(at)
+    assert (at.dataframe[0].value["Origins"] == 24).all()
+    at = app("forecast", query={"symbol": "NOPE", "h": "banana"}).run()  # junk in the URL: defaults
+    assert_clean(at)
+    assert at.selectbox[0].value == "AAPL" and at.radio[0].value == 5
+
 
 def test_short_history_says_how_many_sessions(seeded):
     at = app("forecast", query={"symbol": "TINY"}).run()
