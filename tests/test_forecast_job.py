@@ -125,3 +125,21 @@ def test_on_demand_request_runs_on_the_scheduler(store):
         assert queries.latest_forecast(store, "TRND", job.settings)["status"] == "ok"
     finally:
         scheduler.shutdown(wait=True)
+
+
+def test_a_run_stops_between_symbols_when_the_scheduler_pauses(store):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    closes, dates = trend_season()
+    for s in ("A1", "A2"):
+        store.bars.insert_many(bar_docs(s, closes, dates))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        job = ForecastJob(store, lambda: [Entry("A1"), Entry("A2")], clock=lambda: LATER).attach(scheduler)
+        scheduler.pause()  # what Producer.stop does first
+        assert job.run()["done"] == 0
+        scheduler.resume()
+        assert job.run()["done"] == 2
+    finally:
+        scheduler.shutdown(wait=True)

@@ -12,7 +12,8 @@ Guarantees:
 - ``run_due`` (the scheduled check, every ``CHECK_SECONDS``) computes only symbols whose completed
   as-of has no stored result yet: that is "after each exchange's close" without one timer per
   exchange. ``request`` runs the given symbols now, on the same scheduler. A symbol that fails is
-  counted with its reason; the others go on.
+  counted with its reason; the others go on. A run stops between symbols once its scheduler is
+  paused or stopping (one symbol takes seconds), so it never holds up the producer's stop.
 - ``snapshot()`` (for Pipeline health): last run (epoch s), its duration (s), symbols done, skipped
   and failed with reasons, whether a run is going on. In memory, no I/O.
 """
@@ -108,6 +109,16 @@ class ForecastJob:
             replace_existing=True,  # a second click while one waits: one run
         )
 
+    def _halted(self) -> bool:
+        """The scheduler this job runs on is paused or shutting down (``Producer.stop`` pauses it
+        first and waits for running jobs): a run stops between symbols instead of holding the stop."""
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is None:
+            return False
+        from apscheduler.schedulers.base import STATE_RUNNING
+
+        return scheduler.state != STATE_RUNNING
+
     # -- work ---------------------------------------------------------------------------------------
     def run_due(self) -> dict:
         """Compute the symbols whose completed as-of has no stored result yet."""
@@ -126,6 +137,8 @@ class ForecastJob:
         try:
             entries = [e for e in self.entries() if symbols is None or e.symbol in symbols]
             for entry in entries:
+                if self._halted():
+                    break  # the producer is pausing or stopping: the rest waits for the next check
                 market = market_for(entry.symbol, getattr(entry, "timezone", None) or None)
                 as_of = completed_as_of(market, now)
                 try:
