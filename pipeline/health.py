@@ -95,6 +95,7 @@ class Health(TypedDict, total=False):
     degraded: str | None  # why a running pipeline is not whole (the consumer crashed), else None
     bars: dict | None  # BarBuilder.snapshot()
     alerts: AlertsHealth
+    forecasts: dict | None  # ForecastJob.snapshot(): last run, duration, done, skipped, failed
     backfills: list[dict]  # queries.backfills(), when MongoDB answers
     processes: list[dict]  # queries.processes(), when MongoDB answers
     checked_at: float  # epoch seconds when this snapshot's server checks began
@@ -155,7 +156,7 @@ def live_parts(
     *, state: str, error: str | None, started_at: float | None, timings: dict[str, float], app: App | None
 ) -> dict:
     """The parts of ``Health`` that live in this process's memory (no I/O): ``state``, ``error``,
-    ``started_at``, ``timings``, ``producer``, ``consumer``, ``degraded``, ``alerts``."""
+    ``started_at``, ``timings``, ``producer``, ``consumer``, ``degraded``, ``alerts``, ``forecasts``."""
     consumer = consumer_of(app)
     return {
         "state": state,
@@ -166,6 +167,7 @@ def live_parts(
         "consumer": consumer,
         "degraded": degraded(state, consumer),
         "alerts": alerts_of(app),
+        "forecasts": app.forecasts.snapshot() if app and app.forecasts else None,
     }
 
 

@@ -490,3 +490,32 @@ def collection_details(store) -> list[dict]:
             row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
         out.append(row)
     return out
+
+
+def latest_forecast(store, symbol: str, settings: str) -> dict | None:
+    """The newest stored forecast document of ``symbol`` computed with model settings ``settings``
+    (``pipeline.forecast.backtest.settings_hash``), or None; see ``pipeline.forecast.job`` for its
+    fields. ``computed_at`` is aware UTC."""
+    docs = list(
+        store.forecasts.find({"symbol": symbol, "settings": settings}, {"_id": 0}).sort("as_of", -1).limit(1)
+    )
+    if not docs:
+        return None
+    doc = docs[0]
+    if doc.get("computed_at") is not None:
+        doc["computed_at"] = to_utc(doc["computed_at"])
+    return doc
+
+
+def forecast_backtest(store, symbol: str, as_of: str, settings: str) -> pd.DataFrame:
+    """The backtest rows of one forecast (one per model and horizon; columns as
+    ``pipeline.forecast.backtest.backtest`` returns them), sorted by horizon then MASE."""
+    rows = list(
+        store.forecast_backtests.find(
+            {"symbol": symbol, "as_of": as_of, "settings": settings}, {"_id": 0, "symbol": 0, "settings": 0}
+        )
+    )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["horizon", "mase"], kind="stable").reset_index(drop=True)
+    return frame

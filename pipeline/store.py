@@ -3,7 +3,7 @@
 Guarantees:
 - Every collection is named here and nowhere else: ``Store`` holds one attribute per collection
   (``prices``, ``bars``, ``bar_marks``, ``watchlist``, ``backfills``, ``heartbeats``, ``alert_rules``,
-  ``alert_state``, ``alert_events``). The parts that own a collection's documents receive it from the
+  ``alert_state``, ``alert_events``, ``forecasts``, ``forecast_backtests``). The parts that own a collection's documents receive it from the
   Store (``Watchlist``, ``Heartbeat``, ``BarBuilder``, the alerts package); the producer records
   backfill progress through ``request_backfill``/``update_backfill``; pages and health read through
   ``pipeline.queries``.
@@ -112,6 +112,10 @@ class Store:
         self.alert_rules = self.db["alert_rules"]
         self.alert_state = self.db["alert_state"]
         self.alert_events = self.db["alert_events"]
+        self.forecasts = self.db["forecasts"]  # one per (symbol, as_of, settings), pipeline.forecast.job
+        self.forecast_backtests = self.db[
+            "forecast_backtests"
+        ]  # per (symbol, model, horizon, as_of, settings)
 
     @classmethod
     def from_uri(
@@ -135,7 +139,35 @@ class Store:
         return [
             self.prices.create_index(key, unique=True, name="business_key"),
             self.bars.create_index(key, unique=True, name="business_key"),
+            *self.ensure_forecast_indexes(),
         ]
+
+    def ensure_forecast_indexes(self) -> list[str]:
+        """Unique keys of the forecast results (issue 14): a rerun for the same as-of and settings
+        replaces its documents instead of adding more."""
+        key = [("symbol", ASCENDING), ("as_of", ASCENDING), ("settings", ASCENDING)]
+        return [
+            self.forecasts.create_index(key, unique=True, name="forecast_key"),
+            self.forecast_backtests.create_index(
+                [*key, ("model", ASCENDING), ("horizon", ASCENDING)], unique=True, name="backtest_key"
+            ),
+        ]
+
+    def write_forecast(self, forecast: dict, rows: Sequence[dict]) -> None:
+        """Store one symbol's forecast document and its backtest rows (each carrying ``symbol``,
+        ``as_of``, ``settings``; rows also ``model`` and ``horizon``), replacing any earlier run with
+        the same key. The rows go first: a page that finds the forecast finds its backtest too.
+        Raises ``PyMongoError``."""
+        ops = [
+            pymongo.ReplaceOne(
+                {k: r[k] for k in ("symbol", "as_of", "settings", "model", "horizon")}, dict(r), upsert=True
+            )
+            for r in rows
+        ]
+        if ops:
+            self.forecast_backtests.bulk_write(ops, ordered=False)
+        key = {k: forecast[k] for k in ("symbol", "as_of", "settings")}
+        self.forecasts.replace_one(key, dict(forecast), upsert=True)
 
     def ping(self, timeout_s: float | None = None) -> str:
         """The server's version. Raises ``PyMongoError`` if it does not answer within ``timeout_s``

@@ -38,6 +38,7 @@ from .alerts import ensure_indexes as ensure_alert_indexes
 from .bars import BarBuilder
 from .config import Settings
 from .consumer import PriceConsumer
+from .forecast.job import ForecastJob
 from .heartbeat import Heartbeat
 from .producer import Producer
 from .sources import Source, make_source, yahoo_budget
@@ -203,6 +204,7 @@ class App:
     ingest: Ingest
     notifier: Notifier
     heartbeat: Heartbeat
+    forecasts: ForecastJob | None = None  # issue 14: runs on the producer's scheduler
 
     @property
     def consumer(self) -> PriceConsumer:
@@ -212,6 +214,8 @@ class App:
         self.notifier.start()
         self.ingest.start()
         self.producer.start()
+        if self.forecasts is not None:
+            self.forecasts.attach(self.producer.scheduler, self.producer._tracked)
         self.heartbeat.start()
         return self
 
@@ -256,7 +260,8 @@ def build_app(conn: Connection, instance_id: str) -> App:
             "assigned": ingest.consumer.state.assigned,
         }
 
-    return App(producer, ingest, notifier, _heartbeat(conn, "app", beat))
+    forecasts = ForecastJob(conn.store, lambda: conn.watchlist.entries(enabled_only=True))
+    return App(producer, ingest, notifier, _heartbeat(conn, "app", beat), forecasts)
 
 
 @dataclass

@@ -33,6 +33,8 @@ Rules (each status carries a one-sentence reason):
   ``topic_holds`` is the sentence "the topic holds the last ..." from the oldest retained message.
 - Stream (a source reporting ``connected``, e.g. ``yahoo_stream``): OK while connected (WARN when
   frames were bad or symbols never got a message), ERR while disconnected with the reason.
+- Forecast job: ERR when its last run had failures (the first one named), else OK with its last run,
+  duration and symbols done.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
 - Market hours (``fixed_hours``): a sentence naming the markets whose exchange calendar could not be
@@ -486,6 +488,26 @@ def alerts(health: dict) -> list[Status]:
     return out
 
 
+def forecast_job(health: dict, now: float | None = None) -> Status | None:
+    """The forecast job (issue 14): ERR when its last run had failures, else OK with its last run,
+    duration and symbols done; None while the pipeline is stopped."""
+    snap = health.get("forecasts")
+    if snap is None:
+        return None
+    if snap.get("last_run") is None:
+        return Status(
+            "Forecast job", "OK", "running its first pass" if snap.get("running") else "not run yet"
+        )
+    took = f"last run {clock(snap['last_run'])} in {snap.get('duration_s') or 0:.1f} s"
+    counts = f"{snap.get('done', 0)} done, {snap.get('skipped', 0)} with too little history"
+    if snap.get("failed"):
+        first = next(iter((snap.get("failures") or {}).items()), ("", ""))
+        return Status(
+            "Forecast job", "ERR", f"{took}: {snap['failed']} failed ({first[0]}: {first[1]}), {counts}"
+        )
+    return Status("Forecast job", "OK", f"{took}: {counts}")
+
+
 def evaluate(
     health: dict, samples, poll_seconds: float, backfill_docs: list[dict], now: float | None = None
 ) -> list[Status]:
@@ -509,6 +531,9 @@ def evaluate(
     broker = footprint(health)
     if broker is not None:
         out.append(broker)
+    job = forecast_job(health, now)
+    if job is not None:
+        out.append(job)
     return out
 
 

@@ -1,0 +1,126 @@
+"""Forecast: what the models say about the next 1, 5 and 20 sessions, and whether they ever beat
+"next close = last close".
+
+Every model is backtested walk-forward before anything is drawn (``pipeline.forecast``); a model's
+point forecast is shown only when it beat the naive forecast by at least 2% with honest 95% bands,
+otherwise the naive forecast is drawn with a sentence saying so. The page only reads what the
+forecast job stored; "Compute now" asks that job to run for this symbol.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from pipeline import queries
+from pipeline.forecast.backtest import MIN_SESSIONS, settings_hash
+from pipeline.forecast.job import completed_as_of
+from pipeline.forecast.models import HORIZONS, LABELS
+from pipeline.sources.markets import market_for, sessions_between
+from ui import data, page
+from ui import forecast as view
+
+runtime = page.setup("Forecast", "🔮")
+
+st.title("🔮 Forecast")
+st.caption(
+    "Statistical forecasts of daily closes, each measured against 'next close = last close' before it "
+    "is shown. Not investment advice."
+)
+
+with page.sentences("reading the watchlist"):
+    entries = data.watchlist_entries(enabled_only=True)
+if not entries:
+    st.info("No symbols to forecast: the watchlist has no enabled symbol. Add one on the Watchlist page.")
+    page.link(page.WATCHLIST, "Open the Watchlist", icon="📋")
+    st.stop()
+by_symbol = {e.symbol: e for e in entries}
+symbols = list(by_symbol)
+params = st.query_params
+wanted = params.get("symbol", "")
+left, right = st.columns([2, 1])
+symbol = left.selectbox("Symbol", symbols, index=symbols.index(wanted) if wanted in by_symbol else 0)
+asked = {str(h): i for i, h in enumerate(HORIZONS)}.get(params.get("h", ""), HORIZONS.index(5))
+horizon = right.radio("Horizon (sessions)", HORIZONS, index=asked, horizontal=True)
+params["symbol"], params["h"] = symbol, str(horizon)
+
+
+def compute_now() -> None:
+    try:
+        job = runtime.pipeline.forecasts
+        if job is None:
+            raise RuntimeError("no forecast job in this process")
+        job.request([symbol])
+        st.toast(f"Computing forecasts for {symbol}; this page shows them when they are stored.")
+    except Exception as exc:  # stopped pipeline or no scheduler: a sentence, not a traceback
+        st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Home page.")
+
+
+settings = settings_hash()
+with page.sentences("reading the stored forecast"):
+    store = data.store()
+    doc = queries.latest_forecast(store, symbol, settings)
+if doc is None:
+    st.info(
+        f"No forecast is stored for {symbol} yet. The forecast job runs after each exchange's close for "
+        f"symbols with at least {MIN_SESSIONS} daily sessions."
+    )
+    st.button("Compute now", on_click=compute_now)
+    st.stop()
+if doc.get("status") != "ok":
+    st.info(doc.get("sentence") or f"No forecast for {symbol}.")
+    st.button("Compute now", on_click=compute_now)
+    st.stop()
+
+with page.sentences("reading the backtest"):
+    rows = queries.forecast_backtest(store, symbol, doc["as_of"], settings)
+    as_of = datetime.fromisoformat(doc["as_of"]).replace(tzinfo=UTC)
+    history = queries.bars(
+        store, [symbol], "1d", as_of - timedelta(days=270), as_of + timedelta(days=1)
+    ).frame
+
+market = market_for(symbol, by_symbol[symbol].timezone or None)
+latest = completed_as_of(market, datetime.now(UTC))
+behind = (
+    len(sessions_between(market, as_of.date() + timedelta(days=1), latest)) if latest > as_of.date() else 0
+)
+pick = doc["champions"][str(horizon)]
+model = pick["model"]
+
+st.markdown(pick["sentence"])
+last = doc["last_close"]
+target = doc["paths"][model][horizon - 1]
+st.markdown(
+    f"**{LABELS[model]}** forecast for {symbol} in {horizon} session{'s' if horizon != 1 else ''} "
+    f"({doc['dates'][horizon - 1]}): **{target:,.2f} {doc.get('currency', '')}** from a last close of "
+    f"{last:,.2f}, {view.staleness(behind)} ({doc['as_of']})."
+)
+hist = history[["ts", "close"]].copy()
+hist["ts"] = hist["ts"].dt.tz_convert(None).dt.normalize()
+st.plotly_chart(view.fan(hist, doc, model), width="stretch")
+st.caption(
+    f"Bands: {'GARCH(1,1) with Student-t errors' if doc.get('vol') == 'garch' else 'exponentially weighted volatility'}"
+    f" on daily log returns; 50%, 80% and 95% of outcomes are expected inside them."
+)
+
+st.subheader(f"Backtest at {horizon} session{'s' if horizon != 1 else ''}")
+at_h = rows[rows["horizon"] == horizon].reset_index(drop=True)
+st.dataframe(view.table(at_h), hide_index=True, width="stretch")
+n_origins = int(at_h["origins"].max()) if not at_h.empty else 0
+st.caption(
+    f"Walk-forward: each model refitted at {n_origins} origins using only the closes up to each one. "
+    "MASE below 1 beats the one-step naive error; skill is the gain over 'next close = last close'."
+)
+cols = st.columns([1, 1])
+with cols[0]:
+    st.markdown("**Interval coverage: nominal vs measured**")
+    st.plotly_chart(view.coverage(at_h), width="stretch")
+with cols[1]:
+    st.download_button(
+        "⬇️ Download the backtest as CSV",
+        rows.to_csv(index=False),
+        file_name=f"backtest-{symbol}-{doc['as_of']}.csv",
+        mime="text/csv",
+    )
+    st.button("Compute now", on_click=compute_now, help="Run the forecast job for this symbol now.")

@@ -1,0 +1,227 @@
+"""The forecast job: after each exchange's close (and on demand), backtest and forecast every
+enabled watchlist symbol with enough history, and store both.
+
+Guarantees:
+- A symbol's as-of is its latest *completed* session: a daily bar whose session is still trading
+  (or, around the clock, today's) is left out. Only bars up to the as-of are read, so the stored
+  result for an as-of is the same whether or not later bars exist (truncation invariance).
+- A symbol with fewer than ``MIN_SESSIONS`` completed daily bars gets no forecast, only a stored
+  sentence naming how many sessions are stored.
+- Results go to ``forecasts`` / ``forecast_backtests`` through ``Store.write_forecast``, keyed by
+  (symbol, as-of, settings hash[, model, horizon]): a rerun replaces, never duplicates.
+- ``run_due`` (the scheduled check, every ``CHECK_SECONDS``) computes only symbols whose completed
+  as-of has no stored result yet: that is "after each exchange's close" without one timer per
+  exchange. ``request`` runs the given symbols now, on the same scheduler. A symbol that fails is
+  counted with its reason; the others go on. A run stops between symbols once its scheduler is
+  paused or stopping (one symbol takes seconds), so it never holds up the producer's stop.
+- ``snapshot()`` (for Pipeline health): last run (epoch s), its duration (s), symbols done, skipped
+  and failed with reasons, whether a run is going on. In memory, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from ..models import utcnow
+from ..sources.markets import Market, day_key, market_for, market_status, session_date, sessions_between
+from .backtest import MIN_SESSIONS, backtest, champion, forecast, settings_hash
+from .models import HORIZONS
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 900
+FIRST_CHECK_SECONDS = 120  # after start: let the first backfills land before reading daily bars
+HISTORY_DAYS = 1100  # calendar days of daily bars read (about 750 sessions)
+MAX_SESSIONS = 750  # the newest sessions used (expanding-window backtests grow no further)
+
+
+def completed_as_of(market: Market, now: datetime) -> date:
+    """The latest session date at ``market`` whose daily bar is final at ``now`` (aware)."""
+    today = session_date(now, market.timezone)
+    st = market_status(market, now)
+    if st.state in ("closed", "post", "pre") and st.session == today and st.last_close is not None:
+        return today  # today's session has closed
+    return today - timedelta(days=1)
+
+
+def future_dates(market: Market, last: date, n: int = max(HORIZONS)) -> list[date]:
+    """The next ``n`` session dates after ``last`` from the market's calendar."""
+    out = sessions_between(market, last + timedelta(days=1), last + timedelta(days=n * 2 + 30))[:n]
+    d = out[-1] if out else last
+    while len(out) < n:  # beyond the calendar's window: weekdays
+        d += timedelta(days=1)
+        if d.weekday() < 5:
+            out.append(d)
+    return out
+
+
+class ForecastJob:
+    """Runs forecasts for the watchlist; see the module. ``store`` is a ``pipeline.store.Store``,
+    ``entries()`` returns the enabled watchlist entries (``symbol``, ``timezone``, ``currency``)."""
+
+    def __init__(self, store, entries: Callable[[], Sequence[Any]], clock: Callable[[], datetime] = utcnow):
+        self.store = store
+        self.entries = entries
+        self.clock = clock
+        self.settings = settings_hash()
+        self._lock = threading.Lock()
+        self.stats: dict[str, Any] = {
+            "runs": 0,
+            "last_run": None,
+            "duration_s": None,
+            "done": 0,
+            "skipped": 0,
+            "failed": 0,
+            "failures": {},
+            "running": False,
+        }
+
+    # -- scheduling ---------------------------------------------------------------------------------
+    def attach(self, scheduler, wrap: Callable[[Callable], Callable] = lambda f: f) -> ForecastJob:
+        """Register the periodic check on an APScheduler ``scheduler`` (the producer's); ``wrap`` lets
+        the producer count the job so its stop waits for it."""
+        self._scheduler, self._wrap = scheduler, wrap
+        first = datetime.now(UTC) + timedelta(seconds=FIRST_CHECK_SECONDS)
+        scheduler.add_job(
+            wrap(self.run_due),
+            "interval",
+            seconds=CHECK_SECONDS,
+            id="forecast",
+            replace_existing=True,
+            next_run_time=first,
+        )
+        return self
+
+    def request(self, symbols: Sequence[str] | None = None) -> None:
+        """Compute ``symbols`` (default: every enabled one) now, in the scheduler's threads."""
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is None:
+            raise RuntimeError("the forecast job is not attached to a running scheduler")
+        scheduler.add_job(
+            self._wrap(self.run),
+            args=[list(symbols) if symbols else None, True],
+            id="forecast:now",
+            replace_existing=True,  # a second click while one waits: one run
+        )
+
+    def _halted(self) -> bool:
+        """The scheduler this job runs on is paused or shutting down (``Producer.stop`` pauses it
+        first and waits for running jobs): a run stops between symbols instead of holding the stop."""
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is None:
+            return False
+        from apscheduler.schedulers.base import STATE_RUNNING
+
+        return scheduler.state != STATE_RUNNING
+
+    # -- work ---------------------------------------------------------------------------------------
+    def run_due(self) -> dict:
+        """Compute the symbols whose completed as-of has no stored result yet."""
+        return self.run(None, force=False)
+
+    def run(
+        self, symbols: Sequence[str] | None = None, force: bool = True, now: datetime | None = None
+    ) -> dict:
+        """One run over ``symbols`` (default: enabled watchlist). Returns and records the tally
+        ``{"done", "skipped", "failed", "failures": {symbol: reason}, "duration_s"}``."""
+        started, now = time.perf_counter(), now or self.clock()
+        with self._lock:
+            self.stats["running"] = True
+        done = skipped = 0
+        failures: dict[str, str] = {}
+        try:
+            entries = [e for e in self.entries() if symbols is None or e.symbol in symbols]
+            for entry in entries:
+                if self._halted():
+                    break  # the producer is pausing or stopping: the rest waits for the next check
+                market = market_for(entry.symbol, getattr(entry, "timezone", None) or None)
+                as_of = completed_as_of(market, now)
+                try:
+                    if not force and self.store.forecasts.find_one(
+                        {
+                            "symbol": entry.symbol,
+                            "settings": self.settings,
+                            "through": {"$gte": as_of.isoformat()},
+                        },
+                        {"_id": 1},
+                    ):
+                        continue
+                    status = self.compute(entry.symbol, as_of, market)
+                    done += status == "ok"
+                    skipped += status == "short"
+                except Exception as exc:  # one symbol's failure never stops the others
+                    log.exception("forecast for %s failed", entry.symbol)
+                    failures[entry.symbol] = f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            duration = time.perf_counter() - started
+            with self._lock:
+                self.stats.update(
+                    runs=self.stats["runs"] + 1,
+                    last_run=time.time(),
+                    duration_s=duration,
+                    done=done,
+                    skipped=skipped,
+                    failed=len(failures),
+                    failures=failures,
+                    running=False,
+                )
+        return {
+            "done": done,
+            "skipped": skipped,
+            "failed": len(failures),
+            "failures": failures,
+            "duration_s": duration,
+        }
+
+    def compute(self, symbol: str, as_of: date, market: Market | None = None) -> str:
+        """Backtest and forecast ``symbol`` from its daily bars up to ``as_of`` and store them.
+        Returns ``ok``, or ``short`` when fewer than ``MIN_SESSIONS`` sessions are stored (then a
+        sentence is stored instead). Raises ``PyMongoError`` / ValueError."""
+        market = market or market_for(symbol)
+        end = day_key(as_of) + timedelta(days=1)
+        frame = self.store.bars_frame([symbol], "1d", end - timedelta(days=HISTORY_DAYS), end)
+        frame = frame.dropna(subset=["close"])
+        frame = frame[frame["close"] > 0].tail(MAX_SESSIONS)
+        closes = [float(c) for c in frame["close"]]
+        dates = [ts.date() for ts in frame["ts"]]
+        last = dates[-1] if dates else as_of
+        base = {
+            "symbol": symbol,
+            "as_of": last.isoformat(),  # the last session used
+            "through": as_of.isoformat(),  # the completed session asked for (the bars may stop earlier)
+            "settings": self.settings,
+            "computed_at": utcnow(),
+            "sessions": len(closes),
+            "timezone": market.timezone,
+            "currency": market.currency,
+        }
+        if len(closes) < MIN_SESSIONS:
+            sentence = (
+                f"{symbol} has {len(closes)} stored daily {'session' if len(closes) == 1 else 'sessions'}; "
+                f"forecasts need at least {MIN_SESSIONS}."
+            )
+            self.store.write_forecast({**base, "status": "short", "sentence": sentence}, [])
+            return "short"
+        rows = backtest(closes, dates)
+        fc = forecast(closes)
+        doc = {
+            **base,
+            "status": "ok",
+            "last_close": closes[-1],
+            "dates": [d.isoformat() for d in future_dates(market, last)],
+            **fc,
+            "champions": {str(h): champion(rows, h, symbol) for h in HORIZONS},
+        }
+        keyed = [{**r, "symbol": symbol, "as_of": last.isoformat(), "settings": self.settings} for r in rows]
+        self.store.write_forecast(doc, keyed)
+        return "ok"
+
+    def snapshot(self) -> dict:
+        """The last run's tally for Pipeline health (see the module); no I/O."""
+        with self._lock:
+            return {**self.stats, "failures": dict(self.stats["failures"])}

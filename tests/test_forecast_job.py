@@ -1,0 +1,145 @@
+"""The forecast job against the real embedded MongoDB: stored results keyed by as-of and settings,
+truncation invariance, the too-short sentence, the tally Pipeline health shows, the page's reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from support.forecast import Entry, bar_docs, simulated_daily, trend_season
+
+from pipeline import queries
+from pipeline.forecast.job import ForecastJob, completed_as_of, future_dates
+from pipeline.sources.markets import market_for
+
+LATER = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def strip(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in ("computed_at", "_id")}
+
+
+def test_truncation_invariance_and_keys(store):
+    closes, dates = simulated_daily("AAPL", 290)
+    cut = 260
+    store.bars.insert_many(bar_docs("AAPL", closes[:cut], dates[:cut]))
+    job = ForecastJob(store, lambda: [Entry("AAPL")], clock=lambda: LATER)
+    as_of = dates[cut - 1]
+    assert job.compute("AAPL", as_of) == "ok"
+    first = queries.latest_forecast(store, "AAPL", job.settings)
+    rows_first = queries.forecast_backtest(store, "AAPL", as_of.isoformat(), job.settings)
+    assert first is not None and first["as_of"] == as_of.isoformat() and first["status"] == "ok"
+    assert len(rows_first) == 15 and set(rows_first["model"]) == {"naive", "drift", "ets", "theta", "arima"}
+    assert len(first["dates"]) == 20 and first["dates"][0] > as_of.isoformat()
+    assert set(first["half"]) == {"50", "80", "95"} and set(first["champions"]) == {"1", "5", "20"}
+
+    store.bars.insert_many(bar_docs("AAPL", closes[cut:], dates[cut:]))  # later bars now exist
+    assert job.compute("AAPL", as_of) == "ok"  # same as-of again: replaced, not added
+    again = store.forecasts.find_one({"symbol": "AAPL", "as_of": as_of.isoformat()}, {"_id": 0})
+    rows_again = queries.forecast_backtest(store, "AAPL", as_of.isoformat(), job.settings)
+    assert strip(again) == strip(first)
+    assert rows_again.equals(rows_first)
+    assert store.forecasts.count_documents({"symbol": "AAPL"}) == 1
+    assert store.forecast_backtests.count_documents({"symbol": "AAPL"}) == 15
+
+    assert job.compute("AAPL", dates[-1]) == "ok"  # a later as-of is a new document
+    newest = queries.latest_forecast(store, "AAPL", job.settings)
+    assert newest["as_of"] == dates[-1].isoformat() and strip(newest) != strip(first)
+
+
+def test_run_tally_short_history_and_failures(store):
+    closes, dates = trend_season()
+    store.bars.insert_many(bar_docs("TRND", closes, dates))
+    store.bars.insert_many(bar_docs("TINY", closes[:120], dates[:120]))
+    entries = [Entry("TRND"), Entry("TINY"), Entry("NOBARS")]
+    job = ForecastJob(store, lambda: entries, clock=lambda: LATER)
+    tally = job.run()
+    assert tally["done"] == 1 and tally["skipped"] == 2 and tally["failed"] == 0, tally
+    tiny = queries.latest_forecast(store, "TINY", job.settings)
+    assert tiny["status"] == "short"
+    assert tiny["sentence"] == "TINY has 120 stored daily sessions; forecasts need at least 250."
+    snap = job.snapshot()
+    assert snap["runs"] == 1 and snap["done"] == 1 and snap["duration_s"] > 0 and not snap["running"]
+    trnd = queries.latest_forecast(store, "TRND", job.settings)
+    assert trnd["champions"]["5"]["model"] != "naive"
+    # the scheduled check skips what is already computed for the completed session
+    assert job.run_due()["done"] == 0
+
+    store.forecasts.drop_indexes()
+    store.forecasts.insert_one({"symbol": "BAD"})  # unrelated junk does not matter ...
+    broken = ForecastJob(store, lambda: [Entry("TRND")], clock=lambda: LATER)
+    broken.store = None  # ... but a store that cannot be read is a failure with its reason
+    tally = broken.run()
+    assert tally["failed"] == 1 and "TRND" in tally["failures"]
+    assert broken.snapshot()["failures"]["TRND"].startswith("AttributeError")
+
+
+def test_completed_session_and_future_dates():
+    nyse = market_for("AAPL")
+    # Wednesday 2026-06-03 15:00 New York: open, so the latest final bar is Tuesday's
+    assert completed_as_of(nyse, datetime(2026, 6, 3, 19, 0, tzinfo=UTC)).isoformat() == "2026-06-02"
+    # the same day after the close: Wednesday's bar is final
+    assert completed_as_of(nyse, datetime(2026, 6, 3, 21, 0, tzinfo=UTC)).isoformat() == "2026-06-03"
+    days = future_dates(nyse, datetime(2026, 6, 30).date(), 5)
+    assert [d.isoformat() for d in days] == [
+        "2026-07-01",
+        "2026-07-02",
+        "2026-07-06",
+        "2026-07-07",
+        "2026-07-08",
+    ]
+    assert all(d.weekday() < 5 for d in future_dates(nyse, datetime(2026, 6, 30).date())) and timedelta
+
+
+def test_health_row_of_the_forecast_job():
+    from ui import health
+
+    assert health.forecast_job({}) is None  # pipeline stopped: no row
+    assert (
+        health.forecast_job({"forecasts": {"last_run": None, "running": True}}).reason
+        == "running its first pass"
+    )
+    ok = health.forecast_job(
+        {"forecasts": {"last_run": 1_800_000_000, "duration_s": 12.5, "done": 3, "skipped": 1, "failed": 0}}
+    )
+    assert ok.level == "OK" and "in 12.5 s: 3 done, 1 with too little history" in ok.reason
+    bad = health.forecast_job(
+        {"forecasts": {"last_run": 1_800_000_000, "duration_s": 1.0, "failed": 1, "failures": {"X": "boom"}}}
+    )
+    assert bad.level == "ERR" and "1 failed (X: boom)" in bad.reason
+
+
+def test_on_demand_request_runs_on_the_scheduler(store):
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from support.pipeline import wait_for
+
+    closes, dates = trend_season()
+    store.bars.insert_many(bar_docs("TRND", closes, dates))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        job = ForecastJob(store, lambda: [Entry("TRND")], clock=lambda: LATER).attach(scheduler)
+        assert scheduler.get_job("forecast") is not None  # the periodic check is registered
+        job.request(["TRND"])
+        wait_for(lambda: job.snapshot()["runs"] >= 1, 300, what="the requested forecast run")
+        assert job.snapshot()["done"] == 1
+        assert queries.latest_forecast(store, "TRND", job.settings)["status"] == "ok"
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def test_a_run_stops_between_symbols_when_the_scheduler_pauses(store):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    closes, dates = trend_season()
+    for s in ("A1", "A2"):
+        store.bars.insert_many(bar_docs(s, closes, dates))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        job = ForecastJob(store, lambda: [Entry("A1"), Entry("A2")], clock=lambda: LATER).attach(scheduler)
+        scheduler.pause()  # what Producer.stop does first
+        assert job.run()["done"] == 0
+        scheduler.resume()
+        assert job.run()["done"] == 2
+    finally:
+        scheduler.shutdown(wait=True)

@@ -1,0 +1,88 @@
+"""Forecast page through AppTest, on forecasts the real job stored in the real embedded MongoDB: a
+random walk draws the naive forecast with the sentence; a trend + season series draws the winning
+model's point forecast; bands, the table with its naive row, the coverage chart, the CSV, staleness."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from support.forecast import Entry, bar_docs, simulated_daily, trend_season
+from support.pages import app, assert_clean, configure, plotly_specs, seeded_store, texts
+
+from pipeline.forecast.job import ForecastJob
+
+LATER = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def series():
+    return {"AAPL": simulated_daily("AAPL", 260), "TRND": trend_season(), "TINY": trend_season()}
+
+
+@pytest.fixture
+def seeded(stack, tmp_path, app_env, monkeypatch, series):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["AAPL", "TRND", "TINY"]) as (store, _):
+        for symbol, (closes, dates) in series.items():
+            n = 100 if symbol == "TINY" else len(closes)
+            store.bars.insert_many(bar_docs(symbol, closes[:n], dates[:n]))
+        job = ForecastJob(store, lambda: [Entry("AAPL"), Entry("TRND"), Entry("TINY")], clock=lambda: LATER)
+        tally = job.run()
+        assert tally["done"] == 2 and tally["skipped"] == 1, tally
+        yield settings, store
+
+
+def names(spec: dict) -> list[str]:
+    return [t.get("name") for t in spec["data"]]
+
+
+def test_random_walk_draws_naive_with_the_sentence(seeded):
+    started = time.perf_counter()
+    at = app("forecast", query={"symbol": "AAPL", "h": "5"}).run()
+    took = time.perf_counter() - started
+    print(f"\nForecast page render from stored documents (AppTest, cold): {took * 1000:.0f} ms")
+    assert_clean(at)
+    words = texts(at)
+    assert (
+        "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins (best: "
+        in words
+    )
+    assert "Not investment advice" in words and "as of" in words
+    fan, cover = plotly_specs(at)
+    assert names(fan) == ["95% band", "80% band", "50% band", "Daily close", "Naive forecast"]
+    forecast_y = fan["data"][-1]["y"]
+    assert len(set(round(v, 6) for v in forecast_y)) == 1  # naive: flat from the last close
+    assert names(cover)[0] == "nominal = empirical" and len(cover["data"]) == 6
+    table = at.dataframe[0].value
+    assert "Naive" in table["Model"].tolist() and len(table) == 5
+    assert table["MASE"].is_monotonic_increasing
+    assert [b.label for b in at.get("download_button")] == ["⬇️ Download the backtest as CSV"]
+    for word in ("buy", "sell"):
+        assert word not in words.lower()
+
+
+def test_trend_series_draws_the_winning_model(seeded):
+    at = app("forecast", query={"symbol": "TRND", "h": "5"}).run()
+    assert_clean(at)
+    fan, _ = plotly_specs(at)
+    line = names(fan)[-1]
+    assert line.endswith(" forecast") and line != "Naive forecast", names(fan)
+    y = fan["data"][-1]["y"]
+    assert y[-1] > y[0] * 1.02  # the trend carried forward
+    assert "beat 'next close = last close' for TRND at 5 sessions" in texts(at)
+
+    at = app("forecast", query={"symbol": "TRND", "h": "20"}).run()
+    assert_clean(at)
+    assert at.radio[0].value == 20 and "for TRND at 20 sessions" in texts(at)
+    assert (at.dataframe[0].value["Origins"] == 24).all()
+    at = app("forecast", query={"symbol": "NOPE", "h": "banana"}).run()  # junk in the URL: defaults
+    assert_clean(at)
+    assert at.selectbox[0].value == "AAPL" and at.radio[0].value == 5
+
+
+def test_short_history_says_how_many_sessions(seeded):
+    at = app("forecast", query={"symbol": "TINY"}).run()
+    assert_clean(at)
+    assert "TINY has 100 stored daily sessions; forecasts need at least 250." in texts(at)
