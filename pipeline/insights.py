@@ -48,8 +48,7 @@ def closes_wide(frame: pd.DataFrame) -> pd.DataFrame:
 def log_returns(close: pd.Series) -> pd.Series:
     """``ln(c_t / c_{t-1})`` over consecutive valid closes (NaNs dropped first); one shorter."""
     c = close.dropna().astype(float)
-    out: pd.Series = np.log(c / c.shift(1))
-    return out.iloc[1:]
+    return c.apply(math.log).diff().iloc[1:]
 
 
 # -- drawdown ------------------------------------------------------------------------------------------
@@ -117,8 +116,7 @@ class Pair:
 def common_returns(a: pd.Series, b: pd.Series) -> pd.DataFrame:
     """Log returns of ``a`` and ``b`` between consecutive sessions where *both* have a close."""
     both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna().astype(float)
-    out: pd.DataFrame = np.log(both / both.shift(1))
-    return out.iloc[1:]
+    return both.apply(np.log).diff().iloc[1:]
 
 
 def pair(asset: pd.Series, benchmark: pd.Series, min_common: int = MIN_COMMON) -> Pair:
