@@ -474,3 +474,40 @@ def collection_details(store) -> list[dict]:
             row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
         out.append(row)
     return out
+
+
+def daily_summary(store, symbols: Sequence[str]) -> dict[str, dict]:
+    """Per symbol, over *every* stored daily bar, aggregated in MongoDB (one indexed query per
+    symbol, nothing but the answer leaves the server): ``{symbol: {sessions, first, last, high,
+    high_at}}`` with ``first``/``last``/``high_at`` aware UTC session keys and ``high`` the highest
+    daily close (the all-time high in stored data). A symbol with no daily bars is absent."""
+    out: dict[str, dict] = {}
+    for symbol in dict.fromkeys(symbols):
+        rows = list(
+            store.bars.aggregate(
+                [
+                    {"$match": {"symbol": symbol, "interval": "1d"}},
+                    {"$sort": {"close": -1}},
+                    {
+                        "$group": {
+                            "_id": None,
+                            "sessions": {"$sum": 1},
+                            "first": {"$min": "$ts"},
+                            "last": {"$max": "$ts"},
+                            "high": {"$first": "$close"},
+                            "high_at": {"$first": "$ts"},
+                        }
+                    },
+                ]
+            )
+        )
+        if rows:
+            r = rows[0]
+            out[symbol] = {
+                "sessions": int(r["sessions"]),
+                "first": to_utc(r["first"]),
+                "last": to_utc(r["last"]),
+                "high": float(r["high"]),
+                "high_at": to_utc(r["high_at"]),
+            }
+    return out

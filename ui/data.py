@@ -169,3 +169,9 @@ def lag_history(key: str):
     from ui.health import LagHistory
 
     return LagHistory()
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def daily_summary(key: str, symbols: tuple[str, ...]) -> dict[str, dict]:
+    """Sessions, first/last session and all-time high close per symbol (``queries.daily_summary``)."""
+    return queries.daily_summary(store(), symbols)
