@@ -46,6 +46,7 @@ from .health import (
     snapshot,
 )
 from .heartbeat import process_id
+from .sources.simulated import known_names as simulated_names
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
@@ -166,7 +167,8 @@ class Runtime:
     def _start_pipeline(self) -> None:
         conn = self.connection
         self._app = build_app(conn, self.instance_id).start()
-        if conn.watchlist.seed(self.settings.watchlist, self.settings.source):
+        names = simulated_names() if self.settings.source == "simulated" else None
+        if conn.watchlist.seed(self.settings.watchlist, self.settings.source, names):
             for symbol in self.settings.watchlist:
                 self._app.producer.request_backfill(symbol, self.settings.source)
 

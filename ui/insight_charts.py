@@ -65,14 +65,14 @@ def tiles(glance: pd.DataFrame, entries: list, by_value: bool = False) -> pd.Dat
         entry = by_symbol[r["Symbol"]]
         unit = str(r.get("Currency") or "").split(" ", 1)[0]
         code = unit if unit in ISO else None
-        value = (r["Last"] or 0) * (r["Volume"] or 0) if not fmt.missing(r["Volume"]) else 0
+        traded = r["Last"] * r["Volume"] if not (fmt.missing(r["Last"]) or fmt.missing(r["Volume"])) else 0.0
         change = r["Change"]
         rows.append(
             {
                 "symbol": r["Symbol"],
                 "market": entry_market(entry).exchange,
                 "change_pct": r["Change %"],
-                "size": max(float(value), 1e-9) if by_value else 1.0,
+                "size": max(float(traded), 1e-9) if by_value else 1.0,
                 "last": money(r["Last"], code, fmt.DASH) if code else fmt.price(r["Last"]),
                 "change": (
                     ("+" if not fmt.missing(change) and change > 0 else "") + money(change, code, fmt.DASH)
