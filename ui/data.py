@@ -86,6 +86,14 @@ def history_bars(
     return queries.bars(store(), symbols, interval, start, end, max_points=max_points)
 
 
+@st.cache_data(ttl=30, show_spinner=False, max_entries=128)
+def auto_interval(
+    key: str, symbols: tuple[str, ...], start: datetime, end: datetime
+) -> tuple[str, str | None]:
+    """History's "auto": the finest interval covering the whole range (``queries.auto_covering``)."""
+    return queries.auto_covering(store(), symbols, start, end)
+
+
 @st.cache_data(ttl=3, show_spinner=False, max_entries=64)
 def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
     return queries.quotes(store(), symbols)
