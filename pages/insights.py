@@ -107,7 +107,7 @@ st.session_state["ins_symbols"] = [s for s in st.session_state["ins_symbols"] if
 
 st.subheader("Against a benchmark")
 with st.container(border=True):
-    cols = st.columns([4, 1.6, 2.4])
+    cols = st.columns([3.6, 1.4, 3])
     symbols = cols[0].multiselect(
         "Symbols",
         choices,

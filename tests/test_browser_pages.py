@@ -36,6 +36,7 @@ READY = {  # a sentence each page shows once it has drawn its data
     "watchlist": "Import and export",
     "live": "bars of 1 minute",
     "history": "Statistics",
+    "insights": "Drawdown",
     "alerts": "Fired alerts",
     "health": "Topics and collections",
 }

@@ -217,7 +217,7 @@ def correlation(matrix: insights.Matrix, height: int | None = None) -> go.Figure
                 text[i, j] = ""
             else:
                 hover[i, j] = f"{pair}<br>r = {z[i, j]:.2f}<br>n = {n[i, j]} common sessions"
-                text[i, j] = f"{z[i, j]:.2f}"
+                text[i, j] = f"{z[i, j]:.2f}".replace("-0.00", "0.00")
     fig = go.Figure(
         go.Heatmap(
             z=z,
