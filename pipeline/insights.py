@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -119,22 +120,29 @@ def common_returns(a: pd.Series, b: pd.Series) -> pd.DataFrame:
     return both.apply(np.log).diff().iloc[1:]
 
 
+def _pair(a: np.ndarray, b: np.ndarray, min_common: int) -> Pair:
+    """``pair`` on two aligned arrays of closes (NaN where a series has no session): numpy only."""
+    both = ~(np.isnan(a) | np.isnan(b))
+    la, lb = np.log(a[both]), np.log(b[both])
+    ra, rb = np.diff(la), np.diff(lb)
+    n = len(ra)
+    if n < min_common:
+        return Pair(None, None, n, f"{n} common sessions of returns; at least {min_common} are needed")
+    var_a, var_b = float(np.var(ra, ddof=1)), float(np.var(rb, ddof=1))
+    if var_b == 0 or var_a == 0:
+        return Pair(None, None, n, "a series does not move over these sessions")
+    cov = float(np.sum((ra - ra.mean()) * (rb - rb.mean())) / (n - 1))
+    return Pair(max(-1.0, min(1.0, cov / math.sqrt(var_a * var_b))), cov / var_b, n)
+
+
 def pair(asset: pd.Series, benchmark: pd.Series, min_common: int = MIN_COMMON) -> Pair:
     """Pearson correlation and beta of ``asset`` to ``benchmark`` on common sessions.
 
     ``beta = cov(r_a, r_b) / var(r_b)`` (sample covariance and variance, ddof=1; the CAPM slope of
     the regression of asset returns on benchmark returns, as Yahoo and Bloomberg quote it).
     A series against itself: r = beta = 1; against returns twice as large: beta = 2 (r = 1)."""
-    rets = common_returns(asset, benchmark)
-    n = len(rets)
-    if n < min_common:
-        return Pair(None, None, n, f"{n} common sessions of returns; at least {min_common} are needed")
-    a, b = rets["a"].to_numpy(), rets["b"].to_numpy()
-    var_b, var_a = float(np.var(b, ddof=1)), float(np.var(a, ddof=1))
-    if var_b == 0 or var_a == 0:
-        return Pair(None, None, n, "a series does not move over these sessions")
-    cov = float(np.cov(a, b, ddof=1)[0, 1])
-    return Pair(max(-1.0, min(1.0, cov / math.sqrt(var_a * var_b))), cov / var_b, n)
+    both = pd.concat([asset.rename("a"), benchmark.rename("b")], axis=1, join="inner").astype(float)
+    return _pair(both["a"].to_numpy(), both["b"].to_numpy(), min_common)
 
 
 @dataclass(frozen=True)
@@ -151,16 +159,18 @@ def correlation_matrix(wide: pd.DataFrame, min_common: int = MIN_COMMON) -> Matr
     """Correlation of daily log returns for every pair of columns of ``wide`` (``closes_wide``), each
     pair on its own common sessions (``pair``); the diagonal is 1 over the symbol's own returns."""
     symbols = list(wide.columns)
-    r = pd.DataFrame(np.nan, index=symbols, columns=symbols)
-    n = pd.DataFrame(0, index=symbols, columns=symbols, dtype=int)
-    reason = pd.DataFrame("", index=symbols, columns=symbols)
-    for i, a in enumerate(symbols):
-        for b in symbols[i:]:
-            p = pair(wide[a], wide[b], min_common)
-            r.loc[a, b] = r.loc[b, a] = np.nan if p.r is None else p.r
-            n.loc[a, b] = n.loc[b, a] = p.n
-            reason.loc[a, b] = reason.loc[b, a] = p.reason or ""
-    return Matrix(r, n, reason)
+    k = len(symbols)
+    r, n = np.full((k, k), np.nan), np.zeros((k, k), dtype=int)
+    reason = np.full((k, k), "", dtype=object)
+    arrays = [wide[s].to_numpy(dtype=float) for s in symbols]
+    for i in range(k):
+        for j in range(i, k):
+            p = _pair(arrays[i], arrays[j], min_common)
+            r[i, j] = r[j, i] = np.nan if p.r is None else p.r
+            n[i, j] = n[j, i] = p.n
+            reason[i, j] = reason[j, i] = p.reason or ""
+    frame = partial(pd.DataFrame, index=symbols, columns=symbols)
+    return Matrix(frame(r), frame(n), frame(reason))
 
 
 # -- ranges and levels ---------------------------------------------------------------------------------

@@ -312,8 +312,8 @@ def _latest(coll, symbol: str, interval: str, since: datetime) -> dict | None:
 def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> dict[str, dict]:
     """Newest price per symbol with the time it is valid for: {symbol: {close, as_of}}.
 
-    Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 1 day of stored
-    1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
+    Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 20 minutes and then
+    1 day of stored 1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
     then the newest tick/minute price or daily bar of any age (so an old price is shown stale with
     its date instead of "no data"). ``as_of`` is the time the data is from, never its fetch time
     for a tick.
@@ -323,6 +323,7 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
     missing = list(symbols)
     steps = [
         (store.prices, ("tick", "1m"), timedelta(minutes=2)),
+        (store.bars, ("1m",), timedelta(minutes=20)),  # the embedded server walks the window: short first
         (store.bars, ("1m",), timedelta(days=1)),
         (store.bars, ("1d",), timedelta(days=30)),
     ]

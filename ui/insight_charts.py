@@ -141,13 +141,13 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
     symbols = [c for c in wide.columns if c != benchmark]
     cap = point_cap(2 * len(symbols) + 1)
     bench = insights_normalise(wide[benchmark])
-    fig = go.Figure()
+    traces = []
     step = 1
     for name in [*symbols, benchmark]:
         norm = insights_normalise(wide[name])
         drawn, step = thin(norm.dropna(), cap)
         is_bench = name == benchmark
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=_x(drawn.index),
                 y=f32(drawn),
@@ -165,7 +165,7 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
     for i, name in enumerate(symbols):
         out = ((insights_normalise(wide[name]) / bench - 1.0) * 100.0).dropna()
         drawn, _ = thin(out, cap)
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=_x(drawn.index),
                 y=f32(drawn),
@@ -178,6 +178,7 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
                 hovertemplate="%{y:+.2f}% vs " + benchmark,
             )
         )
+    fig = go.Figure(data=traces)
     fig.update_layout(
         height=height,
         hovermode="x unified",
@@ -248,7 +249,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
     """Percent below the running maximum per column of ``wide`` (closes from the range start), with
     the maximum drawdown's peak (▲), trough (▼) and recovery (●) marked on each line."""
     cap = point_cap(len(wide.columns))
-    fig = go.Figure()
+    traces = []
     step = 1
     for name in wide.columns:
         close = wide[name].dropna()
@@ -256,7 +257,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
             continue
         dd = insights.drawdown(close)
         drawn, step = thin(dd, cap)
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=_x(drawn.index),
                 y=f32(drawn),
@@ -275,7 +276,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
         marks.append((worst.trough_at, worst.pct, "triangle-down", f"{name} trough {worst.pct:.2f}%"))
         if worst.recovered_at is not None:
             marks.append((worst.recovered_at, 0.0, "circle", f"{name} recovered"))
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=_x([m[0] for m in marks]),
                 y=[m[1] for m in marks],
@@ -290,6 +291,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
                 hovertemplate="%{text}<extra></extra>",
             )
         )
+    fig = go.Figure(data=traces)
     fig.update_layout(
         height=height,
         hovermode="closest",
