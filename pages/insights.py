@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
 import streamlit as st
 
 from pipeline import insights, queries
@@ -190,7 +191,16 @@ if len(corr_symbols) < 2:
     st.caption("Pick two or more symbols (or a stored benchmark) to see their correlation.")
 else:
     matrix = insights.correlation_matrix(in_range[corr_symbols])
-    st.plotly_chart(ich.correlation(matrix), key="ins_corr", config={"displaylogo": False})
+    off_diagonal = matrix.r.to_numpy()[~np.eye(len(corr_symbols), dtype=bool)]
+    if np.isnan(off_diagonal).all():
+        st.info(
+            f"No pair has {insights.MIN_COMMON} common sessions of returns since {start_day} yet "
+            f"(the most is {int(matrix.n.to_numpy()[~np.eye(len(corr_symbols), dtype=bool)].max())}): "
+            "the correlation matrix fills in as history is stored.",
+            icon="ℹ️",
+        )
+    else:
+        st.plotly_chart(ich.correlation(matrix), key="ins_corr", config={"displaylogo": False})
     st.caption(
         f"Pearson r of daily log returns since {start_day}, each pair on the sessions both traded; "
         f"a pair with fewer than {insights.MIN_COMMON} common sessions is left blank (hover says why)."

@@ -315,7 +315,8 @@ def metrics(
     last year of ``wide``), distance from the all-time high (the larger of ``all_time_high[symbol]``
     and the closes given), 21-day and over-the-range volatility, beta and correlation to
     ``benchmark`` over the last year, return and maximum drawdown from ``range_start``; ``note``
-    says which figures are missing and why."""
+    says which figures are missing and why. Missing figures are NaN (a table shows them empty, never
+    as the word "None")."""
     rows = []
     for symbol in wide.columns:
         close = wide[symbol].dropna()
@@ -350,4 +351,7 @@ def metrics(
                 "note": "; ".join(notes),
             }
         )
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    numeric = [c for c in METRIC_COLUMNS if c not in ("symbol", "note", "sessions")]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce").astype(float)  # NaN, never None
+    return table

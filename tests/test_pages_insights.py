@@ -126,3 +126,17 @@ def test_insights_symbol_without_bars_is_a_sentence(stack, tmp_path, app_env, mo
         assert "AAPL has 0 daily sessions stored" in texts(at)
         tree = plotly_specs(at)[0]["data"][0]
         assert "loading history…" in [row[2] for row in tree["customdata"]]
+
+
+def test_insights_days_old_history_says_so_and_shows_no_none(stack, tmp_path, app_env, monkeypatch):
+    """Symbols with three sessions: no empty correlation chart, a sentence; blank metrics are NaN."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["AAPL", "MSFT"]) as (store, _):
+        seed_daily(store, ["AAPL", "MSFT"], sessions=3)
+        at = app("insights").run()
+        assert_clean(at)
+        assert "No pair has 60 common sessions of returns" in texts(at)
+        assert [s["data"][0]["type"] for s in plotly_specs(at)] == ["treemap", "scatter"]  # + drawdown
+        table = at.dataframe[0].value
+        for col in ("high_52w", "beta", "corr", "vol_21d_pct"):
+            assert table[col].dtype == float and table[col].isna().all(), col

@@ -53,6 +53,13 @@ def _x(index) -> np.ndarray:
     return epoch_ms(pd.Series(pd.to_datetime(list(index))))
 
 
+def day_axis(index) -> dict:
+    """A date axis of daily closes: whole days as ticks when the span is short (no 06:00 ticks)."""
+    days = pd.to_datetime(list(index))
+    short = len(days) and (days.max() - days.min()).days < 14
+    return dict(type="date", dtick=86_400_000, tickformat="%b %d") if short else dict(type="date")
+
+
 # -- treemap ---
 def tiles(glance: pd.DataFrame, entries: list, by_value: bool = False) -> pd.DataFrame:
     """The treemap's tiles from the Overview's table (``ui.tables.watchlist_glance``), so the colour
@@ -183,7 +190,7 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
         height=height,
         hovermode="x unified",
         meta={"thinned": step},
-        xaxis=dict(type="date", anchor="y2"),
+        xaxis=day_axis(wide.index) | dict(anchor="y2"),
         yaxis=dict(domain=[0.38, 1.0], side="right", tickformat=".2f", title=None),
         yaxis2=dict(domain=[0.0, 0.3], side="right", ticksuffix="%", title=dict(text="vs benchmark")),
         **LAYOUT,
@@ -296,7 +303,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
         height=height,
         hovermode="closest",
         meta={"thinned": step},
-        xaxis=dict(type="date"),
+        xaxis=day_axis(wide.index),
         yaxis=dict(side="right", ticksuffix="%", title=None, rangemode="tozero"),
         **LAYOUT,
     )
