@@ -215,6 +215,7 @@ table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
 st.dataframe(
     table,
     hide_index=True,
+    placeholder=fmt.DASH,  # a figure that needs more bars reads "–", not "None"
     width="stretch",
     column_order=[
         "symbol",

@@ -232,6 +232,7 @@ table = insights.metrics(
 st.dataframe(
     table,
     hide_index=True,
+    placeholder=fmt.DASH,  # a missing figure reads "–", not the grid's "None"
     width="stretch",
     column_config={
         "symbol": st.column_config.TextColumn("Symbol", pinned=True),

@@ -126,6 +126,7 @@ def test_a_symbol_whose_history_is_loading_shows_dashes_and_says_so_not_live(see
     cells = [c.get("display_value") for c in styled["body"][2]]
     texts_ = [c for c in cells if isinstance(c, str)]
     assert "None" not in texts_ and texts_.count("–") >= 3
+    assert at.dataframe[0].proto.placeholder == "–"  # the grid's own text for a missing value
 
 
 def test_seeded_watchlist_carries_the_simulators_names(stack, tmp_path, app_env, monkeypatch):

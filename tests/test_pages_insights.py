@@ -140,3 +140,4 @@ def test_insights_days_old_history_says_so_and_shows_no_none(stack, tmp_path, ap
         table = at.dataframe[0].value
         for col in ("high_52w", "beta", "corr", "vol_21d_pct"):
             assert table[col].dtype == float and table[col].isna().all(), col
+        assert at.dataframe[0].proto.placeholder == "–"  # shown as "–", not the grid's "None"
