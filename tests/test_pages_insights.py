@@ -116,6 +116,11 @@ def test_insights_benchmark_not_on_the_watchlist_offers_to_add_it(stack, tmp_pat
         assert "The benchmark ^N225 is not on the watchlist yet" in texts(at)
         assert any(b.label == "Add ^N225 to the watchlist" for b in at.button)
         assert len(plotly_specs(at)) >= 2  # the treemap and the drawdown still draw
+        next(b for b in at.button if b.label == "Add ^N225 to the watchlist").click().run()
+        assert_clean(at)
+        assert "^N225" in {e.symbol for e in Watchlist(store.watchlist, None).entries()}
+        assert "The benchmark ^N225 is not on the watchlist yet" not in texts(at)
+        assert "^N225 has no daily bars stored yet" in texts(at)
 
 
 def test_insights_symbol_without_bars_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
