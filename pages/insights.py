@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from pipeline import insights, queries
+from pipeline.models import InvalidEvent, normalize_symbol
 from pipeline.sources.markets import market_for
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
@@ -64,6 +65,14 @@ def default_benchmark(symbols: list[str]) -> str:
     return DEFAULT_BENCHMARK
 
 
+def url_symbol(text: str) -> str | None:
+    """A ticker from the URL, checked by the one rule for typed tickers; None when it is not one."""
+    try:
+        return normalize_symbol(text) if text else None
+    except InvalidEvent:
+        return None
+
+
 # -- 1. the watchlist heatmap --------------------------------------------------------------------------
 st.subheader("Watchlist heatmap")
 size_by = (
@@ -103,7 +112,7 @@ if "ins_symbols" not in st.session_state:
     plain = [s for s in choices if not s.endswith("=X")]
     st.session_state["ins_symbols"] = (wanted or plain[:6] or choices[:1])[: limits.chart_symbols]
     st.session_state["ins_range"] = params.get("range") if params.get("range") in RANGES else "1Y"
-    st.session_state["ins_bench"] = params.get("benchmark", "").upper() or None
+    st.session_state["ins_bench"] = url_symbol(params.get("benchmark", ""))
 st.session_state["ins_symbols"] = [s for s in st.session_state["ins_symbols"] if s in by_symbol]
 
 st.subheader("Against a benchmark")
@@ -130,9 +139,11 @@ if not symbols:
     st.stop()
 
 if benchmark not in by_symbol:
-    st.info(f"The benchmark {benchmark} is not on the watchlist yet: it is fetched like any symbol.")
+    st.info(
+        f"The benchmark {fmt.literal(benchmark)} is not on the watchlist yet: it is fetched like any symbol."
+    )
     if auth.can_change(settings):
-        if st.button(f"Add {benchmark} to the watchlist", key="ins_add_bench", type="primary"):
+        if st.button(f"Add {fmt.literal(benchmark)} to the watchlist", key="ins_add_bench", type="primary"):
             try:
                 runtime.add_symbol(benchmark, by_symbol[symbols[0]].source)
                 st.rerun()

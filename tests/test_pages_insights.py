@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.market_data import seed_daily
-from support.pages import app, assert_clean, configure, plotly_specs, seeded_store, texts, values
+from support.pages import app, assert_clean, configure, plain, plotly_specs, seeded_store, texts, values
 
 from pipeline import insights, queries
 from pipeline.watchlist import Watchlist
@@ -113,14 +113,22 @@ def test_insights_benchmark_not_on_the_watchlist_offers_to_add_it(stack, tmp_pat
         at = app("insights").run()
         assert_clean(at)
         assert at.selectbox(key="ins_bench").value == "^N225"  # Tokyo's benchmark
-        assert "The benchmark ^N225 is not on the watchlist yet" in texts(at)
-        assert any(b.label == "Add ^N225 to the watchlist" for b in at.button)
+        assert "The benchmark ^N225 is not on the watchlist yet" in plain(texts(at))
+        assert any(plain(b.label) == "Add ^N225 to the watchlist" for b in at.button)
         assert len(plotly_specs(at)) >= 2  # the treemap and the drawdown still draw
-        next(b for b in at.button if b.label == "Add ^N225 to the watchlist").click().run()
+        next(b for b in at.button if plain(b.label) == "Add ^N225 to the watchlist").click().run()
         assert_clean(at)
         assert "^N225" in {e.symbol for e in Watchlist(store.watchlist, None).entries()}
-        assert "The benchmark ^N225 is not on the watchlist yet" not in texts(at)
+        assert "is not on the watchlist yet" not in texts(at)
         assert "^N225 has no daily bars stored yet" in texts(at)
+
+
+def test_insights_benchmark_from_the_url_must_be_a_ticker(seeded):
+    at = app("insights", query={"symbols": "AAPL", "benchmark": "**bold**<b>x</b>"}).run()
+    assert_clean(at)
+    assert at.selectbox(key="ins_bench").value == BENCH  # not a ticker: the market's default instead
+    at = app("insights", query={"symbols": "AAPL", "benchmark": "^ftse"}).run()
+    assert at.selectbox(key="ins_bench").value == "^FTSE"
 
 
 def test_insights_symbol_without_bars_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
