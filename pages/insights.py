@@ -183,14 +183,14 @@ in_range = wide[[d >= start_day for d in wide.index]]
 
 # -- 2. relative performance ------------------------------------------------------------------------
 if bench_close is not None:
-    frame = in_range[[*shown, benchmark]].ffill(limit=5)
+    frame = in_range[list(dict.fromkeys([*shown, benchmark]))].ffill(limit=5)  # the benchmark once
     fig = ich.relative(frame, benchmark)
     st.plotly_chart(fig, key="ins_relative", config={"displaylogo": False})
     thinned = fig.layout.meta.get("thinned", 1) if fig.layout.meta else 1
     st.caption(
         f"Each symbol normalised to 1 at its first session since {start_day}; below, its out- or "
         f"underperformance of {benchmark} in percent. A market holiday carries the last close."
-        + (f" Drawn at every {thinned}th session to stay under 150 KB." if thinned > 1 else "")
+        + (f" Drawn at one session in {thinned} to stay under 150 KB." if thinned > 1 else "")
     )
 elif benchmark in by_symbol:
     st.info(f"{benchmark} has no daily bars stored yet: its history is still loading.")
@@ -219,7 +219,9 @@ else:
 
 # -- 4. drawdown ---------------------------------------------------------------------------------------
 st.subheader("Drawdown")
-st.plotly_chart(ich.drawdowns(in_range[shown]), key="ins_drawdown", config={"displaylogo": False})
+dd_fig = ich.drawdowns(in_range[shown])
+st.plotly_chart(dd_fig, key="ins_drawdown", config={"displaylogo": False})
+dd_step = dd_fig.layout.meta.get("thinned", 1) if dd_fig.layout.meta else 1
 worst_lines = []
 for s in shown:
     dd = insights.max_drawdown(in_range[s])
@@ -229,7 +231,14 @@ for s in shown:
     worst_lines.append(f"**{s}** {dd.pct:.2f}% (peak {dd.peak_at}, trough {dd.trough_at}, {recovered})")
 st.caption(
     "Percent below the running maximum since the range start; ▲ peak, ▼ trough, ● recovery of the "
-    "maximum drawdown.  \n" + "  \n".join(worst_lines)
+    "maximum drawdown"
+    + (
+        f" (drawn at one session in {dd_step} to stay under 150 KB; the marks are exact)"
+        if dd_step > 1
+        else ""
+    )
+    + ".  \n"
+    + "  \n".join(worst_lines)
 )
 
 # -- 5. metrics table ------------------------------------------------------------------------------

@@ -123,6 +123,14 @@ def test_insights_benchmark_not_on_the_watchlist_offers_to_add_it(stack, tmp_pat
         assert "^N225 has no daily bars stored yet" in texts(at)
 
 
+def test_insights_benchmark_also_picked_as_a_symbol(seeded):
+    at = app("insights", query={"symbols": f"AAPL,{BENCH}", "benchmark": BENCH}).run()
+    assert_clean(at)
+    names = [t["name"] for t in plotly_specs(at)[1]["data"]]
+    assert names[:2] == ["AAPL", f"{BENCH} (benchmark)"]
+    assert at.dataframe[0].value.set_index("symbol").loc[BENCH, "beta"] == pytest.approx(1.0)
+
+
 def test_insights_benchmark_from_the_url_must_be_a_ticker(seeded):
     at = app("insights", query={"symbols": "AAPL", "benchmark": "**bold**<b>x</b>"}).run()
     assert_clean(at)
