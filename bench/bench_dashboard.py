@@ -39,13 +39,16 @@ from support.market_data import seed_bars
 from pipeline import queries
 from pipeline.config import Settings
 from pipeline.intervals import INTERVALS
+from pipeline.models import to_utc
 from pipeline.stack import LocalStack
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
 from ui.navigation import spec
 
 DB = "stockmon_bench"
-PAGES = {key: ROOT / spec(key).file for key in ("live", "history")}
+PAGES = {key: ROOT / spec(key).file for key in ("live", "history", "insights")}
+INSIGHTS_DB = "stockmon_bench_insights"
+BENCHMARK = "^GSPC"
 
 
 def log(msg: str) -> None:
@@ -118,6 +121,97 @@ def apptest_times(page: str, query: dict, runs: int) -> dict:
         "warm_s": round(statistics.median(warm), 3),
         "cold_all": [round(x, 3) for x in cold],
     }
+
+
+def insights_data(store: Store, symbols: list[str], fresh: bool) -> dict:
+    """20 symbols + the benchmark: a year of daily bars (to a week ago) plus 5 days of 1-minute bars
+    with their 5m/1h/1d rollups (the recent days), as a watchlist would hold them; seeded once."""
+    from support.market_data import seed_daily
+
+    meta = store.db["bench_meta"].find_one({"_id": "seed"})
+    if (
+        not fresh
+        and meta
+        and meta.get("symbols") == symbols
+        and to_utc(meta["end"]) > datetime.now(UTC) - timedelta(hours=12)
+    ):
+        now = datetime.now(UTC)  # a running pipeline's fresh ticks, so quotes find them at once
+        store.prices.insert_many(
+            [
+                {
+                    "symbol": s,
+                    "interval": "tick",
+                    "ts": now,
+                    "open": 100.0,
+                    "high": 100.0,
+                    "low": 100.0,
+                    "close": 100.0,
+                    "volume": 1.0,
+                    "source": "simulated",
+                    "fetched_at": now,
+                    "schema": 1,
+                }
+                for s in [*symbols, BENCHMARK]
+            ]
+        )
+        return {"reused": True, "docs": meta.get("docs")}
+    store.client.drop_database(INSIGHTS_DB)
+    store.ensure_indexes()
+    t0 = time.perf_counter()
+    everyone = [*symbols, BENCHMARK]
+    daily = seed_daily(store, everyone, sessions=255, end=datetime.now(UTC) - timedelta(days=6))
+    minutes = seed_bars(store, everyone, days=5)
+    Watchlist(store.watchlist, None).seed(everyone, "simulated")
+    docs = len(daily) + int(len(minutes) * (1 + 1 / 5 + 1 / 60 + 1 / 1440))
+    store.db["bench_meta"].replace_one(
+        {"_id": "seed"}, {"symbols": symbols, "end": datetime.now(UTC), "docs": docs}, upsert=True
+    )
+    return {"docs": docs, "seed_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def insights_bench(store: Store, symbols: list[str], runs: int, fresh: bool) -> dict:
+    """AppTest cold/warm render of Insights for every symbol against ^GSPC over 1Y, the JSON bytes of
+    each chart (what st.plotly_chart sends), and as the baseline measured in the same run, History
+    over the same symbols and year (a page that only draws one comparison chart)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    report: dict = {"data": insights_data(store, symbols, fresh)}
+    query = {"symbols": ",".join(symbols), "benchmark": BENCHMARK, "range": "1Y"}
+    report["render"] = apptest_times("insights", query, runs)
+    st.cache_data.clear()
+    at = AppTest.from_file(str(PAGES["insights"]), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    names = ["treemap", "vs_benchmark", "correlation", "drawdown", "histogram"]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    report["chart_kb"] = {n: round(len(s.encode()) / 1000, 1) for n, s in zip(names, specs, strict=False)}
+    start = (datetime.now(UTC) - timedelta(days=365)).date().isoformat()
+    report["baseline_history_1y"] = apptest_times(
+        "history",
+        {
+            "symbols": ",".join(symbols),
+            "start": start,
+            "end": datetime.now(UTC).date().isoformat(),
+            "interval": "1d",
+        },
+        runs,
+    )
+    return report
+
+
+def insights_lines(r: dict) -> list[str]:
+    cold, warm, base = r["render"]["cold_s"], r["render"]["warm_s"], r["baseline_history_1y"]["cold_s"]
+    worst = max(r["chart_kb"].values())
+    return [
+        f"AppTest Insights 20 symbols + {BENCHMARK}, 1Y daily (+5 d of 1m): cold {cold:.2f}s  warm {warm:.2f}s "
+        f"(goal < 1.5 s cold: {'met' if cold < 1.5 else 'MISSED'}); baseline History same symbols 1Y daily: "
+        f"cold {base:.2f}s -> Insights = {cold / max(base, 1e-9):.1f}x",
+        "Insights chart JSON (KB): "
+        + ", ".join(f"{k} {v}" for k, v in r["chart_kb"].items())
+        + f" (goal < 150 KB each: {'met' if worst < 150 else 'MISSED'})",
+    ]
 
 
 def naive_history(store: Store, symbols: list[str], start: datetime, end: datetime) -> dict:
@@ -317,6 +411,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "stockmon-bench")
     parser.add_argument("--fresh", action="store_true", help="re-seed even if the data is there")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--only-insights", action="store_true", help="just the Insights figures (issue 13)")
     args = parser.parse_args()
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -338,6 +433,18 @@ def main() -> None:
             backfill_days_1m=0,
             backfill_days_daily=0,
         )
+        if args.only_insights:
+            from support.base import settings_env
+
+            os.environ.update(
+                {**settings_env(settings), "STOCKMON_DB": INSIGHTS_DB, "STOCKMON_AUTOSTART": "false"}
+            )
+            store = Store.from_uri(settings.mongodb_uri, INSIGHTS_DB, timeout_s=30)
+            result = insights_bench(store, symbols, args.runs, args.fresh)
+            store.close()
+            print("\n".join(["", "== dashboard benchmark: Insights =="] + insights_lines(result)))
+            (artifacts / "bench-insights.json").write_text(json.dumps(result, indent=2, default=str))
+            return
         store = Store.from_uri(settings.mongodb_uri, DB, timeout_s=30)
         report: dict = {"symbols": args.symbols, "days": args.days, "machine_cpus": os.cpu_count()}
         report["data"] = ensure_data(store, symbols, args.days, args.fresh)

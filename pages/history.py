@@ -82,7 +82,8 @@ with st.container(border=True):
         [AUTO, *queries.HISTORY_INTERVALS],
         key="hist_interval",
         format_func=lambda n: "auto" if n == AUTO else INTERVALS[n].label,
-        help="auto: the finest stored interval with at most ~1,500 bars per symbol",
+        help="auto: the finest stored interval with at most ~1,500 bars per symbol whose bars cover the "
+        "whole range (a note says when finer bars cover only part of it)",
     )
 
 if not symbols:
@@ -95,7 +96,12 @@ first_day, last_day = picked
 start = datetime.combine(first_day, time(0), UTC)
 next_minute = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
 end = min(datetime.combine(last_day, time(0), UTC) + timedelta(days=1), next_minute)  # cacheable for a minute
-interval = queries.auto_interval(start, end) if interval_choice == AUTO else interval_choice
+auto_note = None
+if interval_choice == AUTO:
+    with page.sentences("choosing the interval"):
+        interval, auto_note = data.auto_interval(data.store_key(), tuple(symbols), start, end)
+else:
+    interval = interval_choice
 st.query_params.update(
     {
         "symbols": ",".join(symbols),
@@ -119,6 +125,8 @@ if result.empty:
     st.stop()
 if result.note:
     st.info(result.note, icon="ℹ️")
+if auto_note:
+    st.info(auto_note, icon="ℹ️")
 missing = [s for s, n in result.counts.items() if n == 0]
 if missing:
     st.warning(f"No stored bars for {', '.join(missing)} in this range.")
@@ -207,6 +215,7 @@ table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
 st.dataframe(
     table,
     hide_index=True,
+    placeholder=fmt.DASH,  # a figure that needs more bars reads "–", not "None"
     width="stretch",
     column_order=[
         "symbol",

@@ -152,6 +152,7 @@ def glance(in_base: bool) -> None:
     st.dataframe(
         tables.color_changes(table),
         hide_index=True,
+        placeholder=fmt.DASH,  # a missing value (history still loading) reads "–", not the grid's "None"
         width="stretch",
         column_config={
             "Symbol": st.column_config.TextColumn(width="small", pinned=True),

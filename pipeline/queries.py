@@ -81,6 +81,56 @@ def auto_interval(start: datetime, end: datetime, target: int = 1500) -> str:
     return LADDER[-1]
 
 
+def earliest(store, symbol: str, level: str, start: datetime, end: datetime) -> datetime | None:
+    """The first stored bar of ``symbol`` at ``level`` in [start, end) (aware UTC), None if none:
+    one indexed lookup (symbol, interval, ts ascending, limit 1)."""
+    doc = store.bars.find_one(
+        {"symbol": symbol, "interval": level, "ts": {"$gte": start, "$lt": end}},
+        {"_id": 0, "ts": 1},
+        sort=[("ts", 1)],
+    )
+    return to_utc(doc["ts"]) if doc else None
+
+
+def auto_covering(
+    store, symbols: Sequence[str], start: datetime, end: datetime, target: int = 1500
+) -> tuple[str, str | None]:
+    """The finest stored interval that keeps a series at or under ``target`` points *and* whose
+    stored bars cover the whole range for every symbol: its first bar is within a day of the earliest
+    bar of any level (a symbol added yesterday is covered by what it has). Finer levels fill in only
+    the recent part of a range (1m for days, 1h for weeks, 1d for years), so the 1-hour bars of
+    the last two days must not stand for a month. Returns (interval, note); the note says when finer
+    data covers only part of the range, from when, and how to see it."""
+    start, end = to_utc(start, "start"), to_utc(end, "end")
+    candidates = [n for n in ("1m", "5m", "1h", "1d") if points(n, start, end) <= target]
+    if not candidates:
+        return "1wk", None
+    firsts = {n: {s: earliest(store, s, n, start, end) for s in symbols} for n in candidates}
+    overall: dict[str, datetime | None] = {}
+    for s in symbols:
+        found = [t for t in (f[s] for f in firsts.values()) if t is not None]
+        overall[s] = min(found) if found else None
+
+    def covers(name: str, symbol: str) -> bool:
+        first, base = firsts[name][symbol], overall[symbol]
+        return base is None or (first is not None and first <= base + timedelta(days=1))
+
+    name = candidates[-1]
+    for name in candidates:
+        if all(covers(name, s) for s in symbols):
+            break
+    finer = [n for n in candidates[: candidates.index(name)] if any(firsts[n].values())]
+    if not finer:
+        return name, None
+    best = finer[0]
+    since = min(t for t in firsts[best].values() if t is not None)
+    return name, (
+        f"Bars of {INTERVALS[best].label} are stored only from {since:%Y-%m-%d %H:%M} UTC, part of this "
+        f"range; showing bars of {INTERVALS[name].label}, which cover all of it. Pick "
+        f"{INTERVALS[best].label} or narrow the range to see the finer bars."
+    )
+
+
 def plan_interval(
     requested: str, start: datetime, end: datetime, max_points: int = MAX_POINTS
 ) -> tuple[str, str | None]:
@@ -278,8 +328,8 @@ def _latest(coll, symbol: str, interval: str, since: datetime) -> dict | None:
 def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> dict[str, dict]:
     """Newest price per symbol with the time it is valid for: {symbol: {close, as_of}}.
 
-    Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 1 day of stored
-    1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
+    Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 20 minutes and then
+    1 day of stored 1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
     then the newest tick/minute price or daily bar of any age (so an old price is shown stale with
     its date instead of "no data"). ``as_of`` is the time the data is from, never its fetch time
     for a tick.
@@ -289,6 +339,7 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
     missing = list(symbols)
     steps = [
         (store.prices, ("tick", "1m"), timedelta(minutes=2)),
+        (store.bars, ("1m",), timedelta(minutes=20)),  # the embedded server walks the window: short first
         (store.bars, ("1m",), timedelta(days=1)),
         (store.bars, ("1d",), timedelta(days=30)),
     ]
@@ -519,3 +570,40 @@ def forecast_backtest(store, symbol: str, as_of: str, settings: str) -> pd.DataF
     if not frame.empty:
         frame = frame.sort_values(["horizon", "mase"], kind="stable").reset_index(drop=True)
     return frame
+
+
+def daily_summary(store, symbols: Sequence[str]) -> dict[str, dict]:
+    """Per symbol, over *every* stored daily bar, aggregated in MongoDB (one indexed query per
+    symbol, nothing but the answer leaves the server): ``{symbol: {sessions, first, last, high,
+    high_at}}`` with ``first``/``last``/``high_at`` aware UTC session keys and ``high`` the highest
+    daily close (the all-time high in stored data). A symbol with no daily bars is absent."""
+    out: dict[str, dict] = {}
+    for symbol in dict.fromkeys(symbols):
+        rows = list(
+            store.bars.aggregate(
+                [
+                    {"$match": {"symbol": symbol, "interval": "1d"}},
+                    {"$sort": {"close": -1}},
+                    {
+                        "$group": {
+                            "_id": None,
+                            "sessions": {"$sum": 1},
+                            "first": {"$min": "$ts"},
+                            "last": {"$max": "$ts"},
+                            "high": {"$first": "$close"},
+                            "high_at": {"$first": "$ts"},
+                        }
+                    },
+                ]
+            )
+        )
+        if rows:
+            r = rows[0]
+            out[symbol] = {
+                "sessions": int(r["sessions"]),
+                "first": to_utc(r["first"]),
+                "last": to_utc(r["last"]),
+                "high": float(r["high"]),
+                "high_at": to_utc(r["high_at"]),
+            }
+    return out

@@ -51,6 +51,7 @@ from .health import (
 from .heartbeat import process_id
 from .sources import markets
 from .sources.markets import market_for
+from .sources.simulated import known_names as simulated_names
 from .stack import LocalStack, StackError, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
@@ -192,7 +193,8 @@ class Runtime:
     def _start_pipeline(self) -> None:
         conn = self.connection
         self._app = build_app(conn, self.instance_id).start()
-        if conn.watchlist.seed(self.settings.watchlist, self.settings.source):
+        names = simulated_names() if self.settings.source == "simulated" else None
+        if conn.watchlist.seed(self.settings.watchlist, self.settings.source, names):
             for symbol in self.settings.watchlist:
                 self._app.producer.request_backfill(symbol, self.settings.source)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -176,8 +176,10 @@ class Watchlist:
             out.setdefault(e.source, []).append(e.symbol)
         return out
 
-    def seed(self, symbols: Iterable[str], source: str) -> int:
-        """Fill an empty watchlist on first start (no lookups: the defaults are known good)."""
+    def seed(self, symbols: Iterable[str], source: str, names: Mapping[str, str] | None = None) -> int:
+        """Fill an empty watchlist on first start (no lookups: the defaults are known good). ``names``
+        gives the source's name of a symbol where it knows one offline (the simulator's profiles), so
+        the Name column shows "Apple Inc." rather than the ticker again."""
         if self.collection.estimated_document_count():
             return 0
         from .sources.markets import symbol_info  # the table's market: no lookup on first start
@@ -186,7 +188,12 @@ class Watchlist:
         for i, symbol in enumerate(symbols):
             info = symbol_info(symbol)
             entry = Entry(
-                symbol, source, exchange=info.exchange, currency=info.currency, timezone=info.timezone
+                symbol,
+                source,
+                name=(names or {}).get(symbol, ""),
+                exchange=info.exchange,
+                currency=info.currency,
+                timezone=info.timezone,
             )
             doc = asdict(entry)
             doc["added_at"] = utcnow().replace(microsecond=i * 1000)

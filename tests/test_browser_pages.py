@@ -37,6 +37,7 @@ READY = {  # a sentence each page shows once it has drawn its data
     "live": "bars of 1 minute",
     "history": "Statistics",
     "forecast": "Compute now",
+    "insights": "Drawdown",
     "alerts": "Fired alerts",
     "health": "Topics and collections",
 }

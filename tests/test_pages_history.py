@@ -155,3 +155,26 @@ def test_history_in_the_base_currency_converts_each_bar_at_its_session_dates_rat
     assert_clean(at)
     after = at.dataframe[0].value["last"].iloc[0]
     assert after == pytest.approx(before / 100 * 2.0)  # pence -> pounds -> dollars at 2.0
+
+
+def test_history_auto_picks_the_finest_interval_covering_the_whole_range(
+    stack, tmp_path, app_env, monkeypatch
+):
+    """Issue 13 item 8: a year of daily bars plus two days of finer ones; the default month on
+    "auto" showed the 1-hour bars of two days. It must draw the month in daily bars and say why."""
+    from support.market_data import seed_daily
+
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["AAPL"], with_bars=["AAPL"], days=2) as (store, _):
+        seed_daily(store, ["AAPL"], sessions=260, end=datetime.now(UTC) - timedelta(days=3))
+        at = app("history").run()
+        assert_clean(at)
+        (spec,) = plotly_specs(at)
+        assert 20 <= trace_lengths(spec)[0] <= 25  # a month of sessions, not two days of hours
+        assert "Bars of 1 hour are stored only from" in texts(at) and "which cover all of it" in texts(at)
+        assert "read from the stored 1d bars" in texts(at)
+        # a two-day range is covered by the hourly bars: no note
+        start = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        at = app("history", query={"symbols": "AAPL", "start": start, "end": today()}).run()
+        assert "stored only from" not in texts(at)
+        assert "read from the stored 5m bars" in texts(at) or "read from the stored 1h bars" in texts(at)

@@ -11,7 +11,8 @@ from support.base import ROOT
 from support.pages import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
 
 from pipeline.config import Settings
-from pipeline.watchlist import Entry
+from pipeline.store import Store
+from pipeline.watchlist import Entry, Watchlist
 from ui import tables
 
 
@@ -94,6 +95,54 @@ def test_a_price_older_than_the_last_session_is_stale_with_its_date():
     # the simulated source has no sessions: only its age counts
     assert tables.status(age, "AAPL", "simulated", True, 2.0, saturday).startswith("🟠 stale (2 d")
     assert tables.last_session_start("AAPL", "yfinance", saturday) == datetime(2025, 3, 7, 14, 30, tzinfo=UTC)
+
+
+def test_a_symbol_whose_history_is_loading_shows_dashes_and_says_so_not_live(seeded):
+    """Issue 13 item 8: a live tick but no daily bars yet printed "None" and "live"."""
+    settings, store, _ = seeded
+    now = datetime.now(UTC)
+    store.prices.insert_one(
+        {
+            "symbol": "NODATA",
+            "interval": "tick",
+            "ts": now,
+            "open": 5.0,
+            "high": 5.0,
+            "low": 5.0,
+            "close": 5.0,
+            "volume": 1.0,
+            "source": "simulated",
+            "fetched_at": now,
+            "schema": 1,
+        }
+    )
+    at = app("home").run()
+    assert_clean(at)
+    row = at.dataframe[0].value.set_index("Symbol").loc["NODATA"]
+    assert row["Last"] == pytest.approx(5.0) and row["Status"] == tables.LOADING
+    for col in ("Change", "Change %", "Volume"):
+        assert pd.isna(row[col]) and row[col] is not None, col  # NaN: drawn as "–", never "None"
+    styled = tables.color_changes(at.dataframe[0].value)._translate(True, True)
+    cells = [c.get("display_value") for c in styled["body"][2]]
+    texts_ = [c for c in cells if isinstance(c, str)]
+    assert "None" not in texts_ and texts_.count("–") >= 3
+    assert at.dataframe[0].proto.placeholder == "–"  # the grid's own text for a missing value
+
+
+def test_seeded_watchlist_carries_the_simulators_names(stack, tmp_path, app_env, monkeypatch):
+    from pipeline.sources.simulated import known_names
+
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    try:
+        Watchlist(store.watchlist, None).seed(["AAPL", "ZZZZ"], "simulated", known_names())
+        names = {e.symbol: e.name for e in Watchlist(store.watchlist, None).entries()}
+        assert names == {"AAPL": "Apple Inc.", "ZZZZ": ""}
+        table = tables.watchlist_glance(Watchlist(store.watchlist, None).entries(), pd.DataFrame(), {}, 2.0)
+        assert table["Name"].tolist() == ["Apple Inc.", "ZZZZ"]
+    finally:
+        store.client.drop_database(settings.db)
+        store.close()
 
 
 def imports(path) -> set[str]:

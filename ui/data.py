@@ -86,6 +86,14 @@ def history_bars(
     return queries.bars(store(), symbols, interval, start, end, max_points=max_points)
 
 
+@st.cache_data(ttl=30, show_spinner=False, max_entries=128)
+def auto_interval(
+    key: str, symbols: tuple[str, ...], start: datetime, end: datetime
+) -> tuple[str, str | None]:
+    """History's "auto": the finest interval covering the whole range (``queries.auto_covering``)."""
+    return queries.auto_covering(store(), symbols, start, end)
+
+
 @st.cache_data(ttl=3, show_spinner=False, max_entries=64)
 def quotes(key: str, symbols: tuple[str, ...]) -> pd.DataFrame:
     return queries.quotes(store(), symbols)
@@ -169,3 +177,9 @@ def lag_history(key: str):
     from ui.health import LagHistory
 
     return LagHistory()
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def daily_summary(key: str, symbols: tuple[str, ...]) -> dict[str, dict]:
+    """Sessions, first/last session and all-time high close per symbol (``queries.daily_summary``)."""
+    return queries.daily_summary(store(), symbols)

@@ -51,6 +51,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("watchlist", "Watchlist", "📋", MONITOR),
     PageSpec("live", "Live", "📈", MONITOR),
     PageSpec("history", "History", "🗂️", MONITOR),
+    PageSpec("insights", "Insights", "🔭", MONITOR),
     PageSpec("forecast", "Forecast", "🔮", MONITOR),
     PageSpec("alerts", "Alerts", "🔔", ALERTS_AND_HEALTH),
     PageSpec("health", "Pipeline health", "🩺", ALERTS_AND_HEALTH),

@@ -2,7 +2,9 @@
 
 Guarantees:
 - ``watchlist_glance`` has one row per watchlist entry, in watchlist order, whatever is stored: a
-  symbol with no data gets "no data yet" instead of disappearing.
+  symbol with no data gets "no data yet" instead of disappearing; one with a live price but no
+  previous close yet (its history still loading) gets "loading history…" instead of "live", and
+  "–" (NaN) for Change, Change % and Volume.
 - A price's age is the time the *data* says it is from (``as_of``/``age_s`` of ``queries.quotes``:
   a tick's market time, never when it was fetched). Markets, sessions, holidays, half days and
   lunch breaks come from ``pipeline.sources.markets`` (exchange calendars), with the provider's time
@@ -47,6 +49,16 @@ GLANCE_COLUMNS = [
     "Market",
     "Currency",
 ]
+
+
+#: The Status of a symbol with a price but no previous close yet: its daily history is being fetched.
+LOADING = "⏳ loading history…"
+
+
+def loading_or(state: str, change_pct) -> str:
+    """A "live" price without a change yet (no previous close stored: its daily history is still
+    being fetched) says "loading history…" instead of "live"; any other state stays as it is."""
+    return LOADING if state == "🟢 live" and fmt.missing(change_pct) else state
 
 
 def stale_after(poll_seconds: float) -> float:
@@ -194,14 +206,18 @@ def watchlist_glance(
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
                 "Trend": lines.get(e.symbol) or [],
                 "Updated": updated(age_s, e.symbol, now),
-                "Status": status(
-                    age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st
+                "Status": loading_or(
+                    status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st),
+                    q.get("change_pct"),
                 ),
                 "Market": market_text.describe(st, viewer_tz),
                 "Currency": unit,
             }
         )
-    return pd.DataFrame(rows, columns=GLANCE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=GLANCE_COLUMNS)
+    for col in ("Last", "Change", "Change %", "Volume"):  # NaN, never None: the browser printed "None"
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    return frame
 
 
 def _money_text(value, code: str, digits: int | None, signed: bool = False, approx: bool = False) -> str:

@@ -105,6 +105,11 @@ CURRENCY_SCALE = {
 }
 
 
+def known_names() -> dict[str, str]:
+    """The simulator's names of the symbols it models ("AAPL" -> "Apple Inc."), no I/O."""
+    return {symbol: p.name for symbol, p in PROFILES.items() if p.name}
+
+
 def _key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
