@@ -6,7 +6,7 @@ market and the fake streamer speaking Yahoo's frames):
             50 symbols x 2 ticks/s for --seconds: p50/p95/p99 (goal p99 <= 250 ms); the price age
             (now - newest stored tick's trade time, sampled every 0.5 s); REST chart requests at the
             fake server during the steady state, per hour
-  polling   the yfinance polling source, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
+  polling   yfinance with STOCKMON_YAHOO_LIVE=poll, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
             --poll-seconds: its price age the same way, and REST requests per hour, (a) under the
             default request budget (the interval is raised to what 1,500/h sustains) and (b) with the
             budget lifted (what polling at the default interval costs without one)
@@ -137,6 +137,7 @@ def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
             tag,
             data,
             source="yfinance",
+            yahoo_live="poll",
             yahoo_url=market.url,
             poll_seconds=2.0,
             watchlist=SIX,

@@ -270,3 +270,36 @@ def test_make_source_builds_the_stream_with_the_settings_address(stack, tmp_path
     assert isinstance(src, YahooStreamSource) and src.url == streamer.url
     assert src.health()["rest"]["budget"]["caps"][0]["limit"] == 7
     assert Counter(src.health()["rest"]["budget"]["by_priority"].values())[0] == 3  # nothing used yet
+
+
+def test_yfinance_as_the_chosen_source_streams_by_default(stack, tmp_path, market, streamer):
+    """Issue 12: the stream is the default live path whenever yfinance is the chosen source; the
+    chart API is not polled (here every 0.5 s if it were) while the stream covers the symbols."""
+    two = ("AAPL", "MSFT")
+    settings = make_settings(
+        stack,
+        tmp_path,
+        source="yfinance",
+        yahoo_url=market.url,
+        yahoo_stream_url=streamer.url,
+        watchlist=two,
+    )
+    assert settings.yahoo_live == "stream"
+    runtime = Runtime(settings).start()
+    try:
+        assert runtime.state == "running", runtime.error
+        store = runtime.store
+        wait_for(lambda: streamer.subscribed() == set(two), 60, what="a subscription to the watchlist")
+        wait_for(lambda: all(len(ticks(store, s)) >= 3 for s in two), 60, what="streamed ticks stored")
+        charts = len(market.chart_requests())
+        jobs = runtime.pipeline.producer.snapshot()["jobs"]["yfinance"]["runs"]
+        n = len(ticks(store, "AAPL"))
+        wait_for(lambda: len(ticks(store, "AAPL")) >= n + 8, 60, what="more streamed ticks")
+        snapshot = runtime.pipeline.producer.snapshot()
+        assert snapshot["jobs"]["yfinance"]["runs"] >= jobs + 2  # the job ran: it only set subscriptions
+        assert len(market.chart_requests()) == charts  # and asked the chart API nothing
+        health = snapshot["sources"]["yfinance"]
+        assert health["live"] == "stream" and health["connected"] and health["published"] >= n + 8
+        assert {t["source"] for t in ticks(store, "AAPL")} == {"yahoo_stream"}
+    finally:
+        runtime.stop()

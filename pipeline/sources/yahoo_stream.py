@@ -12,6 +12,9 @@ Guarantees:
   call, and after every reconnect subscribes to all of them again. ``fetch`` itself publishes nothing
   of the stream: pushed frames go to Kafka from the stream's own publisher thread as soon as they
   arrive (``attach``), batched only by what arrived meanwhile.
+- ``make_source`` builds it for ``yahoo_stream`` and, by default (``STOCKMON_YAHOO_LIVE=stream``), for
+  ``yfinance``: each source name in use holds its own connection (one per process when the watchlist
+  uses one of the two names, as it normally does).
 - A pushed frame becomes one ``tick`` event (``source="yahoo_stream"``): ``ts`` is the provider's
   trade time (``time``, epoch ms), ``fetched_at`` the time the frame was received (UTC). ``price``
   (a 32-bit float) is rounded to the frame's ``price_hint`` decimals (2 if absent, 4 below 10), so
@@ -255,14 +258,19 @@ class YahooStreamSource:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         market_open: Callable[[Sequence[str]], bool] = market_open_now,
+        name: str = "yahoo_stream",
     ):
+        """``name``: the source name it serves (``yahoo_stream``, or ``yfinance`` when that source's
+        live prices are streamed, ``STOCKMON_YAHOO_LIVE=stream``); ticks always carry
+        ``source="yahoo_stream"``, where they came from."""
+        self.name = name
         self.rest = rest
         self.url = url
         self.stall_s = float(stall_s)
         self.repair_after_s = float(repair_after_s)
         self.uncovered_s = float(uncovered_s)
         self.market_open = market_open
-        self.decoder = Decoder(self.name)
+        self.decoder = Decoder("yahoo_stream")
         self._backoff = Backoff(backoff_base, backoff_max)
         self._wanted: set[str] = set()
         self._lock = threading.Lock()
@@ -356,6 +364,7 @@ class YahooStreamSource:
         client = self._client
         return {
             "source": self.name,
+            "live": "stream",
             "url": self.url,
             "connected": self.connected_since is not None,
             "connected_since": self.connected_since,
