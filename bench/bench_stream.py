@@ -5,13 +5,16 @@ market and the fake streamer speaking Yahoo's frames):
   stream    pushed tick -> stored in MongoDB (acknowledged, from the consumer's on_stored hook) at
             50 symbols x 2 ticks/s for --seconds: p50/p95/p99 (goal p99 <= 250 ms); the price age
             (now - newest stored tick's trade time, sampled every 0.5 s); REST chart requests at the
-            fake server during the steady state, per hour
+            fake server during the steady state, per hour. Baseline in the same run: the same phase
+            with the consumer's fetch wait at kafka-python's default 500 ms (before issue 12's fix);
+            beside it: received -> stored and the MongoDB calls (insert, bar marks) per batch
+  fetch     Kafka alone: produced -> polled at 50 records/s, consumer fetch wait 500 ms vs 50 ms
   polling   yfinance with STOCKMON_YAHOO_LIVE=poll, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
             --poll-seconds: its price age the same way, and REST requests per hour, (a) under the
             default request budget (the interval is raised to what 1,500/h sustains) and (b) with the
             budget lifted (what polling at the default interval costs without one)
 
-Usage: python bench/bench_stream.py [--seconds 60] [--poll-seconds 30]
+Usage: python bench/bench_stream.py [--seconds 60] [--poll-seconds 30]   (--poll-seconds 0: no polling phases)
 """
 
 from __future__ import annotations
