@@ -5,13 +5,16 @@ market and the fake streamer speaking Yahoo's frames):
   stream    pushed tick -> stored in MongoDB (acknowledged, from the consumer's on_stored hook) at
             50 symbols x 2 ticks/s for --seconds: p50/p95/p99 (goal p99 <= 250 ms); the price age
             (now - newest stored tick's trade time, sampled every 0.5 s); REST chart requests at the
-            fake server during the steady state, per hour
-  polling   the yfinance polling source, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
+            fake server during the steady state, per hour. Baseline in the same run: the same phase
+            with the consumer's fetch wait at kafka-python's default 500 ms (before issue 12's fix);
+            beside it: received -> stored and the MongoDB calls (insert, bar marks) per batch
+  fetch     Kafka alone: produced -> polled at 50 records/s, consumer fetch wait 500 ms vs 50 ms
+  polling   yfinance with STOCKMON_YAHOO_LIVE=poll, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
             --poll-seconds: its price age the same way, and REST requests per hour, (a) under the
             default request budget (the interval is raised to what 1,500/h sustains) and (b) with the
             budget lifted (what polling at the default interval costs without one)
 
-Usage: python bench/bench_stream.py [--seconds 60] [--poll-seconds 30]
+Usage: python bench/bench_stream.py [--seconds 60] [--poll-seconds 30]   (--poll-seconds 0: no polling phases)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.fake_market import FakeMarket, Instrument
 from support.fake_streamer import FakeStreamer
 
+from pipeline import bus
 from pipeline.config import Settings
 from pipeline.runtime import Runtime, configure_logging
 from pipeline.stack import LocalStack
@@ -71,14 +76,65 @@ def sample_ages(runtime: Runtime, symbols, stop: threading.Event, out: list[floa
                 out.append((now - doc["ts"].replace(tzinfo=UTC)).total_seconds())
 
 
-def stream_phase(stack, data, seconds: float) -> dict:
+@contextmanager
+def consumer_options(**overrides):
+    """The pipeline's consumer built with ``overrides`` (the baseline: kafka-python's defaults)."""
+    original = bus.consumer
+    bus.consumer = lambda *a, **k: original(*a, **{**k, **overrides})
+    try:
+        yield
+    finally:
+        bus.consumer = original
+
+
+def fetch_phase(stack, data, wait_ms: int, n: int = 300) -> dict:
+    """Kafka alone: produced (acknowledged) -> returned by the consumer's poll, one record every
+    20 ms on a 3-partition topic, with the consumer's fetch wait at ``wait_ms``."""
+    settings = settings_for(stack, f"fetch{wait_ms}", data)
+    bus.create_topics(settings.kafka_bootstrap_servers, settings)
+    consumer = bus.consumer(
+        settings.kafka_bootstrap_servers,
+        settings,
+        settings.consumer_group,
+        [settings.topic_prices],
+        fetch_max_wait_ms=wait_ms,
+    )
+    producer = bus.producer(settings.kafka_bootstrap_servers, settings)
+    while not consumer.assignment():
+        consumer.poll(100)
+    consumer.poll(100)
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(n):
+            producer.send(settings.topic_prices, key=f"S{i % 50}".encode(), value=repr(time.time()).encode())
+            producer.flush()
+            time.sleep(0.02)
+        done.set()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    latencies: list[float] = []
+    while len(latencies) < n:
+        records = consumer.poll(500)
+        now = time.time()
+        latencies.extend(now - float(r.value) for rs in records.values() for r in rs)
+        if done.is_set() and not records:
+            break
+    thread.join()
+    consumer.close()
+    producer.close()
+    return {p: pct(latencies, q) * 1000 for p, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+
+
+def stream_phase(stack, data, seconds: float, tag: str = "stream") -> dict:
     symbols = [f"B{i:02d}" for i in range(50)]
     with FakeMarket() as market, FakeStreamer(market, tick_s=0.5) as streamer:
         for i, s in enumerate(symbols):
             market.instruments[s] = Instrument(s, 20.0 + i, s)
         settings = settings_for(
             stack,
-            "stream",
+            tag,
             data,
             source="yahoo_stream",
             yahoo_url=market.url,
@@ -87,21 +143,43 @@ def stream_phase(stack, data, seconds: float) -> dict:
         )
         runtime = Runtime(settings).start()
         latencies: list[float] = []
+        received: list[float] = []  # received by the source -> stored (the part the pipeline owns)
         consumer = runtime.pipeline.consumer
         inner = consumer.on_stored
 
         def on_stored(events) -> None:
             now = datetime.now(UTC)
-            latencies.extend((now - e.ts).total_seconds() for e in events if e.interval == "tick")
+            ticks = [e for e in events if e.interval == "tick"]
+            latencies.extend((now - e.ts).total_seconds() for e in ticks)
+            received.extend((now - e.fetched_at).total_seconds() for e in ticks if e.fetched_at)
             if inner is not None:
                 inner(events)
 
         consumer.on_stored = on_stored
+        stages: dict[str, list[float]] = {"insert": [], "marks": []}
+        store = consumer.store
+        for name, attr in (("insert", "prices"), ("marks", "bar_marks")):
+            coll = getattr(store, attr)
+            method = "insert_many" if name == "insert" else "bulk_write"
+            original = getattr(coll, method)
+
+            def timed(*a, _o=original, _n=name, **k):
+                t = time.perf_counter()
+                try:
+                    return _o(*a, **k)
+                finally:
+                    stages[_n].append(time.perf_counter() - t)
+
+            setattr(coll, method, timed)
         try:
             while streamer.subscribed() != set(symbols):
                 time.sleep(0.1)
             time.sleep(3)  # warm-up: group join and first batches are not the steady state
             latencies.clear()
+            received.clear()
+            consumer.write_latency.samples.clear()
+            for v in stages.values():
+                v.clear()
             charts_before = len(market.chart_requests())
             ages: list[float] = []
             stop = threading.Event()
@@ -115,6 +193,7 @@ def stream_phase(stack, data, seconds: float) -> dict:
             rest = len(market.chart_requests()) - charts_before
             pushed = len(streamer.pushed)
             health = runtime.pipeline.producer.snapshot()["sources"]["yahoo_stream"]
+            writes = consumer.write_latency.snapshot()
         finally:
             runtime.stop()
     return {
@@ -127,6 +206,9 @@ def stream_phase(stack, data, seconds: float) -> dict:
         "age_p95": pct(ages, 0.95),
         "rest_per_hour": rest * 3600 / elapsed,
         "latency": health["latency"],
+        "received": {p: pct(received, q) * 1000 for p, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "writes": writes,
+        "stages": {n: (len(v), pct(v, 0.5) * 1000, pct(v, 0.95) * 1000) for n, v in stages.items()},
     }
 
 
@@ -137,6 +219,7 @@ def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
             tag,
             data,
             source="yfinance",
+            yahoo_live="poll",
             yahoo_url=market.url,
             poll_seconds=2.0,
             watchlist=SIX,
@@ -171,18 +254,29 @@ def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0, help="streaming phase")
-    parser.add_argument("--poll-seconds", type=float, default=30.0, help="each polling phase")
+    parser.add_argument(
+        "--poll-seconds", type=float, default=30.0, help="each polling phase (0: skip the polling phases)"
+    )
     args = parser.parse_args()
     configure_logging()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         stack = LocalStack(data / "stack").start()
         try:
+            fetch = {wait: fetch_phase(stack, data, wait) for wait in (500, 50)}
+            with consumer_options(fetch_max_wait_ms=500):  # before: kafka-python's default fetch wait
+                base = stream_phase(stack, data, args.seconds, "stream_base")
             s = stream_phase(stack, data, args.seconds)
-            budgeted = poll_phase(stack, data, args.poll_seconds, "poll_budget")
-            free = poll_phase(
-                stack, data, args.poll_seconds, "poll_free", yahoo_per_minute=10000, yahoo_per_hour=1000000
-            )
+            if args.poll_seconds:
+                budgeted = poll_phase(stack, data, args.poll_seconds, "poll_budget")
+                free = poll_phase(
+                    stack,
+                    data,
+                    args.poll_seconds,
+                    "poll_free",
+                    yahoo_per_minute=10000,
+                    yahoo_per_hour=1000000,
+                )
         finally:
             stack.stop()
     print(
@@ -192,8 +286,29 @@ def main() -> None:
         f"pushed tick -> stored       p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms "
         "(goal p99 <= 250 ms)"
     )
+    print(
+        f"  baseline (consumer fetch wait 500 ms, kafka-python's default): p50 {base['p50']:.0f} ms, "
+        f"p95 {base['p95']:.0f} ms, p99 {base['p99']:.0f} ms; ratio p99 {s['p99'] / base['p99']:.2f}x"
+    )
+    for wait, f in fetch.items():
+        print(
+            f"Kafka alone, produced -> polled, consumer fetch wait {wait} ms: p50 {f['p50']:.0f} ms, "
+            f"p95 {f['p95']:.0f} ms, p99 {f['p99']:.0f} ms"
+        )
     print(f"stream stages (last minute) {s['latency']}")
+    r = s["received"]
+    print(
+        f"received -> stored          p50 {r['p50']:.0f} ms, p95 {r['p95']:.0f} ms, p99 {r['p99']:.0f} ms "
+        f"(MongoDB writes: {s['writes']})"
+    )
+    print(
+        "MongoDB calls (n, p50 ms, p95 ms): "
+        + ", ".join(f"{k} {v[0]} {v[1]:.0f} {v[2]:.0f}" for k, v in s["stages"].items())
+    )
     print(f"price age, stream           p50 {s['age_p50']:.2f} s, p95 {s['age_p95']:.2f} s")
+    if not args.poll_seconds:
+        print(f"REST requests/hour at steady state: stream (50 symbols) {s['rest_per_hour']:.0f}")
+        return
     print(
         f"price age, polling          p50 {budgeted['age_p50']:.2f} s, p95 {budgeted['age_p95']:.2f} s "
         f"(6 symbols, interval {budgeted['interval']} s under the budget)"

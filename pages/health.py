@@ -71,7 +71,7 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
             st.caption(
                 f"{name}: polling every {plan['used_s']:g} s, not the configured {plan['setting_s']:g} s "
                 f"(STOCKMON_POLL_SECONDS): {plan['symbols']} symbols at that pace is what the request "
-                "budget sustains. The yahoo_stream source needs no polling."
+                "budget sustains. Streamed live prices (STOCKMON_YAHOO_LIVE=stream, the default) need no polling."
             )
     for name, info in sorted(sources.items()):
         if "connected" not in info:

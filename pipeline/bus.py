@@ -64,6 +64,10 @@ def consumer(
         session_timeout_ms=10000,
         heartbeat_interval_ms=2000,
         max_poll_records=5000,
+        # how long the broker may hold a fetch that finds nothing new: kafka-python's default 500 ms
+        # put up to 0.5 s between a produced record and its consumer (measured on the embedded broker
+        # at 50 records/s: p99 583 ms at 500, 57 ms at 20); 50 ms costs ~20 empty fetches/s when idle
+        fetch_max_wait_ms=50,
         client_id="stockmon-consumer",
         reconnect_backoff_max_ms=2000,
     )

@@ -287,7 +287,13 @@ class Settings:
         "STOCKMON_YAHOO_STREAM_URL",
         _ws_url,
         "wss://streamer.finance.yahoo.com/?version=2",
-        doc="Yahoo's streamer for the yahoo_stream source (tests, proxies)",
+        doc="Yahoo's streamer for yahoo_stream and streamed yfinance (tests, proxies)",
+    )
+    yahoo_live: str = _setting(
+        "STOCKMON_YAHOO_LIVE",
+        _choice("stream", "poll"),
+        "stream",
+        doc="live prices of the yfinance source: stream (Yahoo's push streamer) or poll (the chart API)",
     )
     yahoo_stream_stall_s: float = _setting(
         "STOCKMON_YAHOO_STREAM_STALL_S",

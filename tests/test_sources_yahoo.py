@@ -208,16 +208,13 @@ def test_two_instances_with_different_servers_do_not_mix(source, fake, tmp_path)
 
 
 def test_make_source_builds_it_from_settings(fake, tmp_path):
-    settings = Settings.load(
-        env={},
-        secrets_paths=[],
-        source="yfinance",
-        data_dir=tmp_path,
-        yahoo_url=fake.url,
-        http_timeout=TIMEOUT,
-    )
+    """Polling is what ``STOCKMON_YAHOO_LIVE=poll`` asks for; by default yfinance's live prices stream."""
+    values = dict(source="yfinance", data_dir=tmp_path, yahoo_url=fake.url, http_timeout=TIMEOUT)
+    streamed = make_source("yfinance", Settings.load(env={}, secrets_paths=[], **values))
+    assert type(streamed).__name__ == "YahooStreamSource" and streamed.name == "yfinance"
+    settings = Settings.load(env={}, secrets_paths=[], yahoo_live="poll", **values)
     source = make_source("yfinance", settings)
-    assert source.cache_dir == tmp_path / "yfinance-cache"
+    assert isinstance(source, YahooSource) and source.cache_dir == tmp_path / "yfinance-cache"
     assert source.fetch(["AAPL"]).errors == {}
     assert source.health()["base_url"] == fake.url
 

@@ -21,7 +21,7 @@ from pipeline import bus
 from pipeline.runtime import Runtime
 from pipeline.sources import make_source
 from pipeline.sources.yahoo import YahooSource
-from pipeline.sources.yahoo_stream import BadFrame, Decoder, YahooStreamSource
+from pipeline.sources.yahoo_stream import BadFrame, Decoder, YahooStreamSource, market_open_now
 
 SIX = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
 
@@ -264,9 +264,99 @@ def test_a_silent_connection_while_the_market_is_open_is_a_stall_and_reconnects(
         src.stop()
 
 
+@pytest.mark.parametrize(
+    "symbols, at, is_open",
+    [
+        (["AAPL"], datetime(2026, 11, 25, 15, 0, tzinfo=UTC), True),  # Wednesday 10:00 New York
+        (["AAPL"], datetime(2026, 11, 26, 15, 0, tzinfo=UTC), False),  # Thanksgiving: NYSE holiday
+        (["AAPL"], datetime(2026, 11, 27, 19, 0, tzinfo=UTC), False),  # 14:00, after the 13:00 early close
+        (["AAPL"], datetime(2026, 11, 25, 13, 0, tzinfo=UTC), False),  # 08:00: pre-market is no stall
+        (["7203.T"], datetime(2026, 11, 25, 1, 0, tzinfo=UTC), True),  # 10:00 Tokyo
+        (["7203.T"], datetime(2026, 11, 25, 3, 0, tzinfo=UTC), False),  # 12:00 Tokyo: lunch break
+        (
+            ["7203.T"],
+            datetime(2026, 11, 23, 1, 0, tzinfo=UTC),
+            False,
+        ),  # Labour Thanksgiving Day: Tokyo closed
+        (["BTC-USD"], datetime(2026, 11, 28, 12, 0, tzinfo=UTC), True),  # Saturday: crypto trades 24/7
+        (["EURUSD=X"], datetime(2026, 11, 28, 12, 0, tzinfo=UTC), False),  # Saturday: FX 24/5 is shut
+        (["EURUSD=X"], datetime(2026, 11, 29, 23, 0, tzinfo=UTC), True),  # Sunday 18:00 New York: open
+        (["AAPL", "BTC-USD"], datetime(2026, 11, 26, 15, 0, tzinfo=UTC), True),  # any open market counts
+    ],
+)
+def test_the_stall_clock_runs_only_while_a_subscribed_market_is_open(symbols, at, is_open):
+    assert market_open_now(symbols, at) is is_open
+
+
+def test_silence_while_the_market_is_closed_is_no_stall(market, streamer, tmp_path):
+    """Silence is counted only over the listener's read slices in which a market was open: slices while
+    closed add nothing, and a stall after opening needs ``stall_s`` of open silence of its own."""
+    rest = YahooSource(tmp_path, timeout=5, base_url=market.url)
+    state = {"open": False, "closed_calls": 0, "open_calls": 0}
+
+    def hook(symbols):
+        state["open_calls" if state["open"] else "closed_calls"] += 1
+        return state["open"]
+
+    src = YahooStreamSource(rest, streamer.url, stall_s=1.0, market_open=hook)
+    got: list = []
+    src.attach(lambda events: (got.extend(events), len(events))[1], lambda raw, reason: None)
+    try:
+        src.fetch(["AAPL"])
+        wait_for(lambda: len(got) >= 2, 30, what="ticks")
+        accepted = streamer.connections_accepted
+        streamer.silent = True
+        silent_since = time.monotonic()
+        wait_for(lambda: state["closed_calls"] >= 12, 30, what="3 s of silent read slices, market closed")
+        assert streamer.connections_accepted == accepted and src.health()["reconnects"] == 0
+        state["open"] = True
+        wait_for(lambda: streamer.connections_accepted > accepted, 30, what="a stall once the market is open")
+        silent_s = time.monotonic() - silent_since
+        error = src.health()["last_error"] or ""
+        assert "while the market is open" in error, error
+        counted = float(error.split("no message for ")[1].split("s ")[0])
+        print(f"\nsilent {silent_s:.1f} s in all, {counted} s of it counted while open")
+        assert 1.0 <= counted < silent_s - 2.0  # stall_s of open silence; the >= 3 s while closed not counted
+    finally:
+        src.stop()
+
+
 def test_make_source_builds_the_stream_with_the_settings_address(stack, tmp_path, market, streamer):
     settings = stream_settings(stack, tmp_path, market, streamer, yahoo_per_minute=7)
     src = make_source("yahoo_stream", settings)
     assert isinstance(src, YahooStreamSource) and src.url == streamer.url
     assert src.health()["rest"]["budget"]["caps"][0]["limit"] == 7
     assert Counter(src.health()["rest"]["budget"]["by_priority"].values())[0] == 3  # nothing used yet
+
+
+def test_yfinance_as_the_chosen_source_streams_by_default(stack, tmp_path, market, streamer):
+    """Issue 12: the stream is the default live path whenever yfinance is the chosen source; the
+    chart API is not polled (here every 0.5 s if it were) while the stream covers the symbols."""
+    two = ("AAPL", "MSFT")
+    settings = make_settings(
+        stack,
+        tmp_path,
+        source="yfinance",
+        yahoo_url=market.url,
+        yahoo_stream_url=streamer.url,
+        watchlist=two,
+    )
+    assert settings.yahoo_live == "stream"
+    runtime = Runtime(settings).start()
+    try:
+        assert runtime.state == "running", runtime.error
+        store = runtime.store
+        wait_for(lambda: streamer.subscribed() == set(two), 60, what="a subscription to the watchlist")
+        wait_for(lambda: all(len(ticks(store, s)) >= 3 for s in two), 60, what="streamed ticks stored")
+        charts = len(market.chart_requests())
+        jobs = runtime.pipeline.producer.snapshot()["jobs"]["yfinance"]["runs"]
+        n = len(ticks(store, "AAPL"))
+        wait_for(lambda: len(ticks(store, "AAPL")) >= n + 8, 60, what="more streamed ticks")
+        snapshot = runtime.pipeline.producer.snapshot()
+        assert snapshot["jobs"]["yfinance"]["runs"] >= jobs + 2  # the job ran: it only set subscriptions
+        assert len(market.chart_requests()) == charts  # and asked the chart API nothing
+        health = snapshot["sources"]["yfinance"]
+        assert health["live"] == "stream" and health["connected"] and health["published"] >= n + 8
+        assert {t["source"] for t in ticks(store, "AAPL")} == {"yahoo_stream"}
+    finally:
+        runtime.stop()

@@ -21,6 +21,10 @@ def make_source(name: str, settings, last_prices=None, budget=None) -> Source:
     simulated source continue from what is already stored instead of jumping after a restart.
     ``budget`` is the process's Yahoo ``RequestBudget`` (``yahoo_budget(settings)``), shared by the
     ``yfinance`` and ``yahoo_stream`` sources; without it each gets its own.
+
+    ``yfinance`` is Yahoo with live prices from its push streamer (a ``YahooStreamSource`` named
+    ``yfinance``; REST only for backfills, gap repair and symbols the stream does not cover) unless
+    ``STOCKMON_YAHOO_LIVE=poll``, which gives the polling ``YahooSource``.
     """
     if name == "simulated":
         from .simulated import SimulatedSource
@@ -35,11 +39,13 @@ def make_source(name: str, settings, last_prices=None, budget=None) -> Source:
             base_url=settings.yahoo_url,
             budget=budget if budget is not None else yahoo_budget(settings),
         )
-        if name == "yfinance":
+        if name == "yfinance" and settings.yahoo_live == "poll":
             return rest
         from .yahoo_stream import YahooStreamSource
 
-        return YahooStreamSource(rest, settings.yahoo_stream_url, stall_s=settings.yahoo_stream_stall_s)
+        return YahooStreamSource(
+            rest, settings.yahoo_stream_url, stall_s=settings.yahoo_stream_stall_s, name=name
+        )
     if name == "alpha_vantage":
         from .alphavantage import AlphaVantageSource
 

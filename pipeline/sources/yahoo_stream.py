@@ -12,6 +12,9 @@ Guarantees:
   call, and after every reconnect subscribes to all of them again. ``fetch`` itself publishes nothing
   of the stream: pushed frames go to Kafka from the stream's own publisher thread as soon as they
   arrive (``attach``), batched only by what arrived meanwhile.
+- ``make_source`` builds it for ``yahoo_stream`` and, by default (``STOCKMON_YAHOO_LIVE=stream``), for
+  ``yfinance``: each source name in use holds its own connection (one per process when the watchlist
+  uses one of the two names, as it normally does).
 - A pushed frame becomes one ``tick`` event (``source="yahoo_stream"``): ``ts`` is the provider's
   trade time (``time``, epoch ms), ``fetched_at`` the time the frame was received (UTC). ``price``
   (a 32-bit float) is rounded to the frame's ``price_hint`` decimals (2 if absent, 4 below 10), so
@@ -25,7 +28,10 @@ Guarantees:
   reason in the headers; it never stops the listener. No exception ends the listener thread: every
   failure is recorded and followed by a reconnect with exponential backoff and jitter.
 - A connection that stays silent for ``stall_s`` while a subscribed symbol's market is open (the
-  ``market_open`` hook) is treated as dropped. After each reconnect, every subscribed symbol whose
+  ``market_open`` hook, by default ``market_open_now``: regular sessions from ``markets``' exchange
+  calendars, crypto 24/7, FX 24/5) is treated as dropped. Only silence while a market is open counts:
+  a night, weekend, holiday or lunch break without frames is no stall, and the clock starts again
+  from zero with each frame. After each reconnect, every subscribed symbol whose
   last tick is older than ``repair_after_s`` gets one REST request (1m bars since the minute of its
   last tick, ``priority=REPAIR`` in the request budget) and the complete minutes up to the reconnect
   are published as 1m bars: the bar builder merges them with the ticks (a source bar is
@@ -51,7 +57,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yfinance as yf
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
@@ -64,7 +69,7 @@ from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, utcnow, va
 from .backoff import Backoff
 from .base import FetchResult, SymbolInfo
 from .budget import REPAIR
-from .markets import market_for, session_date, session_fraction
+from .markets import market_for, market_status, session_date
 from .yahoo import YahooSource
 
 log = logging.getLogger(__name__)
@@ -112,17 +117,13 @@ class _Client(yf.WebSocket):
 
 
 def market_open_now(symbols: Sequence[str], now: datetime | None = None) -> bool:
-    """True when any symbol's regular session is open now (weekdays; crypto/FX always): the default
-    ``market_open`` hook. TODO(issue 11): use ``markets``' market status once it exists."""
+    """True when any symbol's market is in regular trading at ``now`` (aware; default: the current
+    instant), per ``markets.market_status`` of ``market_for(symbol)``: the exchange's calendar
+    (holidays, early closes, lunch breaks are closed), 24/7 for crypto, 24/5 for FX. Pre-market and
+    after-hours do not count (trading is too thin there for silence to mean a dead connection).
+    The default ``market_open`` hook of ``YahooStreamSource``."""
     now = now or utcnow()
-    for symbol in symbols:
-        market = market_for(symbol)
-        if market.always_open:
-            return True
-        local = now.astimezone(ZoneInfo(market.timezone))
-        if local.weekday() < 5 and session_fraction(now, market) is not None:
-            return True
-    return False
+    return any(market_status(market_for(symbol), now).is_open for symbol in symbols)
 
 
 class _Window:
@@ -255,14 +256,19 @@ class YahooStreamSource:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         market_open: Callable[[Sequence[str]], bool] = market_open_now,
+        name: str = "yahoo_stream",
     ):
+        """``name``: the source name it serves (``yahoo_stream``, or ``yfinance`` when that source's
+        live prices are streamed, ``STOCKMON_YAHOO_LIVE=stream``); ticks always carry
+        ``source="yahoo_stream"``, where they came from."""
+        self.name = name
         self.rest = rest
         self.url = url
         self.stall_s = float(stall_s)
         self.repair_after_s = float(repair_after_s)
         self.uncovered_s = float(uncovered_s)
         self.market_open = market_open
-        self.decoder = Decoder(self.name)
+        self.decoder = Decoder("yahoo_stream")
         self._backoff = Backoff(backoff_base, backoff_max)
         self._wanted: set[str] = set()
         self._lock = threading.Lock()
@@ -356,6 +362,7 @@ class YahooStreamSource:
         client = self._client
         return {
             "source": self.name,
+            "live": "stream",
             "url": self.url,
             "connected": self.connected_since is not None,
             "connected_since": self.connected_since,
@@ -419,7 +426,8 @@ class YahooStreamSource:
         if reconnect:
             self.reconnects += 1
             self._schedule_repair(datetime.now(UTC))
-        last_frame = time.monotonic()
+        open_silence = 0.0  # seconds without a frame while a subscribed market was open
+        last_check = time.monotonic()
         last_subscribe = time.monotonic()
         while not self._stop.is_set():
             with self._lock:
@@ -436,13 +444,16 @@ class YahooStreamSource:
             try:
                 frame = client.receive(RECV_SLICE_S)
             except TimeoutError:
-                silent = time.monotonic() - last_frame
-                if wanted and silent > self.stall_s and self.market_open(sorted(wanted)):
-                    raise Stalled(f"no message for {silent:.0f}s while the market is open") from None
+                now = time.monotonic()
+                if wanted and self.market_open(sorted(wanted)):
+                    open_silence += now - last_check
+                last_check = now
+                if open_silence > self.stall_s:
+                    raise Stalled(f"no message for {open_silence:.1f}s while the market is open") from None
                 continue
             except ConnectionClosed as exc:
                 raise ConnectionError(f"the streamer closed the connection ({exc})") from None
-            last_frame = time.monotonic()
+            open_silence, last_check = 0.0, time.monotonic()
             self._on_frame(frame, wanted)
 
     def _on_frame(self, frame: str | bytes, wanted: set[str]) -> None:
