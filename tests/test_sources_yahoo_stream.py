@@ -60,6 +60,25 @@ def test_per_tick_volume_is_the_difference_of_cumulative_day_volume_reset_at_ses
     assert d.decode(frame(t_ms=t2, day_volume=300), day2 + timedelta(seconds=1)).volume == 300
 
 
+def test_two_frames_of_a_symbol_in_one_millisecond_are_two_ticks_with_their_volume():
+    d = Decoder()
+    at = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    t_ms = int(at.timestamp() * 1000)
+    got = [
+        d.decode(frame(price=p, t_ms=t, day_volume=dv), at + timedelta(seconds=1))
+        for p, t, dv in (
+            (190.0, t_ms, 1000),
+            (190.1, t_ms, 1300),
+            (190.2, t_ms, 1500),
+            (190.3, t_ms + 10, 1600),
+        )
+    ]
+    stamps = [int(e.ts.timestamp() * 1000) for e in got]
+    assert stamps == [t_ms, t_ms + 1, t_ms + 2, t_ms + 10]  # unique at MongoDB's ms resolution, in order
+    assert [e.volume for e in got] == [0, 300, 200, 100]  # no volume lost to a duplicate key
+    assert d.decode(frame("MSFT", t_ms=t_ms), at).ts == at  # another symbol keeps its own time
+
+
 @pytest.mark.parametrize(
     "raw, reason",
     [

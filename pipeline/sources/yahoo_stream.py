@@ -22,7 +22,9 @@ Guarantees:
   ``day_volume`` since the symbol's previous frame: 0 for the first frame a process sees of a
   session (its volume was counted before we joined), ``day_volume`` itself for the first frame of a
   new session date (exchange time zone), never negative (a cumulative count that goes down gives 0).
-  Unknown protobuf fields are ignored.
+  Unknown protobuf fields are ignored. A second frame of a symbol within the same millisecond as its
+  previous one (two trades, or a volume update) is stamped 1 ms later, since ticks are keyed by
+  (symbol, ts) at MongoDB's millisecond resolution and it would otherwise be dropped with its volume.
 - A bad frame (binary, not JSON, no ``message``, not base64, not a PricingData, no symbol, a price
   or time that does not validate) is counted by reason and dead-lettered (stage ``stream``) with its
   reason in the headers; it never stops the listener. No exception ends the listener thread: every
@@ -157,6 +159,7 @@ class Decoder:
     def __init__(self, source: str = "yahoo_stream"):
         self.source = source
         self._day_volume: dict[str, tuple[date, int]] = {}
+        self._last_ms: dict[str, int] = {}  # per symbol: the trade time (epoch ms) of its last tick
         self.quotes: dict[str, dict] = {}  # the last decoded quote per symbol (health)
 
     def decode(self, frame: str | bytes, received_at: datetime) -> PriceEvent:
@@ -195,8 +198,16 @@ class Decoder:
         hint = int(data.price_hint) if 0 < data.price_hint <= 8 else (4 if price < 10 else 2)
         price = round(price, hint)
         market = market_for(symbol)
+        # A tick is stored under (symbol, "tick", ts) at MongoDB's millisecond resolution: a second
+        # message of a symbol in the same millisecond (two trades, or a volume update) would be dropped
+        # there as a duplicate with its volume, so it is stamped 1 ms after the previous one instead.
+        time_ms = int(data.time)
+        last_ms = self._last_ms.get(symbol)
+        if last_ms is not None and last_ms - 1000 < time_ms <= last_ms:
+            time_ms = last_ms + 1
+        self._last_ms[symbol] = max(time_ms, last_ms or 0)
         try:
-            ts = datetime.fromtimestamp(data.time / 1000, UTC)
+            ts = datetime.fromtimestamp(time_ms / 1000, UTC)
             event = validate(
                 dict(
                     symbol=symbol,
