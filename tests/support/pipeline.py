@@ -116,7 +116,7 @@ def jsonl(stdout: str) -> dict:
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
 
 
-def wait_for_members(store, count: int, timeout_s: float = 60) -> list[dict]:
+def wait_for_members(store, count: int, timeout_s: float = 180) -> list[dict]:
     """Wait until ``count`` consumer processes beat with partitions assigned (so all of them are in the
     group and its rebalance is done); return their heartbeats. AssertionError after ``timeout_s``."""
     from pipeline.queries import processes
