@@ -3,7 +3,7 @@
 Wire format (``yfinance.WebSocket``, schema in yfinance's ``pricing.proto``): JSON text frames
 ``{"message": <base64 protobuf PricingData>}``; the client sends ``{"subscribe": [...]}`` and
 ``{"unsubscribe": [...]}``. The connection is made by ``yfinance.WebSocket(url=...)`` (present with
-this API since yfinance 1.4, our floor); frames are read with a timeout so a silent stall is seen.
+this API since yfinance 1.4; our floor is 1.7 for the request budget); frames are read with a timeout so a silent stall is seen.
 
 Guarantees:
 - One connection per instance (``make_source`` builds one per process), opened only while symbols are
