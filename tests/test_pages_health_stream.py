@@ -42,9 +42,18 @@ def test_health_shows_the_stream_connected_its_budget_and_latency(
             "Stream · yahoo_stream" in table.index and table.loc["Stream · yahoo_stream", "Status"] == "🟢 OK"
         )
 
+    def published() -> bool:  # every symbol's ticks went through to Kafka (health is up to 1 s old)
+        latency = [d.value for d in at.dataframe if "Stage" in d.value.columns]
+        symbols = [d.value for d in at.dataframe if "Last message" in d.value.columns]
+        return (
+            bool(latency and symbols)
+            and latency[0].set_index("Stage").loc["received → Kafka", "Samples"] > 0
+            and "never" not in set(symbols[0]["Last message"])
+        )
+
     at = app("health", timeout=90).run()
-    deadline = time.monotonic() + 60  # a ceiling: the stream connects within seconds
-    while not stream_ok() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # a ceiling: the stream connects and publishes within seconds
+    while not (stream_ok() and published()) and time.monotonic() < deadline:
         time.sleep(1)
         at.run()
     assert_clean(at)
