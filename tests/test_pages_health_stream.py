@@ -18,9 +18,8 @@ def fakes(monkeypatch):
         yield market, streamer
 
 
-def test_health_shows_the_stream_connected_its_budget_and_latency(
-    stack, tmp_path, app_env, monkeypatch, fakes
-):
+def configure_stream(stack, tmp_path, app_env, monkeypatch, fakes, watchlist: tuple[str, ...]) -> None:
+    """The app on the fake Yahoo market and streamer, streaming ``watchlist``, started on first load."""
     market, streamer = fakes
     configure(
         stack,
@@ -31,8 +30,14 @@ def test_health_shows_the_stream_connected_its_budget_and_latency(
         source="yahoo_stream",
         yahoo_url=market.url,
         yahoo_stream_url=streamer.url,
-        watchlist=("AAPL", "MSFT"),
+        watchlist=watchlist,
     )
+
+
+def test_health_shows_the_stream_connected_its_budget_and_latency(
+    stack, tmp_path, app_env, monkeypatch, fakes
+):
+    configure_stream(stack, tmp_path, app_env, monkeypatch, fakes, ("AAPL", "MSFT"))
 
     def stream_ok() -> bool:
         if not at.dataframe:
@@ -74,18 +79,7 @@ def test_health_shows_the_stream_connected_its_budget_and_latency(
 
 
 def test_live_shows_the_age_of_the_newest_streamed_price(stack, tmp_path, app_env, monkeypatch, fakes):
-    market, streamer = fakes
-    configure(
-        stack,
-        tmp_path,
-        app_env,
-        monkeypatch,
-        autostart=True,
-        source="yahoo_stream",
-        yahoo_url=market.url,
-        yahoo_stream_url=streamer.url,
-        watchlist=("AAPL",),
-    )
+    configure_stream(stack, tmp_path, app_env, monkeypatch, fakes, ("AAPL",))
 
     def age_s() -> float | None:
         for c in at.caption:
