@@ -256,7 +256,11 @@ def test_backfill_intraday_and_daily(fake, tmp_path):
         assert 4 <= local.hour < 20
     older = source.backfill("IBM", now - timedelta(days=40), now, "5m")
     assert older.errors == {}
-    assert fake.count("/query", function="TIME_SERIES_INTRADAY", interval="5min") == 2  # one per month
+    # one request per calendar month the 40 days touch: 2 on most days, 3 early in a month
+    first = (now - timedelta(days=40)).date()
+    months = {(first + timedelta(days=k)).strftime("%Y-%m") for k in range((now.date() - first).days + 1)}
+    assert fake.count("/query", function="TIME_SERIES_INTRADAY", interval="5min") == len(months)
+    assert {r.params.get("month") for r in fake.requests if r.params.get("interval") == "5min"} == months
     daily = source.backfill("IBM", now - timedelta(days=300), now, "1d")
     assert len(daily.events) == 100 and "last 100 trading days" in daily.errors["IBM"]
     assert (

@@ -533,6 +533,8 @@ class SimulatedSource:
         days: list[date] = []
         d = first
         sessions = set(sessions_between(market, d, today)) if self.hours == "calendar" else None
+        if sessions is not None and today in sessions and market_status(market, now).session != today:
+            sessions.discard(today)  # today's session has not opened yet: no bar for it so far
         while d <= today:
             if (d in sessions) if sessions is not None else (market.always_open or d.weekday() < 5):
                 days.append(d)
