@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Test the declared lower bounds: install every runtime dependency at exactly its floor in a second
-virtualenv (``.venv-min``) and run the non-browser suite there (without the `slow` soak tests).
+virtualenv (``.venv-min``) and run there the tests whose code calls the dependencies' APIs: the
+``unit`` and ``integration`` tiers plus the page tests marked ``floors`` (the ones a floor was raised
+for, e.g. ``AppTest.data_editor``). Page rendering, browser and soak tests run in the main pass only.
 
 ``requirements.txt`` is the single source: each ``name>=X`` becomes ``name==X``; any other specifier on
 the line (``==``, ``<``, ``!=``) is kept as written. The pins go to pip as a *constraints* file next to
@@ -8,8 +10,10 @@ the line (``==``, ``<``, ``!=``) is kept as written. The pins go to pip as a *co
 float to whatever the resolver picks for the pinned set. pip's resolver fails the install when the
 floors cannot be installed together (e.g. a pandas floor that needs a newer numpy than numpy's floor).
 
-Usage (from anywhere): ``python3 .ci/min_versions.py [extra pytest args]``. Exit code: pip's when the
-install fails, else pytest's (5, nothing collected, is passed on as a failure too).
+Usage (from anywhere): ``python3 .ci/min_versions.py [install|test] [extra pytest args]``: ``install``
+only builds the virtualenv (CI does it while the main suite runs), ``test`` only runs the tests in
+it, neither does both. Exit code: pip's when the install fails, else pytest's (5, nothing collected,
+is passed on as a failure too).
 """
 
 from __future__ import annotations
@@ -54,7 +58,12 @@ def run(*cmd: str | Path) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
 
 
-def main(pytest_args: list[str]) -> int:
+#: The tests run at the floors (see the module docstring).
+SELECTION = "unit or integration or floors"
+
+
+def install() -> int:
+    """Build ``.venv-min`` with every runtime floor pinned; pip's exit code (0 when it worked)."""
     started = time.monotonic()
     pins = floor_pins((ROOT / "requirements.txt").read_text(encoding="utf-8"))
     print("== min-versions: runtime dependencies at their declared floors")
@@ -72,20 +81,29 @@ def main(pytest_args: list[str]) -> int:
     except subprocess.CalledProcessError as exc:
         print(f"== min-versions: install FAILED ({exc.returncode}) after {time.monotonic() - started:.0f} s")
         return exc.returncode or 1
-    installed = time.monotonic()
-    print(f"== min-versions: installed in {installed - started:.0f} s; non-browser tests")
+    print(f"== min-versions: installed in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def test(pytest_args: list[str]) -> int:
+    """Run the floors selection in ``.venv-min``; pytest's exit code."""
+    started = time.monotonic()
+    python = VENV / "bin" / "python"
     env = dict(os.environ, VIRTUAL_ENV=str(VENV), PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}")
     env.pop("PYTHONHOME", None)
-    # the slow soak tests measure resources, not API compatibility: the main run has them
-    cmd = [str(python), "-m", "pytest", "-m", "not browser and not slow", *pytest_args]
+    cmd = [str(python), "-m", "pytest", "-m", SELECTION, *pytest_args]
     print("+", " ".join(cmd), flush=True)
     status = subprocess.run(cmd, cwd=ROOT, env=env).returncode
-    done = time.monotonic()
-    print(
-        f"== min-versions: pytest exit {status}; install {installed - started:.0f} s, "
-        f"tests {done - installed:.0f} s, total {done - started:.0f} s"
-    )
+    print(f"== min-versions: pytest exit {status}; tests {time.monotonic() - started:.0f} s")
     return status
+
+
+def main(args: list[str]) -> int:
+    if args[:1] == ["install"]:
+        return install()
+    if args[:1] == ["test"]:
+        return test(args[1:])
+    return install() or test(args)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,59 @@
 """Shared fixtures: the real local stack (noida-db Kafka + SecantusDB MongoDB) on free ports in
-temporary folders and per-test isolated settings on it. Plain helpers live in ``tests/support``."""
+temporary folders and per-test isolated settings on it; the run's clock (``--clock``); and the test
+tiers, derived from what each test needs (``support/tiers.py``). Plain helpers live in
+``tests/support``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from support import clock, tiers
 from support.base import ARTIFACTS, CHROMIUM, make_settings, require, settings_env
 from support.streamlit_server import CEILING_MS
 
 from pipeline.config import Settings
 from pipeline.stack import LocalStack, StackError
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock",
+        default=None,
+        metavar="INSTANT",
+        help="run as if the run started at this ISO 8601 instant (e.g. 2026-11-26T16:00Z), the clock "
+        f"ticking on from there; default ${clock.NOW_ENV} or the real clock. Presets: "
+        + ", ".join(clock.INTERESTING),
+    )
+
+
+def pytest_configure(config):
+    instant = config.getoption("--clock") or os.environ.get(clock.NOW_ENV) or None
+    instant = clock.INTERESTING.get(instant, instant) if instant else None
+    if clock.export(instant) is not None:
+        clock.apply()
+    tiers.register(config)
+
+
+def pytest_report_header(config):
+    from datetime import UTC, datetime
+
+    shifted = clock.export(None) is not None
+    return f"clock: {'shifted to ' if shifted else 'real, '}{datetime.now(UTC).isoformat(timespec='seconds')}"
+
+
+def pytest_collection_modifyitems(config, items):
+    tiers.assign(items)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_use_no_network(request, monkeypatch):
+    """A test of the ``unit`` tier that opens a network socket fails with a sentence saying so."""
+    if request.node.get_closest_marker("unit") is not None:
+        tiers.forbid_network(monkeypatch, request.node.nodeid)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import signal
 import time
 from datetime import timedelta
 
+import pytest
 from pymongo.errors import ConnectionFailure
 from support.base import make_settings
 from support.pipeline import (
@@ -28,6 +29,8 @@ from pipeline.models import PriceEvent
 from pipeline.stack import MONGO, LocalStack
 from pipeline.status import collect
 from pipeline.store import Store
+
+pytestmark = pytest.mark.starts_server  # starts its own stack or app processes inline
 
 
 def test_store_replay_is_a_noop_and_older_revisions_never_win(store):

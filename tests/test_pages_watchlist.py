@@ -9,6 +9,9 @@ from support.pages import MONGO_DOWN, app, assert_clean, configure, plain, texts
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
 
+# AppTest.data_editor set streamlit's floor (1.67): these page tests also run at the floors (.ci/min_versions.py)
+pytestmark = pytest.mark.floors
+
 EDITOR = "wl_editor_0"
 
 

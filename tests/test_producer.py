@@ -15,6 +15,7 @@ from pipeline.stack import KAFKA, LocalStack
 from pipeline.watchlist import WatchlistError
 
 
+@pytest.mark.starts_server  # a LocalStack of its own, started inline
 def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(tmp_path):
     stack = LocalStack(tmp_path / "s", timeout=60).start()
     try:

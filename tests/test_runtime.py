@@ -73,6 +73,7 @@ def test_status_contract_external(settings, topics):
     assert (out["published"], out["stored"], out["dead_lettered"], out["lag"]) == (0, {}, 0, 0)
 
 
+@pytest.mark.starts_server  # starts the app with its embedded stack in a child process
 def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
     """The CLI in another process finds the embedded stack through the data folder, starts nothing."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}

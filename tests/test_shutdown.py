@@ -15,6 +15,8 @@ import signal
 import pytest
 from support.shutdown import stop_during_backfill
 
+pytestmark = pytest.mark.starts_server  # starts its own stack or app processes inline
+
 CEILING_S = 60.0
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alpha_vantage.alphavantage import AlphaVantage
+from support.clock import ManualClock
 from support.fake_market import FakeMarket
 
 from pipeline.config import Settings
@@ -42,14 +43,6 @@ def fake(server):
     yield server
     server.set_av("normal")
     server.release_hanging()
-
-
-class Clock:
-    def __init__(self):
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make(fake, tmp_path, **kw) -> AlphaVantageSource:
@@ -154,7 +147,7 @@ def test_unknown_and_unsupported_symbols(fake, tmp_path):
 
 
 def test_the_day_budget_is_checked_before_any_request_and_survives_a_restart(fake, tmp_path):
-    clock = Clock()
+    clock = ManualClock()
     source = make(fake, tmp_path, per_day=3, budget_clock=clock)
     for _ in range(3):
         assert source.fetch(["IBM"]).errors == {}
@@ -177,7 +170,7 @@ def test_the_day_budget_is_checked_before_any_request_and_survives_a_restart(fak
 
 
 def test_the_minute_budget_refuses_and_recovers(fake, tmp_path):
-    clock = Clock()
+    clock = ManualClock()
     source = make(fake, tmp_path, per_minute=2, budget_clock=clock)
     result = source.fetch(["IBM", "MSFT", "AAPL"])
     assert len(result.errors) == 1 and "(2/min)" in next(iter(result.errors.values()))
@@ -284,6 +277,7 @@ def test_two_instances_with_different_urls_do_not_fight(fake, tmp_path):
     assert AlphaVantage._ALPHA_VANTAGE_API_URL == default  # the global was never touched
 
 
+@pytest.mark.starts_server  # a local fake server, started inline
 def test_an_unreachable_server_is_a_reason_without_the_key(tmp_path):
     with FakeMarket() as gone:
         url = gone.url

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.clock import ManualClock
 
 from pipeline.config import Settings
 from pipeline.models import iso, utcnow
@@ -18,17 +19,6 @@ from pipeline.sources.simulated import SimulatedSource
 
 EXPORT_HEADER = ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self):
-        self.now = utcnow().replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def write(path: Path, rows: list[list], header: list[str] = EXPORT_HEADER) -> Path:
@@ -48,7 +38,7 @@ def minute_rows(symbol: str, n: int, price: float = 100.0) -> list[list]:
 
 def test_replay_releases_rows_by_offset_times_speed_keeping_original_timestamps(tmp_path):
     path = write(tmp_path / "bars.csv", minute_rows("AAPL", 10))
-    clock = Clock()
+    clock = ManualClock(utcnow().replace(microsecond=0))
     source = CsvReplaySource(path, speed=60, clock=clock)
     first = source.fetch(["AAPL"])  # anchors replay time: only the first row is due
     assert [e.ts for e in first.events] == [START] and first.errors == {}
@@ -67,7 +57,7 @@ def test_replay_releases_rows_by_offset_times_speed_keeping_original_timestamps(
 
 def test_rows_of_symbols_not_asked_for_are_skipped_and_unknown_symbols_are_reasons(tmp_path):
     path = write(tmp_path / "bars.csv", minute_rows("AAPL", 3) + minute_rows("MSFT", 3, 300.0))
-    clock = Clock()
+    clock = ManualClock(utcnow().replace(microsecond=0))
     source = CsvReplaySource(path, speed=1000, clock=clock)
     source.fetch(["MSFT"])
     clock.tick(10)
@@ -89,7 +79,7 @@ def test_bad_rows_become_reasons_with_line_numbers(tmp_path):
         ["AAPL", "1m", iso(START + timedelta(minutes=3)), 100, 101, 99, 100, -5],  # line 10: volume
     ]
     path = write(tmp_path / "bad.csv", rows)
-    clock = Clock()
+    clock = ManualClock(utcnow().replace(microsecond=0))
     source = CsvReplaySource(path, speed=10**9, clock=clock)
     first = source.fetch(["AAPL", "MSFT", "NVDA", "GOOG"])
     assert first.errors["bad.csv:7"].startswith("line 7: 'not ok' is not a valid ticker")
@@ -108,7 +98,9 @@ def test_a_history_export_replays_to_the_same_bars(tmp_path):
     sim = SimulatedSource(seed=3)
     bars = sim.backfill("AAPL", utcnow() - timedelta(hours=2), utcnow(), "1m").events
     rows = [[b.symbol, b.interval, iso(b.ts), b.open, b.high, b.low, b.close, b.volume] for b in bars]
-    source = CsvReplaySource(write(tmp_path / "export.csv", rows), speed=10**9, clock=Clock())
+    source = CsvReplaySource(
+        write(tmp_path / "export.csv", rows), speed=10**9, clock=ManualClock(utcnow().replace(microsecond=0))
+    )
     source.fetch(["AAPL"])
     source._clock.tick(1)
     replayed = source.fetch(["AAPL"]).events
@@ -141,7 +133,7 @@ def test_a_yahoo_style_file_takes_its_symbol_from_the_name_and_dates_as_daily_ba
     path = write(
         tmp_path / "7203.T.csv", rows, header=["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
     )
-    source = CsvReplaySource(path, speed=10**9, clock=Clock())
+    source = CsvReplaySource(path, speed=10**9, clock=ManualClock(utcnow().replace(microsecond=0)))
     events = source.fetch(["7203.T"]).events
     source._clock.tick(1)
     events += source.fetch(["7203.T"]).events
@@ -158,7 +150,11 @@ def test_epoch_seconds_are_accepted(tmp_path):
         [["AAPL", t, 1, 2, 0.5, 1.5, 10]],
         header=["ticker", "timestamp", "open", "high", "low", "close", "volume"],
     )
-    event = CsvReplaySource(path, speed=1, clock=Clock()).fetch(["AAPL"]).events[0]
+    event = (
+        CsvReplaySource(path, speed=1, clock=ManualClock(utcnow().replace(microsecond=0)))
+        .fetch(["AAPL"])
+        .events[0]
+    )
     assert event.ts == START and event.interval == "1m"
 
 
@@ -191,7 +187,7 @@ def test_lookup_knows_only_the_files_symbols(tmp_path):
 
 def test_backfill_returns_only_what_was_replayed(tmp_path):
     path = write(tmp_path / "bars.csv", minute_rows("AAPL", 10))
-    clock = Clock()
+    clock = ManualClock(utcnow().replace(microsecond=0))
     source = CsvReplaySource(path, speed=60, clock=clock)
     window = (START - timedelta(days=1), START + timedelta(days=1))
     assert [e.ts for e in source.backfill("AAPL", *window, "1m").events] == [START]  # anchors
@@ -218,7 +214,7 @@ CASES = Path(__file__).parent / "data" / "cases"
 
 def replay_all(path: Path, symbols: list[str]) -> tuple[CsvReplaySource, list, dict]:
     """Replay a whole file at once: every row is due after the first tick."""
-    clock = Clock()
+    clock = ManualClock(utcnow().replace(microsecond=0))
     source = CsvReplaySource(path, speed=10**9, clock=clock)
     first = source.fetch(symbols)
     clock.tick(1)

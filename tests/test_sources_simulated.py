@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from support.clock import ManualClock
 
 from pipeline.models import validate
 from pipeline.sources.base import UnknownSymbol
@@ -18,19 +19,7 @@ BIG6 = ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"]
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday, 09:30 in New York
 
 
-class Clock:
-    def __init__(self, start: datetime = T0):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-def run(source: SimulatedSource, clock: Clock, symbols, steps: int, seconds: float):
+def run(source: SimulatedSource, clock: ManualClock, symbols, steps: int, seconds: float):
     """Closes (steps x symbols) and all events of ``steps`` fetches ``seconds`` apart."""
     closes, events = [], []
     for _ in range(steps):
@@ -45,14 +34,14 @@ def run(source: SimulatedSource, clock: Clock, symbols, steps: int, seconds: flo
 
 @pytest.fixture(scope="module")
 def long_run():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=11, clock=clock)
     closes, _ = run(source, clock, BIG6, 3000, 60.0)
     return np.diff(np.log(closes), axis=0)
 
 
 def test_same_seed_same_events_and_other_seed_differs():
-    a, b, c = Clock(), Clock(), Clock()
+    a, b, c = ManualClock(T0), ManualClock(T0), ManualClock(T0)
     ea = run(SimulatedSource(seed=5, clock=a), a, ["AAPL", "MSFT"], 50, 2.0)[1]
     eb = run(SimulatedSource(seed=5, clock=b), b, ["AAPL", "MSFT"], 50, 2.0)[1]
     ec = run(SimulatedSource(seed=6, clock=c), c, ["AAPL", "MSFT"], 50, 2.0)[1]
@@ -61,7 +50,7 @@ def test_same_seed_same_events_and_other_seed_differs():
 
 
 def test_adding_a_symbol_does_not_change_another_symbols_path():
-    a, b = Clock(), Clock()
+    a, b = ManualClock(T0), ManualClock(T0)
     alone = run(SimulatedSource(seed=9, clock=a), a, ["AAPL"], 30, 5.0)[0][:, 0]
     together = run(SimulatedSource(seed=9, clock=b), b, ["AAPL", "ZZZZ"], 30, 5.0)[0][:, 0]
     assert list(alone) == list(together)
@@ -104,7 +93,7 @@ def test_continues_from_the_last_stored_price_and_asks_once():
         asked.append(list(symbols))
         return {"AAPL": 123.45}
 
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=1, last_prices=last_prices, clock=clock)
     first = source.fetch(["AAPL", "MSFT"])
     tick = {e.symbol: e for e in first.events if e.interval == "tick"}
@@ -121,14 +110,14 @@ def test_a_failing_last_prices_callback_does_not_stop_the_feed():
     def broken(symbols):
         raise ConnectionError("store is down")
 
-    source = SimulatedSource(seed=1, last_prices=broken, clock=Clock())
+    source = SimulatedSource(seed=1, last_prices=broken, clock=ManualClock(T0))
     result = source.fetch(["AAPL"])
     assert not result.errors and len(result.events) == 2
     assert "store is down" in source.health()["last_error"]
 
 
 def test_ticks_and_the_forming_bar_agree_and_bars_are_well_formed():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=3, clock=clock)
     ticks, bars = defaultdict(list), {}
     for _ in range(599):  # 14:30:02 .. 14:49:58, 20 minutes of 2-second polls
@@ -154,7 +143,7 @@ def test_ticks_and_the_forming_bar_agree_and_bars_are_well_formed():
 
 
 def test_volume_is_u_shaped_over_the_session_and_realistic_per_day():
-    clock = Clock(T0 - timedelta(seconds=60))
+    clock = ManualClock(T0 - timedelta(seconds=60))
     source = SimulatedSource(seed=4, clock=clock)
     source.fetch(["AAPL"])
     per_half_hour = defaultdict(float)
@@ -169,7 +158,7 @@ def test_volume_is_u_shaped_over_the_session_and_realistic_per_day():
 
 
 def test_set_price_steers_the_next_tick_exactly():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=2, clock=clock)
     source.fetch(["AAPL"])
     source.set_price("aapl", 250.0)
@@ -184,7 +173,7 @@ def test_set_price_steers_the_next_tick_exactly():
 
 
 def test_clock_going_back_never_reopens_a_bar():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=2, clock=clock)
     source.fetch(["AAPL"])
     clock.tick(90)
@@ -195,7 +184,7 @@ def test_clock_going_back_never_reopens_a_bar():
 
 
 def test_backfill_1m_ends_at_the_current_price_and_is_contiguous():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=8, clock=clock)
     clock.tick(30)
     live = source.fetch(["AAPL"]).events[0]
@@ -211,7 +200,7 @@ def test_backfill_1m_ends_at_the_current_price_and_is_contiguous():
 
 
 def test_backfill_is_deterministic_and_overlapping_windows_agree_in_shape():
-    c1, c2 = Clock(), Clock()
+    c1, c2 = ManualClock(T0), ManualClock(T0)
     s1, s2 = SimulatedSource(seed=21, clock=c1), SimulatedSource(seed=21, clock=c2)
     a = s1.backfill("MSFT", T0 - timedelta(hours=6), T0, "5m").events
     assert a == s2.backfill("MSFT", T0 - timedelta(hours=6), T0, "5m").events
@@ -224,7 +213,7 @@ def test_backfill_is_deterministic_and_overlapping_windows_agree_in_shape():
 
 
 def test_backfill_daily_has_weekdays_at_local_midnight_and_real_volatility():
-    clock = Clock()
+    clock = ManualClock(T0)
     source = SimulatedSource(seed=13, clock=clock)
     bars = source.backfill("AAPL", T0 - timedelta(days=3 * 365), T0, "1d").events
     assert len(bars) > 700
@@ -245,7 +234,7 @@ def test_backfill_daily_has_weekdays_at_local_midnight_and_real_volatility():
 
 
 def test_backfill_refuses_absurd_ranges_with_a_reason():
-    source = SimulatedSource(seed=1, clock=Clock())
+    source = SimulatedSource(seed=1, clock=ManualClock(T0))
     result = source.backfill("AAPL", T0 - timedelta(days=3650), T0, "1m")
     assert not result.events and "too many" in result.errors["AAPL"]
 
@@ -265,7 +254,7 @@ def test_lookup_accepts_any_valid_symbol_and_names_its_market():
 
 
 def test_bad_symbols_become_errors_not_exceptions():
-    result = SimulatedSource(seed=1, clock=Clock()).fetch(["AAPL", "no good"])
+    result = SimulatedSource(seed=1, clock=ManualClock(T0)).fetch(["AAPL", "no good"])
     assert "no good" in result.errors and {e.symbol for e in result.events} == {"AAPL"}
 
 

@@ -219,6 +219,7 @@ def test_make_source_builds_it_from_settings(fake, tmp_path):
     assert source.health()["base_url"] == fake.url
 
 
+@pytest.mark.starts_server  # a local fake server, started inline
 def test_an_unreachable_server_is_a_reason(tmp_path):
     with FakeMarket() as gone:
         url = gone.url
@@ -230,6 +231,7 @@ def test_an_unreachable_server_is_a_reason(tmp_path):
     )
 
 
+@pytest.mark.starts_server  # a local fake server, started inline
 def test_a_quote_is_stamped_with_yahoos_market_time_never_the_fetch_time(tmp_path):
     """Issue 9 ("prices carry their own age"): the tick's ``ts`` is ``regularMarketTime``, so a quote
     from a market that has not traded for two days is two days old, whenever it was fetched."""

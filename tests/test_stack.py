@@ -11,6 +11,8 @@ import pytest
 
 from pipeline.stack import KAFKA, MONGO, LocalStack, StackBusy, kafka_answers, mongo_answers, pid_alive
 
+pytestmark = pytest.mark.starts_server  # starts its own stack or app processes inline
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

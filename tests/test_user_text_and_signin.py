@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
+from support.clock import ManualClock
 from support.pages import app, assert_clean, configure, plain
 
 from pipeline.models import SYMBOL_PATTERN, InvalidEvent, normalize_symbol
@@ -98,20 +100,18 @@ def test_refusals_on_the_watchlist_page_show_the_entry_literally(stack, tmp_path
 
 
 # -- sign-in ---------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0):
-        self.t = t
 
-    def __call__(self) -> float:
-        return self.t
+
+#: Where the sign-in guard's clock starts (epoch seconds 1.8e9, 2027-01-15 08:00 UTC).
+SIGN_IN_T0 = datetime.fromtimestamp(1_800_000_000, UTC)
 
 
 def test_the_guard_slows_then_locks_out_and_the_right_password_waits_for_the_end():
-    clock = Clock()
-    guard = auth.SignInGuard(clock=clock)
+    clock = ManualClock(SIGN_IN_T0)
+    guard = auth.SignInGuard(clock=clock.seconds)
     keys = ["ip:203.0.113.9", "session:a"]
     checked, waits, lock_message = 0, [], None
-    start = clock.t
+    start = clock.seconds()
     for _ in range(30):  # 30 wrong passwords in a row from a patient client that waits as told
         why = guard.refusal(keys)
         if why is None:
@@ -119,20 +119,20 @@ def test_the_guard_slows_then_locks_out_and_the_right_password_waits_for_the_end
             guard.failed(keys)
         elif why.startswith("Too many wrong passwords: wait"):
             waits.append(int(why.split("wait ")[1].split(" s")[0]))
-            clock.t += waits[-1]
+            clock.tick(waits[-1])
         else:
             lock_message = why
     assert checked == auth.MAX_FAILURES, "only 10 passwords were ever looked at"
     assert waits == [1, 2, 4, 8, 16, 30], "the delays grow before the lockout"
-    assert clock.t - start == sum(waits)
+    assert clock.seconds() - start == sum(waits)
     assert lock_message and lock_message.startswith(
         "Sign-in is locked after 10 wrong passwords: try again at"
     )
     # the right password during the lockout: refused, from another session of the same IP too
     assert guard.refusal(["ip:203.0.113.9", "session:b"]) == lock_message
-    clock.t += auth.LOCKOUT_S - 60
+    clock.tick(auth.LOCKOUT_S - 60)
     assert guard.refusal(keys).startswith("Sign-in is locked")
-    clock.t += 61
+    clock.tick(61)
     assert guard.refusal(keys) is None  # over: a fresh start
     guard.succeeded(keys)
     assert guard.refusal(keys) is None and guard.delay_after(3) == 0 and guard.delay_after(4) == 1.0
@@ -140,7 +140,7 @@ def test_the_guard_slows_then_locks_out_and_the_right_password_waits_for_the_end
 
 
 def test_the_guard_is_bounded_in_memory():
-    guard = auth.SignInGuard(clock=Clock(), max_clients=100)
+    guard = auth.SignInGuard(clock=ManualClock(SIGN_IN_T0).seconds, max_clients=100)
     for i in range(1000):
         guard.failed([f"ip:{i}"])
     assert len(guard) == 100
@@ -150,8 +150,8 @@ def test_thirty_wrong_passwords_on_the_page_are_slowed_then_locked_out(
     stack, tmp_path, app_env, monkeypatch, caplog
 ):
     settings = configure(stack, tmp_path, app_env, monkeypatch, demo_mode=True, admin_password="s3cret")
-    clock = Clock()
-    monkeypatch.setattr(auth, "GUARD", auth.SignInGuard(clock=clock))
+    clock = ManualClock(SIGN_IN_T0)
+    monkeypatch.setattr(auth, "GUARD", auth.SignInGuard(clock=clock.seconds))
     caplog.set_level(logging.WARNING, logger="ui.auth")
     at = app("watchlist").run()
     assert_clean(at)
@@ -164,7 +164,7 @@ def test_thirty_wrong_passwords_on_the_page_are_slowed_then_locked_out(
     try:
         seen = []
         for _ in range(30):  # one try every 5 s
-            clock.t += 5
+            clock.tick(5)
             seen += sign_in("wrong")
         assert sum(m.startswith("That password is not right") for m in seen) == auth.MAX_FAILURES - 1
         assert any(m.startswith("Too many wrong passwords: wait") for m in seen), "slowed"
@@ -175,7 +175,7 @@ def test_thirty_wrong_passwords_on_the_page_are_slowed_then_locked_out(
         assert refused and refused[0].startswith("Sign-in is locked after 10 wrong passwords: try again at")
         assert "Signed in as admin" not in [s.value for s in at.success]
         assert at.data_editor[0].editing_mode == "fixed"
-        clock.t += auth.LOCKOUT_S
+        clock.tick(auth.LOCKOUT_S)
         assert sign_in("s3cret") == []
         assert_clean(at)
         assert any(s.value.startswith("Signed in as admin") for s in at.success)

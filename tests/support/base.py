@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.stack import LocalStack
+from support import clock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,10 @@ def make_settings(stack: LocalStack, tmp_path: Path, **overrides) -> Settings:
         backfill_days_daily=0,
         sim_seed=7,
     )
+    if clock.shifted():
+        # The broker binary keeps the real clock: to it, a record stamped by a shifted run is days
+        # old or in the future, and time retention would delete it unread. Keep topics a year.
+        values["retention_hours"] = clock.SHIFTED_RETENTION_HOURS
     values.update(overrides)
     return Settings.load(env={}, secrets_paths=[], **values)
 
@@ -72,6 +77,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKMON_AUTOSTART": str(settings.autostart).lower(),
         "STOCKMON_MAX_HISTORY_DAYS": str(settings.max_history_days),
         "STOCKMON_EMBEDDED_RETENTION_MB": str(settings.embedded_retention_mb),
+        "STOCKMON_RETENTION_HOURS": str(settings.retention_hours),
     }
     if settings.sim_seed is not None:
         env["STOCKMON_SIM_SEED"] = str(settings.sim_seed)
