@@ -17,6 +17,11 @@ Guarantees:
   is first used: it publishes pushed ticks itself, and its interval job only tells it the symbols.
   When no symbol uses it any more it is told an empty list; ``pause()`` and ``stop()`` stop it
   (its connection closes), ``resume()`` starts it again.
+- ``pause()`` returns once nothing fetches or publishes any more (it waits for a fetch or a backfill
+  chunk already under way, at most ``wait_s``, and says whether it got there): a count read after it
+  (``snapshot()["published"]``) is final until ``resume()``. A job that starts while paused does
+  nothing (a fetch is skipped; a backfill waits between chunks until ``resume()`` or ``stop()``).
+  Not covered: re-sends of failed sends by the log check (``pending``, empty while the broker answers).
 - A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
   ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
   (``snapshot()["poll_intervals"]`` says which applies).
@@ -30,7 +35,8 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -355,6 +361,8 @@ class Producer:
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
         self._stopping = threading.Event()
+        self._paused = False  # guarded by _jobs_idle, like _busy
+        self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
 
     def _tracked(self, fn: Callable) -> Callable:
@@ -373,6 +381,26 @@ class Producer:
         run.__name__ = getattr(fn, "__name__", "job")
         return run
 
+    @contextmanager
+    def _step(self, park: bool = False) -> Iterator[bool]:
+        """One fetch-and-publish step (a fetch job's run, a backfill chunk): yields whether it may run.
+        It may not while paused or stopping; with ``park`` it first waits until resumed (or stopping).
+        Steps that run are counted until they end, so ``pause()`` can wait for them: APScheduler's
+        pause only stops *new* runs, a job already submitted goes on publishing."""
+        with self._jobs_idle:
+            if park:
+                self._jobs_idle.wait_for(lambda: not self._paused or self._stopping.is_set())
+            allowed = not self._paused and not self._stopping.is_set()
+            if allowed:
+                self._busy += 1
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self._jobs_idle:
+                    self._busy -= 1
+                    self._jobs_idle.notify_all()
+
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.publisher.start()
@@ -380,13 +408,23 @@ class Producer:
         self.sync_jobs()  # first jobs now, not after the first sync interval
         self.scheduler.add_job(self._tracked(self.sync_jobs), "interval", seconds=SYNC_SECONDS, id="sync")
 
-    def pause(self) -> None:
+    def pause(self, wait_s: float = 30.0) -> bool:
+        """Stop fetching and publishing; return True once no fetch or backfill chunk is under way any
+        more (so what was published is final until ``resume()``), False if one still is after
+        ``wait_s`` (a slow source; it ends by itself, nothing new starts)."""
+        with self._jobs_idle:
+            self._paused = True
         self.scheduler.pause()
         for src in list(self.sources.values()):
             if hasattr(src, "attach"):  # a paused pipeline takes no pushed prices either
                 src.stop()  # type: ignore[attr-defined]
+        with self._jobs_idle:
+            return self._jobs_idle.wait_for(lambda: self._busy == 0, timeout=wait_s)
 
     def resume(self) -> None:
+        with self._jobs_idle:
+            self._paused = False
+            self._jobs_idle.notify_all()  # parked backfills go on
         self.scheduler.resume()
         for src in list(self.sources.values()):
             if hasattr(src, "attach"):
@@ -406,6 +444,8 @@ class Producer:
         first and waiting for our own count of running jobs avoids that.
         """
         self._stopping.set()
+        with self._jobs_idle:
+            self._jobs_idle.notify_all()  # a backfill parked by pause() ends as interrupted
         for src in list(self.sources.values()):
             if hasattr(src, "attach"):  # a streaming source: close its connection and threads
                 try:
@@ -493,8 +533,12 @@ class Producer:
             log.info("fetch job for %s stopped (no symbols)", name)
 
     def run_fetch(self, source_name: str) -> int:
-        if self._stopping.is_set():  # queued before stop(): nothing new is fetched once stopping
-            return 0
+        with self._step() as allowed:
+            if not allowed:  # queued before pause() or stop(): nothing new is fetched then
+                return 0
+            return self._fetch(source_name)
+
+    def _fetch(self, source_name: str) -> int:
         stats = self.jobs.setdefault(source_name, JobStats(source_name))
         t0 = time.perf_counter()
         stats.runs += 1
@@ -566,13 +610,15 @@ class Producer:
             source = self.source(source_name)
             status = None
             for i, (interval, start, end) in enumerate(plan, 1):
-                if self._stopping.is_set():
-                    status, errors = "interrupted", errors + ["the app stopped before the backfill finished"]
-                    break
-                result = source.backfill(symbol, start, end, interval)
-                errors.extend(result.errors.values())
-                published += self.publisher.publish(result.events)
-                record(symbol, done=i, published=published)
+                with self._step(park=True) as allowed:  # paused: wait here until resumed
+                    if not allowed:  # stopping
+                        status = "interrupted"
+                        errors = errors + ["the app stopped before the backfill finished"]
+                        break
+                    result = source.backfill(symbol, start, end, interval)
+                    errors.extend(result.errors.values())
+                    published += self.publisher.publish(result.events)
+                    record(symbol, done=i, published=published)
             status = status or ("done" if published or not errors else "failed")
             record(
                 symbol,

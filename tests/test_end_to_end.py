@@ -27,7 +27,8 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
             60,
             what="published events",
         )
-        runtime.pipeline.producer.pause()
+        # pause() returns once no fetch or backfill chunk is publishing any more: the count is final
+        assert runtime.pipeline.producer.pause(), "a job was still publishing 30 s after pause()"
         published = runtime.pipeline.producer.snapshot()["published"]
         wait_for(
             lambda: runtime.pipeline.consumer.snapshot()["consumed"] >= published,

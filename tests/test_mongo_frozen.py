@@ -8,7 +8,9 @@ hang every other test on the worker; ``support.freeze.frozen`` always continues 
 
 Ceilings: the issue asks for a render within 3 s and the outage shown within 5 s. A loaded 2-core
 machine is slower, so the asserts allow ``RENDER_CEILING_S``/``DETECT_CEILING_S`` (still far below
-the 20-30 s a hang lasts) and every measured figure is printed.
+the 20-30 s a hang lasts) and every measured figure is printed. The browser test also allows a
+multiple of the slowest of ``HEALTHY_LOADS`` healthy loads measured in the same run (one sample
+varies 3x at load 20+).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ui import health as h
 MONGO_TIMEOUT_S = 3  # STOCKMON_MONGO_TIMEOUT in these tests (seconds)
 RENDER_CEILING_S = 8.0  # the requirement is 3 s; a hang would last as long as the freeze
 DETECT_CEILING_S = 15.0  # the requirement is 5 s (1 s refresh + 2 s ping); this is the loaded ceiling
+HEALTHY_LOADS = 3  # the browser test's baseline: the slowest of this many fresh healthy loads
 DOWN = "MongoDB not answering since"
 NOW = 1_000_000.0
 
@@ -228,10 +231,16 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
             page.goto(f"{url}/{health_url}")
             expect(page.get_by_text("Topics and collections")).to_be_visible(timeout=CEILING_MS)
             expect(page.get_by_text(DOWN)).to_have_count(0)
-            t = time.monotonic()
-            page.goto(f"{url}/{health_url}")  # a fresh load while healthy: this machine's baseline now
-            expect(page.get_by_text("Topics and collections")).to_be_visible(timeout=CEILING_MS)
-            healthy_s = time.monotonic() - t
+            # fresh loads while healthy: this machine's baseline now. The slowest of a few, not one:
+            # at load 20+ one load takes 2.6-7.2 s (measured), so one lucky 2.0 s sample made a 10 s
+            # frozen load look like a 5x slowdown. A hang still fails: it lasts until SIGCONT.
+            healthy_loads = []
+            for _ in range(HEALTHY_LOADS):
+                t = time.monotonic()
+                page.goto(f"{url}/{health_url}")
+                expect(page.get_by_text("Topics and collections")).to_be_visible(timeout=CEILING_MS)
+                healthy_loads.append(time.monotonic() - t)
+            healthy_s = max(healthy_loads)
             with frozen(mongo_pid(private_stack)) as t0:
                 print(f"\nfroze MongoDB at {time.strftime('%H:%M:%S')} (compare the server log's warning)")
                 expect(page.get_by_text(DOWN).first).to_be_visible(timeout=CEILING_MS)
@@ -252,7 +261,8 @@ def test_health_page_in_a_browser_while_mongodb_is_frozen(private_stack, tmp_pat
             no_exception(page)
             print(
                 f"\nbrowser: '{DOWN}' shown {shown_s:.2f} s after SIGSTOP on the open page; a fresh load "
-                f"rendered in {render_s:.2f} s while frozen ({healthy_s:.2f} s while healthy); cleared "
+                f"rendered in {render_s:.2f} s while frozen (healthy loads "
+                f"{', '.join(f'{x:.2f}' for x in healthy_loads)} s); cleared "
                 f"{cleared_s:.2f} s after SIGCONT (the sidebar {sidebar_s:.2f} s)"
             )
             # the server notices within ~3 s (its log says when); the open page shows it at its next

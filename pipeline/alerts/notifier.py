@@ -11,7 +11,8 @@ Guarantees:
   (capped at 5 minutes); after ``alert_retries`` attempts the channel is marked ``failed`` with the
   last error. For a webhook with several URLs, the ones already done are not posted again.
 - ``snapshot()`` (for health) has, per channel: sent, failed, retries, the last error and when, the
-  last success and how many alerts are pending (as of the notifier's last look). It does no I/O.
+  last success and how many alerts are pending (as of the end of the notifier's last pass: after
+  ``stop()`` it leaves out everything delivered or failed). It does no I/O.
 """
 
 from __future__ import annotations
@@ -104,18 +105,25 @@ class Notifier:
         )
 
     def run_once(self, name: str) -> int:
-        """Deliver what is due on one channel; return how many were delivered."""
-        if time.monotonic() - self._counted_at[name] >= 10 or self.pending[name]:
-            # counted here, on the notifier's thread, so that a health snapshot never waits for MongoDB
-            self.pending[name] = self.events.count_documents({f"delivery.{name}.status": "pending"})
-            self._counted_at[name] = time.monotonic()
-        delivered = 0
+        """Deliver what is due on one channel; return how many were delivered.
+
+        The pending count is taken after the deliveries, so once this returns it already leaves out
+        what this pass delivered or failed (counted before them, a snapshot read between this pass
+        and the next, e.g. after ``stop()``, still showed the alert just delivered as pending)."""
+        delivered = claimed = 0
         for row in self.due(name):
             if self._stop.is_set():
                 break
             doc = self._claim(name, row["_id"])
-            if doc is not None and self._deliver(name, doc):
+            if doc is None:
+                continue
+            claimed += 1
+            if self._deliver(name, doc):
                 delivered += 1
+        if claimed or self.pending[name] or time.monotonic() - self._counted_at[name] >= 10:
+            # counted here, on the notifier's thread, so that a health snapshot never waits for MongoDB
+            self.pending[name] = self.events.count_documents({f"delivery.{name}.status": "pending"})
+            self._counted_at[name] = time.monotonic()
         return delivered
 
     def _claim(self, name: str, alert_id: str) -> dict | None:
