@@ -157,7 +157,7 @@ def test_fifty_symbols_polled_every_half_second_stay_under_the_cap(tmp_path, mon
     budget (4 % of 20 MiB), the trimmer's period (1 s) and the untrimmable tail (12 s) are scaled so
     that the budget fills within the run and the ratios the guarantee rests on stay as they were (see
     the comment above); the memory bound is the full cap. A performance soak at the default figures
-    is a benchmark (bench/), not a test."""
+    is a benchmark (bench/bench_footprint.py), not a test."""
     from functools import partial
 
     from pipeline import runtime as runtime_module
