@@ -78,9 +78,16 @@ def test_random_walk_draws_naive_with_the_sentence(random_walk_rows):
         assert "(best: " in sentence and "MASE" in sentence
 
 
-def test_trend_and_seasonality_is_won_by_a_non_naive_model():
+@pytest.fixture(scope="module")
+def trend_rows():
+    """The trend + seasonality series and its default backtest, read (never changed) by two tests: a
+    pure function of the closes, so computing it once gives both the rows each would compute."""
     closes, dates = trend_season()
-    rows = backtest(closes, dates)
+    return closes, dates, backtest(closes, dates)
+
+
+def test_trend_and_seasonality_is_won_by_a_non_naive_model(trend_rows):
+    closes, dates, rows = trend_rows
     pick = champion(rows, 5, "TREND")
     assert pick["model"] != "naive", pick
     winner = next(r for r in rows if r["model"] == pick["model"] and r["horizon"] == 5)
@@ -101,13 +108,12 @@ def test_truncation_invariance_of_a_pure_backtest():
     assert longer != a  # the later bars do change a later as-of: the comparison can fail
 
 
-def test_origins_and_metrics_shape():
+def test_origins_and_metrics_shape(trend_rows):
     idx = origin_indexes(250)
     assert len(idx) == 28 and idx[-1] == 248 and sum(1 for t in idx if t + 20 <= 249) == 24
     with pytest.raises(ValueError, match="too few"):
         origin_indexes(100)
-    closes, dates = trend_season()
-    rows = backtest(closes, dates)
+    _, _, rows = trend_rows
     assert {(r["model"], r["horizon"]) for r in rows} == {(m, h) for m in MODELS for h in (1, 5, 20)}
     naive = [r for r in rows if r["model"] == "naive"]
     assert all(r["skill"] == 0.0 and r["hit_rate"] is None for r in naive)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+from pymongo.errors import PyMongoError
+
 from pipeline.intervals import INTERVALS
 from pipeline.models import to_utc
 
@@ -62,14 +64,18 @@ def backfills_done(store, symbols) -> bool:
 def wait_bars_current(store, symbols, within_s: float, timeout_s: float) -> tuple[float, dict[str, float]]:
     """Wait until every backfill of ``symbols`` is done, no mark of an older day waits and every
     symbol's 1m bars trail its newest tick by at most ``within_s``; return (seconds waited, lags).
-    AssertionError with the last lags after ``timeout_s``."""
+    A read that fails (a timeout on a loaded machine) counts as 'not yet'. AssertionError with the
+    last lags after ``timeout_s``."""
     t0 = time.monotonic()
     lags: dict[str, float] = {}
     while time.monotonic() - t0 < timeout_s:
-        if backfills_done(store, symbols) and not old_marks(store):
-            lags = bar_lags(store, symbols)
-            if all(v <= within_s for v in lags.values()):
-                return time.monotonic() - t0, lags
+        try:
+            if backfills_done(store, symbols) and not old_marks(store):
+                lags = bar_lags(store, symbols)
+                if all(v <= within_s for v in lags.values()):
+                    return time.monotonic() - t0, lags
+        except PyMongoError as exc:
+            print(f"wait_bars_current: a read failed ({exc.__class__.__name__}); trying again")
         time.sleep(0.5)
     raise AssertionError(
         f"bars not current after {timeout_s}s: lags {lags}, backfills done {backfills_done(store, symbols)}, "
