@@ -41,10 +41,10 @@ def test_home_in_chromium_and_clean_shutdown(tmp_path, chromium_path, artifacts)
         assert all(pid_alive(p) for p in pids)
     # the context manager sent SIGINT (Ctrl+C) and waited for streamlit to exit
     assert proc.returncode is not None
-    deadline = time.time() + 60  # a ceiling; they stop within seconds
-    while any(pid_alive(p) for p in pids) and time.time() < deadline:
+    deadline = time.monotonic() + 60  # a ceiling; they stop within seconds
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(pid_alive(p) for p in pids), "an embedded server outlived the app"
     assert not (data / "stack.json").exists()
+    # a figure, not an assertion: on a loaded machine it is slow, not wrong (CEILING_MS bounds a hang)
     print(f"healthy status visible {healthy_after:.1f}s after `streamlit run`")
-    assert healthy_after < 20

@@ -43,6 +43,7 @@ def pooled(rows_by_symbol: dict, model: str, horizon: int) -> tuple[float, float
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.slow  # soak tier: a minute of refits, out of the one-minute unit loop
 def test_leakage_canary_no_model_beats_the_random_walk(random_walk_rows):
     for model in MODELS:
         for horizon in (1, 5, 20):
@@ -54,6 +55,7 @@ def test_leakage_canary_no_model_beats_the_random_walk(random_walk_rows):
     assert all(r["origins"] >= 20 for rows in random_walk_rows.values() for r in rows)
 
 
+@pytest.mark.slow
 def test_95_interval_covers_90_to_99_percent_on_the_simulator(random_walk_rows):
     for horizon in (1, 5, 20):
         _, cover = pooled(random_walk_rows, "naive", horizon)
@@ -61,6 +63,7 @@ def test_95_interval_covers_90_to_99_percent_on_the_simulator(random_walk_rows):
         assert 0.90 <= cover <= 0.99, f"95% interval covered {cover:.1%} at {horizon} sessions"
 
 
+@pytest.mark.slow
 def test_random_walk_draws_naive_with_the_sentence(random_walk_rows):
     # over ~20 origins a model can clear +2% skill on one symbol by luck (here 2-4 of 20 symbols per
     # horizon, with the floors and the newest libraries alike); the rule must pick naive for the great

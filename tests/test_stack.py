@@ -138,8 +138,8 @@ def test_cli_stack_up_status_down(tmp_path):
         )
         assert down.returncode == 0, down.stderr
         assert up.wait(timeout=30) == 0
-        deadline = time.time() + 60  # a ceiling; they stop within seconds
-        while any(pid_alive(p) for p in pids) and time.time() < deadline:
+        deadline = time.monotonic() + 60  # a ceiling; they stop within seconds
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(pid_alive(p) for p in pids)
     finally:

@@ -60,7 +60,7 @@ def streamlit_server(env_overrides: dict[str, str], log_path: Path, drop: tuple[
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.monotonic() + 180  # a ceiling: a loaded machine starts it in 5-40 s
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
@@ -68,7 +68,7 @@ def streamlit_server(env_overrides: dict[str, str], log_path: Path, drop: tuple[
                         break
             except OSError:
                 pass
-            if proc.poll() is not None or time.time() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not come up: {log_path.read_text()[-2000:]}")
             time.sleep(0.2)
         yield url, proc

@@ -7,7 +7,8 @@
   module or test that starts one inline, which no fixture shows.
 - ``pages``: Streamlit's ``AppTest`` (and usually the servers): the ``app_env`` fixture.
 - ``browser``: a real headless Chromium: the ``chromium_path`` fixture.
-- ``soak``: minutes of running that measure resources (a cap held, a rate): ``@pytest.mark.slow``.
+- ``soak``: minutes of running: resources measured over time (a cap held, a rate), or statistics over
+  thousands of model refits (the forecast leakage canary): ``@pytest.mark.slow``.
 
 Every collected test gets exactly one tier marker, the heaviest that applies (browser > soak >
 pages > integration > unit), so ``-m unit``, ``-m integration`` ... partition the suite. Tier
@@ -26,7 +27,7 @@ TIERS = {
     "integration": "talks to the embedded Kafka/MongoDB stack or a local fake provider server",
     "pages": "renders a page with Streamlit's AppTest",
     "browser": "drives a real headless Chromium",
-    "soak": "runs for minutes and measures resources (a cap held, a rate)",
+    "soak": "runs for minutes: resources over time (a cap held, a rate) or statistics over many refits",
 }
 #: Fixtures that start or hand out a server: a test using any of them (directly or through another
 #: fixture) is at least ``integration``.
