@@ -184,6 +184,7 @@ def test_health_warns_when_bars_trail_more_than_a_poll_and_a_builder_period():
 CAUGHT_UP_RUNS = 20
 
 
+@pytest.mark.slow  # soak: a rate (bars follow ticks) held through a minute of first-start backfill
 @pytest.mark.timeout(1200)  # ceilings only: a loaded machine (load 20) is slow, not wrong
 def test_after_a_default_first_start_every_symbols_bars_follow_its_ticks(stack, tmp_path):
     """A first start with the default backfill per symbol (2 days of 1m, 365 days of daily, a 2 s

@@ -95,6 +95,7 @@ def test_close_wakes_every_waiter_and_the_sustainable_interval_follows_the_caps(
     assert len(errors) == 1 and isinstance(errors[0], BudgetClosed)
 
 
+@pytest.mark.slow  # soak: a request cap held at the server for a minute of queued backfills
 def test_200_symbols_queue_their_backfills_and_never_exceed_the_cap_at_the_server(stack, tmp_path, topics):
     """The defaults are 60 a minute; here the same mechanism runs at 12 a second so 200 symbols (two
     chart requests each the first time: yfinance probes the time zone) finish in about 35 s."""

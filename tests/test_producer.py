@@ -86,7 +86,12 @@ def test_watchlist_changes_reach_the_running_producer(running):
     )
     backfill = next(b for b in running.health()["backfills"] if b["symbol"] == "VOD.L")
     assert backfill["done"] == backfill["total"] == 2 and backfill["published"] > 1000
-    assert store.prices.count_documents({"symbol": "VOD.L", "interval": "1d"}) >= 5
+    # "done" is published to Kafka; the consumer stores it after that
+    wait_for(
+        lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "1d"}) >= 5,
+        60,
+        what="VOD.L daily bars stored",
+    )
     wait_for(
         lambda: store.prices.count_documents({"symbol": "VOD.L", "interval": "tick"}) > 3,
         60,
