@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support import clock, tiers
-from support.base import ARTIFACTS, CHROMIUM, make_settings, require, settings_env
+from support.base import ARTIFACTS, CHROMIUM, drop_database, make_settings, require, settings_env
 from support.streamlit_server import CEILING_MS
 
 from pipeline.config import Settings
@@ -93,7 +93,7 @@ def store(settings):
     s = Store.from_uri(settings.mongodb_uri, settings.db)
     s.ensure_indexes()
     yield s
-    s.client.drop_database(settings.db)
+    drop_database(s.client, settings.db)
     s.close()
 
 

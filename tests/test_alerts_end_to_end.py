@@ -6,7 +6,7 @@ restarted engine, nor when a consumer process is killed mid-stream and restarted
 import signal
 
 from support.alerts import Receiver, ticks
-from support.base import make_settings, unique
+from support.base import drop_database, make_settings, unique
 from support.pipeline import jsonl, publish, start_consumer_process, wait_for, wait_for_members
 
 from pipeline.alerts import AlertEngine, RuleBook
@@ -104,7 +104,7 @@ def test_steered_price_fires_once_per_crossing_rearms_and_respects_cooldown(stac
         assert snap["fired"] == 0 and snap["replays_skipped"] > 0, snap
         assert store.db["alert_events"].count_documents({}) == 3
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()
 
 
@@ -180,5 +180,5 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
         assert sum(fired) == len(alerts) == 4 * len(symbols)
         assert {s: sum(a["symbol"] == s for a in alerts) for s in symbols} == {s: 4 for s in symbols}
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.errors import PyMongoError
 from support.bars import bar_lag_s, bar_lags, wait_bars_current
-from support.base import make_settings
+from support.base import drop_database, make_settings
 from support.pipeline import wait_for
 
 from pipeline.bars import RECENT_RUNS, BarBuilder
@@ -238,7 +238,7 @@ def test_after_a_default_first_start_every_symbols_bars_follow_its_ticks(stack, 
         assert since >= CAUGHT_UP_RUNS and max(caught_up) <= 3 * len(symbols)
         assert snap["minutes_rebuilt"] - first["minutes_rebuilt"] <= 3 * len(symbols) * since
     finally:
-        runtime.store.client.drop_database(settings.db)
+        drop_database(runtime.store.client, settings.db)
         runtime.stop()
 
 

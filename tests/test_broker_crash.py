@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.base import make_settings
+from support.base import drop_database, make_settings
 from support.pipeline import Background, kill_server, log_end, make_events, stored_keys, wait_for, wait_quiet
 
 from pipeline import bus
@@ -55,7 +55,7 @@ def parts(crash_stack, tmp_path):
     yield settings, store, publisher, stack, supervisor
     publisher.close()
     publisher.kafka.close(timeout=5)
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
     store.close()
 
 
@@ -241,7 +241,7 @@ def test_committed_offset_beyond_the_log_end_is_rewound_not_skipped(stack, tmp_p
         print(f"with a timestamp: re-read {snap.get('consumed', 0):,} records for {len(latest)} new")
     finally:
         publisher.kafka.close(timeout=5)
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.base import make_settings, settings_env
+from support.base import drop_database, make_settings, settings_env
 from support.pipeline import wait_for
 from support.streamlit_server import (
     CEILING_MS,
@@ -78,5 +78,5 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 other.screenshot(path=str(artifacts / "alerts-toast-home.png"))
                 browser.close()
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from support.base import make_settings, settings_env
+from support.base import drop_database, make_settings, settings_env
 from support.forecast import Entry, bar_docs, simulated_daily, trend_season
 from support.streamlit_server import (
     CEILING_MS,
@@ -45,7 +45,7 @@ def running_app(stack, tmp_path_factory, chromium_path, artifacts):
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             yield url, browser
             browser.close()
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
     store.close()
 
 

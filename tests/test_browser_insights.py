@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from support.base import make_settings, settings_env
+from support.base import drop_database, make_settings, settings_env
 from support.market_data import seed_daily
 from support.streamlit_server import (
     CEILING_MS,
@@ -128,5 +128,5 @@ def test_insights_six_symbols_and_a_benchmark_draw_every_chart_and_hover(
                 screenshot(page, artifacts / "insights-home-loading.png")
                 browser.close()
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.base import make_settings, settings_env
+from support.base import drop_database, make_settings, settings_env
 from support.market_data import seed_bars
 from support.streamlit_server import (
     CEILING_MS,
@@ -60,7 +60,7 @@ def running_app(stack, tmp_path_factory, chromium_path, artifacts):
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             yield url, browser, store
             browser.close()
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
     store.close()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support.base import make_settings, settings_env
+from support.base import drop_database, make_settings, settings_env
 from support.streamlit_server import (
     CEILING_MS,
     CHROMIUM_ARGS,
@@ -95,5 +95,5 @@ def test_hostile_symbols_and_notes_are_shown_literally_and_fetch_nothing(
         assert requests, "requests were recorded"
         assert store.alert_rules.count_documents({}) == 1, "no rule with a hostile symbol was saved"
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from pymongo.errors import ConnectionFailure
-from support.base import make_settings
+from support.base import drop_database, make_settings
 from support.pipeline import (
     T0,
     Background,
@@ -251,5 +251,5 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     assert sum(s["stored"] for s in stats) == len(events)
     assert store.prices.count_documents({}) == len(events)
     assert store.heartbeats.count_documents({}) == 0  # clean exits leave no stale process behind
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
     store.close()

@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 
-from support.base import make_settings
+from support.base import drop_database, make_settings
 from support.pipeline import read_topic, wait_for
 
 from pipeline.models import decode
@@ -71,5 +71,5 @@ def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, 
             t.close for t in ticks
         )
     finally:
-        runtime.store.client.drop_database(settings.db)
+        drop_database(runtime.store.client, settings.db)
         runtime.stop()

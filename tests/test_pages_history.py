@@ -4,6 +4,7 @@ table, the CSV, the view in the URL, demo caps, the empty states and MongoDB dow
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support.base import drop_database
 from support.market_data import seed_bars
 from support.pages import (
     MONGO_DOWN,
@@ -112,7 +113,7 @@ def test_history_demo_mode_caps_the_range(stack, tmp_path, app_env, monkeypatch)
     assert_clean(at)
     first, last = at.date_input(key="hist_range").value
     assert (last - first).days == 7
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
 
 
 def test_history_empty_watchlist(stack, tmp_path, app_env, monkeypatch):

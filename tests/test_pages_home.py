@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from support.base import ROOT
+from support.base import ROOT, drop_database
 from support.pages import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
 
 from pipeline.config import Settings
@@ -141,7 +141,7 @@ def test_seeded_watchlist_carries_the_simulators_names(stack, tmp_path, app_env,
         table = tables.watchlist_glance(Watchlist(store.watchlist, None).entries(), pd.DataFrame(), {}, 2.0)
         assert table["Name"].tolist() == ["Apple Inc.", "ZZZZ"]
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()
 
 

@@ -4,6 +4,7 @@ pending row, delete, disable), backfill progress, import/export, demo mode, empt
 from pathlib import Path
 
 import pytest
+from support.base import drop_database
 from support.pages import MONGO_DOWN, app, assert_clean, configure, plain, texts
 
 from pipeline.store import Store
@@ -27,7 +28,7 @@ def seeded(stack, tmp_path, app_env, monkeypatch):
     store.ensure_indexes()
     Watchlist(store.watchlist, None).seed(["AAPL", "MSFT", "GOOG"], "simulated")
     yield settings, store
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
     store.close()
 
 
@@ -174,7 +175,7 @@ def test_demo_mode_is_read_only_until_the_admin_signs_in(stack, tmp_path, app_en
     assert_clean(at)
     assert at.data_editor[0].editing_mode == "dynamic"
     assert "Signed in as admin" in texts(at)
-    store.client.drop_database(settings.db)
+    drop_database(store.client, settings.db)
 
 
 def test_empty_watchlist_says_what_to_do(stack, tmp_path, app_env, monkeypatch):

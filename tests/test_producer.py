@@ -4,7 +4,7 @@ a new symbol is checked with its source and backfilled through Kafka with progre
 import time
 
 import pytest
-from support.base import make_settings
+from support.base import drop_database, make_settings
 from support.fake_market import FakeMarket
 from support.pipeline import make_events, read_topic, wait_for, wait_quiet
 
@@ -65,7 +65,7 @@ def running(stack, tmp_path):
     runtime = Runtime(settings).start()
     assert runtime.state == "running", runtime.error
     yield runtime
-    runtime.store.client.drop_database(settings.db)
+    drop_database(runtime.store.client, settings.db)
     runtime.stop()
 
 
@@ -133,7 +133,7 @@ def test_unknown_ticker_is_refused_by_its_source(stack, tmp_path):
             assert entry.currency == "JPY" and entry.timezone == "Asia/Tokyo"
             assert [e.symbol for e in runtime.watchlist.entries()] == ["7203.T"]
         finally:
-            runtime.store.client.drop_database(settings.db)
+            drop_database(runtime.store.client, settings.db)
             runtime.stop()
 
 

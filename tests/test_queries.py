@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from support.base import unique
+from support.base import drop_database, unique
 from support.market_data import rollup, seed_bars
 
 from pipeline import queries as q
@@ -60,7 +60,7 @@ def seeded(stack):
     store.ensure_indexes()
     frame = seed_bars(store, ["AAA", "BBB"], days=9, end=END, ticks=False)
     yield store, frame
-    store.client.drop_database(store.db.name)
+    drop_database(store.client, store.db.name)
     store.close()
 
 

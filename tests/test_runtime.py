@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from support.base import ROOT, make_settings
+from support.base import ROOT, drop_database, make_settings
 
 from pipeline import bus
 from pipeline.runtime import NotConnected, Runtime
@@ -45,7 +45,7 @@ def test_topics_and_indexes_are_created_idempotently(settings):
         assert indexes["business_key"]["unique"] is True
         assert indexes["business_key"]["key"] == [("symbol", 1), ("interval", 1), ("ts", 1)]
     finally:
-        runtime.store.client.drop_database(settings.db)
+        drop_database(runtime.store.client, settings.db)
         runtime.stop()
 
 

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from support.base import drop_database
 from support.clock import ManualClock
 from support.pages import app, assert_clean, configure, plain
 
@@ -95,7 +96,7 @@ def test_refusals_on_the_watchlist_page_show_the_entry_literally(stack, tmp_path
             assert ch not in outside_code.replace("\\" + ch, "")
         assert store.watchlist.count_documents({}) == 0
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()
 
 
@@ -180,7 +181,7 @@ def test_thirty_wrong_passwords_on_the_page_are_slowed_then_locked_out(
         assert_clean(at)
         assert any(s.value.startswith("Signed in as admin") for s in at.success)
     finally:
-        Store.from_uri(settings.mongodb_uri, settings.db).client.drop_database(settings.db)
+        drop_database(Store.from_uri(settings.mongodb_uri, settings.db).client, settings.db)
 
 
 def test_a_database_name_the_server_would_refuse_is_a_sentence_on_the_page(

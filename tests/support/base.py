@@ -84,3 +84,22 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.admin_password:
         env["STOCKMON_ADMIN_PASSWORD"] = settings.admin_password
     return {k: v for k, v in env.items() if v != ""}
+
+
+def drop_database(client, name: str, within_s: float = 60.0) -> None:
+    """Drop a test's database, retrying a transient failure (a pool reset cancels operations in
+    flight: ``_OperationCancelled`` in a teardown on a loaded machine) for up to ``within_s``
+    seconds; the last error is raised after that."""
+    import time
+
+    from pymongo.errors import PyMongoError
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            client.drop_database(name)
+            return
+        except PyMongoError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from support.base import ROOT, make_settings
+from support.base import ROOT, drop_database, make_settings
 from ui.navigation import PAGES as SPECS
 
 # Every page file by key ("home", "watchlist", "live", ...), from the app's one list of pages.
@@ -38,7 +38,7 @@ def seeded_store(settings, watchlist, with_bars=(), days: int = 1):
     try:
         yield store, frame
     finally:
-        store.client.drop_database(settings.db)
+        drop_database(store.client, settings.db)
         store.close()
 
 
