@@ -25,13 +25,14 @@ def pytest_addoption(parser):
         metavar="INSTANT",
         help="run as if the run started at this ISO 8601 instant (e.g. 2026-11-26T16:00Z), the clock "
         f"ticking on from there; default ${clock.NOW_ENV} or the real clock. Presets: "
-        + ", ".join(clock.INTERESTING),
+        + ", ".join(clock.PRESETS)
+        + " (each the next one after today).",
     )
 
 
 def pytest_configure(config):
     instant = config.getoption("--clock") or os.environ.get(clock.NOW_ENV) or None
-    instant = clock.INTERESTING.get(instant, instant) if instant else None
+    instant = (clock.preset(instant) or instant) if instant else None
     if clock.export(instant) is not None:
         clock.apply()
     tiers.register(config)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from support.clock import ManualClock
+from support.clock import ManualClock, travel
 
 from pipeline.models import validate
 from pipeline.sources.base import UnknownSymbol
@@ -272,23 +272,25 @@ def test_calendar_hours_trade_only_in_real_sessions():
     assert {e.symbol for e in always.fetch(["7203.T", "AAPL"]).events} == {"7203.T", "AAPL"}
     # history: no bar on Thanksgiving, none after the 13:00 early close, none in Tokyo's lunch
     now[0] = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-    days = calendar.backfill("AAPL", datetime(2026, 11, 23, tzinfo=UTC), now[0], "1d").events
-    assert [e.ts.astimezone(ZoneInfo("America/New_York")).date() for e in days] == [
-        date(2026, 11, d) for d in (23, 24, 25, 27)
-    ]
-    minutes = calendar.backfill(
-        "AAPL", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC), "1m"
-    )
-    stamps = [e.ts for e in minutes.events]
-    assert stamps[0] == datetime(2026, 11, 27, 14, 30, tzinfo=UTC) and stamps[-1] == datetime(
-        2026, 11, 27, 17, 59, tzinfo=UTC
-    )
-    tokyo = calendar.backfill(
-        "7203.T", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 27, 7, tzinfo=UTC), "5m"
-    )
-    assert not [
-        e
-        for e in tokyo.events
-        if datetime(2026, 11, 27, 2, 30, tzinfo=UTC) <= e.ts < datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
-    ]
-    assert len(tokyo.events) == (150 + 180) // 5  # 09:00-11:30 and 12:30-15:30 JST
+    # validation's wall clock must agree with the source's (a --clock run may be earlier than it)
+    with travel(now[0]):
+        days = calendar.backfill("AAPL", datetime(2026, 11, 23, tzinfo=UTC), now[0], "1d").events
+        assert [e.ts.astimezone(ZoneInfo("America/New_York")).date() for e in days] == [
+            date(2026, 11, d) for d in (23, 24, 25, 27)
+        ]
+        minutes = calendar.backfill(
+            "AAPL", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC), "1m"
+        )
+        stamps = [e.ts for e in minutes.events]
+        assert stamps[0] == datetime(2026, 11, 27, 14, 30, tzinfo=UTC) and stamps[-1] == datetime(
+            2026, 11, 27, 17, 59, tzinfo=UTC
+        )
+        tokyo = calendar.backfill(
+            "7203.T", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 27, 7, tzinfo=UTC), "5m"
+        )
+        assert not [
+            e
+            for e in tokyo.events
+            if datetime(2026, 11, 27, 2, 30, tzinfo=UTC) <= e.ts < datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+        ]
+        assert len(tokyo.events) == (150 + 180) // 5  # 09:00-11:30 and 12:30-15:30 JST

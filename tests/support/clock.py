@@ -21,20 +21,45 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 NOW_ENV = "STOCKMON_TEST_NOW"
 OFFSET_ENV = "STOCKMON_TEST_CLOCK_OFFSET"
 HOOK_DIR = Path(__file__).resolve().parent / "clockhook"
 
-#: Instants worth running the suite at (README/CONTRIBUTING): a Saturday, a Monday before the US
-#: open, a US market holiday (Thanksgiving 2026), and a Tokyo lunch break on a weekday.
-INTERESTING = {
-    "saturday": "2026-12-12T15:00:00+00:00",
-    "monday-before-us-open": "2026-12-07T13:00:00+00:00",
-    "us-holiday": "2026-11-26T16:00:00+00:00",
-}
+#: Instants worth running the suite at (README/CONTRIBUTING), always the *next* one after today's real
+#: date: a Saturday (15:00 UTC, also Tokyo's midnight), a Monday before the US open (13:00 UTC), a
+#: weekday the New York Stock Exchange is closed for a holiday (16:00 UTC). Future, not fixed dates:
+#: the embedded broker keeps the real clock, so events stamped days in the past would be deleted by
+#: its time retention and committed offsets expired (measured with 2026-11-26 on 2026-12-06: four
+#: tests failed for that reason alone); a fixed date would turn into a past one a week later.
+PRESETS = ("saturday", "monday-before-us-open", "us-holiday")
+
+
+def preset(name: str, today: date | None = None) -> str | None:
+    """The ISO instant of preset ``name`` after ``today`` (default: the real UTC date), or None when
+    ``name`` is not a preset (then it is an instant itself)."""
+    today = today or datetime.now(UTC).date()
+    if name == "saturday":
+        day = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+        return f"{day.isoformat()}T15:00:00+00:00"
+    if name == "monday-before-us-open":
+        day = today + timedelta(days=(0 - today.weekday()) % 7 or 7)
+        return f"{day.isoformat()}T13:00:00+00:00"
+    if name == "us-holiday":
+        import exchange_calendars as xc  # type: ignore[import-untyped]
+
+        end = today + timedelta(days=400)
+        nyse = xc.get_calendar("XNYS", start=today.isoformat(), end=end.isoformat())
+        sessions = {t.date() for t in nyse.sessions}
+        day = next(
+            today + timedelta(days=k)
+            for k in range(1, 400)
+            if (today + timedelta(days=k)).weekday() < 5 and today + timedelta(days=k) not in sessions
+        )
+        return f"{day.isoformat()}T16:00:00+00:00"
+    return None
 
 
 #: Topic retention (hours) of a shifted run: a year, the most ``STOCKMON_RETENTION_HOURS`` allows.
@@ -108,3 +133,13 @@ class ManualClock:
 
     def seconds(self) -> float:
         return self.now.timestamp()
+
+
+def travel(instant: datetime):
+    """A context manager that moves this process's wall clock to ``instant`` (ticking on), for a test
+    whose own ``ManualClock`` is ahead of the run's clock: the code under test also checks events
+    against the wall clock (``validate``: no timestamp more than a minute in the future), so the two
+    must agree. Nests inside ``--clock``'s shift and undoes itself on exit."""
+    import time_machine
+
+    return time_machine.travel(instant, tick=True)
