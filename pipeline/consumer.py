@@ -452,8 +452,15 @@ class PriceConsumer:
                 delay = min(self.max_backoff_s, delay * 2)
 
     def _finish(self, future, batch) -> None:
-        """Wait for a batch's write; commit its offsets only if it was stored."""
-        if not future.result():
+        """Wait for a batch's write; commit its offsets only if it was stored. A write that raised is
+        reported at that batch's ``store`` stage: the loop may have moved on to decoding the next
+        batch meanwhile, and the crash happened in this one."""
+        try:
+            stored = future.result()
+        except Exception:
+            self._mark("store", batch)
+            raise
+        if not stored:
             return  # stopped while retrying: nothing committed, the batch will be redelivered
         offsets: dict[TopicPartition, int] = {}  # next offset to read, per partition
         for r in batch:
