@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.pipeline import wait_for
+from support.footprint import pause_and_drain, sample_footprint
 
 from pipeline import footprint
 from pipeline.config import Settings
@@ -52,29 +52,9 @@ def main() -> None:
         runtime = Runtime(settings).start()
         try:
             assert runtime.state == "running", runtime.error
-            stack = runtime._stack
-            assert stack is not None
-            samples: list[tuple[float, float, float]] = []
-            first_trim = None
-            t0 = time.monotonic()
-            while (elapsed := time.monotonic() - t0) < args.seconds:
-                size, rss = stack.kafka_footprint()
-                samples.append((elapsed, (size or 0) / 2**20, rss or 0.0))
-                fp = runtime.health()["footprint"] or {}
-                if first_trim is None and fp.get("trimmed"):
-                    first_trim = elapsed
-                time.sleep(1.0)  # the sampling period
-            fp = runtime.health()["footprint"] or {}
-            runtime.pause()
-            consumer = runtime.pipeline.consumer
-
-            def drained():
-                c = runtime.counters()
-                consumed = consumer.tally.counts.get("consumed", 0)
-                return c["lag"] == 0 and consumed >= c["published"] and {**c, "consumed": consumed}
-
+            soak = sample_footprint(runtime, args.seconds, every_s=1.0)
             t_drain = time.monotonic()
-            counters = wait_for(drained, 600, what="every published event consumed")
+            counters = pause_and_drain(runtime)
             drain_s = time.monotonic() - t_drain
         finally:
             runtime.stop()
@@ -83,6 +63,7 @@ def main() -> None:
         f"{args.symbols} symbols at {args.poll:g} s for {args.seconds:.0f} s, cap {args.cap_mb:g} MiB "
         f"(snapshot budget {budget:.2f} MiB)"
     )
+    samples, first_trim, fp = soak.samples, soak.first_trim, soak.footprint
     for at, size, rss in samples[::30] + samples[-1:]:
         print(f"  t={at:5.0f} s  snapshot {size:6.2f} MiB  broker RSS {rss:6.1f} MiB")
     after = [s for at, s, _ in samples if first_trim is not None and at > first_trim + 10]

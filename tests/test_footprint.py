@@ -13,6 +13,7 @@ from kafka import TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 from support.base import make_settings, require
+from support.footprint import pause_and_drain, sample_footprint
 from support.pipeline import make_events, publish, wait_for
 
 from pipeline import bus, footprint
@@ -184,19 +185,8 @@ def test_fifty_symbols_polled_every_half_second_stay_under_the_cap(tmp_path, mon
     runtime = Runtime(settings).start()
     try:
         assert runtime.state == "running", runtime.error
-        stack = runtime._stack
-        assert stack is not None
-        samples: list[tuple[float, float, float]] = []  # (s since start, snapshot MiB, RSS MiB)
-        first_trim: float | None = None
-        t0 = time.monotonic()
-        while (elapsed := time.monotonic() - t0) < DURATION_S:
-            size, rss = stack.kafka_footprint()
-            samples.append((elapsed, (size or 0) / 2**20, rss or 0.0))
-            fp = runtime.health()["footprint"] or {}
-            if first_trim is None and fp.get("trimmed"):
-                first_trim = elapsed
-            time.sleep(0.5)  # the sampling period of the measurement, not a wait for a state
-        fp = runtime.health()["footprint"] or {}
+        soak = sample_footprint(runtime, DURATION_S, every_s=0.5)
+        samples, first_trim, fp = soak.samples, soak.first_trim, soak.footprint
         budget = cap_mb * SOAK_HIGH
         print(
             f"\n{SOAK_SYMBOLS} symbols at {SOAK_POLL_S:g} s for {DURATION_S:.0f} s, cap {cap_mb:g} MiB "
@@ -205,15 +195,7 @@ def test_fifty_symbols_polled_every_half_second_stay_under_the_cap(tmp_path, mon
         for at, size, rss in samples[::10] + samples[-1:]:
             print(f"  t={at:5.0f} s  snapshot {size:6.2f} MiB  broker RSS {rss:6.1f} MiB")
         print(f"  first trim at {first_trim} s; footprint {fp}")
-        runtime.pause()
-        consumer = runtime.pipeline.consumer
-
-        def drained():
-            c = runtime.counters()
-            consumed = consumer.tally.counts.get("consumed", 0)
-            return c["lag"] == 0 and consumed >= c["published"] and {**c, "consumed": consumed}
-
-        counters = wait_for(drained, 600, what="every published event consumed")
+        counters = pause_and_drain(runtime)
     finally:
         runtime.stop()
 
