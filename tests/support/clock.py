@@ -53,11 +53,8 @@ def preset(name: str, today: date | None = None) -> str | None:
         end = today + timedelta(days=400)
         nyse = xc.get_calendar("XNYS", start=today.isoformat(), end=end.isoformat())
         sessions = {t.date() for t in nyse.sessions}
-        day = next(
-            today + timedelta(days=k)
-            for k in range(1, 400)
-            if (today + timedelta(days=k)).weekday() < 5 and today + timedelta(days=k) not in sessions
-        )
+        days = (today + timedelta(days=k) for k in range(1, 400))
+        day = next(d for d in days if d.weekday() < 5 and d not in sessions)
         return f"{day.isoformat()}T16:00:00+00:00"
     return None
 

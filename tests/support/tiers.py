@@ -82,7 +82,7 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch, nodeid: str) -> None:
     allowed). A child process is refused because it may start a server the guard cannot see."""
     message = (
         f"{nodeid} is a unit test (no server, no network) but opened a network socket or started a "
-        "process: give it a server fixture or mark it `integration` (tests/support/tiers.py)"
+        "process: give it a server fixture or mark it `@pytest.mark.starts_server` (tests/support/tiers.py)"
     )
 
     def refuse_process(*args: object, **kwargs: object) -> None:
