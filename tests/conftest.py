@@ -47,6 +47,7 @@ def pytest_report_header(config):
 
 def pytest_collection_modifyitems(config, items):
     tiers.assign(items)
+    tiers.heaviest_files_first(items)
 
 
 @pytest.fixture(autouse=True)

@@ -162,7 +162,7 @@ def test_two_consumer_processes_split_the_symbols_and_fire_each_crossing_once(st
     ]
     procs = [start_consumer_process(settings, "--instance-id", f"alerts-{i}") for i in range(2)]
     try:
-        wait_for_members(store, 2)  # both in the group, partitions split, before data arrives
+        wait_for_members(store, procs)  # both in the group, partitions split, before data arrives
         publish(settings, events)
         wait_for(lambda: store.prices.count_documents({}) == len(events), 120, what="every price stored")
         for p in procs:

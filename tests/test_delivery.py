@@ -234,7 +234,7 @@ def test_two_consumer_processes_split_partitions_and_store_each_event_once(stack
     events = make_events(8000, symbols=symbols)
     procs = [start_consumer_process(settings, "--instance-id", f"worker-{i}") for i in range(2)]
     try:
-        beats = wait_for_members(store, 2)  # both in the group, partitions split, before data arrives
+        beats = wait_for_members(store, procs)  # both in the group, partitions split, before data arrives
         assert {b["pid"] for b in beats} == {p.pid for p in procs} and all(b["alive"] for b in beats)
         publish(settings, events)
         wait_for(lambda: store.prices.count_documents({}) == len(events), 120, what="every event stored")

@@ -38,15 +38,24 @@ def sample_footprint(runtime, seconds: float, every_s: float) -> Soak:
     return soak
 
 
-def pause_and_drain(runtime, timeout_s: float = 600.0) -> dict:
-    """Pause the app and wait (up to ``timeout_s``, a ceiling) until the consumer has consumed every
-    published event with no lag; returns the app's counters plus ``consumed``."""
-    runtime.pause()
-    consumer = runtime.pipeline.consumer
+def pause_and_drain(runtime, timeout_s: float = 480.0) -> dict:
+    """Pause the app's producer (the consumer keeps running: pausing the whole app would pause it
+    too, and a consumer behind at that moment would never catch up) and wait, up to ``timeout_s`` (a
+    ceiling), until the consumer has consumed every published event with no lag; returns the app's
+    counters plus ``consumed``. AssertionError with the last counters and the consumer's state when
+    the ceiling passes."""
+    app = runtime.pipeline
+    app.producer.pause()
+    consumer = app.consumer
+    last: dict = {}
 
     def drained():
         c = runtime.counters()
         consumed = consumer.tally.counts.get("consumed", 0)
+        last.update(c, consumed=consumed)
         return c["lag"] == 0 and consumed >= c["published"] and {**c, "consumed": consumed}
 
-    return wait_for(drained, timeout_s, what="every published event consumed")
+    try:
+        return wait_for(drained, timeout_s, what="every published event consumed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; counters {last}; consumer {consumer.snapshot()}") from None

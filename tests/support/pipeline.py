@@ -116,10 +116,14 @@ def jsonl(stdout: str) -> dict:
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
 
 
-def wait_for_members(store, count: int, timeout_s: float = 180) -> list[dict]:
-    """Wait until ``count`` consumer processes beat with partitions assigned (so all of them are in the
-    group and its rebalance is done); return their heartbeats. AssertionError after ``timeout_s``."""
+def wait_for_members(store, procs: list[subprocess.Popen], timeout_s: float = 180) -> list[dict]:
+    """Wait until every one of ``procs`` (consumer processes) beats with partitions assigned (so all
+    of them are in the group and its rebalance is done); return their heartbeats. After
+    ``timeout_s`` the processes are killed and AssertionError carries their heartbeats and the end
+    of each one's log."""
     from pipeline.queries import processes
+
+    count = len(procs)
 
     def members():
         beats = [b for b in processes(store) if b["role"] == "consume" and b["alive"]]
@@ -129,7 +133,14 @@ def wait_for_members(store, count: int, timeout_s: float = 180) -> list[dict]:
         return wait_for(members, timeout_s, what=f"{count} consumer processes with partitions")
     except AssertionError as exc:
         seen = [(b["pid"], b["alive"], b.get("assigned")) for b in processes(store)]
-        raise AssertionError(f"{exc}; heartbeats (pid, alive, partitions): {seen}") from None
+        logs = []
+        for p in procs:
+            p.kill()
+            _, err = p.communicate(timeout=30)
+            logs.append(f"--- pid {p.pid} ---\n{(err or '')[-3000:]}")
+        raise AssertionError(
+            f"{exc}; heartbeats (pid, alive, partitions): {seen}\n" + "\n".join(logs)
+        ) from None
 
 
 def wait_quiet(count, quiet_s: float = 2.0, timeout_s: float = 60) -> int:

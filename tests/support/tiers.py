@@ -76,6 +76,24 @@ def assign(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
+#: Rough seconds a test of each tier takes on the 2-core machine (from ``--durations`` of full runs),
+#: only used to order files so that the longest start first.
+COST_S = {"soak": 60.0, "browser": 15.0, "integration": 5.0, "pages": 2.0, "unit": 0.1}
+
+
+def heaviest_files_first(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place so that the files with the most expected work come first (stable
+    within a file and among equals). xdist's ``--dist loadfile`` hands files out in collection order
+    (with ``--no-loadscope-reorder``), so the soak and browser files no longer start last and leave
+    one worker running alone at the end (longest-processing-time-first scheduling)."""
+    cost: dict[str, float] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        cost[path] = cost.get(path, 0.0) + COST_S[tier_of(item)]
+    rank = {path: i for i, path in enumerate(sorted(cost, key=lambda p: -cost[p]))}
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
+
+
 def forbid_network(monkeypatch: pytest.MonkeyPatch, nodeid: str) -> None:
     """Make any IP socket ``connect``/``connect_ex``/``bind`` and any child process in this test
     raise, naming the rule (Unix sockets and socket pairs, which event loops use internally, stay
