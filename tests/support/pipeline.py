@@ -83,13 +83,24 @@ def start_consumer_process(settings, *extra: str, group: str | None = None) -> s
 
 
 def wait_for(predicate, timeout_s: float, every_s: float = 0.2, what: str = "condition"):
+    """Call ``predicate`` every ``every_s`` seconds until it returns something truthy, and return
+    that; AssertionError after ``timeout_s`` (a ceiling). A predicate that reads MongoDB and meets a
+    transient network error (``AutoReconnect``: under load pymongo's monitor times out, clears the
+    pool and cancels the reads in flight) counts as "not yet"; the last such error is named."""
+    from pymongo.errors import AutoReconnect
+
     deadline = time.monotonic() + timeout_s
+    transient: Exception | None = None
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except AutoReconnect as exc:
+            transient, value = exc, None
         if value:
             return value
         time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    also = f" (last transient error: {transient!r})" if transient is not None else ""
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}{also}")
 
 
 class Background(threading.Thread):
