@@ -371,9 +371,13 @@ def test_yfinance_as_the_chosen_source_streams_by_default(stack, tmp_path, marke
         jobs = runtime.pipeline.producer.snapshot()["jobs"]["yfinance"]["runs"]
         n = len(ticks(store, "AAPL"))
         wait_for(lambda: len(ticks(store, "AAPL")) >= n + 8, 60, what="more streamed ticks")
+
+        def job_ran_twice():  # the job ran (it only set subscriptions) ...
+            return runtime.pipeline.producer.snapshot()["jobs"]["yfinance"]["runs"] >= jobs + 2
+
+        wait_for(job_ran_twice, 60, what="two more runs of the live job")
         snapshot = runtime.pipeline.producer.snapshot()
-        assert snapshot["jobs"]["yfinance"]["runs"] >= jobs + 2  # the job ran: it only set subscriptions
-        assert len(market.chart_requests()) == charts  # and asked the chart API nothing
+        assert len(market.chart_requests()) == charts  # ... and asked the chart API nothing
         health = snapshot["sources"]["yfinance"]
         assert health["live"] == "stream" and health["connected"] and health["published"] >= n + 8
         assert {t["source"] for t in ticks(store, "AAPL")} == {"yahoo_stream"}
