@@ -22,6 +22,9 @@ Guarantees:
   stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
+  Where a source's daily bar exists it gives the day's open and volume (the larger of its volume and
+  the minutes' sum; for crypto, whose streamed volume is a rolling figure's increments, its volume
+  alone); highs and lows are the widest of both.
   Each daily bar also carries ``session`` ("YYYY-MM-DD"), that date spelled out.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
 - ``stop()`` is honoured between marks (at most a day of minutes each): a stopped builder returns
@@ -341,6 +344,9 @@ class BarBuilder:
         """Fold the source's daily bars of session dates ``first``..``last`` into ``rows``."""
         # a source stamps its day at local midnight (or at the session's open): search a day wider
         start, end = day_start_utc(first, tz) - DAY.span, day_start_utc(last, tz) + 2 * DAY.span
+        # crypto: the stream's volume is increments of a rolling 24 h figure (a lower bound of what
+        # traded), so the provider's daily bar alone says the day's volume
+        rolling = market_for(symbol).always_open
         for d in self._find(self.store.prices, symbol, "1d", start, end):
             local = session_date(to_utc(d["ts"]), tz)
             if not first <= local <= last:
@@ -354,7 +360,7 @@ class BarBuilder:
                     open=d["open"],
                     high=max(intraday["high"], d["high"]),
                     low=min(intraday["low"], d["low"]),
-                    volume=max(intraday["volume"], d["volume"]),
+                    volume=d["volume"] if rolling else max(intraday["volume"], d["volume"]),
                 )
         return rows
 

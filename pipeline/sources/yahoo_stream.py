@@ -22,6 +22,13 @@ Guarantees:
   ``day_volume`` since the symbol's previous frame: 0 for the first frame a process sees of a
   session (its volume was counted before we joined), ``day_volume`` itself for the first frame of a
   new session date (exchange time zone), never negative (a cumulative count that goes down gives 0).
+  For crypto (``quote_type`` CRYPTOCURRENCY, or a 24/7 market) ``day_volume`` is a *rolling 24-hour*
+  figure, not a session's count: it falls as trades age out and has no daily reset. A tick then
+  gets only the figure's increase since the symbol's previous frame, and only when that frame is at
+  most ``ROLLING_GAP_S`` old (over a longer gap the increase cannot be placed in one minute: 0); the
+  first frame after 00:00 UTC is no session start. The increase is a lower bound of what traded
+  between the two frames, never more. Daily crypto volume comes from the provider's daily bar
+  (``bars``), not from the sum of these deltas.
   Unknown protobuf fields are ignored. A second frame of a symbol within the same millisecond as its
   previous one (two trades, or a volume update) is stamped 1 ms later, since ticks are keyed by
   (symbol, ts) at MongoDB's millisecond resolution and it would otherwise be dropped with its volume.
@@ -153,12 +160,21 @@ class _Window:
         return {"count": len(data), "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99)}
 
 
+#: Yahoo's ``QuoteType`` value for crypto pairs (``CRYPTOCURRENCY``), whose ``day_volume`` is a
+#: rolling 24-hour figure (yfinance's ``pricing.proto`` carries the field; the enum is Yahoo's).
+CRYPTOCURRENCY = 41
+#: The longest gap between two frames of a crypto pair whose rolling-volume increase is still
+#: credited to the later tick (seconds): longer, and the increase cannot be placed in one minute.
+ROLLING_GAP_S = 60.0
+
+
 class Decoder:
     """Frames -> tick events, keeping the per-symbol cumulative day volume (one per stream)."""
 
     def __init__(self, source: str = "yahoo_stream"):
         self.source = source
         self._day_volume: dict[str, tuple[date, int]] = {}
+        self._rolling: dict[str, tuple[datetime, int]] = {}  # crypto: (previous frame's ts, figure)
         self._last_ms: dict[str, int] = {}  # per symbol: the trade time (epoch ms) of its last tick
         self.quotes: dict[str, dict] = {}  # the last decoded quote per symbol (health)
 
@@ -229,7 +245,10 @@ class Decoder:
             )
         except (InvalidEvent, ValueError, OverflowError, OSError) as exc:
             raise BadFrame(f"{symbol}: {getattr(exc, 'reason', exc)}", "tick does not validate") from None
-        volume = self._volume(symbol, ts, market.timezone, int(data.day_volume))
+        if data.quote_type == CRYPTOCURRENCY or market.always_open:
+            volume = self._rolling_volume(symbol, ts, int(data.day_volume))
+        else:
+            volume = self._volume(symbol, ts, market.timezone, int(data.day_volume))
         self.quotes[symbol] = {
             "price": price,
             "day_high": round(float(data.day_high), hint) if data.day_high else None,
@@ -249,6 +268,15 @@ class Decoder:
         if previous[0] != day:
             return max(0, day_volume)  # the session started: the whole day volume is new
         return max(0, day_volume - previous[1])
+
+    def _rolling_volume(self, symbol: str, ts: datetime, rolling_24h: int) -> int:
+        """A crypto tick's volume from a rolling 24-hour figure: its increase since the previous
+        frame when that frame is at most ``ROLLING_GAP_S`` old, else 0 (see the module docstring)."""
+        previous = self._rolling.get(symbol)
+        self._rolling[symbol] = (ts, max(0, rolling_24h))
+        if previous is None or (ts - previous[0]).total_seconds() > ROLLING_GAP_S:
+            return 0
+        return max(0, rolling_24h - previous[1])
 
 
 class YahooStreamSource:
