@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.fake_market import FakeMarket
+from support.pipeline import wait_for
+from yfinance.data import YfData
 
 from pipeline.config import Settings
 from pipeline.models import utcnow, validate
@@ -139,6 +141,33 @@ def test_http_429_backs_off_exponentially_without_requests_in_between(source, fa
     recovered = source.fetch(["AAPL"])
     assert recovered.errors == {} and recovered.events
     assert source.health()["consecutive_throttles"] == 0 and source.health()["backoff_until"] is None
+
+
+def test_a_429_costs_one_request_and_never_becomes_the_crumb(source, fake):
+    """Issue 19, kind 6. yfinance 1.7 alone: one refused call sent 9 requests (cookie, crumb, chart,
+    then the consent page, cookie, crumb and chart again) and kept "Edge: Too Many Requests" as its
+    crumb, sent with every later request for the life of the process."""
+    fake.set_yahoo("rate_limit")
+    fake.clear()
+    refused = source.fetch(["AAPL"])
+    assert refused.errors["AAPL"].startswith("rate limited by Yahoo (HTTP 429)")
+    assert [r.path for r in fake.requests] == ["/"]  # the first refusal, and nothing after it
+    assert source.health()["requests_withheld"] > 0 and source.health()["crumb_resets"] == 1
+    assert YfData()._crumb is None  # not the refusal's body
+    fake.set_yahoo("normal")
+    fake.clear()
+    wait_for(lambda: source._backoff.left() <= 0, 10, what="the backoff to end")
+    recovered = source.fetch(["AAPL"])
+    assert recovered.errors == {} and recovered.events
+    assert fake.count("/v1/test/getcrumb") == 1  # a fresh crumb, fetched once
+    assert {r.params.get("crumb") for r in fake.chart_requests("AAPL")} == {"fakeCrumb/123"}
+    fake.set_yahoo("rate_limit", "MSFT")  # a refusal of one symbol's chart in a call for two
+    fake.clear()
+    wait_for(lambda: source._backoff.left() <= 0, 10, what="the backoff to end")
+    both = source.fetch(["AAPL", "MSFT"])
+    assert both.errors["MSFT"].startswith("rate limited by Yahoo (HTTP 429)")
+    refusals = [r for r in fake.requests if r.path.startswith("/v8/finance/chart/MSFT")]
+    assert len(refusals) == 1, [r.path for r in fake.requests]
 
 
 def test_a_hanging_server_costs_one_timeout_not_more(fake, tmp_path):

@@ -10,6 +10,15 @@ Guarantees (on top of ``base``):
   rows with NaN prices are dropped (counted in ``health()``); nothing escapes ``fetch``.
 - HTTP 429 / ``YFRateLimitError`` starts an exponential backoff with jitter; while it lasts, every call
   answers "rate limited by Yahoo, retry in Ns" *without* a request. ``health()`` shows it.
+- One refusal costs one request: after Yahoo's first 429 in a call the session sends nothing more in
+  that call (yfinance would otherwise try its other cookie strategy, the consent page, a second crumb
+  and the chart again: 9 requests measured against the fake server). The refused requests are
+  answered locally with the 429 Yahoo gave (``requests_withheld`` in ``health()``).
+- A 429 never poisons later calls: yfinance 1.7 keeps the refusal's body ("Edge: Too Many
+  Requests") as its crumb for the life of the process (``YfData._get_crumb_basic`` stores the text
+  before it checks the status) and sends it with every later request. After a call that met a 429,
+  yfinance's crumb, cookie, cookie strategy and saved cookie are reset (``crumb_resets``), so the
+  first call after the backoff fetches a fresh cookie and crumb.
 - Every call is bounded by ``timeout``: the HTTP session clamps each request (cookie, crumb and chart
   requests included) to the time left before one deadline per call. ``backfill`` stops at the first
   failing request, so a silent server costs one ``timeout``.
@@ -119,6 +128,7 @@ class _YahooSessionMixin:
         self.base_url = base_url
         self.deadline = None
         self.requests_made = 0
+        self.requests_withheld = 0
         self.chart_requests = 0
         self.charts: dict[str, Any] = {}
         self.rate_limited = False
@@ -133,6 +143,9 @@ class _YahooSessionMixin:
             given = kwargs.get("timeout")
             kwargs["timeout"] = min(given, left) if isinstance(given, (int, float)) and given > 0 else left
         parts = urlsplit(url)
+        if self.rate_limited:  # Yahoo refused once in this call: ask nothing more until the backoff ends
+            self.requests_withheld += 1
+            return _refused(url)
         if self.base_url and parts.hostname and parts.hostname.endswith("yahoo.com"):
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "X-Original-Host": parts.hostname}
             url = self.base_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -146,6 +159,30 @@ class _YahooSessionMixin:
             self.chart_requests += 1
             self.charts[unquote(parts.path.rsplit("/", 1)[-1])] = response
         return response
+
+
+def _refused(url: str) -> requests.Response:
+    """The answer to a request the session withholds after a 429: Yahoo's own refusal, made here."""
+    response = requests.Response()
+    response.status_code = 429
+    response.reason = "Too Many Requests"
+    response.url = url
+    response.headers["Content-Type"] = "text/plain"
+    response._content = b"Edge: Too Many Requests"
+    return response
+
+
+def _forget_identity(session: Any) -> None:
+    """Reset yfinance's crumb, cookie and cookie strategy, and the cookie it saved on disk (lock
+    held by the caller): yfinance 1.7 keeps a refusal's body as its crumb (see the module docstring)."""
+    data = YfData(session=session)
+    with data._cookie_lock:
+        data._crumb, data._cookie, data._cookie_strategy = None, None, "basic"
+        session.cookies.clear()
+    try:
+        yf_cache.get_cookie_cache().store("curlCffi", None)
+    except Exception as exc:  # a cache that cannot be written only costs a cookie request later
+        log.debug("could not drop yfinance's saved cookie: %s", exc)
 
 
 class _RequestsSession(_YahooSessionMixin, requests.Session):
@@ -233,6 +270,7 @@ class YahooSource:
             "calls_skipped_in_backoff": 0,
             "nan_rows_dropped": 0,
             "bars_repaired": 0,
+            "crumb_resets": 0,
             "last_error": None,
             "last_error_at": None,
             "last_success_at": None,
@@ -368,6 +406,7 @@ class YahooSource:
             "base_url": self.base_url or "https://query2.finance.yahoo.com",
             "timeout": self.timeout,
             "requests": self._session.requests_made,
+            "requests_withheld": self._session.requests_withheld,
             "budget": self.budget.snapshot() if self.budget is not None else None,
             **stats,
             **self._backoff.snapshot(),
@@ -467,6 +506,10 @@ class YahooSource:
                 pool.shutdown(wait=False, cancel_futures=True)
                 session.deadline = None
                 yf.config.debug.hide_exceptions = hide
+                if session.rate_limited:
+                    _forget_identity(session)
+                    with self._stats_lock:
+                        self._stats["crumb_resets"] += 1
             extra = session.chart_requests - charts_before - (len(symbols) if paid is None else paid)
             if extra > 0 and self.budget is not None:  # yfinance's own probes (time zone) count too
                 self.budget.charge(extra)
