@@ -549,6 +549,7 @@ class Producer:
                 return 0
             result = self.source(source_name).fetch(symbols)
             self._account(stats, result)
+            self._record_repairs(result)
             sent = self.publisher.publish(result.events)
             stats.published += sent
             stats.last_error = None if not result.errors else f"{len(result.errors)} symbol(s) failed"
@@ -559,6 +560,17 @@ class Producer:
             return 0
         finally:
             stats.duration_s = round(time.perf_counter() - t0, 3)
+
+    def _record_repairs(self, result: FetchResult) -> None:
+        """Store the source's repairs (``Store.record_repairs``); a failed write is logged and
+        counted, never a reason to hold the prices back (they are published repaired either way)."""
+        if not result.repairs:
+            return
+        try:
+            self.store.record_repairs(result.repairs)
+        except Exception as exc:
+            self.publisher.tally.add("repairs_not_recorded", len(result.repairs))
+            log.warning("could not record %d repairs: %s", len(result.repairs), exc)
 
     def _account(self, stats: JobStats, result: FetchResult) -> None:
         now = time.time()
@@ -617,6 +629,7 @@ class Producer:
                         break
                     result = source.backfill(symbol, start, end, interval)
                     errors.extend(result.errors.values())
+                    self._record_repairs(result)
                     published += self.publisher.publish(result.events)
                     record(symbol, done=i, published=published)
             status = status or ("done" if published or not errors else "failed")

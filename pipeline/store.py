@@ -3,7 +3,7 @@
 Guarantees:
 - Every collection is named here and nowhere else: ``Store`` holds one attribute per collection
   (``prices``, ``bars``, ``bar_marks``, ``watchlist``, ``backfills``, ``heartbeats``, ``alert_rules``,
-  ``alert_state``, ``alert_events``, ``forecasts``, ``forecast_backtests``). The parts that own a collection's documents receive it from the
+  ``alert_state``, ``alert_events``, ``forecasts``, ``forecast_backtests``, ``repairs``). The parts that own a collection's documents receive it from the
   Store (``Watchlist``, ``Heartbeat``, ``BarBuilder``, the alerts package); the producer records
   backfill progress through ``request_backfill``/``update_backfill``; pages and health read through
   ``pipeline.queries``.
@@ -116,6 +116,7 @@ class Store:
         self.forecast_backtests = self.db[
             "forecast_backtests"
         ]  # per (symbol, model, horizon, as_of, settings)
+        self.repairs = self.db["repairs"]  # one per (symbol, interval, ts, kind), pipeline.repairs
 
     @classmethod
     def from_uri(
@@ -139,8 +140,27 @@ class Store:
         return [
             self.prices.create_index(key, unique=True, name="business_key"),
             self.bars.create_index(key, unique=True, name="business_key"),
+            self.repairs.create_index([*key, ("kind", ASCENDING)], unique=True, name="repair_key"),
             *self.ensure_forecast_indexes(),
         ]
+
+    def record_repairs(self, repairs: Sequence[dict]) -> int:
+        """Store what a source repaired in a provider's answer (``FetchResult.repairs``: symbol,
+        interval, ts, kind, factor, fields, reason, before, after, currency, source, found_at), one
+        document per (symbol, interval, ts, kind): a later repair of the same bar replaces it.
+        Returns how many were written; raises ``PyMongoError`` like every write here."""
+        if not repairs:
+            return 0
+        ops = [
+            UpdateOne(
+                {k: r[k] for k in ("symbol", "interval", "ts", "kind")},
+                {"$set": dict(r)},
+                upsert=True,
+            )
+            for r in repairs
+        ]
+        self.repairs.bulk_write(ops, ordered=False)
+        return len(ops)
 
     def ensure_forecast_indexes(self) -> list[str]:
         """Unique keys of the forecast results (issue 14): a rerun for the same as-of and settings

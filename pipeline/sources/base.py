@@ -40,10 +40,14 @@ class SymbolInfo:
 class FetchResult:
     events: list[PriceEvent] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    #: what the source repaired in the provider's answer before publishing it, one dict per bar
+    #: (``pipeline.repairs``; the producer stores them in the ``repairs`` collection)
+    repairs: list[dict] = field(default_factory=list)
 
     def extend(self, other: FetchResult) -> FetchResult:
         self.events.extend(other.events)
         self.errors.update(other.errors)
+        self.repairs.extend(other.repairs)
         return self
 
     def symbols(self, raw: Sequence[str]) -> list[str]:

@@ -24,6 +24,9 @@ Guarantees (on top of ``base``):
   failing request, so a silent server costs one ``timeout``.
 - ``backfill`` of a range in which the market has no session (weekend, holiday) that Yahoo answers
   with an empty chart returns no bars and no reason: that is the expected answer.
+- 100x unit mix-ups in a series quoted in a minor unit (``GBp``, ``ZAc``, ``ILA``) are repaired
+  before publishing by the rule in ``pipeline.repairs`` (the chart's ``regularMarketPrice`` is the
+  anchor); each repaired bar is listed in ``FetchResult.repairs`` with its reason.
 - ``backfill`` keeps a daily/weekly bar when its exchange session date is in the requested range
   (first and last session included on every exchange, east or west of UTC); intraday bars by instant.
 - ``backfill`` respects Yahoo's limits: 1m bars only for the last 30 days, at most 7 days per request;
@@ -65,6 +68,8 @@ from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
+from ..repairs import apply as apply_repair
+from ..repairs import unit_mixups
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .budget import BACKFILL, LIVE, BudgetClosed, BudgetTimeout, RequestBudget
@@ -305,7 +310,7 @@ class YahooSource:
         )
         for symbol in wanted:
             events, _, reason = self._convert(
-                symbol, outcomes[symbol], "1m", now, tail=self.live_bars, tick=True
+                symbol, outcomes[symbol], "1m", now, tail=self.live_bars, tick=True, repairs=result.repairs
             )
             result.add_checked(events, symbol=symbol)
             if reason:
@@ -349,7 +354,7 @@ class YahooSource:
             if paid == 0:
                 break
             outcome = self._run([symbol], params, paid)[symbol]
-            events, kind, reason = self._convert(symbol, outcome, interval, now)
+            events, kind, reason = self._convert(symbol, outcome, interval, now, repairs=result.repairs)
             result.add_checked([e for e in events if _in_range(e, start, end)], symbol=symbol)
             if kind == "empty" and not trades_between(market_for(symbol), a, b):
                 continue  # a weekend or holiday: no bars is the right answer, not a failure
@@ -586,8 +591,10 @@ class YahooSource:
         now: datetime,
         tail: int | None = None,
         tick: bool = False,
+        repairs: list[dict] | None = None,
     ) -> tuple[list[dict], str, str | None]:
-        """Events from a yfinance frame, and (kind, reason) when there are none."""
+        """Events from a yfinance frame, and (kind, reason) when there are none. 100x unit mix-ups
+        (``pipeline.repairs``) are repaired in the bars and, with ``repairs``, recorded there."""
         frame, meta = outcome.frame, outcome.meta or {}
         if outcome.error is not None or frame is None or frame.empty:
             return [], *self._explain(symbol, outcome)
@@ -639,10 +646,33 @@ class YahooSource:
                     **common,
                 )
             )
+        price, at = meta.get("regularMarketPrice"), meta.get("regularMarketTime")
+        anchor = float(price) if isinstance(price, (int, float)) and math.isfinite(price) else None
+        mixups = unit_mixups(events, str(common["currency"]), anchor, _utc(at) if at is not None else None)
+        for fix in mixups:
+            before = events[fix.index]
+            events[fix.index] = apply_repair(before, fix)
+            if repairs is not None:
+                repairs.append(
+                    dict(
+                        symbol=symbol,
+                        interval=interval,
+                        ts=before["ts"],
+                        kind="unit_100x",
+                        factor=fix.factor,
+                        fields=list(fix.fields),
+                        reason=fix.reason,
+                        before={k: before[k] for k in ("open", "high", "low", "close")},
+                        after={k: events[fix.index][k] for k in ("open", "high", "low", "close")},
+                        currency=common["currency"],
+                        source=self.name,
+                        found_at=now,
+                    )
+                )
+        repaired += len(mixups)
         if repaired:
             with self._stats_lock:
                 self._stats["bars_repaired"] += repaired
-        price, at = meta.get("regularMarketPrice"), meta.get("regularMarketTime")
         if tick and isinstance(price, (int, float)) and math.isfinite(price) and price > 0 and at is not None:
             events.append(
                 dict(
