@@ -209,6 +209,31 @@ st.caption(
     f"{fmt.duration_ms(result.query_ms)} · {tz_note}"
 )
 
+fixed = data.repairs(data.store_key(), tuple(shown), start, end)
+if fixed:
+    with st.expander(
+        f"🩹 {len(fixed)} bar{'s' if len(fixed) != 1 else ''} in this range repaired from the provider's data"
+    ):
+        st.caption(
+            "The provider served these bars in the wrong unit (a 100x mix-up of pence and pounds, or "
+            "cents and rand); they are stored and shown repaired. The rule is in pipeline/repairs.py."
+        )
+        st.dataframe(
+            [
+                {
+                    "Symbol": r["symbol"],
+                    "Interval": r["interval"],
+                    "Bar (UTC)": r["ts"],
+                    "Served close": r["before"]["close"],
+                    "Stored close": r["after"]["close"],
+                    "Why": r["reason"],
+                }
+                for r in fixed
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
 # -- stats ---------------------------------------------------------------------------------------------
 st.subheader("Statistics")
 table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])

@@ -607,3 +607,20 @@ def daily_summary(store, symbols: Sequence[str]) -> dict[str, dict]:
                 "high_at": to_utc(r["high_at"]),
             }
     return out
+
+
+def repairs(store, symbols: Sequence[str], start: datetime, end: datetime, limit: int = 500) -> list[dict]:
+    """What the sources repaired in the providers' answers (``Store.record_repairs``) for ``symbols``
+    with ``ts`` in [start, end) (aware), oldest first: dicts with symbol, interval, ts (UTC), kind,
+    factor, reason, before and after (open/high/low/close as quoted), found_at."""
+    rows = list(
+        store.repairs.find(
+            {"symbol": {"$in": list(symbols)}, "ts": {"$gte": start, "$lt": end}},
+            {"_id": 0, "fields": 0, "source": 0},
+        )
+        .sort("ts", 1)
+        .limit(limit)
+    )
+    for row in rows:
+        row["ts"] = to_utc(row["ts"])
+    return rows

@@ -179,3 +179,25 @@ def test_history_auto_picks_the_finest_interval_covering_the_whole_range(
         at = app("history", query={"symbols": "AAPL", "start": start, "end": today()}).run()
         assert "stored only from" not in texts(at)
         assert "read from the stored 5m bars" in texts(at) or "read from the stored 1h bars" in texts(at)
+
+
+def test_history_lists_the_bars_repaired_from_the_providers_data(seeded):
+    """Issue 19, kind 2: a stored 100x repair in the range is named, with the served and the stored
+    close and the reason; one outside the range is not."""
+    _, store, frame = seeded
+    recent = frame[frame["symbol"] == "AAPL"]["ts"].max().to_pydatetime()
+    repair = dict(
+        symbol="AAPL", interval="1h", kind="unit_100x", factor=100.0, fields=["close"],
+        reason="close 1.9 is 100x below the series in GBp (a block that comes back, 1 bar); multiplied by 100",
+        before={"open": 1.9, "high": 1.9, "low": 1.9, "close": 1.9},
+        after={"open": 190.0, "high": 190.0, "low": 190.0, "close": 190.0},
+        currency="GBp", source="yfinance", found_at=datetime.now(UTC),
+    )  # fmt: skip
+    store.record_repairs([{**repair, "ts": recent}, {**repair, "ts": recent - timedelta(days=400)}])
+    at = app("history").run()
+    assert_clean(at)
+    (expander,) = [e for e in at.expander if "repaired" in e.label]
+    assert expander.label == "🩹 1 bar in this range repaired from the provider's data"
+    table = at.dataframe[0].value
+    assert table["Served close"].tolist() == [1.9] and table["Stored close"].tolist() == [190.0]
+    assert "100x below" in table["Why"].iloc[0]

@@ -106,6 +106,12 @@ def fx_rates(key: str, pairs: tuple[str, ...], days: int = 40) -> dict:
     return queries.fx_rates(store(), pairs, days=days)
 
 
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def repairs(key: str, symbols: tuple[str, ...], start: datetime, end: datetime) -> list[dict]:
+    """The stored repairs of provider data in a range (``queries.repairs``)."""
+    return queries.repairs(store(), symbols, start, end)
+
+
 @st.cache_data(ttl=30, show_spinner=False, max_entries=64)
 def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
     return queries.sparklines(store(), symbols)
