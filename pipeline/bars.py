@@ -22,9 +22,15 @@ Guarantees:
   stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
-  Where a source's daily bar exists it gives the day's open and volume (the larger of its volume and
-  the minutes' sum; for crypto, whose streamed volume is a rolling figure's increments, its volume
-  alone); highs and lows are the widest of both.
+- A daily bar is the exchange's *regular session*: pre-market and after-hours minutes (Yahoo serves
+  them for US listings) never change a daily OHLCV. Built from the minutes it is *provisional*
+  (``provisional: true``): a 1-minute close is not the official close (the closing auction prints
+  after the last minute; AAPL 2024-10-02: 226.81 at 15:59, 226.78 official) and the auction's volume
+  is in no minute. The provider's daily bar fetched ``SETTLED`` or more after the session closed is
+  the official one and replaces it (``provisional: false``). A provider's bar fetched earlier gives
+  the day's open and volume (the larger of its volume and the minutes' sum; for crypto, whose
+  streamed volume is a rolling figure's increments, its volume alone); highs and lows are the
+  widest of both; the day stays provisional.
   Each daily bar also carries ``session`` ("YYYY-MM-DD"), that date spelled out.
 - Every query is an equality on (symbol, interval) plus a ``ts`` range, so the unique index serves it.
 - ``stop()`` is honoured between marks (at most a day of minutes each): a stopped builder returns
@@ -50,12 +56,15 @@ from pymongo.errors import PyMongoError
 
 from .intervals import INTERVALS, STORED
 from .models import to_utc, utcnow
-from .sources.markets import day_key, day_start_utc, market_for, session_date
+from .sources.markets import Market, day_key, day_start_utc, market_for, regular_session, session_date
 from .store import Store
 
 log = logging.getLogger(__name__)
 
-MINUTE, DAY = INTERVALS["1m"], INTERVALS["1d"]  # the first level (from ticks) and the last (+ source days)
+MINUTE, HOUR, DAY = INTERVALS["1m"], INTERVALS["1h"], INTERVALS["1d"]  # 1m from ticks; 1d (+ source days)
+#: How long after a session's close a provider's daily bar is taken as final: Yahoo's daily bar
+#: takes the closing auction in within minutes of the close (a bar fetched earlier is provisional).
+SETTLED = timedelta(minutes=20)
 ROLLUPS = [INTERVALS[name] for name in STORED[1:]]  # each from its parent: 5m <- 1m, 1h <- 5m, 1d <- 1h
 PARENT = {i.name: i.parent for i in ROLLUPS if i.parent}
 FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "fetched_at": 1}
@@ -328,33 +337,84 @@ class BarBuilder:
 
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
         """Rebuild the daily bars of every session date (at ``symbol``'s exchange) that ``lo``..``hi``
-        (aware) touches, each from all of that local date's hours plus the source's bar for that date;
-        return the number of bars written."""
-        tz = market_for(symbol).timezone
+        (aware) touches, each from that date's *regular session* (``_regular_session_parts``) and
+        the source's bar for that date (``_merge_source_days``); return the number of bars written."""
+        market = market_for(symbol)
+        tz = market.timezone
         first, last = session_date(lo, tz), session_date(hi, tz)
-        start, end = day_start_utc(first, tz), day_start_utc(last + timedelta(days=1), tz)
-        hours = self._find(self.store.bars, symbol, PARENT["1d"], start, end)
-        rows = aggregate(hours, "1d", bucket=lambda ts: day_key(session_date(ts, tz)))
-        rows = self._merge_source_days(symbol, rows, first, last, tz)
+        parts = self._regular_session_parts(symbol, market, first, last)
+        rows = aggregate(parts, "1d", bucket=lambda ts: day_key(session_date(ts, tz)))
+        for row in rows.values():
+            row["provisional"] = True  # built from the minutes: the official bar is the provider's
+        rows = self._merge_source_days(symbol, rows, first, last, market)
         for key, row in rows.items():  # the session date, stored explicitly (ts is its UTC midnight)
             row["session"] = key.date().isoformat()
         return self._save(symbol, "1d", rows)
 
-    def _merge_source_days(self, symbol: str, rows: dict, first: date, last: date, tz: str) -> dict:
-        """Fold the source's daily bars of session dates ``first``..``last`` into ``rows``."""
+    def _regular_session_parts(self, symbol: str, market: Market, first: date, last: date) -> list[dict]:
+        """The stored intraday bars that make up the regular sessions of ``first``..``last``, time
+        sorted: each 1h bar inside a session, and the 1m bars of an hour the session's open or close
+        cuts (a US session opens at 09:30: its 09:00 hour holds pre-market minutes). Bars outside
+        the regular session (pre-market, after-hours) are left out: they never change a daily
+        OHLCV. A date without a session (weekend, holiday) keeps all its hours (a simulator trading
+        around the clock)."""
+        tz = market.timezone
+        start, end = day_start_utc(first, tz), day_start_utc(last + timedelta(days=1), tz)
+        hours = self._find(self.store.bars, symbol, PARENT["1d"], start, end)
+        sessions: dict[date, tuple[datetime, datetime] | None] = {}
+        docs: list[dict] = []
+        cut: list[tuple[datetime, datetime]] = []  # [from, to) windows read from the 1m bars
+        for h in hours:
+            ts = to_utc(h["ts"])
+            day = session_date(ts, tz)
+            if day not in sessions:
+                sessions[day] = regular_session(market, day)
+            session = sessions[day]
+            if session is None:
+                docs.append(h)
+                continue
+            opens, closes = session
+            if opens <= ts and ts + HOUR.span <= closes:
+                docs.append(h)
+            elif ts < closes and opens < ts + HOUR.span:  # the session's open or close cuts this hour
+                cut.append((max(ts, opens), min(ts + HOUR.span, closes)))
+        for i in range(0, len(cut), 200):
+            windows = cut[i : i + 200]
+            query = {
+                "symbol": symbol,
+                "interval": MINUTE.name,
+                "$or": [{"ts": {"$gte": a, "$lt": b}} for a, b in windows],
+            }
+            docs.extend(self.store.bars.find(query, FIELDS))
+        docs.sort(key=lambda d: to_utc(d["ts"]))
+        return docs
+
+    def _merge_source_days(self, symbol: str, rows: dict, first: date, last: date, market: Market) -> dict:
+        """Fold the source's daily bars of session dates ``first``..``last`` into ``rows``. A source's
+        bar fetched ``SETTLED`` or more after its session closed is the official bar: it replaces
+        what the minutes say (the closing auction's price and volume are in it, not in any minute),
+        and the day is no longer provisional. One fetched earlier is merged: its open, the widest
+        high and low, the larger volume (crypto: its volume alone), and the day stays provisional."""
+        tz = market.timezone
         # a source stamps its day at local midnight (or at the session's open): search a day wider
         start, end = day_start_utc(first, tz) - DAY.span, day_start_utc(last, tz) + 2 * DAY.span
         # crypto: the stream's volume is increments of a rolling 24 h figure (a lower bound of what
         # traded), so the provider's daily bar alone says the day's volume
-        rolling = market_for(symbol).always_open
+        rolling = market.always_open
         for d in self._find(self.store.prices, symbol, "1d", start, end):
             local = session_date(to_utc(d["ts"]), tz)
             if not first <= local <= last:
                 continue
             day = day_key(local)
+            session = regular_session(market, local)
+            fetched = d.get("fetched_at")
+            official = (
+                session is not None and fetched is not None and to_utc(fetched) >= session[1] + SETTLED
+            )
+            source = {k: d[k] for k in ("open", "high", "low", "close", "volume")}
             intraday = rows.get(day)
-            if intraday is None:
-                rows[day] = {k: d[k] for k in ("open", "high", "low", "close", "volume")} | {"n": 1}
+            if official or intraday is None:
+                rows[day] = source | {"n": 1, "provisional": not official}
             else:  # the source's daily bar knows the real open and the day's full volume
                 intraday.update(
                     open=d["open"],

@@ -585,6 +585,22 @@ def trades_between(market: Market, start: datetime, end: datetime) -> bool:
     return st.next_open is not None and st.next_open < end
 
 
+def regular_session(market: Market, day: date) -> tuple[datetime, datetime] | None:
+    """The regular session of ``market`` on the session date ``day``: (open, close) as aware UTC
+    datetimes, from its exchange calendar (an early close included; a lunch break lies inside). For
+    24/5 and 24/7 markets the whole local day (``day_start_utc`` of the day and of the next). None
+    when ``day`` is no session (a weekend or holiday; a Saturday or Sunday for 24/5)."""
+    if market.hours != "exchange":
+        if market.hours == "24/5" and day.weekday() >= 5:
+            return None
+        return day_start_utc(day, market.timezone), day_start_utc(day + timedelta(days=1), market.timezone)
+    table = session_table(market, day.year)
+    i = table.index(day)
+    if i is None:
+        return None
+    return _utc(table.opens[i]), _utc(table.closes[i])
+
+
 def sessions_between(market: Market, first: date, last: date) -> list[date]:
     """The session dates of ``market`` from ``first`` to ``last`` (inclusive): trading days where a
     backfill or gap check expects data (every day for 24/7, weekdays for FX)."""
