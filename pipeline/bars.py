@@ -408,9 +408,7 @@ class BarBuilder:
             day = day_key(local)
             session = regular_session(market, local)
             fetched = d.get("fetched_at")
-            official = (
-                session is not None and fetched is not None and to_utc(fetched) >= session[1] + SETTLED
-            )
+            official = session is not None and fetched is not None and to_utc(fetched) >= session[1] + SETTLED
             source = {k: d[k] for k in ("open", "high", "low", "close", "volume")}
             intraday = rows.get(day)
             if official or intraday is None:
