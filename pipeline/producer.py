@@ -25,6 +25,8 @@ Guarantees:
 - A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
   ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
   (``snapshot()["poll_intervals"]`` says which applies).
+- Once a session has settled, each watched symbol's official daily bar of it is fetched and published
+  (``pipeline.official_days``, every 10 min; ``snapshot()["official_days"]``).
 - Backfills publish a symbol's history through the same topic, with progress in MongoDB. ``stop()``
   is noticed between chunks (one day of 1m bars each): the backfill is marked ``interrupted``.
 """
@@ -47,6 +49,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from . import bus
 from .metrics import Rate, Tally
 from .models import PriceEvent, utcnow
+from .official_days import EVERY_S as OFFICIAL_EVERY_S
+from .official_days import OfficialDays
 from .sources import Source
 from .sources.base import FetchResult
 from .store import Store
@@ -364,6 +368,7 @@ class Producer:
         self._paused = False  # guarded by _jobs_idle, like _busy
         self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
+        self.official_days = OfficialDays(store, watchlist.symbols_by_source, self.source, self.publisher.publish)
 
     def _tracked(self, fn: Callable) -> Callable:
         """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""
@@ -407,6 +412,14 @@ class Producer:
         self.scheduler.start()
         self.sync_jobs()  # first jobs now, not after the first sync interval
         self.scheduler.add_job(self._tracked(self.sync_jobs), "interval", seconds=SYNC_SECONDS, id="sync")
+        self.scheduler.add_job(  # first run one period from now: the start-up backfill has the settled days
+            self._tracked(self.run_official_days), "interval", seconds=OFFICIAL_EVERY_S, id="official-days"
+        )
+
+    def run_official_days(self) -> int:
+        """One run of ``OfficialDays`` as a producer step (nothing while paused or stopping)."""
+        with self._step() as allowed:
+            return self.official_days.run() if allowed else 0
 
     def pause(self, wait_s: float = 30.0) -> bool:
         """Stop fetching and publishing; return True once no fetch or backfill chunk is under way any
@@ -674,4 +687,5 @@ class Producer:
             "recent_errors": pub["recent"][-20:],
             "throughput": self.publisher.rate.series(),
             "poll_intervals": dict(self.poll_intervals),
+            "official_days": self.official_days.snapshot(),
         }

@@ -91,3 +91,54 @@ def test_the_providers_bar_fetched_after_the_close_is_the_official_day(store):
     assert bar["provisional"] is False
     assert {k: bar[k] for k in OFFICIAL} == pytest.approx(OFFICIAL)  # 226.78 and the auction's volume
     print(f"\nAAPL 2024-10-02: minutes' close 226.81, stored now {bar['close']}; volume {bar['volume']:,.0f}")
+
+
+# -- the official bar is fetched once the session has settled ---------------------------------------
+def test_the_settled_day_follows_the_exchange_calendar():
+    from pipeline.official_days import settled_day
+
+    assert settled_day("AAPL", CLOSE + SETTLED) == (DAY, CLOSE)
+    assert settled_day("AAPL", CLOSE + SETTLED - timedelta(seconds=1))[0] == datetime(2024, 10, 1).date()
+    saturday = datetime(2024, 10, 5, 15, 0, tzinfo=UTC)
+    assert settled_day("AAPL", saturday)[0] == datetime(2024, 10, 4).date()  # Friday's session
+    assert settled_day("BTC-USD", datetime(2024, 10, 3, 0, 30, tzinfo=UTC))[0] == DAY  # the UTC day
+
+
+def test_the_official_bar_of_a_watched_day_is_fetched_once_after_it_settled(store, tmp_path):
+    """The real Yahoo source against the fake market (wire format): a day the monitor built from its
+    minutes becomes the provider's official bar after one request, and is not asked for again."""
+    from support.fake_market import FakeMarket
+
+    from pipeline.official_days import RETRY_S, OfficialDays
+    from pipeline.sources.yahoo import YahooSource
+
+    store.write_events(the_days_minutes(fetched=CLOSE - timedelta(minutes=1)))
+    BarBuilder(store).run_once()
+    assert day_bar(store)["provisional"] is True
+    now = [CLOSE + SETTLED + timedelta(minutes=5)]
+    with FakeMarket() as fake:
+        source = YahooSource(tmp_path / "yf-cache", timeout=10.0, base_url=fake.url)
+        job = OfficialDays(
+            store,
+            lambda: {"yfinance": ["AAPL"]},
+            lambda name: source,
+            lambda events: (store.write_events(events), len(events))[1],
+            clock=lambda: now[0],
+        )
+        fake.set_yahoo("rate_limit")  # refused first: no bar, tried again only after RETRY_S
+        assert job.run() == 0 and job.counts["fetched"] == 1
+        fake.set_yahoo("normal")
+        now[0] += timedelta(seconds=RETRY_S / 2)
+        assert job.run() == 0 and job.counts["fetched"] == 1
+        now[0] += timedelta(seconds=RETRY_S / 2 + 1)
+        source._backoff.ok()  # the 429's backoff is the source's own business, not this test's
+        assert job.run() == 1
+        asked = len(fake.chart_requests("AAPL"))
+        now[0] += timedelta(hours=3)
+        assert job.run() == 0 and len(fake.chart_requests("AAPL")) == asked  # done: never asked again
+    BarBuilder(store).run_once()
+    bar = day_bar(store)
+    (served,) = list(store.prices.find({"symbol": "AAPL", "interval": "1d"}))
+    assert bar["provisional"] is False
+    assert (bar["close"], bar["volume"]) == (served["close"], served["volume"])  # the provider's day
+    assert job.snapshot()["official"] == 1
