@@ -181,10 +181,11 @@ if len(shown) == 1:
         indicators=indicators or [],
         tz=entry.timezone or "UTC",
         always_open=always_open,
+        market=market_for(symbol),
     )
     tz_note = (
         f"times in {entry.timezone or 'UTC'}" if spec.intraday else "each bar on its exchange session date"
-    )
+    ) + (" · shaded: pre-market and after-hours" if charts.shades_extended_hours(fig) else "")
 else:
     as_prices = st.toggle("Show prices instead of the comparison", key="hist_prices")
     st.markdown(

@@ -230,6 +230,7 @@ def live_view(
             always_open=always_open,
             visible_from=window_start - spec.span,
             visible_to=datetime.now(UTC) + spec.span,
+            market=market_for(focus),
         )
     else:
         zones = {market_of(s)[0] for s in symbols}
@@ -246,6 +247,7 @@ def live_view(
         f"{len(visible):,} {'bar' if len(visible) == 1 else 'bars'} of {spec.label}",
         f"times in {tz}" if spec.intraday else "each bar on its exchange session date",
         f"query {fmt.duration_ms(result.query_ms)}",
+        *(["shaded: pre-market and after-hours"] if charts.shades_extended_hours(fig) else []),
         f"updated {datetime.now(UTC):%H:%M:%S} UTC, every {refresh} s",
     ]
     st.caption(" · ".join(parts))

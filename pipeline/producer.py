@@ -368,7 +368,9 @@ class Producer:
         self._paused = False  # guarded by _jobs_idle, like _busy
         self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
-        self.official_days = OfficialDays(store, watchlist.symbols_by_source, self.source, self.publisher.publish)
+        self.official_days = OfficialDays(
+            store, watchlist.symbols_by_source, self.source, self.publisher.publish
+        )
 
     def _tracked(self, fn: Callable) -> Callable:
         """Count a job while it runs, so ``stop`` can wait for it before shutting the scheduler down."""

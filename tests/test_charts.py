@@ -120,3 +120,32 @@ def test_daily_comparison_across_markets_keeps_days_only_one_market_was_closed()
     assert list(aapl.customdata) == ["", "", "", " (closed)", ""]
     assert aapl.y[3] == aapl.y[2]  # carried across Thanksgiving, for display only
     assert toyota.y[0] == 1.0  # normalised on its own first session
+
+
+def test_pre_market_and_after_hours_are_shaded_on_intraday_candles():
+    """Issue 19, kind 4: Yahoo's 1m chart of a US listing holds 04:00-09:30 and 16:00-20:00 rows;
+    the chart shades them (as TradingView and Yahoo do), a market without extended hours shows none."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from pipeline.sources.markets import market_for
+    from ui import charts
+
+    ts = pd.Series(pd.date_range(datetime(2024, 10, 2, 8, 0, tzinfo=UTC), periods=960, freq="1min"))
+    bars = pd.DataFrame({"ts": ts, "open": 225.0, "high": 226.0, "low": 224.0, "close": 225.5, "volume": 1e4})
+    spans = charts.extended_hours_spans(ts, 60, lambda d: None, "America/New_York")
+    assert spans == []  # no session that day: nothing to shade
+    fig = charts.candles(bars, symbol="AAPL", interval_s=60, tz="America/New_York", always_open=False,
+                         market=market_for("AAPL"))  # fmt: skip
+    shaded = [(s.x0, s.x1) for s in fig.layout.shapes if s.name == "extended"]
+    local = [charts.epoch_ms(pd.Series(pd.to_datetime([a, b]))) for a, b in (
+        ("2024-10-02 04:00", "2024-10-02 09:30"), ("2024-10-02 16:00", "2024-10-02 20:00"))]  # fmt: skip
+    assert shaded == [(float(a), float(b)) for a, b in local]
+    assert charts.shades_extended_hours(fig)
+    daily = charts.candles(bars, symbol="AAPL", interval_s=86400, tz="America/New_York", always_open=False,
+                           market=market_for("AAPL"))  # fmt: skip
+    assert not charts.shades_extended_hours(daily)
+    around_the_clock = charts.candles(bars, symbol="AAPL", interval_s=60, tz="America/New_York", always_open=True,
+                                      market=market_for("AAPL"))  # fmt: skip
+    assert not charts.shades_extended_hours(around_the_clock)  # a simulator trading 24/7: no session to shade

@@ -20,14 +20,15 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from pipeline import analytics
+from pipeline.sources.markets import Market, regular_session
 
 UP, DOWN = "#26a69a", "#ef5350"
 OVERLAYS = ("SMA 20", "EMA 20", "Bollinger", "VWAP")
@@ -35,6 +36,8 @@ PANELS = ("RSI", "MACD")
 INDICATORS = OVERLAYS + PANELS
 OVERLAY_COLORS = {"SMA 20": "#f59e0b", "EMA 20": "#8b5cf6", "Bollinger": "#64748b", "VWAP": "#0ea5e9"}
 DAY = 86400
+#: Shade of pre-market and after-hours stretches on intraday charts.
+EXTENDED_FILL = "rgba(100,116,139,0.12)"
 
 
 def local_times(ts: pd.Series, tz: str | None, interval_s: int) -> pd.Series:
@@ -43,6 +46,37 @@ def local_times(ts: pd.Series, tz: str | None, interval_s: int) -> pd.Series:
     if interval_s >= DAY or not tz:
         return ts.dt.tz_localize(None)
     return ts.dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def extended_hours_spans(
+    ts: pd.Series, interval_s: int, sessions: Callable[[date], tuple[datetime, datetime] | None], tz: str
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(start, end) in UTC of the pre-market and after-hours stretches the intraday bars at ``ts``
+    (aware) cover: per session date (in the exchange's time zone ``tz``), from its first bar to the
+    regular open and from the regular close to its last bar's end. ``sessions(day)`` gives that
+    date's regular (open, close) in UTC or None (no session: nothing is shaded). Empty for daily and
+    coarser bars."""
+    if interval_s >= DAY or ts.empty:
+        return []
+    stamps = pd.to_datetime(ts, utc=True).sort_values()
+    step = pd.Timedelta(seconds=interval_s)
+    spans = []
+    for day, group in stamps.groupby(stamps.dt.tz_convert(tz).dt.date):
+        regular = sessions(day)
+        if regular is None:
+            continue
+        opens, closes = pd.Timestamp(regular[0]), pd.Timestamp(regular[1])
+        first, last = group.iloc[0], group.iloc[-1] + step
+        if first < opens:
+            spans.append((first, min(opens, last)))
+        if last > closes:
+            spans.append((max(closes, first), last))
+    return spans
+
+
+def shades_extended_hours(fig: go.Figure) -> bool:
+    """Did ``candles`` shade any pre-market or after-hours stretch in ``fig``?"""
+    return any(getattr(shape, "name", None) == "extended" for shape in fig.layout.shapes or ())
 
 
 def epoch_ms(x: pd.Series) -> np.ndarray:
@@ -147,11 +181,15 @@ def candles(
     visible_from: datetime | None = None,
     visible_to: datetime | None = None,
     height: int | None = None,
+    market: Market | None = None,
 ) -> go.Figure:
     """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume).
 
     With ``visible_from`` and ``visible_to`` the time axis spans exactly that window (a new symbol's
-    first bar sits at the right edge instead of filling the chart)."""
+    first bar sits at the right edge instead of filling the chart). With a ``market`` whose provider
+    serves extended hours (``Market.extended``: US listings), intraday bars outside its regular
+    session are shaded (pre-market and after-hours, as TradingView and Yahoo draw them); they are
+    not part of any daily bar (``pipeline.bars``)."""
     chosen = [i for i in INDICATORS if i in set(indicators)]
     frame = bars.sort_values("ts").reset_index(drop=True)
     close = frame["close"]
@@ -334,6 +372,20 @@ def candles(
         span = local_times(pd.Series([pd.Timestamp(visible_from), pd.Timestamp(visible_to)]), tz, interval_s)
         layout["xaxis"]["range"] = [float(v) for v in epoch_ms(span)]
     fig.update_layout(**layout)
+    if market is not None and market.extended and not always_open and tz:
+        spans = extended_hours_spans(
+            f["ts"], interval_s, lambda d: regular_session(market, d), market.timezone
+        )
+        for a, b in spans:
+            x0, x1 = epoch_ms(local_times(pd.Series([a, b]), tz, interval_s))
+            fig.add_vrect(
+                x0=float(x0),
+                x1=float(x1),
+                fillcolor=EXTENDED_FILL,
+                line_width=0,
+                layer="below",
+                name="extended",
+            )
     if "RSI" in panels:
         for level in (30, 70):
             fig.add_shape(
