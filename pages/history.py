@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from pipeline import analytics, fx, queries
+from pipeline import analytics, corporate_actions, fx, queries
 from pipeline.intervals import INTERVALS
 from pipeline.sources.markets import market_for
 from ui import auth, charts, data, page
@@ -113,6 +113,13 @@ st.query_params.update(
 if settings.demo_mode and (today - earliest).days <= (last_day - first_day).days + 1:
     st.caption(f"🔒 This demo shows at most {limits.history_days} days of history.")
 
+SPLIT_ADJUSTED = "Split-adjusted"
+ADJUSTMENTS = {
+    SPLIT_ADJUSTED: lambda frame, actions: frame,
+    "As traded": corporate_actions.as_traded,
+    "Adjusted for dividends": corporate_actions.dividend_adjusted,
+}
+
 # -- the data -----------------------------------------------------------------------------------
 with st.spinner("Aggregating in MongoDB…"), page.sentences("loading history"):
     result = data.history_bars(data.store_key(), tuple(symbols), interval, start, end, queries.MAX_POINTS)
@@ -132,6 +139,27 @@ if missing:
     st.warning(f"No stored bars for {', '.join(missing)} in this range.")
 spec = INTERVALS[result.interval]
 shown = [s for s in symbols if result.counts.get(s)]
+actions = data.corporate_actions(data.store_key(), tuple(shown))
+adjustment = st.segmented_control(
+    "Prices",
+    list(ADJUSTMENTS),
+    default=SPLIT_ADJUSTED,
+    key="hist_adjustment",
+    help="Split-adjusted (stored): every price on today's share count, as Yahoo serves history. As "
+    "traded: what each bar traded at before later splits. Adjusted for dividends: split-adjusted and "
+    "each dividend taken out of the prices before its ex-date (CRSP's method, Yahoo's 'Adj Close')",
+)
+if adjustment in ADJUSTMENTS and adjustment != SPLIT_ADJUSTED:
+    result = replace(result, frame=ADJUSTMENTS[adjustment](result.frame, actions))
+if actions:
+    st.caption(
+        "Corporate actions: "
+        + "; ".join(
+            f"{a['symbol']} {a['ex_date']} "
+            + (f"split {a['ratio']:g}:1" if a["kind"] == "split" else f"dividend {a['amount']:g}")
+            for a in actions[-6:]
+        )
+    )
 
 # -- one currency ------------------------------------------------------------------------------------
 base = settings.base_currency

@@ -10,7 +10,8 @@ Guarantees:
   ``bars.SETTLED`` ago (looked up in the exchange calendar, ``markets.regular_session``; up to
   ``LOOKBACK_DAYS`` back) is *due* unless a daily bar of it fetched after that point is stored.
 - A due day costs one ``backfill(symbol, day, day + 1, "1d")`` call of the symbol's source (under the
-  source's own request budget) and is then remembered as done; a call that brings no bar of that day
+  source's own request budget) and is then remembered as done; the splits, dividends and repairs the
+  answer carried are recorded (and a new split applied) before its bar is published; a call that brings no bar of that day
   is tried again ``RETRY_S`` later at the earliest, never more often.
 - It runs on the producer's scheduler every ``EVERY_S`` (the first run one period after start: the
   start-up backfill already fetched the settled days), as a producer step: nothing while paused.
@@ -26,9 +27,11 @@ from datetime import date, datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
+from . import corporate_actions
 from .bars import SETTLED
 from .models import PriceEvent, to_utc, utcnow
 from .sources import Source
+from .sources.base import FetchResult
 from .sources.markets import day_start_utc, market_for, regular_session, session_date
 from .store import Store
 
@@ -68,12 +71,14 @@ class OfficialDays:
         source: Callable[[str], Source],
         publish: Callable[[Sequence[PriceEvent]], int],
         clock: Callable[[], datetime] = utcnow,
+        record: Callable[[FetchResult], None] = lambda result: None,
     ):
         self.store = store
         self.symbols_by_source = symbols_by_source
         self.source = source
         self.publish = publish
         self.clock = clock
+        self.record = record  # stores what an answer carried besides prices (repairs, splits)
         self._done: set[tuple[str, date]] = set()
         self._tried: dict[tuple[str, date], float] = {}  # -> epoch s of the last call
         self._lock = threading.Lock()
@@ -86,6 +91,10 @@ class OfficialDays:
         published = 0
         with self._lock:
             self.counts["runs"] += 1
+            try:  # prices of before a split that were still in Kafka when it was applied
+                corporate_actions.reapply_recent(self.store, now)
+            except Exception as exc:
+                self.last_error = f"re-applying recent splits: {exc.__class__.__name__}: {exc}"[:300]
             for name, symbols in self.symbols_by_source().items():
                 for symbol in symbols:
                     try:
@@ -111,21 +120,28 @@ class OfficialDays:
             self._done.add(key)
             return 0
         self._tried[key] = now.timestamp()
+        sent = self.fetch_day(name, symbol, day)
+        if sent:
+            self._done.add(key)
+            self.counts["official"] += 1
+        return sent
+
+    def fetch_day(self, name: str, symbol: str, day: date) -> int:
+        """Ask source ``name`` for ``symbol``'s daily bar of the session date ``day``, record what the
+        answer carried (``record``: repairs, splits, dividends) and publish the bar; returns how
+        many bars were published (0 with the reason in ``last_error``)."""
         tz = market_for(symbol).timezone
         result = self.source(name).backfill(
             symbol, day_start_utc(day, tz), day_start_utc(day + timedelta(days=1), tz), "1d"
         )
         self.counts["fetched"] += 1
+        self.record(result)
         mine = [e for e in result.events if session_date(e.ts, tz) == day and e.interval == "1d"]
         if not mine:
             reason = result.errors.get(symbol, "no daily bar in the answer")
             self.last_error = f"{symbol} {day}: {reason}"[:300]
             return 0
-        sent = self.publish(mine)
-        if sent:
-            self._done.add(key)
-            self.counts["official"] += 1
-        return sent
+        return self.publish(mine)
 
     def _stored(self, symbol: str, day: date, closed: datetime) -> bool:
         """Is a daily bar of ``day`` fetched ``SETTLED`` after ``closed`` already stored?"""

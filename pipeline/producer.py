@@ -46,7 +46,7 @@ from typing import NamedTuple
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import bus
+from . import bus, corporate_actions
 from .metrics import Rate, Tally
 from .models import PriceEvent, utcnow
 from .official_days import EVERY_S as OFFICIAL_EVERY_S
@@ -369,7 +369,7 @@ class Producer:
         self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
         self.official_days = OfficialDays(
-            store, watchlist.symbols_by_source, self.source, self.publisher.publish
+            store, watchlist.symbols_by_source, self.source, self.publisher.publish, record=self.record_extras
         )
 
     def _tracked(self, fn: Callable) -> Callable:
@@ -564,7 +564,7 @@ class Producer:
                 return 0
             result = self.source(source_name).fetch(symbols)
             self._account(stats, result)
-            self._record_repairs(result)
+            self.record_extras(result)
             sent = self.publisher.publish(result.events)
             stats.published += sent
             stats.last_error = None if not result.errors else f"{len(result.errors)} symbol(s) failed"
@@ -576,6 +576,12 @@ class Producer:
         finally:
             stats.duration_s = round(time.perf_counter() - t0, 3)
 
+    def record_extras(self, result: FetchResult) -> None:
+        """Store what a source's answer carried besides prices, before its prices are published: the
+        repairs made to it and its splits and dividends (a new split applied to the stored history)."""
+        self._record_repairs(result)
+        self._record_actions(result)
+
     def _record_repairs(self, result: FetchResult) -> None:
         """Store the source's repairs (``Store.record_repairs``); a failed write is logged and
         counted, never a reason to hold the prices back (they are published repaired either way)."""
@@ -586,6 +592,19 @@ class Producer:
         except Exception as exc:
             self.publisher.tally.add("repairs_not_recorded", len(result.repairs))
             log.warning("could not record %d repairs: %s", len(result.repairs), exc)
+
+    def _record_actions(self, result: FetchResult) -> None:
+        """Store the splits and dividends the source saw and apply each new split to the history
+        stored before it (``corporate_actions.record_and_apply``), before the answer's own prices
+        are published (they are the provider's adjusted history). A failure is logged and counted;
+        the action is recorded again, and applied then, with the next answer that carries it."""
+        if not result.actions:
+            return
+        try:
+            corporate_actions.record_and_apply(self.store, result.actions)
+        except Exception as exc:
+            self.publisher.tally.add("actions_not_recorded", len(result.actions))
+            log.warning("could not record %d corporate actions: %s", len(result.actions), exc)
 
     def _account(self, stats: JobStats, result: FetchResult) -> None:
         now = time.time()
@@ -644,7 +663,7 @@ class Producer:
                         break
                     result = source.backfill(symbol, start, end, interval)
                     errors.extend(result.errors.values())
-                    self._record_repairs(result)
+                    self.record_extras(result)
                     published += self.publisher.publish(result.events)
                     record(symbol, done=i, published=published)
             status = status or ("done" if published or not errors else "failed")

@@ -624,3 +624,11 @@ def repairs(store, symbols: Sequence[str], start: datetime, end: datetime, limit
     for row in rows:
         row["ts"] = to_utc(row["ts"])
     return rows
+
+
+def corporate_actions(store, symbols: Sequence[str]) -> list[dict]:
+    """The stored splits and dividends of ``symbols`` (``pipeline.corporate_actions``), oldest
+    ex-date first: symbol, kind, ex_date ("YYYY-MM-DD"), ratio or amount, seen_at, applied_at."""
+    return list(
+        store.corporate_actions.find({"symbol": {"$in": list(symbols)}}, {"_id": 0}).sort("ex_date", 1)
+    )

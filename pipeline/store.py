@@ -3,7 +3,7 @@
 Guarantees:
 - Every collection is named here and nowhere else: ``Store`` holds one attribute per collection
   (``prices``, ``bars``, ``bar_marks``, ``watchlist``, ``backfills``, ``heartbeats``, ``alert_rules``,
-  ``alert_state``, ``alert_events``, ``forecasts``, ``forecast_backtests``, ``repairs``). The parts that own a collection's documents receive it from the
+  ``alert_state``, ``alert_events``, ``forecasts``, ``forecast_backtests``, ``repairs``, ``corporate_actions``). The parts that own a collection's documents receive it from the
   Store (``Watchlist``, ``Heartbeat``, ``BarBuilder``, the alerts package); the producer records
   backfill progress through ``request_backfill``/``update_backfill``; pages and health read through
   ``pipeline.queries``.
@@ -117,6 +117,9 @@ class Store:
             "forecast_backtests"
         ]  # per (symbol, model, horizon, as_of, settings)
         self.repairs = self.db["repairs"]  # one per (symbol, interval, ts, kind), pipeline.repairs
+        self.corporate_actions = self.db[
+            "corporate_actions"
+        ]  # per (symbol, kind, ex_date), pipeline.corporate_actions
 
     @classmethod
     def from_uri(
@@ -141,6 +144,11 @@ class Store:
             self.prices.create_index(key, unique=True, name="business_key"),
             self.bars.create_index(key, unique=True, name="business_key"),
             self.repairs.create_index([*key, ("kind", ASCENDING)], unique=True, name="repair_key"),
+            self.corporate_actions.create_index(
+                [("symbol", ASCENDING), ("kind", ASCENDING), ("ex_date", ASCENDING)],
+                unique=True,
+                name="action_key",
+            ),
             *self.ensure_forecast_indexes(),
         ]
 

@@ -112,6 +112,12 @@ def repairs(key: str, symbols: tuple[str, ...], start: datetime, end: datetime) 
     return queries.repairs(store(), symbols, start, end)
 
 
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def corporate_actions(key: str, symbols: tuple[str, ...]) -> list[dict]:
+    """The stored splits and dividends of ``symbols`` (``queries.corporate_actions``)."""
+    return queries.corporate_actions(store(), symbols)
+
+
 @st.cache_data(ttl=30, show_spinner=False, max_entries=64)
 def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
     return queries.sparklines(store(), symbols)

@@ -43,11 +43,14 @@ class FetchResult:
     #: what the source repaired in the provider's answer before publishing it, one dict per bar
     #: (``pipeline.repairs``; the producer stores them in the ``repairs`` collection)
     repairs: list[dict] = field(default_factory=list)
+    #: the splits and dividends the provider's answer carried (``pipeline.corporate_actions``)
+    actions: list[dict] = field(default_factory=list)
 
     def extend(self, other: FetchResult) -> FetchResult:
         self.events.extend(other.events)
         self.errors.update(other.errors)
         self.repairs.extend(other.repairs)
+        self.actions.extend(other.actions)
         return self
 
     def symbols(self, raw: Sequence[str]) -> list[str]:

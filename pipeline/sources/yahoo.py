@@ -27,6 +27,9 @@ Guarantees (on top of ``base``):
 - 100x unit mix-ups in a series quoted in a minor unit (``GBp``, ``ZAc``, ``ILA``) are repaired
   before publishing by the rule in ``pipeline.repairs`` (the chart's ``regularMarketPrice`` is the
   anchor); each repaired bar is listed in ``FetchResult.repairs`` with its reason.
+- A daily ``backfill`` also returns the splits and dividends Yahoo's answer carries
+  (``FetchResult.actions``, see ``pipeline.corporate_actions``). Prices are as Yahoo serves them:
+  split-adjusted history, dividends not taken out.
 - ``backfill`` keeps a daily/weekly bar when its exchange session date is in the requested range
   (first and last session included on every exchange, east or west of UTC); intraday bars by instant.
 - ``backfill`` respects Yahoo's limits: 1m bars only for the last 30 days, at most 7 days per request;
@@ -67,6 +70,7 @@ from yfinance import cache as yf_cache
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
+from .. import corporate_actions
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from ..repairs import apply as apply_repair
 from ..repairs import unit_mixups
@@ -354,7 +358,9 @@ class YahooSource:
             if paid == 0:
                 break
             outcome = self._run([symbol], params, paid)[symbol]
-            events, kind, reason = self._convert(symbol, outcome, interval, now, repairs=result.repairs)
+            events, kind, reason = self._convert(
+                symbol, outcome, interval, now, repairs=result.repairs, actions=result.actions
+            )
             result.add_checked([e for e in events if _in_range(e, start, end)], symbol=symbol)
             if kind == "empty" and not trades_between(market_for(symbol), a, b):
                 continue  # a weekend or holiday: no bars is the right answer, not a failure
@@ -523,8 +529,9 @@ class YahooSource:
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:
         try:
             ticker = yf.Ticker(symbol, session=self._session)
-            frame = ticker.history(
-                auto_adjust=False, keepna=True, actions=False, timeout=self.timeout, **kwargs
+            daily = kwargs.get("interval") in ("1d", "1wk", "5d", "1mo", "3mo")
+            frame = ticker.history(  # daily answers carry the splits and dividends (events=div,splits)
+                auto_adjust=False, keepna=True, actions=daily, timeout=self.timeout, **kwargs
             )
             md = ticker.get_history_metadata()
             meta = {k: md[k] for k in META_KEYS if k in md}
@@ -592,6 +599,7 @@ class YahooSource:
         tail: int | None = None,
         tick: bool = False,
         repairs: list[dict] | None = None,
+        actions: list[dict] | None = None,
     ) -> tuple[list[dict], str, str | None]:
         """Events from a yfinance frame, and (kind, reason) when there are none. 100x unit mix-ups
         (``pipeline.repairs``) are repaired in the bars and, with ``repairs``, recorded there."""
@@ -609,6 +617,9 @@ class YahooSource:
         if tail:
             priced = priced.tail(tail)
         fallback = market_for(symbol)
+        if actions is not None:
+            tz = str(meta.get("exchangeTimezoneName") or fallback.timezone)
+            actions.extend(corporate_actions.from_frame(priced, symbol, tz, self.name, now))
         common = dict(
             source=self.name,
             fetched_at=now,

@@ -174,6 +174,10 @@ class FakeMarket:
         self.av_modes: dict[str, str] = {}
         self.av_quotes: dict[str, Any] = {}  # symbol -> a canned GLOBAL_QUOTE answer (a case file)
         self.recorded: dict[str, dict[str, tuple[int, Any]]] = {}  # symbol -> interval -> (status, body)
+        self.splits: dict[
+            str, list[tuple[float, float, float]]
+        ] = {}  # symbol -> (ex ts, numerator, denominator)
+        self.dividends: dict[str, list[tuple[float, float]]] = {}  # symbol -> (ex ts, amount per share)
         self.requests: list[Request] = []
         self._now = now or time.time
         self._lock = threading.Lock()
@@ -250,6 +254,19 @@ class FakeMarket:
             interval = parse_qs(url.query).get("interval", ["1d"])[0]
             self.recorded.setdefault(symbol, {})[interval] = (int(record["status"]), record["body"])
         return sorted(self.recorded)
+
+    def set_split(self, symbol: str, ex_ts: float, numerator: float, denominator: float = 1.0) -> None:
+        """From now on ``symbol`` has split ``numerator``:``denominator`` with its ex-date session
+        opening at ``ex_ts`` (epoch s), as Yahoo serves it afterwards: every price, before the
+        ex-date too, divided by the ratio and every volume multiplied by it (Yahoo's history is
+        split-adjusted), and the split in ``events.splits`` of a daily chart whose range holds it."""
+        self.splits.setdefault(symbol, []).append((float(ex_ts), float(numerator), float(denominator)))
+
+    def set_dividend(self, symbol: str, ex_ts: float, amount: float) -> None:
+        """``symbol`` pays ``amount`` per share, ex-date session opening at ``ex_ts``: listed in
+        ``events.dividends`` of a daily chart whose range holds it (prices are not changed: Yahoo's
+        ``close`` is not dividend-adjusted, its ``adjclose`` is)."""
+        self.dividends.setdefault(symbol, []).append((float(ex_ts), float(amount)))
 
     def release_hanging(self) -> None:
         """Let handlers that are hanging answer now."""
@@ -436,8 +453,24 @@ class FakeMarket:
                 if mode == "nan" or (mode == "some_nan" and i % 3 == 1):
                     for k in quote:
                         quote[k][i] = None
+            ratio = math.prod(n / d for _, n, d in self.splits.get(symbol, []))
+            if ratio != 1.0:  # split-adjusted, as Yahoo serves history after a split
+                for k in ("open", "high", "low", "close"):
+                    quote[k] = [None if v is None else _r(v / ratio) for v in quote[k]]
+                quote["volume"] = [None if v is None else int(v * ratio) for v in quote["volume"]]
             result["timestamp"] = [int(t) for t in cols[0]]
             result["indicators"] = {"quote": [quote]}
+            events: dict[str, Any] = {}
+            for ex, n, d in self.splits.get(symbol, []) if not intraday else []:
+                if start <= ex < end:
+                    events.setdefault("splits", {})[str(int(ex))] = {
+                        "date": int(ex), "numerator": n, "denominator": d, "splitRatio": f"{n:g}:{d:g}",
+                    }  # fmt: skip
+            for ex, amount in self.dividends.get(symbol, []) if not intraday else []:
+                if start <= ex < end:
+                    events.setdefault("dividends", {})[str(int(ex))] = {"amount": amount, "date": int(ex)}
+            if events:
+                result["events"] = events
             if not intraday:
                 result["indicators"]["adjclose"] = [{"adjclose": list(quote["close"])}]
         return _json(200, {"chart": {"result": [result], "error": None}})
