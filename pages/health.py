@@ -124,6 +124,42 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
             st.caption(f"Last error: {info['last_error']}")
 
 
+def history_corrections() -> None:
+    """The newest corporate action per watched symbol: a split (when it was applied to the stored
+    history and how many prices it rescaled) or a dividend (issue 19)."""
+    st.subheader("Corporate actions and repairs")
+    try:
+        actions = data.corporate_actions(data.store_key(), tuple(e.symbol for e in data.watchlist_entries()))
+    except Exception:  # MongoDB down: the page's MongoDB line already says so
+        st.caption("MongoDB does not answer: corporate actions are unknown until it does.")
+        return
+    last: dict[str, dict] = {}
+    for a in actions:
+        last[a["symbol"]] = a
+    if not last:
+        st.caption(
+            "No split or dividend seen yet. A split in a provider's daily answer is applied to the stored "
+            "history once (History: split-adjusted, as traded, or adjusted for dividends)."
+        )
+        return
+    table(
+        [
+            {
+                "Symbol": symbol,
+                "Last action": (
+                    f"split {a['ratio']:g}:1" if a["kind"] == "split" else f"dividend {a['amount']:g}"
+                ),
+                "Ex-date": a["ex_date"],
+                "Applied": fmt.local_time(a.get("applied_at"), with_date=True)
+                if a["kind"] == "split"
+                else "",
+                "Prices rescaled": a.get("rescaled") if a["kind"] == "split" else None,
+            }
+            for symbol, a in sorted(last.items())
+        ]
+    )
+
+
 def render() -> None:
     now = time.time()
     with page.sentences("reading the pipeline's health"):
@@ -360,6 +396,8 @@ def render() -> None:
         st.caption("MongoDB does not answer: backfill progress is unknown until it does.")
     else:
         st.caption("No backfill was requested yet. Adding a symbol to the watchlist backfills its history.")
+
+    history_corrections()
 
     # -- processes -----------------------------------------------------------------------------------
     st.subheader("Processes")

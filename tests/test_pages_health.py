@@ -187,6 +187,41 @@ def test_health_page_with_the_pipeline_stopped(stack, tmp_path, app_env, monkeyp
     assert "The producer is not running (pipeline stopped). Start the pipeline on the Home page." in texts(at)
 
 
+def test_health_page_names_the_last_corporate_action_per_symbol(stack, tmp_path, app_env, monkeypatch):
+    """Issue 19: the last split applied to the stored history, per watched symbol."""
+    from datetime import UTC, datetime
+
+    import streamlit as st
+    from support.pages import seeded_store
+
+    from pipeline import corporate_actions
+
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["AAPL"]) as (store, _):
+        at = app("health").run()
+        assert "No split or dividend seen yet." in texts(at)
+        seen = datetime(2022, 6, 6, 21, tzinfo=UTC)
+        corporate_actions.record_and_apply(
+            store,
+            [
+                {
+                    "symbol": "AAPL",
+                    "kind": "dividend",
+                    "ex_date": "2022-05-06",
+                    "amount": 0.23,
+                    "seen_at": seen,
+                },
+                {"symbol": "AAPL", "kind": "split", "ex_date": "2022-06-06", "ratio": 20.0, "seen_at": seen},
+            ],
+        )
+        st.cache_data.clear()  # the page caches these reads for a minute
+        at = app("health").run()
+        assert_clean(at)
+        (rows,) = [d.value for d in at.dataframe if "Last action" in d.value.columns]
+        row = rows.set_index("Symbol").loc["AAPL"]
+        assert (row["Last action"], row["Ex-date"], row["Prices rescaled"]) == ("split 20:1", "2022-06-06", 0)
+
+
 def test_health_page_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):
     configure(stack, tmp_path, app_env, monkeypatch, mongodb_uri=MONGO_DOWN)
     at = app("health").run()
