@@ -77,6 +77,14 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
         if "connected" not in info:
             continue
         st.markdown(f"**Stream: {name}** (`{info.get('url')}`)")
+        fallback = info.get("fallback") or {}
+        if fallback.get("polling"):
+            st.warning(
+                f"The stream is down (no connection since {fmt.local_time(datetime.fromtimestamp(fallback['since'], UTC))}): live prices "
+                f"are polled from Yahoo's chart API every {fallback['every_s']:g} s instead, under the request "
+                f"budget ({fallback['polls']} polls so far). Pushed prices come back with the connection.",
+                icon="🔁",
+            )
         m = st.columns(5)
         m[0].metric(
             "Connected since", fmt.since(info.get("connected_since"), now) if info["connected"] else "down"

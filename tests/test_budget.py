@@ -73,6 +73,32 @@ def test_gap_repair_is_served_before_queued_backfill_chunks_and_try_acquire_neve
     assert budget.snapshot()["by_priority"] == {"repair": 1, "live": 1, "backfill": 2}
 
 
+def test_a_live_request_is_never_queued_behind_backfills():
+    """Issue 19, kind 5: with 50 symbols' backfills queued the first live price waited 305 s. A
+    quarter of every cap is left to live prices and repairs: backfills take the rest and wait."""
+    budget = RequestBudget(((8, 3600.0),))  # an hour-long window: nothing frees up during the test
+    taken: list[int] = []
+
+    def backfill() -> None:
+        try:
+            budget.acquire(BACKFILL, timeout_s=30)
+            taken.append(BACKFILL)
+        except BudgetClosed:
+            pass
+
+    threads = [threading.Thread(target=backfill) for _ in range(10)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(taken) == 6 and budget.snapshot()["waiting"].get("backfill") == 4, 10, every_s=0.01,
+             what="6 backfill slots taken, 4 waiting")  # fmt: skip
+    assert budget.try_acquire(LIVE) and budget.try_acquire(LIVE)  # the reserve: 8 - 6
+    assert not budget.try_acquire(LIVE)  # the cap itself still holds
+    budget.close()
+    for t in threads:
+        t.join(10)
+    assert budget.snapshot()["by_priority"] == {"repair": 0, "live": 2, "backfill": 6}
+
+
 def test_close_wakes_every_waiter_and_the_sustainable_interval_follows_the_caps():
     budget = RequestBudget()
     assert budget.sustainable_interval(6) == pytest.approx(14.4)  # 6 symbols: 1,500/h is the binding cap

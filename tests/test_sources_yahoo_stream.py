@@ -383,3 +383,45 @@ def test_yfinance_as_the_chosen_source_streams_by_default(stack, tmp_path, marke
         assert {t["source"] for t in ticks(store, "AAPL")} == {"yahoo_stream"}
     finally:
         runtime.stop()
+
+
+@pytest.mark.starts_server  # its own fake market
+def test_a_stream_that_never_connects_falls_back_to_budgeted_rest_polling(tmp_path):
+    """Issue 19, kind 5: a network that blocks WebSockets gave the default stream mode no live prices
+    at all. After ``stall_s`` without a connection the wanted symbols are polled by REST (ticks
+    included) at the pace the request budget sustains, and health says so."""
+    import socket
+
+    from pipeline.sources.budget import RequestBudget
+    from pipeline.sources.yahoo_stream import FALLBACK_MIN_EVERY_S
+
+    with socket.socket() as s:  # a port nobody listens on: every connection attempt is refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"ws://127.0.0.1:{s.getsockname()[1]}/"
+    with FakeMarket() as fake:
+        rest = YahooSource(
+            tmp_path / "yf", timeout=10.0, base_url=fake.url, budget=RequestBudget(((60, 60.0),))
+        )
+        src = YahooStreamSource(rest, dead, stall_s=1.0, market_open=lambda symbols: True)
+        src.attach(lambda events: len(events), lambda raw, reason: None)
+        try:
+            assert src.fetch(["AAPL", "MSFT"]).events == []  # not down for stall_s yet
+            assert src.health()["fallback"]["polling"] is False
+
+            def polled():
+                result = src.fetch(["AAPL", "MSFT"])
+                return result.events and result
+
+            result = wait_for(polled, 30, every_s=0.2, what="the REST fallback")
+            ticks = {e.symbol for e in result.events if e.interval == "tick"}
+            assert ticks == {"AAPL", "MSFT"} and {e.source for e in result.events} == {"yfinance"}
+            health = src.health()
+            assert health["connected"] is False and health["fallback"]["polling"] is True
+            assert health["fallback"]["polls"] == 1 and health["fallback"]["every_s"] == max(
+                FALLBACK_MIN_EVERY_S, 2.0
+            )
+            charts = len(fake.chart_requests())
+            assert src.fetch(["AAPL", "MSFT"]).events == []  # the next poll waits for its turn
+            assert len(fake.chart_requests()) == charts
+        finally:
+            src.stop()

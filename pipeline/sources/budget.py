@@ -6,6 +6,8 @@ Guarantees:
   taken *before* the call is made, so a failing call still counts (Yahoo counts it too).
 - ``acquire(priority)`` blocks until a slot is free; waiters are served lowest ``priority`` first
   (``REPAIR`` before ``LIVE`` before ``BACKFILL``), first come first served within one priority.
+- Backfills use at most ``limit - reserve(limit)`` of each cap (a quarter is kept): a live request or
+  a repair finds a slot even while backfills queue, and a waiting backfill never blocks it.
   ``try_acquire`` never waits (the live poll: a run without a slot reports a reason instead).
 - ``acquire`` raises ``BudgetClosed`` once ``close()`` was called (a stopping producer) and
   ``BudgetTimeout`` after ``timeout_s``; it never returns without a slot.
@@ -28,6 +30,15 @@ from collections.abc import Sequence
 #: Priorities: lower is served first.
 REPAIR, LIVE, BACKFILL = 0, 1, 2
 PRIORITY_NAMES = {REPAIR: "repair", LIVE: "live", BACKFILL: "backfill"}
+#: The share of every cap that backfills never use: kept for live prices and gap repair, so a live
+#: request is never queued behind backfills (50 symbols' backfills held the first live price back
+#: 305 s, issue 19).
+LIVE_RESERVE = 0.25
+
+
+def reserve(limit: int) -> int:
+    """Slots of a cap of ``limit`` that backfills leave to live prices and repairs."""
+    return int(limit * LIVE_RESERVE)
 
 
 class BudgetClosed(RuntimeError):
@@ -57,15 +68,17 @@ class RequestBudget:
         self.refused = 0  # try_acquire without a slot
 
     # -- taking slots ---------------------------------------------------------------------------
-    def _wait_s(self, now: float) -> float:
-        """Seconds until a call may start (0 = now); lock held."""
+    def _wait_s(self, now: float, priority: int = LIVE) -> float:
+        """Seconds until a call of ``priority`` may start (0 = now); lock held. A backfill may use
+        each cap only up to ``limit - reserve(limit)``."""
         while self._calls and self._calls[0] <= now - self._longest:
             self._calls.popleft()
         wait = 0.0
         for limit, window in self.limits:
+            usable = limit - reserve(limit) if priority >= BACKFILL else limit
             inside = [t for t in self._calls if t > now - window]
-            if len(inside) >= limit:
-                wait = max(wait, inside[-limit] + window - now)
+            if len(inside) >= usable:
+                wait = max(wait, inside[-usable] + window - now)
         return wait
 
     def _take(self, now: float, priority: int) -> None:
@@ -78,7 +91,11 @@ class RequestBudget:
         """Take a slot if one is free now and nobody more urgent waits; never blocks."""
         with self._cond:
             now = time.monotonic()
-            if self._closed or (self._waiting and self._waiting[0][0] <= priority) or self._wait_s(now) > 0:
+            if (
+                self._closed
+                or (self._waiting and self._waiting[0][0] <= priority)
+                or self._wait_s(now, priority) > 0
+            ):
                 self.refused += 1
                 return False
             self._take(now, priority)
@@ -97,7 +114,7 @@ class RequestBudget:
                     if self._closed:
                         raise BudgetClosed(f"{self.name or 'request'} budget closed")
                     now = time.monotonic()
-                    wait = self._wait_s(now)
+                    wait = self._wait_s(now, priority)
                     if self._waiting[0] == entry and wait <= 0:
                         self._take(now, priority)
                         return now - t0

@@ -47,6 +47,10 @@ Guarantees:
   authoritative for open and volume), so no minute is missing or doubled.
 - Symbols the stream does not cover (no frame for ``uncovered_s`` while connected) are fetched by
   REST from ``fetch`` at most once per ``uncovered_s`` each, under the same budget.
+- While no connection has been up for ``stall_s`` with symbols wanted (a network that blocks
+  WebSockets, a streamer that is down), ``fetch`` falls back to polling them all by REST, ticks
+  included, every ``fallback_every_s`` (what the REST budget sustains, at least 5 s); it stops as
+  soon as a connection is up. ``health()["fallback"]`` says since when and how often.
 - ``health()`` gives: connected, connected since, messages/s over the last minute, last message per
   symbol, reconnects, gaps repaired, bad frames by reason, subscriptions, and latency p50/p95 over
   the last minute of trade→received and received→Kafka (ms).
@@ -160,6 +164,8 @@ class _Window:
         return {"count": len(data), "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99)}
 
 
+#: The REST fallback never polls more often than this while the stream is down (seconds).
+FALLBACK_MIN_EVERY_S = 5.0
 #: Yahoo's ``QuoteType`` value for crypto pairs (``CRYPTOCURRENCY``), whose ``day_volume`` is a
 #: rolling 24-hour figure (yfinance's ``pricing.proto`` carries the field; the enum is Yahoo's).
 CRYPTOCURRENCY = 41
@@ -329,6 +335,9 @@ class YahooStreamSource:
         self.last_message: dict[str, float] = {}  # symbol -> epoch s of its last good frame
         self._last_tick: dict[str, datetime] = {}  # symbol -> trade time of its last tick
         self._rest_polled: dict[str, float] = {}
+        self._down_since: float | None = None  # since when symbols are wanted and no connection is up
+        self._fallback_at = 0.0  # when the last fallback poll ran (epoch s)
+        self.fallback_polls = 0
         self.trade_to_received = _Window()
         self.received_to_kafka = _Window()
         self.published = 0
@@ -373,7 +382,10 @@ class YahooStreamSource:
         with self._lock:
             self._wanted = set(wanted)
         now = time.time()
-        if self.connected_since is None or now - self.connected_since < self.uncovered_s:
+        if self.connected_since is None:
+            return self._fallback(wanted, now, result)
+        self._down_since = None
+        if now - self.connected_since < self.uncovered_s:
             return result
         silent = [
             s
@@ -387,6 +399,27 @@ class YahooStreamSource:
             result.extend(self.rest.fetch(silent))
             result.events = [e for e in result.events if e.interval != "tick"]  # ticks come from the stream
         return result
+
+    def fallback_every_s(self, symbols: int) -> float:
+        """How often the REST fallback polls ``symbols`` symbols while the stream is down (s): what the
+        REST source's request budget sustains, at least ``FALLBACK_MIN_EVERY_S``."""
+        sustained = self.rest.min_interval(symbols) if hasattr(self.rest, "min_interval") else 0.0
+        return max(FALLBACK_MIN_EVERY_S, sustained)
+
+    def _fallback(self, wanted: list[str], now: float, result: FetchResult) -> FetchResult:
+        """While no connection is up for ``stall_s`` (a network that blocks WebSockets, a streamer
+        that is down), poll the wanted symbols by REST at the rate the budget sustains, ticks
+        included (there are no pushed ones)."""
+        if not wanted:
+            self._down_since = None
+            return result
+        if self._down_since is None:
+            self._down_since = now
+        if now - self._down_since < self.stall_s or now - self._fallback_at < self.fallback_every_s(len(wanted)):
+            return result
+        self._fallback_at = now
+        self.fallback_polls += 1
+        return result.extend(self.rest.fetch(wanted))
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         return self.rest.backfill(symbol, start, end, interval)
@@ -405,6 +438,14 @@ class YahooStreamSource:
             "url": self.url,
             "connected": self.connected_since is not None,
             "connected_since": self.connected_since,
+            "fallback": {  # REST polling while the stream is down (None while it is up)
+                "since": self._down_since,
+                "polling": self._down_since is not None and now - self._down_since >= self.stall_s,
+                "polls": self.fallback_polls,
+                "every_s": self.fallback_every_s(max(1, len(wanted))),
+            }
+            if self._down_since is not None
+            else None,
             "subscribed": sorted(client._subscriptions) if client is not None else [],
             "wanted": wanted,
             "messages_per_s": round(self.messages.per_second(min(60.0, max(1.0, now - self._started))), 2),
