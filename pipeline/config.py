@@ -304,14 +304,14 @@ class Settings:
     yahoo_per_minute: int = _setting(
         "STOCKMON_YAHOO_PER_MINUTE",
         _number(int, 1, 10000),
-        60,
+        30,
         doc="Yahoo chart requests a minute, per process",
     )
     yahoo_per_hour: int = _setting(
         "STOCKMON_YAHOO_PER_HOUR",
         _number(int, 1, 1000000),
-        1500,
-        doc="Yahoo chart requests an hour, per process",
+        300,
+        doc="Yahoo chart requests an hour, per process (below the lowest reported tolerance, 360 an hour)",
     )
     http_timeout: float = _setting("STOCKMON_HTTP_TIMEOUT", _number(float, 0.1, 300), 10.0)
     autostart: bool = _setting("STOCKMON_AUTOSTART", _bool, True, doc="start the pipeline on first load")

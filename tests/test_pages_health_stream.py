@@ -69,7 +69,7 @@ def test_health_shows_the_stream_connected_its_budget_and_latency(
     )
     frames = [d.value for d in at.dataframe]
     budget = next(f for f in frames if "Cap" in f.columns)
-    assert list(budget["Cap"]) == ["60 per minute", "1,500 per hour"]
+    assert list(budget["Cap"]) == ["30 per minute", "300 per hour"]
     latency = next(f for f in frames if "Stage" in f.columns).set_index("Stage")
     assert list(latency.index) == ["trade → received", "received → Kafka", "Kafka → MongoDB"]
     assert latency.loc["received → Kafka", "Samples"] > 0

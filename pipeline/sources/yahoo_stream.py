@@ -415,7 +415,9 @@ class YahooStreamSource:
             return result
         if self._down_since is None:
             self._down_since = now
-        if now - self._down_since < self.stall_s or now - self._fallback_at < self.fallback_every_s(len(wanted)):
+        if now - self._down_since < self.stall_s or now - self._fallback_at < self.fallback_every_s(
+            len(wanted)
+        ):
             return result
         self._fallback_at = now
         self.fallback_polls += 1
