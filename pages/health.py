@@ -133,35 +133,43 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
 
 
 def history_corrections() -> None:
-    """The newest corporate action per watched symbol: a split (when it was applied to the stored
-    history and how many prices it rescaled) or a dividend (issue 19)."""
-    st.subheader("Corporate actions and repairs")
+    """Per watched symbol, its newest corporate action and its newest split: when that split was
+    applied to the stored history and how many prices it rescaled (issue 19)."""
+    st.subheader("Corporate actions")
     try:
         actions = data.corporate_actions(data.store_key(), tuple(e.symbol for e in data.watchlist_entries()))
     except Exception:  # MongoDB down: the page's MongoDB line already says so
         st.caption("MongoDB does not answer: corporate actions are unknown until it does.")
         return
     last: dict[str, dict] = {}
-    for a in actions:
+    splits: dict[str, dict] = {}
+    for a in actions:  # oldest ex-date first: the last one kept is the newest
         last[a["symbol"]] = a
+        if a["kind"] == "split":
+            splits[a["symbol"]] = a
     if not last:
         st.caption(
             "No split or dividend seen yet. A split in a provider's daily answer is applied to the stored "
             "history once (History: split-adjusted, as traded, or adjusted for dividends)."
         )
         return
+
+    def said(a: dict) -> str:
+        return f"split {a['ratio']:g}:1" if a["kind"] == "split" else f"dividend {a['amount']:g}"
+
     table(
         [
             {
                 "Symbol": symbol,
-                "Last action": (
-                    f"split {a['ratio']:g}:1" if a["kind"] == "split" else f"dividend {a['amount']:g}"
-                ),
+                "Last action": said(a),
                 "Ex-date": a["ex_date"],
-                "Applied": fmt.local_time(a.get("applied_at"), with_date=True)
-                if a["kind"] == "split"
+                "Last split": f"{said(splits[symbol])} on {splits[symbol]['ex_date']}"
+                if symbol in splits
                 else "",
-                "Prices rescaled": a.get("rescaled") if a["kind"] == "split" else None,
+                "Split applied": fmt.local_time(splits[symbol].get("applied_at"), with_date=True)
+                if symbol in splits
+                else "",
+                "Prices rescaled": splits[symbol].get("rescaled") if symbol in splits else None,
             }
             for symbol, a in sorted(last.items())
         ]

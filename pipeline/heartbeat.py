@@ -4,7 +4,8 @@ scaled-out processes too.
 
 Guarantees: one document per process (``_id`` = host:pid), rewritten every ``every_s`` seconds with
 ``at`` (UTC); ``pipeline.queries.processes`` reports one whose last beat is older than ``stale_s`` as gone. A failed
-write is logged and retried on the next beat; it never stops the process.
+write is logged and retried on the next beat; it never stops the process. ``stop()`` waits for a beat
+under way before it deletes the document, so a clean exit leaves none behind.
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ class Heartbeat:
                 log.debug("heartbeat failed: %s", exc)
             self._stop.wait(self.every_s)
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 10.0) -> None:
+        """Stop beating and delete this process's document (a clean exit is not a dead process). The
+        beat under way, if any, is waited for first (up to ``wait_s``): its upsert landing after the
+        delete left a stale document behind (seen in a CI run of the two-consumer test)."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(wait_s)
         try:
-            self.collection.delete_one({"_id": self.id})  # a clean exit is not a dead process
+            self.collection.delete_one({"_id": self.id})
         except Exception:
             pass

@@ -9,12 +9,15 @@ Guarantees:
 - For each watched symbol, the newest session date whose regular session closed at least
   ``bars.SETTLED`` ago (looked up in the exchange calendar, ``markets.regular_session``; up to
   ``LOOKBACK_DAYS`` back) is *due* unless a daily bar of it fetched after that point is stored.
-- A due day costs one ``backfill(symbol, day, day + 1, "1d")`` call of the symbol's source (under the
+- Only sources whose daily bar is an exchange's official one (``official_daily = True``: Yahoo) are
+  asked; the simulator's and a CSV replay's days stay as built from their minutes.
+- A due day costs one ``backfill(symbol, day - LOOKBACK_DAYS, day + 1, "1d")`` call (the days before
+  it come along: a split listed late, a missed evening) of the symbol's source (under the
   source's own request budget) and is then remembered as done; the splits, dividends and repairs the
   answer carried are recorded (and a new split applied) before its bar is published; a call that brings no bar of that day
   is tried again ``RETRY_S`` later at the earliest, never more often.
-- It runs on the producer's scheduler every ``EVERY_S`` (the first run one period after start: the
-  start-up backfill already fetched the settled days), as a producer step: nothing while paused.
+- It runs on the producer's scheduler every ``EVERY_S`` (the first run one period after start), as a
+  producer step; ``allowed()`` is asked before each symbol, so a pause or stop starts no new request.
 - ``run`` never raises: a failing symbol is counted and logged, the others go on.
 """
 
@@ -72,6 +75,7 @@ class OfficialDays:
         publish: Callable[[Sequence[PriceEvent]], int],
         clock: Callable[[], datetime] = utcnow,
         record: Callable[[FetchResult], None] = lambda result: None,
+        allowed: Callable[[], bool] = lambda: True,
     ):
         self.store = store
         self.symbols_by_source = symbols_by_source
@@ -79,6 +83,7 @@ class OfficialDays:
         self.publish = publish
         self.clock = clock
         self.record = record  # stores what an answer carried besides prices (repairs, splits)
+        self.allowed = allowed  # False while the producer is paused or stopping: no new request
         self._done: set[tuple[str, date]] = set()
         self._tried: dict[tuple[str, date], float] = {}  # -> epoch s of the last call
         self._lock = threading.Lock()
@@ -93,10 +98,16 @@ class OfficialDays:
             self.counts["runs"] += 1
             try:  # prices of before a split that were still in Kafka when it was applied
                 corporate_actions.reapply_recent(self.store, now)
+                watched = self.symbols_by_source()
             except Exception as exc:
-                self.last_error = f"re-applying recent splits: {exc.__class__.__name__}: {exc}"[:300]
-            for name, symbols in self.symbols_by_source().items():
+                self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
+                return 0
+            for name, symbols in watched.items():
+                if not getattr(self.source(name), "official_daily", False):
+                    continue  # the simulator's or a CSV's daily bar is no exchange's official one
                 for symbol in symbols:
+                    if not self.allowed():
+                        return published
                     try:
                         published += self._one(name, symbol, now)
                     except Exception as exc:  # one symbol never stops the others
@@ -127,17 +138,20 @@ class OfficialDays:
         return sent
 
     def fetch_day(self, name: str, symbol: str, day: date) -> int:
-        """Ask source ``name`` for ``symbol``'s daily bar of the session date ``day``, record what the
-        answer carried (``record``: repairs, splits, dividends) and publish the bar; returns how
-        many bars were published (0 with the reason in ``last_error``)."""
+        """Ask source ``name`` for ``symbol``'s daily bars of ``LOOKBACK_DAYS`` up to the session date
+        ``day`` in one call (Yahoo lists a split only inside the requested range, sometimes a day or
+        two late; a missed evening is caught up), record what the answer carried (``record``:
+        repairs, splits, dividends) and publish its bars up to ``day``; returns how many were
+        published, 0 (with the reason in ``last_error``) when ``day`` itself has no bar."""
         tz = market_for(symbol).timezone
+        first = day - timedelta(days=LOOKBACK_DAYS)
         result = self.source(name).backfill(
-            symbol, day_start_utc(day, tz), day_start_utc(day + timedelta(days=1), tz), "1d"
+            symbol, day_start_utc(first, tz), day_start_utc(day + timedelta(days=1), tz), "1d"
         )
         self.counts["fetched"] += 1
         self.record(result)
-        mine = [e for e in result.events if session_date(e.ts, tz) == day and e.interval == "1d"]
-        if not mine:
+        mine = [e for e in result.events if e.interval == "1d" and session_date(e.ts, tz) <= day]
+        if not any(session_date(e.ts, tz) == day for e in mine):
             reason = result.errors.get(symbol, "no daily bar in the answer")
             self.last_error = f"{symbol} {day}: {reason}"[:300]
             return 0

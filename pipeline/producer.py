@@ -369,7 +369,12 @@ class Producer:
         self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
         self.official_days = OfficialDays(
-            store, watchlist.symbols_by_source, self.source, self.publisher.publish, record=self.record_extras
+            store,
+            watchlist.symbols_by_source,
+            self.source,
+            self.publisher.publish,
+            record=self.record_extras,
+            allowed=lambda: not self._paused and not self._stopping.is_set(),
         )
 
     def _tracked(self, fn: Callable) -> Callable:
@@ -601,7 +606,7 @@ class Producer:
         if not result.actions:
             return
         try:
-            corporate_actions.record_and_apply(self.store, result.actions)
+            corporate_actions.record_and_apply(self.store, result.actions, result.events)
         except Exception as exc:
             self.publisher.tally.add("actions_not_recorded", len(result.actions))
             log.warning("could not record %d corporate actions: %s", len(result.actions), exc)

@@ -49,7 +49,10 @@ def the_days_minutes(fetched: datetime) -> list[PriceEvent]:
 
 
 def day_bar(store) -> dict:
-    (bar,) = list(store.bars.find({"symbol": "AAPL", "interval": "1d"}, {"_id": 0}))
+    """The stored daily bar of 2024-10-02 (the official-days answer brings the days before it too)."""
+    (bar,) = list(
+        store.bars.find({"symbol": "AAPL", "interval": "1d", "session": DAY.isoformat()}, {"_id": 0})
+    )
     return bar
 
 
@@ -132,13 +135,20 @@ def test_the_official_bar_of_a_watched_day_is_fetched_once_after_it_settled(stor
         assert job.run() == 0 and job.counts["fetched"] == 1
         now[0] += timedelta(seconds=RETRY_S / 2 + 1)
         source._backoff.ok()  # the 429's backoff is the source's own business, not this test's
-        assert job.run() == 1
+        assert job.run() >= 1  # the day, and the settled days before it in the same answer
         asked = len(fake.chart_requests("AAPL"))
         now[0] += timedelta(hours=3)
         assert job.run() == 0 and len(fake.chart_requests("AAPL")) == asked  # done: never asked again
     BarBuilder(store).run_once()
     bar = day_bar(store)
-    (served,) = list(store.prices.find({"symbol": "AAPL", "interval": "1d"}))
+    from pipeline.models import to_utc
+    from pipeline.sources.markets import session_date
+
+    (served,) = [
+        d
+        for d in store.prices.find({"symbol": "AAPL", "interval": "1d"})
+        if session_date(to_utc(d["ts"]), "America/New_York") == DAY
+    ]
     assert bar["provisional"] is False
     assert (bar["close"], bar["volume"]) == (served["close"], served["volume"])  # the provider's day
     assert job.snapshot()["official"] == 1

@@ -220,6 +220,7 @@ def test_health_page_names_the_last_corporate_action_per_symbol(stack, tmp_path,
         (rows,) = [d.value for d in at.dataframe if "Last action" in d.value.columns]
         row = rows.set_index("Symbol").loc["AAPL"]
         assert (row["Last action"], row["Ex-date"], row["Prices rescaled"]) == ("split 20:1", "2022-06-06", 0)
+        assert row["Last split"] == "split 20:1 on 2022-06-06" and row["Split applied"] != ""
 
 
 def test_health_page_mongodb_down_is_a_sentence(stack, tmp_path, app_env, monkeypatch):

@@ -149,8 +149,10 @@ def test_yahoo_backfill_of_a_london_line_stores_pence_and_records_each_repair(st
     assert all(r["kind"] == "unit_100x" and r["factor"] == 100.0 for r in result.repairs)
     assert source.health()["bars_repaired"] == len(WRONG)
     store.write_events(result.events)
-    assert store.record_repairs(result.repairs) == len(WRONG)
-    assert store.record_repairs(result.repairs) == len(WRONG)  # again: replaced, not doubled
+    store.record_repairs(result.repairs)
+    assert store.repairs.count_documents({"symbol": "AET.L"}) == len(WRONG)
+    store.record_repairs(result.repairs)
+    assert store.repairs.count_documents({"symbol": "AET.L"}) == len(WRONG)  # again: replaced, not doubled
     stored = list(store.repairs.find({"symbol": "AET.L"}, {"_id": 0}).sort("ts", 1))
     assert len(stored) == len(WRONG)
     first = stored[0]

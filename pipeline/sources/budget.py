@@ -6,8 +6,10 @@ Guarantees:
   taken *before* the call is made, so a failing call still counts (Yahoo counts it too).
 - ``acquire(priority)`` blocks until a slot is free; waiters are served lowest ``priority`` first
   (``REPAIR`` before ``LIVE`` before ``BACKFILL``), first come first served within one priority.
-- Backfills use at most ``limit - reserve(limit)`` of each cap (a quarter is kept): a live request or
-  a repair finds a slot even while backfills queue, and a waiting backfill never blocks it.
+- Backfills' own calls use at most ``limit - reserve(limit)`` of each cap (a quarter is kept): a live
+  request or a repair finds a slot even while backfills queue, and a waiting backfill never blocks
+  it. Polling intervals are planned on half of each cap (``LIVE_PLAN_SHARE``), so live polling at its
+  floor never starves backfills either.
   ``try_acquire`` never waits (the live poll: a run without a slot reports a reason instead).
 - ``acquire`` raises ``BudgetClosed`` once ``close()`` was called (a stopping producer) and
   ``BudgetTimeout`` after ``timeout_s``; it never returns without a slot.
@@ -34,6 +36,9 @@ PRIORITY_NAMES = {REPAIR: "repair", LIVE: "live", BACKFILL: "backfill"}
 #: request is never queued behind backfills (50 symbols' backfills held the first live price back
 #: 305 s, issue 19).
 LIVE_RESERVE = 0.25
+#: The share of every cap a polling interval is planned on: live polling at its floor leaves the
+#: other half to backfills, official daily bars and repairs.
+LIVE_PLAN_SHARE = 0.5
 
 
 def reserve(limit: int) -> int:
@@ -58,6 +63,7 @@ class RequestBudget:
         self.name = name
         self.limits = tuple((int(n), float(w)) for n, w in limits)
         self._calls: deque[float] = deque()  # start times (monotonic) within the longest window
+        self._kinds: deque[int] = deque()  # the priority of each of those calls
         self._longest = max(w for _, w in self.limits)
         self._cond = threading.Condition()
         self._waiting: list[tuple[int, int]] = []  # heap of (priority, ticket)
@@ -73,16 +79,28 @@ class RequestBudget:
         each cap only up to ``limit - reserve(limit)``."""
         while self._calls and self._calls[0] <= now - self._longest:
             self._calls.popleft()
+            self._kinds.popleft()
         wait = 0.0
         for limit, window in self.limits:
-            usable = limit - reserve(limit) if priority >= BACKFILL else limit
             inside = [t for t in self._calls if t > now - window]
-            if len(inside) >= usable:
-                wait = max(wait, inside[-usable] + window - now)
+            if len(inside) >= limit:
+                wait = max(wait, inside[-limit] + window - now)
+            if priority >= BACKFILL:  # backfills' own calls: at most limit - reserve(limit)
+                usable = limit - reserve(limit)
+                mine = [
+                    t
+                    for t, p in zip(self._calls, self._kinds, strict=True)
+                    if p >= BACKFILL and t > now - window
+                ]
+                if usable <= 0:
+                    continue
+                if len(mine) >= usable:
+                    wait = max(wait, mine[-usable] + window - now)
         return wait
 
     def _take(self, now: float, priority: int) -> None:
         self._calls.append(now)
+        self._kinds.append(priority)
         self.total += 1
         key = PRIORITY_NAMES.get(priority, str(priority))
         self.by_priority[key] = self.by_priority.get(key, 0) + 1
@@ -144,9 +162,10 @@ class RequestBudget:
             self._cond.notify_all()
 
     # -- planning and health --------------------------------------------------------------------
-    def sustainable_interval(self, calls_per_run: int) -> float:
-        """Shortest interval (s) between runs of ``calls_per_run`` calls that every cap sustains."""
-        return max((window * calls_per_run / limit for limit, window in self.limits), default=0.0)
+    def sustainable_interval(self, calls_per_run: int, share: float = 1.0) -> float:
+        """Shortest interval (s) between runs of ``calls_per_run`` calls that every cap sustains,
+        using at most ``share`` of each (live polling plans on ``LIVE_PLAN_SHARE``)."""
+        return max((window * calls_per_run / (limit * share) for limit, window in self.limits), default=0.0)
 
     def snapshot(self) -> dict:
         """JSON-able: per cap ``{limit, window_s, used, left}``, ``next_free_s`` (0 = now),

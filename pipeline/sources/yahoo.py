@@ -76,7 +76,7 @@ from ..repairs import apply as apply_repair
 from ..repairs import unit_mixups
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
-from .budget import BACKFILL, LIVE, BudgetClosed, BudgetTimeout, RequestBudget
+from .budget import BACKFILL, LIVE, LIVE_PLAN_SHARE, BudgetClosed, BudgetTimeout, RequestBudget
 from .markets import market_for, session_date, trades_between
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ class YahooSource:
     """Yahoo Finance via yfinance; see the module docstring for what it guarantees."""
 
     name = "yfinance"
+    #: its daily bar of a settled session is the exchange's official one (``pipeline.official_days``)
+    official_daily = True
 
     def __init__(
         self,
@@ -425,7 +427,9 @@ class YahooSource:
 
     def min_interval(self, symbols: int) -> float:
         """Shortest polling interval (s) the request budget sustains for ``symbols`` (0 without one)."""
-        return self.budget.sustainable_interval(max(1, symbols)) if self.budget is not None else 0.0
+        if self.budget is None:
+            return 0.0
+        return self.budget.sustainable_interval(max(1, symbols), share=LIVE_PLAN_SHARE)
 
     # -- calling yfinance -------------------------------------------------------------------------
     def _budget_reason(self) -> str:
@@ -617,9 +621,9 @@ class YahooSource:
         if tail:
             priced = priced.tail(tail)
         fallback = market_for(symbol)
-        if actions is not None:
+        if actions is not None:  # from the whole frame: yfinance adds an event's date as a row without prices
             tz = str(meta.get("exchangeTimezoneName") or fallback.timezone)
-            actions.extend(corporate_actions.from_frame(priced, symbol, tz, self.name, now))
+            actions.extend(corporate_actions.from_frame(frame, symbol, tz, self.name, now))
         common = dict(
             source=self.name,
             fetched_at=now,

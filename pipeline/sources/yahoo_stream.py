@@ -278,8 +278,10 @@ class Decoder:
     def _rolling_volume(self, symbol: str, ts: datetime, rolling_24h: int) -> int:
         """A crypto tick's volume from a rolling 24-hour figure: its increase since the previous
         frame when that frame is at most ``ROLLING_GAP_S`` old, else 0 (see the module docstring)."""
+        if rolling_24h <= 0:  # no figure in this frame (protobuf's 0): never a new baseline
+            return 0
         previous = self._rolling.get(symbol)
-        self._rolling[symbol] = (ts, max(0, rolling_24h))
+        self._rolling[symbol] = (ts, rolling_24h)
         if previous is None or (ts - previous[0]).total_seconds() > ROLLING_GAP_S:
             return 0
         return max(0, rolling_24h - previous[1])
@@ -289,6 +291,7 @@ class YahooStreamSource:
     """The ``yahoo_stream`` source; see the module docstring for what it guarantees."""
 
     name = "yahoo_stream"
+    official_daily = True  # its daily bars come from Yahoo's chart API (``rest``)
 
     def __init__(
         self,
