@@ -41,7 +41,6 @@ import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
 
 import pandas as pd
 
@@ -273,22 +272,12 @@ def dividend_adjusted(frame: pd.DataFrame, actions: Sequence[dict]) -> pd.DataFr
     return out
 
 
-def last_applied(store: Store) -> dict[str, dict[str, Any]]:
-    """Per symbol, its newest corporate action (by ex-date) with ``applied_at`` for splits: for
-    Pipeline health."""
-    out: dict[str, dict[str, Any]] = {}
-    for a in store.corporate_actions.find({}, {"_id": 0}).sort("ex_date", 1):
-        out[a["symbol"]] = a
-    return out
-
-
 __all__ = [
     "KINDS",
     "apply_split",
     "as_traded",
     "dividend_adjusted",
     "from_frame",
-    "last_applied",
     "record",
     "record_and_apply",
 ]
