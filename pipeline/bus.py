@@ -68,10 +68,10 @@ def consumer(
         # put up to 0.5 s between a produced record and its consumer (measured on the embedded broker
         # at 50 records/s: p99 583 ms at 500, 57 ms at 20); 50 ms costs ~20 empty fetches/s when idle
         fetch_max_wait_ms=50,
-        # a group whose leader assigned nothing (its metadata did not show the topic's partitions yet)
-        # only rejoins when the metadata changes, which kafka-python re-reads every 5 min by default:
-        # two consumer processes sat in the group with no partitions for 180 s in two runs of the
-        # two-consumer tests. Re-read every 10 s (one small request per consumer).
+        # a group whose leader assigned nothing (its metadata did not show a just-created topic's
+        # partitions yet) only rejoins when the metadata changes, which kafka-python re-reads every
+        # 5 min by default; re-read every 10 s (one small request per consumer). (Members left with
+        # no partitions in the two-consumer tests had another cause: see consumer.JOIN_STUCK_S.)
         metadata_max_age_ms=10_000,
         client_id="stockmon-consumer",
         reconnect_backoff_max_ms=2000,

@@ -35,6 +35,12 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   our next fetch (within one fetch round trip of the broker's restart) the broker reports no error
   and the records in between are not detected; the producer re-publishes lost records first, so
   those are then replays of what was stored already.
+- A group join the coordinator leaves unanswered for ``JOIN_STUCK_S`` is abandoned: the Kafka client
+  is closed and opened again, which sends a fresh JoinGroup (counted as ``rejoins``, the latest in
+  ``snapshot()["last_rejoin"]``). [embedded-broker workaround] noida-db 0.2.3 never answers either
+  JoinGroup when a second member's request reaches it as its first member's initial join delay
+  (~300 ms) ends: on this machine 5 of 6 pairs joining 310-320 ms apart waited for the whole
+  rebalance timeout (300 s), with nothing logged on either side; a new JoinGroup completes the round.
 - Lag is the broker's figure (the high watermark of the last fetch response minus our position);
   ``snapshot()["lag_total"]`` is None while it is unknown (no fetch answered yet for some assigned
   partition, or the loop is down), never 0 by default.
@@ -69,6 +75,11 @@ DEGRADED_FOR_S = 120.0
 #: After a log regression, re-read from this long before the last stored record's timestamp (seconds):
 #: covers producers' clock skew and records created before the broker died but delivered after.
 REWIND_MARGIN_S = 60.0
+#: A JoinGroup (with its SyncGroup) unanswered this long is sent again from a new client (seconds).
+#: A healthy round on the embedded broker takes its 0.3 s join delay plus the members' next poll
+#: (<= 0.5 s here, the writer runs in its own thread), so 20 s is far beyond a real rebalance on a
+#: loaded machine, and far below the 300 s the broker would otherwise let a member wait.
+JOIN_STUCK_S = 20.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -102,6 +113,7 @@ class ConsumerState:
     last_crash: dict | None = None  # {"at", "error", "stage", "partition", "offset"}
     restarting_at: float | None = None  # epoch seconds of the next restart while down after a crash
     last_rewind: dict | None = None  # {"at", "partition", "offset", "log_start", "log_end", "to"}
+    last_rejoin: dict | None = None  # {"at", "waited_s"}: the latest join abandoned as stuck
 
 
 class PriceConsumer:
@@ -119,6 +131,8 @@ class PriceConsumer:
         poison_attempts: int = 3,
         restart_backoff_s: float = 1.0,
         max_restart_backoff_s: float = 30.0,
+        join_stuck_s: float = JOIN_STUCK_S,
+        clock: Callable[[], float] = time.monotonic,
         **consumer_options,
     ):
         """``instance_id`` makes this a static group member (KIP-345): a restarted process with the same
@@ -126,7 +140,9 @@ class PriceConsumer:
         embedded broker never expires one, so restarts there need it). ``poison_attempts``: how many
         times a non-transient write error may repeat before the events are written one by one and the
         failing ones dead-lettered. ``restart_backoff_s``/``max_restart_backoff_s``: the first and the
-        largest pause of ``run_supervised`` before it restarts a crashed loop (seconds)."""
+        largest pause of ``run_supervised`` before it restarts a crashed loop (seconds). ``join_stuck_s``:
+        how long a group join may go unanswered before it is sent again (seconds, ``JOIN_STUCK_S``);
+        ``clock`` (monotonic seconds) times it."""
         self.settings = settings
         self.store = store
         self.group = group or settings.consumer_group
@@ -135,6 +151,9 @@ class PriceConsumer:
         self.poison_attempts = max(1, poison_attempts)
         self.restart_backoff_s = restart_backoff_s
         self.max_restart_backoff_s = max_restart_backoff_s
+        self.join_stuck_s = join_stuck_s
+        self._clock = clock
+        self._joining_since: float | None = None
         if instance_id:
             consumer_options.setdefault("group_instance_id", instance_id)
         consumer_options.setdefault("auto_offset_reset", "none")  # out of range: we decide (_rewind)
@@ -242,6 +261,7 @@ class PriceConsumer:
                         inflight = None
                     self.kafka.pause(*self.kafka.assignment())
                     self._poll(200)  # keeps group membership alive
+                    self._watch_join()
                     continue
                 if self.kafka.paused():
                     self.kafka.resume(*self.kafka.paused())
@@ -258,6 +278,8 @@ class PriceConsumer:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
+                if inflight is None:  # a batch in flight still has its offsets to commit
+                    self._watch_join()
                 self._update_lag()
             if inflight is not None:
                 self._finish(*inflight)
@@ -285,6 +307,43 @@ class PriceConsumer:
                 self.state.last_error = f"rewinding after a log regression failed, retrying: {error}"
                 log.warning("%s", self.state.last_error)
         return {}
+
+    def _watch_join(self) -> None:
+        """Send the group join again from a new client once the coordinator has left it unanswered
+        for ``join_stuck_s`` (see the module docstring). kafka-python has no public "joining" state:
+        ``_coordinator.rebalance_in_progress()`` (kafka-python >= 3.0.1) is true from JoinGroup sent to
+        SyncGroup answered; a client without it is never watched."""
+        coordinator = getattr(self.kafka, "_coordinator", None)
+        joining = (
+            coordinator is not None
+            and coordinator.rebalance_in_progress()
+            and not coordinator.coordinator_unknown()  # broker down: reconnecting is kafka-python's job
+        )
+        now = self._clock()
+        if not joining:
+            self._joining_since = None
+            return
+        if self._joining_since is None:
+            self._joining_since = now
+            return
+        waited = now - self._joining_since
+        if waited < self.join_stuck_s:
+            return
+        log.warning(
+            "group %s: the coordinator has not answered this member's join for %.0f s; joining again",
+            self.group,
+            waited,
+        )
+        self.tally.add("rejoins")
+        self.state.last_rejoin = {"at": time.time(), "waited_s": round(waited, 1)}
+        self._joining_since = None
+        try:
+            self.kafka.close(autocommit=False)
+        except Exception as exc:  # closing must not stop the rejoin
+            log.debug("close before rejoin: %s", exc)
+        self.kafka = bus.consumer(
+            self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
+        )
 
     def _rewind(self, out_of_range: dict[TopicPartition, int]) -> None:
         """Place each partition whose fetch offset the broker has not (any more) in its log."""
@@ -604,6 +663,7 @@ class PriceConsumer:
             "last_crash": dict(s.last_crash) if s.last_crash else None,
             "restarting_at": s.restarting_at,
             "last_rewind": dict(s.last_rewind) if s.last_rewind else None,
+            "last_rejoin": dict(s.last_rejoin) if s.last_rejoin else None,
             "degraded": self.degraded(),
             **self.tally.snapshot()["counts"],
             "recent_dead_letters": self.tally.snapshot()["recent"][-10:],

@@ -1,0 +1,154 @@
+"""A group join the coordinator leaves unanswered is sent again (``PriceConsumer._watch_join``).
+
+The embedded broker (noida-db 0.2.3) never answers either JoinGroup when a second member's request
+arrives as the first member's initial join delay (~300 ms) ends; both members then wait out the
+whole rebalance timeout (300 s). The unit tests drive the watchdog with a hand-moved clock and a
+stand-in Kafka client; the integration test makes pairs of real members join the real broker at
+delays around that boundary and requires every pair to split the partitions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from support.base import drop_database, make_settings
+from support.pipeline import wait_for
+
+from pipeline import bus
+from pipeline import consumer as consumer_module
+from pipeline.consumer import JOIN_STUCK_S, PriceConsumer
+from pipeline.store import Store
+
+
+class Coordinator:
+    def __init__(self) -> None:
+        self.joining = False
+        self.unknown = False
+
+    def rebalance_in_progress(self) -> bool:
+        return self.joining
+
+    def coordinator_unknown(self) -> bool:
+        return self.unknown
+
+
+class Client:
+    """Stands in for ``KafkaConsumer``: only what ``_watch_join`` touches."""
+
+    def __init__(self) -> None:
+        self._coordinator = Coordinator()
+        self.closed = False
+
+    def close(self, autocommit: bool = True) -> None:
+        self.closed = True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def member(monkeypatch, tmp_path):
+    opened: list[Client] = []
+
+    def open_client(*args, **kwargs) -> Client:
+        opened.append(Client())
+        return opened[-1]
+
+    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
+    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
+    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    clock = Clock()
+    c = PriceConsumer("unused:9092", settings, store=None, clock=clock)  # type: ignore[arg-type]
+    return c, clock, opened
+
+
+def test_a_join_unanswered_for_join_stuck_s_is_sent_again_from_a_new_client(member):
+    c, clock, opened = member
+    first = opened[0]
+    first._coordinator.joining = True
+    c._watch_join()  # the join is seen
+    clock.now += JOIN_STUCK_S - 0.1
+    c._watch_join()
+    assert (len(opened), first.closed) == (1, False)  # not yet: a loaded rebalance may take seconds
+    clock.now += 0.2
+    c._watch_join()
+    assert first.closed and len(opened) == 2 and c.kafka is opened[1]
+    snap = c.snapshot()
+    assert snap["rejoins"] == 1
+    assert snap["last_rejoin"]["waited_s"] == pytest.approx(JOIN_STUCK_S + 0.1)
+
+
+def test_a_join_that_completes_or_a_member_that_is_stable_is_never_reopened(member):
+    c, clock, opened = member
+    client = opened[0]
+    for _ in range(3):  # joins that complete within the limit, one after another
+        client._coordinator.joining = True
+        c._watch_join()
+        clock.now += JOIN_STUCK_S * 0.9
+        c._watch_join()
+        client._coordinator.joining = False
+        c._watch_join()
+    clock.now += 10 * JOIN_STUCK_S  # a stable member without partitions (more members than partitions)
+    c._watch_join()
+    assert len(opened) == 1 and not client.closed
+    assert c.snapshot()["last_rejoin"] is None
+
+
+def test_while_the_coordinator_is_unknown_reconnecting_is_left_to_the_client(member):
+    c, clock, opened = member
+    client = opened[0]
+    client._coordinator.joining = True
+    client._coordinator.unknown = True  # broker down mid-join
+    c._watch_join()
+    clock.now += 5 * JOIN_STUCK_S
+    c._watch_join()
+    assert len(opened) == 1 and not client.closed
+
+
+def test_pairs_joining_across_the_brokers_join_delay_always_split_the_partitions(stack, tmp_path):
+    """Two members whose JoinGroups reach the broker 0-40 ms either side of its 300 ms initial join
+    delay. Without the watchdog, pairs near 310-320 ms waited 300 s (5 of 6 on a quiet machine);
+    with it (``join_stuck_s`` 3 s here) every pair splits the 4 partitions. Prints the rejoins."""
+    rejoined = []
+    for delay_ms in range(280, 345, 5):
+        settings = make_settings(stack, tmp_path, partitions=4)
+        bus.create_topics(settings.kafka_bootstrap_servers, settings)
+        store = Store.from_uri(settings.mongodb_uri, settings.db)
+        members: list[PriceConsumer] = []
+        threads = []
+
+        def start(k: int, after_s: float, settings=settings, store=store, members=members) -> None:
+            time.sleep(after_s)
+            m = PriceConsumer(
+                settings.kafka_bootstrap_servers, settings, store, instance_id=f"m{k}", join_stuck_s=3.0
+            )
+            members.append(m)
+            m.run()
+
+        try:
+            for k, after in enumerate((0.0, delay_ms / 1000)):
+                threads.append(threading.Thread(target=start, args=(k, after), daemon=True))
+                threads[-1].start()
+            wait_for(
+                lambda members=members: (
+                    len(members) == 2 and all(len(m.kafka.assignment()) == 2 for m in members)
+                ),
+                60,
+                what=f"two members {delay_ms} ms apart to hold 2 partitions each",
+            )
+            rejoined.append((delay_ms, sum(m.snapshot().get("rejoins", 0) for m in members)))
+        finally:
+            for m in members:
+                m.stop()
+            for t in threads:
+                t.join(30)
+            drop_database(store.client, settings.db)
+            store.close()
+    print("rejoins per delay (ms):", rejoined)
