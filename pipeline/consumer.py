@@ -35,12 +35,16 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   our next fetch (within one fetch round trip of the broker's restart) the broker reports no error
   and the records in between are not detected; the producer re-publishes lost records first, so
   those are then replays of what was stored already.
-- A group join the coordinator leaves unanswered for ``JOIN_STUCK_S`` is abandoned: the Kafka client
-  is closed and opened again, which sends a fresh JoinGroup (counted as ``rejoins``, the latest in
-  ``snapshot()["last_rejoin"]``). [embedded-broker workaround] noida-db 0.2.3 never answers either
-  JoinGroup when a second member's request reaches it as its first member's initial join delay
-  (~300 ms) ends: on this machine 5 of 6 pairs joining 310-320 ms apart waited for the whole
-  rebalance timeout (300 s), with nothing logged on either side; a new JoinGroup completes the round.
+- A static member (``instance_id``) that has not become a stable group member for ``JOIN_STUCK_S``
+  while the coordinator is known abandons the round: its Kafka client is closed (a static member
+  sends no LeaveGroup) and opened again, which sends a fresh JoinGroup (counted as ``rejoins``, the
+  latest in ``snapshot()["last_rejoin"]``). The client is only replaced between batches and never
+  while paused. [embedded-broker workaround] noida-db 0.2.3 never answers either JoinGroup when a
+  second member's request reaches it as its first member's initial join delay (~300 ms) ends: on
+  this machine 5 of 6 pairs started 310-320 ms apart waited the whole rebalance timeout (300 s),
+  each having sent one JoinGroup and logged nothing else; a new JoinGroup completes the round.
+  Dynamic members are not watched (closing one mid-join sends a LeaveGroup that would queue behind
+  the unanswered join).
 - Lag is the broker's figure (the high watermark of the last fetch response minus our position);
   ``snapshot()["lag_total"]`` is None while it is unknown (no fetch answered yet for some assigned
   partition, or the loop is down), never 0 by default.
@@ -75,11 +79,13 @@ DEGRADED_FOR_S = 120.0
 #: After a log regression, re-read from this long before the last stored record's timestamp (seconds):
 #: covers producers' clock skew and records created before the broker died but delivered after.
 REWIND_MARGIN_S = 60.0
-#: A JoinGroup (with its SyncGroup) unanswered this long is sent again from a new client (seconds).
-#: A healthy round on the embedded broker takes its 0.3 s join delay plus the members' next poll
-#: (<= 0.5 s here, the writer runs in its own thread), so 20 s is far beyond a real rebalance on a
-#: loaded machine, and far below the 300 s the broker would otherwise let a member wait.
-JOIN_STUCK_S = 20.0
+#: A static member not stable this long is sent into the group again from a new client (seconds).
+#: A healthy round takes the broker's join delay (0.3 s embedded), the other members' next heartbeat
+#: (``heartbeat_interval_ms`` 2 s) and their next poll (0.5 s when idle, longer while a batch's write
+#: is retried): 30 s is far beyond that on a loaded machine unless MongoDB is down, when a member
+#: that waits is only re-opened (harmless for a static member), and far below the 300 s the broker
+#: would otherwise let it wait. None turns the watchdog off.
+JOIN_STUCK_S = 30.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -131,7 +137,7 @@ class PriceConsumer:
         poison_attempts: int = 3,
         restart_backoff_s: float = 1.0,
         max_restart_backoff_s: float = 30.0,
-        join_stuck_s: float = JOIN_STUCK_S,
+        join_stuck_s: float | None = JOIN_STUCK_S,
         clock: Callable[[], float] = time.monotonic,
         **consumer_options,
     ):
@@ -141,8 +147,8 @@ class PriceConsumer:
         times a non-transient write error may repeat before the events are written one by one and the
         failing ones dead-lettered. ``restart_backoff_s``/``max_restart_backoff_s``: the first and the
         largest pause of ``run_supervised`` before it restarts a crashed loop (seconds). ``join_stuck_s``:
-        how long a group join may go unanswered before it is sent again (seconds, ``JOIN_STUCK_S``);
-        ``clock`` (monotonic seconds) times it."""
+        how long a static member may stay out of a stable group before its client is re-opened (seconds,
+        ``JOIN_STUCK_S``; None: never); ``clock`` (monotonic seconds) times it."""
         self.settings = settings
         self.store = store
         self.group = group or settings.consumer_group
@@ -173,6 +179,7 @@ class PriceConsumer:
 
     def _open(self) -> None:
         """(Re)create the Kafka consumer and the dead-letter producer (``run`` closes both on exit)."""
+        self._joining_since = None
         self.kafka = bus.consumer(
             self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
         )
@@ -261,7 +268,7 @@ class PriceConsumer:
                         inflight = None
                     self.kafka.pause(*self.kafka.assignment())
                     self._poll(200)  # keeps group membership alive
-                    self._watch_join()
+                    self._watch_join(reopen=False)  # records fetched now would be dropped unpaused
                     continue
                 if self.kafka.paused():
                     self.kafka.resume(*self.kafka.paused())
@@ -278,8 +285,7 @@ class PriceConsumer:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
-                if inflight is None:  # a batch in flight still has its offsets to commit
-                    self._watch_join()
+                self._watch_join(reopen=inflight is None)  # a batch in flight has offsets to commit
                 self._update_lag()
             if inflight is not None:
                 self._finish(*inflight)
@@ -308,14 +314,17 @@ class PriceConsumer:
                 log.warning("%s", self.state.last_error)
         return {}
 
-    def _watch_join(self) -> None:
-        """Send the group join again from a new client once the coordinator has left it unanswered
-        for ``join_stuck_s`` (see the module docstring). kafka-python has no public "joining" state:
-        ``_coordinator.rebalance_in_progress()`` (kafka-python >= 3.0.1) is true from JoinGroup sent to
-        SyncGroup answered; a client without it is never watched."""
+    def _watch_join(self, reopen: bool = True) -> None:
+        """Time how long this static member has been out of a stable group, and re-open its client
+        once that is ``join_stuck_s`` and ``reopen`` allows it (see the module docstring). Called
+        after every poll. kafka-python has no public membership state: ``_coordinator``'s
+        ``rebalance_in_progress()`` (kafka-python >= 3.0.1) is true from just before a JoinGroup is
+        sent until a poll collects the SyncGroup's answer, through the client's own retries."""
         coordinator = getattr(self.kafka, "_coordinator", None)
         joining = (
-            coordinator is not None
+            self.join_stuck_s is not None
+            and self.instance_id is not None
+            and coordinator is not None
             and coordinator.rebalance_in_progress()
             and not coordinator.coordinator_unknown()  # broker down: reconnecting is kafka-python's job
         )
@@ -325,12 +334,11 @@ class PriceConsumer:
             return
         if self._joining_since is None:
             self._joining_since = now
-            return
         waited = now - self._joining_since
-        if waited < self.join_stuck_s:
+        if not reopen or self.join_stuck_s is None or waited < self.join_stuck_s:
             return
         log.warning(
-            "group %s: the coordinator has not answered this member's join for %.0f s; joining again",
+            "group %s: this member has not been let into the group for %.0f s; joining again",
             self.group,
             waited,
         )
@@ -341,6 +349,7 @@ class PriceConsumer:
             self.kafka.close(autocommit=False)
         except Exception as exc:  # closing must not stop the rejoin
             log.debug("close before rejoin: %s", exc)
+        # if this raises (the broker went away meanwhile) run() ends and run_supervised re-opens
         self.kafka = bus.consumer(
             self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
         )

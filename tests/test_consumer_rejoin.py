@@ -65,7 +65,7 @@ def member(monkeypatch, tmp_path):
     monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
     settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
     clock = Clock()
-    c = PriceConsumer("unused:9092", settings, store=None, clock=clock)  # type: ignore[arg-type]
+    c = PriceConsumer("unused:9092", settings, store=None, instance_id="m0", clock=clock)  # type: ignore[arg-type]
     return c, clock, opened
 
 
@@ -101,6 +101,46 @@ def test_a_join_that_completes_or_a_member_that_is_stable_is_never_reopened(memb
     assert c.snapshot()["last_rejoin"] is None
 
 
+def test_with_a_batch_in_flight_or_paused_the_reopen_waits_but_the_time_counts(member):
+    c, clock, opened = member
+    opened[0]._coordinator.joining = True
+    c._watch_join(reopen=False)
+    clock.now += JOIN_STUCK_S + 5
+    c._watch_join(reopen=False)  # a batch's offsets still to commit (or paused): not now
+    assert len(opened) == 1
+    c._watch_join()  # the next poll without a batch in flight
+    assert len(opened) == 2 and c.snapshot()["last_rejoin"]["waited_s"] == JOIN_STUCK_S + 5
+
+
+def test_a_dynamic_member_or_a_disabled_watchdog_is_never_reopened(monkeypatch):
+    opened: list[Client] = []
+
+    def open_client(*args, **kwargs) -> Client:
+        opened.append(Client())
+        return opened[-1]
+
+    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
+    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
+    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    clock = Clock()
+    dynamic = PriceConsumer("unused:9092", settings, store=None, clock=clock)  # type: ignore[arg-type]
+    off = PriceConsumer(
+        "unused:9092",
+        settings,
+        store=None,  # type: ignore[arg-type]
+        instance_id="m1",
+        join_stuck_s=None,
+        clock=clock,
+    )
+    for client in opened:
+        client._coordinator.joining = True
+    for _ in range(3):
+        dynamic._watch_join()
+        off._watch_join()
+        clock.now += JOIN_STUCK_S
+    assert len(opened) == 2 and not any(client.closed for client in opened)
+
+
 def test_while_the_coordinator_is_unknown_reconnecting_is_left_to_the_client(member):
     c, clock, opened = member
     client = opened[0]
@@ -113,36 +153,43 @@ def test_while_the_coordinator_is_unknown_reconnecting_is_left_to_the_client(mem
 
 
 def test_pairs_joining_across_the_brokers_join_delay_always_split_the_partitions(stack, tmp_path):
-    """Two members whose JoinGroups reach the broker 0-40 ms either side of its 300 ms initial join
-    delay. Without the watchdog, pairs near 310-320 ms waited 300 s (5 of 6 on a quiet machine);
-    with it (``join_stuck_s`` 3 s here) every pair splits the 4 partitions. Prints the rejoins."""
+    """Pairs of static members started 280-340 ms apart, around the broker's 300 ms initial join
+    delay. Without the watchdog pairs started 305-320 ms apart waited out the whole rebalance
+    timeout (this test then fails after 60 s: seen with ``join_stuck_s`` set out of reach); with it
+    (``join_stuck_s`` 3 s here) every pair splits the 4 partitions. Whether a pair meets the race
+    depends on the machine's timing (7 of 13 did on a quiet machine): the rejoins are printed, not
+    asserted."""
     rejoined = []
     for delay_ms in range(280, 345, 5):
         settings = make_settings(stack, tmp_path, partitions=4)
         bus.create_topics(settings.kafka_bootstrap_servers, settings)
         store = Store.from_uri(settings.mongodb_uri, settings.db)
         members: list[PriceConsumer] = []
+        failures: list[BaseException] = []
         threads = []
 
-        def start(k: int, after_s: float, settings=settings, store=store, members=members) -> None:
-            time.sleep(after_s)
-            m = PriceConsumer(
-                settings.kafka_bootstrap_servers, settings, store, instance_id=f"m{k}", join_stuck_s=3.0
-            )
-            members.append(m)
-            m.run()
+        def start(k: int, after_s: float, settings=settings, store=store, members=members, failures=failures):
+            try:
+                time.sleep(after_s)
+                m = PriceConsumer(
+                    settings.kafka_bootstrap_servers, settings, store, instance_id=f"m{k}", join_stuck_s=3.0
+                )
+                members.append(m)
+                m.run()
+            except BaseException as exc:  # shown in the wait's message, not lost with the thread
+                failures.append(exc)
 
         try:
             for k, after in enumerate((0.0, delay_ms / 1000)):
                 threads.append(threading.Thread(target=start, args=(k, after), daemon=True))
                 threads[-1].start()
-            wait_for(
-                lambda members=members: (
-                    len(members) == 2 and all(len(m.kafka.assignment()) == 2 for m in members)
-                ),
-                60,
-                what=f"two members {delay_ms} ms apart to hold 2 partitions each",
-            )
+
+            def split(members=members, failures=failures):
+                if failures:
+                    raise AssertionError(f"a member failed: {failures[0]!r}")
+                return len(members) == 2 and all(len(m.kafka.assignment()) == 2 for m in members)
+
+            wait_for(split, 60, what=f"two members {delay_ms} ms apart to hold 2 partitions each")
             rejoined.append((delay_ms, sum(m.snapshot().get("rejoins", 0) for m in members)))
         finally:
             for m in members:
