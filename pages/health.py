@@ -64,7 +64,7 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
                 }
             )
     if rows:
-        st.markdown("**Request budget** (Yahoo's chart API, this process)")
+        st.markdown("**Request budget** (Yahoo's chart and quote APIs, this process)")
         table(rows)
     for name, plan in sorted((producer.get("poll_intervals") or {}).items()):
         if plan.get("floor_s", 0) > plan.get("setting_s", 0):

@@ -15,8 +15,9 @@ from yfinance.pricing_pb2 import PricingData
 
 from pipeline.bars import BarBuilder
 from pipeline.models import to_utc
+from pipeline.sources.tick_volume import ROLLING_GAP_S
 from pipeline.sources.yahoo import YahooSource
-from pipeline.sources.yahoo_stream import CRYPTOCURRENCY, ROLLING_GAP_S, Decoder
+from pipeline.sources.yahoo_stream import CRYPTOCURRENCY, Decoder
 
 #: The rolling figure seen for BTC-USD in the issue (about 88.7 billion): under the old rule the
 #: whole of it went to the first tick after 00:00 UTC, a day-sized 1-minute bar.

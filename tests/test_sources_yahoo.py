@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -283,3 +284,123 @@ def test_a_quote_is_stamped_with_yahoos_market_time_never_the_fetch_time(tmp_pat
     tick = ticks[0]
     assert tick.ts == datetime.fromtimestamp(int(then), UTC)
     assert tick.fetched_at - tick.ts > timedelta(days=1, hours=23)
+
+
+# -- batched quotes (STOCKMON_YAHOO_LIVE=poll, and the streamer's fallback) ---------------------------
+
+
+@pytest.fixture
+def quoting(fake, tmp_path):
+    return YahooSource(
+        tmp_path / "yf-cache", timeout=TIMEOUT, base_url=fake.url, backoff_base=0.4, live="quote"
+    )
+
+
+def test_fifty_symbols_cost_one_quote_request_and_each_gets_a_tick_at_yahoos_market_time(quoting, fake):
+    """Issue 19, kind 5: polling sent one chart request per symbol (1,500 an hour for 6 symbols at
+    the default poll). Yahoo's quote API serves many symbols per request: 50 cost one."""
+    symbols = [s for s in fake.instruments if s != "BTC-USD"]
+    fake.instruments.update(  # 50 listed symbols in all (the fake's own plus made-up ones)
+        {f"T{i}": replace(fake.instruments["AAPL"], symbol=f"T{i}") for i in range(50 - len(symbols))}
+    )
+    try:
+        wanted = [s for s in fake.instruments if s != "BTC-USD"][:50]
+        before = time.time()
+        result = quoting.fetch(wanted)
+        assert result.errors == {}
+        assert fake.count("/v7/finance/quote") == 1 and fake.chart_requests() == []
+        quote = fake.requests[-1]
+        assert quote.params["symbols"].split(",") == wanted and quote.params["crumb"] == "fakeCrumb/123"
+        ticks = {e.symbol: e for e in result.events}
+        assert set(ticks) == set(wanted) and {e.interval for e in result.events} == {"tick"}
+        toyota = ticks["7203.T"]
+        assert (toyota.currency, toyota.timezone, toyota.exchange) == ("JPY", "Asia/Tokyo", "Tokyo")
+        assert abs(toyota.ts.timestamp() - before) < 5 and toyota.ts.microsecond == 0  # regularMarketTime
+        assert ticks["VOD.L"].currency == "GBp"
+        assert all(e.volume == 0 for e in result.events)  # first figure of the session: not ours
+        again = quoting.fetch(wanted)
+        assert fake.count("/v7/finance/quote") == 2 and len(again.events) == 50
+    finally:
+        for i in range(60):
+            fake.instruments.pop(f"T{i}", None)
+
+
+@pytest.mark.starts_server  # a fake market of its own, on a hand-moved clock
+def test_quote_volume_is_the_increase_of_the_session_figure_and_extended_hours_are_their_own_tick(
+    tmp_path,
+):
+    """The fake's clock is moved by hand (10 minutes behind the real one, so no tick is in the
+    future): the tick's volume is exactly the increase of ``regularMarketVolume`` between polls."""
+    clock = [time.time() - 600]
+    with FakeMarket(now=lambda: clock[0]) as fake:
+        quoting = YahooSource(tmp_path / "yf", timeout=TIMEOUT, base_url=fake.url, live="quote")
+
+        def figure() -> int:
+            return json_body(fake._quotes({"symbols": "AAPL"}))["quoteResponse"]["result"][0][
+                "regularMarketVolume"
+            ]
+
+        first = quoting.fetch(["AAPL"])
+        assert [e.volume for e in first.events] == [0.0]  # joined mid-session: not ours
+        before = figure()
+        clock[0] += 120
+        (tick,) = quoting.fetch(["AAPL"]).events
+        assert figure() > before and tick.volume == figure() - before
+        assert tick.ts.timestamp() == int(clock[0])  # Yahoo's regularMarketTime, not the fetch time
+        fake.set_market_state("AAPL", "POST")
+        clock[0] += 30
+        regular, extended = sorted(quoting.fetch(["AAPL"]).events, key=lambda e: e.ts)
+        assert extended.ts > regular.ts and extended.close == pytest.approx(regular.close * 1.01, abs=0.011)
+        assert extended.volume == 0  # Yahoo's quote has no post-market volume
+
+
+def test_an_unknown_symbol_in_a_batch_is_its_own_reason_and_the_others_are_quoted(quoting, fake):
+    result = quoting.fetch(["AAPL", "NOPE", "MSFT"])
+    assert {e.symbol for e in result.events} == {"AAPL", "MSFT"}
+    assert result.errors == {"NOPE": "Yahoo Finance does not know NOPE: not in its quote answer"}
+    assert fake.count("/v7/finance/quote") == 1
+
+
+def test_a_429_on_the_quote_api_costs_one_request_and_backs_off(quoting, fake):
+    fake.set_yahoo("rate_limit", "AAPL")
+    fake.clear()
+    refused = quoting.fetch(["AAPL", "MSFT"])
+    assert not refused.events and refused.errors["MSFT"].startswith("rate limited by Yahoo (HTTP 429)")
+    quotes_sent = fake.count("/v7/finance/quote")
+    assert quotes_sent == 1 and quoting.health()["crumb_resets"] == 1
+    again = quoting.fetch(["AAPL", "MSFT"])
+    assert again.errors["AAPL"].startswith("rate limited by Yahoo, retry in ")
+    assert fake.count("/v7/finance/quote") == quotes_sent  # nothing sent during the backoff
+    fake.set_yahoo("normal")
+    wait_for(lambda: quoting._backoff.left() <= 0, 10, what="the backoff to end")
+    assert quoting.fetch(["AAPL", "MSFT"]).errors == {}
+
+
+def test_the_quote_budget_is_one_slot_per_batch_and_never_waits(fake, tmp_path):
+    from pipeline.sources.budget import RequestBudget
+
+    budget = RequestBudget(((2, 60.0),))
+    source = YahooSource(tmp_path / "yf", timeout=TIMEOUT, base_url=fake.url, budget=budget, live="quote")
+    assert source.min_interval(6) == source.quote_interval(6) == 60.0  # 1 request on half of 2 a minute
+    assert source.min_interval(51) == 120.0  # two batches
+    assert source.fetch(["AAPL", "MSFT", "IBM"]).errors == {}
+    assert source.fetch(["AAPL"]).errors == {}
+    spent = source.fetch(["AAPL", "MSFT"])
+    assert not spent.events and spent.errors["AAPL"].startswith("request budget spent")
+    assert fake.count("/v7/finance/quote") == 2
+
+
+def test_make_source_polls_quotes_in_poll_mode(fake, tmp_path):
+    values = dict(source="yfinance", data_dir=tmp_path, yahoo_url=fake.url, http_timeout=TIMEOUT)
+    polled = make_source("yfinance", Settings.load(env={}, secrets_paths=[], yahoo_live="poll", **values))
+    assert isinstance(polled, YahooSource) and polled.live == "quote"
+    streamed = make_source("yfinance", Settings.load(env={}, secrets_paths=[], **values))
+    assert streamed.rest.live == "chart"  # type: ignore[attr-defined]  # uncovered symbols get 1m bars
+    with pytest.raises(ValueError, match="live must be one of"):
+        YahooSource(tmp_path / "yf", live="stream")
+
+
+def json_body(answer):
+    import json
+
+    return json.loads(answer[2])

@@ -24,7 +24,8 @@ def make_source(name: str, settings, last_prices=None, budget=None) -> Source:
 
     ``yfinance`` is Yahoo with live prices from its push streamer (a ``YahooStreamSource`` named
     ``yfinance``; REST only for backfills, gap repair and symbols the stream does not cover) unless
-    ``STOCKMON_YAHOO_LIVE=poll``, which gives the polling ``YahooSource``.
+    ``STOCKMON_YAHOO_LIVE=poll``, which gives the polling ``YahooSource`` (batched quotes, one request
+    per 50 symbols).
     """
     if name == "simulated":
         from .simulated import SimulatedSource
@@ -38,8 +39,9 @@ def make_source(name: str, settings, last_prices=None, budget=None) -> Source:
             timeout=settings.http_timeout,
             base_url=settings.yahoo_url,
             budget=budget if budget is not None else yahoo_budget(settings),
+            live="quote" if name == "yfinance" and settings.yahoo_live == "poll" else "chart",
         )
-        if name == "yfinance" and settings.yahoo_live == "poll":
+        if rest.live == "quote":
             return rest
         from .yahoo_stream import YahooStreamSource
 

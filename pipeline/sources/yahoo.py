@@ -1,7 +1,18 @@
-"""Yahoo Finance through yfinance: 1-minute bars for the live view, history for backfill.
+"""Yahoo Finance through yfinance: live quotes or 1-minute bars for the live view, history for backfill.
 
 Guarantees (on top of ``base``):
-- ``fetch`` returns, per symbol, the last ``live_bars`` 1-minute bars (the newest still forming,
+- With ``live="quote"`` (what ``make_source`` builds for ``STOCKMON_YAHOO_LIVE=poll`` and what the
+  streamer's fallback polls with) ``fetch`` is ``quotes``: one request to Yahoo's quote API
+  (``/v7/finance/quote?symbols=A,B,...``, the endpoint yfinance's ``info`` reads) per batch of up
+  to ``QUOTE_BATCH`` symbols, not one chart request per symbol: 50 symbols cost one request a poll.
+  Each quoted symbol gives a ``tick`` at ``regularMarketPrice``/``regularMarketTime`` whose volume is
+  the increase of ``regularMarketVolume`` (``tick_volume.TickVolume``: the session's count; crypto's
+  rolling 24-hour figure), and, while ``marketState`` is PRE or POST, a tick at the extended-hours
+  price and time (``preMarketPrice``/``postMarketPrice``; volume 0: Yahoo gives no extended-hours
+  volume there). Minute bars then come from the bar builder, as for the streamer. A symbol Yahoo
+  leaves out of the answer is "Yahoo Finance does not know X: not in its quote answer".
+- With ``live="chart"`` (the default of this class; the streamer uses it for symbols the stream does
+  not cover) ``fetch`` returns, per symbol, the last ``live_bars`` 1-minute bars (the newest still forming,
   pre/post market included) and a ``tick`` at the chart's ``regularMarketPrice``/``regularMarketTime``
   (volume 0: Yahoo gives no per-trade volume). Exchange, currency and time zone come from the chart
   meta. Prices are as traded (``auto_adjust=False``). Symbols are fetched in parallel.
@@ -40,7 +51,7 @@ Guarantees (on top of ``base``):
   ``cache_dir``, never the home folder). With ``base_url`` the session sends every Yahoo host
   (query1/query2.finance.yahoo.com, fc.yahoo.com, guce.yahoo.com, ...) to that URL instead.
 - With a ``budget`` (``pipeline.sources.budget.RequestBudget``) a slot is taken before every chart
-  call: ``fetch`` never waits (a symbol without a slot gets "request budget spent ..."), ``backfill``
+  call and every quote request: ``fetch`` never waits (a symbol without a slot gets "request budget spent ..."), ``backfill``
   waits in the budget's priority queue (``priority=REPAIR`` for gap repair goes before backfill
   chunks) for at most ``budget_wait_s``, ``lookup`` for at most ``timeout``. ``min_interval(n)`` is
   the shortest polling interval the budget sustains for ``n`` symbols. Chart requests yfinance makes
@@ -57,10 +68,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
@@ -78,6 +89,7 @@ from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .budget import BACKFILL, LIVE, LIVE_PLAN_SHARE, BudgetClosed, BudgetTimeout, RequestBudget
 from .markets import market_for, session_date, trades_between
+from .tick_volume import TickVolume
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +234,14 @@ def _make_session(base_url: str | None) -> Any:
 
 
 # -- the process-global yfinance state --------------------------------------------------------------
+#: Symbols per request to Yahoo's quote API. Yahoo answers far more per request (its own pages ask
+#: for dozens at once); 50 keeps the URL short (under 1 KB) and one slow answer small.
+QUOTE_BATCH = 50
+QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
+#: Yahoo's ``quoteType`` for crypto pairs, whose ``regularMarketVolume`` is a rolling 24-hour figure.
+CRYPTO_QUOTE_TYPE = "CRYPTOCURRENCY"
+LIVE_MODES = ("quote", "chart")
+
 _YF_LOCK = threading.RLock()
 _ACTIVE: dict[str, Any] = {"session": None, "cache_dir": None}
 
@@ -264,7 +284,14 @@ class YahooSource:
         max_workers: int = 8,
         budget: RequestBudget | None = None,
         budget_wait_s: float = 900.0,
+        live: str = "chart",
     ):
+        """``live``: what ``fetch`` asks for, ``"quote"`` (batched quotes) or ``"chart"`` (1-minute
+        bars per symbol); see the module docstring. ValueError for anything else."""
+        if live not in LIVE_MODES:
+            raise ValueError(f"live must be one of {LIVE_MODES}, not {live!r}")
+        self.live = live
+        self._volumes = TickVolume()
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.timeout = float(timeout)
@@ -293,6 +320,8 @@ class YahooSource:
 
     # -- public -----------------------------------------------------------------------------------
     def fetch(self, symbols: Sequence[str]) -> FetchResult:
+        if self.live == "quote":
+            return self.quotes(symbols)
         result = FetchResult()
         wanted = result.symbols(symbols)
         if not wanted or self._in_backoff(wanted, result):
@@ -323,6 +352,40 @@ class YahooSource:
                 result.errors[symbol] = reason
         self._after(result)
         return result
+
+    def quotes(self, symbols: Sequence[str]) -> FetchResult:
+        """Live ticks of ``symbols`` from Yahoo's quote API, ``QUOTE_BATCH`` symbols per request (see
+        the module docstring). Never waits for the budget: a batch without a slot gets "request
+        budget spent ..." for each of its symbols. Never raises."""
+        result = FetchResult()
+        wanted = result.symbols(symbols)
+        if not wanted or self._in_backoff(wanted, result):
+            return result
+        for first in range(0, len(wanted), QUOTE_BATCH):
+            batch = wanted[first : first + QUOTE_BATCH]
+            if self.budget is not None and not self.budget.try_acquire(LIVE):
+                for symbol in batch:
+                    result.errors[symbol] = self._budget_reason()
+                continue
+            answer, reason = self._quote_request(batch)
+            if reason is not None:
+                for symbol in batch:
+                    result.errors[symbol] = reason
+                if reason.startswith("rate limited"):
+                    break  # the session withholds the rest anyway: one refusal, one request
+                continue
+            self._quote_events(batch, answer, utcnow(), result)
+        self._after(result)
+        return result
+
+    def quote_interval(self, symbols: int) -> float:
+        """Shortest interval (s) at which ``quotes`` of ``symbols`` symbols is sustained by the
+        request budget on its live share (0 without a budget)."""
+        if self.budget is None:
+            return 0.0
+        return self.budget.sustainable_interval(
+            math.ceil(max(1, symbols) / QUOTE_BATCH), share=LIVE_PLAN_SHARE
+        )
 
     def backfill(
         self, symbol: str, start: datetime, end: datetime, interval: str, *, priority: int = BACKFILL
@@ -426,9 +489,13 @@ class YahooSource:
         }
 
     def min_interval(self, symbols: int) -> float:
-        """Shortest polling interval (s) the request budget sustains for ``symbols`` (0 without one)."""
+        """Shortest polling interval (s) the request budget sustains for ``fetch`` of ``symbols``
+        symbols (0 without one): one request per ``QUOTE_BATCH`` symbols in quote mode, one per symbol
+        in chart mode."""
         if self.budget is None:
             return 0.0
+        if self.live == "quote":
+            return self.quote_interval(symbols)
         return self.budget.sustainable_interval(max(1, symbols), share=LIVE_PLAN_SHARE)
 
     # -- calling yfinance -------------------------------------------------------------------------
@@ -529,6 +596,108 @@ class YahooSource:
             if extra > 0 and self.budget is not None:  # yfinance's own probes (time zone) count too
                 self.budget.charge(extra)
         return outcomes
+
+    def _quote_request(self, batch: Sequence[str]) -> tuple[list[dict], str | None]:
+        """One quote API request for ``batch``: (its ``quoteResponse.result`` items, None) or
+        ([], the reason it failed)."""
+        with _YF_LOCK:
+            self._activate()
+            session = self._session
+            session.rate_limited = False
+            session.deadline = time.monotonic() + self.timeout
+            try:
+                body = YfData(session=session).get_raw_json(
+                    QUOTE_URL,
+                    params={
+                        "symbols": ",".join(batch),
+                        "formatted": "false",
+                        "lang": "en-US",
+                        "region": "US",
+                    },
+                    timeout=self.timeout,
+                )
+            except Exception as exc:
+                if session.rate_limited or isinstance(exc, YFRateLimitError):
+                    return [], "rate limited by Yahoo (HTTP 429)"
+                kinds = {c.__name__ for c in type(exc).__mro__}
+                if kinds & {"Timeout", "TimeoutError", "ReadTimeout", "ConnectTimeout"}:
+                    return [], f"no answer from Yahoo within {self.timeout:g}s"
+                if kinds & {"ConnectionError", "DNSError"}:
+                    return [], f"cannot reach Yahoo ({type(exc).__name__}): {str(exc)[:120]}"
+                return [], f"Yahoo's quote API failed: {type(exc).__name__}: {str(exc)[:160]}"
+            finally:
+                session.deadline = None
+                if session.rate_limited:
+                    _forget_identity(session)
+                    with self._stats_lock:
+                        self._stats["crumb_resets"] += 1
+        answer = body.get("quoteResponse") if isinstance(body, dict) else None
+        items = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(items, list):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            return [], f"Yahoo's quote API answered without quotes: {str(error or body)[:160]}"
+        return [q for q in items if isinstance(q, dict)], None
+
+    def _quote_events(
+        self, batch: Sequence[str], items: list[dict], now: datetime, result: FetchResult
+    ) -> None:
+        """Ticks from one quote answer (see the module docstring) into ``result``."""
+        by_symbol: dict[str, dict] = {}
+        for item in items:
+            try:
+                by_symbol[normalize_symbol(str(item.get("symbol", "")))] = item
+            except InvalidEvent:
+                continue
+        for symbol in batch:
+            q = by_symbol.get(symbol)
+            if q is None:
+                result.errors[symbol] = f"Yahoo Finance does not know {symbol}: not in its quote answer"
+                continue
+            market = market_for(symbol)
+            common = dict(
+                symbol=symbol,
+                interval="tick",
+                source=self.name,
+                fetched_at=now,
+                exchange=str(q.get("fullExchangeName") or q.get("exchange") or market.exchange)[:64],
+                currency=str(q.get("currency") or market.currency)[:64],
+                timezone=str(q.get("exchangeTimezoneName") or market.timezone),
+                schema=1,
+            )
+            ticks = []
+            price, at = q.get("regularMarketPrice"), q.get("regularMarketTime")
+            if not _positive(price) or not isinstance(at, (int, float)) or at <= 0:
+                result.errors[symbol] = f"Yahoo's quote for {symbol} has no regular-market price and time"
+                continue
+            ts = datetime.fromtimestamp(float(at), UTC)
+            figure = q.get("regularMarketVolume")
+            figure = int(figure) if isinstance(figure, (int, float)) and math.isfinite(figure) else 0
+            if q.get("quoteType") == CRYPTO_QUOTE_TYPE or market.always_open:
+                volume = self._volumes.rolling(symbol, ts, figure)
+            else:
+                volume = self._volumes.session(symbol, ts, str(common["timezone"]), figure)
+            ticks.append(dict(ts=ts, price=float(price), volume=float(volume)))
+            state = str(q.get("marketState") or "")
+            extended = {"PRE": "preMarket", "POST": "postMarket"}.get(state)
+            if extended:
+                xp, xt = q.get(f"{extended}Price"), q.get(f"{extended}Time")
+                if _positive(xp) and isinstance(xt, (int, float)) and xt > at:
+                    ticks.append(dict(ts=datetime.fromtimestamp(float(xt), UTC), price=float(xp), volume=0.0))
+            result.add_checked(
+                (
+                    dict(
+                        ts=t["ts"],
+                        open=t["price"],
+                        high=t["price"],
+                        low=t["price"],
+                        close=t["price"],
+                        volume=t["volume"],
+                        **common,
+                    )
+                    for t in ticks
+                ),
+                symbol=symbol,
+            )
 
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:
         try:
@@ -722,6 +891,10 @@ class YahooSource:
                 self._stats["last_error"], self._stats["last_error_at"] = f"{symbol}: {reason}", now
             if result.events:
                 self._stats["last_success_at"] = now
+
+
+def _positive(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def _in_range(event: dict, start: datetime, end: datetime) -> bool:

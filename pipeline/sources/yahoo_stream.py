@@ -18,17 +18,13 @@ Guarantees:
 - A pushed frame becomes one ``tick`` event (``source="yahoo_stream"``): ``ts`` is the provider's
   trade time (``time``, epoch ms), ``fetched_at`` the time the frame was received (UTC). ``price``
   (a 32-bit float) is rounded to the frame's ``price_hint`` decimals (2 if absent, 4 below 10), so
-  189.97999572753906 is stored as 189.98. ``volume`` is the increase of the cumulative
-  ``day_volume`` since the symbol's previous frame: 0 for the first frame a process sees of a
-  session (its volume was counted before we joined), ``day_volume`` itself for the first frame of a
-  new session date (exchange time zone), never negative (a cumulative count that goes down gives 0).
-  For crypto (``quote_type`` CRYPTOCURRENCY, or a 24/7 market) ``day_volume`` is a *rolling 24-hour*
-  figure, not a session's count: it falls as trades age out and has no daily reset. A tick then
-  gets only the figure's increase since the symbol's previous frame, and only when that frame is at
-  most ``ROLLING_GAP_S`` old (over a longer gap the increase cannot be placed in one minute: 0); the
-  first frame after 00:00 UTC is no session start. The increase is a lower bound of what traded
-  between the two frames, never more. Daily crypto volume comes from the provider's daily bar
-  (``bars``), not from the sum of these deltas.
+  189.97999572753906 is stored as 189.98. ``volume`` comes from the frame's cumulative
+  ``day_volume`` by ``tick_volume.TickVolume``: a session's figure gives each tick its increase
+  since the symbol's previous frame (0 for the first frame a process sees of a session, the whole
+  figure for the first frame of a new session date); for crypto (``quote_type`` CRYPTOCURRENCY, or
+  a 24/7 market) the figure is a *rolling 24-hour* one and a tick gets its increase only over a gap
+  of at most ``tick_volume.ROLLING_GAP_S`` (no daily reset at 00:00 UTC). Daily crypto volume
+  comes from the provider's daily bar (``bars``), not from the sum of these deltas.
   Unknown protobuf fields are ignored. A second frame of a symbol within the same millisecond as its
   previous one (two trades, or a volume update) is stamped 1 ms later, since ticks are keyed by
   (symbol, ts) at MongoDB's millisecond resolution and it would otherwise be dropped with its volume.
@@ -48,9 +44,10 @@ Guarantees:
 - Symbols the stream does not cover (no frame for ``uncovered_s`` while connected) are fetched by
   REST from ``fetch`` at most once per ``uncovered_s`` each, under the same budget.
 - While no connection has been up for ``stall_s`` with symbols wanted (a network that blocks
-  WebSockets, a streamer that is down), ``fetch`` falls back to polling them all by REST, ticks
-  included, every ``fallback_every_s`` (what the REST budget sustains, at least 5 s); it stops as
-  soon as a connection is up. ``health()["fallback"]`` says since when and how often.
+  WebSockets, a streamer that is down), ``fetch`` falls back to polling them all by Yahoo's quote
+  API (``YahooSource.quotes``: one request per 50 symbols, ticks with volume) every
+  ``fallback_every_s`` (what the REST budget sustains, at least 5 s); it stops as soon as a
+  connection is up. ``health()["fallback"]`` says since when and how often.
 - ``health()`` gives: connected, connected since, messages/s over the last minute, last message per
   symbol, reconnects, gaps repaired, bad frames by reason, subscriptions, and latency p50/p95 over
   the last minute of trade→received and received→Kafka (ms).
@@ -68,7 +65,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yfinance as yf
@@ -82,7 +79,8 @@ from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, utcnow, va
 from .backoff import Backoff
 from .base import FetchResult, SymbolInfo
 from .budget import REPAIR
-from .markets import market_for, market_status, session_date
+from .markets import market_for, market_status
+from .tick_volume import TickVolume
 from .yahoo import YahooSource
 
 log = logging.getLogger(__name__)
@@ -169,9 +167,6 @@ FALLBACK_MIN_EVERY_S = 5.0
 #: Yahoo's ``QuoteType`` value for crypto pairs (``CRYPTOCURRENCY``), whose ``day_volume`` is a
 #: rolling 24-hour figure (yfinance's ``pricing.proto`` carries the field; the enum is Yahoo's).
 CRYPTOCURRENCY = 41
-#: The longest gap between two frames of a crypto pair whose rolling-volume increase is still
-#: credited to the later tick (seconds): longer, and the increase cannot be placed in one minute.
-ROLLING_GAP_S = 60.0
 
 
 class Decoder:
@@ -179,8 +174,7 @@ class Decoder:
 
     def __init__(self, source: str = "yahoo_stream"):
         self.source = source
-        self._day_volume: dict[str, tuple[date, int]] = {}
-        self._rolling: dict[str, tuple[datetime, int]] = {}  # crypto: (previous frame's ts, figure)
+        self._volumes = TickVolume()
         self._last_ms: dict[str, int] = {}  # per symbol: the trade time (epoch ms) of its last tick
         self.quotes: dict[str, dict] = {}  # the last decoded quote per symbol (health)
 
@@ -252,9 +246,9 @@ class Decoder:
         except (InvalidEvent, ValueError, OverflowError, OSError) as exc:
             raise BadFrame(f"{symbol}: {getattr(exc, 'reason', exc)}", "tick does not validate") from None
         if data.quote_type == CRYPTOCURRENCY or market.always_open:
-            volume = self._rolling_volume(symbol, ts, int(data.day_volume))
+            volume = self._volumes.rolling(symbol, ts, int(data.day_volume))
         else:
-            volume = self._volume(symbol, ts, market.timezone, int(data.day_volume))
+            volume = self._volumes.session(symbol, ts, market.timezone, int(data.day_volume))
         self.quotes[symbol] = {
             "price": price,
             "day_high": round(float(data.day_high), hint) if data.day_high else None,
@@ -264,27 +258,6 @@ class Decoder:
             "time": iso(ts),
         }
         return event.with_(volume=float(volume))
-
-    def _volume(self, symbol: str, ts: datetime, tz: str, day_volume: int) -> int:
-        day = session_date(ts, tz)
-        previous = self._day_volume.get(symbol)
-        self._day_volume[symbol] = (day, max(0, day_volume))
-        if previous is None:
-            return 0  # joined mid-session: what traded before is not ours to attribute to this tick
-        if previous[0] != day:
-            return max(0, day_volume)  # the session started: the whole day volume is new
-        return max(0, day_volume - previous[1])
-
-    def _rolling_volume(self, symbol: str, ts: datetime, rolling_24h: int) -> int:
-        """A crypto tick's volume from a rolling 24-hour figure: its increase since the previous
-        frame when that frame is at most ``ROLLING_GAP_S`` old, else 0 (see the module docstring)."""
-        if rolling_24h <= 0:  # no figure in this frame (protobuf's 0): never a new baseline
-            return 0
-        previous = self._rolling.get(symbol)
-        self._rolling[symbol] = (ts, rolling_24h)
-        if previous is None or (ts - previous[0]).total_seconds() > ROLLING_GAP_S:
-            return 0
-        return max(0, rolling_24h - previous[1])
 
 
 class YahooStreamSource:
@@ -406,8 +379,7 @@ class YahooStreamSource:
     def fallback_every_s(self, symbols: int) -> float:
         """How often the REST fallback polls ``symbols`` symbols while the stream is down (s): what the
         REST source's request budget sustains, at least ``FALLBACK_MIN_EVERY_S``."""
-        sustained = self.rest.min_interval(symbols) if hasattr(self.rest, "min_interval") else 0.0
-        return max(FALLBACK_MIN_EVERY_S, sustained)
+        return max(FALLBACK_MIN_EVERY_S, self.rest.quote_interval(symbols))
 
     def _fallback(self, wanted: list[str], now: float, result: FetchResult) -> FetchResult:
         """While no connection is up for ``stall_s`` (a network that blocks WebSockets, a streamer
@@ -424,7 +396,7 @@ class YahooStreamSource:
             return result
         self._fallback_at = now
         self.fallback_polls += 1
-        return result.extend(self.rest.fetch(wanted))
+        return result.extend(self.rest.quotes(wanted))
 
     def backfill(self, symbol: str, start: datetime, end: datetime, interval: str) -> FetchResult:
         return self.rest.backfill(symbol, start, end, interval)

@@ -6,7 +6,7 @@ It serves the providers' real response shapes on one 127.0.0.1 port:
   ``timestamp[]``, ``indicators.quote[0]``; errors as ``chart.error``), and what yfinance 1.7 calls
   around it: ``fc.yahoo.com`` ``/`` (cookie), ``/v1/test/getcrumb`` (crumb), ``guce.yahoo.com``
   ``/consent`` (the csrf cookie strategy), ``/v10/finance/quoteSummary/{symbol}`` and
-  ``/v7/finance/quote`` (the ``info`` fallback). The client must send every Yahoo host here (the
+  ``/v7/finance/quote?symbols=A,B,...`` (batched live quotes; also yfinance's ``info`` fallback). The client must send every Yahoo host here (the
   source's session rewrites hosts and tells the original one in ``X-Original-Host``).
 - Alpha Vantage: ``/query?function=GLOBAL_QUOTE|TIME_SERIES_INTRADAY|TIME_SERIES_DAILY``.
 
@@ -178,6 +178,7 @@ class FakeMarket:
             str, list[tuple[float, float, float]]
         ] = {}  # symbol -> (ex ts, numerator, denominator)
         self.dividends: dict[str, list[tuple[float, float]]] = {}  # symbol -> (ex ts, amount per share)
+        self.market_states: dict[str, str] = {}  # symbol -> quote API marketState (default REGULAR)
         self.requests: list[Request] = []
         self._now = now or time.time
         self._lock = threading.Lock()
@@ -268,6 +269,12 @@ class FakeMarket:
         ``close`` is not dividend-adjusted, its ``adjclose`` is)."""
         self.dividends.setdefault(symbol, []).append((float(ex_ts), float(amount)))
 
+    def set_market_state(self, symbol: str, state: str) -> None:
+        """What the quote API says of ``symbol``'s market: REGULAR (default), PRE or POST (with a
+        pre/post-market price 1 % above the regular one, stamped now), CLOSED."""
+        with self._lock:
+            self.market_states[symbol] = state
+
     def release_hanging(self) -> None:
         """Let handlers that are hanging answer now."""
         self._released.set()
@@ -349,7 +356,7 @@ class FakeMarket:
                 },
             )
         if path.startswith("/v7/finance/quote"):
-            return _json(200, {"quoteResponse": {"result": [], "error": None}})
+            return self._quotes(req.params)
         return _json(
             404,
             {
@@ -359,6 +366,56 @@ class FakeMarket:
                 }
             },
         )
+
+    def _quotes(self, q: dict[str, str]) -> tuple[int, str, bytes]:
+        """``/v7/finance/quote?symbols=A,B``: one item per known symbol, in the shape of Yahoo's answer
+        (recorded by yahoo-finance2: ``quoteResponse.result[]``, ``error: null``); unknown symbols
+        are left out, as Yahoo does. A symbol in ``rate_limit`` mode refuses the whole request."""
+        symbols = [s for s in q.get("symbols", "").split(",") if s]
+        if any(self.yahoo_modes.get(s) == "rate_limit" for s in symbols):
+            return 429, "text/plain", b"Edge: Too Many Requests"
+        now = self.now()
+        items = []
+        for symbol in symbols:
+            inst = self.instruments.get(symbol)
+            if inst is None or self.yahoo_modes.get(symbol) == "unknown":
+                continue
+            zone = ZoneInfo(inst.tz)
+            local = datetime.fromtimestamp(now, zone)
+            day0 = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            at = int(now)
+            o, h, lo, _, volume = _ohlcv(inst, day0, max(day0 + 60, now - now % 60))
+            state = self.market_states.get(symbol, "REGULAR")
+            item: dict[str, Any] = {
+                "language": "en-US",
+                "region": "US",
+                "quoteType": inst.instrument_type,
+                "currency": inst.currency,
+                "exchange": inst.exchange_name,
+                "fullExchangeName": inst.full_exchange_name,
+                "exchangeTimezoneName": inst.tz,
+                "exchangeTimezoneShortName": local.tzname() or "UTC",
+                "gmtOffSetMilliseconds": int(local.utcoffset().total_seconds() * 1000),  # type: ignore[union-attr]
+                "market": "us_market",
+                "marketState": state,
+                "priceHint": 2,
+                "regularMarketPrice": _r(price_at(inst, at)),
+                "regularMarketTime": at,
+                "regularMarketVolume": volume,
+                "regularMarketOpen": o,
+                "regularMarketDayHigh": h,
+                "regularMarketDayLow": lo,
+                "regularMarketPreviousClose": _r(price_at(inst, day0 - 60)),
+                "shortName": inst.long_name,
+                "longName": inst.long_name,
+                "symbol": symbol,
+            }
+            if state in ("PRE", "POST"):
+                prefix = "preMarket" if state == "PRE" else "postMarket"
+                item[f"{prefix}Price"] = _r(price_at(inst, at) * 1.01)
+                item[f"{prefix}Time"] = at + 1
+            items.append(item)
+        return _json(200, {"quoteResponse": {"result": items, "error": None}})
 
     def _chart(self, symbol: str, mode: str, q: dict[str, str]) -> tuple[int, str, bytes]:
         recorded = self.recorded.get(symbol)
