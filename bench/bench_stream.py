@@ -180,7 +180,7 @@ def stream_phase(stack, data, seconds: float, tag: str = "stream") -> dict:
             consumer.write_latency.samples.clear()
             for v in stages.values():
                 v.clear()
-            charts_before = len(market.chart_requests())
+            rest_before = len(market.chart_requests()) + market.count("/v7/finance/quote")
             ages: list[float] = []
             stop = threading.Event()
             sampler = threading.Thread(target=sample_ages, args=(runtime, symbols[:6], stop, ages))
@@ -190,7 +190,7 @@ def stream_phase(stack, data, seconds: float, tag: str = "stream") -> dict:
             elapsed = time.monotonic() - t0
             stop.set()
             sampler.join()
-            rest = len(market.chart_requests()) - charts_before
+            rest = len(market.chart_requests()) + market.count("/v7/finance/quote") - rest_before
             pushed = len(streamer.pushed)
             health = runtime.pipeline.producer.snapshot()["sources"]["yahoo_stream"]
             writes = consumer.write_latency.snapshot()
@@ -229,7 +229,7 @@ def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
         try:
             while not runtime.store.prices.count_documents({"interval": "tick"}):
                 time.sleep(0.1)
-            charts_before = len(market.chart_requests())
+            rest_before = len(market.chart_requests()) + market.count("/v7/finance/quote")
             ages: list[float] = []
             stop = threading.Event()
             sampler = threading.Thread(target=sample_ages, args=(runtime, SIX, stop, ages))
@@ -239,7 +239,7 @@ def poll_phase(stack, data, seconds: float, tag: str, **budget) -> dict:
             elapsed = time.monotonic() - t0
             stop.set()
             sampler.join()
-            rest = len(market.chart_requests()) - charts_before
+            rest = len(market.chart_requests()) + market.count("/v7/finance/quote") - rest_before
             interval = runtime.pipeline.producer.snapshot()["poll_intervals"].get("yfinance", {})
         finally:
             runtime.stop()

@@ -81,7 +81,7 @@ def stream_details(producer: dict, consumer: dict, now: float) -> None:
         if fallback.get("polling"):
             st.warning(
                 f"The stream is down (no connection since {fmt.local_time(datetime.fromtimestamp(fallback['since'], UTC))}): live prices "
-                f"are polled from Yahoo's chart API every {fallback['every_s']:g} s instead, under the request "
+                f"are polled from Yahoo's quote API every {fallback['every_s']:g} s instead, under the request "
                 f"budget ({fallback['polls']} polls so far). Pushed prices come back with the connection.",
                 icon="🔁",
             )

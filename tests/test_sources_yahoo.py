@@ -307,6 +307,7 @@ def test_fifty_symbols_cost_one_quote_request_and_each_gets_a_tick_at_yahoos_mar
         wanted = [s for s in fake.instruments if s != "BTC-USD"][:50]
         before = time.time()
         result = quoting.fetch(wanted)
+        after = time.time()
         assert result.errors == {}
         assert fake.count("/v7/finance/quote") == 1 and fake.chart_requests() == []
         quote = fake.requests[-1]
@@ -315,11 +316,13 @@ def test_fifty_symbols_cost_one_quote_request_and_each_gets_a_tick_at_yahoos_mar
         assert set(ticks) == set(wanted) and {e.interval for e in result.events} == {"tick"}
         toyota = ticks["7203.T"]
         assert (toyota.currency, toyota.timezone, toyota.exchange) == ("JPY", "Asia/Tokyo", "Tokyo")
-        assert abs(toyota.ts.timestamp() - before) < 5 and toyota.ts.microsecond == 0  # regularMarketTime
+        assert (
+            int(before) <= toyota.ts.timestamp() <= after and toyota.ts.microsecond == 0
+        )  # regularMarketTime
         assert ticks["VOD.L"].currency == "GBp"
         assert all(e.volume == 0 for e in result.events)  # first figure of the session: not ours
-        again = quoting.fetch(wanted)
-        assert fake.count("/v7/finance/quote") == 2 and len(again.events) == 50
+        again = quoting.fetch(wanted)  # ticks only for quotes whose market time moved on
+        assert fake.count("/v7/finance/quote") == 2 and again.errors == {}
     finally:
         for i in range(60):
             fake.instruments.pop(f"T{i}", None)
@@ -329,9 +332,11 @@ def test_fifty_symbols_cost_one_quote_request_and_each_gets_a_tick_at_yahoos_mar
 def test_quote_volume_is_the_increase_of_the_session_figure_and_extended_hours_are_their_own_tick(
     tmp_path,
 ):
-    """The fake's clock is moved by hand (10 minutes behind the real one, so no tick is in the
-    future): the tick's volume is exactly the increase of ``regularMarketVolume`` between polls."""
-    clock = [time.time() - 600]
+    """The fake's clock is moved by hand from a fixed past midday (New York 10:00 on a Friday, so
+    no tick is in the future and no session starts meanwhile): a tick's volume is exactly the
+    increase of ``regularMarketVolume`` between polls; a poll that finds the same time and figure
+    gives no tick, the same time with a higher figure a tick 1 ms later (the closing auction)."""
+    clock = [datetime(2026, 11, 20, 15, 0, tzinfo=UTC).timestamp()]
     with FakeMarket(now=lambda: clock[0]) as fake:
         quoting = YahooSource(tmp_path / "yf", timeout=TIMEOUT, base_url=fake.url, live="quote")
 
@@ -347,11 +352,29 @@ def test_quote_volume_is_the_increase_of_the_session_figure_and_extended_hours_a
         (tick,) = quoting.fetch(["AAPL"]).events
         assert figure() > before and tick.volume == figure() - before
         assert tick.ts.timestamp() == int(clock[0])  # Yahoo's regularMarketTime, not the fetch time
+        again = quoting.fetch(["AAPL"])  # the clock did not move: nothing new traded
+        assert again.events == [] and again.errors == {}
+        fake.volume_bonus["AAPL"] = 5000  # the same market time, a higher figure
+        (auction,) = quoting.fetch(["AAPL"]).events
+        assert auction.ts == tick.ts + timedelta(milliseconds=1) and auction.volume == 5000
         fake.set_market_state("AAPL", "POST")
         clock[0] += 30
         regular, extended = sorted(quoting.fetch(["AAPL"]).events, key=lambda e: e.ts)
         assert extended.ts > regular.ts and extended.close == pytest.approx(regular.close * 1.01, abs=0.011)
         assert extended.volume == 0  # Yahoo's quote has no post-market volume
+
+
+@pytest.mark.starts_server
+def test_a_crypto_quotes_rolling_figure_gives_only_its_increase(tmp_path):
+    clock = [datetime(2026, 11, 20, 23, 59, 30, tzinfo=UTC).timestamp()]
+    with FakeMarket(now=lambda: clock[0]) as fake:
+        quoting = YahooSource(tmp_path / "yf", timeout=TIMEOUT, base_url=fake.url, live="quote")
+        fake.volume_bonus["BTC-USD"] = 88_700_000_000  # a rolling 24-hour figure, in USD
+        assert [e.volume for e in quoting.fetch(["BTC-USD"]).events] == [0.0]
+        clock[0] += 40  # past 00:00 UTC: no session start for a rolling figure
+        fake.volume_bonus["BTC-USD"] += 1_000_000
+        (tick,) = quoting.fetch(["BTC-USD"]).events
+        assert 1_000_000 - 1_000 <= tick.volume <= 1_000_000 + 1_000  # the increase, not the figure
 
 
 def test_an_unknown_symbol_in_a_batch_is_its_own_reason_and_the_others_are_quoted(quoting, fake):
@@ -374,6 +397,29 @@ def test_a_429_on_the_quote_api_costs_one_request_and_backs_off(quoting, fake):
     fake.set_yahoo("normal")
     wait_for(lambda: quoting._backoff.left() <= 0, 10, what="the backoff to end")
     assert quoting.fetch(["AAPL", "MSFT"]).errors == {}
+
+
+def test_a_429_on_the_first_batch_gives_every_later_batch_its_reason_too(quoting, fake):
+    fake.instruments.update({f"T{i}": replace(fake.instruments["AAPL"], symbol=f"T{i}") for i in range(60)})
+    try:
+        fake.set_yahoo("rate_limit", "T0")
+        fake.clear()
+        wanted = [f"T{i}" for i in range(60)]
+        refused = quoting.fetch(wanted)
+        assert set(refused.errors) == set(wanted) and not refused.events
+        assert fake.count("/v7/finance/quote") == 1
+        fake.set_yahoo("normal")
+        wait_for(lambda: quoting._backoff.left() <= 0, 10, what="the backoff to end")
+        fake.clear()
+        served = quoting.fetch(wanted)
+        assert served.errors == {} and len(served.events) == 60
+        batches = [
+            r.params["symbols"].split(",") for r in fake.requests if r.path.startswith("/v7/finance/quote")
+        ]
+        assert [len(b) for b in batches] == [50, 10]
+    finally:
+        for i in range(60):
+            fake.instruments.pop(f"T{i}", None)
 
 
 def test_the_quote_budget_is_one_slot_per_batch_and_never_waits(fake, tmp_path):

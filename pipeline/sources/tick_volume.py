@@ -5,15 +5,19 @@ Guarantees:
 - A session figure (stocks, funds, indices, FX: the volume of the exchange's current session) gives
   a tick the increase since the symbol's previous figure: 0 for the first figure a process sees of
   a session (what traded before is not ours to attribute to this tick), the figure itself for the
-  first one of a new session date (exchange time zone), never negative (a figure that goes down
-  gives 0).
+  first one of a new session date (exchange time zone), never negative: a figure below the
+  session's highest so far (a stale answer) gives 0 and leaves the baseline where it was, so the
+  volume it hides is counted once, when a higher figure comes.
 - A rolling 24-hour figure (crypto: ``quote_type`` CRYPTOCURRENCY, or a 24/7 market) falls as trades
   age out and has no daily reset. A tick gets only the figure's increase since the symbol's previous
   figure, and only when that one is at most ``ROLLING_GAP_S`` old (over a longer gap the increase
   cannot be placed in one minute: 0); the first figure after 00:00 UTC is no session start. The
   increase is a lower bound of what traded between the two figures, never more. A figure of 0 (the
   provider sent none) is never a baseline.
-- Volumes are in the instrument's own units (shares, coins, contracts), as the provider counts them.
+- Volumes are in the provider's units: shares or contracts for listed instruments; for Yahoo's crypto
+  pairs the quote currency's value traded (BTC-USD's 24-hour figure is in USD).
+- Polling slower than ``ROLLING_GAP_S`` (more than 100 symbols in quote batches, or a poll interval
+  over 60 s) gives crypto ticks volume 0; their daily volume still comes from the daily bar.
 """
 
 from __future__ import annotations
@@ -38,11 +42,11 @@ class TickVolume:
         exchange's IANA time zone (its session date decides when a new session starts)."""
         day = session_date(ts, tz)
         previous = self._session.get(symbol)
-        self._session[symbol] = (day, max(0, figure))
-        if previous is None:
-            return 0
-        if previous[0] != day:
-            return max(0, figure)
+        if previous is None or previous[0] != day:
+            self._session[symbol] = (day, max(0, figure))
+            return 0 if previous is None else max(0, figure)
+        # a lower figure (a stale answer) is no new baseline: what it hides is counted once, later
+        self._session[symbol] = (day, max(previous[1], figure))
         return max(0, figure - previous[1])
 
     def rolling(self, symbol: str, ts: datetime, figure: int) -> int:

@@ -9,8 +9,13 @@ Guarantees (on top of ``base``):
   the increase of ``regularMarketVolume`` (``tick_volume.TickVolume``: the session's count; crypto's
   rolling 24-hour figure), and, while ``marketState`` is PRE or POST, a tick at the extended-hours
   price and time (``preMarketPrice``/``postMarketPrice``; volume 0: Yahoo gives no extended-hours
-  volume there). Minute bars then come from the bar builder, as for the streamer. A symbol Yahoo
-  leaves out of the answer is "Yahoo Finance does not know X: not in its quote answer".
+  volume there). A quote with the time and figure of the symbol's previous tick gives no tick (no
+  new trade: nights and weekends publish nothing); the same time with a higher figure (the closing
+  auction) is stamped 1 ms later so it cannot replace the earlier tick's volume. A symbol Yahoo
+  leaves out of the answer is "Yahoo Finance does not know X: not in its quote answer". Minute bars
+  are then built from these samples by the bar builder: a minute's high and low are those of the
+  samples (every 24 s for 50 symbols at the default budget), a minute without one stays empty, and
+  the provider's official daily bar (``pipeline.official_days``) replaces the day once it settled.
 - With ``live="chart"`` (the default of this class; the streamer uses it for symbols the stream does
   not cover) ``fetch`` returns, per symbol, the last ``live_bars`` 1-minute bars (the newest still forming,
   pre/post market included) and a ``tick`` at the chart's ``regularMarketPrice``/``regularMarketTime``
@@ -151,6 +156,7 @@ class _YahooSessionMixin:
         self.requests_made = 0
         self.requests_withheld = 0
         self.chart_requests = 0
+        self.quote_requests = 0
         self.charts: dict[str, Any] = {}
         self.rate_limited = False
 
@@ -176,6 +182,8 @@ class _YahooSessionMixin:
         response = super().request(method, url, *args, **kwargs)  # type: ignore[misc]
         if response.status_code == 429:
             self.rate_limited = True
+        if "/v7/finance/quote" in parts.path:
+            self.quote_requests += 1
         if "/v8/finance/chart/" in parts.path:
             self.chart_requests += 1
             self.charts[unquote(parts.path.rsplit("/", 1)[-1])] = response
@@ -292,6 +300,8 @@ class YahooSource:
             raise ValueError(f"live must be one of {LIVE_MODES}, not {live!r}")
         self.live = live
         self._volumes = TickVolume()
+        self._last_quote: dict[str, tuple[int, int]] = {}  # symbol -> (last tick's ts in ms, figure)
+        self._quote_lock = threading.Lock()
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.timeout = float(timeout)
@@ -369,12 +379,15 @@ class YahooSource:
                 continue
             answer, reason = self._quote_request(batch)
             if reason is not None:
-                for symbol in batch:
+                refused = reason.startswith("rate limited")
+                # after a refusal the session withholds the rest anyway: one refusal, one request
+                for symbol in wanted[first:] if refused else batch:
                     result.errors[symbol] = reason
-                if reason.startswith("rate limited"):
-                    break  # the session withholds the rest anyway: one refusal, one request
+                if refused:
+                    break
                 continue
-            self._quote_events(batch, answer, utcnow(), result)
+            with self._quote_lock:
+                self._quote_events(batch, answer, utcnow(), result)
         self._after(result)
         return result
 
@@ -605,6 +618,7 @@ class YahooSource:
             session = self._session
             session.rate_limited = False
             session.deadline = time.monotonic() + self.timeout
+            sent_before = session.quote_requests
             try:
                 body = YfData(session=session).get_raw_json(
                     QUOTE_URL,
@@ -631,6 +645,9 @@ class YahooSource:
                     _forget_identity(session)
                     with self._stats_lock:
                         self._stats["crumb_resets"] += 1
+                extra = session.quote_requests - sent_before - 1  # yfinance retries with another cookie
+                if extra > 0 and self.budget is not None:
+                    self.budget.charge(extra)
         answer = body.get("quoteResponse") if isinstance(body, dict) else None
         items = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(items, list):
@@ -653,51 +670,62 @@ class YahooSource:
             if q is None:
                 result.errors[symbol] = f"Yahoo Finance does not know {symbol}: not in its quote answer"
                 continue
-            market = market_for(symbol)
-            common = dict(
-                symbol=symbol,
-                interval="tick",
-                source=self.name,
-                fetched_at=now,
-                exchange=str(q.get("fullExchangeName") or q.get("exchange") or market.exchange)[:64],
-                currency=str(q.get("currency") or market.currency)[:64],
-                timezone=str(q.get("exchangeTimezoneName") or market.timezone),
-                schema=1,
-            )
-            ticks = []
-            price, at = q.get("regularMarketPrice"), q.get("regularMarketTime")
-            if not _positive(price) or not isinstance(at, (int, float)) or at <= 0:
-                result.errors[symbol] = f"Yahoo's quote for {symbol} has no regular-market price and time"
-                continue
-            ts = datetime.fromtimestamp(float(at), UTC)
-            figure = q.get("regularMarketVolume")
-            figure = int(figure) if isinstance(figure, (int, float)) and math.isfinite(figure) else 0
+            try:
+                self._quote_ticks(symbol, q, now, result)
+            except (ValueError, OverflowError, OSError, KeyError, TypeError) as exc:  # one odd quote
+                result.errors[symbol] = f"Yahoo's quote for {symbol} is unusable: {type(exc).__name__}: {exc}"
+
+    def _quote_ticks(self, symbol: str, q: dict, now: datetime, result: FetchResult) -> None:
+        """The ticks of one quote (lock held). A quote whose market time and volume figure are those
+        of the symbol's previous tick is no new trade and gives none; one with the same time and a
+        higher figure (the closing auction's volume arrives after the last trade's time) is stamped
+        1 ms later, since ticks are keyed by (symbol, ts) and a repeat would replace the earlier
+        tick's volume."""
+        price, at = q.get("regularMarketPrice"), q.get("regularMarketTime")
+        if not _positive(price) or not _positive(at):
+            result.errors[symbol] = f"Yahoo's quote for {symbol} has no regular-market price and time"
+            return
+        figure = q.get("regularMarketVolume")
+        figure = int(figure) if _positive(figure) else 0
+        at_ms = int(at * 1000)
+        last = self._last_quote.get(symbol)
+        market = market_for(symbol, timezone=q.get("exchangeTimezoneName") or None)
+        ticks = []
+        if last is None or at_ms > last[0] or figure > last[1]:
+            at_ms = at_ms if last is None or at_ms > last[0] else last[0] + 1
+            self._last_quote[symbol] = (at_ms, max(figure, last[1] if last else 0))
+            ts = datetime.fromtimestamp(at_ms / 1000, UTC)
             if q.get("quoteType") == CRYPTO_QUOTE_TYPE or market.always_open:
                 volume = self._volumes.rolling(symbol, ts, figure)
             else:
-                volume = self._volumes.session(symbol, ts, str(common["timezone"]), figure)
-            ticks.append(dict(ts=ts, price=float(price), volume=float(volume)))
-            state = str(q.get("marketState") or "")
-            extended = {"PRE": "preMarket", "POST": "postMarket"}.get(state)
-            if extended:
-                xp, xt = q.get(f"{extended}Price"), q.get(f"{extended}Time")
-                if _positive(xp) and isinstance(xt, (int, float)) and xt > at:
-                    ticks.append(dict(ts=datetime.fromtimestamp(float(xt), UTC), price=float(xp), volume=0.0))
-            result.add_checked(
-                (
-                    dict(
-                        ts=t["ts"],
-                        open=t["price"],
-                        high=t["price"],
-                        low=t["price"],
-                        close=t["price"],
-                        volume=t["volume"],
-                        **common,
-                    )
-                    for t in ticks
-                ),
-                symbol=symbol,
-            )
+                volume = self._volumes.session(symbol, ts, market.timezone, figure)
+            ticks.append((ts, float(price), float(volume)))
+        extended = {"PRE": "preMarket", "POST": "postMarket"}.get(str(q.get("marketState") or ""))
+        if extended:
+            xp, xt = q.get(f"{extended}Price"), q.get(f"{extended}Time")
+            if _positive(xp) and _positive(xt) and xt > at:
+                x_ms = int(xt * 1000)
+                seen = self._last_quote.get(f"{symbol} {extended}")
+                if seen is None or x_ms > seen[0]:
+                    self._last_quote[f"{symbol} {extended}"] = (x_ms, 0)
+                    ticks.append((datetime.fromtimestamp(x_ms / 1000, UTC), float(xp), 0.0))
+        common = dict(
+            symbol=symbol,
+            interval="tick",
+            source=self.name,
+            fetched_at=now,
+            exchange=str(q.get("fullExchangeName") or q.get("exchange") or market.exchange)[:64],
+            currency=str(q.get("currency") or market.currency)[:64],
+            timezone=market.timezone,
+            schema=1,
+        )
+        result.add_checked(
+            (
+                dict(ts=ts, open=price_, high=price_, low=price_, close=price_, volume=volume_, **common)
+                for ts, price_, volume_ in ticks
+            ),
+            symbol=symbol,
+        )
 
     def _history(self, symbol: str, kwargs: dict) -> _Outcome:
         try:

@@ -179,6 +179,7 @@ class FakeMarket:
         ] = {}  # symbol -> (ex ts, numerator, denominator)
         self.dividends: dict[str, list[tuple[float, float]]] = {}  # symbol -> (ex ts, amount per share)
         self.market_states: dict[str, str] = {}  # symbol -> quote API marketState (default REGULAR)
+        self.volume_bonus: dict[str, int] = {}  # symbol -> added to the quote API's regularMarketVolume
         self.requests: list[Request] = []
         self._now = now or time.time
         self._lock = threading.Lock()
@@ -385,6 +386,8 @@ class FakeMarket:
             day0 = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             at = int(now)
             o, h, lo, _, volume = _ohlcv(inst, day0, max(day0 + 60, now - now % 60))
+            if inst.daily:  # crypto: a rolling 24-hour figure with no daily reset (it may fall)
+                volume = int(1000 + 9000 * _h(symbol)) * 1440 + int(now // 60) % 997
             state = self.market_states.get(symbol, "REGULAR")
             item: dict[str, Any] = {
                 "language": "en-US",
@@ -401,7 +404,7 @@ class FakeMarket:
                 "priceHint": 2,
                 "regularMarketPrice": _r(price_at(inst, at)),
                 "regularMarketTime": at,
-                "regularMarketVolume": volume,
+                "regularMarketVolume": volume + self.volume_bonus.get(symbol, 0),
                 "regularMarketOpen": o,
                 "regularMarketDayHigh": h,
                 "regularMarketDayLow": lo,
