@@ -45,7 +45,10 @@ def test_five_markets_status_and_currency_on_home_and_session_dates_on_history(
     ):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1800, "height": 1000})
+            # wide enough for every column: the grid's accessible table holds only the columns in
+            # view, and the Market column's text ("closed · opens Mon 09:30 EST (Mon 14:30 UTC your
+            # time), in 23 h") pushed Currency out of a 1800 px view on a Sunday morning
+            page = browser.new_page(viewport={"width": 2600, "height": 1000})
             before = expected_states(datetime.now(UTC))
             page.goto(url)
             grid = page.get_by_test_id("stDataFrame").first
@@ -53,11 +56,17 @@ def test_five_markets_status_and_currency_on_home_and_session_dates_on_history(
             # the grid keeps an accessible table of its visible cells next to its canvas
             cells = grid.locator("table")
             deadline = time.monotonic() + CEILING_MS / 1000
+            text = ""
             while time.monotonic() < deadline:
                 text = cells.inner_text() if cells.count() else ""
-                if all(s in text for s in SYMBOLS) and "Market" in text:
+                if all(s in text for s in SYMBOLS) and "Market" in text and "Currency" in text:
                     break
                 time.sleep(0.5)
+            else:
+                page.screenshot(path=str(artifacts / "home-markets.png"), full_page=True)
+                raise AssertionError(
+                    f"the watchlist grid never showed every symbol, Market and Currency: {text!r}"
+                )
             after = expected_states(datetime.now(UTC))
             page.screenshot(path=str(artifacts / "home-markets.png"), full_page=True)
             history = history_of_sap(page, url, tmp_path / "data", artifacts)
