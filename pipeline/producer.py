@@ -22,6 +22,8 @@ Guarantees:
   (``snapshot()["published"]``) is final until ``resume()``. A job that starts while paused does
   nothing (a fetch is skipped; a backfill waits between chunks until ``resume()`` or ``stop()``).
   Not covered: re-sends of failed sends by the log check (``pending``, empty while the broker answers).
+- Backfill jobs run on threads of their own (``BACKFILL_EXECUTOR``): the sync job, live fetches and
+  the official-days job are never queued behind backfills waiting for request-budget slots.
 - A source with ``min_interval(n)`` (a request budget) is never polled more often than that for its
   ``n`` symbols: the job runs every ``max(STOCKMON_POLL_SECONDS, floor)`` s, re-planned on every sync
   (``snapshot()["poll_intervals"]`` says which applies).
@@ -60,6 +62,9 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 50_000
 SYNC_SECONDS = 3.0
+#: The scheduler executor of backfill jobs (four threads); live fetches and the sync job use the
+#: default pool, so a backfill waiting for request-budget slots never holds up a live price.
+BACKFILL_EXECUTOR = "backfill"
 #: How often the publisher compares the topic's end offsets with what it had acknowledged (seconds).
 LOG_CHECK_S = 1.0
 
@@ -358,7 +363,10 @@ class Producer:
         self.jobs: dict[str, JobStats] = {}
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(4)},
+            # backfills have threads of their own: 50 of them waiting for request-budget slots held all
+            # four shared threads, and neither the sync job (which creates the fetch jobs) nor a live
+            # fetch ran for minutes
+            executors={"default": ThreadPoolExecutor(4), BACKFILL_EXECUTOR: ThreadPoolExecutor(4)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         )
         self._source_lock = threading.Lock()
@@ -633,6 +641,7 @@ class Producer:
             id=f"backfill:{symbol}",
             replace_existing=True,
             next_run_time=datetime.now(UTC),
+            executor=BACKFILL_EXECUTOR,
             # queued behind others (4 workers, a request budget) it may start minutes late: it must
             # still run, not be dropped as "missed" after the default 30 s grace
             misfire_grace_time=None,
