@@ -41,8 +41,9 @@ Guarantees (in the vocabulary of MongoDB's Kafka sink connector):
   latest in ``snapshot()["last_rejoin"]``). The client is only replaced between batches and never
   while paused. [embedded-broker workaround] noida-db 0.2.3 never answers either JoinGroup when a
   second member's request reaches it as its first member's initial join delay (~300 ms) ends: on
-  this machine 5 of 6 pairs started 310-320 ms apart waited the whole rebalance timeout (300 s),
-  each having sent one JoinGroup and logged nothing else; a new JoinGroup completes the round.
+  this machine 6 of 7 pairs started 310-320 ms apart got no answer until the probe ended (120 s;
+  a member would wait out the rebalance timeout, 300 s), each having sent one JoinGroup and logged
+  nothing else; a new JoinGroup completes the round.
   Dynamic members are not watched (closing one mid-join sends a LeaveGroup that would queue behind
   the unanswered join).
 - Lag is the broker's figure (the high watermark of the last fetch response minus our position);
