@@ -53,8 +53,8 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def member(monkeypatch, tmp_path):
+def stand_ins(monkeypatch) -> tuple[list[Client], object]:
+    """Every Kafka client a consumer opens is a stand-in, listed in the order opened; and settings."""
     opened: list[Client] = []
 
     def open_client(*args, **kwargs) -> Client:
@@ -63,7 +63,12 @@ def member(monkeypatch, tmp_path):
 
     monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
     monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
-    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    return opened, type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+
+
+@pytest.fixture
+def member(monkeypatch, tmp_path):
+    opened, settings = stand_ins(monkeypatch)
     clock = Clock()
     c = PriceConsumer("unused:9092", settings, store=None, instance_id="m0", clock=clock)  # type: ignore[arg-type]
     return c, clock, opened
@@ -113,15 +118,7 @@ def test_with_a_batch_in_flight_or_paused_the_reopen_waits_but_the_time_counts(m
 
 
 def test_a_dynamic_member_or_a_disabled_watchdog_is_never_reopened(monkeypatch):
-    opened: list[Client] = []
-
-    def open_client(*args, **kwargs) -> Client:
-        opened.append(Client())
-        return opened[-1]
-
-    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
-    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
-    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    opened, settings = stand_ins(monkeypatch)
     clock = Clock()
     dynamic = PriceConsumer("unused:9092", settings, store=None, clock=clock)  # type: ignore[arg-type]
     off = PriceConsumer(

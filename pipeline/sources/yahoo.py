@@ -70,8 +70,9 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -568,6 +569,25 @@ class YahooSource:
             YfData.cache_get.cache_clear()
             _ACTIVE["session"] = self._session
 
+    @contextmanager
+    def _call(self) -> Iterator[Any]:
+        """One call to Yahoo under the global lock: this instance's session installed, a fresh
+        refusal flag, one deadline for every request; afterwards yfinance's identity is reset if
+        Yahoo refused (see the module docstring). Yields the session."""
+        with _YF_LOCK:
+            self._activate()
+            session = self._session
+            session.rate_limited = False
+            session.deadline = time.monotonic() + self.timeout
+            try:
+                yield session
+            finally:
+                session.deadline = None
+                if session.rate_limited:
+                    _forget_identity(session)
+                    with self._stats_lock:
+                        self._stats["crumb_resets"] += 1
+
     def _run(
         self, symbols: Sequence[str], params: Callable[[str], dict], paid: int | None = None
     ) -> dict[str, _Outcome]:
@@ -575,14 +595,10 @@ class YahooSource:
         budget slots the caller took for it (default one per symbol); chart requests beyond that
         are charged to the budget afterwards."""
         outcomes = {s: _Outcome() for s in symbols}
-        with _YF_LOCK:
-            self._activate()
-            session = self._session
+        with self._call() as session:
             # ``charts`` is kept across calls on purpose: yfinance serves repeated chart requests
             # (time zone probes, past ranges) from its own cache, and then that old answer is the
             # one it acted on
-            session.rate_limited = False
-            session.deadline = time.monotonic() + self.timeout
             charts_before = session.chart_requests
             hide = yf.config.debug.hide_exceptions
             yf.config.debug.hide_exceptions = False  # we want the exceptions, not log lines
@@ -599,12 +615,7 @@ class YahooSource:
                         outcomes[symbol] = _Outcome(error=DeadlineExceeded("no answer in time"))
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
-                session.deadline = None
                 yf.config.debug.hide_exceptions = hide
-                if session.rate_limited:
-                    _forget_identity(session)
-                    with self._stats_lock:
-                        self._stats["crumb_resets"] += 1
             extra = session.chart_requests - charts_before - (len(symbols) if paid is None else paid)
             if extra > 0 and self.budget is not None:  # yfinance's own probes (time zone) count too
                 self.budget.charge(extra)
@@ -613,11 +624,7 @@ class YahooSource:
     def _quote_request(self, batch: Sequence[str]) -> tuple[list[dict], str | None]:
         """One quote API request for ``batch``: (its ``quoteResponse.result`` items, None) or
         ([], the reason it failed)."""
-        with _YF_LOCK:
-            self._activate()
-            session = self._session
-            session.rate_limited = False
-            session.deadline = time.monotonic() + self.timeout
+        with self._call() as session:
             sent_before = session.quote_requests
             try:
                 body = YfData(session=session).get_raw_json(
@@ -640,11 +647,6 @@ class YahooSource:
                     return [], f"cannot reach Yahoo ({type(exc).__name__}): {str(exc)[:120]}"
                 return [], f"Yahoo's quote API failed: {type(exc).__name__}: {str(exc)[:160]}"
             finally:
-                session.deadline = None
-                if session.rate_limited:
-                    _forget_identity(session)
-                    with self._stats_lock:
-                        self._stats["crumb_resets"] += 1
                 extra = session.quote_requests - sent_before - 1  # yfinance retries with another cookie
                 if extra > 0 and self.budget is not None:
                     self.budget.charge(extra)
