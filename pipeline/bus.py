@@ -23,6 +23,9 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
+#: The consumer's fetch wait (ms); see ``consumer``.
+CONSUMER_FETCH_MAX_WAIT_MS = 50
+
 
 def admin_client(bootstrap: str, settings, timeout_s: float = 10.0) -> KafkaAdminClient:
     return KafkaAdminClient(
@@ -67,7 +70,7 @@ def consumer(
         # how long the broker may hold a fetch that finds nothing new: kafka-python's default 500 ms
         # put up to 0.5 s between a produced record and its consumer (measured on the embedded broker
         # at 50 records/s: p99 583 ms at 500, 57 ms at 20); 50 ms costs ~20 empty fetches/s when idle
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
         # a group whose leader assigned nothing (its metadata did not show a just-created topic's
         # partitions yet) only rejoins when the metadata changes, which kafka-python re-reads every
         # 5 min by default; re-read every 10 s (one small request per consumer). (Members left with

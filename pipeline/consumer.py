@@ -87,6 +87,15 @@ REWIND_MARGIN_S = 60.0
 #: that waits is only re-opened (harmless for a static member), and far below the 300 s the broker
 #: would otherwise let it wait. None turns the watchdog off.
 JOIN_STUCK_S = 30.0
+#: [embedded-broker workaround] How long the loop rests after a poll of a stable group found nothing
+#: new, unless ``wake()`` ends the rest sooner (seconds). noida-db 0.2.3 answers an empty FetchRequest
+#: at once whatever its ``max_wait_ms`` (1 ms measured with 500 ms asked), so kafka-python's
+#: ``poll(timeout_ms)`` fetched ~780 times a second and the consumer's two threads used 84% of a core
+#: with six symbols at rest. Resting here, a record from another process waits at most two rests
+#: (the rest's own fetch is collected by the next poll); the app's own producer calls ``wake()``
+#: after each acknowledged publish, so its records are fetched at once. Each rest costs one empty
+#: fetch (~1 ms of CPU here).
+IDLE_POLL_S = 0.25
 
 
 def transient(exc: BaseException) -> bool:
@@ -140,6 +149,7 @@ class PriceConsumer:
         max_restart_backoff_s: float = 30.0,
         join_stuck_s: float | None = JOIN_STUCK_S,
         clock: Callable[[], float] = time.monotonic,
+        idle_poll_s: float | None = None,
         **consumer_options,
     ):
         """``instance_id`` makes this a static group member (KIP-345): a restarted process with the same
@@ -149,7 +159,9 @@ class PriceConsumer:
         failing ones dead-lettered. ``restart_backoff_s``/``max_restart_backoff_s``: the first and the
         largest pause of ``run_supervised`` before it restarts a crashed loop (seconds). ``join_stuck_s``:
         how long a static member may stay out of a stable group before its client is re-opened (seconds,
-        ``JOIN_STUCK_S``; None: never); ``clock`` (monotonic seconds) times it."""
+        ``JOIN_STUCK_S``; None: never); ``clock`` (monotonic seconds) times it. ``idle_poll_s``: the rest
+        after a poll that found nothing (seconds, ``IDLE_POLL_S``; 0 leaves the wait to the broker's
+        ``fetch_max_wait_ms``, as with a broker that honours it)."""
         self.settings = settings
         self.store = store
         self.group = group or settings.consumer_group
@@ -159,6 +171,7 @@ class PriceConsumer:
         self.restart_backoff_s = restart_backoff_s
         self.max_restart_backoff_s = max_restart_backoff_s
         self.join_stuck_s = join_stuck_s
+        self.idle_poll_s = IDLE_POLL_S if idle_poll_s is None else idle_poll_s
         self._clock = clock
         self._joining_since: float | None = None
         if instance_id:
@@ -177,6 +190,7 @@ class PriceConsumer:
         self.end_to_end = Latency()
         self._stop = threading.Event()
         self._pause = threading.Event()
+        self._wake = threading.Event()  # set by wake(): records were just published
 
     def _open(self) -> None:
         """(Re)create the Kafka consumer and the dead-letter producer (``run`` closes both on exit)."""
@@ -189,6 +203,12 @@ class PriceConsumer:
     # -- control ------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Records were just acknowledged by the broker: end the loop's idle rest and fetch them now.
+        Thread-safe and cheap; a producer calls it after each acknowledged publish."""
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -273,7 +293,7 @@ class PriceConsumer:
                     continue
                 if self.kafka.paused():
                     self.kafka.resume(*self.kafka.paused())
-                records = self._poll(100 if inflight else 500)
+                records = self._next(inflight is not None)
                 batch = [r for rs in records.values() for r in rs]
                 decoded = self._decode(batch) if batch else None  # overlaps the in-flight write
                 if inflight is not None and (batch or inflight[0].done() or not records):
@@ -297,6 +317,37 @@ class PriceConsumer:
             writer.shutdown(wait=True)
             self.state.running = False
             self._close()
+
+    def _next(self, writing: bool) -> dict:
+        """The next records of a running (unpaused) loop. While the group is stable, a poll without a
+        wait collects what the last fetch brought and sends the next fetch; while a batch is being
+        written, the loop then finishes the write (the fetch flies meanwhile); otherwise, if it
+        brought nothing, rest ``idle_poll_s`` or until ``wake()``, and after a wake wait up to 100 ms
+        for the records (see ``IDLE_POLL_S``). While joining or with the coordinator unknown (or
+        ``idle_poll_s`` 0): kafka-python's own wait, as before."""
+        if self.idle_poll_s <= 0 or not self._stable():
+            return self._poll(100 if writing else 500)
+        if writing:  # a wake stays set for after the write
+            return self._poll(0)
+        woken = self._wake.is_set()
+        self._wake.clear()
+        records = self._poll(100 if woken else 0)
+        if not records and not woken:
+            self._wake.wait(self.idle_poll_s)
+        return records
+
+    def _stable(self) -> bool:
+        """True when this member holds partitions in a stable group whose coordinator is known and
+        that it need not rejoin: a poll without a wait cannot complete a join (each one would start
+        another round: commits then failed with RebalanceInProgress until the test ended)."""
+        coordinator = getattr(self.kafka, "_coordinator", None)
+        return bool(
+            self.kafka.assignment()
+            and coordinator is not None
+            and not coordinator.coordinator_unknown()
+            and not coordinator.rebalance_in_progress()
+            and not coordinator.need_rejoin()
+        )
 
     def _poll(self, timeout_ms: int) -> dict:
         """``poll``, with the offsets the broker cannot serve placed by us instead of by a reset policy:

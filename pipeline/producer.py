@@ -142,6 +142,9 @@ class Publisher:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Called (no arguments) after a publish the broker acknowledged at least one record of: the
+        #: app wires its consumer's ``wake`` here, so a record is fetched as soon as it is in the log.
+        self.on_acked: Callable[[], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> Publisher:
@@ -212,7 +215,12 @@ class Publisher:
             self.tally.add("published", ok)
             self.tally.add("republished", again_ok)
             self.rate.add(ok)
-            return ok
+        if (ok or again_ok) and self.on_acked is not None:
+            try:
+                self.on_acked()
+            except Exception:  # a listener must never fail a publish
+                log.exception("on_acked listener failed")
+        return ok
 
     def _acknowledged(self, message: Message, partition: int, offset: int) -> None:
         """Keep an acknowledged record; one acknowledged below an earlier one means the log regressed."""

@@ -247,10 +247,12 @@ class App:
 
 
 def build_app(conn: Connection, instance_id: str) -> App:
-    """Not started. Alerts fired by the engine wake the notifier at once."""
+    """Not started. Alerts fired by the engine wake the notifier at once; records the producer
+    published wake the consumer at once."""
     notifier = Notifier(conn.store, conn.settings)
     producer = build_producer(conn)
     ingest = build_ingest(conn, instance_id=instance_id, on_fired=notifier.wake)
+    producer.publisher.on_acked = ingest.consumer.wake
 
     def beat() -> dict:
         return {
