@@ -13,7 +13,7 @@ follow its ticks (as ``bench_steady``'s "current"), plus ``--settle`` seconds, i
 - each thread's share of the app's CPU, by Python thread name (native threads by their ``comm``).
 
 The baseline, measured in the same run, is ``--variant before``: the periods and waits of the code
-before issue 20, put back by ``use_before`` (health snapshot and MongoDB ping every 1 s, log-end
+before issue 20, put back by ``use_before`` (health snapshot and MongoDB ping every 1 s with or without a reader, bars every 1 s, log-end
 check every 1 s, the consumer's 50 ms fetch wait and no idle rest...). ``after`` is the code as it is.
 
 Usage: python bench/bench_rest.py [--seconds 60] [--settle 20] [--symbols 6] [--poll 2]
@@ -51,7 +51,7 @@ def use_before() -> None:
     from pipeline import bus, consumer, health, producer
 
     health.REFRESH_S = 1.0
-    health.HealthMonitor.__init__.__defaults__ = (1.0, None)  # type: ignore[attr-defined]
+    health.IDLE_REFRESH_S = 1.0  # every second whether or not a page reads health
     producer.LOG_CHECK_S = 1.0
     producer.Publisher.__init__.__defaults__ = (None, 10.0, 100_000, 1.0)  # type: ignore[attr-defined]
     bus.CONSUMER_FETCH_MAX_WAIT_MS = 50
@@ -130,6 +130,7 @@ def child(
             sim_seed=7,
             watchlist=tuple(watchlist),
             poll_seconds=poll_s,
+            **({"bar_period_s": 1.0} if variant == "before" else {}),
         )
         t0 = time.monotonic()
         runtime = Runtime(settings).start()

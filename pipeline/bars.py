@@ -54,6 +54,7 @@ from datetime import date, datetime, timedelta
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
+from .config import BAR_PERIOD_S
 from .intervals import INTERVALS, STORED
 from .models import to_utc, utcnow
 from .sources.markets import Market, day_key, day_start_utc, market_for, regular_session, session_date
@@ -107,13 +108,13 @@ class BarBuilder:
     def __init__(
         self,
         store: Store,
-        every_s: float = 1.0,
+        every_s: float = BAR_PERIOD_S,
         busy=None,
         max_defer_s: float = 30.0,
         lease_s: float = LEASE_S,
         budget_s: float | None = 5.0,
     ):
-        """Runs every ``every_s``. ``busy`` (optional callable) says the consumer has a backlog: then
+        """Runs every ``every_s`` seconds (``STOCKMON_BAR_PERIOD_S``, see ``config.BAR_PERIOD_S``). ``busy`` (optional callable) says the consumer has a backlog: then
         the builder defers, up to ``max_defer_s``, so ingestion keeps the database to itself; marks
         merge meanwhile, so one wider rebuild later does the same work as many small ones.
         ``lease_s``: how long another builder's claim is respected. ``budget_s``: a run claims no

@@ -24,6 +24,11 @@ import platformdirs
 APP_NAME = "Stock Monitor"
 SOURCES = ("simulated", "yfinance", "yahoo_stream", "alpha_vantage", "csv")
 DEFAULT_WATCHLIST = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
+#: The bar builder's default period (seconds). Its MongoDB work is about 13 round trips per symbol per
+#: run whatever the number of ticks folded in, so a period longer than the poll coalesces them: at
+#: rest (6 symbols, 2 s poll; bench/bench_rest.py) app + servers took 11.8% of a core at 1 s and 8.6%
+#: at 5 s. 5 s is the rate the Live page and the sidebar redraw at by default.
+BAR_PERIOD_S = 5.0
 
 
 class ConfigError(ValueError):
@@ -241,6 +246,12 @@ class Settings:
     source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
     poll_seconds: float = _setting(
         "STOCKMON_POLL_SECONDS", _number(float, 0.2, 3600), 2.0, doc="how often the live job fetches"
+    )
+    bar_period_s: float = _setting(
+        "STOCKMON_BAR_PERIOD_S",
+        _number(float, 0.2, 600),
+        BAR_PERIOD_S,
+        doc="how often the bar builder folds newly stored prices into bars, seconds",
     )
     watchlist: tuple[str, ...] = _setting(
         "STOCKMON_WATCHLIST", _symbols, DEFAULT_WATCHLIST, doc="symbols on first start"

@@ -8,12 +8,15 @@ Guarantees:
   ping has its own deadline (``MONGO_PING_S``) and every other MongoDB read of the snapshot shares
   one more (``READS_S``), or almost none once the ping went unanswered, so a dead or frozen server
   costs a snapshot about two seconds, never a hang.
-- ``HealthMonitor`` computes it in a background thread every ``REFRESH_S`` seconds; pages read the
-  latest one (``HealthMonitor.read``) with the in-memory parts (``live_parts``: state, producer,
-  consumer, alerts) laid over as of now: reading health does no I/O and never waits on a server.
-  A MongoDB that stops answering (frozen or down) is in the snapshot within ``REFRESH_S`` +
-  ``MONGO_PING_S`` seconds, with ``mongo["down_since"]``: when the first unanswered check of the
-  outage began (epoch seconds).
+- ``HealthMonitor`` computes it in a background thread every ``REFRESH_S`` seconds while a page
+  reads health (a read within ``ACTIVE_S``), and every ``IDLE_REFRESH_S`` while none does (nobody
+  sees it: 1 s snapshots with no reader were most of the app's MongoDB reads at rest besides the bar
+  builder); the first read after such a pause starts a snapshot at once. Pages read the latest one
+  (``HealthMonitor.read``) with the in-memory parts (``live_parts``: state, producer, consumer,
+  alerts) laid over as of now: reading health does no I/O and never waits on a server.
+  While a page reads, a MongoDB that stops answering (frozen or down) is in the snapshot within
+  ``REFRESH_S`` + ``MONGO_PING_S`` seconds, with ``mongo["down_since"]``: when the first unanswered
+  check of the outage began (epoch seconds); with no reader, within ``IDLE_REFRESH_S`` + that.
 - ``incidents`` remembers each component's error (MongoDB, consumer, bar builder, each producer
   job): a failing one has ``recovered_at`` None; once the component works again the incident says
   when it recovered, for ``RECOVERED_SHOWN_S``, then it is dropped. An error text a component keeps
@@ -46,7 +49,9 @@ log = logging.getLogger(__name__)
 
 MONGO_PING_S = 2.0  # the ping's deadline (capped by STOCKMON_MONGO_TIMEOUT), seconds
 READS_S = 2.0  # the deadline of the snapshot's other MongoDB reads together, seconds
-REFRESH_S = 1.0  # the background snapshot's period, seconds
+REFRESH_S = 1.0  # the background snapshot's period while a page reads health, seconds
+IDLE_REFRESH_S = 10.0  # its period while no page has read health for ACTIVE_S, seconds
+ACTIVE_S = 30.0  # a read this recent keeps the REFRESH_S period (pages redraw every 3-5 s), seconds
 RECOVERED_SHOWN_S = 15 * 60.0  # how long a recovered component's last error is still shown, seconds
 
 
@@ -293,22 +298,30 @@ class Incidents:
 
 
 class HealthMonitor:
-    """Runs ``compute`` (a full ``snapshot``) in a daemon thread every ``every_s`` seconds and keeps the
-    latest; ``read`` hands it out without I/O. Tracks when MongoDB stopped answering and the
+    """Runs ``compute`` (a full ``snapshot``) in a daemon thread every ``every_s`` seconds while health
+    is read (``read`` or ``touch`` within ``active_s``), every ``idle_every_s`` otherwise, and keeps
+    the latest; ``read`` hands it out without I/O. Tracks when MongoDB stopped answering and the
     incidents. With ``ping`` (returns MongoDB's version, raises when it does not answer, None when
-    there is no connection) a second thread checks MongoDB every ``every_s`` on its own, so a slow
+    there is no connection) a second thread checks MongoDB at the same period on its own, so a slow
     snapshot (a Kafka probe, a loaded machine) does not delay "not answering". ``start``/``stop``
-    are idempotent; ``stop`` waits at most ``timeout`` s per thread."""
+    are idempotent; ``stop`` waits at most ``timeout`` s per thread. Defaults: ``REFRESH_S``,
+    ``IDLE_REFRESH_S``, ``ACTIVE_S`` (seconds), read when the monitor is made."""
 
     def __init__(
         self,
         compute: Callable[[], Health],
-        every_s: float = REFRESH_S,
+        every_s: float | None = None,
         ping: Callable[[], str | None] | None = None,
+        idle_every_s: float | None = None,
+        active_s: float | None = None,
     ):
         self.compute = compute
-        self.every_s = every_s
+        self.every_s = REFRESH_S if every_s is None else every_s
+        self.idle_every_s = max(self.every_s, IDLE_REFRESH_S if idle_every_s is None else idle_every_s)
+        self.active_s = ACTIVE_S if active_s is None else active_s
         self.ping = ping
+        self._read_at = time.monotonic()  # a start counts as a read: the first snapshots come quickly
+        self._wakes = (threading.Event(), threading.Event())  # one per loop: snapshot, MongoDB check
         self.incidents = Incidents()
         self._latest: Health | None = None
         self._mongo: tuple[float, MongoHealth] | None = None  # (began, result) of the newest check
@@ -335,6 +348,8 @@ class HealthMonitor:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        for wake in self._wakes:
+            wake.set()
         threads, self._threads = self._threads, []
         for thread in threads:
             if thread is not threading.current_thread():
@@ -346,7 +361,7 @@ class HealthMonitor:
                 self.refresh()
             except Exception:  # the thread must survive anything; the page keeps the last snapshot
                 log.exception("health snapshot failed")
-            self._stop.wait(self.every_s)
+            self._rest(self._wakes[0])
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -354,7 +369,26 @@ class HealthMonitor:
                 self.check_mongo()
             except Exception:
                 log.exception("MongoDB health check failed")
-            self._stop.wait(self.every_s)
+            self._rest(self._wakes[1])
+
+    @property
+    def period_s(self) -> float:
+        """The loops' current period: ``every_s`` while health is read, else ``idle_every_s``."""
+        return self.every_s if time.monotonic() - self._read_at <= self.active_s else self.idle_every_s
+
+    def _rest(self, wake: threading.Event) -> None:
+        """Wait one period, or until ``touch`` after a pause (or ``stop``) ends it."""
+        wake.wait(self.period_s)
+        wake.clear()
+
+    def touch(self) -> None:
+        """Health is being looked at: keep the fast period; after a pause, refresh at once. No I/O."""
+        now = time.monotonic()
+        paused = now - self._read_at > self.active_s
+        self._read_at = now
+        if paused:
+            for wake in self._wakes:
+                wake.set()
 
     def check_mongo(self) -> None:
         """Ping MongoDB now (``ping``, bounded by its own deadline) and put the answer in the latest
@@ -424,7 +458,9 @@ class HealthMonitor:
 
     def read(self, live: dict) -> Health:
         """The latest snapshot with ``live`` (``live_parts``, computed by the caller now) laid over it.
-        No I/O, except before the first snapshot exists: then one is computed here (bounded)."""
+        No I/O, except before the first snapshot exists: then one is computed here (bounded). After a
+        pause in reading (``active_s``) the snapshot may be ``idle_every_s`` old; a new one starts."""
+        self.touch()
         latest = self.latest()
         if latest is None:  # the first read: take the first snapshot being computed, or compute one
             with self._refreshing:

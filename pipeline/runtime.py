@@ -312,7 +312,7 @@ class Runtime:
 
     def health(self) -> Health:
         """JSON-able snapshot (see ``pipeline.health``); never raises. While the runtime runs it is the
-        background snapshot (at most ~1 s old) with the in-memory parts as of now: no I/O, no wait on
+        background snapshot (at most ~1 s old while read, see ``HealthMonitor``) with the in-memory parts as of now: no I/O, no wait on
         a server. Before ``start()``, after ``stop()`` and on a runtime's first read it is computed
         here, bounded in time (a few seconds at worst)."""
         live = live_parts(
@@ -328,7 +328,9 @@ class Runtime:
 
     def mongo_down_since(self) -> float | None:
         """Epoch seconds since when MongoDB does not answer the health check, from the latest
-        background snapshot (no I/O); None while it answers or before the first check."""
+        background snapshot (no I/O); None while it answers or before the first check. A page asks
+        before reading MongoDB: that counts as reading health (``HealthMonitor.touch``)."""
+        self._monitor.touch()
         latest = self._monitor.latest()
         mongo = (latest or {}).get("mongo") or {}
         return mongo.get("down_since") if not mongo.get("ok") else None

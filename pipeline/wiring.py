@@ -184,7 +184,9 @@ def build_ingest(
         on_stored=alerts.on_stored,
     )
     alerts.bind(consumer)
-    return Ingest(consumer, BarBuilder(conn.store, busy=consumer.backlogged), alerts)
+    return Ingest(
+        consumer, BarBuilder(conn.store, every_s=conn.settings.bar_period_s, busy=consumer.backlogged), alerts
+    )
 
 
 def build_producer(conn: Connection) -> Producer:
