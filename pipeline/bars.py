@@ -139,18 +139,24 @@ class BarBuilder:
         self.last_run: float | None = None
         self.last_duration_s: float | None = None
         self.last_error: str | None = None
+        self.behind = False  # the last run stopped on its budget with marks left to claim
         self._stop = threading.Event()
 
     # -- loop ---------------------------------------------------------------------------------------
     def run(self) -> None:
+        """Build every ``every_s`` until ``stop()``; a run that ended on its budget with marks left
+        (a backfill being folded in) is followed by the next at once, not after a period."""
         last_build = time.monotonic()
-        while not self._stop.wait(self.every_s):
+        wait = self.every_s
+        while not self._stop.wait(wait):
+            wait = self.every_s
             if self.busy is not None and self.busy() and time.monotonic() - last_build < self.max_defer_s:
                 self.deferred += 1
                 continue
             try:
                 self.run_once(interruptible=True)
                 self.last_error = None
+                wait = 0.0 if self.behind else self.every_s
             except PyMongoError as exc:
                 self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
                 log.warning("bar builder: %s", self.last_error)
@@ -168,8 +174,10 @@ class BarBuilder:
         written = minutes = 0
         stopped = self._stop.is_set if interruptible else (lambda: False)
         marks = sorted(self.store.bar_marks.find(), key=lambda m: str(m.get("bucket", "")), reverse=True)
+        self.behind = False
         for mark in marks:
             if stopped() or (self.budget_s is not None and time.perf_counter() - t0 > self.budget_s):
+                self.behind = not stopped()
                 break  # the rest waits for the next run, whose newest marks go first
             claim = self._claim(mark)
             if claim is None:
