@@ -5,10 +5,11 @@ market and the fake streamer speaking Yahoo's frames):
   stream    pushed tick -> stored in MongoDB (acknowledged, from the consumer's on_stored hook) at
             50 symbols x 2 ticks/s for --seconds: p50/p95/p99 (goal p99 <= 250 ms); the price age
             (now - newest stored tick's trade time, sampled every 0.5 s); REST chart requests at the
-            fake server during the steady state, per hour. Baseline in the same run: the same phase
-            with the consumer's fetch wait at kafka-python's default 500 ms (before issue 12's fix);
-            beside it: received -> stored and the MongoDB calls (insert, bar marks) per batch
+            fake server during the steady state, per hour; the app process's CPU. Baseline in the same
+            run: the same phase without the consumer's idle rest (kafka-python's own poll loop, which
+            noida-db answers at once: the code before issue 20); beside it: received -> stored and the MongoDB calls (insert, bar marks) per batch
   fetch     Kafka alone: produced -> polled at 50 records/s, consumer fetch wait 500 ms vs 50 ms
+            (kafka-python's poll; noida-db 0.2.3 does not hold an empty fetch, so the two differ little)
   polling   yfinance with STOCKMON_YAHOO_LIVE=poll, 6 symbols, STOCKMON_POLL_SECONDS=2 (the default), for
             --poll-seconds: its price age the same way, and REST requests per hour, (a) under the
             default request budget (the interval is raised to what 1,500/h sustains) and (b) with the
@@ -36,6 +37,7 @@ from support.fake_market import FakeMarket, Instrument
 from support.fake_streamer import FakeStreamer
 
 from pipeline import bus
+from pipeline import consumer as consumer_module
 from pipeline.config import Settings
 from pipeline.runtime import Runtime, configure_logging
 from pipeline.stack import LocalStack
@@ -85,6 +87,17 @@ def consumer_options(**overrides):
         yield
     finally:
         bus.consumer = original
+
+
+@contextmanager
+def idle_poll(seconds: float):
+    """The pipeline's consumer with ``IDLE_POLL_S`` at ``seconds`` (0: no rest between polls)."""
+    original = consumer_module.IDLE_POLL_S
+    consumer_module.IDLE_POLL_S = seconds
+    try:
+        yield
+    finally:
+        consumer_module.IDLE_POLL_S = original
 
 
 def fetch_phase(stack, data, wait_ms: int, n: int = 300) -> dict:
@@ -185,9 +198,10 @@ def stream_phase(stack, data, seconds: float, tag: str = "stream") -> dict:
             stop = threading.Event()
             sampler = threading.Thread(target=sample_ages, args=(runtime, symbols[:6], stop, ages))
             sampler.start()
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             time.sleep(seconds)
             elapsed = time.monotonic() - t0
+            cpu = time.process_time() - cpu0
             stop.set()
             sampler.join()
             rest = len(market.chart_requests()) + market.count("/v7/finance/quote") - rest_before
@@ -199,6 +213,7 @@ def stream_phase(stack, data, seconds: float, tag: str = "stream") -> dict:
     return {
         "ticks": len(latencies),
         "pushed": pushed,
+        "cpu_pct": 100 * cpu / elapsed,
         "p50": pct(latencies, 0.5) * 1000,
         "p95": pct(latencies, 0.95) * 1000,
         "p99": pct(latencies, 0.99) * 1000,
@@ -264,7 +279,7 @@ def main() -> None:
         stack = LocalStack(data / "stack").start()
         try:
             fetch = {wait: fetch_phase(stack, data, wait) for wait in (500, 50)}
-            with consumer_options(fetch_max_wait_ms=500):  # before: kafka-python's default fetch wait
+            with idle_poll(0.0):  # before issue 20: kafka-python's poll loop (noida-db answers at once)
                 base = stream_phase(stack, data, args.seconds, "stream_base")
             s = stream_phase(stack, data, args.seconds)
             if args.poll_seconds:
@@ -287,8 +302,12 @@ def main() -> None:
         "(goal p99 <= 250 ms)"
     )
     print(
-        f"  baseline (consumer fetch wait 500 ms, kafka-python's default): p50 {base['p50']:.0f} ms, "
+        f"  baseline (no idle rest: kafka-python's poll loop, before issue 20): p50 {base['p50']:.0f} ms, "
         f"p95 {base['p95']:.0f} ms, p99 {base['p99']:.0f} ms; ratio p99 {s['p99'] / base['p99']:.2f}x"
+    )
+    print(
+        f"app process CPU while streaming: {s['cpu_pct']:.1f}% of one core "
+        f"(baseline {base['cpu_pct']:.1f}%; ratio {s['cpu_pct'] / max(base['cpu_pct'], 1e-3):.2f}x)"
     )
     for wait, f in fetch.items():
         print(

@@ -240,11 +240,18 @@ def render() -> None:
                         else fmt.DASH,
                         "Published": j.get("published", 0),
                         "Rejected": j.get("rejected", 0),
+                        "Skipped runs": j.get("skipped", 0),
                         "Last error": j.get("last_error") or "",
                     }
                     for name, j in sorted(jobs.items())
                 ]
             )
+            if any(j.get("skipped") for j in jobs.values()):
+                st.caption(
+                    "A skipped run was due while the previous one still ran (or started over 30 s late): "
+                    "the machine is too busy for this poll interval. Raise `STOCKMON_POLL_SECONDS` or "
+                    "watch fewer symbols."
+                )
         else:
             st.caption("No fetch jobs: no enabled symbol on the watchlist.")
         per_symbol = [

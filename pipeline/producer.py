@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -319,6 +320,22 @@ class Publisher:
         }
 
 
+class SkippedRunsFilter(logging.Filter):
+    """Drops APScheduler's per-run warnings that a run was skipped ("maximum number of running
+    instances reached", "was missed by"): on a loaded machine they repeated every poll period. The
+    producer counts them instead (``snapshot()["skipped_runs"]``, each fetch job's ``skipped``), and
+    Pipeline health shows them, with what to do (a longer poll interval, fewer symbols)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return "maximum number of running instances reached" not in message and "was missed by" not in message
+
+
+SKIPPED_RUNS_FILTER = SkippedRunsFilter()
+for _name in ("scheduler", "executors.default", f"executors.{BACKFILL_EXECUTOR}"):
+    logging.getLogger(f"apscheduler.{_name}").addFilter(SKIPPED_RUNS_FILTER)
+
+
 class JobStats:
     def __init__(self, name: str):
         self.name = name
@@ -328,6 +345,7 @@ class JobStats:
         self.last_error: str | None = None
         self.published = 0
         self.rejected = 0
+        self.skipped = 0  # runs APScheduler skipped: the previous one still ran, or it started too late
         self.per_symbol: dict[str, dict] = defaultdict(
             lambda: {"published": 0, "errors": 0, "last_error": None, "last_ok": None}
         )
@@ -341,6 +359,7 @@ class JobStats:
             "last_error": self.last_error,
             "published": self.published,
             "rejected": self.rejected,
+            "skipped": self.skipped,
             "per_symbol": {k: dict(v) for k, v in self.per_symbol.items()},
         }
 
@@ -377,6 +396,8 @@ class Producer:
             executors={"default": ThreadPoolExecutor(4), BACKFILL_EXECUTOR: ThreadPoolExecutor(4)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         )
+        self.skipped_runs: dict[str, int] = {}  # per job id: runs APScheduler skipped (see _skipped)
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._source_lock = threading.Lock()
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
@@ -700,6 +721,15 @@ class Producer:
             record(symbol, status="failed", error=str(exc)[:500], finished_at=utcnow())
         return published
 
+    def _skipped(self, event) -> None:
+        """APScheduler skipped a run of a fetch job (the previous one still ran, or the run started
+        more than its grace time late): counted in the job's ``skipped`` instead of a log line per
+        run (``SkippedRunsFilter`` drops those)."""
+        self.skipped_runs[event.job_id] = self.skipped_runs.get(event.job_id, 0) + 1
+        if event.job_id.startswith("fetch:"):
+            name = event.job_id.removeprefix("fetch:")
+            self.jobs.setdefault(name, JobStats(name)).skipped += 1
+
     # -- health -------------------------------------------------------------------------------------
     def snapshot(self) -> dict:
         jobs = {}
@@ -721,6 +751,7 @@ class Producer:
             "running": self.scheduler.running,
             "paused": self.paused,
             "jobs": jobs,
+            "skipped_runs": dict(self.skipped_runs),
             "sources": sources,
             "published": pub["counts"].get("published", 0),
             "send_failed": pub["counts"].get("send_failed", 0),
