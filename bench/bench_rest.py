@@ -14,8 +14,9 @@ the start, it fits every symbol's models) is over, plus ``--settle`` seconds, it
 - each thread's share of the app's CPU, by Python thread name (native threads by their ``comm``).
 
 The baseline, measured in the same run, is ``--variant before``: the periods and waits of the code
-before issue 20, put back by ``use_before`` (health snapshot and MongoDB ping every 1 s with or without a reader, bars every 1 s, log-end
-check every 1 s, the consumer's 50 ms fetch wait and no idle rest...). ``after`` is the code as it is.
+before issue 20, put back by ``use_before`` (health snapshot and MongoDB ping every 1 s with or
+without a reader, bars every 1 s, the consumer without its idle rest: kafka-python's poll loop, which
+noida-db answers at once). ``after`` is the code as it is.
 
 Usage: python bench/bench_rest.py [--seconds 60] [--settle 20] [--symbols 6] [--poll 2]
                                   [--variant both|before|after]
@@ -49,13 +50,10 @@ MORE = (
 
 def use_before() -> None:
     """Put back the periods and waits of the code before issue 20 (the baseline only)."""
-    from pipeline import bus, consumer, health, producer
+    from pipeline import consumer, health
 
     health.REFRESH_S = 1.0
     health.IDLE_REFRESH_S = 1.0  # every second whether or not a page reads health
-    producer.LOG_CHECK_S = 1.0
-    producer.Publisher.__init__.__defaults__ = (None, 10.0, 100_000, 1.0)  # type: ignore[attr-defined]
-    bus.CONSUMER_FETCH_MAX_WAIT_MS = 50
     consumer.IDLE_POLL_S = 0.0  # kafka-python's poll(timeout): a fetch loop against noida-db
 
 

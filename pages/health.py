@@ -249,8 +249,8 @@ def render() -> None:
             if any(j.get("skipped") for j in jobs.values()):
                 st.caption(
                     "A skipped run was due while the previous one still ran (or started over 30 s late): "
-                    "the machine is too busy for this poll interval. Raise `STOCKMON_POLL_SECONDS` or "
-                    "watch fewer symbols."
+                    "a fetch took longer than the poll interval (a slow or rate-limited source, or a busy "
+                    "machine). Raise `STOCKMON_POLL_SECONDS` or watch fewer symbols."
                 )
         else:
             st.caption("No fetch jobs: no enabled symbol on the watchlist.")

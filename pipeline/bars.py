@@ -114,7 +114,7 @@ class BarBuilder:
         lease_s: float = LEASE_S,
         budget_s: float | None = 5.0,
     ):
-        """Runs every ``every_s`` seconds (``STOCKMON_BAR_PERIOD_S``, see ``config.BAR_PERIOD_S``). ``busy`` (optional callable) says the consumer has a backlog: then
+        """Runs every ``every_s`` seconds (``STOCKMON_BAR_PERIOD_S``, ``config.BAR_PERIOD_S``). ``busy`` (optional callable) says the consumer has a backlog: then
         the builder defers, up to ``max_defer_s``, so ingestion keeps the database to itself; marks
         merge meanwhile, so one wider rebuild later does the same work as many small ones.
         ``lease_s``: how long another builder's claim is respected. ``budget_s``: a run claims no
@@ -175,11 +175,13 @@ class BarBuilder:
         stopped = self._stop.is_set if interruptible else (lambda: False)
         marks = sorted(self.store.bar_marks.find(), key=lambda m: str(m.get("bucket", "")), reverse=True)
         self.behind = False
+        claimed = 0
         for mark in marks:
             if stopped() or (self.budget_s is not None and time.perf_counter() - t0 > self.budget_s):
-                self.behind = not stopped()
+                self.behind = claimed > 0 and not stopped()  # no progress at all: rest a period
                 break  # the rest waits for the next run, whose newest marks go first
             claim = self._claim(mark)
+            claimed += claim is not None
             if claim is None:
                 continue
             symbol = claim["symbol"]

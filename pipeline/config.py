@@ -243,6 +243,13 @@ class Settings:
         doc="cap (MiB) on the embedded broker's snapshot and memory; older stored messages are trimmed",
     )
     consumer_group: str = _setting("STOCKMON_CONSUMER_GROUP", _topic, "stockmon-store")
+    consumer_idle_s: float | None = _setting(
+        "STOCKMON_CONSUMER_IDLE_S",
+        _number(float, 0, 10),
+        None,
+        doc="the consumer's rest after a poll that found nothing, seconds (unset: 0.25; 0 for a Kafka "
+        "that honours fetch.max.wait.ms)",
+    )
     source: str = _setting("STOCKMON_SOURCE", _choice(*SOURCES), "simulated")
     poll_seconds: float = _setting(
         "STOCKMON_POLL_SECONDS", _number(float, 0.2, 3600), 2.0, doc="how often the live job fetches"

@@ -93,9 +93,14 @@ JOIN_STUCK_S = 30.0
 #: ``poll(timeout_ms)`` fetched ~780 times a second and the consumer's two threads used 84% of a core
 #: with six symbols at rest. Resting here, a record from another process waits at most two rests
 #: (the rest's own fetch is collected by the next poll); the app's own producer calls ``wake()``
-#: after each acknowledged publish, so its records are fetched at once. Each rest costs one empty
-#: fetch (~1 ms of CPU here).
+#: after each acknowledged publish, so the records it published to this member's partitions are
+#: fetched at once. Each rest costs one empty fetch (~1 ms of CPU here). A Kafka that honours the
+#: fetch wait needs no rest (``STOCKMON_CONSUMER_IDLE_S`` = 0); with the rest, records another process
+#: publishes (``python -m pipeline produce``) wait up to twice it there too.
 IDLE_POLL_S = 0.25
+#: After a ``wake()``, how long the fetch the next poll sends is given before the poll that collects
+#: it (seconds): noida-db answers in 1-2 ms here.
+WAKE_FETCH_S = 0.01
 
 
 def transient(exc: BaseException) -> bool:
@@ -217,6 +222,7 @@ class PriceConsumer:
 
     def pause(self) -> None:
         self._pause.set()
+        self._wake.set()  # a resting loop pauses now
         self.state.paused = True
 
     def resume(self) -> None:
@@ -321,18 +327,25 @@ class PriceConsumer:
     def _next(self, writing: bool) -> dict:
         """The next records of a running (unpaused) loop. While the group is stable, a poll without a
         wait collects what the last fetch brought and sends the next fetch; while a batch is being
-        written, the loop then finishes the write (the fetch flies meanwhile); otherwise, if it
-        brought nothing, rest ``idle_poll_s`` or until ``wake()``, and after a wake wait up to 100 ms
-        for the records (see ``IDLE_POLL_S``). While joining or with the coordinator unknown (or
-        ``idle_poll_s`` 0): kafka-python's own wait, as before."""
+        written, the loop then finishes the write (the fetch flies meanwhile). Otherwise, if it
+        brought nothing and no lag is known, rest ``idle_poll_s`` or until ``wake()``; after a wake,
+        poll, give the fetch it sent ``WAKE_FETCH_S`` and poll again (never a fetch loop: the records
+        may be another member's). While joining or with the coordinator unknown (or ``idle_poll_s``
+        0): kafka-python's own wait, as before. See ``IDLE_POLL_S``."""
         if self.idle_poll_s <= 0 or not self._stable():
             return self._poll(100 if writing else 500)
         if writing:  # a wake stays set for after the write
             return self._poll(0)
         woken = self._wake.is_set()
-        self._wake.clear()
-        records = self._poll(100 if woken else 0)
-        if not records and not woken:
+        if woken:  # cleared only when seen: a wake() after the check ends the rest below at once
+            self._wake.clear()
+        records = self._poll(0)
+        if records:
+            return records
+        if woken:
+            self._stop.wait(WAKE_FETCH_S)
+            return self._poll(0)
+        if not any(self.state.lag.values()):  # a known backlog is fetched without a rest
             self._wake.wait(self.idle_poll_s)
         return records
 

@@ -320,7 +320,7 @@ class HealthMonitor:
         self.idle_every_s = max(self.every_s, IDLE_REFRESH_S if idle_every_s is None else idle_every_s)
         self.active_s = ACTIVE_S if active_s is None else active_s
         self.ping = ping
-        self._read_at = time.monotonic()  # a start counts as a read: the first snapshots come quickly
+        self._read_at = time.monotonic()  # reset by start(): a start counts as a read
         self._wakes = (threading.Event(), threading.Event())  # one per loop: snapshot, MongoDB check
         self.incidents = Incidents()
         self._latest: Health | None = None
@@ -338,6 +338,7 @@ class HealthMonitor:
     def start(self) -> HealthMonitor:
         if not self.running:
             self._stop.clear()
+            self._read_at = time.monotonic()  # the first snapshots after a start come quickly
             loops = [("stockmon-health", self._run)]
             if self.ping is not None:
                 loops.append(("stockmon-health-mongo", self._watch))

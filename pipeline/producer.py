@@ -321,14 +321,17 @@ class Publisher:
 
 
 class SkippedRunsFilter(logging.Filter):
-    """Drops APScheduler's per-run warnings that a run was skipped ("maximum number of running
-    instances reached", "was missed by"): on a loaded machine they repeated every poll period. The
-    producer counts them instead (``snapshot()["skipped_runs"]``, each fetch job's ``skipped``), and
-    Pipeline health shows them, with what to do (a longer poll interval, fewer symbols)."""
+    """Drops APScheduler's per-run warnings that a *fetch* job's run was skipped ("maximum number of
+    running instances reached", "was missed by"): on a loaded machine they repeated every poll
+    period. The producer counts them instead (each fetch job's ``skipped``), and Pipeline health
+    shows them with what to do. Other jobs' skips (a backfill or a forecast dropped) still log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        return "maximum number of running instances reached" not in message and "was missed by" not in message
+        if "maximum number of running instances reached" not in message and "was missed by" not in message:
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not str(getattr(job, "id", "")).startswith("fetch:")
 
 
 SKIPPED_RUNS_FILTER = SkippedRunsFilter()

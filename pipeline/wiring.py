@@ -182,6 +182,7 @@ def build_ingest(
         group=group,
         instance_id=instance_id,
         on_stored=alerts.on_stored,
+        idle_poll_s=conn.settings.consumer_idle_s,
     )
     alerts.bind(consumer)
     return Ingest(
@@ -308,7 +309,10 @@ class Consume:
         finally:
             self.heartbeat.stop()
             self.ingest.stop()
-        self.ingest.bars.run_once(interruptible=False)  # leave no bar behind the stored prices
+        bars = self.ingest.bars
+        bars.run_once(interruptible=False)  # leave no bar behind the stored prices
+        while bars.behind:  # a run stops claiming after its budget: finish what is marked
+            bars.run_once(interruptible=False)
 
 
 def build_consume(conn: Connection, group: str | None = None, instance_id: str | None = None) -> Consume:

@@ -178,10 +178,11 @@ def test_health_warns_when_bars_trail_more_than_a_poll_and_a_builder_period():
     assert h.bar_builder({"bars": {**snap, "lag_s": None}}, now, poll_seconds=2.0).level == "OK"
 
 
-# Runs of the caught-up builder whose per-run work is checked: each run sees the live ticks of the last
-# second or two (a 2 s poll), so a builder that dragged a backfilled day along would show it in every
-# one of them; 20 is several polls, and the old 60 (RECENT_RUNS) only lengthened the wait.
-CAUGHT_UP_RUNS = 20
+# Runs of the caught-up builder whose per-run work is checked: each run sees the live ticks since the
+# previous one (the default 5 s period, a 2 s poll), so a builder that dragged a backfilled day along
+# would show it in every one of them; 8 runs (40 s) is many polls, and the old 60 (RECENT_RUNS) only
+# lengthened the wait.
+CAUGHT_UP_RUNS = 8
 
 
 @pytest.mark.slow  # soak: a rate (bars follow ticks) held through a minute of first-start backfill

@@ -31,7 +31,7 @@ def test_a_run_due_while_the_previous_still_runs_is_counted_and_not_logged(caplo
         started.set()
         release.wait(60)
 
-    scheduler = scheduler_counting(producer)
+    scheduler = scheduler_counting(producer, misfire_grace_time=None)  # a slow start is not a miss here
     scheduler.start()
     try:
         job = scheduler.add_job(
@@ -60,27 +60,28 @@ def test_a_run_that_starts_too_late_is_counted_and_not_logged(caplog):
     scheduler.start()
     try:
         late = datetime.now(UTC) - timedelta(minutes=5)
-        scheduler.add_job(lambda: None, "date", run_date=late, id="backfill:AAPL", executor="default")
-        wait_for(lambda: producer.skipped_runs.get("backfill:AAPL"), 30, what="a missed run")
+        scheduler.add_job(lambda: None, "date", run_date=late, id="fetch:yfinance", executor="default")
+        wait_for(lambda: producer.skipped_runs.get("fetch:yfinance"), 30, what="a missed run")
     finally:
         scheduler.shutdown(wait=True)
-    assert producer.skipped_runs == {"backfill:AAPL": 1}
-    assert producer.jobs == {}  # only fetch jobs have a row of their own
+    assert producer.skipped_runs == {"fetch:yfinance": 1}
+    assert producer.jobs["yfinance"].skipped == 1
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "missed" in m], said
 
 
-def test_other_apscheduler_warnings_still_reach_the_log():
-    record = logging.LogRecord(
-        f"apscheduler.executors.{BACKFILL_EXECUTOR}",
-        logging.ERROR,
-        __file__,
-        1,
-        'Job "%s" raised an exception',
-        ("x",),
-        None,
-    )
-    assert SKIPPED_RUNS_FILTER.filter(record)
+def test_only_fetch_jobs_skips_are_kept_out_of_the_log_and_other_warnings_reach_it():
+    def record(msg: str, *args) -> logging.LogRecord:
+        return logging.LogRecord("apscheduler.scheduler", logging.WARNING, __file__, 1, msg, args, None)
+
+    skipped = 'Execution of job "%s" skipped: maximum number of running instances reached (%d)'
+    missed = 'Run time of job "%s" was missed by %s'
+    fetch, backfill = SimpleNamespace(id="fetch:simulated"), SimpleNamespace(id="backfill:AAPL")
+    assert not SKIPPED_RUNS_FILTER.filter(record(skipped, fetch, 1))
+    assert not SKIPPED_RUNS_FILTER.filter(record(missed, fetch, timedelta(seconds=40)))
+    assert SKIPPED_RUNS_FILTER.filter(record(skipped, backfill, 1))  # a dropped backfill still says so
+    assert SKIPPED_RUNS_FILTER.filter(record(missed, backfill, timedelta(seconds=40)))
+    assert SKIPPED_RUNS_FILTER.filter(record('Job "%s" raised an exception', fetch))
     for name in (
         "apscheduler.scheduler",
         "apscheduler.executors.default",

@@ -1,0 +1,124 @@
+"""The consumer's idle rest (issue 20): with a stable group it never loops on fetches the broker
+answers at once, a ``wake()`` ends the rest, and a write in flight, a known lag, a join or a paused
+loop never wait on it. Stand-in Kafka clients (no server): what ``_next`` asks of them is recorded."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from support.pipeline import wait_for
+
+from pipeline import consumer as consumer_module
+from pipeline.consumer import PriceConsumer
+
+LONG_REST_S = 60.0  # a rest that would time the test out: ended only by wake() or not taken at all
+
+
+class Coordinator:
+    def __init__(self) -> None:
+        self.joining = self.unknown = self.rejoin = False
+
+    def rebalance_in_progress(self) -> bool:
+        return self.joining
+
+    def coordinator_unknown(self) -> bool:
+        return self.unknown
+
+    def need_rejoin(self) -> bool:
+        return self.rejoin
+
+
+class Client:
+    """Stands in for ``KafkaConsumer``: one assigned partition; ``poll`` records its timeout."""
+
+    def __init__(self) -> None:
+        self._coordinator = Coordinator()
+        self.polls: list[int] = []
+        self.answers: list[dict] = []
+
+    def assignment(self) -> set:
+        return {("prices", 0)}
+
+    def poll(self, timeout_ms: int = 0) -> dict:
+        self.polls.append(timeout_ms)
+        return self.answers.pop(0) if self.answers else {}
+
+    def close(self, autocommit: bool = True) -> None:
+        pass
+
+
+@pytest.fixture
+def member(monkeypatch):
+    opened: list[Client] = []
+
+    def open_client(*args, **kwargs) -> Client:
+        opened.append(Client())
+        return opened[-1]
+
+    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
+    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
+    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    c = PriceConsumer("unused:9092", settings, store=None, idle_poll_s=LONG_REST_S)  # type: ignore[arg-type]
+    return c, opened[0]
+
+
+def in_thread(fn) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_empty_poll_rests_until_a_wake_and_then_collects_without_a_fetch_loop(member):
+    c, client = member
+    resting = in_thread(lambda: c._next(writing=False))
+    wait_for(lambda: client.polls == [0], 30, what="one poll without a wait")
+    assert resting.is_alive()  # resting, not fetching again
+    c.wake()
+    resting.join(30)
+    assert not resting.is_alive(), "wake() did not end the rest"
+    client.answers = [{}, {"tp": ["record"]}]  # the wake's poll sends the fetch, the next collects it
+    assert c._next(writing=False) == {"tp": ["record"]}
+    assert client.polls == [0, 0, 0]  # never kafka-python's poll(timeout) loop while stable
+
+
+def test_a_wake_before_the_poll_is_not_lost(member):
+    c, client = member
+    c.wake()
+    done = in_thread(lambda: c._next(writing=False))
+    done.join(30)
+    assert not done.is_alive() and client.polls == [0, 0]
+
+
+def test_a_write_in_flight_or_a_known_lag_never_rests(member):
+    c, client = member
+    c.wake()
+    assert c._next(writing=True) == {} and client.polls == [0]
+    assert c._wake.is_set()  # kept for after the write
+    c._wake.clear()
+    c.state.lag = {0: 5000}
+    done = in_thread(lambda: c._next(writing=False))
+    done.join(30)
+    assert not done.is_alive() and client.polls == [0, 0]
+
+
+@pytest.mark.parametrize("state", ["joining", "unknown", "rejoin"])
+def test_a_group_that_is_not_stable_is_left_to_kafka_pythons_wait(member, state):
+    c, client = member
+    coordinator = client._coordinator
+    setattr(coordinator, state, True)
+    assert c._next(writing=False) == {} and client.polls == [500]
+    assert c._next(writing=True) == {} and client.polls == [500, 100]
+
+
+def test_pause_and_stop_end_a_rest(member):
+    c, client = member
+    for end in (c.pause, c.stop):
+        c._wake.clear()
+        polled = len(client.polls)
+        resting = in_thread(lambda: c._next(writing=False))
+        wait_for(lambda p=polled: len(client.polls) == p + 1, 30, what="a poll, then a rest")
+        assert resting.is_alive()
+        end()
+        resting.join(30)
+        assert not resting.is_alive(), f"{end.__name__} did not end the rest"
