@@ -7,58 +7,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from support.kafka_standins import stand_ins
 from support.pipeline import wait_for
 
-from pipeline import consumer as consumer_module
 from pipeline.consumer import PriceConsumer
 
 LONG_REST_S = 60.0  # a rest that would time the test out: ended only by wake() or not taken at all
 
 
-class Coordinator:
-    def __init__(self) -> None:
-        self.joining = self.unknown = self.rejoin = False
-
-    def rebalance_in_progress(self) -> bool:
-        return self.joining
-
-    def coordinator_unknown(self) -> bool:
-        return self.unknown
-
-    def need_rejoin(self) -> bool:
-        return self.rejoin
-
-
-class Client:
-    """Stands in for ``KafkaConsumer``: one assigned partition; ``poll`` records its timeout."""
-
-    def __init__(self) -> None:
-        self._coordinator = Coordinator()
-        self.polls: list[int] = []
-        self.answers: list[dict] = []
-
-    def assignment(self) -> set:
-        return {("prices", 0)}
-
-    def poll(self, timeout_ms: int = 0) -> dict:
-        self.polls.append(timeout_ms)
-        return self.answers.pop(0) if self.answers else {}
-
-    def close(self, autocommit: bool = True) -> None:
-        pass
-
-
 @pytest.fixture
 def member(monkeypatch):
-    opened: list[Client] = []
-
-    def open_client(*args, **kwargs) -> Client:
-        opened.append(Client())
-        return opened[-1]
-
-    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
-    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
-    settings = type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
+    opened, settings = stand_ins(monkeypatch)
     c = PriceConsumer("unused:9092", settings, store=None, idle_poll_s=LONG_REST_S)  # type: ignore[arg-type]
     return c, opened[0]
 

@@ -14,35 +14,12 @@ import time
 
 import pytest
 from support.base import drop_database, make_settings
+from support.kafka_standins import stand_ins
 from support.pipeline import wait_for
 
 from pipeline import bus
-from pipeline import consumer as consumer_module
 from pipeline.consumer import JOIN_STUCK_S, PriceConsumer
 from pipeline.store import Store
-
-
-class Coordinator:
-    def __init__(self) -> None:
-        self.joining = False
-        self.unknown = False
-
-    def rebalance_in_progress(self) -> bool:
-        return self.joining
-
-    def coordinator_unknown(self) -> bool:
-        return self.unknown
-
-
-class Client:
-    """Stands in for ``KafkaConsumer``: only what ``_watch_join`` touches."""
-
-    def __init__(self) -> None:
-        self._coordinator = Coordinator()
-        self.closed = False
-
-    def close(self, autocommit: bool = True) -> None:
-        self.closed = True
 
 
 class Clock:
@@ -51,19 +28,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def stand_ins(monkeypatch) -> tuple[list[Client], object]:
-    """Every Kafka client a consumer opens is a stand-in, listed in the order opened; and settings."""
-    opened: list[Client] = []
-
-    def open_client(*args, **kwargs) -> Client:
-        opened.append(Client())
-        return opened[-1]
-
-    monkeypatch.setattr(consumer_module.bus, "consumer", open_client)
-    monkeypatch.setattr(consumer_module.bus, "producer", lambda *a, **k: Client())
-    return opened, type("S", (), {"consumer_group": "g", "topic_prices": "prices"})()
 
 
 @pytest.fixture
