@@ -350,12 +350,15 @@ class PriceConsumer:
         return records
 
     def _stable(self) -> bool:
-        """True when this member holds partitions in a stable group whose coordinator is known and
-        that it need not rejoin: a poll without a wait cannot complete a join (each one would start
-        another round: commits then failed with RebalanceInProgress until the test ended)."""
+        """True when this member holds partitions in a stable group whose coordinator is known, that
+        it need not rejoin, and whose every partition a fetch has reported on (``state.lag_known``).
+        A poll without a wait completes neither a join (each one started another round: commits then
+        failed with RebalanceInProgress) nor the committed-offset lookup that gives a newly assigned
+        partition its position (a restarted member fetched 3 of its 4 partitions and went idle)."""
         coordinator = getattr(self.kafka, "_coordinator", None)
         return bool(
-            self.kafka.assignment()
+            self.state.lag_known
+            and self.kafka.assignment()
             and coordinator is not None
             and not coordinator.coordinator_unknown()
             and not coordinator.rebalance_in_progress()

@@ -19,6 +19,7 @@ LONG_REST_S = 60.0  # a rest that would time the test out: ended only by wake() 
 def member(monkeypatch):
     opened, settings = stand_ins(monkeypatch)
     c = PriceConsumer("unused:9092", settings, store=None, idle_poll_s=LONG_REST_S)  # type: ignore[arg-type]
+    c.state.lag_known = True  # every partition has been fetched: a stable member
     return c, opened[0]
 
 
@@ -61,11 +62,13 @@ def test_a_write_in_flight_or_a_known_lag_never_rests(member):
     assert not done.is_alive() and client.polls == [0, 0]
 
 
-@pytest.mark.parametrize("state", ["joining", "unknown", "rejoin"])
+@pytest.mark.parametrize("state", ["joining", "unknown", "rejoin", "unfetched"])
 def test_a_group_that_is_not_stable_is_left_to_kafka_pythons_wait(member, state):
     c, client = member
-    coordinator = client._coordinator
-    setattr(coordinator, state, True)
+    if state == "unfetched":  # a partition without a position yet: its committed offset is looked up
+        c.state.lag_known = False
+    else:
+        setattr(client._coordinator, state, True)
     assert c._next(writing=False) == {} and client.polls == [500]
     assert c._next(writing=True) == {} and client.polls == [500, 100]
 
