@@ -69,8 +69,9 @@ def consumer(
         max_poll_records=5000,
         # how long the broker may hold a fetch that finds nothing new (kafka-python's default: 500 ms).
         # The embedded noida-db 0.2.3 ignores it and answers an empty fetch at once (1 ms measured),
-        # so there the consumer rests between empty polls instead (consumer.IDLE_POLL_S); with a real
-        # Kafka 50 ms bounds the delay a record can wait in the broker.
+        # so there the consumer rests between empty polls instead (consumer.IDLE_POLL_S). A real
+        # Kafka answers as soon as a record arrives (fetch_min_bytes 1): 50 ms only sets how often an
+        # idle consumer fetches (~20/s).
         fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
         # a group whose leader assigned nothing (its metadata did not show a just-created topic's
         # partitions yet) only rejoins when the metadata changes, which kafka-python re-reads every

@@ -308,7 +308,8 @@ class PriceConsumer:
                 if decoded is not None and not self._stop.is_set():  # else: uncommitted, redelivered
                     self._mark("store", batch)
                     inflight = (writer.submit(self._store, *decoded), batch)
-                if batch or inflight or not self.kafka.assignment():  # idle counts once partitions are ours
+                if batch or inflight or not self.kafka.assignment() or any(self.state.lag.values()):
+                    # idle counts once partitions are ours and none is known to lag
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
@@ -328,7 +329,8 @@ class PriceConsumer:
         """The next records of a running (unpaused) loop. While the group is stable, a poll without a
         wait collects what the last fetch brought and sends the next fetch; while a batch is being
         written, the loop then finishes the write (the fetch flies meanwhile). Otherwise, if it
-        brought nothing and no lag is known, rest ``idle_poll_s`` or until ``wake()``; after a wake,
+        brought nothing and no partition is known to lag, rest ``idle_poll_s`` or until ``wake()`` (with
+        a known lag, kafka-python's wait, which the fetch's records end); after a wake,
         poll, give the fetch it sent ``WAKE_FETCH_S`` and poll again (never a fetch loop: the records
         may be another member's). While joining or with the coordinator unknown (or ``idle_poll_s``
         0): kafka-python's own wait, as before. See ``IDLE_POLL_S``."""
@@ -339,14 +341,15 @@ class PriceConsumer:
         woken = self._wake.is_set()
         if woken:  # cleared only when seen: a wake() after the check ends the rest below at once
             self._wake.clear()
+        if any(self.state.lag.values()):  # this member's own backlog: the fetch brings records
+            return self._poll(100)
         records = self._poll(0)
         if records:
             return records
         if woken:
             self._stop.wait(WAKE_FETCH_S)
             return self._poll(0)
-        if not any(self.state.lag.values()):  # a known backlog is fetched without a rest
-            self._wake.wait(self.idle_poll_s)
+        self._wake.wait(self.idle_poll_s)
         return records
 
     def _stable(self) -> bool:

@@ -310,9 +310,8 @@ class Consume:
             self.heartbeat.stop()
             self.ingest.stop()
         bars = self.ingest.bars
-        bars.run_once(interruptible=False)  # leave no bar behind the stored prices
-        while bars.behind:  # a run stops claiming after its budget: finish what is marked
-            bars.run_once(interruptible=False)
+        bars.budget_s = None  # one pass over everything marked: leave no bar behind the stored prices
+        bars.run_once(interruptible=False)
 
 
 def build_consume(conn: Connection, group: str | None = None, instance_id: str | None = None) -> Consume:
