@@ -48,6 +48,7 @@ from typing import NamedTuple
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from kafka.errors import KafkaTimeoutError
 
 from . import bus, corporate_actions
 from .metrics import Rate, Tally
@@ -196,6 +197,8 @@ class Publisher:
             for message, again, future in futures:
                 try:
                     meta = future.get(timeout=max(0.0, deadline - time.monotonic()) or 0.001)
+                    if meta is None:  # kafka-python 3.0.1 can hand back None for an unfinished send
+                        raise KafkaTimeoutError("the send was not acknowledged in time")
                 except Exception as exc:  # keep it for the next run, count it
                     self.tally.add("send_failed")
                     self.tally.reason(
