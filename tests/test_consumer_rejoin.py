@@ -136,7 +136,10 @@ def test_pairs_joining_across_the_brokers_join_delay_always_split_the_partitions
                     settings.kafka_bootstrap_servers, settings, store, instance_id=f"m{k}", join_stuck_s=3.0
                 )
                 members.append(m)
-                m.run()
+                # as the app runs it: a crash of the loop (kafka-python 3.0.1, the floor, raises
+                # struct.error decoding the empty assignment the broker's race can hand a member)
+                # reopens the client and joins again; crashes are printed below
+                m.run_supervised()
             except BaseException as exc:  # shown in the wait's message, not lost with the thread
                 failures.append(exc)
 
@@ -151,7 +154,13 @@ def test_pairs_joining_across_the_brokers_join_delay_always_split_the_partitions
                 return len(members) == 2 and all(len(m.kafka.assignment()) == 2 for m in members)
 
             wait_for(split, 60, what=f"two members {delay_ms} ms apart to hold 2 partitions each")
-            rejoined.append((delay_ms, sum(m.snapshot().get("rejoins", 0) for m in members)))
+            rejoined.append(
+                (
+                    delay_ms,
+                    sum(m.snapshot().get("rejoins", 0) for m in members),
+                    sum(m.state.crashes for m in members),
+                )
+            )
         finally:
             for m in members:
                 m.stop()
@@ -159,4 +168,4 @@ def test_pairs_joining_across_the_brokers_join_delay_always_split_the_partitions
                 t.join(30)
             drop_database(store.client, settings.db)
             store.close()
-    print("rejoins per delay (ms):", rejoined)
+    print("(delay ms, rejoins, loop crashes restarted):", rejoined)
