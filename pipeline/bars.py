@@ -336,15 +336,25 @@ class BarBuilder:
                         high=max(bar["high"], tick["high"]), low=min(bar["low"], tick["low"]), n=1 + tick["n"]
                     )
                 minutes[bucket] = merged
-        written = self._save(symbol, "1m", minutes)
+        # 5m and 1h are rolled up here from the stored parent bars of their windows overlaid with the
+        # fresh ones, and written with the minutes in one bulk write: a live run sends 13 commands, 2 of
+        # them bulk writes, instead of 15 with 4 (counted in test_bars_keep_up; the embedded MongoDB
+        # server saturated at 50 symbols on a 1 s poll, issue 20)
+        levels: dict[str, dict[datetime, dict]] = {MINUTE.name: minutes}
+        fresh = minutes
         for level in ROLLUPS:
             if level is DAY:
-                written += self.rebuild_days(symbol, start, end - MINUTE.span)
-                continue
+                break
             start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
-            rows = aggregate(self._find(self.store.bars, symbol, PARENT[level.name], start, end), level.name)
-            written += self._save(symbol, level.name, rows)
-        return written
+            parents = {
+                to_utc(d["ts"]): d
+                for d in self._find(self.store.bars, symbol, PARENT[level.name], start, end)
+            }
+            parents.update((ts, {"ts": ts, **bar}) for ts, bar in fresh.items() if start <= ts < end)
+            fresh = aggregate([parents[ts] for ts in sorted(parents)], level.name)
+            levels[level.name] = fresh
+        written = self._save_levels(symbol, levels)
+        return written + self.rebuild_days(symbol, start, end - MINUTE.span)
 
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
         """Rebuild the daily bars of every session date (at ``symbol``'s exchange) that ``lo``..``hi``
@@ -434,17 +444,22 @@ class BarBuilder:
         return rows
 
     def _save(self, symbol: str, level: str, rows: dict[datetime, dict]) -> int:
-        if not rows:
-            return 0
+        return self._save_levels(symbol, {level: rows})
+
+    def _save_levels(self, symbol: str, levels: dict[str, dict[datetime, dict]]) -> int:
+        """Upsert every level's rows (interval name -> bucket start -> OHLCV) in one bulk write;
+        return the number of bars written. Raises ``PyMongoError``."""
         ops = [
             UpdateOne(
                 {"symbol": symbol, "interval": level, "ts": ts},
                 {"$set": {"symbol": symbol, "interval": level, "ts": ts, **bar}},
                 upsert=True,
             )
+            for level, rows in levels.items()
             for ts, bar in rows.items()
         ]
-        self.store.bars.bulk_write(ops, ordered=False)
+        if ops:
+            self.store.bars.bulk_write(ops, ordered=False)
         return len(ops)
 
     def snapshot(self) -> dict:

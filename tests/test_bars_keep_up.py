@@ -3,9 +3,12 @@ minutes, nothing marked during a rebuild is lost, two builders share the marks, 
 first start every symbol's newest 1m bar follows its newest tick."""
 
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pymongo
 import pytest
+from pymongo import monitoring
 from pymongo.errors import PyMongoError
 from support.bars import bar_lag_s, bar_lags, wait_bars_current
 from support.base import drop_database, make_settings
@@ -15,6 +18,7 @@ from pipeline.bars import RECENT_RUNS, BarBuilder
 from pipeline.config import DEFAULT_WATCHLIST
 from pipeline.models import PriceEvent
 from pipeline.runtime import Runtime
+from pipeline.store import Store
 from ui import health as h
 
 LIVE = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # "now" of the unit tests: 2 days of history before it
@@ -73,6 +77,54 @@ def test_a_backfill_is_rebuilt_once_and_live_ticks_rebuild_only_their_minutes(st
     assert list(builder.recent_minutes)[history_runs:] == [1] * 45  # the last 60 runs: backfill, live
     bar = store.bars.find_one({"symbol": "AAPL", "interval": "1m", "ts": LIVE})
     assert (bar["open"], bar["close"], bar["n"]) == (100, 129, 30)
+    # the roll-ups: 5m of the two live minutes (ticks 100..144); 1h of six backfilled 5m and that one
+    five = store.bars.find_one({"symbol": "AAPL", "interval": "5m", "ts": LIVE})
+    assert (five["open"], five["high"], five["close"], five["volume"], five["n"]) == (100, 144, 144, 225, 2)
+    hour = store.bars.find_one({"symbol": "AAPL", "interval": "1h", "ts": LIVE.replace(minute=0)})
+    assert (hour["open"], hour["high"], hour["low"], hour["close"], hour["n"]) == (100, 144, 99, 144, 7)
+    assert hour["volume"] == 30 * 10 + 45 * 5
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the commands a client sends, by (command name, collection)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counts[(event.command_name, str(event.command.get(event.command_name)))] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_a_live_minutes_run_writes_its_bars_in_two_bulk_writes(settings, store):
+    """A live tick's run writes 1m, 5m and 1h in one bulk write and the day in another (it was one
+    per level: four), and sends no more than 13 commands in all."""
+    backfill(store)
+    builder = BarBuilder(store)
+    while store.bar_marks.count_documents({}):
+        builder.run_once()
+    counter = CommandCounter()
+    counted = Store(
+        pymongo.MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[counter]), settings.db
+    )
+    try:
+        store.write_events([tick("AAPL", LIVE + timedelta(seconds=5), 130.0)])
+        BarBuilder(counted).run_once()
+        counts = Counter(counter.counts)  # before close() adds its endSessions
+    finally:
+        counted.close()
+    print(f"one live run: {sum(counts.values())} commands {dict(counts)}")
+    assert counts[("update", "bars")] == 2
+    assert sum(counts.values()) <= 13
+    for interval in ("1m", "5m", "1h"):
+        assert store.bars.find_one({"symbol": "AAPL", "interval": interval, "high": 130.0}) is not None, (
+            interval
+        )
 
 
 def test_a_tick_stored_during_a_rebuild_is_built_next_run_and_drags_nothing_along(store):
