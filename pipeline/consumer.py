@@ -59,7 +59,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -101,6 +101,10 @@ IDLE_POLL_S = 0.25
 #: After a ``wake()``, how long the fetch the next poll sends is given before the poll that collects
 #: it (seconds): noida-db answers in 1-2 ms here.
 WAKE_FETCH_S = 0.01
+#: How long records an acknowledgement announced (``wake(ends)``) are awaited with kafka-python's wait
+#: before the loop gives up on them (seconds): they may belong to a partition another member took
+#: over, or a rewind may have moved past them. Without a bound a lost expectation would spin forever.
+AWAIT_ACKED_S = 2.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -196,6 +200,9 @@ class PriceConsumer:
         self._stop = threading.Event()
         self._pause = threading.Event()
         self._wake = threading.Event()  # set by wake(): records were just published
+        self._acked: dict[int, tuple[int, float]] = {}  # partition -> (end offset announced, monotonic s)
+        self._seen: dict[int, int] = {}  # partition -> end offset of the records polled so far
+        self._acked_lock = threading.Lock()
 
     def _open(self) -> None:
         """(Re)create the Kafka consumer and the dead-letter producer (``run`` closes both on exit)."""
@@ -210,10 +217,32 @@ class PriceConsumer:
         self._stop.set()
         self._wake.set()
 
-    def wake(self) -> None:
+    def wake(self, ends: Mapping[int, int] | None = None) -> None:
         """Records were just acknowledged by the broker: end the loop's idle rest and fetch them now.
-        Thread-safe and cheap; a producer calls it after each acknowledged publish."""
+        ``ends`` (partition -> the offset after the last acknowledged record), when given, makes the
+        loop wait for exactly those records with kafka-python's wait (which their arrival ends) for up
+        to ``AWAIT_ACKED_S`` instead of one short poll: a fetch slower than ``WAKE_FETCH_S`` on a
+        loaded machine then no longer costs a whole idle rest. Thread-safe and cheap; the app's
+        publisher calls it after each acknowledged publish (``Publisher.on_acked``)."""
+        if ends:
+            now = time.monotonic()
+            with self._acked_lock:
+                for partition, end in ends.items():
+                    self._acked[partition] = (max(end, self._acked.get(partition, (end, now))[0]), now)
         self._wake.set()
+
+    def _awaiting(self) -> bool:
+        """True while an assigned partition has acknowledged records (``wake(ends)``) this loop has not
+        polled yet, announced less than ``AWAIT_ACKED_S`` ago; expired or reached ones are dropped."""
+        if not self._acked:
+            return False
+        now = time.monotonic()
+        assigned = {tp.partition for tp in self.kafka.assignment()}
+        with self._acked_lock:
+            for partition, (end, at) in list(self._acked.items()):
+                if self._seen.get(partition, -1) >= end or now - at > AWAIT_ACKED_S:
+                    del self._acked[partition]
+            return any(p in assigned for p in self._acked)
 
     @property
     def stopping(self) -> bool:
@@ -341,8 +370,8 @@ class PriceConsumer:
         woken = self._wake.is_set()
         if woken:  # cleared only when seen: a wake() after the check ends the rest below at once
             self._wake.clear()
-        if any(self.state.lag.values()):  # this member's own backlog: the fetch brings records
-            return self._poll(100)
+        if any(self.state.lag.values()) or self._awaiting():  # records this member will get: the fetch
+            return self._poll(100)  # brings them, and their arrival ends kafka-python's wait
         records = self._poll(0)
         if records:
             return records
@@ -373,7 +402,11 @@ class PriceConsumer:
         a partition without a committed offset starts at the beginning; one out of range is rewound
         (``_rewind``). Returns {} after placing them (the next poll fetches from there)."""
         try:
-            return self.kafka.poll(timeout_ms=timeout_ms)
+            records = self.kafka.poll(timeout_ms=timeout_ms)
+            for tp, rs in records.items():
+                if rs:
+                    self._seen[tp.partition] = max(self._seen.get(tp.partition, -1), rs[-1].offset + 1)
+            return records
         except NoOffsetForPartitionError as exc:
             partitions = list(exc.args[0]) if exc.args else list(self.kafka.assignment())
             self.kafka.seek_to_beginning(*partitions)

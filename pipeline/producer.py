@@ -144,9 +144,10 @@ class Publisher:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Called (no arguments) after a publish the broker acknowledged at least one record of: the
-        #: app wires its consumer's ``wake`` here, so a record is fetched as soon as it is in the log.
-        self.on_acked: Callable[[], None] | None = None
+        #: Called after a publish the broker acknowledged at least one record of, with partition -> the
+        #: offset after the last record acknowledged there: the app wires its consumer's ``wake`` here,
+        #: so a record is fetched as soon as it is in the log.
+        self.on_acked: Callable[[dict[int, int]], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> Publisher:
@@ -194,6 +195,7 @@ class Publisher:
             except Exception as exc:  # kafka-python raises KafkaTimeoutError and friends
                 log.warning("flush failed: %s", exc)
             ok = again_ok = 0
+            acked_ends: dict[int, int] = {}  # partition -> the offset after the last acknowledged record
             for message, again, future in futures:
                 try:
                     meta = future.get(timeout=max(0.0, deadline - time.monotonic()) or 0.001)
@@ -210,6 +212,7 @@ class Publisher:
                 again_ok += again
                 ok += not again
                 self._acknowledged(message, meta.partition, meta.offset)
+                acked_ends[meta.partition] = max(acked_ends.get(meta.partition, 0), meta.offset + 1)
             overflow = len(self.pending) - MAX_PENDING
             if overflow > 0:
                 for _ in range(overflow):
@@ -219,9 +222,9 @@ class Publisher:
             self.tally.add("published", ok)
             self.tally.add("republished", again_ok)
             self.rate.add(ok)
-        if (ok or again_ok) and self.on_acked is not None:
+        if acked_ends and self.on_acked is not None:
             try:
-                self.on_acked()
+                self.on_acked(acked_ends)
             except Exception:  # a listener must never fail a publish
                 log.exception("on_acked listener failed")
         return ok

@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from support.kafka_standins import stand_ins
+from support.kafka_standins import PARTITION, Record, stand_ins
 from support.pipeline import wait_for
 
-from pipeline.consumer import PriceConsumer
+from pipeline.consumer import AWAIT_ACKED_S, PriceConsumer
 
 LONG_REST_S = 60.0  # a rest that would time the test out: ended only by wake() or not taken at all
 
@@ -37,8 +37,8 @@ def test_an_empty_poll_rests_until_a_wake_and_then_collects_without_a_fetch_loop
     c.wake()
     resting.join(30)
     assert not resting.is_alive(), "wake() did not end the rest"
-    client.answers = [{}, {"tp": ["record"]}]  # the wake's poll sends the fetch, the next collects it
-    assert c._next(writing=False) == {"tp": ["record"]}
+    client.answers = [{}, {PARTITION: [Record(0)]}]  # the wake's poll sends the fetch, the next collects it
+    assert c._next(writing=False) == {PARTITION: [Record(0)]}
     assert client.polls == [0, 0, 0]  # never kafka-python's poll(timeout) loop while stable
 
 
@@ -84,3 +84,28 @@ def test_pause_and_stop_end_a_rest(member):
         end()
         resting.join(30)
         assert not resting.is_alive(), f"{end.__name__} did not end the rest"
+
+
+def test_records_an_acknowledgement_announced_are_awaited_with_kafka_pythons_wait(member, monkeypatch):
+    """A wake with the acknowledged offsets waits for exactly those records with poll(100) (their
+    arrival ends it) however slow the fetch, not one 10 ms look followed by a whole rest; once they
+    are polled, or after AWAIT_ACKED_S, the loop rests again."""
+    c, client = member
+    c.wake({0: 3})  # offsets 0..2 of partition 0 acknowledged
+    client.answers = [{}, {}, {PARTITION: [Record(0), Record(1)]}]  # a slow fetch: two empty polls
+    assert c._next(writing=False) == {} and c._next(writing=False) == {}
+    assert c._next(writing=False) == {PARTITION: [Record(0), Record(1)]}
+    assert client.polls == [100, 100, 100]
+    client.answers = [{PARTITION: [Record(2)]}]
+    assert c._next(writing=False) == {PARTITION: [Record(2)]} and client.polls[-1] == 100
+    resting = in_thread(lambda: c._next(writing=False))  # all three seen: rest again
+    wait_for(lambda: client.polls[4:] == [0], 30, what="one poll without a wait")
+    assert resting.is_alive()
+    c.wake()
+    resting.join(30)
+    now = [1000.0]
+    monkeypatch.setattr("pipeline.consumer.time.monotonic", lambda: now[0])
+    c.wake({0: 10, 7: 4})  # partition 7 is another member's: never awaited
+    assert c._awaiting()
+    now[0] += AWAIT_ACKED_S + 0.1  # records that never come (a rewind moved past them): given up
+    assert not c._awaiting() and c._acked == {}

@@ -3,7 +3,20 @@ loop and join watchdog ask of them, recorded."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from kafka.structs import TopicPartition
+
 from pipeline import consumer as consumer_module
+
+PARTITION = TopicPartition("prices", 0)  # the one partition a stand-in client is assigned
+
+
+@dataclass
+class Record:
+    """Stands in for a ``ConsumerRecord``: what the loop reads of a polled record."""
+
+    offset: int
 
 
 class Coordinator:
@@ -33,7 +46,7 @@ class Client:
         self.answers: list[dict] = []
 
     def assignment(self) -> set:
-        return {("prices", 0)}
+        return {PARTITION}
 
     def poll(self, timeout_ms: int = 0) -> dict:
         self.polls.append(timeout_ms)
