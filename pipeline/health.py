@@ -40,6 +40,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from . import queries
 from .config import Settings, mask_uri
+from .errors import explain
 from .sources.markets import fixed_hours_reasons
 from .stack import LocalStack, kafka_answers
 from .store import Store
@@ -195,8 +196,6 @@ def snapshot(
 ) -> Health:
     """One full snapshot, with I/O bounded as the module docstring says (run it off the page's path:
     ``HealthMonitor``). ``store`` should be the pages' store (``Connection.page_store``)."""
-    from .runtime import explain
-
     health: Health = {
         "mode": "embedded" if settings.embedded else "external",
         "state": state,
@@ -394,8 +393,6 @@ class HealthMonitor:
     def check_mongo(self) -> None:
         """Ping MongoDB now (``ping``, bounded by its own deadline) and put the answer in the latest
         snapshot, unless a newer check is already there."""
-        from .runtime import explain
-
         assert self.ping is not None
         began = time.time()
         result: MongoHealth

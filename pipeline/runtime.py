@@ -36,6 +36,7 @@ import time
 import pymongo
 
 from .config import Settings
+from .errors import explain
 from .footprint import Trimmer
 from .health import (
     MONGO_PING_S,
@@ -52,7 +53,7 @@ from .heartbeat import process_id
 from .sources import markets
 from .sources.markets import market_for
 from .sources.simulated import known_names as simulated_names
-from .stack import LocalStack, StackError, Supervisor
+from .stack import LocalStack, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
 from .wiring import App, Connection, build_app, connect, prepare
@@ -364,37 +365,3 @@ class Runtime:
             app=self._app,
             footprint=self._trimmer.snapshot() if self._trimmer is not None else None,
         )
-
-
-def explain(exc: BaseException) -> str:
-    """Turn an exception into a sentence for a person (details stay in the log)."""
-    from kafka.errors import KafkaError
-    from pymongo.errors import (
-        ConnectionFailure,
-        ExecutionTimeout,
-        NetworkTimeout,
-        PyMongoError,
-        ServerSelectionTimeoutError,
-    )
-
-    from .config import ConfigError
-
-    if isinstance(exc, (StackError, ConfigError)):
-        return str(exc)
-    if isinstance(exc, ServerSelectionTimeoutError):
-        return (
-            "MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
-            f"({exc.__class__.__name__})."
-        )
-    if isinstance(exc, (NetworkTimeout, ExecutionTimeout)):
-        return f"MongoDB did not answer in time ({exc.__class__.__name__}): it is frozen or overloaded."
-    if isinstance(exc, ConnectionFailure):
-        return f"MongoDB dropped the connection ({exc.__class__.__name__}): {str(exc)[:200]}"
-    if isinstance(exc, PyMongoError):
-        return f"MongoDB refused the request: {str(exc)[:200]}"
-    if isinstance(exc, KafkaError):
-        return (
-            f"Kafka is not reachable or refused the request ({exc.__class__.__name__}). Check that the "
-            "broker runs and that KAFKA_BOOTSTRAP_SERVERS is right."
-        )
-    return f"{exc.__class__.__name__}: {str(exc)[:300]}"

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 import streamlit as st
 from pymongo.errors import PyMongoError
 
-from pipeline.runtime import Runtime, explain
+from pipeline.errors import explain
+from pipeline.runtime import Runtime
 from ui import auth, navigation
 from ui.alerts_toast import alert_toasts
 from ui.data import MongoNotAnswering, StoreUnavailable

@@ -1,0 +1,45 @@
+"""Errors told to a person: one sentence per failure a user can act on, the details left to the log.
+
+Guarantees: ``explain`` never raises and never returns more than about 300 characters of the
+exception's own text; it names the server (MongoDB or Kafka) and the setting to check when the error
+says one is unreachable. It lives apart from ``runtime`` and ``health`` so both can use it without
+importing each other (they formed the project's one import cycle).
+"""
+
+from __future__ import annotations
+
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from .config import ConfigError
+from .stack import StackError
+
+
+def explain(exc: BaseException) -> str:
+    """Turn an exception into a sentence for a person (details stay in the log)."""
+    from kafka.errors import KafkaError  # here: a page that only explains errors never loads kafka
+
+    if isinstance(exc, (StackError, ConfigError)):
+        return str(exc)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return (
+            "MongoDB is not reachable. Check that the server runs and that MONGODB_URI is right "
+            f"({exc.__class__.__name__})."
+        )
+    if isinstance(exc, (NetworkTimeout, ExecutionTimeout)):
+        return f"MongoDB did not answer in time ({exc.__class__.__name__}): it is frozen or overloaded."
+    if isinstance(exc, ConnectionFailure):
+        return f"MongoDB dropped the connection ({exc.__class__.__name__}): {str(exc)[:200]}"
+    if isinstance(exc, PyMongoError):
+        return f"MongoDB refused the request: {str(exc)[:200]}"
+    if isinstance(exc, KafkaError):
+        return (
+            f"Kafka is not reachable or refused the request ({exc.__class__.__name__}). Check that the "
+            "broker runs and that KAFKA_BOOTSTRAP_SERVERS is right."
+        )
+    return f"{exc.__class__.__name__}: {str(exc)[:300]}"
