@@ -33,7 +33,7 @@ CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, os.getcwd())
 import threading
-from pipeline.sources import markets
+from pipeline.markets import calendars as markets
 if os.environ["BENCH_WARM"] == "0":
     markets.warm = lambda *a, **k: 0
 spent = [0.0]  # seconds the page's threads spent getting session tables (building or waiting)

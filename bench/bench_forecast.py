@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline import queries
 from pipeline.forecast.backtest import backtest
 from pipeline.forecast.job import ForecastJob
-from pipeline.sources.markets import day_key
+from pipeline.markets.calendars import day_key
 from pipeline.sources.simulated import SimulatedSource
 from pipeline.stack import LocalStack
 from pipeline.store import Store

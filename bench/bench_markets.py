@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd
 
-from pipeline.sources import markets
+from pipeline.markets import calendars as markets
 from ui import tables
 
 SYMBOLS = [

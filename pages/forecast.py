@@ -17,7 +17,7 @@ from pipeline import queries
 from pipeline.forecast.backtest import MIN_SESSIONS, settings_hash
 from pipeline.forecast.job import completed_as_of
 from pipeline.forecast.models import HORIZONS, LABELS
-from pipeline.sources.markets import market_for, sessions_between
+from pipeline.markets.calendars import market_for, sessions_between
 from ui import data, page
 from ui import forecast as view
 

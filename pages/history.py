@@ -15,7 +15,7 @@ import streamlit as st
 
 from pipeline import analytics, corporate_actions, fx, queries
 from pipeline.intervals import INTERVALS
-from pipeline.sources.markets import market_for
+from pipeline.markets.calendars import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
 

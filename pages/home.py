@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from pipeline import fx
+from pipeline.markets import fx
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
 from ui import format as fmt

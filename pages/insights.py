@@ -16,8 +16,8 @@ import numpy as np
 import streamlit as st
 
 from pipeline import insights, queries
+from pipeline.markets.calendars import market_for
 from pipeline.models import InvalidEvent, normalize_symbol
-from pipeline.sources.markets import market_for
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
 from ui import format as fmt

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from pipeline import currency
 from pipeline.intervals import INTERVALS
+from pipeline.markets import currency
+from pipeline.markets.calendars import market_for, symbol_status
 from pipeline.queries import LIVE_INTERVALS
-from pipeline.sources.markets import market_for, symbol_status
 from ui import auth, charts, data, page, tables
 from ui import format as fmt
 from ui import markets as market_text

@@ -56,8 +56,8 @@ from pymongo.errors import PyMongoError
 
 from .config import BAR_PERIOD_S
 from .intervals import INTERVALS, STORED
+from .markets.calendars import Market, day_key, day_start_utc, market_for, regular_session, session_date
 from .models import to_utc, utcnow
-from .sources.markets import Market, day_key, day_start_utc, market_for, regular_session, session_date
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -123,7 +123,7 @@ def _db_name(key: str, text: str) -> str:
 
 
 def _currency(key: str, text: str) -> str:
-    from .currency import ISO, MINOR
+    from .markets.currency import ISO, MINOR
 
     code = text.strip().upper()
     if code not in ISO or code in MINOR or len(code) != 3:

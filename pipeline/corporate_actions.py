@@ -45,8 +45,8 @@ from types import SimpleNamespace
 import pandas as pd
 
 from .intervals import INTERVALS
+from .markets.calendars import day_start_utc, market_for, session_date
 from .models import to_utc, utcnow
-from .sources.markets import day_start_utc, market_for, session_date
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from . import queries
 from .config import Settings, mask_uri
 from .errors import explain
-from .sources.markets import fixed_hours_reasons
+from .markets.calendars import fixed_hours_reasons
 from .stack import LocalStack, kafka_answers
 from .store import Store
 from .wiring import App

@@ -36,7 +36,7 @@ YEAR_SLACK_DAYS = 7  # a "year" of data may start this many days after last - 36
 
 def closes_wide(frame: pd.DataFrame) -> pd.DataFrame:
     """Daily bars (long frame: symbol, ts, close) as one column of closes per symbol, indexed by the
-    session date (``ts`` is UTC midnight of the session date, ``pipeline.sources.markets.day_key``).
+    session date (``ts`` is UTC midnight of the session date, ``pipeline.markets.calendars.day_key``).
     Dates where a symbol did not trade are NaN; columns keep the order symbols first appear."""
     if frame.empty:
         return pd.DataFrame()

@@ -32,10 +32,10 @@ from pymongo.errors import PyMongoError
 
 from . import corporate_actions
 from .bars import SETTLED
+from .markets.calendars import day_start_utc, market_for, regular_session, session_date
 from .models import PriceEvent, to_utc, utcnow
 from .sources import Source
 from .sources.base import FetchResult
-from .sources.markets import day_start_utc, market_for, regular_session, session_date
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .currency import MINOR
+from .markets.currency import MINOR
 
 #: How far (in log10) a bar-to-bar factor may be from exactly 100 and still count as a unit change:
 #: 0.1 is a factor of 79.4 .. 125.9.

@@ -50,8 +50,8 @@ from .health import (
     snapshot,
 )
 from .heartbeat import process_id
-from .sources import markets
-from .sources.markets import market_for
+from .markets import calendars as markets
+from .markets.calendars import market_for
 from .sources.simulated import known_names as simulated_names
 from .stack import LocalStack, Supervisor
 from .store import Store

@@ -182,7 +182,7 @@ class Watchlist:
         the Name column shows "Apple Inc." rather than the ticker again."""
         if self.collection.estimated_document_count():
             return 0
-        from .sources.markets import symbol_info  # the table's market: no lookup on first start
+        from .markets.calendars import symbol_info  # the table's market: no lookup on first start
 
         n = 0
         for i, symbol in enumerate(symbols):

@@ -129,7 +129,7 @@ def test_pre_market_and_after_hours_are_shaded_on_intraday_candles():
 
     import pandas as pd
 
-    from pipeline.sources.markets import market_for
+    from pipeline.markets.calendars import market_for
     from ui import charts
 
     ts = pd.Series(pd.date_range(datetime(2024, 10, 2, 8, 0, tzinfo=UTC), periods=960, freq="1min"))

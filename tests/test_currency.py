@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from pipeline.currency import major, major_code, money
+from pipeline.markets.currency import major, major_code, money
 from ui import tables
 
 

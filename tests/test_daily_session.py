@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.bars import SETTLED, BarBuilder
+from pipeline.markets.calendars import market_for, regular_session
 from pipeline.models import PriceEvent
-from pipeline.sources.markets import market_for, regular_session
 
 DAY = datetime(2024, 10, 2).date()
 OPEN, CLOSE = (
@@ -141,8 +141,8 @@ def test_the_official_bar_of_a_watched_day_is_fetched_once_after_it_settled(stor
         assert job.run() == 0 and len(fake.chart_requests("AAPL")) == asked  # done: never asked again
     BarBuilder(store).run_once()
     bar = day_bar(store)
+    from pipeline.markets.calendars import session_date
     from pipeline.models import to_utc
-    from pipeline.sources.markets import session_date
 
     (served,) = [
         d

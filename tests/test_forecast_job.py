@@ -9,7 +9,7 @@ from support.forecast import Entry, bar_docs, simulated_daily, trend_season
 
 from pipeline import queries
 from pipeline.forecast.job import ForecastJob, completed_as_of, future_dates
-from pipeline.sources.markets import market_for
+from pipeline.markets.calendars import market_for
 
 LATER = datetime(2027, 1, 1, tzinfo=UTC)
 

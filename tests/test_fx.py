@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from pipeline import fx
+from pipeline.markets import fx
 
 RATES = {"GBPUSD=X": [(date(2026, 11, 20), 1.30), (date(2026, 11, 23), 1.31), (date(2026, 11, 27), 1.25)]}
 

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipeline.sources import markets
-from pipeline.sources.markets import MARKETS, market_for, market_status
+from pipeline.markets import calendars as markets
+from pipeline.markets.calendars import MARKETS, market_for, market_status
 
 xc = pytest.importorskip("exchange_calendars")
 
@@ -167,7 +167,7 @@ def test_calendars_that_fail_fall_back_to_fixed_hours(monkeypatch, caplog):
 
     markets.clear_cache()
     monkeypatch.setattr(xc, "get_calendar", broken)
-    with caplog.at_level(logging.WARNING, logger="pipeline.sources.markets"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.markets.calendars"):
         st = status("SAP.DE", "2026-11-26T10:00")
     markets.clear_cache()
     assert st.state == "open" and st.closes == at("2026-11-26T16:30")  # 17:30 Berlin, fixed
@@ -262,7 +262,7 @@ def test_stale_means_no_new_price_while_the_market_is_open():
 
 
 def test_an_unknown_time_zone_from_the_provider_is_ignored(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.sources.markets"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.markets.calendars"):
         m = market_for("SAP.DE", timezone="Mars/Olympus_Mons", currency="EUR")
     assert m.timezone == "Europe/Berlin" and "Mars/Olympus_Mons" in caplog.text
     assert market_status(m, at("2026-11-26T10:00")).state == "open"

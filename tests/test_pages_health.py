@@ -303,7 +303,7 @@ def test_health_page_lists_markets_on_fixed_hours_and_why(stack, tmp_path, app_e
     """A calendar that really fails to build (a MIC exchange_calendars does not know) is listed."""
     from datetime import time as clock
 
-    from pipeline.sources import markets
+    from pipeline.markets import calendars as markets
 
     bogus = markets.Market("Nowhere", "USD", "UTC", clock(9), clock(17), mic="XNOPE")
     configure(stack, tmp_path, app_env, monkeypatch)

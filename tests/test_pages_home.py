@@ -1,14 +1,13 @@
 """Home page's watchlist at a glance through AppTest, demo-mode controls, and the rules every page
 module keeps (no Kafka in pages, no Streamlit in pipeline/, every setting in the secrets example)."""
 
-import ast
 import re
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 from support.base import ROOT, drop_database
-from support.pages import MONGO_DOWN, PAGES, app, assert_clean, configure, seeded_store, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, seeded_store, texts
 
 from pipeline.config import Settings
 from pipeline.store import Store
@@ -143,24 +142,6 @@ def test_seeded_watchlist_carries_the_simulators_names(stack, tmp_path, app_env,
     finally:
         drop_database(store.client, settings.db)
         store.close()
-
-
-def imports(path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def test_pages_never_import_kafka_and_pipeline_never_imports_streamlit():
-    for path in [ROOT / "Home.py", *PAGES.values(), *(ROOT / "ui").glob("*.py")]:
-        assert "kafka" not in imports(path), path
-    for path in (ROOT / "pipeline").rglob("*.py"):
-        assert "streamlit" not in imports(path), path
 
 
 def test_every_setting_is_in_the_secrets_example():

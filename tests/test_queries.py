@@ -139,7 +139,7 @@ def test_csv_of_daily_and_weekly_bars_has_their_session_dates(store):
     """SAP.DE's sessions of Easter week 2024 (Monday 1 April is a Xetra holiday), as a source stamps
     them (local midnight, 22:00 UTC the day before), through the real bar builder."""
     from pipeline.bars import BarBuilder
-    from pipeline.sources.markets import day_start_utc
+    from pipeline.markets.calendars import day_start_utc
 
     days = [date(2024, 4, d) for d in (2, 3, 4, 5, 8)]
     events = [

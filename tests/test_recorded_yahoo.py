@@ -11,9 +11,9 @@ import pytest
 from support.fake_market import FakeMarket
 
 from pipeline.bars import BarBuilder
+from pipeline.markets import calendars as markets
+from pipeline.markets.calendars import session_date
 from pipeline.models import to_utc
-from pipeline.sources import markets
-from pipeline.sources.markets import session_date
 from pipeline.sources.yahoo import YahooSource
 
 RECORDED = Path(__file__).parent / "data" / "yahoo-chart"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.markets.calendars import session_date
 from pipeline.repairs import apply, unit_mixups
-from pipeline.sources.markets import session_date
 
 DAY0 = datetime(2024, 9, 2, 7, 0, tzinfo=UTC)
 

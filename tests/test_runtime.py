@@ -125,7 +125,7 @@ def test_start_warms_the_calendars_of_the_watchlists_markets(settings, store):
 
     from support.pipeline import wait_for
 
-    from pipeline.sources import markets
+    from pipeline.markets import calendars as markets
     from pipeline.watchlist import Watchlist
 
     Watchlist(store.watchlist, None).seed(["VOD.L"], "simulated")

@@ -395,8 +395,8 @@ def test_a_history_export_of_us_daily_bars_replays_on_its_session_dates(tmp_path
     New York): its session column keeps AAPL's Friday a Friday when replayed."""
     import pandas as pd
 
+    from pipeline.markets.calendars import session_date
     from pipeline.queries import to_csv
-    from pipeline.sources.markets import session_date
 
     frame = pd.DataFrame(
         {

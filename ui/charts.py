@@ -28,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from pipeline import analytics
-from pipeline.sources.markets import Market, regular_session
+from pipeline.markets.calendars import Market, regular_session
 
 UP, DOWN = "#26a69a", "#ef5350"
 OVERLAYS = ("SMA 20", "EMA 20", "Bollinger", "VWAP")

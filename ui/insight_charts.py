@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from pipeline import insights
-from pipeline.currency import ISO, money
+from pipeline.markets.currency import ISO, money
 from ui import format as fmt
 from ui.charts import DOWN, UP, epoch_ms, f32
 from ui.tables import entry_market

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pipeline.sources.markets import Status
+from pipeline.markets.calendars import Status
 
 ICONS = {"open": "🟢", "24/7": "🟢", "break": "🍱", "closed": "🌙", "pre": "🌅", "post": "🌆"}
 

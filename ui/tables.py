@@ -7,7 +7,7 @@ Guarantees:
   "–" (NaN) for Change, Change % and Volume.
 - A price's age is the time the *data* says it is from (``as_of``/``age_s`` of ``queries.quotes``:
   a tick's market time, never when it was fetched). Markets, sessions, holidays, half days and
-  lunch breaks come from ``pipeline.sources.markets`` (exchange calendars), with the provider's time
+  lunch breaks come from ``pipeline.markets.calendars`` (exchange calendars), with the provider's time
   zone and currency stored with the watchlist entry.
 - "Stale" means no new price while the market is open, nothing else: a price older than the open of
   the latest session that began at least ``stale_after(poll)`` ago is "stale" with its date; while
@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from pipeline import fx
-from pipeline.currency import ISO, major, major_code, money
-from pipeline.sources.markets import Market, Status, market_for, symbol_status
+from pipeline.markets import fx
+from pipeline.markets.calendars import Market, Status, market_for, symbol_status
+from pipeline.markets.currency import ISO, major, major_code, money
 from ui import format as fmt
 from ui import markets as market_text
 
@@ -155,7 +155,7 @@ def watchlist_glance(
 ) -> pd.DataFrame:
     """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
     ``viewer_tz`` (the browser's, ``st.context.timezone``). Prices are in major units of the quote
-    currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.fx``,
+    currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.markets.fx``,
     ``rates`` from ``queries.fx_rates``): the Currency column then says "USD ≈ FX of <date>", or why a
     line stays in its own currency."""
     now = now or datetime.now(UTC)

@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ..markets.calendars import Market, day_key, market_for, market_status, session_date, sessions_between
 from ..models import utcnow
-from ..sources.markets import Market, day_key, market_for, market_status, session_date, sessions_between
 from .backtest import MIN_SESSIONS, backtest, champion, forecast, settings_hash
 from .models import HORIZONS
 

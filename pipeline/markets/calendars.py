@@ -39,12 +39,22 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from .base import SymbolInfo
-
 log = logging.getLogger(__name__)
 
 Hours = Literal["exchange", "24/5", "24/7"]
 State = Literal["open", "break", "closed", "pre", "post", "24/7"]
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """A listing: its symbol, display name, exchange name, quote currency (ISO code or a minor unit
+    such as ``GBp``) and IANA time zone, as a source's ``lookup`` or ``symbol_info`` tells it."""
+
+    symbol: str
+    name: str = ""
+    exchange: str = ""
+    currency: str = "USD"
+    timezone: str = "America/New_York"
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,10 @@ from alpha_vantage.alphavantage import AlphaVantage
 from alpha_vantage.timeseries import TimeSeries
 
 from ..intervals import INTERVALS
+from ..markets.calendars import day_start_utc, market_for, symbol_info
 from ..models import InvalidEvent, iso, normalize_symbol, utcnow
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
-from .markets import day_start_utc, market_for, symbol_info
 
 NO_KEY = (
     "ALPHAVANTAGE_API_KEY is not set: get a free key at https://www.alphavantage.co/support/#api-key "

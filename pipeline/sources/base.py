@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ..markets.calendars import SymbolInfo
 from ..models import InvalidEvent, PriceEvent, normalize_symbol, to_utc, validate
 
 
@@ -25,15 +26,6 @@ class UnknownSymbol(LookupError):
 
 class SourceError(RuntimeError):
     """The source as a whole failed (down, throttled, out of budget); the message says why."""
-
-
-@dataclass(frozen=True)
-class SymbolInfo:
-    symbol: str
-    name: str = ""
-    exchange: str = ""
-    currency: str = "USD"
-    timezone: str = "America/New_York"
 
 
 @dataclass

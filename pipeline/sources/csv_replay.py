@@ -46,9 +46,9 @@ from typing import Any
 
 from ..csvfile import DateReader, DialectError, Table, is_date_only, read_table
 from ..intervals import INTERVALS
+from ..markets.calendars import day_start_utc, market_for, symbol_info
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow, validate
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
-from .markets import day_start_utc, market_for, symbol_info
 
 ALIASES = {
     "symbol": ("symbol", "ticker"),

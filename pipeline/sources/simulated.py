@@ -45,9 +45,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ..intervals import INTERVALS, INTRADAY_BARS
-from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, to_utc, utcnow
-from .base import FetchResult, SymbolInfo, UnknownSymbol
-from .markets import (
+from ..markets.calendars import (
     Market,
     day_start_utc,
     market_for,
@@ -56,6 +54,8 @@ from .markets import (
     sessions_between,
     symbol_info,
 )
+from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, to_utc, utcnow
+from .base import FetchResult, SymbolInfo, UnknownSymbol
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from .markets import session_date
+from ..markets.calendars import session_date
 
 #: Longest gap (s) between two rolling 24-hour figures whose difference is still credited to a tick.
 ROLLING_GAP_S = 60.0

@@ -88,13 +88,13 @@ from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
 from .. import corporate_actions
+from ..markets.calendars import market_for, session_date, trades_between
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow
 from ..repairs import apply as apply_repair
 from ..repairs import unit_mixups
 from .backoff import Backoff
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 from .budget import BACKFILL, LIVE, LIVE_PLAN_SHARE, BudgetClosed, BudgetTimeout, RequestBudget
-from .markets import market_for, session_date, trades_between
 from .tick_volume import TickVolume
 
 log = logging.getLogger(__name__)

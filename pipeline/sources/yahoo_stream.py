@@ -74,12 +74,12 @@ from websockets.exceptions import ConnectionClosed
 from yfinance.pricing_pb2 import PricingData
 
 from .. import bus
+from ..markets.calendars import market_for, market_status
 from ..metrics import Rate
 from ..models import InvalidEvent, PriceEvent, iso, normalize_symbol, utcnow, validate
 from .backoff import Backoff
 from .base import FetchResult, SymbolInfo
 from .budget import REPAIR
-from .markets import market_for, market_status
 from .tick_volume import TickVolume
 from .yahoo import YahooSource
 

@@ -35,7 +35,7 @@ def trend_season(n: int = 260, seed: int = 3) -> tuple[list[float], list[date]]:
 
 def bar_docs(symbol: str, closes: list[float], dates: list[date]) -> list[dict]:
     """Daily bars as the ``bars`` collection stores them (UTC midnight of the session date)."""
-    from pipeline.sources.markets import day_key
+    from pipeline.markets.calendars import day_key
 
     return [
         {
