@@ -290,13 +290,14 @@ if submitted and allowed:
         if expiry_day
         else None,
     }
-    saved, problems = None, None
+    saved: Rule | None = None
+    problems: dict[str, str] = {}
     with page.sentences("saving the rule"):
         try:
             saved = book.update(rule.id, raw) if rule else book.create(raw)
-        except RuleError as exc:
+        except RuleError as exc:  # the only way on without a saved rule: anything else stops the page
             problems = exc.errors
-    if problems:
+    if saved is None:
         st.error(  # one message for all the problems; they quote what was typed, so literally
             "The rule was not saved:\n" + "\n".join(f"- {fmt.literal(msg)}" for msg in problems.values())
         )
@@ -333,7 +334,11 @@ if watched:
     with page.sentences("reading last prices"):
         quotes = data.quotes(data.store_key(), tuple(watched))
 if quotes is not None and not quotes.empty:
-    last = [f"{r.symbol} {r.last:,.2f}" for r in quotes.itertuples() if pd.notna(r.last)]
+    last = [
+        f"{symbol} {price:,.2f}"
+        for symbol, price in zip(quotes["symbol"], quotes["last"], strict=True)
+        if pd.notna(price)
+    ]
     if last:
         st.caption("Last prices: " + " · ".join(last))
 

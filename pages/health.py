@@ -41,7 +41,7 @@ def table(rows: list[dict], **config) -> None:
 def stream_details(producer: dict, consumer: dict, now: float) -> None:
     """Request budgets, polling floors, and per streaming source: connection, latency, last messages."""
     sources = producer.get("sources") or {}
-    budgets = {}
+    budgets: dict[str, tuple[str, dict]] = {}  # by source: (name, its request budget)
     for name, info in sources.items():
         budget = info.get("budget") or (info.get("rest") or {}).get("budget")
         if budget:
@@ -213,11 +213,11 @@ def render() -> None:
             f"The producer is not running (pipeline {health['state']}). Start the pipeline on the Home page."
         )
     else:
-        m = st.columns(4)
-        m[0].metric("Published", f"{producer.get('published', 0):,}")
-        m[1].metric("Waiting to re-send", f"{producer.get('pending', 0):,}")
-        m[2].metric("Send failures", f"{producer.get('send_failed', 0):,}")
-        m[3].metric("Lost (buffer full)", f"{producer.get('lost_overflow', 0):,}")
+        producer_tiles = st.columns(4)
+        producer_tiles[0].metric("Published", f"{producer.get('published', 0):,}")
+        producer_tiles[1].metric("Waiting to re-send", f"{producer.get('pending', 0):,}")
+        producer_tiles[2].metric("Send failures", f"{producer.get('send_failed', 0):,}")
+        producer_tiles[3].metric("Lost (buffer full)", f"{producer.get('lost_overflow', 0):,}")
         replay = producer.get("replay") or {}
         if replay:
             st.caption(
@@ -297,30 +297,30 @@ def render() -> None:
     else:
         lat = consumer.get("write_latency") or {}
         e2e = consumer.get("end_to_end") or {}
-        m = st.columns(5)
+        consumer_tiles = st.columns(5)
         lag_total = consumer.get("lag_total")
-        m[0].metric(
+        consumer_tiles[0].metric(
             "Lag (messages)",
             "unknown" if lag_total is None else f"{lag_total:,}",
             help="The broker's high watermark minus the consumer's position, summed over partitions",
         )
-        m[1].metric(
+        consumer_tiles[1].metric(
             "Throughput",
             f"{consumer.get('per_second_1m', 0):.1f}/s",
             help="Stored events per second, last minute",
         )
-        m[2].metric(
+        consumer_tiles[2].metric(
             "Batch write p95",
             fmt.duration_ms(lat.get("p95_ms")),
             help=f"Time to store one polled batch in MongoDB; p50 {fmt.duration_ms(lat.get('p50_ms'))}, "
             f"p99 {fmt.duration_ms(lat.get('p99_ms'))}",
         )
-        m[3].metric(
+        consumer_tiles[3].metric(
             "Source → MongoDB p95",
             fmt.duration_ms(e2e.get("p95_ms")),
             help="From the Kafka record's timestamp to its batch being committed",
         )
-        m[4].metric(
+        consumer_tiles[4].metric(
             "Stored / duplicates", f"{consumer.get('stored', 0):,} / {consumer.get('duplicates', 0):,}"
         )
         lag, lag_s = consumer.get("lag") or {}, consumer.get("lag_seconds") or {}

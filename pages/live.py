@@ -174,8 +174,8 @@ def metrics_row(quotes, shown: list[str]) -> None:
         cols[4].metric("Day low", money(symbol, q.get("day_low")))
         cols[5].metric("Day volume", fmt.volume(q.get("volume")))
         return
-    cols = st.columns(min(len(shown), 8))
-    for col, symbol in zip(cols, shown, strict=False):
+    tiles = st.columns(min(len(shown), 8))
+    for col, symbol in zip(tiles, shown, strict=False):
         q = rows.get(symbol, {})
         col.metric(
             symbol,
@@ -219,7 +219,7 @@ def live_view(
             )
         return
     spec = INTERVALS[result.interval]
-    if view == "Candles":
+    if view == "Candles" and focus:  # as ``charted``: candles of the focus symbol
         tz, always_open = market_of(focus)
         fig = charts.candles(
             result.of(focus),

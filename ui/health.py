@@ -48,8 +48,12 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ui import format as fmt
+
+if TYPE_CHECKING:  # pipeline.health pulls in pymongo and the store; these rules only read its shape
+    from pipeline.health import Health, Incident
 
 LEVELS = ("OK", "WARN", "STOP", "STALL", "ERR")  # by severity
 BADGES = {"OK": "🟢 OK", "WARN": "🟡 WARN", "STOP": "⏸️ STOP", "STALL": "🟠 STALL", "ERR": "🔴 ERR"}
@@ -104,7 +108,7 @@ def clock(epoch: float) -> str:
     return fmt.local_time(datetime.fromtimestamp(epoch, UTC))
 
 
-def mongo_down(health: dict) -> str | None:
+def mongo_down(health: Health) -> str | None:
     """ "MongoDB not answering since HH:MM:SS UTC" while the health check gets no answer (with the
     reason when known), else None."""
     m = health.get("mongo") or {}
@@ -114,12 +118,12 @@ def mongo_down(health: dict) -> str | None:
     return f"MongoDB not answering since {clock(m['down_since'])}.{why}"
 
 
-def incident(health: dict, name: str) -> dict | None:
+def incident(health: Health, name: str) -> Incident | None:
     """The snapshot's incident of component ``name`` ("mongo", "consumer", "bars", "producer · <job>")."""
     return (health.get("incidents") or {}).get(name)
 
 
-def recovered(health: dict, name: str, now: float | None = None) -> str:
+def recovered(health: Health, name: str, now: float | None = None) -> str:
     """ "last error 3 min ago, recovered: <error>" while component ``name`` recovered recently, else ""."""
     found = incident(health, name)
     if not found or found.get("recovered_at") is None:
@@ -132,14 +136,15 @@ def _with(reason: str, note: str) -> str:
     return f"{reason} · {note}" if note else reason
 
 
-def kafka(health: dict) -> Status:
-    k = health.get("kafka") or {}
-    if k.get("ok"):
+def kafka(health: Health) -> Status:
+    k = health.get("kafka")
+    if k and k.get("ok"):
         return Status("Kafka", "OK", f"answers at {k.get('bootstrap')}")
-    return Status("Kafka", "ERR", f"does not answer at {k.get('bootstrap') or 'unknown address'}")
+    bootstrap = k.get("bootstrap") if k else None
+    return Status("Kafka", "ERR", f"does not answer at {bootstrap or 'unknown address'}")
 
 
-def mongo(health: dict, now: float | None = None) -> Status:
+def mongo(health: Health, now: float | None = None) -> Status:
     m = health.get("mongo") or {}
     if m.get("ok"):
         return Status(
@@ -150,7 +155,7 @@ def mongo(health: dict, now: float | None = None) -> Status:
     return Status("MongoDB", "ERR", m.get("error") or "does not answer")
 
 
-def producer(health: dict, poll_seconds: float, now: float | None = None) -> list[Status]:
+def producer(health: Health, poll_seconds: float, now: float | None = None) -> list[Status]:
     now = time.time() if now is None else now
     snap = health.get("producer")
     if not snap:
@@ -204,7 +209,7 @@ def producer(health: dict, poll_seconds: float, now: float | None = None) -> lis
     return out
 
 
-def streams(health: dict, now: float | None = None) -> list[Status]:
+def streams(health: Health, now: float | None = None) -> list[Status]:
     """One status per streaming source (see the module rules)."""
     now = time.time() if now is None else now
     out = []
@@ -239,7 +244,7 @@ def streams(health: dict, now: float | None = None) -> list[Status]:
 
 
 def consumer(
-    health: dict, samples: list[tuple[float, int, float | None]], now: float | None = None
+    health: Health, samples: list[tuple[float, int, float | None]], now: float | None = None
 ) -> Status:
     now = time.time() if now is None else now
     snap = health.get("consumer")
@@ -303,7 +308,7 @@ def consumer(
 RECENT_REGRESSION_S = 600.0
 
 
-def kafka_log(health: dict, now: float | None = None) -> Status | None:
+def kafka_log(health: Health, now: float | None = None) -> Status | None:
     """The producer's replay of what the broker lost and the consumer's rewinds (None when neither
     runs). Reads ``Producer.snapshot()["replay"]`` and ``PriceConsumer.snapshot()``."""
     now = time.time() if now is None else now
@@ -351,7 +356,7 @@ def kafka_log(health: dict, now: float | None = None) -> Status | None:
     )
 
 
-def dead_letters(health: dict) -> Status:
+def dead_letters(health: Health) -> Status:
     snap = health.get("consumer") or {}
     n = int(snap.get("dead_lettered") or 0)
     if n:
@@ -364,7 +369,7 @@ def dead_letters(health: dict) -> Status:
     return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
 
 
-def bar_builder(health: dict, now: float | None = None, poll_seconds: float | None = None) -> Status:
+def bar_builder(health: Health, now: float | None = None, poll_seconds: float | None = None) -> Status:
     now = time.time() if now is None else now
     snap = health.get("bars")
     if not snap:
@@ -406,7 +411,7 @@ def backfills(docs: list[dict]) -> Status:
     return Status("Backfills", "OK", f"{len(docs)} done" if docs else "none requested yet")
 
 
-def stack(health: dict) -> Status | None:
+def stack(health: Health) -> Status | None:
     if health.get("mode") != "embedded":
         return None
     rows = health.get("stack") or []
@@ -441,7 +446,7 @@ def topic_holds(fp: dict | None, now: float | None = None) -> str | None:
     return text
 
 
-def footprint(health: dict) -> Status | None:
+def footprint(health: Health) -> Status | None:
     fp = health.get("footprint")
     if not fp:
         return None
@@ -460,12 +465,12 @@ def footprint(health: dict) -> Status | None:
     return Status("Broker footprint", "OK", f"{size} (cap {fp['cap_mb']:g} MB)")
 
 
-def alerts(health: dict) -> list[Status]:
+def alerts(health: Health) -> list[Status]:
     """The alert engine (ERR if its last batch failed) and each delivery channel (ERR while its latest
     attempt failed, WARN if any attempt failed, OK otherwise)."""
-    snap = health.get("alerts") or {}
-    engine = snap.get("engine")
-    if engine is None:
+    snap = health.get("alerts")
+    engine = snap.get("engine") if snap else None
+    if not snap or engine is None:
         return []
     out = [
         Status("Alerts engine", "ERR", engine["last_error"])
@@ -488,7 +493,7 @@ def alerts(health: dict) -> list[Status]:
     return out
 
 
-def forecast_job(health: dict, now: float | None = None) -> Status | None:
+def forecast_job(health: Health, now: float | None = None) -> Status | None:
     """The forecast job (issue 14): ERR when its last run had failures, else OK with its last run,
     duration and symbols done; None while the pipeline is stopped."""
     snap = health.get("forecasts")
@@ -509,7 +514,7 @@ def forecast_job(health: dict, now: float | None = None) -> Status | None:
 
 
 def evaluate(
-    health: dict, samples, poll_seconds: float, backfill_docs: list[dict], now: float | None = None
+    health: Health, samples, poll_seconds: float, backfill_docs: list[dict], now: float | None = None
 ) -> list[Status]:
     out = [
         kafka(health),
@@ -537,7 +542,7 @@ def evaluate(
     return out
 
 
-def fixed_hours(health: dict) -> str | None:
+def fixed_hours(health: Health) -> str | None:
     """The markets on fixed hours (the snapshot's ``fixed_hours``: MIC -> reason) in one sentence, or
     None when every market trades on its exchange calendar. The reasons themselves are the page's."""
     mics = sorted(health.get("fixed_hours") or {})
