@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from pipeline import analytics, corporate_actions, fx, queries
+from pipeline import analytics, corporate_actions, queries
 from pipeline.intervals import INTERVALS
+from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
