@@ -35,7 +35,7 @@ class TopicsStatus(TypedDict):
     dead_letter: str
 
 
-class Status(TypedDict):
+class StatusReport(TypedDict):
     """The JSON object of ``python -m pipeline status --json`` (counts are messages/documents)."""
 
     mode: str  # "embedded" | "external"
@@ -71,11 +71,11 @@ def endpoints(settings: Settings) -> tuple[str | None, str | None, dict[str, int
     return kafka, mongo, pids
 
 
-def collect(settings: Settings) -> Status:
+def collect(settings: Settings) -> StatusReport:
     """Probe Kafka and MongoDB (short timeouts) and return the status object; never raises for an
     unreachable server (the reason goes to ``errors``)."""
     kafka, mongo, pids = endpoints(settings)
-    out: Status = {
+    out: StatusReport = {
         "mode": "embedded" if settings.embedded else "external",
         "kafka": {"bootstrap": kafka or "", "ok": False},
         "mongo": {"uri": mask_uri(mongo), "ok": False},

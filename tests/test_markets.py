@@ -19,7 +19,7 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def status(symbol: str, when: str, extended: bool = False) -> markets.Status:
+def status(symbol: str, when: str, extended: bool = False) -> markets.MarketStatus:
     return market_status(market_for(symbol), at(when), extended)
 
 

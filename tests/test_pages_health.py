@@ -108,7 +108,11 @@ def test_other_components_and_the_worst_status():
     assert h.bar_builder({"bars": {"pending_marks": 3, "last_run": NOW - 100}}, NOW).level == "STALL"
     assert h.stack({"mode": "embedded", "stack": [{"name": "kafka", "alive": False}]}).level == "ERR"
     assert h.stack({"mode": "external"}) is None
-    statuses = [h.Status("a", "OK", ""), h.Status("b", "STALL", ""), h.Status("c", "WARN", "")]
+    statuses = [
+        h.ComponentStatus("a", "OK", ""),
+        h.ComponentStatus("b", "STALL", ""),
+        h.ComponentStatus("c", "WARN", ""),
+    ]
     assert h.worst(statuses) == "STALL"
 
 

@@ -60,7 +60,7 @@ BADGES = {"OK": "🟢 OK", "WARN": "🟡 WARN", "STOP": "⏸️ STOP", "STALL": 
 
 
 @dataclass(frozen=True)
-class Status:
+class ComponentStatus:
     component: str
     level: str
     reason: str
@@ -136,34 +136,38 @@ def _with(reason: str, note: str) -> str:
     return f"{reason} · {note}" if note else reason
 
 
-def kafka(health: Health) -> Status:
+def kafka(health: Health) -> ComponentStatus:
     k = health.get("kafka")
     if k and k.get("ok"):
-        return Status("Kafka", "OK", f"answers at {k.get('bootstrap')}")
+        return ComponentStatus("Kafka", "OK", f"answers at {k.get('bootstrap')}")
     bootstrap = k.get("bootstrap") if k else None
-    return Status("Kafka", "ERR", f"does not answer at {bootstrap or 'unknown address'}")
+    return ComponentStatus("Kafka", "ERR", f"does not answer at {bootstrap or 'unknown address'}")
 
 
-def mongo(health: Health, now: float | None = None) -> Status:
+def mongo(health: Health, now: float | None = None) -> ComponentStatus:
     m = health.get("mongo") or {}
     if m.get("ok"):
-        return Status(
+        return ComponentStatus(
             "MongoDB", "OK", _with(f"answers (version {m.get('version')})", recovered(health, "mongo", now))
         )
     if m.get("down_since"):
-        return Status("MongoDB", "ERR", f"not answering since {clock(m['down_since'])}: {m.get('error')}")
-    return Status("MongoDB", "ERR", m.get("error") or "does not answer")
+        return ComponentStatus(
+            "MongoDB", "ERR", f"not answering since {clock(m['down_since'])}: {m.get('error')}"
+        )
+    return ComponentStatus("MongoDB", "ERR", m.get("error") or "does not answer")
 
 
-def producer(health: Health, poll_seconds: float, now: float | None = None) -> list[Status]:
+def producer(health: Health, poll_seconds: float, now: float | None = None) -> list[ComponentStatus]:
     now = time.time() if now is None else now
     snap = health.get("producer")
     if not snap:
-        return [Status("Producer", "STOP", f"not running (pipeline {health.get('state', 'stopped')})")]
+        return [
+            ComponentStatus("Producer", "STOP", f"not running (pipeline {health.get('state', 'stopped')})")
+        ]
     if snap.get("paused"):
-        return [Status("Producer", "STOP", "paused")]
+        return [ComponentStatus("Producer", "STOP", "paused")]
     if not snap.get("running"):
-        return [Status("Producer", "ERR", "the scheduler is not running")]
+        return [ComponentStatus("Producer", "ERR", "the scheduler is not running")]
     out = []
     late_after = max(3 * poll_seconds, 30.0)
     for name, job in sorted((snap.get("jobs") or {}).items()):
@@ -171,18 +175,18 @@ def producer(health: Health, poll_seconds: float, now: float | None = None) -> l
         err = job.get("last_error")
         failing = [s for s, row in (job.get("per_symbol") or {}).items() if row.get("last_error")]
         if err and "symbol(s) failed" not in err:
-            out.append(Status(component, "ERR", f"last run failed: {err}"))
+            out.append(ComponentStatus(component, "ERR", f"last run failed: {err}"))
         elif job.get("last_run") is None or now - job["last_run"] > late_after:
             since = (
                 "never ran" if job.get("last_run") is None else f"no run for {now - job['last_run']:.0f} s"
             )
-            out.append(Status(component, "STALL", since))
+            out.append(ComponentStatus(component, "STALL", since))
         elif err:
             names = ", ".join(sorted(failing)[:5])
-            out.append(Status(component, "WARN", f"{err}: {names}" if names else err))
+            out.append(ComponentStatus(component, "WARN", f"{err}: {names}" if names else err))
         else:
             out.append(
-                Status(
+                ComponentStatus(
                     component,
                     "OK",
                     _with(
@@ -193,23 +197,23 @@ def producer(health: Health, poll_seconds: float, now: float | None = None) -> l
                 )
             )
     if not out:
-        out.append(Status("Producer", "OK", "running; no enabled symbols to fetch"))
+        out.append(ComponentStatus("Producer", "OK", "running; no enabled symbols to fetch"))
     if snap.get("lost_overflow"):
         out.append(
-            Status(
+            ComponentStatus(
                 "Producer · publisher", "ERR", f"{snap['lost_overflow']:,} events lost (retry buffer full)"
             )
         )
     elif snap.get("pending"):
         out.append(
-            Status(
+            ComponentStatus(
                 "Producer · publisher", "WARN", f"{snap['pending']:,} events waiting to be re-sent to Kafka"
             )
         )
     return out
 
 
-def streams(health: Health, now: float | None = None) -> list[Status]:
+def streams(health: Health, now: float | None = None) -> list[ComponentStatus]:
     """One status per streaming source (see the module rules)."""
     now = time.time() if now is None else now
     out = []
@@ -218,12 +222,14 @@ def streams(health: Health, now: float | None = None) -> list[Status]:
             continue
         component = f"Stream · {name}"
         if (health.get("producer") or {}).get("paused"):
-            out.append(Status(component, "STOP", "paused with the pipeline (connection closed)"))
+            out.append(ComponentStatus(component, "STOP", "paused with the pipeline (connection closed)"))
             continue
         if not info["connected"]:
             why = info.get("last_error") or "not connected yet"
             out.append(
-                Status(component, "ERR", f"disconnected ({info.get('reconnects', 0)} reconnects): {why}")
+                ComponentStatus(
+                    component, "ERR", f"disconnected ({info.get('reconnects', 0)} reconnects): {why}"
+                )
             )
             continue
         silent = [s for s, t in (info.get("last_message") or {}).items() if t is None]
@@ -233,28 +239,32 @@ def streams(health: Health, now: float | None = None) -> list[Status]:
             f"{info.get('gaps_repaired', 0)} gaps repaired"
         )
         if info.get("bad_frames"):
-            out.append(Status(component, "WARN", f"{text}; {info['bad_frames']:,} bad frames dead-lettered"))
+            out.append(
+                ComponentStatus(component, "WARN", f"{text}; {info['bad_frames']:,} bad frames dead-lettered")
+            )
         elif silent and info.get("connected_since") and now - info["connected_since"] > 60:
             out.append(
-                Status(component, "WARN", f"{text}; no message yet for {', '.join(sorted(silent)[:5])}")
+                ComponentStatus(
+                    component, "WARN", f"{text}; no message yet for {', '.join(sorted(silent)[:5])}"
+                )
             )
         else:
-            out.append(Status(component, "OK", text))
+            out.append(ComponentStatus(component, "OK", text))
     return out
 
 
 def consumer(
     health: Health, samples: list[tuple[float, int, float | None]], now: float | None = None
-) -> Status:
+) -> ComponentStatus:
     now = time.time() if now is None else now
     snap = health.get("consumer")
     name = "Consumer"
     if not snap:
-        return Status(name, "STOP", f"not running (pipeline {health.get('state', 'stopped')})")
+        return ComponentStatus(name, "STOP", f"not running (pipeline {health.get('state', 'stopped')})")
     if snap.get("paused"):
-        return Status(name, "STOP", "paused")
+        return ComponentStatus(name, "STOP", "paused")
     if not snap.get("running"):
-        return Status(
+        return ComponentStatus(
             name,
             "ERR",
             snap.get("degraded")
@@ -262,11 +272,13 @@ def consumer(
         )
     if snap.get("retrying_since"):
         why = f": {snap['last_error']}" if snap.get("last_error") else ""
-        return Status(name, "ERR", f"writes failing for {now - snap['retrying_since']:.0f} s, retrying{why}")
+        return ComponentStatus(
+            name, "ERR", f"writes failing for {now - snap['retrying_since']:.0f} s, retrying{why}"
+        )
     if snap.get("degraded"):
-        return Status(name, "WARN", str(snap["degraded"]))
+        return ComponentStatus(name, "WARN", str(snap["degraded"]))
     if snap.get("lag_total") is None:
-        return Status(
+        return ComponentStatus(
             name,
             "OK",
             f"lag unknown (the broker has not reported offsets yet), "
@@ -280,22 +292,24 @@ def consumer(
         no_commit = len(commits) == 1
         if min(lags) > 0 and lags[-1] >= lags[0] and no_commit:
             span = samples[-1][0] - samples[0][0]
-            return Status(
+            return ComponentStatus(
                 name, "STALL", f"lag {lags[-1]:,} not shrinking and nothing committed for {span:.0f} s"
             )
         if lags[-1] > lags[0] and lags[-1] > 0 and not no_commit:
-            return Status(
+            return ComponentStatus(
                 name,
                 "WARN",
                 f"falling behind: lag grew from {lags[0]:,} to {lags[-1]:,} "
                 f"in {samples[-1][0] - samples[0][0]:.0f} s",
             )
     if lag > 0 and last_commit is not None and now - last_commit > 60:
-        return Status(name, "STALL", f"lag {lag:,} and nothing committed for {now - last_commit:.0f} s")
+        return ComponentStatus(
+            name, "STALL", f"lag {lag:,} and nothing committed for {now - last_commit:.0f} s"
+        )
     oldest = max((snap.get("lag_seconds") or {}).values(), default=0.0)
     if oldest > 30:
-        return Status(name, "WARN", f"lag {lag:,} messages, the oldest waiting {oldest:.0f} s")
-    return Status(
+        return ComponentStatus(name, "WARN", f"lag {lag:,} messages, the oldest waiting {oldest:.0f} s")
+    return ComponentStatus(
         name,
         "OK",
         _with(
@@ -308,7 +322,7 @@ def consumer(
 RECENT_REGRESSION_S = 600.0
 
 
-def kafka_log(health: Health, now: float | None = None) -> Status | None:
+def kafka_log(health: Health, now: float | None = None) -> ComponentStatus | None:
     """The producer's replay of what the broker lost and the consumer's rewinds (None when neither
     runs). Reads ``Producer.snapshot()["replay"]`` and ``PriceConsumer.snapshot()``."""
     now = time.time() if now is None else now
@@ -336,18 +350,20 @@ def kafka_log(health: Health, now: float | None = None) -> Status | None:
                 f"{rewind['partition']} offset {rewind['offset']:,} beyond the log's end "
                 f"{rewind['log_end']:,}, re-read from {rewind['to']:,})"
             )
-        return Status("Kafka log", "WARN", "; ".join(parts))
+        return ComponentStatus("Kafka log", "WARN", "; ".join(parts))
     if replay.get("waiting"):
-        return Status("Kafka log", "WARN", f"{replay['waiting']:,} lost event(s) waiting to be re-published")
+        return ComponentStatus(
+            "Kafka log", "WARN", f"{replay['waiting']:,} lost event(s) waiting to be re-published"
+        )
     if replay.get("unprotected"):
-        return Status(
+        return ComponentStatus(
             "Kafka log",
             "WARN",
             f"{replay['unprotected']:,} acknowledged event(s) left the replay buffer early (it was full)",
         )
     if not replay:
-        return Status("Kafka log", "OK", "no log regression seen by the consumer")
-    return Status(
+        return ComponentStatus("Kafka log", "OK", "no log regression seen by the consumer")
+    return ComponentStatus(
         "Kafka log",
         "OK",
         f"{replay.get('kept', 0):,} acknowledged event(s) kept {replay.get('window_s', 0):.0f} s for "
@@ -356,42 +372,44 @@ def kafka_log(health: Health, now: float | None = None) -> Status | None:
     )
 
 
-def dead_letters(health: Health) -> Status:
+def dead_letters(health: Health) -> ComponentStatus:
     snap = health.get("consumer") or {}
     n = int(snap.get("dead_lettered") or 0)
     if n:
         latest = (snap.get("recent_dead_letters") or [{}])[-1].get("reason")
-        return Status(
+        return ComponentStatus(
             "Dead-letter topic",
             "WARN",
             f"{n:,} message(s) dead-lettered" + (f"; latest: {latest}" if latest else ""),
         )
-    return Status("Dead-letter topic", "OK", "nothing dead-lettered by this process")
+    return ComponentStatus("Dead-letter topic", "OK", "nothing dead-lettered by this process")
 
 
-def bar_builder(health: Health, now: float | None = None, poll_seconds: float | None = None) -> Status:
+def bar_builder(
+    health: Health, now: float | None = None, poll_seconds: float | None = None
+) -> ComponentStatus:
     now = time.time() if now is None else now
     snap = health.get("bars")
     if not snap:
-        return Status("Bar builder", "STOP", "not running")
+        return ComponentStatus("Bar builder", "STOP", "not running")
     if snap.get("last_error"):
-        return Status("Bar builder", "ERR", snap["last_error"])
+        return ComponentStatus("Bar builder", "ERR", snap["last_error"])
     if snap.get("pending_marks") and (snap.get("last_run") is None or now - snap["last_run"] > 30):
-        return Status(
+        return ComponentStatus(
             "Bar builder", "STALL", f"{snap['pending_marks']} bar range(s) waiting and no run for 30 s"
         )
     lag = snap.get("lag_s")
     if lag is not None and poll_seconds is not None:
         period = float(snap.get("every_s") or 1.0) + float(snap.get("last_duration_s") or 0.0)
         if lag > poll_seconds + period:
-            return Status(
+            return ComponentStatus(
                 "Bar builder",
                 "WARN",
                 f"bars {lag:.0f} s behind the stored prices (more than poll {poll_seconds:g} s + "
                 f"builder period {period:.1f} s); {snap.get('pending_marks') or 0} range(s) waiting",
             )
     behind = f", {lag:.1f} s behind" if lag is not None else ""
-    return Status(
+    return ComponentStatus(
         "Bar builder",
         "OK",
         _with(
@@ -401,29 +419,29 @@ def bar_builder(health: Health, now: float | None = None, poll_seconds: float | 
     )
 
 
-def backfills(docs: list[dict]) -> Status:
+def backfills(docs: list[dict]) -> ComponentStatus:
     failed = [d.get("symbol") for d in docs if d.get("status") == "failed"]
     running = [d.get("symbol") for d in docs if d.get("status") in ("queued", "running")]
     if failed:
-        return Status("Backfills", "WARN", f"failed for {', '.join(map(str, failed[:5]))}")
+        return ComponentStatus("Backfills", "WARN", f"failed for {', '.join(map(str, failed[:5]))}")
     if running:
-        return Status("Backfills", "OK", f"in progress for {', '.join(map(str, running[:5]))}")
-    return Status("Backfills", "OK", f"{len(docs)} done" if docs else "none requested yet")
+        return ComponentStatus("Backfills", "OK", f"in progress for {', '.join(map(str, running[:5]))}")
+    return ComponentStatus("Backfills", "OK", f"{len(docs)} done" if docs else "none requested yet")
 
 
-def stack(health: Health) -> Status | None:
+def stack(health: Health) -> ComponentStatus | None:
     if health.get("mode") != "embedded":
         return None
     rows = health.get("stack") or []
     dead = [r["name"] for r in rows if not r.get("alive")]
     restarts = health.get("restarts") or {}
     if dead:
-        return Status("Local stack", "ERR", f"{', '.join(dead)} not running")
+        return ComponentStatus("Local stack", "ERR", f"{', '.join(dead)} not running")
     if any(restarts.values()):
-        return Status(
+        return ComponentStatus(
             "Local stack", "WARN", "restarted: " + ", ".join(f"{k} ×{v}" for k, v in restarts.items() if v)
         )
-    return Status("Local stack", "OK", f"{len(rows)} server process(es) alive")
+    return ComponentStatus("Local stack", "OK", f"{len(rows)} server process(es) alive")
 
 
 def topic_holds(fp: dict | None, now: float | None = None) -> str | None:
@@ -446,26 +464,26 @@ def topic_holds(fp: dict | None, now: float | None = None) -> str | None:
     return text
 
 
-def footprint(health: Health) -> Status | None:
+def footprint(health: Health) -> ComponentStatus | None:
     fp = health.get("footprint")
     if not fp:
         return None
     if fp.get("last_error"):
-        return Status("Broker footprint", "ERR", f"trimming failed: {fp['last_error']}")
+        return ComponentStatus("Broker footprint", "ERR", f"trimming failed: {fp['last_error']}")
     size = f"snapshot {fp.get('snapshot_mb') or 0:g} MB, memory {fp.get('broker_rss_mb') or 0:g} MB"
     if fp.get("held"):
-        return Status(
+        return ComponentStatus(
             "Broker footprint",
             "WARN",
             f"{size}: {fp['held']:,} message(s) over the {fp['cap_mb']:g} MB cap's budget are kept: not "
             "stored in MongoDB yet, or under 2 min old",
         )
     if fp.get("over_cap"):
-        return Status("Broker footprint", "WARN", f"{size}: over the {fp['cap_mb']:g} MB cap")
-    return Status("Broker footprint", "OK", f"{size} (cap {fp['cap_mb']:g} MB)")
+        return ComponentStatus("Broker footprint", "WARN", f"{size}: over the {fp['cap_mb']:g} MB cap")
+    return ComponentStatus("Broker footprint", "OK", f"{size} (cap {fp['cap_mb']:g} MB)")
 
 
-def alerts(health: Health) -> list[Status]:
+def alerts(health: Health) -> list[ComponentStatus]:
     """The alert engine (ERR if its last batch failed) and each delivery channel (ERR while its latest
     attempt failed, WARN if any attempt failed, OK otherwise)."""
     snap = health.get("alerts")
@@ -473,9 +491,9 @@ def alerts(health: Health) -> list[Status]:
     if not snap or engine is None:
         return []
     out = [
-        Status("Alerts engine", "ERR", engine["last_error"])
+        ComponentStatus("Alerts engine", "ERR", engine["last_error"])
         if engine.get("last_error")
-        else Status(
+        else ComponentStatus(
             "Alerts engine",
             "OK",
             f"{engine.get('active_rules', 0)} active rule(s), {engine.get('fired', 0):,} fired",
@@ -485,37 +503,39 @@ def alerts(health: Health) -> list[Status]:
         label = f"Alerts · {name}"
         failing = ch.get("last_error") and (ch.get("last_error_at") or 0) > (ch.get("last_ok_at") or 0)
         if failing:
-            out.append(Status(label, "ERR", str(ch["last_error"])[:200]))
+            out.append(ComponentStatus(label, "ERR", str(ch["last_error"])[:200]))
         elif ch.get("failed"):
-            out.append(Status(label, "WARN", f"{ch['failed']} failed, {ch.get('sent', 0)} sent"))
+            out.append(ComponentStatus(label, "WARN", f"{ch['failed']} failed, {ch.get('sent', 0)} sent"))
         else:
-            out.append(Status(label, "OK", f"{ch.get('sent', 0)} sent, {ch.get('pending', 0)} waiting"))
+            out.append(
+                ComponentStatus(label, "OK", f"{ch.get('sent', 0)} sent, {ch.get('pending', 0)} waiting")
+            )
     return out
 
 
-def forecast_job(health: Health, now: float | None = None) -> Status | None:
+def forecast_job(health: Health, now: float | None = None) -> ComponentStatus | None:
     """The forecast job (issue 14): ERR when its last run had failures, else OK with its last run,
     duration and symbols done; None while the pipeline is stopped."""
     snap = health.get("forecasts")
     if snap is None:
         return None
     if snap.get("last_run") is None:
-        return Status(
+        return ComponentStatus(
             "Forecast job", "OK", "running its first pass" if snap.get("running") else "not run yet"
         )
     took = f"last run {clock(snap['last_run'])} in {snap.get('duration_s') or 0:.1f} s"
     counts = f"{snap.get('done', 0)} done, {snap.get('skipped', 0)} with too little history"
     if snap.get("failed"):
         first = next(iter((snap.get("failures") or {}).items()), ("", ""))
-        return Status(
+        return ComponentStatus(
             "Forecast job", "ERR", f"{took}: {snap['failed']} failed ({first[0]}: {first[1]}), {counts}"
         )
-    return Status("Forecast job", "OK", f"{took}: {counts}")
+    return ComponentStatus("Forecast job", "OK", f"{took}: {counts}")
 
 
 def evaluate(
     health: Health, samples, poll_seconds: float, backfill_docs: list[dict], now: float | None = None
-) -> list[Status]:
+) -> list[ComponentStatus]:
     out = [
         kafka(health),
         mongo(health, now),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pipeline.markets.calendars import Status
+from pipeline.markets.calendars import MarketStatus
 
 ICONS = {"open": "🟢", "24/7": "🟢", "break": "🍱", "closed": "🌙", "pre": "🌅", "post": "🌆"}
 
@@ -42,7 +42,7 @@ def clock(ts: datetime, tz: str, now: datetime) -> str:
     return local.strftime("%H:%M %Z" if same_day else "%a %H:%M %Z")
 
 
-def _at(ts: datetime, st: Status, viewer_tz: str | None) -> str:
+def _at(ts: datetime, st: MarketStatus, viewer_tz: str | None) -> str:
     text = clock(ts, st.timezone, st.at)
     if viewer_tz:
         try:
@@ -57,7 +57,7 @@ def _at(ts: datetime, st: Status, viewer_tz: str | None) -> str:
     return f"{text}, {countdown((ts - st.at).total_seconds())}"
 
 
-def short(st: Status) -> str:
+def short(st: MarketStatus) -> str:
     """The state in a few words with its icon: '🌙 closed (Thanksgiving)', '🍱 lunch break'."""
     if st.state == "24/7":
         return "🟢 open 24/7"
@@ -74,7 +74,7 @@ def short(st: Status) -> str:
     return "🌙 closed, early close" if st.early_close else "🌙 closed"
 
 
-def badge(st: Status, viewer_tz: str | None = None) -> str:
+def badge(st: MarketStatus, viewer_tz: str | None = None) -> str:
     """One line for the market's state at ``st.at`` (see the module docstring)."""
     head = short(st)
     if st.state in ("open", "break") and st.closes is not None:
@@ -87,7 +87,7 @@ def badge(st: Status, viewer_tz: str | None = None) -> str:
     return head
 
 
-def describe(st: Status, viewer_tz: str | None = None) -> str:
+def describe(st: MarketStatus, viewer_tz: str | None = None) -> str:
     """``badge`` plus, when the exchange's calendar could not be used, that the hours are fixed."""
     text = badge(st, viewer_tz)
     return f"{text} · fixed hours (no calendar)" if st.fixed_hours else text

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from pipeline.markets import fx
-from pipeline.markets.calendars import Market, Status, market_for, symbol_status
+from pipeline.markets.calendars import Market, MarketStatus, market_for, symbol_status
 from pipeline.markets.currency import ISO, major, major_code, money
 from ui import format as fmt
 from ui import markets as market_text
@@ -104,7 +104,7 @@ def status(
     now: datetime,
     market: Market | None = None,
     sim_hours: str = "always",
-    market_status: Status | None = None,
+    market_status: MarketStatus | None = None,
 ) -> str:
     """The Status column: disabled, no data yet, stale (with its date when older than the latest
     session, else with its age), the market's state when it is not open, or live. ``age_s`` is

@@ -490,7 +490,7 @@ def _fixed(market: Market, first: date, last: date, reason: str) -> Table:
 
 # -- status -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Status:
+class MarketStatus:
     """A market's state at ``at`` (aware UTC).
 
     ``state``: ``open``, ``break`` (lunch break), ``closed``, ``pre`` (pre-market), ``post``
@@ -525,12 +525,12 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def market_status(market: Market, at: datetime, extended: bool = False) -> Status:
+def market_status(market: Market, at: datetime, extended: bool = False) -> MarketStatus:
     """The state of ``market`` at the instant ``at`` (aware); ``extended``: the provider serves
     pre-market/after-hours prices (Yahoo for US listings), so those windows are named."""
     at = at.astimezone(UTC)
     if market.hours == "24/7":
-        return Status("24/7", at, market.timezone, session=session_date(at, market.timezone))
+        return MarketStatus("24/7", at, market.timezone, session=session_date(at, market.timezone))
     if market.hours == "24/5":
         return _fx_status(market, at)
     t = at.timestamp()
@@ -550,8 +550,8 @@ def market_status(market: Market, at: datetime, extended: bool = False) -> Statu
         opened = _utc(table.opens[i])
         if brk is not None and brk[0] <= t < brk[1]:
             resumes = _utc(brk[1])
-            return Status("break", at, zone, closes, resumes, None, early, None, day, fixed, opened)
-        return Status("open", at, zone, closes, None, None, early, None, day, fixed, opened)
+            return MarketStatus("break", at, zone, closes, resumes, None, early, None, day, fixed, opened)
+        return MarketStatus("open", at, zone, closes, None, None, early, None, day, fixed, opened)
     nxt = _utc(table.opens[i + 1]) if i + 1 < len(table.opens) else None
     last_day = table.dates[i] if i >= 0 else None
     early = last_day == today and last_day in table.early
@@ -567,10 +567,10 @@ def market_status(market: Market, at: datetime, extended: bool = False) -> Statu
             state = "post"
     began = _utc(table.opens[i]) if i >= 0 else None
     ended = _utc(table.closes[i]) if i >= 0 else None
-    return Status(state, at, zone, None, None, nxt, early, holiday, last_day, fixed, began, ended)
+    return MarketStatus(state, at, zone, None, None, nxt, early, holiday, last_day, fixed, began, ended)
 
 
-def _fx_status(market: Market, at: datetime) -> Status:
+def _fx_status(market: Market, at: datetime) -> MarketStatus:
     local = at.astimezone(FX_ZONE)
     wd, turn = local.weekday(), datetime.combine(local.date(), FX_TURN, FX_ZONE)
     closed = wd == 5 or (wd == 4 and local >= turn) or (wd == 6 and local < turn)
@@ -578,10 +578,10 @@ def _fx_status(market: Market, at: datetime) -> Status:
     if closed:
         sunday = local.date() + timedelta(days=(6 - wd) % 7)
         nxt = datetime.combine(sunday, FX_TURN, FX_ZONE).astimezone(UTC)
-        return Status("closed", at, market.timezone, next_open=nxt, session=day)
+        return MarketStatus("closed", at, market.timezone, next_open=nxt, session=day)
     friday = local.date() + timedelta(days=(4 - wd) % 7)
     closes = datetime.combine(friday, FX_TURN, FX_ZONE).astimezone(UTC)
-    return Status("open", at, market.timezone, closes=closes, session=day)
+    return MarketStatus("open", at, market.timezone, closes=closes, session=day)
 
 
 def trades_between(market: Market, start: datetime, end: datetime) -> bool:
@@ -631,12 +631,14 @@ def sessions_between(market: Market, first: date, last: date) -> list[date]:
 
 def symbol_status(
     symbol: str, at: datetime, source: str = "", market: Market | None = None, sim_hours: str = "always"
-) -> Status:
+) -> MarketStatus:
     """``market_status`` of a watchlist symbol as its ``source`` delivers it: the simulated source
     trades around the clock unless ``sim_hours`` is ``calendar``; Yahoo (``yfinance``) serves
     pre-market and after-hours bars, so those windows are named. ``market`` (from the provider's
     metadata) defaults to ``market_for(symbol)``."""
     market = market or market_for(symbol)
     if source == "simulated" and sim_hours != "calendar":
-        return Status("24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone))
+        return MarketStatus(
+            "24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone)
+        )
     return market_status(market, at, extended=source == "yfinance")
