@@ -114,12 +114,6 @@ class Pair:
     reason: str | None = None
 
 
-def common_returns(a: pd.Series, b: pd.Series) -> pd.DataFrame:
-    """Log returns of ``a`` and ``b`` between consecutive sessions where *both* have a close."""
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna().astype(float)
-    return both.apply(np.log).diff().iloc[1:]
-
-
 def _pair(a: np.ndarray, b: np.ndarray, min_common: int) -> Pair:
     """``pair`` on two aligned arrays of closes (NaN where a series has no session): numpy only."""
     both = ~(np.isnan(a) | np.isnan(b))

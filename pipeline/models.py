@@ -13,7 +13,8 @@ Guarantees:
 - An interval is one of ``pipeline.intervals.INTERVALS`` (``tick`` is one observed price, the others OHLCV bars).
 - All timestamps are timezone-aware UTC on the way in and on the way out (wire: ISO-8601 with ``Z``;
   MongoDB: BSON dates, which are UTC).
-- ``to_wire``/``from_wire`` round-trip exactly; ``to_document`` is the MongoDB document whose
+- ``decode(to_json_bytes())`` and ``validate(to_document())`` give the event back exactly (to the
+  millisecond BSON keeps); ``to_document`` is the MongoDB document whose
   business key is (symbol, interval, ts).
 """
 
@@ -222,10 +223,6 @@ class PriceEvent:
 
     def to_json_bytes(self) -> bytes:
         return json.dumps(self.to_wire(), separators=(",", ":"), allow_nan=False).encode()
-
-    @classmethod
-    def from_wire(cls, raw: Mapping[str, Any], now: datetime | None = None) -> PriceEvent:
-        return validate(raw, now=now)
 
     # -- storage (MongoDB) ----------------------------------------------------------------------
     def to_document(self) -> dict:

@@ -256,12 +256,6 @@ class Watchlist:
             writer.writerow([e.symbol, e.source, str(e.enabled).lower()])
         return buf.getvalue()
 
-    @staticmethod
-    def parse_import(text: str, default_source: str) -> list[tuple[str, str, bool]]:
-        """(symbol, source, enabled) of the rows ``read_import`` takes (skipped rows are dropped;
-        use ``read_import`` to report them)."""
-        return [(r.symbol, r.source, r.enabled) for r in read_import(text, default_source).rows]
-
     def import_rows(self, rows: list[tuple[str, str, bool]]) -> tuple[list[Entry], dict[str, str]]:
         added, errors = [], {}
         for symbol, source, enabled in rows:

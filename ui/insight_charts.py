@@ -348,8 +348,3 @@ def histogram(dist: insights.Distribution, symbol: str, height: int = 360, bins:
         **LAYOUT,
     )
     return fig
-
-
-def figure_bytes(fig: go.Figure) -> int:
-    """Bytes of the figure's JSON as ``st.plotly_chart`` sends it."""
-    return len(fig.to_json().encode())

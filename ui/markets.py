@@ -16,8 +16,6 @@ from zoneinfo import ZoneInfo
 
 from pipeline.markets.calendars import MarketStatus
 
-ICONS = {"open": "🟢", "24/7": "🟢", "break": "🍱", "closed": "🌙", "pre": "🌅", "post": "🌆"}
-
 
 def countdown(seconds: float) -> str:
     """'in 45 s', 'in 25 min', 'in 2 h 5 min', 'in 2 d 3 h' (never negative)."""

@@ -34,9 +34,6 @@ log = logging.getLogger("stockmon.pages")
 HOME = navigation.spec("home")
 WATCHLIST = navigation.spec("watchlist")
 LIVE = navigation.spec("live")
-HISTORY = navigation.spec("history")
-ALERTS = navigation.spec("alerts")
-HEALTH = navigation.spec("health")
 
 STATE_LABELS = {
     "running": "🟢 running",

@@ -43,10 +43,6 @@ class Series:
         self.buckets: dict[str, list[int]] = {tf: [] for tf in self.keep}
         self._cache: dict[tuple, tuple] = {}
 
-    @property
-    def last_ts(self) -> float | None:
-        return self.ts[-1] if self.ts else None
-
     # -- data in ------------------------------------------------------------------------------------
     def add(self, t: float, price: float, volume: float, tick: bool = True) -> bool:
         """Append an observation; one not newer than the newest kept is ignored (False)."""
