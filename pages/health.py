@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from pipeline.health import rules as status
 from pipeline.stack import rss_mb
 from ui import charts, data, page
 from ui import format as fmt
-from ui import health as status
 
 runtime = page.setup("Pipeline health", "🩺")
 settings = runtime.settings

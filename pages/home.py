@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from pipeline.health import rules as status
 from pipeline.markets import fx
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
 from ui import format as fmt
-from ui import health as status
 
 runtime = page.setup(page.APP_NAME, "📈")
 

@@ -1,7 +1,7 @@
 """Command line: ``python -m pipeline <command>``.
 
   stack up|down|status [--json]   run the embedded Kafka + MongoDB servers without the app
-  status [--json]                 the status contract (see pipeline.status); never starts servers
+  status [--json]                 the status contract (see pipeline.health.status); never starts servers
   produce                         run the producer jobs in this process (scale-out)
   consume [--group G]             run one consumer-group member in this process (scale-out)
 
@@ -85,7 +85,7 @@ def cmd_stack(args, settings: Settings) -> int:
 
 
 def _endpoints_or_exit(settings: Settings) -> tuple[str, str]:
-    from .status import endpoints
+    from .health.status import endpoints
 
     kafka, mongo, _ = endpoints(settings)
     if not kafka or not mongo:
@@ -145,7 +145,7 @@ def cmd_consume(args, settings: Settings) -> int:
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from .status import collect
+    from .health.status import collect
 
     result = collect(settings)
     _print(result, args.json)

@@ -15,7 +15,7 @@ Guarantees:
   wait for a backfill to finish). Background threads never touch Streamlit.
 - The read methods (``counters``, ``alerts``, ``health``, ``mongo_down_since``) answer in any state,
   from any thread, without I/O while the runtime runs: the health snapshot is refreshed every second
-  in a background thread (``pipeline.health.HealthMonitor``), from ``start()`` until ``stop()``.
+  in a background thread (``pipeline.health.snapshot.HealthMonitor``), from ``start()`` until ``stop()``.
 - ``start()`` also builds the exchange calendars of the watchlist's markets in a daemon thread
   (``markets.warm``), in parallel and never waiting on it, so the first market status a page shows
   is a cache hit (``timings["warm_calendars_s"]`` says how long they took).
@@ -38,7 +38,7 @@ import pymongo
 from .config import Settings
 from .errors import explain
 from .footprint import Trimmer
-from .health import (
+from .health.snapshot import (
     MONGO_PING_S,
     Health,
     HealthMonitor,

@@ -16,10 +16,10 @@ from support.pipeline import wait_for
 
 from pipeline.bars import RECENT_RUNS, BarBuilder
 from pipeline.config import DEFAULT_WATCHLIST
+from pipeline.health import rules as h
 from pipeline.models import PriceEvent
 from pipeline.runtime import Runtime
 from pipeline.store import Store
-from ui import health as h
 
 LIVE = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # "now" of the unit tests: 2 days of history before it
 HISTORY_MINUTES = 2 * 24 * 60

@@ -246,7 +246,7 @@ def test_committed_offset_beyond_the_log_end_is_rewound_not_skipped(stack, tmp_p
 
 
 def test_health_says_when_the_broker_lost_its_tail_and_what_was_replayed():
-    from ui import health as h
+    from pipeline.health import rules as h
 
     now = 1_000_000.0
     replay = {"kept": 1200, "kept_bytes": 300_000, "window_s": 10.0, "waiting": 0, "regressions": 0}

@@ -31,11 +31,11 @@ from support.pipeline import (
 )
 
 from pipeline import bus
+from pipeline.health import rules as h
+from pipeline.health.status import collect
 from pipeline.models import PriceEvent
 from pipeline.runtime import Runtime
-from pipeline.status import collect
 from pipeline.store import Store
-from ui import health as h
 
 CASE = (Path(__file__).parent / "data" / "cases" / "kafka_poison_epoch_ms_ts.json").read_bytes()
 

@@ -5,9 +5,9 @@ from collections import defaultdict
 from support.base import drop_database, make_settings
 from support.pipeline import read_topic, wait_for
 
+from pipeline.health.status import collect
 from pipeline.models import decode
 from pipeline.runtime import Runtime
-from pipeline.status import collect
 
 
 def test_simulated_to_kafka_to_mongodb_stores_exactly_what_was_published(stack, tmp_path):

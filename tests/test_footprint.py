@@ -17,8 +17,8 @@ from support.footprint import pause_and_drain, sample_footprint
 from support.pipeline import make_events, publish, wait_for
 
 from pipeline import bus, footprint
+from pipeline.health import rules as status
 from pipeline.stack import LocalStack, StackError
-from ui import health as status
 
 
 @pytest.fixture

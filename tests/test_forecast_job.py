@@ -91,7 +91,7 @@ def test_completed_session_and_future_dates():
 
 
 def test_health_row_of_the_forecast_job():
-    from ui import health
+    from pipeline.health import rules as health
 
     assert health.forecast_job({}) is None  # pipeline stopped: no row
     assert (

@@ -3,7 +3,7 @@ while none does, and at once on the first read after such a pause."""
 
 from __future__ import annotations
 
-from pipeline.health import HealthMonitor
+from pipeline.health.snapshot import HealthMonitor
 
 
 def test_health_is_refreshed_every_second_while_read_and_every_ten_while_not():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support.pages import MONGO_DOWN, app, assert_clean, configure, plotly_specs, texts
 
-from ui import health as h
+from pipeline.health import rules as h
 
 NOW = 1_000_000.0
 

@@ -10,8 +10,8 @@ import pytest
 from support.base import ROOT, drop_database, make_settings
 
 from pipeline import bus
+from pipeline.health.status import collect
 from pipeline.runtime import NotConnected, Runtime
-from pipeline.status import collect
 
 CONTRACT_KEYS = {"mode", "kafka", "mongo", "topics", "published", "stored", "dead_lettered", "lag", "pids"}
 

@@ -51,7 +51,7 @@ def _answering(runtime: Runtime) -> None:
     """Raise ``MongoNotAnswering`` while the background health check gets no answer (no I/O)."""
     since = runtime.mongo_down_since()
     if since is not None:
-        from ui.health import clock
+        from pipeline.health.rules import clock
 
         raise MongoNotAnswering(f"MongoDB not answering since {clock(since)}.")
 
@@ -186,7 +186,7 @@ def collection_details() -> tuple[list[dict] | None, float | None, str | None]:
 @st.cache_resource(show_spinner=False)
 def lag_history(key: str):
     """Consumer lag samples shared by every session of this process (for STALL/WARN over a window)."""
-    from ui.health import LagHistory
+    from pipeline.health.rules import LagHistory
 
     return LagHistory()
 

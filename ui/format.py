@@ -13,14 +13,17 @@ character. Line breaks stay line breaks.
 
 from __future__ import annotations
 
-import math
 import re
 import string
-import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-DASH = "–"
+# durations and instants as text live with the pipeline (the command line prints them too)
+from pipeline.timetext import DASH as DASH
+from pipeline.timetext import age as age
+from pipeline.timetext import local_time as local_time
+from pipeline.timetext import missing as missing
+from pipeline.timetext import since as since
+from pipeline.timetext import until as until
+
 UP, DOWN = "#16a34a", "#dc2626"  # readable on both the light and the dark theme
 
 
@@ -54,10 +57,6 @@ def _code_span(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def price(x, currency: str = "") -> str:
     if missing(x):
         return DASH
@@ -82,43 +81,6 @@ def volume(x) -> str:
         if abs(x) >= size:
             return f"{x / size:.{1 if abs(x) >= 10 * size else 2}f}{suffix}"
     return f"{x:,.0f}"
-
-
-def age(seconds) -> str:
-    """How long ago: "4 s", "3 min", "2 h 5 min", "3 d"."""
-    if missing(seconds):
-        return DASH
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h} h {m} min" if m else f"{h} h"
-    return f"{s // 86400} d"
-
-
-def since(epoch: float | None, now: float | None = None) -> str:
-    if epoch is None:
-        return DASH
-    return f"{age((now or time.time()) - epoch)} ago"
-
-
-def until(epoch: float | None, now: float | None = None) -> str:
-    if epoch is None:
-        return DASH
-    left = epoch - (now or time.time())
-    return "now" if left <= 0.5 else f"in {age(left)}"
-
-
-def local_time(ts: datetime | None, tz: str = "UTC", with_date: bool = False) -> str:
-    if ts is None:
-        return DASH
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    local = ts.astimezone(ZoneInfo(tz))
-    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if with_date else "%H:%M:%S %Z")
 
 
 def duration_ms(x) -> str:

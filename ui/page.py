@@ -22,11 +22,11 @@ import streamlit as st
 from pymongo.errors import PyMongoError
 
 from pipeline.errors import explain
+from pipeline.health.rules import clock
 from pipeline.runtime import Runtime
 from ui import auth, navigation
 from ui.alerts_toast import alert_toasts
 from ui.data import MongoNotAnswering, StoreUnavailable
-from ui.health import clock
 from ui.runtime import get_runtime, show_start_error
 
 log = logging.getLogger("stockmon.pages")

@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ui import format as fmt
+from .. import timetext
 
-if TYPE_CHECKING:  # pipeline.health pulls in pymongo and the store; these rules only read its shape
-    from pipeline.health import Health, Incident
+if TYPE_CHECKING:  # the snapshot module pulls in pymongo and the store; these rules only read its shape
+    from .snapshot import Health, Incident
 
 LEVELS = ("OK", "WARN", "STOP", "STALL", "ERR")  # by severity
 BADGES = {"OK": "🟢 OK", "WARN": "🟡 WARN", "STOP": "⏸️ STOP", "STALL": "🟠 STALL", "ERR": "🔴 ERR"}
@@ -105,7 +105,7 @@ class LagHistory:
 
 def clock(epoch: float) -> str:
     """An epoch time as "HH:MM:SS UTC" (what status sentences say)."""
-    return fmt.local_time(datetime.fromtimestamp(epoch, UTC))
+    return timetext.local_time(datetime.fromtimestamp(epoch, UTC))
 
 
 def mongo_down(health: Health) -> str | None:
@@ -129,7 +129,7 @@ def recovered(health: Health, name: str, now: float | None = None) -> str:
     if not found or found.get("recovered_at") is None:
         return ""
     now = time.time() if now is None else now
-    return f"last error {fmt.since(found['recovered_at'], now)}, recovered: {str(found['error'])[:160]}"
+    return f"last error {timetext.since(found['recovered_at'], now)}, recovered: {str(found['error'])[:160]}"
 
 
 def _with(reason: str, note: str) -> str:
@@ -191,7 +191,7 @@ def producer(health: Health, poll_seconds: float, now: float | None = None) -> l
                     "OK",
                     _with(
                         f"{job.get('published', 0):,} events published, last run "
-                        f"{fmt.since(job['last_run'], now)}",
+                        f"{timetext.since(job['last_run'], now)}",
                         recovered(health, f"producer · {name}", now),
                     ),
                 )
@@ -234,7 +234,7 @@ def streams(health: Health, now: float | None = None) -> list[ComponentStatus]:
             continue
         silent = [s for s, t in (info.get("last_message") or {}).items() if t is None]
         text = (
-            f"connected {fmt.since(info.get('connected_since'), now)}, "
+            f"connected {timetext.since(info.get('connected_since'), now)}, "
             f"{info.get('messages_per_s', 0):g} messages/s, {info.get('reconnects', 0)} reconnects, "
             f"{info.get('gaps_repaired', 0)} gaps repaired"
         )
@@ -338,7 +338,7 @@ def kafka_log(health: Health, now: float | None = None) -> ComponentStatus | Non
         parts = []
         if lost:
             parts.append(
-                f"the broker lost the tail of its log {fmt.since(lost['at'], now)} (partition "
+                f"the broker lost the tail of its log {timetext.since(lost['at'], now)} (partition "
                 f"{lost['partition']}: acknowledged up to offset {lost['acknowledged_end']:,}, the log "
                 f"ended at {lost['log_end']:,}); {replay.get('republished', 0):,} event(s) re-published"
             )
@@ -457,10 +457,10 @@ def topic_holds(fp: dict | None, now: float | None = None) -> str | None:
         text = "The topic holds no message yet."
     else:
         sent = time.strftime("%H:%M:%S", time.gmtime(oldest))
-        text = f"The topic holds the last {fmt.age(now - oldest)} (oldest message sent {sent} UTC)."
+        text = f"The topic holds the last {timetext.age(now - oldest)} (oldest message sent {sent} UTC)."
     rate, capacity = fp.get("rate_per_s"), fp.get("capacity_s")
     if rate and capacity:
-        text += f" At {rate:,.0f} events/s the {fp['cap_mb']:g} MB cap holds about {fmt.age(capacity)}."
+        text += f" At {rate:,.0f} events/s the {fp['cap_mb']:g} MB cap holds about {timetext.age(capacity)}."
     return text
 
 

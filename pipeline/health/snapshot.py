@@ -1,5 +1,5 @@
 """The health snapshot of one app process: what the Home and Pipeline health pages and the status
-rules (``ui.health``) read.
+rules (``pipeline.health.rules``) read.
 
 Guarantees:
 - ``snapshot(...)`` returns a JSON-able ``Health`` dict with every key below, whatever state the
@@ -38,13 +38,13 @@ from typing import TypedDict
 import pymongo
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
-from . import queries
-from .config import Settings, mask_uri
-from .errors import explain
-from .markets.calendars import fixed_hours_reasons
-from .stack import LocalStack, kafka_answers
-from .store import Store
-from .wiring import App
+from .. import queries
+from ..config import Settings, mask_uri
+from ..errors import explain
+from ..markets.calendars import fixed_hours_reasons
+from ..stack import LocalStack, kafka_answers
+from ..store import Store
+from ..wiring import App
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 import os
 from typing import NotRequired, TypedDict
 
-from . import bus
-from .config import Settings, mask_uri
-from .stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
+from .. import bus
+from ..config import Settings, mask_uri
+from ..stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def collect(settings: Settings) -> StatusReport:
             "no running local stack" if settings.embedded else "KAFKA_BOOTSTRAP_SERVERS unset"
         )
     if mongo:
-        from .store import Store
+        from ..store import Store
 
         store = Store.from_uri(
             mongo, settings.db, timeout_s=3.0, socket_timeout_s=settings.mongo_write_timeout
