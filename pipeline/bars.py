@@ -18,8 +18,8 @@ Guarantees:
   outlives its lease is rebuilt twice, which is harmless: bars are recomputed).
 - Its lag (``snapshot()["lag_s"]``) is the age of the oldest pending or claimed mark: how long the
   oldest stored-but-unbuilt price has waited, in seconds.
-- A day is the symbol's *session date* at its exchange (``markets.market_for(symbol).timezone``),
-  stored at UTC midnight of that date (``markets.day_key``). The 1d roll-up of the hours of that
+- A day is the symbol's *session date* at its exchange (``markets.calendars.market_for(symbol).timezone``),
+  stored at UTC midnight of that date (``markets.calendars.day_key``). The 1d roll-up of the hours of that
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
 - A daily bar is the exchange's *regular session*: pre-market and after-hours minutes (Yahoo serves
@@ -342,9 +342,7 @@ class BarBuilder:
         # server saturated at 50 symbols on a 1 s poll, issue 20)
         levels: dict[str, dict[datetime, dict]] = {MINUTE.name: minutes}
         fresh = minutes
-        for level in ROLLUPS:
-            if level is DAY:
-                break
+        for level in (INTERVALS["5m"], HOUR):  # the intraday roll-ups; the day is rebuilt below
             start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
             parents = {
                 to_utc(d["ts"]): d

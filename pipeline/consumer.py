@@ -93,13 +93,14 @@ JOIN_STUCK_S = 30.0
 #: ``poll(timeout_ms)`` fetched ~780 times a second and the consumer's two threads used 84% of a core
 #: with six symbols at rest. Resting here, a record from another process waits at most two rests
 #: (the rest's own fetch is collected by the next poll); the app's own producer calls ``wake()``
-#: after each acknowledged publish, so the records it published to this member's partitions are
-#: fetched at once. Each rest costs one empty fetch (~1 ms of CPU here). A Kafka that honours the
+#: after each acknowledged publish with the offsets acknowledged, so the records it published to this
+#: member's partitions are fetched at once (``AWAIT_ACKED_S``). Each rest costs one empty fetch (~1 ms of CPU here). A Kafka that honours the
 #: fetch wait needs no rest (``STOCKMON_CONSUMER_IDLE_S`` = 0); with the rest, records another process
 #: publishes (``python -m pipeline produce``) wait up to twice it there too.
 IDLE_POLL_S = 0.25
-#: After a ``wake()``, how long the fetch the next poll sends is given before the poll that collects
-#: it (seconds): noida-db answers in 1-2 ms here.
+#: After a ``wake()`` that names no offsets (``pause()``, ``stop()``, a producer that does not say), how
+#: long the fetch the next poll sends is given before the poll that collects it (seconds): noida-db
+#: answers in 1-2 ms here. A wake with the acknowledged offsets waits for those records instead.
 WAKE_FETCH_S = 0.01
 #: How long records an acknowledgement announced (``wake(ends)``) are awaited with kafka-python's wait
 #: before the loop gives up on them (seconds): they may belong to a partition another member took
@@ -201,12 +202,13 @@ class PriceConsumer:
         self._pause = threading.Event()
         self._wake = threading.Event()  # set by wake(): records were just published
         self._acked: dict[int, tuple[int, float]] = {}  # partition -> (end offset announced, monotonic s)
-        self._seen: dict[int, int] = {}  # partition -> end offset of the records polled so far
+        self._seen: dict[int, int] = {}  # partition -> end offset polled so far (the loop's thread only)
         self._acked_lock = threading.Lock()
 
     def _open(self) -> None:
         """(Re)create the Kafka consumer and the dead-letter producer (``run`` closes both on exit)."""
         self._joining_since = None
+        self._seen = {}  # a new client starts from the committed offsets: what was polled may come again
         self.kafka = bus.consumer(
             self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
         )
@@ -225,10 +227,14 @@ class PriceConsumer:
         loaded machine then no longer costs a whole idle rest. Thread-safe and cheap; the app's
         publisher calls it after each acknowledged publish (``Publisher.on_acked``)."""
         if ends:
-            now = time.monotonic()
+            now = self._clock()
             with self._acked_lock:
                 for partition, end in ends.items():
-                    self._acked[partition] = (max(end, self._acked.get(partition, (end, now))[0]), now)
+                    held = self._acked.get(partition)
+                    # a new end restarts the wait; the same end does not (a log that lost records which
+                    # will never come must not be awaited for ever); a lower one means the log regressed
+                    if held is None or end != held[0]:
+                        self._acked[partition] = (end, now)
         self._wake.set()
 
     def _awaiting(self) -> bool:
@@ -236,9 +242,9 @@ class PriceConsumer:
         polled yet, announced less than ``AWAIT_ACKED_S`` ago; expired or reached ones are dropped."""
         if not self._acked:
             return False
-        now = time.monotonic()
+        now = self._clock()
         assigned = {tp.partition for tp in self.kafka.assignment()}
-        with self._acked_lock:
+        with self._acked_lock:  # _acked is written by the producer's thread; _seen only by this loop
             for partition, (end, at) in list(self._acked.items()):
                 if self._seen.get(partition, -1) >= end or now - at > AWAIT_ACKED_S:
                     del self._acked[partition]
@@ -358,10 +364,11 @@ class PriceConsumer:
         """The next records of a running (unpaused) loop. While the group is stable, a poll without a
         wait collects what the last fetch brought and sends the next fetch; while a batch is being
         written, the loop then finishes the write (the fetch flies meanwhile). Otherwise, if it
-        brought nothing and no partition is known to lag, rest ``idle_poll_s`` or until ``wake()`` (with
-        a known lag, kafka-python's wait, which the fetch's records end); after a wake,
-        poll, give the fetch it sent ``WAKE_FETCH_S`` and poll again (never a fetch loop: the records
-        may be another member's). While joining or with the coordinator unknown (or ``idle_poll_s``
+        brought nothing and no partition is known to lag, rest ``idle_poll_s`` or until ``wake()``. With
+        a known lag, or records an acknowledgement announced on an assigned partition and not polled yet
+        (``wake(ends)``, for at most ``AWAIT_ACKED_S``), kafka-python's wait, which their arrival ends.
+        After a wake without offsets: poll, give the fetch it sent ``WAKE_FETCH_S`` and poll again
+        (never a fetch loop: the records may be another member's). While joining or with the coordinator unknown (or ``idle_poll_s``
         0): kafka-python's own wait, as before. See ``IDLE_POLL_S``."""
         if self.idle_poll_s <= 0 or not self._stable():
             return self._poll(100 if writing else 500)
@@ -410,6 +417,8 @@ class PriceConsumer:
         except NoOffsetForPartitionError as exc:
             partitions = list(exc.args[0]) if exc.args else list(self.kafka.assignment())
             self.kafka.seek_to_beginning(*partitions)
+            for tp in partitions:
+                self._seen.pop(tp.partition, None)
         except OffsetOutOfRangeError as exc:
             try:
                 self._rewind(dict(exc.args[0]) if exc.args else {})
@@ -474,6 +483,7 @@ class PriceConsumer:
                 )
                 log.error("%s", self.state.last_error)
                 self.kafka.seek(tp, start)
+                self._seen[tp.partition] = start
                 continue
             ts = self._last_ts.get(tp) or self._committed_ts(tp)
             target = start
@@ -482,6 +492,7 @@ class PriceConsumer:
                 target = found.offset if found is not None else end
             target = max(start, min(target, end, offset))
             self.kafka.seek(tp, target)
+            self._seen[tp.partition] = target
             self.tally.add("log_regressions")
             self.state.last_rewind = {
                 "at": time.time(),

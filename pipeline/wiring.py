@@ -40,9 +40,9 @@ from .config import Settings
 from .consumer import PriceConsumer
 from .forecast.job import ForecastJob
 from .heartbeat import Heartbeat
+from .markets.calendars import SymbolInfo
 from .producer import Producer
 from .sources import Source, make_source, yahoo_budget
-from .sources.base import SymbolInfo
 from .store import Store
 from .watchlist import Watchlist
 

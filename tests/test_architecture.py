@@ -1,6 +1,6 @@
 """Architecture as tests (issue 21). The import-linter contracts in pyproject.toml hold: the pipeline
-never imports streamlit, ui/ never imports kafka itself, no import cycle between the modules and
-subpackages of pipeline/ and ui/, and the pipeline's layers. pages/ and Home.py are Streamlit scripts,
+never imports streamlit nor ui/, ui/ never imports kafka itself, markets are pure, no import cycle
+among the modules and subpackages within pipeline/ (nor within ui/), and the pipeline's layers. pages/ and Home.py are Streamlit scripts,
 not a package import-linter can see: an AST walk checks the two rules there."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from importlinter.cli import lint_imports
 from support.base import ROOT
 from support.pages import PAGES
 
-CONTRACTS = 4  # in pyproject.toml [tool.importlinter]
+CONTRACTS = 6  # in pyproject.toml [tool.importlinter]
 
 
 def test_the_import_contracts_hold(monkeypatch, capsys):

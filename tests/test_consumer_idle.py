@@ -86,10 +86,10 @@ def test_pause_and_stop_end_a_rest(member):
         assert not resting.is_alive(), f"{end.__name__} did not end the rest"
 
 
-def test_records_an_acknowledgement_announced_are_awaited_with_kafka_pythons_wait(member, monkeypatch):
+def test_records_an_acknowledgement_announced_are_awaited_with_kafka_pythons_wait(member):
     """A wake with the acknowledged offsets waits for exactly those records with poll(100) (their
     arrival ends it) however slow the fetch, not one 10 ms look followed by a whole rest; once they
-    are polled, or after AWAIT_ACKED_S, the loop rests again."""
+    are polled the loop rests again."""
     c, client = member
     c.wake({0: 3})  # offsets 0..2 of partition 0 acknowledged
     client.answers = [{}, {}, {PARTITION: [Record(0), Record(1)]}]  # a slow fetch: two empty polls
@@ -103,9 +103,29 @@ def test_records_an_acknowledgement_announced_are_awaited_with_kafka_pythons_wai
     assert resting.is_alive()
     c.wake()
     resting.join(30)
+    assert not resting.is_alive(), "wake() did not end the rest"
+
+
+def test_records_that_never_come_are_awaited_at_most_await_acked_s(monkeypatch):
+    """Records announced on another member's partition are never awaited; records that never come
+    (the log lost them, or a rewind moved past them) are given up after AWAIT_ACKED_S, and announcing
+    the same end again does not restart that wait (the loop would spin on fetches for ever)."""
+    opened, settings = stand_ins(monkeypatch)
     now = [1000.0]
-    monkeypatch.setattr("pipeline.consumer.time.monotonic", lambda: now[0])
-    c.wake({0: 10, 7: 4})  # partition 7 is another member's: never awaited
+    c = PriceConsumer(
+        "unused:9092",
+        settings,
+        store=None,  # type: ignore[arg-type]
+        idle_poll_s=LONG_REST_S,
+        clock=lambda: now[0],
+    )
+    c.wake({7: 4})  # partition 7 is another member's
+    assert not c._awaiting()
+    c.wake({0: 10})
     assert c._awaiting()
-    now[0] += AWAIT_ACKED_S + 0.1  # records that never come (a rewind moved past them): given up
+    for _ in range(3):  # acknowledgements keep coming for an end the log no longer reaches
+        now[0] += AWAIT_ACKED_S / 2
+        c.wake({0: 10})
     assert not c._awaiting() and c._acked == {}
+    c.wake({0: 11})  # a new end: awaited again
+    assert c._awaiting()

@@ -31,7 +31,11 @@ def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(t
             ),
             settings.topic_prices,
         )
+        acked: list[dict[int, int]] = []
+        publisher.on_acked = acked.append  # the app wires its consumer's wake here
         assert publisher.publish(make_events(10)) == 10
+        # a fresh topic: the offset after each partition's last record is its record count
+        assert len(acked) == 1 and sum(acked[0].values()) == 10
         stack.stop_server(KAFKA)
         events = make_events(25, symbols=("IBM",))
         t0 = time.monotonic()
@@ -47,6 +51,7 @@ def test_sends_that_fail_while_the_broker_is_down_are_kept_and_delivered_later(t
         while delivered < 25 and time.monotonic() < deadline:  # the next runs retry what was kept
             delivered += publisher.publish([], timeout_s=5)
         assert delivered == 25 and not publisher.pending
+        assert len(acked) >= 2  # the redelivery woke the consumer too
         print(f"redelivered {time.monotonic() - t0:.1f}s after the broker came back")
         records = read_topic(settings, settings.topic_prices)
         msft = [r for r in records if r.key == b"IBM"]
