@@ -19,6 +19,7 @@ from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
+from ui.indicators import INDICATORS
 
 AUTO = "auto"
 
@@ -200,7 +201,7 @@ if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
     indicators = st.pills(
-        "Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
+        "Indicators", list(INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
     )
     always_open = entry.source == "simulated" and sim_always or market_for(symbol).always_open
     fig = charts.candles(
