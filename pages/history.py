@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from pipeline import analytics, corporate_actions, queries
+from pipeline import analytics, corporate_actions, insights, queries
 from pipeline.intervals import INTERVALS
 from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
@@ -267,7 +267,8 @@ if fixed:
 
 # -- stats ---------------------------------------------------------------------------------------------
 st.subheader("Statistics")
-table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
+per_year = insights.OBSERVED  # bars of any interval, on any market (Insights: daily, 252 sessions)
+table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)], per_year)
 st.dataframe(
     table,
     hide_index=True,
@@ -291,7 +292,8 @@ st.dataframe(
         "volatility_pct": st.column_config.NumberColumn(
             "Volatility (ann.)",
             format="%.1f%%",
-            help="Standard deviation of log returns, annualised by the observed bars per year",
+            help=f"Standard deviation of log returns, {per_year.text}; the Insights page's daily "
+            f"figure is {insights.SESSIONS_252.text}",
         ),
         "max_drawdown_pct": st.column_config.NumberColumn("Max drawdown", format="%.2f%%"),
         "avg_volume": st.column_config.NumberColumn(
