@@ -43,6 +43,7 @@ from pipeline.models import to_utc
 from pipeline.stack import LocalStack
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
+from ui.indicators import INDICATORS, warmup
 from ui.navigation import spec
 
 DB = "stockmon_bench"
@@ -246,14 +247,14 @@ def payloads(store: Store, symbol: str) -> dict:
     from ui import charts
 
     out = {}
-    everything = list(charts.INDICATORS)
+    everything = list(INDICATORS)
     for label, window, interval, cap, indicators in (
         ("live_default_2h_1m", timedelta(hours=2), "1m", charts.live_point_cap([]), []),
         ("live_5d_all_indicators", timedelta(days=5), "1m", charts.live_point_cap(everything), everything),
         ("naive_5d_1m_uncapped", timedelta(days=5), "1m", 10**6, everything),
     ):
         result = queries.recent_bars(
-            store, [symbol], interval, window, warmup=40 if indicators else 0, max_points=cap
+            store, [symbol], interval, window, warmup=warmup(indicators), max_points=cap
         )
         fig = charts.candles(
             result.of(symbol),
@@ -385,7 +386,7 @@ def browser_phase(env: dict, symbols: list[str], artifacts: Path, refresh_bytes:
             out["live_refresh_default"] = per_refresh(live, 16)
 
             def all_indicators():
-                for name in ("SMA 20", "EMA 20", "Bollinger", "VWAP", "RSI", "MACD"):
+                for name in INDICATORS:
                     page.get_by_role("button", name=name, exact=True).click()
                     page.wait_for_timeout(300)
                 expect(page.locator(".js-plotly-plot .yaxislayer-above").nth(3)).to_be_attached(

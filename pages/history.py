@@ -13,12 +13,13 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from pipeline import analytics, corporate_actions, queries
+from pipeline import analytics, corporate_actions, insights, queries
 from pipeline.intervals import INTERVALS
 from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
 from ui import auth, charts, data, page
 from ui import format as fmt
+from ui.indicators import INDICATORS
 
 AUTO = "auto"
 
@@ -200,7 +201,7 @@ if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
     indicators = st.pills(
-        "Indicators", list(charts.INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
+        "Indicators", list(INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
     )
     always_open = entry.source == "simulated" and sim_always or market_for(symbol).always_open
     fig = charts.candles(
@@ -266,7 +267,8 @@ if fixed:
 
 # -- stats ---------------------------------------------------------------------------------------------
 st.subheader("Statistics")
-table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)])
+per_year = insights.OBSERVED  # bars of any interval, on any market (Insights: daily, 252 sessions)
+table = analytics.stats_table(result.frame[result.frame["symbol"].isin(shown)], per_year)
 st.dataframe(
     table,
     hide_index=True,
@@ -290,7 +292,8 @@ st.dataframe(
         "volatility_pct": st.column_config.NumberColumn(
             "Volatility (ann.)",
             format="%.1f%%",
-            help="Standard deviation of log returns, annualised by the observed bars per year",
+            help=f"Standard deviation of log returns, {per_year.text}; the Insights page's daily "
+            f"figure is {insights.SESSIONS_252.text}",
         ),
         "max_drawdown_pct": st.column_config.NumberColumn("Max drawdown", format="%.2f%%"),
         "avg_volume": st.column_config.NumberColumn(

@@ -19,6 +19,7 @@ from pipeline.queries import LIVE_INTERVALS
 from ui import auth, charts, data, page, tables
 from ui import format as fmt
 from ui import markets as market_text
+from ui.indicators import INDICATORS, warmup
 
 WINDOWS = {
     "30m": 1800,
@@ -30,7 +31,6 @@ WINDOWS = {
     "2d": 172800,
     "5d": 432000,
 }
-WARMUP = 40  # extra bars before the window so SMA/EMA/Bollinger/RSI/MACD are settled
 
 runtime = page.setup("Live", "📈")
 settings = runtime.settings
@@ -101,7 +101,7 @@ with st.container(border=True):
             else (symbols[0] if symbols else None)
         )
         indicators = st.pills(
-            "Indicators", list(charts.INDICATORS), selection_mode="multi", key="live_indicators", default=[]
+            "Indicators", list(INDICATORS), selection_mode="multi", key="live_indicators", default=[]
         )
         normalise = False
     else:
@@ -197,9 +197,8 @@ def live_view(
     charted = [focus] if view == "Candles" and focus else symbols
     max_points = charts.live_point_cap(indicators, series=len(charted), candles=view == "Candles")
     with page.sentences("loading live prices"):
-        result = data.live_bars(
-            key, tuple(charted), interval, window_s, WARMUP if indicators else 0, max_points
-        )
+        # bars before the window, so the chosen indicators have values on its first bar
+        result = data.live_bars(key, tuple(charted), interval, window_s, warmup(indicators), max_points)
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
     market_badges(charted if view == "Candles" else symbols)

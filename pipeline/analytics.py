@@ -9,19 +9,20 @@ Guarantees:
   +/- ``k`` population standard deviations; VWAP is anchored at each session (local calendar day)
   on the typical price ``(high + low + close) / 3``; RSI uses Wilder's smoothing
   (``alpha = 1 / n``, seeded at the first change); MACD is EMA(12) - EMA(26) with an EMA(9) signal line.
-- ``stats`` annualises volatility by the *observed* number of bars per year (bars / elapsed years),
-  so the figure is right for 24/7 markets, exchange sessions and any interval alike.
+- ``stats`` computes its return, volatility and drawdown with ``pipeline.insights`` (their one home).
+  Its volatility is annualised by the convention it is given, by default ``insights.OBSERVED``: the
+  *observed* number of bars per year (bars / elapsed years), so the figure is right for 24/7 markets,
+  exchange sessions and any interval alike.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-SECONDS_PER_YEAR = 365.25 * 86400
+from pipeline import insights
 
 
 def sma(close: pd.Series, n: int = 20) -> pd.Series:
@@ -89,8 +90,9 @@ def normalise(close: pd.Series) -> pd.Series:
     return close / base if base else close * np.nan
 
 
-def stats(bars: pd.DataFrame) -> dict[str, Any]:
-    """Return, annualised volatility, max drawdown, average volume, best/worst period of one series.
+def stats(bars: pd.DataFrame, per_year: insights.PerYear = insights.OBSERVED) -> dict[str, Any]:
+    """Return, annualised volatility (``per_year``), max drawdown, average volume, best/worst period
+    of one series.
 
     ``bars`` has columns ``ts`` (aware or naive datetimes, ascending), ``close`` and ``volume``.
     Percentages are in percent. Values that need more data than there is are ``None``.
@@ -111,32 +113,29 @@ def stats(bars: pd.DataFrame) -> dict[str, Any]:
     }
     if frame.empty:
         return out
-    close = frame["close"].astype(float).to_numpy()
-    ts = pd.to_datetime(frame["ts"]).reset_index(drop=True)
-    out["first"], out["last"] = float(close[0]), float(close[-1])
+    close = pd.Series(
+        frame["close"].astype(float).to_numpy(), index=pd.DatetimeIndex(pd.to_datetime(frame["ts"]))
+    )
+    out["first"], out["last"] = float(close.iloc[0]), float(close.iloc[-1])
     out["avg_volume"] = float(frame["volume"].astype(float).mean())
-    out["max_drawdown_pct"] = float((close / np.maximum.accumulate(close) - 1.0).min() * 100.0)
+    deepest = insights.max_drawdown(close)
+    out["max_drawdown_pct"] = deepest.pct if deepest else None
     if len(close) < 2:
         return out
-    out["return_pct"] = float((close[-1] / close[0] - 1.0) * 100.0)
-    simple = close[1:] / close[:-1] - 1.0
-    best, worst = int(np.argmax(simple)), int(np.argmin(simple))
-    out["best_pct"], out["best_at"] = float(simple[best] * 100.0), ts.iloc[best + 1]
-    out["worst_pct"], out["worst_at"] = float(simple[worst] * 100.0), ts.iloc[worst + 1]
-    if len(close) >= 3:
-        years = (ts.iloc[-1] - ts.iloc[0]).total_seconds() / SECONDS_PER_YEAR
-        if years > 0:
-            log_returns = np.diff(np.log(close))
-            per_year = len(log_returns) / years
-            out["volatility_pct"] = float(np.std(log_returns, ddof=1) * math.sqrt(per_year) * 100.0)
+    out["return_pct"] = insights.range_return(close)
+    simple = insights.simple_returns(close)
+    best, worst = int(np.argmax(simple.to_numpy())), int(np.argmin(simple.to_numpy()))
+    out["best_pct"], out["best_at"] = float(simple.iloc[best] * 100.0), simple.index[best]
+    out["worst_pct"], out["worst_at"] = float(simple.iloc[worst] * 100.0), simple.index[worst]
+    out["volatility_pct"] = insights.volatility(close, per_year)
     return out
 
 
-def stats_table(frame: pd.DataFrame) -> pd.DataFrame:
+def stats_table(frame: pd.DataFrame, per_year: insights.PerYear = insights.OBSERVED) -> pd.DataFrame:
     """``stats`` per symbol of a long frame (symbol, ts, close, volume), one row per symbol."""
     rows = []
     for symbol, group in frame.groupby("symbol", sort=False):
-        rows.append({"symbol": symbol, **stats(group)})
+        rows.append({"symbol": symbol, **stats(group, per_year)})
     columns = [
         "symbol",
         "bars",

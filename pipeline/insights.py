@@ -2,15 +2,23 @@
 the 52-week range, distance from the all-time high, volatility, range return and the shape of the
 returns distribution. Pure pandas/numpy: no I/O, no Streamlit.
 
+This is the one home of returns (``log_returns``, ``simple_returns``, ``range_return``), volatility
+(``volatility``, ``rolling_volatility``) and drawdown (``drawdown``, ``max_drawdown``): the Insights
+page and the History page's statistics (``pipeline.analytics.stats``) both compute them here, so the
+two cannot disagree by accident; where they differ, it is the annualisation they pass (``PerYear``).
+
 Guarantees:
 - Inputs are daily closes as a ``pd.Series`` indexed by session date (ascending, one value per
   session, NaN allowed and ignored), or a wide frame of them (``closes_wide``: one column per
-  symbol). No function mutates its input.
+  symbol). The returns, volatility and drawdown functions take closes at any interval the same way,
+  indexed by their timestamps. No function mutates its input.
 - Returns are daily **log** returns ``ln(close_t / close_{t-1})`` between consecutive sessions of the
   series (for pairs: between consecutive *common* sessions, so a holiday on one market never pairs a
-  two-day move with a one-day move).
-- Annualisation uses 252 trading sessions a year (``sqrt(252)`` for volatility), the convention of
-  Yahoo, TradingView and Bloomberg's daily figures.
+  two-day move with a one-day move); ``simple_returns`` are ``close_t / close_{t-1} - 1``.
+- Annualisation is a parameter (``PerYear``). The default, ``SESSIONS_252``, is 252 trading sessions a
+  year (``sqrt(252)`` for volatility), the convention of Yahoo, TradingView and Bloomberg's daily
+  figures; ``OBSERVED`` counts the returns per elapsed year of the series' own timestamps (right for
+  24/7 markets, exchange sessions and any interval alike; History's statistics use it).
 - A figure that needs more data than there is comes back as ``None`` with a sentence in ``reason``
   (a pair with fewer than ``MIN_COMMON`` = 60 common sessions has no correlation or beta: with
   fewer, r's standard error exceeds ~0.13 and the number misleads). Nothing raises on short input.
@@ -29,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 TRADING_DAYS = 252
+SECONDS_PER_YEAR = 365.25 * 86400
 MIN_COMMON = 60
 ROLLING_VOL = 21  # sessions in the rolling volatility window (about a month)
 YEAR_SLACK_DAYS = 7  # a "year" of data may start this many days after last - 365 (holidays, weekends)
@@ -46,10 +55,45 @@ def closes_wide(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=order).sort_index()
 
 
+@dataclass(frozen=True)
+class PerYear:
+    """An annualisation convention: how many returns make a year. ``sessions`` is a fixed count
+    (252 trading sessions); None counts them from the data (``count``). ``text`` is how a page's help
+    names it ("annualised by ...")."""
+
+    sessions: float | None
+    text: str
+
+    def count(self, close: pd.Series) -> float | None:
+        """Returns per year for the valid closes of ``close``: ``sessions``, or the number of returns
+        divided by the years between the first and last timestamp (None when no time elapses)."""
+        if self.sessions is not None:
+            return float(self.sessions)
+        c = close.dropna()
+        if len(c) < 2:
+            return None
+        years = (pd.Timestamp(c.index[-1]) - pd.Timestamp(c.index[0])).total_seconds() / SECONDS_PER_YEAR
+        return (len(c) - 1) / years if years > 0 else None
+
+
+SESSIONS_252 = PerYear(
+    TRADING_DAYS, f"annualised with {TRADING_DAYS} trading sessions a year (√{TRADING_DAYS})"
+)
+OBSERVED = PerYear(None, "annualised by the observed bars per year (bars ÷ years elapsed)")
+
+
+# -- returns ---------------------------------------------------------------------------------------------
 def log_returns(close: pd.Series) -> pd.Series:
     """``ln(c_t / c_{t-1})`` over consecutive valid closes (NaNs dropped first); one shorter."""
     c = close.dropna().astype(float)
     return c.apply(math.log).diff().iloc[1:]
+
+
+def simple_returns(close: pd.Series) -> pd.Series:
+    """``c_t / c_{t-1} - 1`` over consecutive valid closes (NaNs dropped first), on the later
+    close's index; one shorter."""
+    c = close.dropna().astype(float)
+    return (c / c.shift(1) - 1.0).iloc[1:]
 
 
 # -- drawdown ------------------------------------------------------------------------------------------
@@ -224,20 +268,24 @@ def range_return(close: pd.Series) -> float | None:
 
 
 # -- volatility and distribution -------------------------------------------------------------------------
-def volatility(close: pd.Series, periods: int = TRADING_DAYS) -> float | None:
-    """Annualised volatility in percent: sample std (ddof=1) of daily log returns * sqrt(252) * 100;
-    None with fewer than 2 returns."""
+def volatility(close: pd.Series, per_year: PerYear = SESSIONS_252) -> float | None:
+    """Annualised volatility in percent: sample std (ddof=1) of log returns * sqrt(returns a year,
+    ``per_year``: 252 by default) * 100; None with fewer than 2 returns or no count a year."""
     r = log_returns(close)
-    if len(r) < 2:
+    n = per_year.count(close)
+    if len(r) < 2 or n is None:
         return None
-    return float(r.std(ddof=1) * math.sqrt(periods) * 100.0)
+    return float(r.std(ddof=1) * math.sqrt(n) * 100.0)
 
 
-def rolling_volatility(close: pd.Series, window: int = ROLLING_VOL, periods: int = TRADING_DAYS) -> pd.Series:
-    """Annualised volatility (percent) of the last ``window`` daily log returns at each session;
-    NaN until the window is full."""
-    r = log_returns(close)
-    return r.rolling(window, min_periods=window).std(ddof=1) * math.sqrt(periods) * 100.0
+def rolling_volatility(
+    close: pd.Series, window: int = ROLLING_VOL, per_year: PerYear = SESSIONS_252
+) -> pd.Series:
+    """Annualised volatility (percent, ``per_year`` as in ``volatility``) of the last ``window`` log
+    returns at each session; NaN until the window is full."""
+    rolling = log_returns(close).rolling(window, min_periods=window).std(ddof=1)
+    n = per_year.count(close)
+    return rolling * math.sqrt(n) * 100.0 if n is not None else rolling * np.nan
 
 
 @dataclass(frozen=True)
@@ -259,8 +307,7 @@ class Distribution:
 
 def distribution(close: pd.Series) -> Distribution:
     """The daily returns of ``close`` and the moments of their distribution (see ``Distribution``)."""
-    c = close.dropna().astype(float)
-    r = (c / c.shift(1) - 1.0).iloc[1:] * 100.0
+    r = simple_returns(close) * 100.0
     if len(r) < 4:
         return Distribution(r, None, None, None, None)
 

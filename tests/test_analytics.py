@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import analytics as a
+from pipeline import insights
 
 
 def series(values):
@@ -100,6 +101,17 @@ def test_stats_on_a_known_series():
     log_returns = np.diff(np.log(bars["close"]))
     per_year = 4 / (4 / 365.25)  # four daily returns over four days of a 24/7 market
     assert out["volatility_pct"] == pytest.approx(np.std(log_returns, ddof=1) * math.sqrt(per_year) * 100)
+
+
+def test_stats_takes_return_volatility_and_drawdown_from_insights_with_its_convention():
+    ts = pd.date_range("2025-01-01", periods=60, freq="D", tz="UTC")
+    close = pd.Series(100 * np.exp(np.cumsum(np.random.default_rng(4).normal(0, 0.01, 60))), index=ts)
+    bars = pd.DataFrame({"ts": ts, "close": close.to_numpy(), "volume": 1.0})
+    observed, sessions = a.stats(bars), a.stats(bars, insights.SESSIONS_252)
+    assert observed["volatility_pct"] == insights.volatility(close, insights.OBSERVED)
+    assert sessions["volatility_pct"] == insights.volatility(close)  # the Insights page's figure
+    assert observed["return_pct"] == insights.range_return(close)
+    assert observed["max_drawdown_pct"] == insights.max_drawdown(close).pct
 
 
 def test_stats_of_short_or_empty_series_say_none_not_zero():

@@ -95,6 +95,20 @@ def test_distance_from_high_volatility_and_return():
     assert rolling.iloc[:20].isna().all() and rolling.iloc[20:].notna().all()
 
 
+def test_annualisation_is_a_parameter_252_sessions_or_the_observed_bars_per_year():
+    close = walk(30)  # 30 calendar days in a row: 29 returns over 29 days of a 24/7 market
+    r = np.diff(np.log(close.to_numpy()))
+    assert insights.SESSIONS_252.count(close) == 252
+    assert insights.OBSERVED.count(close) == pytest.approx(365.25)
+    assert insights.volatility(close, insights.OBSERVED) == pytest.approx(
+        np.std(r, ddof=1) * np.sqrt(365.25) * 100
+    )
+    assert insights.volatility(close.iloc[:1], insights.OBSERVED) is None
+    same_instant = pd.Series([1.0, 2.0, 3.0], index=[pd.Timestamp("2025-01-01", tz="UTC")] * 3)
+    assert insights.OBSERVED.count(same_instant) is None  # no time elapses: no figure, not infinity
+    assert insights.volatility(same_instant, insights.OBSERVED) is None
+
+
 def test_distribution_moments_match_the_sample_estimators():
     close = walk(500, seed=7)
     d = insights.distribution(close)

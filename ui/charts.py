@@ -2,8 +2,8 @@
 pipeline throughput. Pure functions of DataFrames; no Streamlit, no I/O.
 
 Guarantees:
-- One x axis per figure: price, volume, RSI and MACD are stacked panels (separate y axes) over the
-  same time axis, so zooming one zooms all and a single unified hover shows open, high, low, close,
+- One x axis per figure: price, volume and the indicator panels (``ui.indicators``: RSI, MACD) are
+  stacked panels (separate y axes) over the same time axis, so zooming one zooms all and a single unified hover shows open, high, low, close,
   volume and every indicator of the bar under the cursor.
 - Times are drawn in the exchange's local time (``tz``); daily and weekly bars keep their UTC
   calendar day. Closed-market range breaks (weekends, nights, holidays) are added only when the
@@ -29,12 +29,10 @@ import plotly.graph_objects as go
 
 from pipeline import analytics
 from pipeline.markets.calendars import Market, regular_session
+from ui.indicators import INDICATORS as INDICATORS  # the names a page offers: list(INDICATORS)
+from ui.indicators import Indicator, selected
 
 UP, DOWN = "#26a69a", "#ef5350"
-OVERLAYS = ("SMA 20", "EMA 20", "Bollinger", "VWAP")
-PANELS = ("RSI", "MACD")
-INDICATORS = OVERLAYS + PANELS
-OVERLAY_COLORS = {"SMA 20": "#f59e0b", "EMA 20": "#8b5cf6", "Bollinger": "#64748b", "VWAP": "#0ea5e9"}
 DAY = 86400
 #: Shade of pre-market and after-hours stretches on intraday charts.
 EXTENDED_FILL = "rgba(100,116,139,0.12)"
@@ -89,18 +87,15 @@ def f32(values) -> np.ndarray:
 
 
 def bytes_per_point(indicators: Iterable[str] = (), series: int = 1, candles: bool = True) -> float:
-    """Estimated JSON bytes one bar costs in a figure (base64 typed arrays, 4/3 overhead)."""
-    chosen = set(indicators)
+    """Estimated JSON bytes one bar costs in a figure (base64 typed arrays, 4/3 overhead): a float64
+    time and a float32 value per trace (the candlestick has four values), plus one int8 colour per
+    bar-coloured trace (the volume and any ``Trace.signed_bars``)."""
     if not candles:
         return series * (8 + 4) * 4 / 3
-    traces = (
-        2
-        + sum(1 for i in ("SMA 20", "EMA 20", "VWAP", "RSI") if i in chosen)
-        + 2 * ("Bollinger" in chosen)
-        + 3 * ("MACD" in chosen)
-    )
+    chosen = selected(indicators)
+    traces = 2 + sum(spec.traces for spec in chosen)
     y_arrays = 4 + (traces - 1)
-    markers = 1 + ("MACD" in chosen)
+    markers = 1 + sum(spec.signed_bars for spec in chosen)
     return (8 * traces + 4 * y_arrays + markers) * 4 / 3
 
 
@@ -155,10 +150,10 @@ def closed_market_breaks(
     return breaks
 
 
-def _panel_domains(panels: Sequence[str]) -> dict[str, list[float]]:
-    """Vertical domains: price on top, then volume, then RSI/MACD panels, with small gaps."""
-    weights = {"price": 3.2, "volume": 1.0, "RSI": 1.1, "MACD": 1.1}
-    order = ["price", "volume", *panels]
+def _panel_domains(panels: Sequence[Indicator]) -> dict[str, list[float]]:
+    """Vertical domains: price on top, then volume, then the indicator panels, with small gaps."""
+    weights = {"price": 3.2, "volume": 1.0, **{spec.name: spec.height for spec in panels}}
+    order = ["price", "volume", *(spec.name for spec in panels)]
     gap = 0.035
     total = sum(weights[p] for p in order)
     usable = 1 - gap * (len(order) - 1)
@@ -183,42 +178,29 @@ def candles(
     height: int | None = None,
     market: Market | None = None,
 ) -> go.Figure:
-    """Candlestick + volume (+ overlays, RSI, MACD) of one symbol's bars (columns ts, open..volume).
+    """Candlestick + volume (+ the chosen ``ui.indicators``) of one symbol's bars (columns ts,
+    open..volume).
 
     With ``visible_from`` and ``visible_to`` the time axis spans exactly that window (a new symbol's
     first bar sits at the right edge instead of filling the chart). With a ``market`` whose provider
     serves extended hours (``Market.extended``: US listings), intraday bars outside its regular
     session are shaded (pre-market and after-hours, as TradingView and Yahoo draw them); they are
     not part of any daily bar (``pipeline.bars``)."""
-    chosen = [i for i in INDICATORS if i in set(indicators)]
+    chosen = selected(indicators)
+    overlays = sorted((s for s in chosen if s.placement == "overlay"), key=lambda s: s.band)
+    panels = [s for s in chosen if s.placement == "panel"]
     frame = bars.sort_values("ts").reset_index(drop=True)
-    close = frame["close"]
     x_all = local_times(frame["ts"], tz, interval_s)
-    extra: dict[str, pd.Series] = {}
-    if "SMA 20" in chosen:
-        extra["SMA 20"] = analytics.sma(close, 20)
-    if "EMA 20" in chosen:
-        extra["EMA 20"] = analytics.ema(close, 20)
-    if "Bollinger" in chosen:
-        bands = analytics.bollinger(close)
-        extra["BB upper"], extra["BB lower"] = bands["upper"], bands["lower"]
-    if "VWAP" in chosen:
-        extra["VWAP"] = analytics.vwap(frame, sessions=x_all.dt.date)
-    if "RSI" in chosen:
-        extra["RSI"] = analytics.rsi(close)
-    if "MACD" in chosen:
-        m = analytics.macd(close)
-        extra["MACD"], extra["Signal"], extra["Hist"] = m["macd"], m["signal"], m["hist"]
+    with_sessions = frame.assign(session=x_all.dt.date)
+    computed = {spec.name: spec.compute(with_sessions) for spec in chosen}
     keep = np.ones(len(frame), dtype=bool)
     if visible_from is not None:
         keep = (frame["ts"] >= pd.Timestamp(visible_from)).to_numpy()
     f = frame[keep].reset_index(drop=True)
     x_local = x_all[keep].reset_index(drop=True)
     x = epoch_ms(x_local)
-    extra = {k: v[keep].reset_index(drop=True) for k, v in extra.items()}
-    panels = [p for p in PANELS if p in chosen]
     domains = _panel_domains(panels)
-    axis = {"price": "y", "volume": "y2", **{p: f"y{i + 3}" for i, p in enumerate(panels)}}
+    axis = {spec.name: f"y{i + 3}" for i, spec in enumerate(panels)}
 
     fig = go.Figure()
     fig.add_trace(
@@ -234,46 +216,8 @@ def candles(
             decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN),
         )
     )
-    for name in ("SMA 20", "EMA 20", "VWAP"):
-        if name in extra:
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=f32(extra[name]),
-                    name=name,
-                    mode="lines",
-                    yaxis="y",
-                    line=dict(width=1.4, color=OVERLAY_COLORS[name]),
-                    hovertemplate="%{y:,.2f}",
-                )
-            )
-    if "BB upper" in extra:
-        color = OVERLAY_COLORS["Bollinger"]
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f32(extra["BB upper"]),
-                name="Bollinger upper",
-                mode="lines",
-                yaxis="y",
-                line=dict(width=1, color=color, dash="dot"),
-                hovertemplate="%{y:,.2f}",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f32(extra["BB lower"]),
-                name="Bollinger lower",
-                mode="lines",
-                yaxis="y",
-                line=dict(width=1, color=color, dash="dot"),
-                fill="tonexty",
-                fillcolor="rgba(100,116,139,0.10)",
-                hovertemplate="%{y:,.2f}",
-            )
-        )
-    direction = (f["close"] >= f["open"]).to_numpy().astype("int8")
+    for spec in overlays:
+        _draw(fig, spec, x, computed[spec.name], keep, "y")
     fig.add_trace(
         go.Bar(
             x=x,
@@ -283,56 +227,11 @@ def candles(
             opacity=0.75,
             hovertemplate="%{y:,.0f}",
             showlegend=False,
-            marker=dict(color=direction, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0),
+            marker=_by_sign((f["close"] >= f["open"]).to_numpy()),
         )
     )
-    if "RSI" in extra:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f32(extra["RSI"]),
-                name="RSI 14",
-                mode="lines",
-                yaxis=axis["RSI"],
-                line=dict(width=1.3, color="#a855f7"),
-                hovertemplate="%{y:.1f}",
-            )
-        )
-    if "MACD" in extra:
-        hist_up = (extra["Hist"].fillna(0) >= 0).to_numpy().astype("int8")
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=f32(extra["Hist"]),
-                name="MACD histogram",
-                yaxis=axis["MACD"],
-                opacity=0.6,
-                hovertemplate="%{y:.3f}",
-                marker=dict(color=hist_up, colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0),
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f32(extra["MACD"]),
-                name="MACD 12/26",
-                mode="lines",
-                yaxis=axis["MACD"],
-                line=dict(width=1.3, color="#0ea5e9"),
-                hovertemplate="%{y:.3f}",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f32(extra["Signal"]),
-                name="Signal 9",
-                mode="lines",
-                yaxis=axis["MACD"],
-                line=dict(width=1.3, color="#f59e0b"),
-                hovertemplate="%{y:.3f}",
-            )
-        )
+    for spec in panels:
+        _draw(fig, spec, x, computed[spec.name], keep, axis[spec.name])
 
     layout: dict = dict(
         height=height or (430 + 120 * len(panels)),
@@ -363,42 +262,88 @@ def candles(
         yaxis=dict(domain=domains["price"], title=None, tickformat=",.4~f", side="right"),
         yaxis2=dict(domain=domains["volume"], title=None, side="right", tickformat="~s", showgrid=False),
     )
-    for i, p in enumerate(panels):
-        name = f"yaxis{i + 3}"
-        layout[name] = dict(domain=domains[p], side="right", title=dict(text=p, font=dict(size=11)))
-        if p == "RSI":
-            layout[name].update(range=[0, 100], tickvals=[30, 70])
+    for spec in panels:
+        layout["yaxis" + axis[spec.name][1:]] = _panel_axis(spec, domains[spec.name])
     if visible_from is not None and visible_to is not None:
         span = local_times(pd.Series([pd.Timestamp(visible_from), pd.Timestamp(visible_to)]), tz, interval_s)
         layout["xaxis"]["range"] = [float(v) for v in epoch_ms(span)]
     fig.update_layout(**layout)
     if market is not None and market.extended and not always_open and tz:
-        spans = extended_hours_spans(
-            f["ts"], interval_s, lambda d: regular_session(market, d), market.timezone
-        )
-        for a, b in spans:
-            x0, x1 = epoch_ms(local_times(pd.Series([a, b]), tz, interval_s))
-            fig.add_vrect(
-                x0=float(x0),
-                x1=float(x1),
-                fillcolor=EXTENDED_FILL,
-                line_width=0,
-                layer="below",
-                name="extended",
-            )
-    if "RSI" in panels:
-        for level in (30, 70):
+        _shade_extended_hours(fig, f["ts"], interval_s, tz, market)
+    for spec in panels:
+        for level in spec.levels:  # dotted guides across the panel (RSI: 30 and 70)
             fig.add_shape(
                 type="line",
                 xref="paper",
                 x0=0,
                 x1=1,
-                yref=axis["RSI"],
+                yref=axis[spec.name],
                 y0=level,
                 y1=level,
                 line=dict(width=1, dash="dot", color="rgba(128,128,128,0.6)"),
             )
     return fig
+
+
+def _shade_extended_hours(fig: go.Figure, ts: pd.Series, interval_s: int, tz: str, market: Market) -> None:
+    """Shade the pre-market and after-hours stretches of the bars at ``ts`` (``extended_hours_spans``)."""
+    spans = extended_hours_spans(ts, interval_s, lambda d: regular_session(market, d), market.timezone)
+    for a, b in spans:
+        x0, x1 = epoch_ms(local_times(pd.Series([a, b]), tz, interval_s))
+        fig.add_vrect(
+            x0=float(x0), x1=float(x1), fillcolor=EXTENDED_FILL, line_width=0, layer="below", name="extended"
+        )
+
+
+def _panel_axis(spec: Indicator, domain: list[float]) -> dict:
+    """The y axis of an indicator's panel: titled with its name, ``spec.range`` and ``spec.levels``
+    as ticks when it has them."""
+    out: dict = dict(domain=domain, side="right", title=dict(text=spec.name, font=dict(size=11)))
+    if spec.range is not None:
+        out["range"] = list(spec.range)
+    if spec.levels:
+        out["tickvals"] = list(spec.levels)
+    return out
+
+
+def _by_sign(up: np.ndarray) -> dict:
+    """A bar marker coloured per bar: the up colour where ``up`` is true, the down colour elsewhere
+    (a 0/1 int8 array on a two-colour scale, see the module doc)."""
+    return dict(color=up.astype("int8"), colorscale=DIRECTION_SCALE, cmin=0, cmax=1, line_width=0)
+
+
+def _draw(
+    fig: go.Figure, spec: Indicator, x: np.ndarray, values: dict[str, pd.Series], keep: np.ndarray, axis: str
+) -> None:
+    """Add ``spec``'s traces (``Indicator.draw``, in order) of the ``keep`` rows on the y axis ``axis``."""
+    for t in spec.draw:
+        y = values[t.key][keep]
+        if t.signed_bars:
+            fig.add_trace(
+                go.Bar(
+                    x=x,
+                    y=f32(y),
+                    name=t.label,
+                    yaxis=axis,
+                    opacity=t.opacity,
+                    hovertemplate=t.hover,
+                    marker=_by_sign((y.fillna(0) >= 0).to_numpy()),
+                )
+            )
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f32(y),
+                name=t.label,
+                mode="lines",
+                yaxis=axis,
+                line=dict(width=t.width, color=t.colour, dash=t.dash),
+                fill=t.fill,
+                fillcolor=t.fill_colour,
+                hovertemplate=t.hover,
+            )
+        )
 
 
 def lines(
