@@ -197,8 +197,9 @@ def live_view(
     charted = [focus] if view == "Candles" and focus else symbols
     max_points = charts.live_point_cap(indicators, series=len(charted), candles=view == "Candles")
     with page.sentences("loading live prices"):
-        # bars before the window, so the chosen indicators have values on its first bar
-        result = data.live_bars(key, tuple(charted), interval, window_s, warmup(indicators), max_points)
+        # bars before the window for the slowest *registered* indicator, whichever are chosen: the
+        # recursive ones (EMA, RSI) then start from the same settled seed as with every one chosen
+        result = data.live_bars(key, tuple(charted), interval, window_s, warmup(INDICATORS), max_points)
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
     market_badges(charted if view == "Candles" else symbols)
