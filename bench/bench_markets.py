@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd
 
 from pipeline.markets import calendars as markets
+from pipeline.sources import registry
 from ui import tables
 
 SYMBOLS = [
@@ -72,10 +73,10 @@ def main() -> None:
     now = datetime.now(UTC)
     t = time.perf_counter()
     for s in SYMBOLS:
-        markets.symbol_status(s, now, "yfinance")
+        registry.symbol_status(s, now, "yfinance")
     first = (time.perf_counter() - t) * 1000
 
-    status = timed(lambda: [markets.symbol_status(s, now, "yfinance") for s in SYMBOLS], args.rounds)
+    status = timed(lambda: [registry.symbol_status(s, now, "yfinance") for s in SYMBOLS], args.rounds)
 
     cals = {m.mic: xc.get_calendar(m.mic) for m in (markets.market_for(s) for s in SYMBOLS) if m.mic}
     ts = pd.Timestamp(now).floor("min")

@@ -17,6 +17,7 @@ from pipeline import analytics, corporate_actions, insights, queries
 from pipeline.intervals import INTERVALS
 from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
+from pipeline.sources.registry import trades_outside_hours
 from ui import auth, charts, data, page
 from ui import format as fmt
 from ui.indicators import INDICATORS
@@ -196,14 +197,14 @@ if in_base:
         st.stop()
 
 # -- the chart ---------------------------------------------------------------------------------------
-sim_always = runtime.settings.sim_hours == "always"  # the simulator trades around the clock
+sim_hours = runtime.settings.sim_hours  # the simulator trades around the clock unless "calendar"
 if len(shown) == 1:
     symbol = shown[0]
     entry = by_symbol[symbol]
     indicators = st.pills(
         "Indicators", list(INDICATORS), selection_mode="multi", key="hist_indicators", default=[]
     )
-    always_open = entry.source == "simulated" and sim_always or market_for(symbol).always_open
+    always_open = trades_outside_hours(entry.source, sim_hours) or market_for(symbol).always_open
     fig = charts.candles(
         result.of(symbol),
         symbol=symbol,
@@ -222,7 +223,7 @@ else:
         "**Comparison**" + ("" if as_prices else ": each symbol normalised to 1 at the start of the range")
     )
     always_open = any(
-        by_symbol[s].source == "simulated" and sim_always or market_for(s).always_open for s in shown
+        trades_outside_hours(by_symbol[s].source, sim_hours) or market_for(s).always_open for s in shown
     )
     fig = charts.lines(
         result.frame,

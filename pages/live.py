@@ -14,8 +14,9 @@ import streamlit as st
 
 from pipeline.intervals import INTERVALS
 from pipeline.markets import currency
-from pipeline.markets.calendars import market_for, symbol_status
+from pipeline.markets.calendars import market_for
 from pipeline.queries import LIVE_INTERVALS
+from pipeline.sources.registry import symbol_status, trades_outside_hours
 from ui import auth, charts, data, page, tables
 from ui import format as fmt
 from ui import markets as market_text
@@ -117,12 +118,13 @@ st.query_params.update({"symbols": ",".join(symbols), "interval": interval, "win
 
 
 def market_of(symbol: str) -> tuple[str, bool]:
-    """(time zone to draw in, open 24/7?) of a symbol: the simulated market never closes."""
+    """(time zone to draw in, open 24/7?) of a symbol: a source trading outside the exchange's hours
+    (the simulator by default) never closes."""
     entry = by_symbol.get(symbol)
     market = market_for(symbol)
     tz = entry.timezone if entry and entry.timezone else market.timezone
-    simulated = entry is not None and entry.source == "simulated" and runtime.settings.sim_hours == "always"
-    return tz, simulated or market.always_open
+    outside = entry is not None and trades_outside_hours(entry.source, runtime.settings.sim_hours)
+    return tz, outside or market.always_open
 
 
 def market_badges(shown: list[str]) -> None:

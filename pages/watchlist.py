@@ -14,7 +14,7 @@ import streamlit as st
 
 from pipeline.config import SOURCES
 from pipeline.csvfile import decode
-from pipeline.markets.calendars import symbol_status
+from pipeline.sources.registry import symbol_status
 from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page, tables
 from ui import format as fmt

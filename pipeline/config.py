@@ -21,18 +21,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
+from .errors import ConfigError as ConfigError  # raised by Settings.load; defined with explain()
+from .sources.registry import REGISTRY
+
 APP_NAME = "Stock Monitor"
-SOURCES = ("simulated", "yfinance", "yahoo_stream", "alpha_vantage", "csv")
+SOURCES = tuple(REGISTRY)  # the registered sources' names (pipeline.sources.registry)
 DEFAULT_WATCHLIST = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
 #: The bar builder's default period (seconds). Its MongoDB work is about 13 round trips per symbol per
 #: run whatever the number of ticks folded in, so a period longer than the poll coalesces them: at
 #: rest (6 symbols, 2 s poll; bench/bench_rest.py) app + servers took 11.8% of a core at 1 s and 8.6%
 #: at 5 s. 5 s is the rate the Live page and the sidebar redraw at by default.
 BAR_PERIOD_S = 5.0
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key and what is allowed."""
 
 
 def mask_uri(uri: str | None) -> str:

@@ -16,8 +16,11 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from .config import ConfigError
 from .stack import StackError
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and what is allowed."""
 
 
 def explain(exc: BaseException) -> str:

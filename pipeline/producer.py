@@ -55,7 +55,7 @@ from .metrics import Rate, Tally
 from .models import PriceEvent, utcnow
 from .official_days import EVERY_S as OFFICIAL_EVERY_S
 from .official_days import OfficialDays
-from .sources import Source
+from .sources import Source, StreamingSource
 from .sources.base import FetchResult
 from .store import Store
 from .watchlist import Watchlist
@@ -482,8 +482,8 @@ class Producer:
             self._paused = True
         self.scheduler.pause()
         for src in list(self.sources.values()):
-            if hasattr(src, "attach"):  # a paused pipeline takes no pushed prices either
-                src.stop()  # type: ignore[attr-defined]
+            if isinstance(src, StreamingSource):  # a paused pipeline takes no pushed prices either
+                src.stop()
         with self._jobs_idle:
             return self._jobs_idle.wait_for(lambda: self._busy == 0, timeout=wait_s)
 
@@ -493,7 +493,7 @@ class Producer:
             self._jobs_idle.notify_all()  # parked backfills go on
         self.scheduler.resume()
         for src in list(self.sources.values()):
-            if hasattr(src, "attach"):
+            if isinstance(src, StreamingSource):
                 self._attach(src)
 
     @property
@@ -513,9 +513,9 @@ class Producer:
         with self._jobs_idle:
             self._jobs_idle.notify_all()  # a backfill parked by pause() ends as interrupted
         for src in list(self.sources.values()):
-            if hasattr(src, "attach"):  # a streaming source: close its connection and threads
+            if isinstance(src, StreamingSource):  # close its connection and threads
                 try:
-                    src.stop()  # type: ignore[attr-defined]
+                    src.stop()
                 except Exception as exc:
                     log.warning("stream stop: %s", exc)
         if self.scheduler.running:
@@ -535,11 +535,12 @@ class Producer:
         with self._source_lock:
             if name not in self.sources:
                 self.sources[name] = self.source_factory(name)
-                if hasattr(self.sources[name], "attach"):
-                    self._attach(self.sources[name])
+                built = self.sources[name]
+                if isinstance(built, StreamingSource):
+                    self._attach(built)
             return self.sources[name]
 
-    def _attach(self, stream) -> None:
+    def _attach(self, stream: StreamingSource) -> None:
         """Start a streaming source: it publishes what is pushed as it arrives, bad frames dead-lettered."""
         from .sources.yahoo_stream import dead_letter_sender
 
@@ -594,7 +595,7 @@ class Producer:
             self.scheduler.remove_job(f"fetch:{name}")
             self.poll_intervals.pop(name, None)
             stream = self.sources.get(name)
-            if stream is not None and hasattr(stream, "attach"):
+            if isinstance(stream, StreamingSource):
                 stream.fetch([])  # nothing to stream: unsubscribe
             log.info("fetch job for %s stopped (no symbols)", name)
 

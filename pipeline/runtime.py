@@ -52,7 +52,7 @@ from .health.snapshot import (
 from .heartbeat import process_id
 from .markets import calendars as markets
 from .markets.calendars import market_for
-from .sources.simulated import known_names as simulated_names
+from .sources.registry import REGISTRY
 from .stack import LocalStack, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
@@ -194,7 +194,8 @@ class Runtime:
     def _start_pipeline(self) -> None:
         conn = self.connection
         self._app = build_app(conn, self.instance_id).start()
-        names = simulated_names() if self.settings.source == "simulated" else None
+        known = REGISTRY[self.settings.source].known_names
+        names = known() if known is not None else None
         if conn.watchlist.seed(self.settings.watchlist, self.settings.source, names):
             for symbol in self.settings.watchlist:
                 self._app.producer.request_backfill(symbol, self.settings.source)

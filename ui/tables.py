@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from pipeline.markets import fx
-from pipeline.markets.calendars import Market, MarketStatus, market_for, symbol_status
+from pipeline.markets.calendars import Market, MarketStatus, market_for
 from pipeline.markets.currency import ISO, major, major_code, money
+from pipeline.sources.registry import symbol_status
 from ui import format as fmt
 from ui import markets as market_text
 

@@ -627,18 +627,3 @@ def sessions_between(market: Market, first: date, last: date) -> list[date]:
         table = session_table(market, year)
         out.extend(d for d in table.dates if d.year == year and first <= d <= last)
     return out
-
-
-def symbol_status(
-    symbol: str, at: datetime, source: str = "", market: Market | None = None, sim_hours: str = "always"
-) -> MarketStatus:
-    """``market_status`` of a watchlist symbol as its ``source`` delivers it: the simulated source
-    trades around the clock unless ``sim_hours`` is ``calendar``; Yahoo (``yfinance``) serves
-    pre-market and after-hours bars, so those windows are named. ``market`` (from the provider's
-    metadata) defaults to ``market_for(symbol)``."""
-    market = market or market_for(symbol)
-    if source == "simulated" and sim_hours != "calendar":
-        return MarketStatus(
-            "24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone)
-        )
-    return market_status(market, at, extended=source == "yfinance")

@@ -11,10 +11,10 @@ Guarantees (every source):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..markets.calendars import SymbolInfo
 from ..models import InvalidEvent, PriceEvent, normalize_symbol, to_utc, validate
@@ -91,3 +91,18 @@ class Source(Protocol):
 
     def health(self) -> dict:
         """A JSON-able snapshot: last error, request budget left, backoff state, and so on."""
+
+
+@runtime_checkable
+class StreamingSource(Source, Protocol):
+    """A source that also pushes prices as they trade (Yahoo's streamer). ``attach(publish,
+    dead_letter)`` starts its listener: ticks go to ``publish(events) -> acknowledged count`` as they
+    arrive, frames it cannot read to ``dead_letter(raw, reason)``; it is idempotent. ``stop()`` closes
+    the connection and ends its threads (what is queued is published first). The producer checks this
+    capability with ``isinstance(source, StreamingSource)``."""
+
+    def attach(
+        self, publish: Callable[[Sequence[PriceEvent]], int], dead_letter: Callable[[bytes, str], None]
+    ) -> None: ...
+
+    def stop(self, timeout_s: float = 5.0) -> None: ...

@@ -1,0 +1,168 @@
+"""The registry of market-data sources: one ``SourceSpec`` per source, the one place a source is named.
+
+Guarantees:
+- ``REGISTRY`` maps each source's name (stored in every event's ``source`` field, in the watchlist
+  and in ``STOCKMON_SOURCE``) to its spec; ``config.SOURCES`` and ``make_source`` derive from it, so a
+  new source is one entry here plus its module (and its test and fake).
+- Building a source imports its module only then (yfinance, aiohttp and websockets stay off the
+  start-up path of a process that does not use them).
+- A source's market-hours behaviour is a property of its spec (``trades_outside_hours``,
+  ``extended_hours``): no page or module compares source names to decide what "open" means.
+- Capabilities are protocols in ``base`` (``StreamingSource``), checked with ``isinstance``, never
+  with ``hasattr``.
+
+The pattern is the alert kinds' registry (``pipeline.alerts.kinds``), as OpenBB's provider registry
+does it for data providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..markets.calendars import Market, MarketStatus, market_for, market_status, session_date
+
+if TYPE_CHECKING:  # the settings module imports this registry for the names
+    from ..config import Settings
+    from .base import Source
+    from .budget import RequestBudget
+
+#: ``(symbols) -> {symbol: last stored close}``: lets the simulator continue from what is stored
+LastPrices = Callable[[Sequence[str]], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One market-data source.
+
+    ``build(settings, last_prices, budget)`` returns a ready ``Source`` (raises ``ConfigError`` when a
+    setting it needs is missing); ``title`` is its name for people; ``trades_outside_hours(sim_hours)``
+    (given ``STOCKMON_SIM_HOURS``) is True when its prices move whatever the exchange's hours (the
+    simulator unless that setting is ``calendar``); ``extended_hours`` is True when it serves pre-market and
+    after-hours prices for US listings (Yahoo's chart API), so those windows are named in a status;
+    ``known_names()`` (optional) gives the display names of the symbols it models without I/O."""
+
+    name: str
+    title: str
+    build: Callable[[Settings, LastPrices | None, RequestBudget | None], Source]
+    trades_outside_hours: Callable[[str], bool] = lambda sim_hours: False
+    extended_hours: bool = False
+    known_names: Callable[[], dict[str, str]] | None = None
+
+
+def yahoo_budget(settings: Settings) -> RequestBudget:
+    """The request budget for Yahoo's chart API from settings (share one per process)."""
+    from .budget import RequestBudget
+
+    return RequestBudget(((settings.yahoo_per_minute, 60.0), (settings.yahoo_per_hour, 3600.0)), name="Yahoo")
+
+
+def _simulated(settings: Settings, last_prices: LastPrices | None, budget: RequestBudget | None) -> Source:
+    from .simulated import SimulatedSource
+
+    return SimulatedSource(seed=settings.sim_seed, last_prices=last_prices, hours=settings.sim_hours)
+
+
+def _simulated_names() -> dict[str, str]:
+    from .simulated import known_names
+
+    return known_names()
+
+
+def _yahoo(name: str) -> Callable[[Settings, LastPrices | None, RequestBudget | None], Source]:
+    """``yfinance`` is Yahoo with live prices from its push streamer (a ``YahooStreamSource`` named
+    ``yfinance``; REST only for backfills, gap repair and symbols the stream does not cover) unless
+    ``STOCKMON_YAHOO_LIVE=poll``, which gives the polling ``YahooSource`` (batched quotes, one request
+    per 50 symbols); ``yahoo_stream`` is always the streamer."""
+
+    def build(settings: Settings, last_prices: LastPrices | None, budget: RequestBudget | None) -> Source:
+        from .yahoo import YahooSource
+
+        rest = YahooSource(
+            cache_dir=settings.data_dir / "yfinance-cache",
+            timeout=settings.http_timeout,
+            base_url=settings.yahoo_url,
+            budget=budget if budget is not None else yahoo_budget(settings),
+            live="quote" if name == "yfinance" and settings.yahoo_live == "poll" else "chart",
+        )
+        if rest.live == "quote":
+            return rest
+        from .yahoo_stream import YahooStreamSource
+
+        return YahooStreamSource(
+            rest, settings.yahoo_stream_url, stall_s=settings.yahoo_stream_stall_s, name=name
+        )
+
+    return build
+
+
+def _alpha_vantage(
+    settings: Settings, last_prices: LastPrices | None, budget: RequestBudget | None
+) -> Source:
+    from .alphavantage import AlphaVantageSource
+
+    return AlphaVantageSource(
+        api_key=settings.alphavantage_api_key,
+        timeout=settings.http_timeout,
+        per_minute=settings.alphavantage_per_minute,
+        per_day=settings.alphavantage_per_day,
+        base_url=settings.alphavantage_url,
+        state_dir=settings.data_dir,
+    )
+
+
+def _csv(settings: Settings, last_prices: LastPrices | None, budget: RequestBudget | None) -> Source:
+    from ..errors import ConfigError
+    from .csv_replay import CsvReplaySource
+
+    if settings.csv_path is None:
+        raise ConfigError("STOCKMON_SOURCE=csv needs STOCKMON_CSV_PATH (a CSV of bars to replay)")
+    return CsvReplaySource(settings.csv_path, speed=settings.csv_speed)
+
+
+REGISTRY: dict[str, SourceSpec] = {
+    spec.name: spec
+    for spec in (
+        SourceSpec(
+            "simulated",
+            "Simulator (offline)",
+            _simulated,
+            trades_outside_hours=lambda sim_hours: sim_hours != "calendar",
+            known_names=_simulated_names,
+        ),
+        SourceSpec("yfinance", "Yahoo Finance", _yahoo("yfinance"), extended_hours=True),
+        SourceSpec("yahoo_stream", "Yahoo Finance (streamer)", _yahoo("yahoo_stream")),
+        SourceSpec("alpha_vantage", "Alpha Vantage", _alpha_vantage),
+        SourceSpec("csv", "CSV replay", _csv),
+    )
+}
+
+
+def spec(name: str) -> SourceSpec | None:
+    """The registered source called ``name``, or None for a name no source has (old data)."""
+    return REGISTRY.get(name)
+
+
+def trades_outside_hours(name: str, sim_hours: str = "always") -> bool:
+    """True when source ``name``'s prices move whatever the exchange's hours, given the
+    ``STOCKMON_SIM_HOURS`` setting (False for a name no source has)."""
+    found = REGISTRY.get(name)
+    return found is not None and found.trades_outside_hours(sim_hours)
+
+
+def symbol_status(
+    symbol: str, at: datetime, source: str = "", market: Market | None = None, sim_hours: str = "always"
+) -> MarketStatus:
+    """``market_status`` of a watchlist symbol as its ``source`` delivers it: a source that trades
+    outside the exchange's hours (``trades_outside_hours``) is "24/7"; one that serves extended hours
+    (``extended_hours``) names the pre-market and after-hours windows. ``market`` (from the provider's
+    metadata) defaults to ``market_for(symbol)``; ``at`` is aware."""
+    market = market or market_for(symbol)
+    found = REGISTRY.get(source)
+    if found is not None and found.trades_outside_hours(sim_hours):
+        return MarketStatus(
+            "24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone)
+        )
+    return market_status(market, at, extended=found is not None and found.extended_hours)
