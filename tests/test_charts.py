@@ -149,3 +149,17 @@ def test_pre_market_and_after_hours_are_shaded_on_intraday_candles():
     around_the_clock = charts.candles(bars, symbol="AAPL", interval_s=60, tz="America/New_York", always_open=True,
                                       market=market_for("AAPL"))  # fmt: skip
     assert not charts.shades_extended_hours(around_the_clock)  # a simulator trading 24/7: no session to shade
+
+
+def test_a_few_daily_bars_are_labelled_by_date_not_by_hour():
+    """Five sessions (SAP.DE's week in CI on 2026-12-06): Plotly's own ticks fell every 12 hours,
+    "00:00" and "12:00" under daily bars; a short daily span gets one tick per day as "Dec 4"."""
+    week = bars(5, start="2026-11-30", freq="D")
+    fig = charts.candles(week, symbol="SAP.DE", interval_s=86400, always_open=False)
+    assert (fig.layout.xaxis.dtick, fig.layout.xaxis.tickformat) == (86_400_000, "%b %-d")
+    compared = charts.lines(week.assign(symbol="SAP.DE"), interval_s=86400, normalise=True)
+    assert (compared.layout.xaxis.dtick, compared.layout.xaxis.tickformat) == (86_400_000, "%b %-d")
+    year = charts.candles(bars(250, start="2025-12-01", freq="B"), symbol="SAP.DE", interval_s=86400)
+    minutes = charts.candles(bars(120), symbol="SAP.DE", interval_s=60)
+    for fig in (year, minutes):  # Plotly's own ticks: months for a year, times for a morning
+        assert fig.layout.xaxis.dtick is None and fig.layout.xaxis.tickformat is None

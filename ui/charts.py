@@ -165,6 +165,28 @@ def _panel_domains(panels: Sequence[Indicator]) -> dict[str, list[float]]:
     return domains
 
 
+#: A daily (or coarser) chart spanning at most this many days gets one tick per day: Plotly's own
+#: ticks for a few days fall every 12 hours ("00:00", "12:00") under bars that have no time of day.
+FEW_DAYS = 14
+
+
+def day_ticks(x_local: pd.Series, interval_s: float, visible: tuple[float, float] | None = None) -> dict:
+    """The x-axis settings that keep a chart of daily or weekly bars labelled with dates only: one
+    tick per day, as "Dec 4", when the shown span (``visible``: epoch ms, else the data's) is at most
+    ``FEW_DAYS`` days; {} otherwise (Plotly's own ticks are days or coarser there) and for intraday
+    bars. ``x_local``: the bars' times as drawn."""
+    if interval_s < 86_400 or x_local.empty:
+        return {}
+    if visible is not None:
+        lo, hi = visible
+    else:
+        ms = epoch_ms(x_local)
+        lo, hi = float(ms.min()), float(ms.max())
+    if hi - lo > FEW_DAYS * 86_400_000:
+        return {}
+    return {"dtick": 86_400_000, "tickformat": "%b %-d"}
+
+
 def candles(
     bars: pd.DataFrame,
     *,
@@ -264,9 +286,12 @@ def candles(
     )
     for spec in panels:
         layout["yaxis" + axis[spec.name][1:]] = _panel_axis(spec, domains[spec.name])
+    visible = None
     if visible_from is not None and visible_to is not None:
         span = local_times(pd.Series([pd.Timestamp(visible_from), pd.Timestamp(visible_to)]), tz, interval_s)
         layout["xaxis"]["range"] = [float(v) for v in epoch_ms(span)]
+        visible = (float(epoch_ms(span).min()), float(epoch_ms(span).max()))
+    layout["xaxis"].update(day_ticks(x_local, interval_s, visible))
     fig.update_layout(**layout)
     if market is not None and market.extended and not always_open and tz:
         _shade_extended_hours(fig, f["ts"], interval_s, tz, market)
@@ -398,7 +423,11 @@ def lines(
         margin=dict(l=8, r=8, t=30, b=8),
         hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        xaxis=dict(type="date", rangebreaks=closed_market_breaks(union, interval_s, always_open)),
+        xaxis=dict(
+            type="date",
+            rangebreaks=closed_market_breaks(union, interval_s, always_open),
+            **day_ticks(union, interval_s),
+        ),
         yaxis=dict(side="right", title=None, tickformat=".3~f" if normalise else ",.4~f"),
     )
     if normalise:
