@@ -172,7 +172,7 @@ FEW_DAYS = 14
 
 def day_ticks(x_local: pd.Series, interval_s: float, visible: tuple[float, float] | None = None) -> dict:
     """The x-axis settings that keep a chart of daily or weekly bars labelled with dates only: one
-    tick per day, as "Dec 4", when the shown span (``visible``: epoch ms, else the data's) is at most
+    tick per day, as "Dec 4" (the hover keeps "Dec 4, 2026"), when the shown span (``visible``: epoch ms, else the data's) is at most
     ``FEW_DAYS`` days; {} otherwise (Plotly's own ticks are days or coarser there) and for intraday
     bars. ``x_local``: the bars' times as drawn."""
     if interval_s < 86_400 or x_local.empty:
@@ -184,7 +184,7 @@ def day_ticks(x_local: pd.Series, interval_s: float, visible: tuple[float, float
         lo, hi = float(ms.min()), float(ms.max())
     if hi - lo > FEW_DAYS * 86_400_000:
         return {}
-    return {"dtick": 86_400_000, "tickformat": "%b %-d"}
+    return {"dtick": 86_400_000, "tickformat": "%b %-d", "hoverformat": "%b %-d, %Y"}  # hover as before
 
 
 def candles(
