@@ -36,9 +36,9 @@ from pipeline.alerts import ensure_indexes as ensure_alert_indexes
 from pipeline.bars import BarBuilder
 from pipeline.config import Settings
 from pipeline.consumer import PriceConsumer
+from pipeline.embedded.stack import LocalStack
 from pipeline.models import PriceEvent, utcnow
 from pipeline.runtime import configure_logging
-from pipeline.stack import LocalStack
 from pipeline.store import Store
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]

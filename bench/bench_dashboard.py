@@ -38,9 +38,9 @@ from support.market_data import seed_bars
 
 from pipeline import queries
 from pipeline.config import Settings
+from pipeline.embedded.stack import LocalStack
 from pipeline.intervals import INTERVALS
 from pipeline.models import to_utc
-from pipeline.stack import LocalStack
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
 from ui.indicators import INDICATORS, warmup

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench_stream import settings_for
 from support.fake_market import FakeMarket
 
+from pipeline.embedded.stack import LocalStack
 from pipeline.runtime import Runtime, configure_logging
-from pipeline.stack import LocalStack
 
 FIFTY = tuple(f"B{i:02d}" for i in range(50))
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.footprint import pause_and_drain, sample_footprint
 
-from pipeline import footprint
 from pipeline.config import Settings
+from pipeline.embedded import trimmer as footprint
 from pipeline.runtime import Runtime
 
 

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import queries
+from pipeline.embedded.stack import LocalStack
 from pipeline.forecast.backtest import backtest
 from pipeline.forecast.job import ForecastJob
 from pipeline.markets.calendars import day_key
 from pipeline.sources.simulated import SimulatedSource
-from pipeline.stack import LocalStack
 from pipeline.store import Store
 from ui import forecast as view
 

@@ -28,9 +28,9 @@ from pipeline import bus
 from pipeline.bars import BarBuilder
 from pipeline.config import Settings
 from pipeline.consumer import PriceConsumer
+from pipeline.embedded.stack import LocalStack
 from pipeline.models import PriceEvent
 from pipeline.runtime import configure_logging
-from pipeline.stack import LocalStack
 from pipeline.store import Store
 
 NO_BUILDER = bool(os.environ.get("NO_BUILDER"))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.streamlit_server import CHROMIUM_ARGS, streamlit_server
 
-from pipeline.stack import rss_mb
+from pipeline.embedded.stack import rss_mb
 
 
 def one_start(data: Path, log: Path, idle_s: float = 0.0) -> tuple[float, dict]:

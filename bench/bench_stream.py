@@ -39,8 +39,8 @@ from support.fake_streamer import FakeStreamer
 from pipeline import bus
 from pipeline import consumer as consumer_module
 from pipeline.config import Settings
+from pipeline.embedded.stack import LocalStack
 from pipeline.runtime import Runtime, configure_logging
-from pipeline.stack import LocalStack
 
 SIX = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
 

@@ -37,7 +37,7 @@ def _stop_on_signals(event: threading.Event) -> None:
 
 
 def cmd_stack(args, settings: Settings) -> int:
-    from .stack import LocalStack, StackError
+    from .embedded.stack import LocalStack, StackError
 
     stack = LocalStack(settings.data_dir, timeout=settings.stack_timeout)
     if args.action == "status":

@@ -47,7 +47,7 @@ def producer(bootstrap: str, settings, **overrides) -> KafkaProducer:
         client_id="stockmon-producer",
         # gzip (zlib, no extra package): the embedded broker keeps every batch in RAM and in its
         # snapshot; gzip batches of price events cost 8x less there (107 vs 900 bytes of snapshot per
-        # event, measured), so the same cap holds 8x more time (see pipeline.footprint).
+        # event, measured), so the same cap holds 8x more time (see pipeline.embedded.trimmer).
         compression_type="gzip",
         reconnect_backoff_max_ms=2000,
     )

@@ -27,7 +27,7 @@ from .sources.registry import REGISTRY
 APP_NAME = "Stock Monitor"
 SOURCES = tuple(REGISTRY)  # the registered sources' names (pipeline.sources.registry)
 DEFAULT_WATCHLIST = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META")
-#: The bar builder's default period (seconds). Its MongoDB work is about 13 round trips per symbol per
+#: [embedded-db workaround] The bar builder's default period (seconds). Its MongoDB work is about 13 round trips per symbol per
 #: run whatever the number of ticks folded in, so a period longer than the poll coalesces them: at
 #: rest (6 symbols, 2 s poll; bench/bench_rest.py) app + servers took 11.8% of a core at 1 s and 8.6%
 #: at 5 s. 5 s is the rate the Live page and the sidebar redraw at by default.

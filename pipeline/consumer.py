@@ -467,6 +467,7 @@ class PriceConsumer:
             self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
         )
 
+    # [embedded-broker workaround] a restarted noida-db can return a shorter log (pipeline.embedded)
     def _rewind(self, out_of_range: dict[TopicPartition, int]) -> None:
         """Place each partition whose fetch offset the broker has not (any more) in its log."""
         if not out_of_range:

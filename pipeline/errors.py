@@ -16,7 +16,9 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from .stack import StackError
+
+class StackError(RuntimeError):
+    """A server of the local (embedded) stack could not be started or did not answer."""
 
 
 class ConfigError(ValueError):

@@ -92,6 +92,8 @@ class Acked:
     message: Message
 
 
+# [embedded-broker workaround] the replay buffer: noida-db saves its log 1-2 s after a change
+# (pipeline.embedded); it also covers a real Kafka's unclean leader election
 class Publisher:
     """Sends events to the prices topic, keeps what the broker did not acknowledge, and re-publishes
     what it acknowledged but then lost.

@@ -5,7 +5,7 @@ Guarantees:
   another process): it records a sentence in ``health()["error"]`` and can be called again.
 - Embedded mode (``KAFKA_BOOTSTRAP_SERVERS`` or ``MONGODB_URI`` unset) starts the local stack for what
   is not configured, supervised (a dead server is restarted on its port); external mode only connects.
-  An embedded broker is kept under its size cap by ``pipeline.footprint.Trimmer`` while it runs.
+  An embedded broker is kept under its size cap by ``pipeline.embedded.trimmer.Trimmer`` while it runs.
 - Topics and indexes are created idempotently on every start. The parts come from ``pipeline.wiring``
   (role ``app``): exactly one producer scheduler and one consumer thread per runtime.
 - ``stop()`` is idempotent and goes in order: the pipeline (no new fetches or backfill chunks, the
@@ -36,8 +36,9 @@ import time
 import pymongo
 
 from .config import Settings
+from .embedded.stack import LocalStack, Supervisor
+from .embedded.trimmer import Trimmer
 from .errors import explain
-from .footprint import Trimmer
 from .health.snapshot import (
     MONGO_PING_S,
     Health,
@@ -53,7 +54,6 @@ from .heartbeat import process_id
 from .markets import calendars as markets
 from .markets.calendars import market_for
 from .sources.registry import REGISTRY
-from .stack import LocalStack, Supervisor
 from .store import Store
 from .watchlist import Entry, Watchlist
 from .wiring import App, Connection, build_app, connect, prepare

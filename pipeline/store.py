@@ -20,7 +20,7 @@ Guarantees:
 - Transient server errors surface as ``pymongo.errors.PyMongoError`` (the consumer backs off on them);
   nothing here swallows a failed write, and every step is idempotent so a batch can be retried whole.
 
-Why not one upsert per event: on the embedded server an update whose filter carries the revision
+[embedded-db workaround] Why not one upsert per event: on the embedded server an update whose filter carries the revision
 guard (``fetched_at < new``) cannot use the unique index and scans; inserting first and guarding only
 the (rare) existing keys with an index-friendly pipeline update is ~20x faster (measured here).
 """

@@ -15,7 +15,7 @@ from support.base import ARTIFACTS, CHROMIUM, drop_database, make_settings, requ
 from support.streamlit_server import CEILING_MS
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack, StackError
+from pipeline.embedded.stack import LocalStack, StackError
 
 
 def pytest_addoption(parser):

@@ -121,7 +121,7 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    from pipeline.stack import free_port
+    from pipeline.embedded.stack import free_port
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
@@ -247,7 +247,7 @@ def test_send_test_per_channel(stack, tmp_path):
         send_test(nothing, "webhook")
     with pytest.raises(DeliveryError, match="set STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"):
         send_test(nothing, "email")
-    from pipeline.stack import free_port
+    from pipeline.embedded.stack import free_port
 
     closed = make_settings(stack, tmp_path, alert_webhook_urls=(f"http://127.0.0.1:{free_port()}/x",))
     with pytest.raises(DeliveryError, match="is not reachable"):
@@ -277,7 +277,7 @@ def test_webhook_credentials_go_as_basic_auth_and_never_into_an_error_or_log(sta
         assert got["path"] == "/hook/secret-token" and got["body"]["test"] is True
         assert short_url(url) == f"http://127.0.0.1:{port}"
     # unreachable (closed port) and unresolvable hosts: the error names the host, never the password
-    from pipeline.stack import free_port
+    from pipeline.embedded.stack import free_port
 
     for bad in (
         f"http://alice:pa%3Ass-w0rd@127.0.0.1:{free_port()}/x",

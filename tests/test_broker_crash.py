@@ -17,8 +17,8 @@ from support.pipeline import Background, kill_server, log_end, make_events, stor
 
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
+from pipeline.embedded.stack import KAFKA, LocalStack, Supervisor
 from pipeline.producer import Publisher
-from pipeline.stack import KAFKA, LocalStack, Supervisor
 from pipeline.store import Store
 
 BURST = 20_000

@@ -7,7 +7,7 @@ import time
 import pytest
 from support.streamlit_server import CEILING_MS, CHROMIUM_ARGS, streamlit_server
 
-from pipeline.stack import pid_alive
+from pipeline.embedded.stack import pid_alive
 
 pytestmark = pytest.mark.browser
 

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from support.streamlit_server import CEILING_MS, CHROMIUM_ARGS, settled, streamlit_server
 
+from pipeline.embedded.stack import LocalStack
 from pipeline.markets.calendars import market_for, sessions_between
 from pipeline.sources.registry import symbol_status
-from pipeline.stack import LocalStack
 from ui import markets as market_text
 from ui.navigation import spec
 

@@ -25,9 +25,9 @@ from support.pipeline import (
 )
 
 from pipeline import bus
+from pipeline.embedded.stack import MONGO, LocalStack
 from pipeline.health.status import collect
 from pipeline.models import PriceEvent
-from pipeline.stack import MONGO, LocalStack
 from pipeline.store import Store
 
 pytestmark = pytest.mark.starts_server  # starts its own stack or app processes inline

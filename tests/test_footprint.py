@@ -1,4 +1,4 @@
-"""The embedded broker's size cap (pipeline.footprint): trims stored messages only, keeps the snapshot and
+"""The embedded broker's size cap (pipeline.embedded.trimmer): trims stored messages only, keeps the snapshot and
 the broker's memory under the cap with the app's real pipeline, and says how much time the topic holds.
 
 Each test runs its own broker (a private LocalStack): the trimmer measures the whole broker's snapshot,
@@ -16,9 +16,10 @@ from support.base import make_settings, require
 from support.footprint import pause_and_drain, sample_footprint
 from support.pipeline import make_events, publish, wait_for
 
-from pipeline import bus, footprint
+from pipeline import bus
+from pipeline.embedded import trimmer as footprint
+from pipeline.embedded.stack import LocalStack, StackError
 from pipeline.health import rules as status
-from pipeline.stack import LocalStack, StackError
 
 
 @pytest.fixture

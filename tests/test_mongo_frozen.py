@@ -23,10 +23,10 @@ from support.freeze import frozen
 from support.pages import app, assert_clean, configure, seeded_store, texts
 from support.pipeline import wait_for
 
+from pipeline.embedded.stack import MONGO
 from pipeline.health import rules as h
 from pipeline.health.snapshot import Incidents
 from pipeline.runtime import Runtime
-from pipeline.stack import MONGO
 
 MONGO_TIMEOUT_S = 3  # STOCKMON_MONGO_TIMEOUT in these tests (seconds)
 RENDER_CEILING_S = 8.0  # the requirement is 3 s; a hang would last as long as the freeze

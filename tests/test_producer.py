@@ -9,9 +9,9 @@ from support.fake_market import FakeMarket
 from support.pipeline import make_events, read_topic, wait_for, wait_quiet
 
 from pipeline import bus
+from pipeline.embedded.stack import KAFKA, LocalStack
 from pipeline.producer import Publisher
 from pipeline.runtime import Runtime
-from pipeline.stack import KAFKA, LocalStack
 from pipeline.watchlist import WatchlistError
 
 

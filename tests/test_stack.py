@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from pipeline.stack import KAFKA, MONGO, LocalStack, StackBusy, kafka_answers, mongo_answers, pid_alive
+from pipeline.embedded.stack import (
+    KAFKA,
+    MONGO,
+    LocalStack,
+    StackBusy,
+    kafka_answers,
+    mongo_answers,
+    pid_alive,
+)
 
 pytestmark = pytest.mark.starts_server  # starts its own stack or app processes inline
 
@@ -44,7 +52,7 @@ def test_second_owner_gets_a_clear_message(tmp_path):
 def _crash_owner(tmp_path):
     """Start a stack in a child process and SIGKILL that process, leaving its servers behind."""
     code = (
-        f"import sys, time; sys.path.insert(0, {ROOT!r}); from pipeline.stack import LocalStack; "
+        f"import sys, time; sys.path.insert(0, {ROOT!r}); from pipeline.embedded.stack import LocalStack; "
         f"LocalStack({str(tmp_path)!r}, timeout=60).start(); print('up', flush=True); time.sleep(600)"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -86,7 +94,7 @@ def test_unhealthy_leftovers_are_replaced(tmp_path):
 
 
 def test_start_failure_includes_log_tail(tmp_path, monkeypatch):
-    import pipeline.stack as stack_mod
+    import pipeline.embedded.stack as stack_mod
 
     monkeypatch.setattr(
         stack_mod,

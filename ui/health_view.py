@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from pipeline.embedded.stack import rss_mb
 from pipeline.health import rules
-from pipeline.stack import rss_mb
 from ui import charts, data
 from ui import format as fmt
 

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import StackError as StackError  # told to a person by explain(); defined there
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -44,10 +46,6 @@ LOCK_FILE = "stack.lock"
 KAFKA = "kafka"
 MONGO = "mongodb"
 SERVERS = (KAFKA, MONGO)
-
-
-class StackError(RuntimeError):
-    """A server of the local stack could not be started or did not answer."""
 
 
 class StackBusy(StackError):

@@ -45,8 +45,8 @@ from collections.abc import Callable
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
 
-from . import bus
-from .config import Settings
+from .. import bus
+from ..config import Settings
 
 log = logging.getLogger(__name__)
 

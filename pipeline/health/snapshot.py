@@ -40,9 +40,9 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from .. import queries
 from ..config import Settings, mask_uri
+from ..embedded.stack import LocalStack, kafka_answers
 from ..errors import explain
 from ..markets.calendars import fixed_hours_reasons
-from ..stack import LocalStack, kafka_answers
 from ..store import Store
 from ..wiring import App
 

@@ -15,7 +15,7 @@ from typing import NotRequired, TypedDict
 
 from .. import bus
 from ..config import Settings, mask_uri
-from ..stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
+from ..embedded.stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
 
 log = logging.getLogger(__name__)
 

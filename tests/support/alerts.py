@@ -95,7 +95,7 @@ class Mailbox:
     def __init__(self, auth: tuple[str, str] | None = None):
         from aiosmtpd.controller import Controller
 
-        from pipeline.stack import free_port
+        from pipeline.embedded.stack import free_port
 
         self.messages = []
         outer = self

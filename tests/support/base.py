@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack
+from pipeline.embedded.stack import LocalStack
 from support import clock
 
 ROOT = Path(__file__).resolve().parents[2]

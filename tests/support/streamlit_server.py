@@ -12,7 +12,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.stack import free_port
+from pipeline.embedded.stack import free_port
 from support.base import ROOT
 
 LAPTOP = {"width": 1366, "height": 768}
