@@ -145,10 +145,16 @@ def cmd_consume(args, settings: Settings) -> int:
 
 
 def cmd_status(args, settings: Settings) -> int:
+    from .health.rules import BADGES
     from .health.status import collect
 
     result = collect(settings)
-    _print(result, args.json)
+    if args.json:
+        _print(result, True)
+    else:
+        _print({k: v for k, v in result.items() if k != "verdicts"}, False)
+        for v in result.get("verdicts", []):  # as the Health page's component table shows them
+            print(f"{v['component']:>14}: {BADGES[v['level']]}  {v['reason']}")
     return 0 if result["kafka"]["ok"] and result["mongo"]["ok"] else 1
 
 

@@ -102,6 +102,12 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
         assert set(out["pids"]) == {"kafka", "mongodb", "app"} and out["pids"]["app"] == app.pid
         state = json.loads((tmp_path / "stack.json").read_text())
         assert out["pids"]["kafka"] == state["servers"]["kafka"]["pid"]  # the same servers, not new ones
+        # the Health page's verdicts, by its own rules, for what the CLI can see
+        assert [(v["component"], v["level"]) for v in out["verdicts"]] == [
+            ("Kafka", "OK"),
+            ("MongoDB", "OK"),
+            ("Local stack", "OK"),
+        ]
     finally:
         app.stdin.write("\n")
         app.stdin.flush()
@@ -115,7 +121,13 @@ def test_status_cli_reads_the_running_apps_embedded_stack(tmp_path):
         timeout=60,
     )
     assert result.returncode == 1
-    assert json.loads(result.stdout)["kafka"]["ok"] is False
+    gone = json.loads(result.stdout)
+    assert gone["kafka"]["ok"] is False
+    assert {v["component"]: v["level"] for v in gone["verdicts"]} == {
+        "Kafka": "ERR",
+        "MongoDB": "ERR",
+        "Local stack": "ERR",
+    }
 
 
 def test_start_warms_the_calendars_of_the_watchlists_markets(settings, store):

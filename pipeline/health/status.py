@@ -16,6 +16,8 @@ from typing import NotRequired, TypedDict
 from .. import bus
 from ..config import Settings, mask_uri
 from ..embedded.stack import KAFKA, MONGO, LocalStack, kafka_answers, pid_alive
+from . import rules
+from .snapshot import Health
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,36 @@ class StatusReport(TypedDict):
     lag_by_partition: dict[str, int]  # partition number as text -> lag
     errors: list[str]
     pid: NotRequired[int]  # this process; set by collect() before returning
+    verdicts: NotRequired[list[Verdict]]  # set by collect(): the Health page's rules on what it saw
+
+
+class Verdict(TypedDict):
+    """One component's status as the Health page's rules (``rules``) give it."""
+
+    component: str
+    level: str  # OK | WARN | STOP | STALL | ERR
+    reason: str
+
+
+def verdicts(report: StatusReport) -> list[Verdict]:
+    """The Health page's verdicts for what a process outside the app can see: Kafka, MongoDB and, in
+    embedded mode, the local servers, by the same rule functions (``rules.kafka``, ``rules.mongo``,
+    ``rules.stack``) applied to a snapshot built from ``report``. The producer, consumer and bar
+    builder rules need the running app's history and stay on the page."""
+    health: Health = {
+        "mode": report["mode"],
+        "kafka": {"bootstrap": report["kafka"]["bootstrap"], "ok": report["kafka"]["ok"], "version": None},
+        "mongo": {"uri": report["mongo"]["uri"], "ok": report["mongo"]["ok"], "version": None},
+        "stack": [{"name": name, "alive": True} for name in report["pids"] if name in (KAFKA, MONGO)],
+        "restarts": {},
+    }
+    if not report["mongo"]["ok"]:
+        failed = [e for e in report["errors"] if e.startswith("mongodb")]
+        health["mongo"]["error"] = failed[0] if failed else "does not answer"
+    if report["mode"] == "embedded":
+        health["stack"] += [{"name": n, "alive": False} for n in (KAFKA, MONGO) if n not in report["pids"]]
+    found = [rules.kafka(health), rules.mongo(health), rules.stack(health)]
+    return [{"component": v.component, "level": v.level, "reason": v.reason} for v in found if v is not None]
 
 
 def endpoints(settings: Settings) -> tuple[str | None, str | None, dict[str, int]]:
@@ -122,4 +154,5 @@ def collect(settings: Settings) -> StatusReport:
         finally:
             store.close()
     out["pid"] = os.getpid()
+    out["verdicts"] = verdicts(out)
     return out
