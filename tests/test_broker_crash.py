@@ -18,7 +18,7 @@ from support.pipeline import Background, kill_server, log_end, make_events, stor
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
 from pipeline.embedded.stack import KAFKA, LocalStack, Supervisor
-from pipeline.producer import Publisher
+from pipeline.publisher import Publisher
 from pipeline.store import Store
 
 BURST = 20_000

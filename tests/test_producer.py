@@ -10,7 +10,7 @@ from support.pipeline import make_events, read_topic, wait_for, wait_quiet
 
 from pipeline import bus
 from pipeline.embedded.stack import KAFKA, LocalStack
-from pipeline.producer import Publisher
+from pipeline.publisher import Publisher
 from pipeline.runtime import Runtime
 from pipeline.watchlist import WatchlistError
 
@@ -85,7 +85,7 @@ def test_watchlist_changes_reach_the_running_producer(running):
     assert (entry.symbol, entry.exchange, entry.currency) == ("VOD.L", "London Stock Exchange", "GBp")
     # backfill through Kafka, progress visible in health
     wait_for(
-        # "backfills" is in the snapshot only when MongoDB answered its reads (pipeline.health.Health)
+        # "backfills" is in the snapshot only when MongoDB answered its reads (pipeline.health.snapshot.Health)
         lambda: any(
             b["symbol"] == "VOD.L" and b["status"] == "done" for b in running.health().get("backfills", [])
         ),

@@ -18,7 +18,7 @@ workaround]`` or ``[embedded-db workaround]`` in the code (grep ``embedded-``), 
   JoinGroup when a second member's request reaches it as the first member's initial join delay
   (~300 ms) ends (6 of 7 pairs started 310-320 ms apart got no answer within 120 s); a static member
   (KIP-345) re-opened after ``JOIN_STUCK_S`` sends a fresh JoinGroup that completes the round.
-- ``consumer._rewind`` and ``producer.Publisher``'s replay buffer (broker): noida-db saves its log 1-2 s
+- ``consumer._rewind`` and ``publisher.Publisher``'s replay buffer (broker): noida-db saves its log 1-2 s
   after a change, so a restart can bring back a shorter log than what was acknowledged and committed;
   the publisher re-publishes acknowledged records from a 10 s buffer and the consumer rewinds to the
   last stored time instead of skipping (both also cover a real Kafka's unclean leader election or a
