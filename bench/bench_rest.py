@@ -50,7 +50,8 @@ MORE = (
 
 def use_before() -> None:
     """Put back the periods and waits of the code before issue 20 (the baseline only)."""
-    from pipeline import consumer, health
+    from pipeline import consumer
+    from pipeline.health import snapshot as health
 
     health.REFRESH_S = 1.0
     health.IDLE_REFRESH_S = 1.0  # every second whether or not a page reads health

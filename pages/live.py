@@ -199,9 +199,10 @@ def live_view(
     charted = [focus] if view == "Candles" and focus else symbols
     max_points = charts.live_point_cap(indicators, series=len(charted), candles=view == "Candles")
     with page.sentences("loading live prices"):
-        # bars before the window for the slowest *registered* indicator, whichever are chosen: the
-        # recursive ones (EMA, RSI) then start from the same settled seed as with every one chosen
-        result = data.live_bars(key, tuple(charted), interval, window_s, warmup(INDICATORS), max_points)
+        # with any indicator chosen, bars before the window for the slowest *registered* one: the
+        # recursive ones (EMA, RSI) then start from the same settled seed whichever are chosen
+        before = warmup(INDICATORS) if indicators else 0
+        result = data.live_bars(key, tuple(charted), interval, window_s, before, max_points)
         quotes = data.quotes(key, tuple(symbols))
     metrics_row(quotes, charted if view == "Candles" else symbols)
     market_badges(charted if view == "Candles" else symbols)

@@ -342,7 +342,7 @@ class BarBuilder:
         # server saturated at 50 symbols on a 1 s poll, issue 20)
         levels: dict[str, dict[datetime, dict]] = {MINUTE.name: minutes}
         fresh = minutes
-        for level in (INTERVALS["5m"], HOUR):  # the intraday roll-ups; the day is rebuilt below
+        for level in [r for r in ROLLUPS if r is not DAY]:  # the intraday roll-ups; the day below
             start, end = level.floor(start), level.floor(end - MINUTE.span) + level.span
             parents = {
                 to_utc(d["ts"]): d

@@ -231,9 +231,10 @@ class PriceConsumer:
             with self._acked_lock:
                 for partition, end in ends.items():
                     held = self._acked.get(partition)
-                    # a new end restarts the wait; the same end does not (a log that lost records which
-                    # will never come must not be awaited for ever); a lower one means the log regressed
-                    if held is None or end != held[0]:
+                    # a higher end restarts the wait; the same or a lower one does not (acknowledgements
+                    # of two threads can arrive out of order, and a log that lost records which will
+                    # never come must not be awaited for ever: AWAIT_ACKED_S bounds it)
+                    if held is None or end > held[0]:
                         self._acked[partition] = (end, now)
         self._wake.set()
 
@@ -466,6 +467,7 @@ class PriceConsumer:
         self.kafka = bus.consumer(
             self._bootstrap, self.settings, self.group, [self.settings.topic_prices], **self._consumer_options
         )
+        self._seen = {}  # the new client starts from the committed offsets, as in _open()
 
     # [embedded-broker workaround] a restarted noida-db can return a shorter log (pipeline.embedded)
     def _rewind(self, out_of_range: dict[TopicPartition, int]) -> None:

@@ -8,14 +8,6 @@ importing each other (they formed the project's one import cycle).
 
 from __future__ import annotations
 
-from pymongo.errors import (
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-)
-
 
 class StackError(RuntimeError):
     """A server of the local (embedded) stack could not be started or did not answer."""
@@ -27,7 +19,16 @@ class ConfigError(ValueError):
 
 def explain(exc: BaseException) -> str:
     """Turn an exception into a sentence for a person (details stay in the log)."""
-    from kafka.errors import KafkaError  # here: a page that only explains errors never loads kafka
+    # here, not at the top: config imports this module for ConfigError, and a `python -m pipeline`
+    # command that never talks to a server must not load the client libraries
+    from kafka.errors import KafkaError
+    from pymongo.errors import (
+        ConnectionFailure,
+        ExecutionTimeout,
+        NetworkTimeout,
+        PyMongoError,
+        ServerSelectionTimeoutError,
+    )
 
     if isinstance(exc, (StackError, ConfigError)):
         return str(exc)

@@ -1,7 +1,8 @@
 """Durations and instants as text, the same in the pages (``ui.format`` re-exports these) and in the
-command line (``python -m pipeline status``).
+health rules (``pipeline.health.rules``, which the command line runs too).
 
-Guarantees: every function accepts ``None`` (and ``age`` NaN) and returns "–" for it instead of raising;
+Guarantees: every formatting function accepts ``None`` (and ``age`` NaN) and returns "–" for it
+instead of raising (``missing`` says whether a value is None or NaN);
 ``age`` rounds down to whole seconds, minutes, hours or days; epochs are seconds since 1970 (UTC).
 """
 

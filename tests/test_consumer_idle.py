@@ -121,11 +121,13 @@ def test_records_that_never_come_are_awaited_at_most_await_acked_s(monkeypatch):
     )
     c.wake({7: 4})  # partition 7 is another member's
     assert not c._awaiting()
-    c.wake({0: 10})
+    c.wake({0: 10, 7: 4})  # one publish acknowledged on this member's partition and another's
     assert c._awaiting()
     for _ in range(3):  # acknowledgements keep coming for an end the log no longer reaches
         now[0] += AWAIT_ACKED_S / 2
         c.wake({0: 10})
     assert not c._awaiting() and c._acked == {}
-    c.wake({0: 11})  # a new end: awaited again
+    c.wake({0: 11})  # a higher end: awaited again
     assert c._awaiting()
+    c.wake({0: 9})  # a late, lower acknowledgement (another thread's) changes nothing
+    assert c._acked[0][0] == 11

@@ -6,7 +6,8 @@ many bars it needs before it has a value (``lookback``), how it computes its val
 value is drawn (``Trace``: label, colour, width, dash, fill, hover format). The formulas live in
 ``pipeline/analytics.py``; ``compute`` only calls them. ``ui.charts.candles`` draws every chosen
 entry, ``ui.charts.bytes_per_point`` sizes a chart by their traces and the Live page fetches
-``warmup(chosen)`` bars before its window, so a new indicator is one entry here plus its formula and
+``warmup(INDICATORS)`` bars before its window when any is chosen (the slowest registered one's, so the
+recursive ones start from the same settled seed whichever are chosen), so a new indicator is one entry here plus its formula and
 ``tests/test_indicators.py`` covers it without edits.
 
 Guarantees:
@@ -35,7 +36,7 @@ from pipeline import analytics
 Placement = Literal["overlay", "panel"]
 #: bars -> one Series per ``Trace.key``
 Compute = Callable[[pd.DataFrame], dict[str, pd.Series]]
-#: Bars the Live page fetches before its window beyond the slowest chosen lookback: its first visible
+#: Bars the Live page fetches before its window beyond the slowest lookback: its first visible
 #: bar sits one interval before the window start, and a bar may be missing (a minute without a trade).
 #: With MACD (lookback 33) this is the 40 bars the page has always fetched.
 WARMUP_SPARE = 7

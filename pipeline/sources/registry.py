@@ -38,14 +38,13 @@ class SourceSpec:
     """One market-data source.
 
     ``build(settings, last_prices, budget)`` returns a ready ``Source`` (raises ``ConfigError`` when a
-    setting it needs is missing); ``title`` is its name for people; ``trades_outside_hours(sim_hours)``
+    setting it needs is missing); ``trades_outside_hours(sim_hours)``
     (given ``STOCKMON_SIM_HOURS``) is True when its prices move whatever the exchange's hours (the
     simulator unless that setting is ``calendar``); ``extended_hours`` is True when it serves pre-market and
     after-hours prices for US listings (Yahoo's chart API), so those windows are named in a status;
     ``known_names()`` (optional) gives the display names of the symbols it models without I/O."""
 
     name: str
-    title: str
     build: Callable[[Settings, LastPrices | None, RequestBudget | None], Source]
     trades_outside_hours: Callable[[str], bool] = lambda sim_hours: False
     extended_hours: bool = False
@@ -127,22 +126,16 @@ REGISTRY: dict[str, SourceSpec] = {
     for spec in (
         SourceSpec(
             "simulated",
-            "Simulator (offline)",
             _simulated,
             trades_outside_hours=lambda sim_hours: sim_hours != "calendar",
             known_names=_simulated_names,
         ),
-        SourceSpec("yfinance", "Yahoo Finance", _yahoo("yfinance"), extended_hours=True),
-        SourceSpec("yahoo_stream", "Yahoo Finance (streamer)", _yahoo("yahoo_stream")),
-        SourceSpec("alpha_vantage", "Alpha Vantage", _alpha_vantage),
-        SourceSpec("csv", "CSV replay", _csv),
+        SourceSpec("yfinance", _yahoo("yfinance"), extended_hours=True),
+        SourceSpec("yahoo_stream", _yahoo("yahoo_stream")),
+        SourceSpec("alpha_vantage", _alpha_vantage),
+        SourceSpec("csv", _csv),
     )
 }
-
-
-def spec(name: str) -> SourceSpec | None:
-    """The registered source called ``name``, or None for a name no source has (old data)."""
-    return REGISTRY.get(name)
 
 
 def trades_outside_hours(name: str, sim_hours: str = "always") -> bool:
