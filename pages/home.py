@@ -10,6 +10,7 @@ import streamlit as st
 
 from pipeline.health import rules as status
 from pipeline.markets import fx
+from pipeline.sources.registry import outside_hours_note
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
 from ui import format as fmt
@@ -183,6 +184,11 @@ def glance(in_base: bool) -> None:
             ),
         },
     )
+    note = outside_hours_note(
+        ((e.symbol, e.source) for e in entries), datetime.now(UTC), runtime.settings.sim_hours
+    )
+    if note:  # the Market column tells the exchange's real state; say once why prices still move
+        st.caption(note)
     if (table["Status"] == "⚪ no data yet").all() and runtime.state != "running":
         st.caption("No prices yet: start the pipeline above and they arrive within seconds.")
     else:

@@ -16,7 +16,7 @@ from pipeline.intervals import INTERVALS
 from pipeline.markets import currency
 from pipeline.markets.calendars import market_for
 from pipeline.queries import LIVE_INTERVALS
-from pipeline.sources.registry import symbol_status, trades_outside_hours
+from pipeline.sources.registry import outside_hours_note, symbol_status, trades_outside_hours
 from ui import auth, charts, data, page, tables
 from ui import format as fmt
 from ui import markets as market_text
@@ -135,9 +135,13 @@ def market_badges(shown: list[str]) -> None:
         entry = by_symbol.get(symbol)
         market = tables.entry_market(entry) if entry is not None else market_for(symbol)
         source = entry.source if entry is not None else ""
-        st_ = symbol_status(symbol, now, source, market, runtime.settings.sim_hours)
+        st_ = symbol_status(symbol, now, source, market)
         badges.append(f"**{symbol}** {market_text.badge(st_, viewer)}")
     st.caption(" · ".join(badges))
+    pairs = [(s, by_symbol[s].source if s in by_symbol else "") for s in shown]
+    note = outside_hours_note(pairs, now, runtime.settings.sim_hours)
+    if note:  # the badges tell the exchanges' real state; say once why prices still move
+        st.caption(note)
 
 
 def metrics_row(quotes, shown: list[str]) -> None:

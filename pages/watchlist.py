@@ -14,7 +14,7 @@ import streamlit as st
 
 from pipeline.config import SOURCES
 from pipeline.csvfile import decode
-from pipeline.sources.registry import symbol_status
+from pipeline.sources.registry import outside_hours_note, symbol_status
 from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page, tables
 from ui import format as fmt
@@ -79,12 +79,15 @@ pending = st.session_state.setdefault("wl_pending", [])
 now = datetime.now(UTC)
 markets = {
     e.symbol: market_text.badge(
-        symbol_status(e.symbol, now, e.source, tables.entry_market(e), settings.sim_hours),
+        symbol_status(e.symbol, now, e.source, tables.entry_market(e)),
         page.viewer_timezone(),
     )
     for e in entries
 }
 shown = edit.frame(entries, backfills, pending, markets)
+note = outside_hours_note(((e.symbol, e.source) for e in entries), now, settings.sim_hours)
+if note:  # the market column tells the exchange's real state; say once why prices still move
+    st.caption(note)
 version = st.session_state.setdefault("wl_version", 0)
 editor_key = f"wl_editor_{version}"
 

@@ -20,9 +20,7 @@ SYMBOLS = {"AAPL": "USD", "7203.T": "JPY", "VOD.L": "GBP", "SAP.DE": "EUR", "BTC
 
 
 def expected_states(now: datetime) -> dict[str, str]:
-    return {
-        s: market_text.short(symbol_status(s, now, "simulated", market_for(s), "calendar")) for s in SYMBOLS
-    }
+    return {s: market_text.short(symbol_status(s, now, "simulated", market_for(s))) for s in SYMBOLS}
 
 
 def test_five_markets_status_and_currency_on_home_and_session_dates_on_history(

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from support.base import ROOT, drop_database
-from support.pages import MONGO_DOWN, app, assert_clean, configure, seeded_store, texts
+from support.pages import (
+    MONGO_DOWN,
+    app,
+    assert_clean,
+    configure,
+    exchange_open,
+    market_icons,
+    seeded_store,
+    texts,
+)
 
 from pipeline.config import Settings
 from pipeline.store import Store
@@ -27,7 +36,9 @@ def seeded(stack, tmp_path, app_env, monkeypatch):
 
 def test_home_watchlist_at_a_glance(seeded):
     _, _, frame = seeded
+    before = datetime.now(UTC)
     at = app("home").run()
+    after = datetime.now(UTC)
     assert_clean(at)
     table = at.dataframe[0].value
     assert table["Symbol"].tolist() == ["AAPL", "MSFT", "NODATA"]
@@ -38,7 +49,11 @@ def test_home_watchlist_at_a_glance(seeded):
     assert " – " in aapl["Day range"]
     assert table.iloc[2]["Status"] == "⚪ no data yet"
     assert pd.isna(table.iloc[2]["Last"])
-    assert aapl["Market"] == "🟢 open 24/7"  # the simulator trades around the clock by default
+    # the exchange's real state (issue 22: the simulator's prices move around the clock, NYSE does not)
+    assert "24/7" not in aapl["Market"] and aapl["Market"].split()[0] in market_icons("AAPL", before, after)
+    nyse_open = exchange_open("AAPL", before, after)
+    if nyse_open is not None:  # said once, and only while NYSE is closed
+        assert (texts(at).count("Simulated prices: NYSE/NASDAQ is closed") == 1) is (not nyse_open)
 
 
 def test_home_empty_watchlist_points_to_the_watchlist_page(stack, tmp_path, app_env, monkeypatch):

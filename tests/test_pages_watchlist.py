@@ -1,11 +1,12 @@
 """Watchlist page through AppTest: editor edits (add, duplicate, bad format, unknown ticker, fix a
 pending row, delete, disable), backfill progress, import/export, demo mode, empty and MongoDB down."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support.base import drop_database
-from support.pages import MONGO_DOWN, app, assert_clean, configure, plain, texts
+from support.pages import MONGO_DOWN, app, assert_clean, configure, exchange_open, market_icons, plain, texts
 
 from pipeline.store import Store
 from pipeline.watchlist import Watchlist
@@ -53,13 +54,19 @@ def test_watchlist_shows_entries_and_backfill_progress(seeded):
             "published": 1234,
         }
     )
+    before = datetime.now(UTC)
     at = app("watchlist").run()
+    after = datetime.now(UTC)
     assert_clean(at)
     table = at.data_editor[0].value
     assert table["symbol"].tolist() == ["AAPL", "MSFT", "GOOG"]
     assert table.set_index("symbol").loc["MSFT", "backfill"] == 25.0
     assert "backfilling (1/4)" in table.set_index("symbol").loc["MSFT", "status"]
-    assert table.set_index("symbol").loc["AAPL", "market"] == "🟢 open 24/7"  # simulated: around the clock
+    market = table.set_index("symbol").loc["AAPL", "market"]  # NYSE's real state, not "open 24/7"
+    assert "24/7" not in market and market.split()[0] in market_icons("AAPL", before, after)
+    nyse_open = exchange_open("AAPL", before, after)
+    if nyse_open is not None:  # the simulator's prices move anyway: said once, while NYSE is closed
+        assert (texts(at).count("Simulated prices: NYSE/NASDAQ is closed") == 1) is (not nyse_open)
     (bar,) = at.get("progress")
     assert bar.value == 25 and "MSFT" in bar.text and "1,234 bars sent" in bar.text
     assert at.data_editor[0].editing_mode == "dynamic"

@@ -32,7 +32,7 @@ import pandas as pd
 from pipeline.markets import fx
 from pipeline.markets.calendars import Market, MarketStatus, market_for
 from pipeline.markets.currency import ISO, major, major_code, money
-from pipeline.sources.registry import symbol_status
+from pipeline.sources.registry import prices_move, symbol_status, trades_outside_hours
 from ui import format as fmt
 from ui import markets as market_text
 
@@ -83,16 +83,19 @@ def entry_market(entry) -> Market:
 
 
 def market_open(symbol: str, source: str, now: datetime, sim_hours: str = "always") -> bool:
-    """Regular trading at ``now`` (a new price is expected)."""
-    return symbol_status(symbol, now, source, sim_hours=sim_hours).is_open
+    """A new price is expected at ``now``: its exchange trades, or its source trades around the clock."""
+    return prices_move(source, symbol_status(symbol, now, source), sim_hours)
 
 
 def last_session_start(
     symbol: str, source: str, now: datetime, market: Market | None = None, sim_hours: str = "always"
 ) -> datetime | None:
     """UTC open of the latest regular session of ``symbol``'s market that has begun by ``now``
-    (aware UTC), holidays skipped; None for markets without sessions (24/7, FX, the simulator)."""
-    st = symbol_status(symbol, now, source, market, sim_hours)
+    (aware UTC), holidays skipped; None for markets without sessions (24/7, FX) and for a source
+    that trades around the clock (the simulator by default)."""
+    if trades_outside_hours(source, sim_hours):
+        return None
+    st = symbol_status(symbol, now, source, market)
     return st.opened
 
 
@@ -114,19 +117,20 @@ def status(
         return "⏸️ disabled"
     if age_s is None or (isinstance(age_s, float) and math.isnan(age_s)):
         return "⚪ no data yet"
-    st = market_status or symbol_status(symbol, now, source, market, sim_hours)
+    st = market_status or symbol_status(symbol, now, source, market)
     as_of = now - timedelta(seconds=float(age_s))
     grace = timedelta(seconds=stale_after(poll_seconds))
-    if st.opened is not None:
+    around_the_clock = trades_outside_hours(source, sim_hours)  # sessions say nothing of its prices
+    if st.opened is not None and not around_the_clock:
         expected = st.opened
         if now - expected < grace and st.state in ("open", "break"):
             # the session has just begun: the previous one is the one that must have prices
-            previous = symbol_status(symbol, expected - timedelta(seconds=1), source, market, sim_hours)
+            previous = symbol_status(symbol, expected - timedelta(seconds=1), source, market)
             expected = previous.opened or expected
         if as_of < expected and now - expected >= grace:
             local = as_of.astimezone(ZoneInfo(st.timezone))
             return f"🟠 stale ({local.date().isoformat()})"
-    if not st.is_open:
+    if not prices_move(source, st, sim_hours):
         return market_text.short(st)
     if age_s > stale_after(poll_seconds):
         return f"🟠 stale ({fmt.age(age_s)})"
@@ -167,7 +171,7 @@ def watchlist_glance(
         last, age_s = q.get("last"), q.get("age_s")
         low, high = q.get("day_low"), q.get("day_high")
         market = entry_market(e)
-        st = symbol_status(e.symbol, now, e.source, market, sim_hours)
+        st = symbol_status(e.symbol, now, e.source, market)
         code = market.currency
         digits = 4 if e.symbol.endswith("=X") else None
         unit = major_code(code) or f"{code} (unit unknown)"

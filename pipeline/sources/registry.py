@@ -17,12 +17,12 @@ does it for data providers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..markets.calendars import Market, MarketStatus, market_for, market_status, session_date
+from ..markets.calendars import Market, MarketStatus, market_for, market_status
 
 if TYPE_CHECKING:  # the settings module imports this registry for the names
     from ..config import Settings
@@ -145,17 +145,42 @@ def trades_outside_hours(name: str, sim_hours: str = "always") -> bool:
     return found is not None and found.trades_outside_hours(sim_hours)
 
 
-def symbol_status(
-    symbol: str, at: datetime, source: str = "", market: Market | None = None, sim_hours: str = "always"
-) -> MarketStatus:
-    """``market_status`` of a watchlist symbol as its ``source`` delivers it: a source that trades
-    outside the exchange's hours (``trades_outside_hours``) is "24/7"; one that serves extended hours
-    (``extended_hours``) names the pre-market and after-hours windows. ``market`` (from the provider's
-    metadata) defaults to ``market_for(symbol)``; ``at`` is aware."""
+def symbol_status(symbol: str, at: datetime, source: str = "", market: Market | None = None) -> MarketStatus:
+    """The exchange's real state at ``at`` (aware) for a watchlist symbol, whatever its source: a
+    source that trades outside the exchange's hours (the simulator by default) does not make a closed
+    exchange "open" (pages say that once, ``outside_hours_note``); a source that serves extended hours
+    (``extended_hours``) has the pre-market and after-hours windows named. ``market`` (from the
+    provider's metadata) defaults to ``market_for(symbol)``."""
     market = market or market_for(symbol)
     found = REGISTRY.get(source)
-    if found is not None and found.trades_outside_hours(sim_hours):
-        return MarketStatus(
-            "24/7", at.astimezone(UTC), market.timezone, session=session_date(at, market.timezone)
-        )
     return market_status(market, at, extended=found is not None and found.extended_hours)
+
+
+def prices_move(source: str, status: MarketStatus, sim_hours: str = "always") -> bool:
+    """True when a new price from ``source`` is expected now: its exchange is open (``status``), or
+    the source trades outside the exchange's hours (``trades_outside_hours``)."""
+    return status.is_open or trades_outside_hours(source, sim_hours)
+
+
+def outside_hours_note(
+    entries: Iterable[tuple[str, str]], at: datetime, sim_hours: str = "always"
+) -> str | None:
+    """One plain sentence for a page when a source keeps prices moving while their exchange is not
+    open, e.g. "Simulated prices: NYSE is closed; the simulator keeps prices moving outside its
+    hours."; None when no (symbol, source) of ``entries`` is in that case. ``at`` is aware."""
+    closed: dict[str, None] = {}
+    for symbol, source in entries:
+        if not trades_outside_hours(source, sim_hours):
+            continue
+        market = market_for(symbol)
+        if not market.always_open and not market_status(market, at).is_open:
+            closed[market.exchange] = None
+    if not closed:
+        return None
+    names = list(closed)
+    where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is" if len(names) == 1 else "are"
+    return (
+        f"Simulated prices: {where} {verb} closed; the simulator keeps prices moving outside "
+        "exchange hours (STOCKMON_SIM_HOURS=calendar follows the real sessions)."
+    )

@@ -107,3 +107,20 @@ def plain(markdown: str) -> str:
         at = m.end()
     out.append(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown[at:]))
     return "".join(out).replace("  \n", "\n").replace("&#32;", " ")
+
+
+def market_icons(symbol: str, *instants) -> set[str]:
+    """The icons the pages give ``symbol``'s exchange at each aware instant, from its real calendar
+    (a test takes one instant before and one after its run, so a session opening in between is no flake)."""
+    from pipeline.markets.calendars import market_for, market_status
+    from ui import markets as market_text
+
+    return {market_text.badge(market_status(market_for(symbol), t)).split()[0] for t in instants}
+
+
+def exchange_open(symbol: str, *instants) -> bool | None:
+    """True if ``symbol``'s exchange is open at every instant, False if at none, None if it changed."""
+    from pipeline.markets.calendars import market_for, market_status
+
+    states = {market_status(market_for(symbol), t).is_open for t in instants}
+    return states.pop() if len(states) == 1 else None
