@@ -57,15 +57,45 @@ def compute_now() -> None:
         st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Home page.")
 
 
+def job_progress() -> str | None:
+    """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols, else None."""
+    job = runtime.pipeline.forecasts if runtime.producing else None
+    snap = job.snapshot() if job is not None else {}
+    current, waiting = snap.get("current"), [s for s in snap.get("waiting") or [] if s != snap.get("current")]
+    if not current and not waiting:
+        return None
+    queue = ([current] if current else []) + waiting
+    where = (
+        f"{symbol} is {queue.index(symbol) + 1} of {len(queue)}"
+        if symbol in queue
+        else f"{len(queue)} symbol{'s' if len(queue) != 1 else ''} in line"
+    )
+    now = f"computing {current}" if current else "waiting for the stored daily history"
+    return f"Forecasts are being computed after the backfill: {now}; {where}. This page draws the chart when it is ready."
+
+
+def until_stored() -> None:
+    """No forecast yet: say what the job is doing and look again every 2 s; draw once it is stored."""
+    with page.sentences("reading the stored forecast"):
+        if queries.latest_forecast(data.store(), symbol, settings) is not None:
+            st.rerun()
+    progress = job_progress()
+    if progress:
+        st.info(progress, icon="⏳")
+    else:
+        st.info(
+            f"No forecast is stored for {symbol} yet. The forecast job runs when a symbol's history is "
+            f"backfilled and after each exchange's close, for symbols with at least {MIN_SESSIONS} daily "
+            "sessions."
+        )
+
+
 settings = settings_hash()
 with page.sentences("reading the stored forecast"):
     store = data.store()
     doc = queries.latest_forecast(store, symbol, settings)
 if doc is None:
-    st.info(
-        f"No forecast is stored for {symbol} yet. The forecast job runs after each exchange's close for "
-        f"symbols with at least {MIN_SESSIONS} daily sessions."
-    )
+    st.fragment(run_every=2)(until_stored)()
     st.button("Compute now", on_click=compute_now)
     st.stop()
 if doc.get("status") != "ok":

@@ -150,6 +150,9 @@ class Producer:
         self._running_jobs = 0
         self._jobs_idle = threading.Condition()
         self._stopping = threading.Event()
+        #: Called with the symbol when a backfill finished with status "done" (the app wires its
+        #: forecast job here: a first start shows forecasts as soon as the history is stored).
+        self.on_backfilled: Callable[[str], None] | None = None
         self._paused = False  # guarded by _jobs_idle, like _busy
         self._busy = 0  # fetches and backfill chunks under way (see _step)
         self.poll_intervals: dict[str, dict] = {}
@@ -465,6 +468,8 @@ class Producer:
                 finished_at=utcnow(),
                 error="; ".join(sorted(set(errors)))[:500] or None,
             )
+            if status == "done" and self.on_backfilled is not None:
+                self.on_backfilled(symbol)
         except Exception as exc:
             log.exception("backfill of %s failed", symbol)
             record(symbol, status="failed", error=str(exc)[:500], finished_at=utcnow())

@@ -219,6 +219,7 @@ class App:
         self.producer.start()
         if self.forecasts is not None:
             self.forecasts.attach(self.producer.scheduler, self.producer._tracked)
+            self.producer.on_backfilled = self.forecasts.backfilled
         self.heartbeat.start()
         return self
 

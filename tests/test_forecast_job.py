@@ -143,3 +143,46 @@ def test_a_run_stops_between_symbols_when_the_scheduler_pauses(store):
         assert job.run()["done"] == 2
     finally:
         scheduler.shutdown(wait=True)
+
+
+def test_a_backfilled_symbol_is_forecast_once_its_history_is_stored_newest_first(store, monkeypatch):
+    """Issue 22: a first start shows forecasts without waiting for the periodic check. The job waits
+    for the consumer to store the history (here: inserted after the backfill said done), then takes
+    the newest backfill first; a history still short after BACKFILL_WAIT_S gets its sentence."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from support.pipeline import wait_for
+
+    from pipeline.forecast import job as job_module
+
+    closes, dates = trend_season()
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        entries = [Entry("OLD"), Entry("NEW"), Entry("SHORT")]
+        job = ForecastJob(store, lambda: entries, clock=lambda: LATER).attach(scheduler)
+        order: list[str] = []
+        compute = job.compute
+
+        def recorded(s, *a, **k):  # one real fit (NEW) is proof enough; OLD's order is what counts
+            order.append(s)
+            return compute(s, *a, **k) if s == "NEW" else "ok"
+
+        monkeypatch.setattr(job, "compute", recorded)
+        job.backfilled("OLD")
+        job.backfilled("NEW")  # finished later: forecast first
+        assert job.snapshot()["waiting"] == ["NEW", "OLD"]  # nothing stored yet: both wait
+        store.bars.insert_many(bar_docs("OLD", closes, dates))
+        store.bars.insert_many(bar_docs("NEW", closes, dates))
+        wait_for(
+            lambda: order == ["NEW", "OLD"] and not job.snapshot()["running"], 300, what="both forecasts"
+        )
+        assert job.snapshot()["waiting"] == []
+        assert queries.latest_forecast(store, "NEW", job.settings)["status"] == "ok"
+        monkeypatch.setattr(job_module, "BACKFILL_WAIT_S", 0.0)  # a history that never grows
+        store.bars.insert_many(bar_docs("SHORT", closes[:40], dates[:40]))
+        job.backfilled("SHORT")
+        monkeypatch.setattr(job, "compute", compute)
+        wait_for(lambda: queries.latest_forecast(store, "SHORT", job.settings), 60, what="the short sentence")
+        assert queries.latest_forecast(store, "SHORT", job.settings)["status"] == "short"
+    finally:
+        scheduler.shutdown(wait=True)

@@ -86,3 +86,15 @@ def test_short_history_says_how_many_sessions(seeded):
     at = app("forecast", query={"symbol": "TINY"}).run()
     assert_clean(at)
     assert "TINY has 100 stored daily sessions; forecasts need at least 250." in texts(at)
+
+
+def test_a_symbol_without_a_forecast_says_when_one_comes(stack, tmp_path, app_env, monkeypatch):
+    """Before the job has stored anything (the pipeline not started here): a sentence saying when
+    forecasts are computed, and the button to compute one now; no chart, no error."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["AAPL"]):
+        at = app("forecast", query={"symbol": "AAPL"}).run()
+        assert_clean(at)
+        assert "No forecast is stored for AAPL yet." in texts(at)
+        assert "when a symbol's history is backfilled" in texts(at)
+        assert [b.label for b in at.button] == ["Compute now"] and not plotly_specs(at)

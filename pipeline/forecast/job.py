@@ -14,8 +14,14 @@ Guarantees:
   exchange. ``request`` runs the given symbols now, on the same scheduler. A symbol that fails is
   counted with its reason; the others go on. A run stops between symbols once its scheduler is
   paused or stopping (one symbol takes seconds), so it never holds up the producer's stop.
-- ``snapshot()`` (for Pipeline health): last run (epoch s), its duration (s), symbols done, skipped
-  and failed with reasons, whether a run is going on. In memory, no I/O.
+- ``backfilled(symbol)`` (the producer calls it when a symbol's backfill is done) forecasts that
+  symbol as soon as the consumer has stored at least ``MIN_SESSIONS`` of its daily sessions (looked
+  at every ``BACKFILL_RETRY_S``), newest backfill first, so a first start shows forecasts within
+  about a minute instead of after the next check. A history still short after ``BACKFILL_WAIT_S``
+  is taken as it is (the "short" sentence is stored).
+- ``snapshot()`` (for Pipeline health and the Forecast page): last run (epoch s), its duration (s),
+  symbols done, skipped and failed with reasons, whether a run is going on, the symbol being
+  computed (``current``) and the backfilled symbols waiting (``waiting``). In memory, no I/O.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ CHECK_SECONDS = 900
 FIRST_CHECK_SECONDS = 120  # after start: let the first backfills land before reading daily bars
 HISTORY_DAYS = 1100  # calendar days of daily bars read (about 750 sessions)
 MAX_SESSIONS = 750  # the newest sessions used (expanding-window backtests grow no further)
+#: After a symbol's backfill, how long the job waits for the consumer to store its daily history
+#: before it takes a short history as final, and how often it looks meanwhile (seconds).
+BACKFILL_WAIT_S = 120.0
+BACKFILL_RETRY_S = 5.0
 
 
 def completed_as_of(market: Market, now: datetime) -> date:
@@ -79,7 +89,11 @@ class ForecastJob:
             "failed": 0,
             "failures": {},
             "running": False,
+            "current": None,
         }
+        self._fresh: dict[str, float] = {}  # backfilled symbol -> when its backfill finished (monotonic s)
+        self._fresh_running = False
+        self._wake = threading.Event()
 
     # -- scheduling ---------------------------------------------------------------------------------
     def attach(self, scheduler, wrap: Callable[[Callable], Callable] = lambda f: f) -> ForecastJob:
@@ -108,6 +122,54 @@ class ForecastJob:
             id="forecast:now",
             replace_existing=True,  # a second click while one waits: one run
         )
+
+    def backfilled(self, symbol: str) -> None:
+        """``symbol``'s backfill is done: forecast it once its daily history is stored (see the module).
+        Thread-safe; returns at once (the work runs on the scheduler)."""
+        with self._lock:
+            self._fresh[symbol] = time.monotonic()
+            start = not self._fresh_running
+            self._fresh_running = True  # set here, so two backfills finishing together start one loop
+        self._wake.set()
+        scheduler = getattr(self, "_scheduler", None)
+        if start and scheduler is not None:
+            scheduler.add_job(self._wrap(self._run_fresh), id="forecast:backfilled", replace_existing=True)
+        elif start:
+            with self._lock:
+                self._fresh_running = False  # not attached (tests, batch jobs): the periodic check does it
+
+    def _run_fresh(self) -> None:
+        """Forecast the backfilled symbols whose daily history is stored, newest backfill first; look
+        again every ``BACKFILL_RETRY_S`` (or when another backfill finishes) while some still wait."""
+        try:
+            while not self._halted():
+                with self._lock:
+                    waiting = sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)
+                if not waiting:
+                    return
+                ready = []
+                for symbol, finished in waiting:
+                    stored = self.store.bars.count_documents({"symbol": symbol, "interval": "1d"})
+                    if stored >= MIN_SESSIONS or time.monotonic() - finished > BACKFILL_WAIT_S:
+                        ready.append(symbol)
+                if not ready:
+                    self._wake.clear()
+                    self._wake.wait(BACKFILL_RETRY_S)
+                    continue
+                symbol = ready[0]
+                with self._lock:
+                    self._fresh.pop(symbol, None)
+                self.run([symbol], force=False)
+        finally:
+            with self._lock:
+                self._fresh_running = False
+                again = bool(self._fresh) and not self._halted()
+            if again:  # a backfill finished between the last look and the end of the loop
+                with self._lock:
+                    self._fresh_running = True
+                self._scheduler.add_job(
+                    self._wrap(self._run_fresh), id="forecast:backfilled", replace_existing=True
+                )
 
     def _halted(self) -> bool:
         """The scheduler this job runs on is paused or shutting down (``Producer.stop`` pauses it
@@ -139,6 +201,8 @@ class ForecastJob:
             for entry in entries:
                 if self._halted():
                     break  # the producer is pausing or stopping: the rest waits for the next check
+                with self._lock:
+                    self.stats["current"] = entry.symbol
                 market = market_for(entry.symbol, getattr(entry, "timezone", None) or None)
                 as_of = completed_as_of(market, now)
                 try:
@@ -169,6 +233,7 @@ class ForecastJob:
                     failed=len(failures),
                     failures=failures,
                     running=False,
+                    current=None,
                 )
         return {
             "done": done,
@@ -224,4 +289,5 @@ class ForecastJob:
     def snapshot(self) -> dict:
         """The last run's tally for Pipeline health (see the module); no I/O."""
         with self._lock:
-            return {**self.stats, "failures": dict(self.stats["failures"])}
+            waiting = [s for s, _ in sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)]
+            return {**self.stats, "failures": dict(self.stats["failures"]), "waiting": waiting}
