@@ -80,6 +80,15 @@ def until_stored() -> None:
         if queries.latest_forecast(data.store(), symbol, settings) is not None:
             st.rerun()
     progress = job_progress()
+    filling = {b.get("symbol"): b.get("status") for b in data.backfills()}.get(symbol) in (
+        "queued",
+        "running",
+    )
+    if not progress and filling:
+        progress = (
+            f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the "
+            "daily sessions are stored. This page draws the chart when it is ready."
+        )
     if progress:
         st.info(progress, icon="⏳")
     else:
