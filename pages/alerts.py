@@ -378,7 +378,7 @@ with cols[0]:
     st.markdown("**In the app**")
     st.caption("A toast on every open page, and the list above.")
     if st.button("Send test", key="test_app", disabled=not allowed):
-        st.toast("**Alert** · Test alert from Stock Monitor", icon="🔔")
+        st.toast(f"**Alert** · Test alert from {page.APP_NAME}", icon="🔔")
 for col, channel, setting in (
     (cols[1], "webhook", "STOCKMON_ALERT_WEBHOOK_URLS"),
     (cols[2], "email", "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"),

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import streamlit as st
 from pymongo.errors import PyMongoError
 
+from pipeline.config import APP_NAME as APP_NAME  # the one definition; pages read page.APP_NAME
 from pipeline.errors import explain
 from pipeline.health.rules import clock
 from pipeline.runtime import Runtime
@@ -47,9 +48,6 @@ DEGRADED_LABEL = "🟠 degraded"
 MONGO_DOWN_LABEL = "🔴"
 SIDEBAR_REFRESH_S = 5  # seconds between redraws of the sidebar's pipeline state
 RELOAD_CHECK_S = 2  # while MongoDB does not answer, a stopped page checks this often whether it is back
-
-
-APP_NAME = "Stock Monitor"
 
 
 def setup(title: str, icon: str) -> Runtime:
