@@ -60,5 +60,5 @@ def test_rollup_chain_and_what_each_interval_is_read_from():
 
 
 def test_every_other_interval_table_is_keyed_by_the_shared_names():
-    for table in (LADDER, LIVE_INTERVALS, TIMEFRAMES, yahoo.LIMITS, alphavantage.INTRADAY):
+    for table in (LADDER, LIVE_INTERVALS, TIMEFRAMES, yahoo.LIMITS, alphavantage.AV_INTERVAL):
         assert set(table) <= set(NAMES), table
