@@ -42,12 +42,14 @@ def use_old_marks() -> None:
     from pipeline import bars as bars_module
     from pipeline.bars import MINUTE, BarBuilder
     from pipeline.models import to_utc, utcnow
-    from pipeline.store import DAILY, INTRADAY, Store
+    from pipeline.store import DAY_INPUTS, MINUTE_INPUTS, Store
 
     def mark_bars(self, events) -> None:
         ranges: dict[tuple[str, str], list[datetime]] = {}
         for e in events:
-            kind = "intraday" if e.interval in INTRADAY else "daily" if e.interval in DAILY else None
+            kind = (
+                "intraday" if e.interval in MINUTE_INPUTS else "daily" if e.interval in DAY_INPUTS else None
+            )
             if kind is None:
                 continue
             lo_hi = ranges.setdefault((e.symbol, kind), [e.ts, e.ts])

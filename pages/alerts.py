@@ -34,12 +34,9 @@ st.caption(
 if not allowed:
     auth.read_only_note("creating, changing and acknowledging alerts")
 
-for kind, text in st.session_state.pop("alerts_messages", []):  # validated symbols and numbers only
-    {"success": st.success, "error": st.error, "warning": st.warning}[kind](text)
-
-
-def flash(kind: str, text: str) -> None:
-    st.session_state.setdefault("alerts_messages", []).append((kind, text))
+#: What the last action did, shown once on the run its st.rerun() starts (``page.flash``).
+SAID = "alerts_messages"
+page.show_flash(SAID)  # validated symbols and numbers only
 
 
 with page.sentences("reading the alert rules"):
@@ -108,7 +105,7 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     if a.button(f"✔ Acknowledge selected ({len(ids)})", disabled=not (allowed and ids), key="ack_selected"):
         with page.sentences("acknowledging alerts"):
             n = alert_events.acknowledge(store, ids=ids)
-        flash("success", f"Acknowledged {n} alert(s).")
+        page.flash(SAID, ("success", f"Acknowledged {n} alert(s)."))
         st.rerun()
     shown_new = [d["_id"] for d in docs if not d.get("acked")]
     if b.button(
@@ -116,7 +113,7 @@ def fired_alerts(symbols: list[str], unacked: bool) -> None:
     ):
         with page.sentences("acknowledging alerts"):
             n = alert_events.acknowledge(store, ids=shown_new)
-        flash("success", f"Acknowledged {n} alert(s).")
+        page.flash(SAID, ("success", f"Acknowledged {n} alert(s)."))
         st.rerun()
     c.caption("Select rows to acknowledge them or to see the price around one of them.")
     focus = next((d for d in docs if d["_id"] == ids[0]), docs[0]) if ids else docs[0]
@@ -302,13 +299,14 @@ if submitted and allowed:
             "The rule was not saved:\n" + "\n".join(f"- {fmt.literal(msg)}" for msg in problems.values())
         )
     else:
-        flash("success", f"{'Saved' if rule else 'Created'}: {describe(saved)}.")
+        said = [("success", f"{'Saved' if rule else 'Created'}: {describe(saved)}.")]
         if saved.symbol not in watched:
-            flash(
-                "warning",
+            unwatched = (
                 f"{saved.symbol} is not on the watchlist, so no prices arrive for it yet: add it on the "
-                "Watchlist page.",
+                "Watchlist page."
             )
+            said.append(("warning", unwatched))
+        page.flash(SAID, *said)
         st.session_state.pop("rule_target", None)
         st.session_state["rule_form_version"] = form_version + 1
         st.rerun()
@@ -318,14 +316,14 @@ if rule is not None and allowed:
     if a.button("⏸️ Disable" if rule.enabled else "▶️ Enable", key=f"toggle_{rule.id}"):
         with page.sentences("changing the rule"):
             book.set_enabled(rule.id, not rule.enabled)
-        flash("success", f"{'Disabled' if rule.enabled else 'Enabled'}: {describe(rule)}.")
+        page.flash(SAID, ("success", f"{'Disabled' if rule.enabled else 'Enabled'}: {describe(rule)}."))
         st.rerun()
     with b.popover("🗑️ Delete"):
         st.write(f"Delete “{fmt.literal(describe(rule))}”? Its fired alerts stay in the history.")
         if st.button("Delete the rule", type="primary", key=f"delete_{rule.id}"):
             with page.sentences("deleting the rule"):
                 book.delete(rule.id)
-            flash("success", f"Deleted: {describe(rule)}.")
+            page.flash(SAID, ("success", f"Deleted: {describe(rule)}."))
             st.session_state.pop("rule_target", None)
             st.rerun()
 
@@ -378,7 +376,7 @@ with cols[0]:
     st.markdown("**In the app**")
     st.caption("A toast on every open page, and the list above.")
     if st.button("Send test", key="test_app", disabled=not allowed):
-        st.toast("**Alert** · Test alert from Stock Monitor", icon="🔔")
+        st.toast(f"**Alert** · Test alert from {page.APP_NAME}", icon="🔔")
 for col, channel, setting in (
     (cols[1], "webhook", "STOCKMON_ALERT_WEBHOOK_URLS"),
     (cols[2], "email", "STOCKMON_SMTP_HOST and STOCKMON_ALERT_EMAIL_TO"),

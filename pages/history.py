@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from pipeline import analytics, corporate_actions, insights, queries
-from pipeline.intervals import INTERVALS
+from pipeline.intervals import HISTORY_INTERVALS, INTERVALS
 from pipeline.markets import fx
 from pipeline.markets.calendars import market_for
 from pipeline.sources.registry import trades_outside_hours
@@ -64,7 +64,7 @@ if "hist_symbols" not in st.session_state:
     last = parse_day(params.get("end"), today)
     st.session_state["hist_range"] = (min(first, last), max(first, last))
     st.session_state["hist_interval"] = (
-        params.get("interval") if params.get("interval") in (AUTO, *queries.HISTORY_INTERVALS) else AUTO
+        params.get("interval") if params.get("interval") in (AUTO, *HISTORY_INTERVALS) else AUTO
     )
 st.session_state["hist_symbols"] = [s for s in st.session_state["hist_symbols"] if s in by_symbol]
 
@@ -82,7 +82,7 @@ with st.container(border=True):
     )
     interval_choice = cols[2].selectbox(
         "Interval",
-        [AUTO, *queries.HISTORY_INTERVALS],
+        [AUTO, *HISTORY_INTERVALS],
         key="hist_interval",
         format_func=lambda n: "auto" if n == AUTO else INTERVALS[n].label,
         help="auto: the finest stored interval with at most ~1,500 bars per symbol whose bars cover the "

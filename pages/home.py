@@ -17,7 +17,7 @@ from ui import format as fmt
 
 runtime = page.setup(page.APP_NAME, "📈")
 
-st.title("📈 Stock Monitor")
+st.title(f"📈 {page.APP_NAME}")
 st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
 
 health = runtime.health()  # the background snapshot: no I/O, so a frozen server cannot hang this page

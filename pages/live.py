@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from pipeline.intervals import INTERVALS
+from pipeline.intervals import INTERVALS, LIVE_INTERVALS
 from pipeline.markets import currency
 from pipeline.markets.calendars import market_for
-from pipeline.queries import LIVE_INTERVALS
 from pipeline.sources.registry import outside_hours_note, symbol_status, trades_outside_hours
 from ui import auth, charts, data, page, tables
 from ui import format as fmt

@@ -7,7 +7,6 @@ source and saved in MongoDB; the running producer picks it up within seconds, wi
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -34,11 +33,13 @@ if not allowed:
     auth.read_only_note("changing the watchlist")
 
 #: What the last edit or import did stays on the page this long (seconds), across the reruns that
-#: follow it (a finished backfill reruns the page), and is replaced by the next outcome.
+#: follow it (a finished backfill reruns the page), and is replaced by the next outcome (``page.flash``).
 OUTCOME_SHOWN_S = 60.0
+SAID = "wl_messages"
 
-said_at, messages = st.session_state.get("wl_messages", (0.0, []))
-for kind, text in messages if time.monotonic() - said_at < OUTCOME_SHOWN_S else []:
+
+def say(kind: str, text: str) -> None:
+    """One message of an edit's or import's outcome (``edit.Outcome.messages``)."""
     if kind == "rows":  # import rows not added: one message, the rows' own text shown literally
         n = len(text.splitlines())
         st.error(f"{n} row{'s' if n != 1 else ''} not imported:")
@@ -47,6 +48,9 @@ for kind, text in messages if time.monotonic() - said_at < OUTCOME_SHOWN_S else 
         st.success(text)
     else:  # quotes what was typed: shown literally, never as Markdown/LaTeX/HTML
         st.error(fmt.literal(text))
+
+
+page.show_flash(SAID, OUTCOME_SHOWN_S, say)
 
 
 # -- backfills in progress -----------------------------------------------------------------------
@@ -149,7 +153,7 @@ if allowed and edit.actionable(state):
     with st.spinner("Checking tickers with their sources…"), page.sentences("saving the watchlist"):
         outcome = edit.apply_edits(runtime, shown, len(entries), state, settings.source)
     st.session_state["wl_pending"] = outcome.pending
-    st.session_state["wl_messages"] = (time.monotonic(), outcome.messages(runtime.producing))
+    page.flash(SAID, *outcome.messages(runtime.producing))
     st.session_state["wl_version"] = version + 1
     st.rerun()
 
@@ -203,7 +207,7 @@ with right:
                         page.sentences("importing the watchlist"),
                     ):
                         outcome = edit.import_rows(runtime, plan)
-                    st.session_state["wl_messages"] = (time.monotonic(), outcome.messages(runtime.producing))
+                    page.flash(SAID, *outcome.messages(runtime.producing))
                     st.session_state["wl_version"] = version + 1
                     st.rerun()
     else:

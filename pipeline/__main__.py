@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from .config import ConfigError, Settings
+from .config import APP_NAME, ConfigError, Settings
 
 
 def _print(obj, as_json: bool) -> None:
@@ -159,7 +159,7 @@ def cmd_status(args, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description="Stock Monitor pipeline")
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=f"{APP_NAME} pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stack", help="embedded Kafka + MongoDB servers")
     p.add_argument("action", choices=["up", "down", "status"])

@@ -12,6 +12,8 @@ Guarantees:
 - ``parent`` is the interval a bar is rolled up from (1m from ticks, 5m from 1m, 1h from 5m, 1d from
   1h, and the unstored 15m/30m from 5m, 1wk from 1d); ``stored`` marks the levels the bar builder
   keeps in ``bars`` (``STORED``: 1m, 5m, 1h, 1d). ``level`` is the stored interval read to serve it.
+- The intervals the pages offer are defined here too: ``LADDER`` (every one, finest first; the
+  widening order of ``queries``), ``LIVE_INTERVALS`` and ``HISTORY_INTERVALS`` (the two menus).
 """
 
 from __future__ import annotations
@@ -87,3 +89,10 @@ NAMES = tuple(INTERVALS)
 STORED = tuple(i.name for i in INTERVALS.values() if i.stored)
 #: bars shorter than a day, finest first
 INTRADAY_BARS = tuple(i.name for i in INTERVALS.values() if i.seconds and i.intraday)
+#: Every interval the pages offer, finest first: the ladder ``queries`` widens a request along. Names
+#: are the event model's, so a downloaded CSV can be replayed by the csv source.
+LADDER = ("1m", "5m", "15m", "30m", "1h", "1d", "1wk")
+#: the Live page's interval menu
+LIVE_INTERVALS = ("1m", "5m", "15m", "1h")
+#: the History page's interval menu (after "Auto")
+HISTORY_INTERVALS = LADDER

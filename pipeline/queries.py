@@ -30,18 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from .intervals import INTERVALS
+from .intervals import INTERVALS, LADDER
 from .models import iso, to_utc, utcnow
 
 MAX_POINTS = 5000
 BAR_COLUMNS = ["symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
-
-
-#: Every interval the pages offer, finest first (the widening ladder). Names are the event model's
-#: interval names (``pipeline.intervals``), so a downloaded CSV can be replayed by the csv source.
-LADDER = ["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
-LIVE_INTERVALS = ("1m", "5m", "15m", "1h")
-HISTORY_INTERVALS = LADDER
 
 
 @dataclass

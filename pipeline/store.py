@@ -43,8 +43,11 @@ from .models import PriceEvent, to_utc, utcnow
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
-INTRADAY = ("tick", "1m")  # intervals rolled up into 1m -> 5m -> 1h -> 1d bars
-DAILY = ("1d",)  # a source's daily bars feed the 1d level directly
+#: The price intervals (in ``prices``) the 1m bars are built from: ticks and a source's 1m bars. A write
+#: of one marks the "intraday" roll-up (1m -> 5m -> 1h -> 1d).
+MINUTE_INPUTS = ("tick", "1m")
+#: The price interval that feeds the 1d bars directly: a source's daily bars (marks "daily").
+DAY_INPUTS = ("1d",)
 
 
 @dataclass
@@ -243,7 +246,9 @@ class Store:
         marked (UTC; the builder's lag). Raises ``PyMongoError``."""
         ranges: dict[tuple[str, str, str], list[datetime]] = {}
         for e in events:
-            kind = "intraday" if e.interval in INTRADAY else "daily" if e.interval in DAILY else None
+            kind = (
+                "intraday" if e.interval in MINUTE_INPUTS else "daily" if e.interval in DAY_INPUTS else None
+            )
             if kind is None:
                 continue
             lo_hi = ranges.setdefault((e.symbol, kind, mark_bucket(kind, e.ts)), [e.ts, e.ts])
@@ -300,7 +305,7 @@ class Store:
         out = {}
         for symbol in symbols:
             best = None
-            for interval in INTRADAY + DAILY:
+            for interval in MINUTE_INPUTS + DAY_INPUTS:
                 doc = self.prices.find_one(
                     {"symbol": symbol, "interval": interval}, {"_id": 0}, sort=[("ts", -1)]
                 )

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ui import charts
+from ui import charts, theme
 
 
 def session_minutes(days: int = 5, start: str = "2025-03-03") -> pd.Series:
@@ -71,7 +71,7 @@ def test_candles_share_one_time_axis_and_colour_volume_by_direction():
     volume = fig.data[1]
     up = (frame["close"] >= frame["open"]).to_numpy()
     assert list(volume.marker.color) == up.astype(int).tolist()
-    assert volume.marker.colorscale == ((0.0, charts.DOWN), (1.0, charts.UP))
+    assert volume.marker.colorscale == ((0.0, theme.CHART_DOWN), (1.0, theme.CHART_UP))
     first = pd.Timestamp(fig.data[0].x[0], unit="ms")  # float64 ms on a date axis, New York local time
     assert first == pd.Timestamp("2025-03-03 09:30") and fig.layout.xaxis.type == "date"
     assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1] > fig.layout.yaxis3.domain[1]

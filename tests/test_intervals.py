@@ -3,9 +3,8 @@ mapping is keyed by those names."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from pipeline import queries
 from pipeline.alerts.kinds import TIMEFRAMES
-from pipeline.intervals import INTERVALS, INTRADAY_BARS, NAMES, STORED
+from pipeline.intervals import INTERVALS, INTRADAY_BARS, LADDER, LIVE_INTERVALS, NAMES, STORED
 from pipeline.sources import alphavantage, yahoo
 
 TS = datetime(2026, 11, 26, 14, 37, 42, 123456, tzinfo=UTC)  # a Thursday
@@ -46,7 +45,7 @@ def test_bar_starts_are_utc_aligned():
 def test_rollup_chain_and_what_each_interval_is_read_from():
     assert STORED == ("1m", "5m", "1h", "1d")
     assert [INTERVALS[n].parent for n in STORED] == ["tick", "1m", "5m", "1h"]
-    assert {n: INTERVALS[n].level for n in queries.LADDER} == {
+    assert {n: INTERVALS[n].level for n in LADDER} == {
         "1m": "1m",
         "5m": "5m",
         "15m": "5m",
@@ -61,5 +60,5 @@ def test_rollup_chain_and_what_each_interval_is_read_from():
 
 
 def test_every_other_interval_table_is_keyed_by_the_shared_names():
-    for table in (queries.LADDER, queries.LIVE_INTERVALS, TIMEFRAMES, yahoo.LIMITS, alphavantage.INTRADAY):
+    for table in (LADDER, LIVE_INTERVALS, TIMEFRAMES, yahoo.LIMITS, alphavantage.AV_INTERVAL):
         assert set(table) <= set(NAMES), table

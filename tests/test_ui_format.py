@@ -1,9 +1,12 @@
 """ui.format: one way to write prices, changes, volumes and ages, and never a crash on missing values."""
 
 import math
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ui import format as fmt
+from ui import theme
 
 
 def test_missing_values_are_a_dash():
@@ -19,8 +22,8 @@ def test_numbers():
     assert fmt.pct(-1.5) == "-1.50%"
     assert [fmt.volume(v) for v in (950, 12_345, 4_560_000, 1.2e9)] == ["950", "12.3K", "4.56M", "1.20B"]
     assert (
-        fmt.direction_color(1) == fmt.UP
-        and fmt.direction_color(-1) == fmt.DOWN
+        fmt.direction_color(1) == theme.THEME_UP
+        and fmt.direction_color(-1) == theme.THEME_DOWN
         and fmt.direction_color(0) == ""
     )
 
@@ -32,3 +35,9 @@ def test_ages_and_times():
     ts = datetime(2025, 7, 1, 14, 30, tzinfo=UTC)
     assert fmt.local_time(ts, "America/New_York") == "10:30:00 EDT"
     assert fmt.local_time(ts.replace(tzinfo=None), "UTC", with_date=True) == "2025-07-01 14:30:00 UTC"
+
+
+def test_text_colours_are_the_streamlit_themes_green_and_red():
+    """ui.theme's text colours and .streamlit/config.toml's greenColor/redColor are one choice written twice."""
+    config = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())
+    assert (config["theme"]["greenColor"], config["theme"]["redColor"]) == (theme.THEME_UP, theme.THEME_DOWN)

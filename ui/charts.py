@@ -31,8 +31,8 @@ from pipeline import analytics
 from pipeline.markets.calendars import Market, regular_session
 from ui.indicators import INDICATORS as INDICATORS  # the names a page offers: list(INDICATORS)
 from ui.indicators import Indicator, selected
+from ui.theme import CHART_DOWN, CHART_UP
 
-UP, DOWN = "#26a69a", "#ef5350"
 DAY = 86400
 #: Shade of pre-market and after-hours stretches on intraday charts.
 EXTENDED_FILL = "rgba(100,116,139,0.12)"
@@ -114,7 +114,7 @@ def live_point_cap(
     return max(100, min(ceiling, int(budget / bytes_per_point(indicators, series, candles))))
 
 
-DIRECTION_SCALE = [[0.0, DOWN], [1.0, UP]]
+DIRECTION_SCALE = [[0.0, CHART_DOWN], [1.0, CHART_UP]]
 
 
 def closed_market_breaks(
@@ -234,8 +234,8 @@ def candles(
             close=f32(f["close"]),
             name=symbol,
             yaxis="y",
-            increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
-            decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN),
+            increasing=dict(line=dict(color=CHART_UP, width=1), fillcolor=CHART_UP),
+            decreasing=dict(line=dict(color=CHART_DOWN, width=1), fillcolor=CHART_DOWN),
         )
     )
     for spec in overlays:

@@ -23,9 +23,7 @@ from pipeline.timetext import local_time as local_time
 from pipeline.timetext import missing as missing
 from pipeline.timetext import since as since
 from pipeline.timetext import until as until
-
-UP, DOWN = "#16a34a", "#dc2626"  # readable on both the light and the dark theme
-
+from ui.theme import THEME_DOWN, THEME_UP
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _INDENT = re.compile(r"^[ \t]+")
@@ -92,4 +90,4 @@ def duration_ms(x) -> str:
 def direction_color(x) -> str:
     if missing(x) or x == 0:
         return ""
-    return UP if x > 0 else DOWN
+    return THEME_UP if x > 0 else THEME_DOWN

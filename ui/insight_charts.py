@@ -2,7 +2,7 @@
 correlation heatmap, drawdowns and the returns histogram. Pure functions; no Streamlit, no I/O.
 
 Guarantees:
-- Colours follow the theme of ``ui.charts``: teal (``UP``) for gains, red (``DOWN``) for losses; the
+- Colours follow ``ui.charts``: teal (``ui.theme.CHART_UP``) for gains, red (``CHART_DOWN``) for losses; the
   treemap and the correlation heatmap use a diverging scale centred at 0.
 - Every line figure stays under ``BUDGET_BYTES`` (150 KB) on the wire: series are sent as typed arrays
   (``ui.charts.epoch_ms``/``f32``) and thinned to every k-th session (the last one always kept) when
@@ -22,13 +22,14 @@ from plotly.colors import qualitative
 from pipeline import insights
 from pipeline.markets.currency import ISO, money
 from ui import format as fmt
-from ui.charts import DOWN, UP, epoch_ms, f32
+from ui.charts import epoch_ms, f32
 from ui.tables import entry_market
+from ui.theme import CHART_DOWN, CHART_UP
 
 BUDGET_BYTES = 150_000
 BYTES_PER_POINT = (8 + 4) * 4 / 3  # float64 x + float32 y, base64
 NEUTRAL = "#9ca3af"
-DIVERGING = [[0.0, DOWN], [0.5, NEUTRAL], [1.0, UP]]
+DIVERGING = [[0.0, CHART_DOWN], [0.5, NEUTRAL], [1.0, CHART_UP]]
 BENCH_COLOR = "#64748b"
 PALETTE = qualitative.Plotly
 LAYOUT = dict(margin=dict(l=8, r=8, t=30, b=8), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
@@ -292,7 +293,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
                 legendgroup=name,
                 showlegend=False,
                 marker=dict(
-                    symbol=[m[2] for m in marks], size=11, color=DOWN, line=dict(width=1, color="white")
+                    symbol=[m[2] for m in marks], size=11, color=CHART_DOWN, line=dict(width=1, color="white")
                 ),
                 text=[m[3] for m in marks],
                 hovertemplate="%{text}<extra></extra>",
@@ -323,7 +324,12 @@ def histogram(dist: insights.Distribution, symbol: str, height: int = 360, bins:
             y=f32(counts),
             width=float(edges[1] - edges[0]),
             name=f"{symbol} daily returns",
-            marker=dict(color=(centres >= 0).astype("int8"), colorscale=[[0, DOWN], [1, UP]], cmin=0, cmax=1),
+            marker=dict(
+                color=(centres >= 0).astype("int8"),
+                colorscale=[[0, CHART_DOWN], [1, CHART_UP]],
+                cmin=0,
+                cmax=1,
+            ),
             opacity=0.8,
             hovertemplate="%{x:.2f}%: density %{y:.3f}<extra></extra>",
         )

@@ -11,16 +11,21 @@ Guarantees:
   the health check finds it not answering: ``ui.data.MongoNotAnswering``; the page then reloads by
   itself within ``RELOAD_CHECK_S`` of MongoDB answering again), anything else an error
   sentence; the details go to the server log. ``st.stop``/``st.rerun`` pass through untouched.
+- A message an action leaves before ``st.rerun()`` (``flash``) is drawn by ``show_flash`` on the run
+  that follows: once, or on every run for a set number of seconds; a new ``flash`` replaces it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import streamlit as st
 from pymongo.errors import PyMongoError
 
+from pipeline.config import APP_NAME as APP_NAME  # the one definition; pages read page.APP_NAME
 from pipeline.errors import explain
 from pipeline.health.rules import clock
 from pipeline.runtime import Runtime
@@ -47,9 +52,6 @@ DEGRADED_LABEL = "🟠 degraded"
 MONGO_DOWN_LABEL = "🔴"
 SIDEBAR_REFRESH_S = 5  # seconds between redraws of the sidebar's pipeline state
 RELOAD_CHECK_S = 2  # while MongoDB does not answer, a stopped page checks this often whether it is back
-
-
-APP_NAME = "Stock Monitor"
 
 
 def setup(title: str, icon: str) -> Runtime:
@@ -131,3 +133,34 @@ def link(page: navigation.PageSpec, label: str, icon: str | None = None) -> None
         st.page_link(page.file, label=label, icon=icon or page.icon)
     except Exception:  # AppTest runs a page without its siblings registered
         st.markdown(f"→ **{label}**")
+
+
+#: How ``show_flash`` draws a message of each kind by default (the text is Markdown: our own words only).
+FLASH_DRAW: dict[str, Callable[[str], object]] = {
+    "success": st.success,
+    "warning": st.warning,
+    "error": st.error,
+}
+
+
+def flash(key: str, *messages: tuple[str, str]) -> None:
+    """Keep ``messages`` ((kind, text) pairs) under ``key`` in the session for ``show_flash`` on the
+    page's next run (the one a ``st.rerun()`` after an action starts), replacing what was kept there."""
+    st.session_state[key] = (time.monotonic(), list(messages))
+
+
+def show_flash(key: str, keep_s: float | None = None, draw: Callable[[str, str], None] | None = None) -> None:
+    """Draw the messages ``flash`` kept under ``key``, in order: once (``keep_s`` None: the first run
+    that shows them takes them away) or on every run until ``keep_s`` seconds after they were kept.
+    ``draw(kind, text)`` draws one message; by default ``FLASH_DRAW[kind](text)``."""
+    if keep_s is None:
+        _, messages = st.session_state.pop(key, (0.0, []))
+    else:
+        said_at, messages = st.session_state.get(key, (0.0, []))
+        if time.monotonic() - said_at >= keep_s:
+            messages = []
+    for kind, text in messages:
+        if draw is None:
+            FLASH_DRAW[kind](text)
+        else:
+            draw(kind, text)

@@ -70,7 +70,7 @@ AV_SUFFIXES = {
     ".SZ": ".SHZ",
 }
 #: our interval name -> Alpha Vantage TIME_SERIES_INTRADAY interval
-INTRADAY = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "60min"}
+AV_INTERVAL = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "60min"}
 BUDGET_FILE = "alphavantage-budget.json"
 
 
@@ -321,9 +321,9 @@ class AlphaVantageSource:
         if args is None:
             return result
         symbol, start, end = args
-        if interval not in INTRADAY and interval != "1d":
+        if interval not in AV_INTERVAL and interval != "1d":
             result.errors[symbol] = (
-                f"Alpha Vantage has no {interval!r} history here; use one of {', '.join([*INTRADAY, '1d'])}"
+                f"Alpha Vantage has no {interval!r} history here; use one of {', '.join([*AV_INTERVAL, '1d'])}"
             )
             return result
         if self._refuse([symbol], result):
@@ -509,7 +509,7 @@ class AlphaVantageSource:
         if interval == "1d":
             return [dict(symbol=name, outputsize="compact")]
         step = INTERVALS[interval].seconds
-        base = dict(symbol=name, interval=INTRADAY[interval], adjusted="false")
+        base = dict(symbol=name, interval=AV_INTERVAL[interval], adjusted="false")
         if start >= now - timedelta(days=29):
             size = "compact" if (now - start).total_seconds() <= 100 * step else "full"
             return [dict(base, outputsize=size)]
