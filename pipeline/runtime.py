@@ -36,7 +36,8 @@ import time
 import pymongo
 
 from .config import Settings
-from .embedded.stack import LocalStack, Supervisor
+from .embedded.stack import LocalStack
+from .embedded.supervisor import Supervisor
 from .embedded.trimmer import Trimmer
 from .errors import explain
 from .health.snapshot import (

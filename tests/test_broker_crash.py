@@ -17,7 +17,8 @@ from support.pipeline import Background, kill_server, log_end, make_events, stor
 
 from pipeline import bus
 from pipeline.consumer import PriceConsumer
-from pipeline.embedded.stack import KAFKA, LocalStack, Supervisor
+from pipeline.embedded.stack import KAFKA, LocalStack
+from pipeline.embedded.supervisor import Supervisor
 from pipeline.publisher import Publisher
 from pipeline.store import Store
 

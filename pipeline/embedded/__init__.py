@@ -1,7 +1,8 @@
 """Everything that exists only because the app can start its own Kafka and MongoDB (``embedded`` mode).
 
 - ``stack``: ``LocalStack`` starts noida-db (a Kafka-protocol broker) and SecantusDB (a MongoDB-wire
-  server) as child processes under one lock, and ``Supervisor`` restarts one that died.
+  server) as child processes under one lock.
+- ``supervisor``: ``Supervisor`` restarts one of them that died, on the port it had.
 - ``trimmer``: ``Trimmer`` keeps the embedded broker under its size cap (noida-db keeps every message
   in one snapshot file and has no retention of its own).
 
