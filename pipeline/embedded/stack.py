@@ -13,7 +13,7 @@ Guarantees:
   killed and replaced when they do not.
 - ``stop()`` signals every server's whole process group at once (SIGTERM, a grace period so the
   broker can save its snapshot, then SIGKILL) and forgets them; it is idempotent.
-- ``Supervisor`` restarts an owned server that died, on its old port, until it is stopped.
+- ``pipeline.embedded.supervisor.Supervisor`` restarts an owned server that died, on its old port.
 - SecantusDB is GPL-2.0: it is only ever run as a separate process through its console script and
   never imported.
 """
