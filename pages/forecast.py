@@ -79,11 +79,9 @@ def until_stored() -> None:
     with page.sentences("reading the stored forecast"):
         if queries.latest_forecast(data.store(), symbol, settings) is not None:
             st.rerun()
-    progress = job_progress()
-    filling = {b.get("symbol"): b.get("status") for b in data.backfills()}.get(symbol) in (
-        "queued",
-        "running",
-    )
+        progress = job_progress()  # a pipeline stopped meanwhile is a sentence too
+        backfill = {b.get("symbol"): b.get("status") for b in data.backfills()}.get(symbol)
+    filling = backfill in ("queued", "running")
     if not progress and filling:
         progress = (
             f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the "

@@ -63,6 +63,9 @@ SYNC_SECONDS = 3.0
 #: The scheduler executor of backfill jobs (four threads); live fetches and the sync job use the
 #: default pool, so a backfill waiting for request-budget slots never holds up a live price.
 BACKFILL_EXECUTOR = "backfill"
+#: The scheduler executor of the forecast job (two threads: its periodic check or "Compute now", and
+#: the forecasts that follow backfills): minutes of model fitting never hold up a live fetch.
+FORECAST_EXECUTOR = "forecast"
 
 
 class SkippedRunsFilter(logging.Filter):
@@ -80,7 +83,12 @@ class SkippedRunsFilter(logging.Filter):
 
 
 SKIPPED_RUNS_FILTER = SkippedRunsFilter()
-for _name in ("scheduler", "executors.default", f"executors.{BACKFILL_EXECUTOR}"):
+for _name in (
+    "scheduler",
+    "executors.default",
+    f"executors.{BACKFILL_EXECUTOR}",
+    f"executors.{FORECAST_EXECUTOR}",
+):
     logging.getLogger(f"apscheduler.{_name}").addFilter(SKIPPED_RUNS_FILTER)
 
 
@@ -141,7 +149,11 @@ class Producer:
             # backfills have threads of their own: 50 of them waiting for request-budget slots held all
             # four shared threads, and neither the sync job (which creates the fetch jobs) nor a live
             # fetch ran for minutes
-            executors={"default": ThreadPoolExecutor(4), BACKFILL_EXECUTOR: ThreadPoolExecutor(4)},
+            executors={
+                "default": ThreadPoolExecutor(4),
+                BACKFILL_EXECUTOR: ThreadPoolExecutor(4),
+                FORECAST_EXECUTOR: ThreadPoolExecutor(2),
+            },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         )
         self.skipped_runs: dict[str, int] = {}  # per job id: runs APScheduler skipped (see _skipped)
@@ -469,7 +481,10 @@ class Producer:
                 error="; ".join(sorted(set(errors)))[:500] or None,
             )
             if status == "done" and self.on_backfilled is not None:
-                self.on_backfilled(symbol)
+                try:
+                    self.on_backfilled(symbol)
+                except Exception:  # a listener must never turn a finished backfill into a failed one
+                    log.exception("on_backfilled listener failed for %s", symbol)
         except Exception as exc:
             log.exception("backfill of %s failed", symbol)
             record(symbol, status="failed", error=str(exc)[:500], finished_at=utcnow())

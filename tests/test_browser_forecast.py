@@ -4,7 +4,6 @@ the bands, the table with its naive row, the sentence. Screenshots land in test-
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -80,44 +79,3 @@ def test_forecast_page_bands_table_and_sentence(running_app, artifacts):
     )
     screenshot(page, artifacts / "page-forecast-trend.png")
     page.close()
-
-
-def test_a_first_start_draws_a_forecast_without_a_reload(stack, tmp_path, chromium_path, artifacts):
-    """Issue 22: with nothing stored, the app backfills a year of daily bars, the forecast job runs as
-    soon as they are stored (not at its first periodic check), and the Forecast page, opened before
-    that, says what is being computed and then draws the fan chart by itself (no reload)."""
-    import time
-
-    from playwright.sync_api import expect, sync_playwright
-
-    settings = make_settings(stack, tmp_path, watchlist=("AAPL",), backfill_days_daily=400, poll_seconds=1.0)
-    store = Store.from_uri(settings.mongodb_uri, settings.db)
-    try:
-        with streamlit_server(settings_env(settings), artifacts / "forecast-first-start.log") as (url, _p):
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport=LAPTOP)
-                t0 = time.monotonic()
-                page.goto(f"{url}/{spec('forecast').url_path}?symbol=AAPL&h=5")
-                expect(page.get_by_text("Compute now")).to_be_visible(timeout=CEILING_MS)
-                said = page.get_by_text(
-                    re.compile("being fetched \\(backfill\\)|being computed after the backfill")
-                )
-                drawn = page.get_by_text("Backtest at 5 sessions")
-                # what it waits for, in words (or, on a machine quicker than the page, the chart itself)
-                expect(said.first.or_(drawn)).to_be_visible(timeout=CEILING_MS)
-                print(
-                    "while waiting the page said:", said.first.text_content() if said.count() else "(drawn)"
-                )
-                screenshot(page, artifacts / "forecast-first-start-waiting.png")
-                # the fan chart (its 95% band) appears in the same page, drawn by the page's own refresh
-                expect(page.get_by_text("Backtest at 5 sessions")).to_be_visible(timeout=5 * CEILING_MS)
-                settled(page)
-                print(f"fan chart drawn {time.monotonic() - t0:.0f} s after the first load")
-                assert page.locator(".js-plotly-plot").count() >= 1
-                no_exception(page)
-                screenshot(page, artifacts / "forecast-first-start-drawn.png")
-                browser.close()
-    finally:
-        drop_database(store.client, settings.db)
-        store.close()

@@ -147,42 +147,50 @@ def test_a_run_stops_between_symbols_when_the_scheduler_pauses(store):
 
 def test_a_backfilled_symbol_is_forecast_once_its_history_is_stored_newest_first(store, monkeypatch):
     """Issue 22: a first start shows forecasts without waiting for the periodic check. The job waits
-    for the consumer to store the history (here: inserted after the backfill said done), then takes
-    the newest backfill first; a history still short after BACKFILL_WAIT_S gets its sentence."""
+    for the consumer to store the history (here: inserted after the backfills said done), takes the
+    newest backfill first, redoes a "short" sentence the periodic check stored while the history was
+    still arriving, and takes a history still short after BACKFILL_WAIT_S as it is."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from support.pipeline import wait_for
 
     from pipeline.forecast import job as job_module
 
     closes, dates = trend_season()
+    entries = [Entry("OLD"), Entry("NEW"), Entry("SHORT")]
+    job = ForecastJob(store, lambda: entries, clock=lambda: LATER)
+    assert job.run(["NEW"], force=False)["skipped"] == 1  # the periodic check, before NEW's bars came
+    assert queries.latest_forecast(store, "NEW", job.settings)["status"] == "short"
+    job.backfilled("OLD")
+    job.backfilled("NEW")  # finished later: forecast first
+    assert job.snapshot()["waiting"] == ["NEW", "OLD"]  # not attached yet: both wait
+    store.bars.insert_many(bar_docs("OLD", closes, dates))
+    store.bars.insert_many(bar_docs("NEW", closes, dates))
+    order: list[str] = []
+    compute = job.compute
+
+    def recorded(s, *a, **k):  # one real fit (NEW) is proof enough; OLD's order is what counts
+        order.append(s)
+        return compute(s, *a, **k) if s == "NEW" else "ok"
+
+    monkeypatch.setattr(job, "compute", recorded)
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.start()
     try:
-        entries = [Entry("OLD"), Entry("NEW"), Entry("SHORT")]
-        job = ForecastJob(store, lambda: entries, clock=lambda: LATER).attach(scheduler)
-        order: list[str] = []
-        compute = job.compute
-
-        def recorded(s, *a, **k):  # one real fit (NEW) is proof enough; OLD's order is what counts
-            order.append(s)
-            return compute(s, *a, **k) if s == "NEW" else "ok"
-
-        monkeypatch.setattr(job, "compute", recorded)
-        job.backfilled("OLD")
-        job.backfilled("NEW")  # finished later: forecast first
-        assert job.snapshot()["waiting"] == ["NEW", "OLD"]  # nothing stored yet: both wait
-        store.bars.insert_many(bar_docs("OLD", closes, dates))
-        store.bars.insert_many(bar_docs("NEW", closes, dates))
+        job.attach(scheduler)  # starts the loop for what was backfilled before
         wait_for(
-            lambda: order == ["NEW", "OLD"] and not job.snapshot()["running"], 300, what="both forecasts"
+            lambda: order == ["NEW", "OLD"] and not job.snapshot()["waiting"], 300, what="both forecasts"
         )
-        assert job.snapshot()["waiting"] == []
-        assert queries.latest_forecast(store, "NEW", job.settings)["status"] == "ok"
+        wait_for(
+            lambda: queries.latest_forecast(store, "NEW", job.settings)["status"] == "ok", 300, what="NEW"
+        )
+        monkeypatch.setattr(job, "compute", compute)
         monkeypatch.setattr(job_module, "BACKFILL_WAIT_S", 0.0)  # a history that never grows
         store.bars.insert_many(bar_docs("SHORT", closes[:40], dates[:40]))
         job.backfilled("SHORT")
-        monkeypatch.setattr(job, "compute", compute)
         wait_for(lambda: queries.latest_forecast(store, "SHORT", job.settings), 60, what="the short sentence")
         assert queries.latest_forecast(store, "SHORT", job.settings)["status"] == "short"
+        wait_for(lambda: not job._fresh_running, 60, what="the loop to end with nothing left")
+        job.backfilled("OLD")  # a later backfill starts a new loop
+        wait_for(lambda: not job.snapshot()["waiting"], 60, what="the next loop")
     finally:
         scheduler.shutdown(wait=True)

@@ -13,8 +13,10 @@ workaround]`` or ``[embedded-db workaround]`` in the code (grep ``embedded-``), 
 
 - ``consumer.IDLE_POLL_S`` (broker): noida-db 0.2.3 answers an empty FetchRequest at once whatever its
   ``max_wait_ms`` (1 ms measured with 500 ms asked): kafka-python then fetched ~780 times a second and
-  the app used 95% of a core at rest; the consumer rests 0.25 s after an empty poll (app 3.8% after).
-  A Kafka that honours the fetch wait needs ``STOCKMON_CONSUMER_IDLE_S=0``.
+  the consumer's two threads used 84% of a core with six symbols at rest (the comment on
+  ``IDLE_POLL_S``); the consumer rests 0.25 s after an empty poll (``bench/bench_rest.py``, issue 20's
+  notes: the app process 95% before, under 4% after). A Kafka that honours the fetch wait needs
+  ``STOCKMON_CONSUMER_IDLE_S=0``.
 - ``consumer`` static membership and the join watchdog (broker): noida-db 0.2.3 never answers either
   JoinGroup when a second member's request reaches it as the first member's initial join delay
   (~300 ms) ends (6 of 7 pairs started 310-320 ms apart got no answer within 120 s); a static member
@@ -28,7 +30,9 @@ workaround]`` or ``[embedded-db workaround]`` in the code (grep ``embedded-``), 
   the revision guard (``fetched_at < new``) cannot use the unique index and scans; inserting first and
   guarding only the existing keys is ~20x faster there (measured when it was written).
 - ``bars`` period ``STOCKMON_BAR_PERIOD_S`` = 5 s (database): a bar run costs 13 commands per symbol
-  that ticked; at a 1 s period the builder sent 40 of the ~50 MongoDB commands a second at rest. At 50
-  symbols on a 1 s poll SecantusDB saturates a core and answers bulk writes with "internal server
-  error" (issue 20's note): the embedded database is the ceiling there, not the pipeline.
+  that ticked (counted in ``tests/test_bars_keep_up.py``); at rest app + servers took 11.8% of a core
+  with a 1 s period and 8.6% with 5 s (the comment on ``config.BAR_PERIOD_S``). Issue 20's notes
+  (a pymongo CommandListener; ``bench/bench_rest.py --symbols 50 --poll 1``): the builder sent 40 of
+  the ~50 MongoDB commands a second at a 1 s period, and at 50 symbols on a 1 s poll SecantusDB
+  saturated a core and answered bulk writes with "internal server error".
 """

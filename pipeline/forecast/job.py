@@ -44,6 +44,7 @@ CHECK_SECONDS = 900
 FIRST_CHECK_SECONDS = 120  # after start: let the first backfills land before reading daily bars
 HISTORY_DAYS = 1100  # calendar days of daily bars read (about 750 sessions)
 MAX_SESSIONS = 750  # the newest sessions used (expanding-window backtests grow no further)
+EXECUTOR = "forecast"  # the producer's scheduler executor for these jobs (producer.FORECAST_EXECUTOR)
 #: After a symbol's backfill, how long the job waits for the consumer to store its daily history
 #: before it takes a short history as final, and how often it looks meanwhile (seconds).
 BACKFILL_WAIT_S = 120.0
@@ -94,12 +95,15 @@ class ForecastJob:
         self._fresh: dict[str, float] = {}  # backfilled symbol -> when its backfill finished (monotonic s)
         self._fresh_running = False
         self._wake = threading.Event()
+        self._computing = threading.Lock()  # one fit at a time in the process (two cores, seconds each)
+        self._executor = "default"
 
     # -- scheduling ---------------------------------------------------------------------------------
     def attach(self, scheduler, wrap: Callable[[Callable], Callable] = lambda f: f) -> ForecastJob:
         """Register the periodic check on an APScheduler ``scheduler`` (the producer's); ``wrap`` lets
         the producer count the job so its stop waits for it."""
         self._scheduler, self._wrap = scheduler, wrap
+        self._executor = EXECUTOR if EXECUTOR in getattr(scheduler, "_executors", {}) else "default"
         first = datetime.now(UTC) + timedelta(seconds=FIRST_CHECK_SECONDS)
         scheduler.add_job(
             wrap(self.run_due),
@@ -108,7 +112,13 @@ class ForecastJob:
             id="forecast",
             replace_existing=True,
             next_run_time=first,
+            executor=self._executor,
         )
+        with self._lock:  # symbols backfilled before the job was attached
+            start = bool(self._fresh) and not self._fresh_running
+            self._fresh_running = self._fresh_running or start
+        if start:
+            self._start_fresh()
         return self
 
     def request(self, symbols: Sequence[str] | None = None) -> None:
@@ -121,55 +131,56 @@ class ForecastJob:
             args=[list(symbols) if symbols else None, True],
             id="forecast:now",
             replace_existing=True,  # a second click while one waits: one run
+            executor=self._executor,
         )
 
     def backfilled(self, symbol: str) -> None:
         """``symbol``'s backfill is done: forecast it once its daily history is stored (see the module).
-        Thread-safe; returns at once (the work runs on the scheduler)."""
+        Thread-safe; returns at once (the work runs on the scheduler; before ``attach``, it waits for it)."""
         with self._lock:
             self._fresh[symbol] = time.monotonic()
-            start = not self._fresh_running
-            self._fresh_running = True  # set here, so two backfills finishing together start one loop
+            start = not self._fresh_running and getattr(self, "_scheduler", None) is not None
+            self._fresh_running = self._fresh_running or start  # two backfills at once: one loop
         self._wake.set()
-        scheduler = getattr(self, "_scheduler", None)
-        if start and scheduler is not None:
-            scheduler.add_job(self._wrap(self._run_fresh), id="forecast:backfilled", replace_existing=True)
-        elif start:
-            with self._lock:
-                self._fresh_running = False  # not attached (tests, batch jobs): the periodic check does it
+        if start:
+            self._start_fresh()
+
+    def _start_fresh(self) -> None:
+        self._scheduler.add_job(
+            self._wrap(self._run_fresh),
+            id="forecast:backfilled",
+            replace_existing=True,
+            executor=self._executor,
+        )
 
     def _run_fresh(self) -> None:
         """Forecast the backfilled symbols whose daily history is stored, newest backfill first; look
-        again every ``BACKFILL_RETRY_S`` (or when another backfill finishes) while some still wait."""
-        try:
-            while not self._halted():
-                with self._lock:
-                    waiting = sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)
-                if not waiting:
-                    return
-                ready = []
-                for symbol, finished in waiting:
-                    stored = self.store.bars.count_documents({"symbol": symbol, "interval": "1d"})
-                    if stored >= MIN_SESSIONS or time.monotonic() - finished > BACKFILL_WAIT_S:
-                        ready.append(symbol)
-                if not ready:
-                    self._wake.clear()
-                    self._wake.wait(BACKFILL_RETRY_S)
-                    continue
-                symbol = ready[0]
-                with self._lock:
-                    self._fresh.pop(symbol, None)
-                self.run([symbol], force=False)
-        finally:
+        again every ``BACKFILL_RETRY_S`` (or when another backfill finishes) while some still wait.
+        It ends only with nothing left to do (decided under the lock, so a backfill that finishes
+        meanwhile is never left without a loop) or when the scheduler pauses or stops (``attach``
+        or the next backfill starts it again). A failing look or forecast is logged and retried."""
+        while True:
             with self._lock:
-                self._fresh_running = False
-                again = bool(self._fresh) and not self._halted()
-            if again:  # a backfill finished between the last look and the end of the loop
-                with self._lock:
-                    self._fresh_running = True
-                self._scheduler.add_job(
-                    self._wrap(self._run_fresh), id="forecast:backfilled", replace_existing=True
-                )
+                if not self._fresh or self._halted():
+                    self._fresh_running = False
+                    return
+                waiting = sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)
+            try:
+                ready = [
+                    symbol
+                    for symbol, finished in waiting
+                    if time.monotonic() - finished > BACKFILL_WAIT_S
+                    or self.store.bars.count_documents({"symbol": symbol, "interval": "1d"}) >= MIN_SESSIONS
+                ]
+                if ready:
+                    with self._lock:
+                        self._fresh.pop(ready[0], None)
+                    self.run([ready[0]], force=False, retry_short=True, record=False)
+                    continue
+            except Exception:  # MongoDB away for a moment: look again after the pause below
+                log.exception("forecast after backfill: looking again in %.0f s", BACKFILL_RETRY_S)
+            self._wake.clear()
+            self._wake.wait(BACKFILL_RETRY_S)
 
     def _halted(self) -> bool:
         """The scheduler this job runs on is paused or shutting down (``Producer.stop`` pauses it
@@ -187,10 +198,20 @@ class ForecastJob:
         return self.run(None, force=False)
 
     def run(
-        self, symbols: Sequence[str] | None = None, force: bool = True, now: datetime | None = None
+        self,
+        symbols: Sequence[str] | None = None,
+        force: bool = True,
+        now: datetime | None = None,
+        retry_short: bool = False,
+        record: bool = True,
     ) -> dict:
-        """One run over ``symbols`` (default: enabled watchlist). Returns and records the tally
-        ``{"done", "skipped", "failed", "failures": {symbol: reason}, "duration_s"}``."""
+        """One run over ``symbols`` (default: enabled watchlist). Returns the tally ``{"done",
+        "skipped", "failed", "failures": {symbol: reason}, "duration_s"}`` and, if ``record``, makes it
+        the last run's in ``snapshot()`` (a forecast after a backfill only adds its failures there).
+        ``force=False`` skips a symbol whose as-of has a stored result (with ``retry_short``, only an
+        ``ok`` one: a "short" sentence stored while the history was still arriving is redone). One
+        symbol is fitted at a time in the process (``_computing``), so runs never fit in parallel
+        and a symbol another run has just stored is not fitted twice."""
         started, now = time.perf_counter(), now or self.clock()
         with self._lock:
             self.stats["running"] = True
@@ -206,16 +227,17 @@ class ForecastJob:
                 market = market_for(entry.symbol, getattr(entry, "timezone", None) or None)
                 as_of = completed_as_of(market, now)
                 try:
-                    if not force and self.store.forecasts.find_one(
-                        {
-                            "symbol": entry.symbol,
-                            "settings": self.settings,
-                            "through": {"$gte": as_of.isoformat()},
-                        },
-                        {"_id": 1},
-                    ):
-                        continue
-                    status = self.compute(entry.symbol, as_of, market)
+                    stored = {
+                        "symbol": entry.symbol,
+                        "settings": self.settings,
+                        "through": {"$gte": as_of.isoformat()},
+                    }
+                    if retry_short:
+                        stored["status"] = "ok"
+                    with self._computing:
+                        if not force and self.store.forecasts.find_one(stored, {"_id": 1}):
+                            continue
+                        status = self.compute(entry.symbol, as_of, market)
                     done += status == "ok"
                     skipped += status == "short"
                 except Exception as exc:  # one symbol's failure never stops the others
@@ -224,17 +246,20 @@ class ForecastJob:
         finally:
             duration = time.perf_counter() - started
             with self._lock:
-                self.stats.update(
-                    runs=self.stats["runs"] + 1,
-                    last_run=time.time(),
-                    duration_s=duration,
-                    done=done,
-                    skipped=skipped,
-                    failed=len(failures),
-                    failures=failures,
-                    running=False,
-                    current=None,
-                )
+                if record:
+                    self.stats.update(
+                        runs=self.stats["runs"] + 1,
+                        last_run=time.time(),
+                        duration_s=duration,
+                        done=done,
+                        skipped=skipped,
+                        failed=len(failures),
+                        failures=failures,
+                    )
+                elif failures:  # a forecast after a backfill failed: shown beside the last run's
+                    self.stats["failures"] = {**self.stats["failures"], **failures}
+                    self.stats["failed"] = len(self.stats["failures"])
+                self.stats.update(running=False, current=None)
         return {
             "done": done,
             "skipped": skipped,
@@ -284,6 +309,9 @@ class ForecastJob:
         }
         keyed = [{**r, "symbol": symbol, "as_of": last.isoformat(), "settings": self.settings} for r in rows]
         self.store.write_forecast(doc, keyed)
+        # a "short" sentence stored while the history was still arriving is obsolete now (with no bars
+        # at all its as-of is the asked one, later than this forecast's, and it would be read first)
+        self.store.forecasts.delete_many({"symbol": symbol, "settings": self.settings, "status": "short"})
         return "ok"
 
     def snapshot(self) -> dict:

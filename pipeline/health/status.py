@@ -30,6 +30,7 @@ class KafkaStatus(TypedDict):
 class MongoStatus(TypedDict):
     uri: str  # password masked; "" when unknown
     ok: bool
+    version: NotRequired[str]  # the server's, when it answered
 
 
 class TopicsStatus(TypedDict):
@@ -71,7 +72,11 @@ def verdicts(report: StatusReport) -> list[Verdict]:
     health: Health = {
         "mode": report["mode"],
         "kafka": {"bootstrap": report["kafka"]["bootstrap"], "ok": report["kafka"]["ok"], "version": None},
-        "mongo": {"uri": report["mongo"]["uri"], "ok": report["mongo"]["ok"], "version": None},
+        "mongo": {
+            "uri": report["mongo"]["uri"],
+            "ok": report["mongo"]["ok"],
+            "version": report["mongo"].get("version"),
+        },
         "stack": [{"name": name, "alive": True} for name in report["pids"] if name in (KAFKA, MONGO)],
         "restarts": {},
     }
@@ -146,7 +151,7 @@ def collect(settings: Settings) -> StatusReport:
             mongo, settings.db, timeout_s=3.0, socket_timeout_s=settings.mongo_write_timeout
         )
         try:
-            store.ping()
+            out["mongo"]["version"] = store.ping()
             out["mongo"]["ok"] = True
             out["stored"] = dict(sorted(store.count_by_symbol().items()))
         except Exception as exc:
