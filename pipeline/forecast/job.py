@@ -164,7 +164,7 @@ class ForecastJob:
                 if not self._fresh or self._halted():
                     self._fresh_running = False
                     return
-                waiting = sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)
+                waiting = [(symbol, self._fresh[symbol]) for symbol in self._waiting()]
             try:
                 ready = [
                     symbol
@@ -317,5 +317,8 @@ class ForecastJob:
     def snapshot(self) -> dict:
         """The last run's tally for Pipeline health (see the module); no I/O."""
         with self._lock:
-            waiting = [s for s, _ in sorted(self._fresh.items(), key=lambda kv: kv[1], reverse=True)]
-            return {**self.stats, "failures": dict(self.stats["failures"]), "waiting": waiting}
+            return {**self.stats, "failures": dict(self.stats["failures"]), "waiting": self._waiting()}
+
+    def _waiting(self) -> list[str]:
+        """The backfilled symbols still waiting, newest backfill first (call with ``_lock`` held)."""
+        return sorted(self._fresh, key=self._fresh.__getitem__, reverse=True)

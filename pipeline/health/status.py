@@ -77,14 +77,12 @@ def verdicts(report: StatusReport) -> list[Verdict]:
             "ok": report["mongo"]["ok"],
             "version": report["mongo"].get("version"),
         },
-        "stack": [{"name": name, "alive": True} for name in report["pids"] if name in (KAFKA, MONGO)],
+        "stack": [{"name": name, "alive": name in report["pids"]} for name in (KAFKA, MONGO)],
         "restarts": {},
     }
     if not report["mongo"]["ok"]:
         failed = [e for e in report["errors"] if e.startswith("mongodb")]
         health["mongo"]["error"] = failed[0] if failed else "does not answer"
-    if report["mode"] == "embedded":
-        health["stack"] += [{"name": n, "alive": False} for n in (KAFKA, MONGO) if n not in report["pids"]]
     found = [rules.kafka(health), rules.mongo(health), rules.stack(health)]
     return [{"component": v.component, "level": v.level, "reason": v.reason} for v in found if v is not None]
 
