@@ -1,6 +1,8 @@
-"""Stock Monitor: overview. Mode and server status (redrawn every 5 s from the background health check,
-so a frozen server cannot hang it), pipeline state with start/pause, and the watchlist
-at a glance (last price, change since the previous close, day range, volume, trend, age)."""
+"""Stock Monitor: overview. The watchlist at a glance comes first (last price, change since the
+previous close, trend, day range, volume, age, market state); above it, one compact line says whether
+the servers and the pipeline are well, expands to the details (addresses, counters; the rest is on
+Pipeline health) and has Pause/Resume beside it. Both are redrawn every 5 s from in-memory state (the
+background health check's snapshot), so a frozen server cannot hang this page."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from pipeline.health import rules as status
+from pipeline.health.snapshot import Health
 from pipeline.markets import fx
 from pipeline.sources.registry import outside_hours_note
 from pipeline.watchlist import WatchlistError
@@ -18,88 +21,86 @@ from ui import format as fmt
 runtime = page.setup(page.APP_NAME, "📈")
 
 st.title(f"📈 {page.APP_NAME}")
-st.caption("Live prices travel source → Kafka → MongoDB and are charted here.")
-
-health = runtime.health()  # the background snapshot: no I/O, so a frozen server cannot hang this page
 
 
-# -- servers -------------------------------------------------------------------------------------
-@st.fragment(run_every="5s")
-def servers() -> None:
-    """Kafka and MongoDB as the background health check last found them; redrawn every 5 s (no I/O)."""
-    health = runtime.health()
+# -- servers and pipeline: one line ---------------------------------------------------------------
+def server_details(health: Health) -> None:
+    """Kafka and MongoDB as the background health check last found them, with what to do when down."""
     mode = health["mode"]
-    st.subheader("Servers")
     st.markdown(
         f"**Mode:** {'embedded local stack' if mode == 'embedded' else 'external servers'} · "
         f"**Pipeline:** {health['state']}"
     )
     kafka, mongo = health["kafka"], health["mongo"]
-    left, right = st.columns(2)
-    with left:
-        if kafka["ok"]:
-            st.success(f"Kafka is healthy at `{kafka['bootstrap']}` (protocol {kafka['version']}).")
-        else:
-            st.error(f"Kafka is not reachable at `{kafka['bootstrap'] or 'unknown address'}`.")
-    with right:
-        if mongo["ok"]:
-            st.success(f"MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
-        elif status.mongo_down(health):  # the background check's finding, with since when
-            st.error(f"{status.mongo_down(health)} (`{mongo['uri']}`)")
-        else:
-            st.error(
-                f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
-            )
+    if kafka["ok"]:
+        st.markdown(f"✅ Kafka is healthy at `{kafka['bootstrap']}` (protocol {kafka['version']}).")
+    else:
+        st.error(f"Kafka is not reachable at `{kafka['bootstrap'] or 'unknown address'}`.")
+    if mongo["ok"]:
+        st.markdown(f"✅ MongoDB is healthy at `{mongo['uri']}` (version {mongo['version']}).")
+    elif status.mongo_down(health):  # the background check's finding, with since when
+        st.error(f"{status.mongo_down(health)} (`{mongo['uri']}`)")
+    else:
+        st.error(
+            f"MongoDB is not reachable at `{mongo['uri'] or 'unknown address'}`. {mongo.get('error') or ''}"
+        )
     if not (kafka["ok"] and mongo["ok"]):
         if mode == "embedded":
             st.info(
-                "The embedded servers are supervised by this app. Check their logs in "
-                f"`{health['data_dir']}`, then use **Restart pipeline** below."
+                "This app restarts an embedded server that stopped, on the same port, within seconds; "
+                f"the pipeline then reconnects by itself. Their logs are in `{health['data_dir']}`."
             )
         else:
             st.info(
                 "Start the server that is down, or correct KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; "
                 "the pipeline reconnects by itself and loses nothing meanwhile."
             )
+    counts = runtime.counters()  # in-process counters: no I/O
+    m = st.columns(4)
+    m[0].metric("Published", f"{counts['published']:,}", help="Prices sent to Kafka by this app")
+    m[1].metric("Stored", f"{counts['stored']:,}", help="Prices written to MongoDB")
+    m[2].metric("Dead-lettered", f"{counts['dead_lettered']:,}", help="Malformed messages set aside")
+    m[3].metric("Consumer lag", f"{counts['lag']:,}", help="Messages in Kafka not yet stored")
+    page.link(page.HEALTH, "Pipeline health: every component, topics and collections")
 
 
-servers()
-
-# -- pipeline controls ----------------------------------------------------------------------------
-st.subheader("Pipeline")
-allowed = auth.can_change(runtime.settings)
-cols = st.columns([1, 1, 4])
-if health["state"] == "running":
-    if cols[0].button(
-        "⏸ Pause", help="Stop fetching and storing; Kafka keeps what is in flight", disabled=not allowed
-    ):
-        runtime.pause()
-        st.rerun()
-elif health["state"] == "paused":
-    if cols[0].button("▶ Resume", type="primary", disabled=not allowed):
+def pause_resume(state: str, allowed: bool) -> None:
+    """Pause while running; Resume while paused; Start otherwise (stopped, error)."""
+    if state == "running":
+        if st.button(
+            "⏸ Pause",
+            help="Stop fetching and storing; Kafka keeps what is in flight",
+            disabled=not allowed,
+            width="stretch",
+        ):
+            runtime.pause()
+            st.rerun()
+    elif state == "paused":
+        if st.button("▶ Resume", type="primary", disabled=not allowed, width="stretch"):
+            runtime.resume()
+            st.rerun()
+    elif st.button("▶ Start", type="primary", disabled=not allowed or state == "starting", width="stretch"):
         runtime.resume()
         st.rerun()
-else:
-    if cols[0].button("▶ Start", type="primary", disabled=not allowed):
-        runtime.resume()
-        st.rerun()
-if cols[1].button("↻ Refresh"):
-    st.rerun()
-if not allowed:
-    cols[2].caption("🔒 Read-only demo: starting and pausing need the admin password (sidebar).")
 
 
 @st.fragment(run_every="5s")
-def counters() -> None:
-    counts = runtime.counters()  # in-process counters: no I/O
-    m = st.columns(4)
-    m[0].metric("Published", f"{counts['published']:,}")
-    m[1].metric("Stored", f"{counts['stored']:,}")
-    m[2].metric("Dead-lettered", f"{counts['dead_lettered']:,}")
-    m[3].metric("Consumer lag", f"{counts['lag']:,}")
+def status_line() -> None:
+    """Servers and pipeline in one line that expands (open by itself while a server is down), with
+    Pause/Resume beside it; redrawn every 5 s from the background snapshot (no I/O)."""
+    health = runtime.health()
+    allowed = auth.can_change(runtime.settings)
+    label, attention = status.summary(health, runtime.state, runtime.degraded())
+    line, button = st.columns([5, 1])
+    with line.expander(label, expanded=attention):
+        server_details(health)
+    with button:
+        pause_resume(runtime.state, allowed)
+    if not allowed:
+        st.caption("🔒 Read-only demo: starting and pausing need the admin password (sidebar).")
 
 
-counters()
+status_line()
 
 
 # -- the watchlist at a glance ---------------------------------------------------------------------
@@ -123,6 +124,14 @@ def fx_symbols(entries: list, base: str) -> tuple[str, ...]:
     elif missing:
         st.caption(f"The {base} view needs {', '.join(missing)} on the watchlist (an admin can add them).")
     return tuple(sorted(needed))
+
+
+# What a phone (390 px) shows without scrolling sideways comes first: the symbol (pinned), its price
+# and change; the name and the details follow.
+GLANCE_ORDER = (
+    "Symbol", "Last", "Change", "Change %", "Trend", "Status", "Name",
+    "Day range", "Volume", "Updated", "Market", "Currency",
+)  # fmt: skip
 
 
 @st.fragment(run_every="5s")
@@ -153,6 +162,7 @@ def glance(in_base: bool) -> None:
     st.dataframe(
         tables.color_changes(table),
         hide_index=True,
+        column_order=GLANCE_ORDER,
         placeholder=fmt.DASH,  # a missing value (history still loading) reads "–", not the grid's "None"
         width="stretch",
         column_config={
@@ -195,8 +205,9 @@ def glance(in_base: bool) -> None:
         st.caption(f"Refreshes every 5 s · {datetime.now(UTC):%H:%M:%S} UTC")
 
 
-st.subheader("Watchlist at a glance")
-show_base = st.toggle(
+title, switch = st.columns([3, 2], vertical_alignment="bottom")
+title.subheader("Watchlist at a glance")
+show_base = switch.toggle(
     f"Show prices in {runtime.settings.base_currency}",
     key="home_base",
     help="Converted at the FX rate of each price's session date (stored FX symbols such as GBPUSD=X, "

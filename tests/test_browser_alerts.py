@@ -13,7 +13,7 @@ from support.streamlit_server import (
     CEILING_MS,
     CHROMIUM_ARGS,
     LAPTOP,
-    fits_laptop,
+    fits_screen,
     no_exception,
     screenshot,
     streamlit_server,
@@ -44,7 +44,7 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 )
                 level = round(tick["close"] * 0.995, 2)  # just below the price: the next tick is above it
                 no_exception(page)
-                fits_laptop(page)
+                fits_screen(page)
                 screenshot(page, artifacts / "alerts-empty.png")
 
                 page.get_by_label("Price level").fill(f"{level}")
@@ -65,7 +65,7 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 expect(page.get_by_text("Acknowledge all shown (1)")).to_be_visible(timeout=CEILING_MS)
                 expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=CEILING_MS)
                 no_exception(page)
-                fits_laptop(page)
+                fits_screen(page)
                 screenshot(page, artifacts / "alerts-fired.png")
                 assert store.db["alert_events"].count_documents({}) == 1
 

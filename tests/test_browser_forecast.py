@@ -13,7 +13,7 @@ from support.streamlit_server import (
     CEILING_MS,
     CHROMIUM_ARGS,
     LAPTOP,
-    fits_laptop,
+    fits_screen,
     no_exception,
     screenshot,
     settled,
@@ -65,7 +65,7 @@ def test_forecast_page_bands_table_and_sentence(running_app, artifacts):
     table = page.locator("[data-testid='stDataFrame']").first
     expect(table).to_be_visible(timeout=CEILING_MS)
     expect(page.get_by_text("Not investment advice").first).to_be_visible()
-    fits_laptop(page)
+    fits_screen(page)
     screenshot(page, artifacts / "page-forecast-random-walk.png")
 
     page.goto(f"{url}/{spec('forecast').url_path}?symbol=TRND&h=5")

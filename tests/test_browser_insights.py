@@ -14,7 +14,7 @@ from support.streamlit_server import (
     CEILING_MS,
     CHROMIUM_ARGS,
     LAPTOP,
-    fits_laptop,
+    fits_screen,
     no_exception,
     screenshot,
     settled,
@@ -88,7 +88,7 @@ def test_insights_six_symbols_and_a_benchmark_draw_every_chart_and_hover(
                 settled(page)
                 print(f"Insights ready in {time.monotonic() - t0:.2f} s (first open, cold caches)")
                 no_exception(page)
-                fits_laptop(page)
+                fits_screen(page)
                 assert charts.count() == 5  # treemap, vs benchmark, correlation, drawdown, histogram
                 for i in range(5):
                     assert charts.nth(i).locator(".main-svg").count() >= 1

@@ -1,7 +1,11 @@
 """Every page in a real Chromium against ``streamlit run Home.py`` with the pipeline running on the
-test stack: pages open without an exception and fit a laptop screen, a ticker typed into the
-watchlist editor shows up on Live within the refresh time, and the History CSV holds exactly the
-bars MongoDB has. Screenshots of every page land in test-artifacts/."""
+test stack, from a first start (no daily history and no forecast stored; two days of intraday bars
+are, for the History CSV check): pages open without an exception and fit a laptop and a phone
+screen; within the healthy-load ceiling the Overview shows the watchlist above the fold at 1440x900,
+no NYSE/NASDAQ symbol is called open outside the exchange's hours, and Forecast draws its fan chart
+for the default symbol (issue 22); a ticker typed into the watchlist editor shows up on Live within
+the refresh time, and the History CSV holds exactly the bars MongoDB has. Screenshots of every page
+at both widths land in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support.base import drop_database, make_settings, settings_env
 from support.market_data import seed_bars
+from support.pages import exchange_open, market_icons
 from support.streamlit_server import (
     CEILING_MS,
     CHROMIUM_ARGS,
+    FOLD,
     LAPTOP,
-    fits_laptop,
+    PHONE,
+    fits_screen,
     no_exception,
     screenshot,
     settled,
@@ -26,7 +33,6 @@ from support.streamlit_server import (
 )
 
 from pipeline.store import Store
-from pipeline.watchlist import Watchlist
 from ui.navigation import PAGES, spec
 
 pytestmark = pytest.mark.browser
@@ -36,7 +42,7 @@ READY = {  # a sentence each page shows once it has drawn its data
     "watchlist": "Import and export",
     "live": "bars of 1 minute",
     "history": "Statistics",
-    "forecast": "Compute now",
+    "forecast": "Compute now",  # a button (see ``ready``)
     "insights": "Drawdown",
     "alerts": "Fired alerts",
     "health": "Topics and collections",
@@ -44,16 +50,28 @@ READY = {  # a sentence each page shows once it has drawn its data
 LIVE = spec("live").url_path
 
 
+def ready(page, key: str):
+    """The element that shows page ``key`` has drawn its data (``READY``): Forecast's is its button
+    (the text alone also matches a hidden tooltip once a forecast is shown)."""
+    if key == "forecast":
+        return page.get_by_role("button", name=READY[key])
+    return page.get_by_text(READY[key]).first
+
+
 @pytest.fixture(scope="module")
 def running_app(stack, tmp_path_factory, chromium_path, artifacts):
     from playwright.sync_api import sync_playwright
 
-    settings = make_settings(
-        stack, tmp_path_factory.mktemp("browser"), watchlist=("AAPL", "MSFT"), poll_seconds=0.5
+    settings = make_settings(  # a first start: a year of daily history is backfilled, then forecast
+        stack,
+        tmp_path_factory.mktemp("browser"),
+        watchlist=("AAPL", "MSFT"),
+        poll_seconds=0.5,
+        backfill_days_daily=400,
     )
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
-    Watchlist(store.watchlist, None).seed(["AAPL", "MSFT"], "simulated")
+    # the watchlist is left to the app: it seeds it from settings and backfills what it seeds
     seed_bars(store, ["AAPL", "MSFT"], days=2)
     with streamlit_server(settings_env(settings), artifacts / "pages-server.log") as (url, _proc):
         with sync_playwright() as p:
@@ -73,14 +91,95 @@ def test_every_page_opens_fits_a_laptop_and_is_screenshot(running_app, artifacts
     for p in PAGES:
         t0 = time.monotonic()
         page.goto(f"{url}/{p.url_path}")
-        expect(page.get_by_text(READY[p.key]).first).to_be_visible(timeout=CEILING_MS)
+        expect(ready(page, p.key)).to_be_visible(timeout=CEILING_MS)
         timings[p.key] = round(time.monotonic() - t0, 2)
         settled(page)  # charts drawn, fragments done
         no_exception(page)
-        fits_laptop(page)
+        fits_screen(page)
         screenshot(page, artifacts / f"page-{p.key}.png")
     print("page ready (s):", timings)
+    page.close()
 
+
+def test_first_start_overview_market_state_and_forecast(running_app, artifacts):
+    """Issue 22's done-when, each within the healthy-load ceiling of a first start: the watchlist
+    table is wholly above the fold of the Overview at 1440x900; no NYSE/NASDAQ symbol is shown open
+    while the exchange is closed (nor closed while it is open), on the Overview and on Live; Forecast
+    draws its fan chart for the default symbol (the first on the watchlist)."""
+    from playwright.sync_api import expect
+
+    url, browser, _ = running_app
+    page = browser.new_page(viewport=FOLD)
+    before = datetime.now(UTC)
+    page.goto(url)
+    table = page.get_by_test_id("stDataFrame").first
+    expect(table).to_be_visible(timeout=CEILING_MS)
+    # the grid draws on a canvas; its cells' text is in an accessible table behind it
+    cells = page.locator("[data-testid=stDataFrame] td[role=gridcell]")
+    expect(cells.filter(has_text=re.compile("^MSFT$")).first).to_be_attached(timeout=CEILING_MS)
+    settled(page)
+    box = table.bounding_box()
+    assert box["y"] + box["height"] <= FOLD["height"], f"the watchlist ends at {box['y'] + box['height']}px"
+    page.screenshot(path=str(artifacts / "overview-1440x900-fold.png"))
+    # the Market column starts with the exchange's icon
+    texts = cells.all_text_contents()
+    after = datetime.now(UTC)
+    icons = market_icons("AAPL", before, after)  # NYSE and NASDAQ share hours and holidays
+    market = [c for c in texts if re.search(r" · (opens|closes|reopens)", c)]
+    assert len(market) >= 2, texts  # AAPL's and MSFT's
+    assert {c.split()[0] for c in market} <= icons, (market, icons)
+    if exchange_open("AAPL", before, after) is False:
+        assert not [c for c in market if c.split()[1] == "open"], market
+        expect(page.get_by_text("Simulated prices: NYSE/NASDAQ is closed")).to_be_visible()
+
+    before = datetime.now(UTC)
+    page.goto(f"{url}/{LIVE}?symbols=AAPL,MSFT&interval=1m&window=30m")
+    expect(page.get_by_text("bars of 1 minute").first).to_be_visible(timeout=CEILING_MS)
+    settled(page)
+    # one caption: "AAPL 🌙 closed · opens Mon 09:30 EST (…) · MSFT 🌙 closed · …"
+    line = page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"^AAPL ")).first
+    badges = dict(re.findall(r"\b(AAPL|MSFT) (\S+)", line.inner_text(timeout=CEILING_MS)))
+    after = datetime.now(UTC)
+    icons = market_icons("AAPL", before, after)
+    assert set(badges) == {"AAPL", "MSFT"} and set(badges.values()) <= icons, (badges, icons)
+
+    t0 = time.monotonic()
+    page.goto(f"{url}/{spec('forecast').url_path}")
+    expect(page.get_by_text(re.compile(r"Backtest at \d+ sessions"))).to_be_visible(timeout=CEILING_MS)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=CEILING_MS)
+    settled(page)
+    no_exception(page)
+    print(f"Forecast's fan chart drawn {time.monotonic() - t0:.1f} s after the page was opened")
+    screenshot(page, artifacts / "first-start-forecast.png", FOLD)
+    page.close()
+
+
+def test_every_page_fits_a_phone_and_is_screenshot(running_app, artifacts):
+    """Every page at 390x844: no exception, no sideways scrolling of the page (wide tables scroll
+    inside themselves), the Overview's watchlist starts above the fold; a screenshot of each."""
+    from playwright.sync_api import expect
+
+    url, browser, _ = running_app
+    page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    for p in PAGES:
+        page.goto(f"{url}/{p.url_path}")
+        expect(ready(page, p.key)).to_be_visible(timeout=CEILING_MS)
+        settled(page)
+        no_exception(page)
+        fits_screen(page)
+        if p.key == "home":
+            top = page.get_by_test_id("stDataFrame").first.bounding_box()["y"]
+            assert top < PHONE["height"] - 100, f"the watchlist starts at {top}px on a phone"
+            page.screenshot(path=str(artifacts / "overview-phone-fold.png"))
+        screenshot(page, artifacts / f"page-{p.key}-phone.png", PHONE)
+    page.close()
+
+
+def test_live_draws_every_indicator_and_hovers_ohlcv(running_app, artifacts):
+    from playwright.sync_api import expect
+
+    url, browser, _ = running_app
+    page = browser.new_page(viewport=LAPTOP)
     # Live with every indicator, and the unified hover showing the bar's OHLCV
     page.goto(f"{url}/{LIVE}?symbols=AAPL&interval=1m&window=4h")
     expect(page.get_by_text("bars of 1 minute")).to_be_visible(timeout=CEILING_MS)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from pipeline.markets.currency import major, major_code, money
+from pipeline.markets.currency import decimals, major, major_code, money
 from ui import tables
 
 
@@ -113,3 +113,25 @@ def test_home_in_a_base_currency_converts_at_the_rate_of_the_prices_session_date
     assert euros["Last"] == pytest.approx(612.3) and euros["Currency"] == "EUR (no EURUSD=X rate)"
     html = tables.color_changes(table).to_html()
     assert "≈ $8.02" in html and "€612.30" in html
+
+
+def test_a_change_is_shown_with_its_prices_decimals():
+    """Seen on a first start: AAPL at $204.22 moved "+$0.2700". A change takes its price's decimals;
+    a penny stock's price and change keep 4, yen-like prices from 100 none."""
+    assert decimals(204.22, "USD") == 2 and decimals(0.5, "USD") == 4 and decimals(2500, "JPY") == 0
+    quotes = pd.DataFrame(
+        [
+            {"symbol": s, "last": last, "age_s": 5.0, "change": change, "change_pct": 0.1}
+            for s, last, change in (("AAPL", 204.22, 0.27), ("PNY", 0.5012, -0.0123), ("7203.T", 2500.0, 12.0))
+        ]
+    )
+    entries = [
+        Entry("AAPL", currency="USD"),
+        Entry("PNY", currency="USD"),
+        Entry("7203.T", currency="JPY", timezone="Asia/Tokyo", exchange="TSE"),
+    ]
+    table = tables.watchlist_glance(entries, quotes, {}, 2.0, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+    styled = tables.color_changes(table)._translate(True, True)
+    cells = [[c.get("display_value") for c in row] for row in styled["body"]]
+    shown = [(r[1], r[3], r[4]) for r in cells]  # Symbol, Last, Change (the styler's body has the index first)
+    assert shown == [("AAPL", "$204.22", "+$0.27"), ("PNY", "$0.5012", "-$0.0123"), ("7203.T", "¥2,500", "+¥12")]

@@ -116,6 +116,22 @@ def test_other_components_and_the_worst_status():
     assert h.worst(statuses) == "STALL"
 
 
+def test_the_overviews_one_line_names_the_worst_first():
+    """Issue 22 item 3: servers and pipeline in one line; it asks for attention (opens its details)
+    only when something is wrong."""
+    ok = {"kafka": {"ok": True, "bootstrap": "x:1"}, "mongo": {"ok": True, "uri": "mongodb://x"}}
+    assert h.summary(ok, "running", None) == ("🟢 All systems OK · pipeline running", False)
+    assert h.summary(ok, "paused", None) == ("⏸️ Pipeline paused · servers OK", False)
+    assert h.summary(ok, "error", None) == ("🔴 Pipeline error · servers OK", True)
+    assert h.summary(ok, "running", "the consumer restarted") == ("🟠 Pipeline degraded · servers OK", True)
+    mongo_down = {**ok, "mongo": {"ok": False, "uri": "mongodb://x", "error": "timed out"}}
+    assert h.summary(mongo_down, "running", "x") == ("🔴 MongoDB is not reachable · pipeline running", True)
+    assert h.summary(mongo_down, "starting", None) == ("⏳ Pipeline starting · connecting to the servers", False)
+    both = {"kafka": {"ok": False, "bootstrap": "x:1"}, "mongo": {"ok": False}}
+    assert h.servers_down(both) == ["Kafka is not reachable", "MongoDB is not reachable"]
+    assert h.servers_down({}) == ["Kafka is not reachable", "MongoDB is not reachable"]
+
+
 def test_lag_history_keeps_a_window():
     history = h.LagHistory(keep_s=30)
     for i in range(10):

@@ -42,6 +42,13 @@ def test_home_watchlist_at_a_glance(seeded):
     assert_clean(at)
     table = at.dataframe[0].value
     assert table["Symbol"].tolist() == ["AAPL", "MSFT", "NODATA"]
+    # what a phone shows first: symbol, price and change; every column is shown (issue 22 item 3)
+    order = list(at.dataframe[0].proto.column_order)
+    assert order[:4] == ["Symbol", "Last", "Change", "Change %"] and sorted(order) == sorted(table.columns)
+    # the servers and the pipeline in one collapsed line above the table, Start beside it (these page
+    # tests do not start the pipeline)
+    assert at.expander[0].label == "⏹️ Pipeline stopped · servers OK"
+    assert "▶ Start" in [b.label for b in at.button]
     aapl = table.iloc[0]
     assert aapl["Last"] == pytest.approx(frame[frame.symbol == "AAPL"]["close"].iloc[-1])
     assert aapl["Status"] == "🟢 live" and aapl["Updated"].endswith("s ago")

@@ -39,6 +39,7 @@ log = logging.getLogger("stockmon.pages")
 HOME = navigation.spec("home")
 WATCHLIST = navigation.spec("watchlist")
 LIVE = navigation.spec("live")
+HEALTH = navigation.spec("health")
 
 STATE_LABELS = {
     "running": "🟢 running",

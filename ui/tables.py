@@ -31,7 +31,7 @@ import pandas as pd
 
 from pipeline.markets import fx
 from pipeline.markets.calendars import Market, MarketStatus, market_for
-from pipeline.markets.currency import ISO, major, major_code, money
+from pipeline.markets.currency import ISO, decimals, major, major_code, money
 from pipeline.sources.registry import prices_move, symbol_status, trades_outside_hours
 from ui import format as fmt
 from ui import markets as market_text
@@ -257,10 +257,14 @@ def color_changes(frame: pd.DataFrame):
             continue  # unit unknown: the plain number, the Currency column says so
         approx = "≈" in unit
         digits = 4 if str(row.get("Symbol", "")).endswith("=X") and not approx else None
+        last = row.get("Last")
+        change_digits = digits
+        if digits is None and last is not None and not fmt.missing(last):
+            change_digits = decimals(float(last), code)
         styler = styler.format(
             {
                 "Last": partial(_money_text, code=code, digits=digits, approx=approx),
-                "Change": partial(_money_text, code=code, digits=digits, signed=True, approx=approx),
+                "Change": partial(_money_text, code=code, digits=change_digits, signed=True, approx=approx),
             },
             subset=pd.IndexSlice[frame.index[i], ["Last", "Change"]],
             na_rep=fmt.DASH,

@@ -37,6 +37,10 @@ Rules (each status carries a one-sentence reason):
   duration and symbols done.
 - Alerts: the engine is ERR when its last batch failed; each delivery channel is ERR while its latest
   attempt failed, WARN when some attempts failed, else OK.
+- The one line (``summary``, the Overview's): 🔴 naming each server that does not answer (⏳ while
+  the pipeline is starting: they are coming up with it), else 🟠
+  while the pipeline is degraded, else 🟢 "All systems OK" while it runs, else its state (paused,
+  stopped, starting, error) with "servers OK".
 - Market hours (``fixed_hours``): a sentence naming the markets whose exchange calendar could not be
   built and that fall back to fixed weekday hours (no holidays, half days or lunch breaks), else None.
 """
@@ -116,6 +120,32 @@ def mongo_down(health: Health) -> str | None:
         return None
     why = f" {m['error']}" if m.get("error") else ""
     return f"MongoDB not answering since {clock(m['down_since'])}.{why}"
+
+
+SUMMARY_STATES = {"paused": "⏸️", "stopped": "⏹️", "starting": "⏳", "error": "🔴"}
+
+
+def servers_down(health: Health) -> list[str]:
+    """One phrase per server the health check found not answering ("Kafka is not reachable"), Kafka
+    first; empty when both answer."""
+    kafka, mongo = health.get("kafka"), health.get("mongo")
+    answers = {"Kafka": bool(kafka and kafka["ok"]), "MongoDB": bool(mongo and mongo.get("ok"))}
+    return [f"{name} is not reachable" for name, ok in answers.items() if not ok]
+
+
+def summary(health: Health, state: str, degraded: str | None) -> tuple[str, bool]:
+    """(the servers and the pipeline in one line, whether it needs the user's attention): a server
+    down comes first, then a degraded pipeline, then the pipeline's state (see the module)."""
+    down = servers_down(health)
+    if down and state == "starting":  # not an outage: the servers are coming up with the pipeline
+        return "⏳ Pipeline starting · connecting to the servers", False
+    if down:
+        return f"🔴 {'; '.join(down)} · pipeline {state}", True
+    if degraded:
+        return "🟠 Pipeline degraded · servers OK", True
+    if state == "running":
+        return "🟢 All systems OK · pipeline running", False
+    return f"{SUMMARY_STATES.get(state, '⚪')} Pipeline {state} · servers OK", state == "error"
 
 
 def incident(health: Health, name: str) -> Incident | None:

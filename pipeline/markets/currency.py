@@ -73,6 +73,14 @@ def major_code(code: str | None) -> str | None:
     return major(1.0, code)[1]
 
 
+def decimals(value: float, code: str | None) -> int:
+    """The decimals ``money`` shows a price of ``value`` (quoted in ``code``) with: 2; 0 for a
+    yen-like currency from 100; 4 below 1 (penny stocks). A change is shown with its price's decimals
+    (a $0.27 move of a $204 stock reads "+$0.27", not "+$0.2700")."""
+    amount, iso = major(value, code)
+    return 0 if iso in NO_DECIMALS and abs(amount) >= 100 else 2 if abs(amount) >= 1 else 4
+
+
 def money(value: float | None, code: str | None, dash: str = "—", digits: int | None = None) -> str:
     """A quoted price as text in major units with its symbol (see the module); ``dash`` when missing.
     ``digits`` fixes the decimals (4 for FX rates); by default 2 (0 for yen-like, 4 below 1)."""
@@ -80,7 +88,7 @@ def money(value: float | None, code: str | None, dash: str = "—", digits: int 
         return dash
     amount, iso = major(float(value), code)
     if digits is None:
-        digits = 0 if iso in NO_DECIMALS and abs(amount) >= 100 else 2 if abs(amount) >= 1 else 4
+        digits = decimals(float(value), code)
     text = f"{abs(amount):,.{digits}f}"
     sign = "-" if amount < 0 else ""
     if iso is None:

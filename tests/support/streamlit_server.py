@@ -16,6 +16,8 @@ from pipeline.embedded.stack import free_port
 from support.base import ROOT
 
 LAPTOP = {"width": 1366, "height": 768}
+FOLD = {"width": 1440, "height": 900}  # issue 22: what must show without scrolling on a laptop
+PHONE = {"width": 390, "height": 844}  # a phone held upright (iPhone 12-15)
 # The ceiling for anything a browser test waits for (a page drawn, a chart, a toast): generous, because
 # a loaded CI machine is slow, and never a fixed wait: Playwright polls and returns as soon as it holds.
 CEILING_MS = 60_000
@@ -88,9 +90,12 @@ def no_exception(page) -> None:
     assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
 
 
-def fits_laptop(page) -> None:
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"page is {overflow}px wider than a {LAPTOP['width']}px laptop screen"
+def fits_screen(page) -> None:
+    """The page needs no sideways scrolling at the viewport's width (wide tables scroll inside)."""
+    width, overflow = page.evaluate(
+        "() => [window.innerWidth, document.documentElement.scrollWidth - window.innerWidth]"
+    )
+    assert overflow <= 1, f"page is {overflow}px wider than a {width}px screen"
 
 
 def settled(page, timeout_ms: float = CEILING_MS) -> None:
@@ -98,11 +103,13 @@ def settled(page, timeout_ms: float = CEILING_MS) -> None:
     page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
 
 
-def screenshot(page, path) -> None:
-    """The whole page: Streamlit scrolls inside its own container, so grow the viewport to fit it."""
+def screenshot(page, path, viewport: dict | None = None) -> None:
+    """The whole page at ``viewport``'s width (default ``LAPTOP``): Streamlit scrolls inside its own
+    container, so grow the viewport to fit it, then set ``viewport`` back."""
+    viewport = viewport or LAPTOP
     height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
-    page.set_viewport_size({"width": LAPTOP["width"], "height": max(LAPTOP["height"], int(height) + 120)})
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(height) + 120)})
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     settled(page)  # charts redraw at the new size
     page.screenshot(path=str(path))
-    page.set_viewport_size(LAPTOP)
+    page.set_viewport_size(viewport)
