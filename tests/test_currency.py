@@ -122,7 +122,11 @@ def test_a_change_is_shown_with_its_prices_decimals():
     quotes = pd.DataFrame(
         [
             {"symbol": s, "last": last, "age_s": 5.0, "change": change, "change_pct": 0.1}
-            for s, last, change in (("AAPL", 204.22, 0.27), ("PNY", 0.5012, -0.0123), ("7203.T", 2500.0, 12.0))
+            for s, last, change in (
+                ("AAPL", 204.22, 0.27),
+                ("PNY", 0.5012, -0.0123),
+                ("7203.T", 2500.0, 12.0),
+            )
         ]
     )
     entries = [
@@ -133,5 +137,11 @@ def test_a_change_is_shown_with_its_prices_decimals():
     table = tables.watchlist_glance(entries, quotes, {}, 2.0, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
     styled = tables.color_changes(table)._translate(True, True)
     cells = [[c.get("display_value") for c in row] for row in styled["body"]]
-    shown = [(r[1], r[3], r[4]) for r in cells]  # Symbol, Last, Change (the styler's body has the index first)
-    assert shown == [("AAPL", "$204.22", "+$0.27"), ("PNY", "$0.5012", "-$0.0123"), ("7203.T", "¥2,500", "+¥12")]
+    shown = [
+        (r[1], r[3], r[4]) for r in cells
+    ]  # Symbol, Last, Change (the styler's body has the index first)
+    assert shown == [
+        ("AAPL", "$204.22", "+$0.27"),
+        ("PNY", "$0.5012", "-$0.0123"),
+        ("7203.T", "¥2,500", "+¥12"),
+    ]

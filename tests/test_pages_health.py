@@ -126,7 +126,10 @@ def test_the_overviews_one_line_names_the_worst_first():
     assert h.summary(ok, "running", "the consumer restarted") == ("🟠 Pipeline degraded · servers OK", True)
     mongo_down = {**ok, "mongo": {"ok": False, "uri": "mongodb://x", "error": "timed out"}}
     assert h.summary(mongo_down, "running", "x") == ("🔴 MongoDB is not reachable · pipeline running", True)
-    assert h.summary(mongo_down, "starting", None) == ("⏳ Pipeline starting · connecting to the servers", False)
+    assert h.summary(mongo_down, "starting", None) == (
+        "⏳ Pipeline starting · connecting to the servers",
+        False,
+    )
     both = {"kafka": {"ok": False, "bootstrap": "x:1"}, "mongo": {"ok": False}}
     assert h.servers_down(both) == ["Kafka is not reachable", "MongoDB is not reachable"]
     assert h.servers_down({}) == ["Kafka is not reachable", "MongoDB is not reachable"]
