@@ -23,7 +23,8 @@ Guarantees:
   local date and a source's daily bar for it (stamped at local midnight) land on the same key, so
   SAP.DE's or 7203.T's day is never filed under the day before, and two sessions never merge.
 - A daily bar is the exchange's *regular session*: pre-market and after-hours minutes (Yahoo serves
-  them for US listings) never change a daily OHLCV. Built from the minutes it is *provisional*
+  them for US listings) never change a daily OHLCV, and a date without a session (a weekend or
+  holiday, where the simulator still ticks) gets no daily bar from its minutes. Built from the minutes it is *provisional*
   (``provisional: true``): a 1-minute close is not the official close (the closing auction prints
   after the last minute; AAPL 2024-10-02: 226.81 at 15:59, 226.78 official) and the auction's volume
   is in no minute. The provider's daily bar fetched ``SETTLED`` or more after the session closed is
@@ -375,8 +376,9 @@ class BarBuilder:
         sorted: each 1h bar inside a session, and the 1m bars of an hour the session's open or close
         cuts (a US session opens at 09:30: its 09:00 hour holds pre-market minutes). Bars outside
         the regular session (pre-market, after-hours) are left out: they never change a daily
-        OHLCV. A date without a session (weekend, holiday) keeps all its hours (a simulator trading
-        around the clock)."""
+        OHLCV. A date without a session (weekend, holiday) has none: a simulator trading around the
+        clock keeps those hours in its intraday bars, but a daily bar of a Saturday made Sunday's
+        change compare with Saturday and a forecast start from a day NYSE never traded."""
         tz = market.timezone
         start, end = day_start_utc(first, tz), day_start_utc(last + timedelta(days=1), tz)
         hours = self._find(self.store.bars, symbol, PARENT["1d"], start, end)
@@ -389,8 +391,7 @@ class BarBuilder:
             if day not in sessions:
                 sessions[day] = regular_session(market, day)
             session = sessions[day]
-            if session is None:
-                docs.append(h)
+            if session is None:  # no session that date (weekend, holiday): no daily bar from it
                 continue
             opens, closes = session
             if opens <= ts and ts + HOUR.span <= closes:

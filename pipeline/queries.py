@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .intervals import INTERVALS, LADDER
+from .markets.calendars import day_key, market_for, session_date
 from .models import iso, to_utc, utcnow
 
 MAX_POINTS = 5000
@@ -396,8 +397,12 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
     """One row per symbol (``QUOTE_COLUMNS``): last price and its age, change since the previous
     close, the latest day's open/high/low/volume. Symbols with nothing stored have NaN values.
 
-    Days are the stored daily bars (UTC days). The change is against the close of the day before
-    the latest stored day; with only one stored day, against that day's open (``reference`` says which).
+    Days are the stored daily bars (session dates at the symbol's exchange, see ``bars``). The change
+    is against the close of the session before the last price's: the day before the latest stored
+    day when the last price belongs to that day; the latest stored day itself when the last price
+    is of a later date (a weekend tick of the simulator, a pre-market tick before the day's bar);
+    with only one stored day and the price inside it, against that day's open (``reference`` says
+    which). The day range grows with the last price only when the price belongs to that day.
     """
     now = now or utcnow()
     if not symbols:
@@ -430,16 +435,21 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
                 day_low=today["low"],
                 volume=today["volume"],
             )
+            # a live price dated after the newest stored session (a weekend tick of the simulator, a
+            # pre-market tick before the day's bar): its change is against that session's close
+            later = s in last and day_key(session_date(row["as_of"], market_for(s).timezone)) > row["day"]
             if row["last"] is None:
                 row["last"], row["as_of"] = today["close"], min(to_utc(today["ts"]) + timedelta(days=1), now)
                 row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
-            if row["last"] is not None:
+            if later:
+                row["prev_close"], row["reference"] = today["close"], "previous close"
+            else:
                 row["day_high"] = max(row["day_high"], row["last"])
                 row["day_low"] = min(row["day_low"], row["last"])
-            if len(days[s]) >= 2:
-                row["prev_close"], row["reference"] = days[s][-2]["close"], "previous close"
-            else:
-                row["prev_close"], row["reference"] = today["open"], "day open"
+                if len(days[s]) >= 2:
+                    row["prev_close"], row["reference"] = days[s][-2]["close"], "previous close"
+                else:
+                    row["prev_close"], row["reference"] = today["open"], "day open"
         if row["last"] is not None and row["prev_close"]:
             row["change"] = row["last"] - row["prev_close"]
             row["change_pct"] = row["change"] / row["prev_close"] * 100.0
@@ -518,18 +528,23 @@ def backfills(store) -> list[dict]:
     return sorted(docs, key=lambda d: d.get("requested_at") or datetime.min.replace(tzinfo=UTC), reverse=True)
 
 
-def collection_details(store) -> list[dict]:
-    """Documents, size and indexes per collection. Slow on big collections (the embedded server
-    counts by walking them): call it off the page's critical path and cache the answer."""
+def collection_details(store, sizes: bool = True) -> list[dict]:
+    """Documents, size (MB, None without ``sizes``) and indexes per collection. Slow on big
+    collections with the embedded server, which walks them and answers nothing else meanwhile:
+    ``collStats`` took 0.9 s for 22,500 prices (3-4 s at 145,000, long enough for pages to call
+    MongoDB frozen), ``estimated_document_count`` 0.25 s. Call it off the page's critical path, and
+    on the embedded server only when asked and with ``sizes=False``."""
     out = []
     for name in sorted(store.db.list_collection_names()):
         row = {"collection": name, "documents": None, "size_mb": None, "indexes": ""}
         try:
+            if not sizes:
+                raise LookupError("sizes not asked for")  # the count and index names below
             info = store.db.command("collStats", name)
             row["documents"] = int(info.get("count", 0))
             row["size_mb"] = round(float(info.get("size", 0)) / 2**20, 2)
             row["indexes"] = ", ".join(sorted(info.get("indexSizes", {})))
-        except Exception:  # collStats is optional on MongoDB-compatible servers
+        except Exception:  # collStats is optional on MongoDB-compatible servers (or not asked for)
             row["documents"] = store.db[name].estimated_document_count()
             row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
         out.append(row)

@@ -152,3 +152,20 @@ def test_the_official_bar_of_a_watched_day_is_fetched_once_after_it_settled(stor
     assert bar["provisional"] is False
     assert (bar["close"], bar["volume"]) == (served["close"], served["volume"])  # the provider's day
     assert job.snapshot()["official"] == 1
+
+
+def test_a_date_without_a_session_gets_no_daily_bar_from_its_minutes(store):
+    """The simulator ticks around the clock by default: its Saturday minutes stay intraday bars, but a
+    daily bar of a Saturday made Sunday's change compare with Saturday and a forecast start from a day
+    NYSE never traded (the first-five-minutes walk-through, issue 22)."""
+    saturday = datetime(2024, 10, 5, 14, 0, tzinfo=UTC)
+    fetched = saturday + timedelta(hours=2)
+    store.write_events(
+        [
+            minute(saturday + timedelta(minutes=k), 226.0, 226.5, 225.5, 226.2, 100.0, fetched)
+            for k in range(90)
+        ]
+    )
+    BarBuilder(store).run_once()
+    assert store.bars.count_documents({"symbol": "AAPL", "interval": "1h"}) >= 2  # the hours are kept
+    assert store.bars.count_documents({"symbol": "AAPL", "interval": "1d"}) == 0

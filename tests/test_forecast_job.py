@@ -79,6 +79,10 @@ def test_completed_session_and_future_dates():
     assert completed_as_of(nyse, datetime(2026, 6, 3, 19, 0, tzinfo=UTC)).isoformat() == "2026-06-02"
     # the same day after the close: Wednesday's bar is final
     assert completed_as_of(nyse, datetime(2026, 6, 3, 21, 0, tzinfo=UTC)).isoformat() == "2026-06-03"
+    # Sunday evening 2026-12-06 in New York (the walk-through's Monday 01:44 UTC): Friday's session,
+    # not Saturday's non-session; Monday before the open after Thanksgiving week likewise
+    assert completed_as_of(nyse, datetime(2026, 12, 7, 1, 44, tzinfo=UTC)).isoformat() == "2026-12-04"
+    assert completed_as_of(nyse, datetime(2026, 11, 27, 13, 0, tzinfo=UTC)).isoformat() == "2026-11-25"
     days = future_dates(nyse, datetime(2026, 6, 30).date(), 5)
     assert [d.isoformat() for d in days] == [
         "2026-07-01",

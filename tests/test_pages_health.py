@@ -135,6 +135,31 @@ def test_the_overviews_one_line_names_the_worst_first():
     assert h.servers_down({}) == ["Kafka is not reachable", "MongoDB is not reachable"]
 
 
+def test_a_count_on_request_runs_only_when_asked():
+    """The embedded server counts only when asked (it answers nothing else while it walks the
+    collections): ``Periodic(every_s=None)`` never starts from ``get()``, once from ``request()``."""
+    import threading
+
+    from ui.data import Periodic
+
+    runs, done = [], threading.Event()
+
+    def count():
+        runs.append(1)
+        done.set()
+        return ["counted"]
+
+    counter = Periodic(count, every_s=None)
+    assert counter.get() == (None, None, None) and not counter.running
+    assert not done.wait(0.3) and runs == []  # asked for the last answer only: nothing ran
+    counter.request()
+    assert done.wait(30)
+    while counter.running:  # the value is stored just after fn returns
+        done.wait(0.01)
+    value, at, error = counter.get()
+    assert value == ["counted"] and at is not None and error is None and runs == [1]
+
+
 def test_lag_history_keeps_a_window():
     history = h.LagHistory(keep_s=30)
     for i in range(10):

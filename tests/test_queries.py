@@ -223,6 +223,37 @@ def test_quotes_change_since_previous_close_day_range_and_age(store):
     assert pd.isna(result.iloc[2]["last"]) and pd.isna(result.iloc[2]["change"])
 
 
+def test_a_weekend_price_changes_against_fridays_close_not_the_day_before(store):
+    """The simulator ticks on a Sunday (STOCKMON_SIM_HOURS=always): the newest session is Friday, so
+    the change is against Friday's close and Friday's range is not stretched by Sunday's price. The
+    walk-through saw TSLA "-13.84%" on a closed Sunday (Sunday against Saturday)."""
+    thursday, friday = datetime(2026, 12, 3, tzinfo=UTC), datetime(2026, 12, 4, tzinfo=UTC)  # day keys
+    for ts, close in ((thursday, 100.0), (friday, 102.0)):
+        store.bars.insert_one(
+            {"symbol": "AAPL", "interval": "1d", "ts": ts, "open": close - 1, "high": close + 1,
+             "low": close - 2, "close": close, "volume": 1e6}
+        )  # fmt: skip
+    sunday = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)  # 15:00 in New York
+    store.prices.insert_one(
+        {"symbol": "AAPL", "interval": "tick", "ts": sunday, "open": 110.0, "high": 110.0, "low": 110.0,
+         "close": 110.0, "volume": 1.0, "source": "simulated", "fetched_at": sunday, "schema": 1}
+    )  # fmt: skip
+    row = q.quotes(store, ["AAPL"], now=sunday + timedelta(seconds=5)).iloc[0]
+    assert row["last"] == 110.0 and row["prev_close"] == 102.0 and row["reference"] == "previous close"
+    assert row["change"] == pytest.approx(8.0) and row["change_pct"] == pytest.approx(8.0 / 102.0 * 100)
+    assert (row["day_low"], row["day_high"]) == (100.0, 103.0)  # Friday's range, not stretched to 110
+    # during Friday's session the same stored days give the usual change against Thursday
+    store.prices.delete_many({})
+    friday_tick = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+    store.prices.insert_one(
+        {"symbol": "AAPL", "interval": "tick", "ts": friday_tick, "open": 104.0, "high": 104.0,
+         "low": 104.0, "close": 104.0, "volume": 1.0, "source": "simulated", "fetched_at": friday_tick,
+         "schema": 1}
+    )  # fmt: skip
+    row = q.quotes(store, ["AAPL"], now=friday_tick + timedelta(seconds=5)).iloc[0]
+    assert row["prev_close"] == 100.0 and row["day_high"] == 104.0
+
+
 def test_sparklines_fall_back_to_finer_levels_for_new_symbols(store):
     seed_bars(store, ["OLD"], days=3, ticks=False)
     seed_bars(store, ["NEW"], days=0.05, ticks=False)  # 72 minutes
@@ -247,3 +278,7 @@ def test_backfills_and_collection_details(store):
     assert q.backfills(store)[0]["status"] == "running"
     details = {d["collection"]: d for d in q.collection_details(store)}
     assert details["bars"]["documents"] >= 14 and "business_key" in details["bars"]["indexes"]
+    # the embedded server's way: counts and index names, no sizes (collStats walks every document)
+    quick = {d["collection"]: d for d in q.collection_details(store, sizes=False)}
+    assert quick["bars"]["documents"] == details["bars"]["documents"] and quick["bars"]["size_mb"] is None
+    assert quick["bars"]["indexes"] == details["bars"]["indexes"]

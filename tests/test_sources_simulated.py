@@ -224,6 +224,12 @@ def test_backfill_daily_has_weekdays_at_local_midnight_and_real_volatility():
     vol = np.diff(closes).std() * math.sqrt(252)
     assert abs(vol / 0.29 - 1) < 0.2
     assert bars[-1].close == source.fetch(["AAPL"]).events[0].close
+    # the exchange's sessions, in the default 24/7 mode too: no Thanksgiving, no weekend
+    fall = source.backfill(
+        "AAPL", datetime(2025, 11, 21, tzinfo=UTC), datetime(2025, 12, 1, tzinfo=UTC), "1d"
+    )
+    days = [b.ts.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York")).date() for b in fall.events]
+    assert [d.day for d in days] == [21, 24, 25, 26, 28]  # Thursday 2025-11-27: Thanksgiving
     weeks = source.backfill("AAPL", T0 - timedelta(days=70), T0, "1wk").events
     assert 10 <= len(weeks) <= 11 and all(w.interval == "1wk" for w in weeks)
     assert (

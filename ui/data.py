@@ -10,8 +10,11 @@ Guarantees:
   ``STOCKMON_MONGO_TIMEOUT`` seconds, and while the background health check finds MongoDB not
   answering, ``store()`` and ``watchlist_entries()`` raise ``MongoNotAnswering`` at once, without
   asking it ("MongoDB not answering since HH:MM:SS UTC").
-- ``collection_details`` is computed in a background thread (it is slow on big collections with
-  the embedded server): the page gets the last answer immediately, ``None`` until the first one.
+- ``collection_details`` is computed in a background thread: the page gets the last answer
+  immediately, ``None`` until the first one. Against external servers it is recounted at most once
+  a minute while a page asks; the embedded server, which walks whole collections to count and
+  answers nothing else meanwhile, counts only on ``count_collections()`` (a button) and without
+  sizes.
 """
 
 from __future__ import annotations
@@ -136,9 +139,10 @@ def backfills() -> list[dict]:
 
 
 class Periodic:
-    """Runs ``fn`` in a background thread at most every ``every_s``; ``get()`` never blocks."""
+    """Runs ``fn`` in a background thread at most every ``every_s`` seconds while ``get()`` is called
+    (``every_s=None``: only after ``request()``); neither blocks."""
 
-    def __init__(self, fn: Callable[[], Any], every_s: float = 60.0):
+    def __init__(self, fn: Callable[[], Any], every_s: float | None = 60.0):
         self.fn = fn
         self.every_s = every_s
         self.value: Any = None
@@ -148,12 +152,26 @@ class Periodic:
         self._lock = threading.Lock()
 
     def get(self) -> tuple[Any, float | None, str | None]:
+        """(last value, epoch seconds it was computed, error sentence or None); starts a run when due."""
         with self._lock:
-            stale = self.at is None or time.time() - self.at > self.every_s
-            if stale and not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="stockmon-periodic", daemon=True).start()
+            due = self.every_s is not None and (self.at is None or time.time() - self.at > self.every_s)
+            if due:
+                self._start()
             return self.value, self.at, self.error
+
+    def request(self) -> None:
+        """Start a run now (unless one runs already)."""
+        with self._lock:
+            self._start()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _start(self) -> None:  # under the lock
+        if not self._running:
+            self._running = True
+            threading.Thread(target=self._run, name="stockmon-periodic", daemon=True).start()
 
     def _run(self) -> None:
         try:
@@ -168,19 +186,30 @@ class Periodic:
 @st.cache_resource(show_spinner=False)
 def _collection_worker(key: str) -> Periodic:
     runtime = _runtime()
+    embedded = runtime.mode == "embedded"
 
     def run():
         if not runtime.connected:
             raise StoreUnavailable("not connected")
         # off the page's path, and slow on big collections: the pipeline's longer deadline, not the pages'
         with pymongo.timeout(runtime.settings.mongo_write_timeout):
-            return queries.collection_details(runtime.store)
+            return queries.collection_details(runtime.store, sizes=not embedded)
 
-    return Periodic(run, every_s=60.0)
+    return Periodic(run, every_s=None if embedded else 60.0)
 
 
 def collection_details() -> tuple[list[dict] | None, float | None, str | None]:
+    """(rows of ``queries.collection_details``, epoch seconds counted, error) as last counted."""
     return _collection_worker(store_key()).get()
+
+
+def count_collections() -> None:
+    """Count the collections now, in the background (the embedded server counts only when asked)."""
+    _collection_worker(store_key()).request()
+
+
+def counting_collections() -> bool:
+    return _collection_worker(store_key()).running
 
 
 @st.cache_resource(show_spinner=False)

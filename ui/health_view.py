@@ -575,26 +575,45 @@ def bar_builder(health: Health, now: float) -> None:
 
 
 def collections(health: Health, settings: Settings, now: float) -> None:
-    """Documents, size and indexes per collection, as last counted in the background."""
+    """Documents, size and indexes per collection, as last counted in the background: every minute
+    against external servers; on the embedded server only when asked (``ui.data``: it walks whole
+    collections to count, and answers nothing else meanwhile)."""
     if not health["mongo"]["ok"]:
         st.caption("MongoDB does not answer: no collection details.")
         return
+    embedded = health.get("mode") == "embedded"
     details, at, error = data.collection_details()
+    if embedded and st.button(
+        "Count documents",
+        key="health_count_collections",
+        disabled=data.counting_collections(),
+        help="The embedded MongoDB server reads every document to count them and answers nothing "
+        "else meanwhile (about a second per 20,000 documents), so it counts only when asked.",
+    ):
+        data.count_collections()
     if details:
         table(
             details,
             column_config={
                 "collection": st.column_config.TextColumn("Collection"),
                 "documents": st.column_config.NumberColumn("Documents"),
-                "size_mb": st.column_config.NumberColumn("Size (MB)"),
+                # not read on the embedded server: hidden rather than a column of "None"
+                "size_mb": None if embedded else st.column_config.NumberColumn("Size (MB)"),
                 "indexes": st.column_config.TextColumn("Indexes", width="large"),
             },
         )
-        st.caption(
-            f"Database `{settings.db}` · counted {fmt.since(at, now)} (every minute, in the background)"
+        how = (
+            "when asked; sizes are not read on the embedded server"
+            if embedded
+            else "every minute, in the background"
         )
+        st.caption(f"Database `{settings.db}` · counted {fmt.since(at, now)} ({how})")
     elif error:
         st.caption(f"Could not read collection statistics: {error}")
+    elif data.counting_collections():
+        st.caption("Counting documents in the background…")
+    elif embedded:
+        st.caption("Not counted yet: press **Count documents**.")
     else:
         st.caption("Counting documents in the background…")
 

@@ -52,12 +52,16 @@ BACKFILL_RETRY_S = 5.0
 
 
 def completed_as_of(market: Market, now: datetime) -> date:
-    """The latest session date at ``market`` whose daily bar is final at ``now`` (aware)."""
+    """The latest session date at ``market`` whose daily bar is final at ``now`` (aware): today's
+    once its session has closed, else the session before today from the exchange calendar (on a
+    Sunday or a holiday Monday, Friday's; the day before today was a Saturday the walk-through saw
+    a forecast start from)."""
     today = session_date(now, market.timezone)
     st = market_status(market, now)
     if st.state in ("closed", "post", "pre") and st.session == today and st.last_close is not None:
         return today  # today's session has closed
-    return today - timedelta(days=1)
+    before = sessions_between(market, today - timedelta(days=14), today - timedelta(days=1))
+    return before[-1] if before else today - timedelta(days=1)
 
 
 def future_dates(market: Market, last: date, n: int = max(HORIZONS)) -> list[date]:

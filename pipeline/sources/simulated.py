@@ -9,7 +9,8 @@ Model (per symbol, see ``PROFILES``):
 - Time: ``dt`` is the wall-clock time since the symbol's last step, counted as *trading* time
   (one year = 252 days x 6.5 h). The simulated market never closes: it moves 24/7 at trading-hour
   speed, so a live chart moves like a real one during the session, at any hour. Daily history
-  (``backfill`` with 1d/1wk) instead steps one trading day (weekdays) at a time.
+  (``backfill`` with 1d/1wk) instead steps one session of the exchange's calendar at a time (no
+  weekends, no holidays; every day for crypto, weekdays for FX), in either ``hours`` mode.
 - Volume follows the exchange's U-shaped intraday profile (busy at the open and close, quiet at
   lunch; a small share outside the session), scaled to a realistic average daily volume, with
   noise that grows with the size of the move.
@@ -532,11 +533,13 @@ class SimulatedSource:
         today = now.astimezone(ZoneInfo(tz)).date()
         days: list[date] = []
         d = first
-        sessions = set(sessions_between(market, d, today)) if self.hours == "calendar" else None
-        if sessions is not None and today in sessions and market_status(market, now).session != today:
+        # the exchange's sessions in either mode: daily history has no weekends and no holidays (a
+        # weekend bar made Sunday's change compare with Saturday, and a forecast start from it)
+        sessions = set(sessions_between(market, d, today))
+        if self.hours == "calendar" and today in sessions and market_status(market, now).session != today:
             sessions.discard(today)  # today's session has not opened yet: no bar for it so far
         while d <= today:
-            if (d in sessions) if sessions is not None else (market.always_open or d.weekday() < 5):
+            if d in sessions:
                 days.append(d)
             d += timedelta(days=1)
         if not days:
