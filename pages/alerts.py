@@ -368,7 +368,9 @@ def channel_status() -> None:
             + (f" · last error: {fmt.literal(engine['last_error'])}" if engine.get("last_error") else "")
         )
     else:
-        st.caption("The pipeline is not running, so no rule is being evaluated. Start it on the Home page.")
+        st.caption(
+            "The pipeline is not running, so no rule is being evaluated. Start it on the Overview page."
+        )
 
 
 cols = st.columns(3)

@@ -58,9 +58,18 @@ def server_details(health: Health) -> None:
     counts = runtime.counters()  # in-process counters: no I/O
     m = st.columns(4)
     m[0].metric("Published", f"{counts['published']:,}", help="Prices sent to Kafka by this app")
-    m[1].metric("Stored", f"{counts['stored']:,}", help="Prices written to MongoDB")
+    m[1].metric(
+        "Stored",
+        f"{counts['stored']:,}",
+        help="Prices written to MongoDB (a price sent twice is stored once)",
+    )
     m[2].metric("Dead-lettered", f"{counts['dead_lettered']:,}", help="Malformed messages set aside")
-    m[3].metric("Consumer lag", f"{counts['lag']:,}", help="Messages in Kafka not yet stored")
+    lag = counts["lag"]
+    m[3].metric(
+        "Consumer lag",
+        fmt.DASH if lag is None else f"{lag:,}",
+        help="Messages in Kafka not yet stored (– until the consumer has measured it)",
+    )
     page.link(page.HEALTH, "Pipeline health: every component, topics and collections")
 
 
@@ -136,7 +145,7 @@ GLANCE_ORDER = (
 
 @st.fragment(run_every="5s")
 def glance(in_base: bool) -> None:
-    with page.sentences("reading the watchlist"):
+    with page.sentences("reading the watchlist"), st.spinner("Loading prices…"):
         entries = data.watchlist_entries()
         if not entries:
             st.info(
@@ -158,6 +167,7 @@ def glance(in_base: bool) -> None:
             sim_hours=runtime.settings.sim_hours,
             base=base if in_base else None,
             rates=rates,
+            pipeline_state=runtime.state,
         )
     st.dataframe(
         tables.color_changes(table),
@@ -189,8 +199,8 @@ def glance(in_base: bool) -> None:
             ),
             "Market": st.column_config.TextColumn(
                 help="The exchange's state from its calendar (holidays, half days, lunch breaks) and the "
-                "next open or close, in the exchange's time and yours",
-                width="large",
+                "next open or close, in your time (Live shows the exchange's too)",
+                width="medium",
             ),
         },
     )

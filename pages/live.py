@@ -37,6 +37,7 @@ settings = runtime.settings
 limits = auth.limits(settings)
 
 st.title("📈 Live")
+page.halted_notice(runtime)
 
 with page.sentences("reading the watchlist"):
     entries = data.watchlist_entries()
@@ -221,7 +222,7 @@ def live_view(
         else:
             st.info(
                 f"No {result.interval} bars for {names} in the last {window_name}. The pipeline is "
-                f"{runtime.state}: start it on the Home page and prices arrive within seconds."
+                f"{runtime.state}: start it on the Overview page and prices arrive within seconds."
             )
         return
     spec = INTERVALS[result.interval]

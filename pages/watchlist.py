@@ -82,7 +82,7 @@ with page.sentences("reading the watchlist"):
 pending = st.session_state.setdefault("wl_pending", [])
 now = datetime.now(UTC)
 markets = {
-    e.symbol: market_text.badge(
+    e.symbol: market_text.compact(
         symbol_status(e.symbol, now, e.source, tables.entry_market(e)),
         page.viewer_timezone(),
     )
@@ -140,7 +140,7 @@ st.data_editor(
         "exchange": st.column_config.TextColumn("Exchange"),
         "currency": st.column_config.TextColumn("Currency", width="small"),
         "market": st.column_config.TextColumn(
-            "Market", help="The exchange's state now and its next open or close (exchange time, yours)"
+            "Market", help="The exchange's state now and its next open or close, in your time"
         ),
         "backfill": st.column_config.ProgressColumn(
             "Backfill", min_value=0, max_value=100, format="%.0f%%", help="History fetched for the symbol"

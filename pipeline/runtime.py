@@ -255,7 +255,7 @@ class Runtime:
     def connection(self) -> Connection:
         """Raises ``NotConnected`` while the runtime has no connection."""
         if self._conn is None:
-            raise NotConnected("the pipeline is not connected to MongoDB; start it on the Home page")
+            raise NotConnected("the pipeline is not connected to MongoDB; start it on the Overview page")
         return self._conn
 
     @property
@@ -290,8 +290,9 @@ class Runtime:
         return entry
 
     # -- reads ----------------------------------------------------------------------------------------
-    def counters(self) -> dict[str, int]:
-        """This process's published, stored, dead_lettered and lag (consumer lag, messages); zeros
+    def counters(self) -> dict[str, int | None]:
+        """This process's published, stored, dead_lettered and lag (consumer lag, messages; None until
+        the consumer has measured it, so a first start does not read "published 2,480, lag 0"); zeros
         while the pipeline is stopped. In-memory: no I/O."""
         app = self._app
         if app is None:
@@ -301,7 +302,7 @@ class Runtime:
             "published": app.producer.snapshot()["published"],
             "stored": consumer.get("stored", 0),
             "dead_lettered": consumer.get("dead_lettered", 0),
-            "lag": consumer.get("lag_total") or 0,  # unknown counts as 0 here; the health page says unknown
+            "lag": consumer.get("lag_total"),  # None: not measured yet
         }
 
     def degraded(self) -> str | None:

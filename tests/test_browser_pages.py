@@ -125,7 +125,7 @@ def test_first_start_overview_market_state_and_forecast(running_app, artifacts):
     texts = cells.all_text_contents()
     after = datetime.now(UTC)
     icons = market_icons("AAPL", before, after)  # NYSE and NASDAQ share hours and holidays
-    market = [c for c in texts if re.search(r" · (opens|closes|reopens)", c)]
+    market = [c for c in texts if re.search(r" · (opens|closes|resumes|early close) ", c)]
     assert len(market) >= 2, texts  # AAPL's and MSFT's
     assert {c.split()[0] for c in market} <= icons, (market, icons)
     if exchange_open("AAPL", before, after) is False:

@@ -225,6 +225,9 @@ def test_aapl_after_the_early_close_is_closed_not_stale():
     assert text.badge(st, "Europe/Berlin") == (
         "🌙 closed, early close · opens Mon 09:30 EST (Mon 15:30 CET your time), in 2 d 19 h"
     )
+    # the tables' form: one zone, the viewer's when the browser says it (a laptop table fits it)
+    assert text.compact(st, "Europe/Berlin") == "🌙 closed, early close · opens Mon 15:30 CET, in 2 d 19 h"
+    assert text.compact(st) == text.compact(st, "Not/AZone") == text.badge(st)
     # Thanksgiving: closed for the holiday; Wednesday's last price is not stale
     thursday = at("2026-11-26T16:00")
     age = (thursday - at("2026-11-25T20:59")).total_seconds()

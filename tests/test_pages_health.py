@@ -232,7 +232,10 @@ def test_health_page_with_the_pipeline_stopped(stack, tmp_path, app_env, monkeyp
     assert_clean(at)
     table = at.dataframe[0].value.set_index("Component")
     assert table.loc["Producer", "Status"] == "⏸️ STOP" and table.loc["Consumer", "Status"] == "⏸️ STOP"
-    assert "The producer is not running (pipeline stopped). Start the pipeline on the Home page." in texts(at)
+    assert (
+        "The producer is not running (pipeline stopped). Start the pipeline on the Overview page."
+        in texts(at)
+    )
 
 
 def test_health_page_names_the_last_corporate_action_per_symbol(stack, tmp_path, app_env, monkeypatch):

@@ -51,7 +51,8 @@ def test_home_watchlist_at_a_glance(seeded):
     assert "▶ Start" in [b.label for b in at.button]
     aapl = table.iloc[0]
     assert aapl["Last"] == pytest.approx(frame[frame.symbol == "AAPL"]["close"].iloc[-1])
-    assert aapl["Status"] == "🟢 live" and aapl["Updated"].endswith("s ago")
+    # the pipeline is stopped in these page tests: no symbol with a price is called live (issue 22)
+    assert aapl["Status"] == "⏹️ stopped" and aapl["Updated"].endswith("s ago")
     assert len(aapl["Trend"]) >= 40  # hourly closes over the stored days
     assert " – " in aapl["Day range"]
     assert table.iloc[2]["Status"] == "⚪ no data yet"
@@ -85,6 +86,30 @@ def test_home_mongodb_down(stack, tmp_path, app_env, monkeypatch):
     at = app("home").run()
     assert_clean(at)
     assert at.error[0].value.startswith("The pipeline could not start. MongoDB is not reachable.")
+
+
+def data_quotes(settings, symbols):
+    from pipeline import queries
+
+    store = Store.from_uri(settings.mongodb_uri, settings.db)
+    try:
+        return queries.quotes(store, symbols)
+    finally:
+        store.close()
+
+
+def test_a_paused_pipeline_is_said_in_the_status_not_live():
+    """Walk-through: after Pause every row kept "🟢 live", then turned "🟠 stale", never "paused"."""
+    now = datetime(2025, 3, 6, 15, 0, tzinfo=UTC)  # Thursday 10:00 New York: open
+    quotes = pd.DataFrame([{"symbol": "AAPL", "last": 200.0, "age_s": 3.0, "change_pct": 0.5}])
+    entries = [Entry("AAPL"), Entry("MSFT"), Entry("OFF", enabled=False)]
+    status = {
+        state: tables.watchlist_glance(entries, quotes, {}, 2.0, now, pipeline_state=state)["Status"].tolist()
+        for state in ("running", "paused", "stopped")
+    }
+    assert status["running"] == ["🟢 live", "⚪ no data yet", "⏸️ disabled"]
+    assert status["paused"] == ["⏸️ paused", "⚪ no data yet", "⏸️ disabled"]
+    assert status["stopped"] == ["⏹️ stopped", "⚪ no data yet", "⏸️ disabled"]
 
 
 def test_stale_and_closed_flags():
@@ -140,7 +165,11 @@ def test_a_symbol_whose_history_is_loading_shows_dashes_and_says_so_not_live(see
     at = app("home").run()
     assert_clean(at)
     row = at.dataframe[0].value.set_index("Symbol").loc["NODATA"]
-    assert row["Last"] == pytest.approx(5.0) and row["Status"] == tables.LOADING
+    # these page tests leave the pipeline stopped: no history loads, and the Status says why
+    assert row["Last"] == pytest.approx(5.0) and row["Status"] == "⏹️ stopped"
+    entries = [Entry("NODATA", source="simulated")]
+    running = tables.watchlist_glance(entries, data_quotes(settings, ["NODATA"]), {}, 0.5)
+    assert running.iloc[0]["Status"] == tables.LOADING  # with the pipeline running: loading, not live
     for col in ("Change", "Change %", "Volume"):
         assert pd.isna(row[col]) and row[col] is not None, col  # NaN: drawn as "–", never "None"
     styled = tables.color_changes(at.dataframe[0].value)._translate(True, True)

@@ -104,8 +104,10 @@ def test_live_symbol_without_data_says_what_to_do(seeded):
     at = app("live", query={"symbols": "NODATA"}).run()
     assert_clean(at)
     assert "No 1m bars for NODATA in the last 2h" in texts(at)
-    assert "start it on the Home page" in texts(at)
+    assert "start it on the Overview page" in texts(at)
     assert not plotly_specs(at)
+    # the page says once, on top, that nothing is being fetched (the walk-through paused and saw none)
+    assert at.info[0].value.startswith("The pipeline is stopped: no new prices are fetched")
 
 
 def test_live_wide_window_is_widened_and_says_so(seeded):

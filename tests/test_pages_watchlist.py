@@ -89,7 +89,7 @@ def test_adding_rows_adds_good_tickers_and_keeps_bad_ones_with_their_reason(seed
     ).run()
     assert_clean(at)
     assert symbols(store) == ["AAPL", "MSFT", "GOOG", "NVDA"]
-    assert "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)." in [
+    assert "Added NVDA (the pipeline is stopped: start it on the Overview page to fetch prices)." in [
         s.value for s in at.success
     ]
     errors = "\n".join(plain(e.value) for e in at.error)

@@ -63,7 +63,7 @@ def store():
     """The pages' store; raises ``StoreUnavailable`` or ``MongoNotAnswering`` instead of waiting."""
     runtime = _runtime()
     if not runtime.connected:
-        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Overview page")
     _answering(runtime)
     return runtime.store
 
@@ -129,7 +129,7 @@ def sparklines(key: str, symbols: tuple[str, ...]) -> dict[str, list[float]]:
 def watchlist_entries(enabled_only: bool = False) -> list:
     runtime = _runtime()
     if not runtime.connected:
-        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Home page")
+        raise StoreUnavailable("the pipeline is not connected to MongoDB; start it on the Overview page")
     _answering(runtime)
     return runtime.watchlist.entries(enabled_only=enabled_only)
 

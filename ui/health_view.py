@@ -73,7 +73,7 @@ def producer(health: Health, now: float) -> None:
     snap = health.get("producer") or {}
     if not snap:
         st.info(
-            f"The producer is not running (pipeline {health['state']}). Start the pipeline on the Home page."
+            f"The producer is not running (pipeline {health['state']}). Start the pipeline on the Overview page."
         )
         return
     producer_counters(snap)

@@ -85,7 +85,27 @@ def badge(st: MarketStatus, viewer_tz: str | None = None) -> str:
     return head
 
 
-def describe(st: MarketStatus, viewer_tz: str | None = None) -> str:
-    """``badge`` plus, when the exchange's calendar could not be used, that the hours are fixed."""
-    text = badge(st, viewer_tz)
-    return f"{text} · fixed hours (no calendar)" if st.fixed_hours else text
+def compact(st: MarketStatus, viewer_tz: str | None = None) -> str:
+    """The table form of ``badge``: the state and the next change in one zone only, the viewer's when
+    the browser says it (else the exchange's), then the countdown: '🌙 closed · opens Mon 15:30 CET,
+    in 12 h 42 min'. ``badge`` (both zones) was wider than a laptop's table and pushed Status off."""
+    head = short(st)
+    zone = viewer_tz or st.timezone
+    try:
+        ZoneInfo(zone)
+    except Exception:  # an unknown zone from the browser: the exchange's
+        zone = st.timezone
+
+    def at(ts: datetime) -> str:
+        return f"{clock(ts, zone, st.at)}, {countdown((ts - st.at).total_seconds())}"
+
+    if st.state == "break" and st.resumes is not None:
+        text = f"{head} · resumes {at(st.resumes)}"
+    elif st.state in ("open", "break") and st.closes is not None:
+        word = "early close" if st.early_close else "closes"
+        text = f"{head.replace(', early close', '')} · {word} {at(st.closes)}"
+    elif st.state in ("closed", "pre", "post") and st.next_open is not None:
+        text = f"{head} · opens {at(st.next_open)}"
+    else:
+        text = head
+    return f"{text} · fixed hours" if st.fixed_hours else text

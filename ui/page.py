@@ -85,6 +85,17 @@ def _pipeline_state(runtime: Runtime) -> None:
         st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
 
 
+def halted_notice(runtime: Runtime) -> None:
+    """One line while the pipeline fetches nothing (paused or stopped), so a chart that stands still
+    is not taken for a quiet market; nothing while it runs or starts (an error has its own page)."""
+    if runtime.state in ("paused", "stopped"):
+        st.info(
+            f"The pipeline is {runtime.state}: no new prices are fetched, so what you see here stands "
+            "still. Resume it on the Overview page.",
+            icon=STATE_LABELS[runtime.state].split()[0],
+        )
+
+
 @st.fragment(run_every=RELOAD_CHECK_S)
 def _reload_when_mongo_answers() -> None:
     """Rerun the whole page once the health check finds MongoDB answering again (a page stopped by

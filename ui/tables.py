@@ -15,8 +15,8 @@ Guarantees:
   market (holiday, weekend, after an early close), a lunch break, pre-market and after-hours say so
   instead. The simulated source trades around the clock unless ``STOCKMON_SIM_HOURS=calendar``.
   "Updated" is "4 s ago" up to a day, then the date at the exchange.
-- The Market column is ``ui.markets.badge``: the state and the next change in the exchange's zone
-  and the viewer's. The cost of the statuses of 50 symbols is a fraction of a millisecond once the
+- The Market column is ``ui.markets.compact``: the state and the next change in the viewer's zone
+  (the exchange's when the browser does not say), with a countdown. The cost of the statuses of 50 symbols is a fraction of a millisecond once the
   calendars are built (``tests/test_markets.py`` measures it).
 """
 
@@ -147,6 +147,15 @@ def updated(age_s: float | None, symbol: str, now: datetime) -> str:
     return as_of.astimezone(ZoneInfo(market_for(symbol).timezone)).date().isoformat()
 
 
+# The Status of a symbol with a price while the pipeline fetches nothing (its state -> the text)
+PIPELINE_HALTED = {
+    "paused": "⏸️ paused",
+    "stopped": "⏹️ stopped",
+    "starting": "⏳ starting",
+    "error": "🔴 pipeline error",
+}
+
+
 def watchlist_glance(
     entries: list,
     quotes: pd.DataFrame,
@@ -157,13 +166,17 @@ def watchlist_glance(
     sim_hours: str = "always",
     base: str | None = None,
     rates: dict | None = None,
+    pipeline_state: str = "running",
 ) -> pd.DataFrame:
     """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
     ``viewer_tz`` (the browser's, ``st.context.timezone``). Prices are in major units of the quote
     currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.markets.fx``,
     ``rates`` from ``queries.fx_rates``): the Currency column then says "USD ≈ FX of <date>", or why a
-    line stays in its own currency."""
+    line stays in its own currency. While ``pipeline_state`` is not "running" no price is fetched:
+    the Status of an enabled symbol with a price says the pipeline's state ("⏸️ paused"), not "live"
+    (which it was for a minute after a pause) or "stale" (which blames the source)."""
     now = now or datetime.now(UTC)
+    halted = PIPELINE_HALTED.get(pipeline_state) if pipeline_state != "running" else None
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
     rows = []
     for e in entries:
@@ -211,11 +224,13 @@ def watchlist_glance(
                 "Volume": None if fmt.missing(q.get("volume")) else float(q["volume"]),
                 "Trend": lines.get(e.symbol) or [],
                 "Updated": updated(age_s, e.symbol, now),
-                "Status": loading_or(
+                "Status": halted
+                if halted and e.enabled and not fmt.missing(age_s)
+                else loading_or(
                     status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st),
                     q.get("change_pct"),
                 ),
-                "Market": market_text.describe(st, viewer_tz),
+                "Market": market_text.compact(st, viewer_tz),
                 "Currency": unit,
             }
         )

@@ -50,7 +50,7 @@ class Outcome:
             then = (
                 "; history is being backfilled."
                 if backfilling
-                else " (the pipeline is stopped: start it on Home to fetch prices)."
+                else " (the pipeline is stopped: start it on the Overview page to fetch prices)."
             )
             out.append(("success", f"Added {', '.join(self.added)}{then}"))
         if self.removed:

@@ -1,4 +1,4 @@
-"""The health snapshot of one app process: what the Home and Pipeline health pages and the status
+"""The health snapshot of one app process: what the Overview and Pipeline health pages and the status
 rules (``pipeline.health.rules``) read.
 
 Guarantees:
