@@ -13,7 +13,7 @@ import streamlit as st
 from pipeline.health import rules as status
 from pipeline.health.snapshot import Health
 from pipeline.markets import fx
-from pipeline.sources.registry import outside_hours_note
+from pipeline.sources.registry import SIM_HOURS_HELP, outside_hours_note
 from pipeline.watchlist import WatchlistError
 from ui import auth, data, page, tables
 from ui import format as fmt
@@ -208,7 +208,7 @@ def glance(in_base: bool) -> None:
         ((e.symbol, e.source) for e in entries), datetime.now(UTC), runtime.settings.sim_hours
     )
     if note:  # the Market column tells the exchange's real state; say once why prices still move
-        st.caption(note)
+        st.caption(note, help=SIM_HOURS_HELP)
     if (table["Status"] == "⚪ no data yet").all() and runtime.state != "running":
         st.caption("No prices yet: start the pipeline above and they arrive within seconds.")
     else:

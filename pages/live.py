@@ -15,7 +15,7 @@ import streamlit as st
 from pipeline.intervals import INTERVALS, LIVE_INTERVALS
 from pipeline.markets import currency
 from pipeline.markets.calendars import market_for
-from pipeline.sources.registry import outside_hours_note, symbol_status, trades_outside_hours
+from pipeline.sources.registry import SIM_HOURS_HELP, outside_hours_note, symbol_status, trades_outside_hours
 from ui import auth, charts, data, page, tables
 from ui import format as fmt
 from ui import markets as market_text
@@ -141,7 +141,7 @@ def market_badges(shown: list[str]) -> None:
     pairs = [(s, by_symbol[s].source if s in by_symbol else "") for s in shown]
     note = outside_hours_note(pairs, now, runtime.settings.sim_hours)
     if note:  # the badges tell the exchanges' real state; say once why prices still move
-        st.caption(note)
+        st.caption(note, help=SIM_HOURS_HELP)
 
 
 def metrics_row(quotes, shown: list[str]) -> None:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from pipeline.config import SOURCES
 from pipeline.csvfile import decode
-from pipeline.sources.registry import outside_hours_note, symbol_status
+from pipeline.sources.registry import SIM_HOURS_HELP, outside_hours_note, symbol_status
 from pipeline.watchlist import WatchlistError, read_import
 from ui import auth, data, page, tables
 from ui import format as fmt
@@ -91,7 +91,7 @@ markets = {
 shown = edit.frame(entries, backfills, pending, markets)
 note = outside_hours_note(((e.symbol, e.source) for e in entries), now, settings.sim_hours)
 if note:  # the market column tells the exchange's real state; say once why prices still move
-    st.caption(note)
+    st.caption(note, help=SIM_HOURS_HELP)
 version = st.session_state.setdefault("wl_version", 0)
 editor_key = f"wl_editor_{version}"
 

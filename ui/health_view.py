@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 
 def table(rows: list[dict], **config: Any) -> None:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", **config)
+    """``rows`` as a grid; a missing value reads "–" (the grid's own text for one is "None")."""
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder=fmt.DASH, **config)
 
 
 # -- overview --------------------------------------------------------------------------------------
@@ -169,7 +170,8 @@ def source_card(name: str, info: dict) -> None:
     st.markdown(f"**{name}**")
     shown = {k: v for k, v in info.items() if not isinstance(v, (list, dict))}
     st.dataframe(
-        pd.DataFrame({"": list(shown), "value": [str(v) for v in shown.values()]}),
+        # a missing value reads "–", never "None"
+        pd.DataFrame({"": list(shown), "value": [fmt.DASH if v is None else str(v) for v in shown.values()]}),
         hide_index=True,
         width="stretch",
     )

@@ -181,6 +181,14 @@ def outside_hours_note(
     where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     verb = "is" if len(names) == 1 else "are"
     return (
-        f"Simulated prices: {where} {verb} closed; the simulator keeps prices moving outside "
-        "exchange hours (STOCKMON_SIM_HOURS=calendar follows the real sessions)."
+        f"Simulated prices: {where} {verb} closed, but the simulator keeps prices moving so the demo "
+        "never stands still."
     )
+
+
+#: The help beside ``outside_hours_note`` (a setting's name is for the one who runs the app, not
+#: in the sentence every visitor reads).
+SIM_HOURS_HELP = (
+    "Set STOCKMON_SIM_HOURS=calendar (environment or .streamlit/secrets.toml) to make the simulator "
+    "trade only in each exchange's real sessions."
+)
