@@ -218,6 +218,14 @@ def test_every_page_toasts_a_new_alert_once_per_session(name, stack, tmp_path, a
     st.cache_data.clear()
     at.run()
     assert not at.toast, "each alert is toasted once per session"
+    # a new session (a reload, another tab) does not toast it again: the sidebar counts it instead
+    st.cache_data.clear()
+    again = AppTest.from_file(str(PAGES[name]), default_timeout=60).run()
+    assert_clean(again)
+    assert not again.toast
+    again.run()
+    assert not again.toast, "an alert fired before the session is not toasted in it"
+    assert alerts_toast.unacked_line() == "1 unacknowledged alert (last 15 min)"
     assert store.db["alert_events"].find_one({"_id": alert["_id"]})["fired_at"] > utcnow() - timedelta(
         minutes=1
     )

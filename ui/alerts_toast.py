@@ -4,10 +4,12 @@ Every page gets it from ``ui.page.setup``, which calls ``alert_toasts()`` once t
 
 Guarantees:
 - Every ~3 s (a fragment, so the rest of the page does not rerun) the page looks in MongoDB's fired
-  alerts (``pipeline.alerts.events``) for unacknowledged alerts of the last 15 minutes and toasts the ones this browser
-  session has not shown yet: each alert once per session, at most three toasts at a time plus one
-  "…and N more". A session opened after an alert fired still sees it, if it is unacknowledged and
-  recent. Acknowledging (Alerts page) stops it being toasted in new sessions.
+  alerts (``pipeline.alerts.events``) for unacknowledged alerts of the last 15 minutes and toasts the
+  ones that fired while this browser session was open: each alert once, at most three toasts at a
+  time plus one "…and N more". Alerts that fired before the session began are not toasted again
+  (a reload or a new tab is a new session: the walk-through saw the same toast after every reload
+  for 15 minutes, covering a phone's title); the sidebar counts them instead ("🔔 1 unacknowledged
+  alert", ``unacked_line``) until they are acknowledged on the Alerts page.
 - Many sessions share one query per ~2 s (``st.cache_data``).
 - Never breaks a page: with MongoDB down or the pipeline stopped it quietly shows nothing (the page
   itself says what is wrong), and after a failed look it waits 30 s before asking again, so a dead
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 SEEN_KEY = "stockmon_alert_toasts_seen"
 LOOKBACK = timedelta(minutes=15)
 MAX_TOASTS = 3
+ROWS = 50  # the newest unacknowledged alerts looked at
 BACK_OFF_S = 30.0  # after a failed look, pages stop asking for a while (a dead server must not stall them)
 _failed_at = [0.0]
 
@@ -38,7 +41,7 @@ _failed_at = [0.0]
 def _recent_unacked(key: str) -> list[dict]:
     from ui.data import store
 
-    rows = events.unacked_since(store(), utcnow() - LOOKBACK, limit=50)
+    rows = events.unacked_since(store(), utcnow() - LOOKBACK, limit=ROWS)
     return [{"id": r["_id"], "symbol": r.get("symbol", ""), "message": r.get("message", "")} for r in rows]
 
 
@@ -53,7 +56,10 @@ def _show() -> None:
         _failed_at[0] = time.monotonic()
         log.debug("alert toasts skipped: %s", exc)
         return
-    seen: set = st.session_state.setdefault(SEEN_KEY, set())
+    if SEEN_KEY not in st.session_state:  # this session's first look: what fired before it is counted
+        st.session_state[SEEN_KEY] = {r["id"] for r in rows}  # in the sidebar, not toasted again
+        return
+    seen: set = st.session_state[SEEN_KEY]
     new = [r for r in rows if r["id"] not in seen]
     if not new:
         return
@@ -64,6 +70,24 @@ def _show() -> None:
             f"…and {len(new) - MAX_TOASTS} more alert(s): see the Alerts page.", icon="🔔", duration="long"
         )
     seen.update(r["id"] for r in new)
+
+
+def unacked_line() -> str | None:
+    """ "2 unacknowledged alerts (last 15 min)" for the sidebar, None when there are none or
+    MongoDB cannot say (the page says what is wrong itself). Shares the toasts' cached query."""
+    if time.monotonic() - _failed_at[0] < BACK_OFF_S:
+        return None
+    try:
+        from ui.data import store_key
+
+        rows = _recent_unacked(store_key())
+    except Exception:
+        return None
+    if not rows:
+        return None
+    n = len(rows)
+    more = "+" if n >= ROWS else ""
+    return f"{n}{more} unacknowledged alert{'s' if n != 1 else ''} (last {int(LOOKBACK.total_seconds() // 60)} min)"
 
 
 @st.fragment(run_every=3)

@@ -29,7 +29,7 @@ from pipeline.config import APP_NAME as APP_NAME  # the one definition; pages re
 from pipeline.errors import explain
 from pipeline.health.rules import clock
 from pipeline.runtime import Runtime
-from ui import auth, navigation
+from ui import alerts_toast, auth, navigation
 from ui.alerts_toast import alert_toasts
 from ui.data import MongoNotAnswering, StoreUnavailable
 from ui.runtime import get_runtime, show_start_error
@@ -40,6 +40,7 @@ HOME = navigation.spec("home")
 WATCHLIST = navigation.spec("watchlist")
 LIVE = navigation.spec("live")
 HEALTH = navigation.spec("health")
+ALERTS = navigation.spec("alerts")
 
 STATE_LABELS = {
     "running": "🟢 running",
@@ -83,6 +84,10 @@ def _pipeline_state(runtime: Runtime) -> None:
     down = runtime.mongo_down_since()  # the background health check's finding
     if down is not None:
         st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
+        return
+    unacked = alerts_toast.unacked_line()  # alerts fired before this session: counted, not toasted
+    if unacked:
+        link(ALERTS, unacked, icon="🔔")
 
 
 def halted_notice(runtime: Runtime) -> None:
