@@ -64,7 +64,7 @@ def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(st
     body = hook.received[0]["body"]
     assert hook.received[0]["content_type"] == "application/json"
     assert body["id"] == alert["_id"] and body["symbol"] == "AAPL" and body["price"] == 101.5
-    assert body["message"] == "AAPL rose above 100.00 (last 101.50)" and body["text"].endswith(
+    assert body["message"] == "AAPL is above 100.00 (last 101.50)" and body["text"].endswith(
         body["message"]
     )
     assert (
@@ -201,7 +201,7 @@ def test_email_is_delivered_over_starttls_with_a_login(stack, tmp_path, store):
         assert envelope.mail_from == "monitor@example.com"
         assert envelope.rcpt_tos == ["ops@example.com", "me@example.com"]
         text = envelope.content.decode()
-        assert "Subject: [Stock Monitor] NVDA rose above 50.00 (last 51.50)" in text
+        assert "Subject: [Stock Monitor] NVDA is above 50.00 (last 51.50)" in text
         assert "Rule: NVDA price rises above 50.00" in text and "Note: take profit?" in text
         assert "s3cret" not in text
         # a wrong password is a sentence that names the user, never the password

@@ -132,7 +132,7 @@ def test_above_fires_once_per_crossing_rearms_and_respects_cooldown(store, setti
         first["_id"]
         == f"{plain.id}|tick|{first['ts'].isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
     )
-    assert first["message"] == "AAPL rose above 105.00 (last 106.00)" and first["acked"] is False
+    assert first["message"] == "AAPL is above 105.00 (last 106.00)" and first["acked"] is False
     assert first["symbol"] == "AAPL" and first["trigger"]["interval"] == "tick"
     snap = eng.snapshot()
     assert snap["fired"] == 7 and snap["suppressed"] == 2 and snap["duplicates"] == 0

@@ -55,10 +55,10 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                 expect(page.get_by_text(f"Created: AAPL price rises above {level:,.2f}.")).to_be_visible(
                     timeout=CEILING_MS
                 )
-                toast = page.get_by_test_id("stToast").filter(has_text="AAPL rose above")
+                toast = page.get_by_test_id("stToast").filter(has_text="AAPL is above")
                 expect(toast.first).to_be_visible(timeout=CEILING_MS)
                 seen_after = time.monotonic() - created
-                expect(toast.first).to_contain_text(f"AAPL rose above {level:,.2f}")
+                expect(toast.first).to_contain_text(f"AAPL is above {level:,.2f}")
                 page.screenshot(path=str(artifacts / "alerts-toast.png"))
                 print(f"toast shown {seen_after:.1f}s after the rule was created")
 
@@ -78,7 +78,7 @@ def test_a_rule_created_on_the_page_fires_and_its_toast_shows(stack, tmp_path, c
                     timeout=CEILING_MS
                 )
                 settled(other)
-                assert other.get_by_test_id("stToast").filter(has_text="AAPL rose above").count() == 0
+                assert other.get_by_test_id("stToast").filter(has_text="AAPL is above").count() == 0
                 other.screenshot(path=str(artifacts / "alerts-unacked-sidebar.png"))
                 browser.close()
     finally:

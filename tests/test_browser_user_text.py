@@ -52,7 +52,7 @@ def test_hostile_symbols_and_notes_are_shown_literally_and_fetch_nothing(
                 "interval": "tick",
                 "ts": now - timedelta(minutes=1),
                 "fired_at": now,
-                "message": "AAPL rose above 100.00 (last 101.50)",
+                "message": "AAPL is above 100.00 (last 101.50)",
                 "description": "AAPL price rises above 100.00",
                 "note": NOTE,
                 "acked": False,

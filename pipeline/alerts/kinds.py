@@ -324,7 +324,9 @@ KINDS: dict[str, Kind] = {
             (PRICE_LEVEL,),
             _above,
             lambda s, p: f"{s} price rises above {p['level']:,.2f}",
-            lambda s, p, price, value, side: f"{s} rose above {p['level']:,.2f} ({_last(price)})",
+            # "is", not "rose": a rule created while the price is already above fires on its first
+            # price, and "rose above" was then untrue (the walk-through's first alert)
+            lambda s, p, price, value, side: f"{s} is above {p['level']:,.2f} ({_last(price)})",
             draws_level=True,
         ),
         Kind(
@@ -333,7 +335,7 @@ KINDS: dict[str, Kind] = {
             (PRICE_LEVEL,),
             _below,
             lambda s, p: f"{s} price falls below {p['level']:,.2f}",
-            lambda s, p, price, value, side: f"{s} fell below {p['level']:,.2f} ({_last(price)})",
+            lambda s, p, price, value, side: f"{s} is below {p['level']:,.2f} ({_last(price)})",
             draws_level=True,
         ),
         Kind(
