@@ -89,6 +89,11 @@ with st.container(border=True):
         "Refresh every (s)", limits.min_refresh_s, 60, key="live_refresh", value=max(limits.min_refresh_s, 5)
     )
     bottom = st.columns([2, 3, 4])
+    # a second symbol picked while candles show one: switch to lines, or it seemed to do nothing
+    # (candles chart one symbol; the walk-through added TSLA beside AAPL and saw no TSLA)
+    if len(symbols) > 1 and st.session_state.get("live_charted", 1) <= 1:
+        st.session_state["live_view"] = "Lines"
+    st.session_state["live_charted"] = len(symbols)
     view = (
         bottom[0].segmented_control(
             "View", ["Candles", "Lines"], key="live_view", default="Lines" if len(symbols) > 1 else "Candles"

@@ -64,9 +64,7 @@ def test_webhook_is_delivered_as_json_after_retries_when_it_first_answers_500(st
     body = hook.received[0]["body"]
     assert hook.received[0]["content_type"] == "application/json"
     assert body["id"] == alert["_id"] and body["symbol"] == "AAPL" and body["price"] == 101.5
-    assert body["message"] == "AAPL is above 100.00 (last 101.50)" and body["text"].endswith(
-        body["message"]
-    )
+    assert body["message"] == "AAPL is above 100.00 (last 101.50)" and body["text"].endswith(body["message"])
     assert (
         body["rule"] == "AAPL price rises above 100.00"
         and body["note"] == "take profit?"

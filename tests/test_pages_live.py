@@ -100,6 +100,21 @@ def test_live_several_symbols_as_normalised_lines_from_the_url(seeded):
     assert dict(at.query_params)["interval"] == "5m"
 
 
+def test_a_second_symbol_picked_beside_candles_switches_to_lines(seeded):
+    """Walk-through: adding TSLA beside AAPL's candles seemed to do nothing (candles chart one symbol)."""
+    at = app("live", query={"symbols": "AAPL", "interval": "5m", "window": "8h"}).run()
+    assert_clean(at)
+    assert at.segmented_control(key="live_view").value == "Candles"
+    at.multiselect(key="live_symbols").set_value(["AAPL", "MSFT"]).run()
+    assert_clean(at)
+    assert at.segmented_control(key="live_view").value == "Lines"
+    (spec,) = plotly_specs(at)
+    assert [t["name"] for t in spec["data"]] == ["AAPL", "MSFT"]
+    # a user who then picks candles keeps them
+    at.segmented_control(key="live_view").set_value("Candles").run()
+    assert at.segmented_control(key="live_view").value == "Candles"
+
+
 def test_live_symbol_without_data_says_what_to_do(seeded):
     at = app("live", query={"symbols": "NODATA"}).run()
     assert_clean(at)
