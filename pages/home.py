@@ -177,7 +177,7 @@ def glance(in_base: bool) -> None:
         width="stretch",
         column_config={
             "Symbol": st.column_config.TextColumn(width="small", pinned=True),
-            "Name": st.column_config.TextColumn(width="medium"),
+            "Name": st.column_config.TextColumn(width=150),
             "Last": st.column_config.NumberColumn(help="Newest stored price"),
             "Change": st.column_config.NumberColumn(
                 help="Since the previous close (or the day's open when only one day is stored)"
@@ -190,8 +190,10 @@ def glance(in_base: bool) -> None:
             ),
             "Updated": st.column_config.TextColumn(help="How old the last price is"),
             "Status": st.column_config.TextColumn(
+                width=125,  # "⏸️ paused", "🟠 stale (2026-12-04)" whole
                 help="live · stale (no new price for ten polls while the market is open) · "
-                "closed / lunch break / pre-market / after-hours"
+                "closed / lunch break / pre-market / after-hours · paused / stopped (the pipeline "
+                "fetches nothing)",
             ),
             "Currency": st.column_config.TextColumn(
                 help="Prices in major units of the quote currency (pence shown as pounds); "
@@ -200,7 +202,7 @@ def glance(in_base: bool) -> None:
             "Market": st.column_config.TextColumn(
                 help="The exchange's state from its calendar (holidays, half days, lunch breaks) and the "
                 "next open or close, in your time (Live shows the exchange's too)",
-                width="medium",
+                width=270,
             ),
         },
     )

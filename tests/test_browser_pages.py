@@ -276,3 +276,26 @@ def test_history_csv_download_matches_mongodb(running_app, artifacts, tmp_path):
         for col in ("open", "high", "low", "close", "volume"):
             assert float(row[col]) == pytest.approx(doc[col], rel=1e-12), (col, row, doc)
     page.close()
+
+
+def test_pause_and_resume_from_the_overviews_status_line(running_app, artifacts):
+    """Issue 22 item 4: Pause beside the one-line status; the line and the Status column say paused
+    (they said "live" for a minute, then "stale"); Resume brings "All systems OK" back. Last in this
+    module: the other tests need the pipeline running."""
+    from playwright.sync_api import expect
+
+    url, browser, _ = running_app
+    page = browser.new_page(viewport=FOLD)
+    page.goto(url)
+    expect(page.get_by_text("All systems OK · pipeline running")).to_be_visible(timeout=CEILING_MS)
+    page.get_by_role("button", name="⏸ Pause").click()
+    expect(page.get_by_text("Pipeline paused · servers OK")).to_be_visible(timeout=CEILING_MS)
+    cells = page.locator("[data-testid=stDataFrame] td[role=gridcell]")
+    expect(cells.filter(has_text="⏸️ paused").first).to_be_attached(timeout=CEILING_MS)
+    settled(page)
+    no_exception(page)
+    page.screenshot(path=str(artifacts / "overview-paused.png"))
+    page.get_by_role("button", name="▶ Resume").click()
+    expect(page.get_by_text("All systems OK · pipeline running")).to_be_visible(timeout=CEILING_MS)
+    expect(cells.filter(has_text="🟢 live").first).to_be_attached(timeout=CEILING_MS)
+    page.close()
