@@ -193,8 +193,8 @@ with right:
                 raw = decode(upload.getvalue()) if upload is not None else text
                 try:
                     plan = read_import(raw or "", settings.source)
-                except WatchlistError as exc:
-                    st.error(str(exc))
+                except WatchlistError as exc:  # refused whole (it may quote the file): nothing added
+                    st.error(fmt.literal(str(exc)))
                     st.stop()
                 if not plan.rows and not plan.skipped:
                     st.warning(

@@ -12,6 +12,13 @@ Guarantees:
   byte-order mark, semicolons, CRLF). A header-less CSV whose second column is a source name is
   read as symbol,source[,enabled]. Header words never become tickers. A symbol listed twice: the
   later row wins. Every row not taken is in ``ImportPlan.skipped`` with its line and reason.
+- A table of two or more columns without a symbol column (price history such as ``Date,Open,High,
+  Low,Close,Adj Close,Volume``, or any table with numbers or dates in it) is refused as a whole with
+  one ``WatchlistError`` that says what it looks like; nothing of it is imported. Only a table whose
+  every cell reads as tickers (``AAPL, MSFT`` on one line) is read as a ticker list.
+- A number or a date (``180.10``, ``1500000``, ``2024-03-04``) is never a ticker (``not_a_ticker``):
+  in an import it is a skipped row with its reason, and ``Watchlist.add`` refuses it. Tickers with
+  digits (7203.T, 0700.HK, 005930.KS, BRK-B, ^GSPC, EURUSD=X, GC=F) are not numbers and pass.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .config import SOURCES
-from .csvfile import DialectError, read_table
+from .csvfile import DialectError, is_date_only, read_table
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
+from .usertext import clip
 
 FIELDS = ("symbol", "source", "enabled", "name", "exchange", "currency", "timezone", "added_at")
 
@@ -61,6 +69,47 @@ class ImportPlan:
     dialect: str = ""
 
 
+NUMBER = re.compile(r"^[-+]?(\d[\d,']*(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?$")
+
+#: Column names of price history (Yahoo, Stooq, MetaTrader's <DATE>, our own bars), lower case.
+PRICE_COLUMNS = frozenset(
+    {"date", "time", "datetime", "timestamp", "ts", "open", "high", "low", "close", "adj close"}
+    | {"adj_close", "adjclose", "volume", "vol", "tickvol", "price", "change", "interval"}
+)
+NEEDS = "a watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
+
+
+def not_a_ticker(text: str) -> str | None:
+    """Why ``text`` cannot be a ticker because it reads as a date or a number ("'2024-03-04' is a
+    date, not a ticker"; "180.10", "1500000", "-2.5%"), else None. Only that: its format is
+    ``normalize_symbol``'s to check. Tickers with digits (7203.T, 0700.HK, BRK-B) give None."""
+    raw = text.strip()
+    if is_date_only(raw):
+        return f"{clip(raw)!r} is a date, not a ticker"
+    if NUMBER.match(raw):
+        return f"{clip(raw)!r} is a number, not a ticker"
+    return None
+
+
+def _tokens(cell: str) -> list[str]:
+    return [t for t in re.split(r"[\s,;|\ufeff]+", cell) if t]
+
+
+def _price_words(cells: list[str]) -> list[str]:
+    return [c for c in cells if c.strip().strip("<>").strip().lower() in PRICE_COLUMNS]
+
+
+def _not_a_watchlist(header: list[str]) -> WatchlistError:
+    """The one refusal of a table without a symbol column, naming what it looks like."""
+    shown = ", ".join(clip(c.strip(), 20) for c in header[:5]) + (", …" if len(header) > 5 else "")
+    what = (
+        f"price history ({shown})"
+        if len(_price_words(header)) >= 3
+        else f"a table of {len(header)} columns ({shown}) with no Symbol column"
+    )
+    return WatchlistError(f"This file looks like {what}, not a watchlist: {NEEDS}")
+
+
 def _key(text: str) -> str:
     try:
         return normalize_symbol(text)
@@ -71,15 +120,18 @@ def _key(text: str) -> str:
 def read_import(text: str, default_source: str) -> ImportPlan:
     """Read a pasted or uploaded watchlist (see the module docstring) into an ``ImportPlan``.
     Raises ``WatchlistError`` for a CSV with a header whose rows no delimiter splits alike (the
-    message names the dialect seen). Nothing here talks to a source or the database."""
+    message names the dialect seen), and for a table of two or more columns without a symbol column
+    that is not a list of tickers (price history, numbers, dates: the message says what it looks
+    like and what a watchlist file needs). Nothing here talks to a source or the database."""
     text = text.removeprefix("\ufeff")
     plan = ImportPlan()
     if not text.strip():
         return plan
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    head = [c.strip() for c in re.split(r"[,;\t|]", first)]  # whatever splits it: for the refusal below
     try:
         table = read_table(text)
     except DialectError as exc:
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
         if re.search(r"\b(symbol|ticker)\b", first, re.IGNORECASE):
             raise WatchlistError(f"cannot read the CSV: {exc}") from None
         table = None
@@ -100,12 +152,17 @@ def read_import(text: str, default_source: str) -> ImportPlan:
         plan.dialect = table.dialect + ", no header (symbol, source, enabled)"
         column = {"symbol": 0, "source": 1, "enabled": 2 if len(table.header) > 2 else None}
         candidates = [(1, table.header), *table.rows]
+    elif len(_price_words(head)) >= 3 or (
+        table is not None
+        and len(table.header) >= 2
+        and any(not_a_ticker(t) for _, c in [(1, table.header), *table.rows] for x in c for t in _tokens(x))
+    ):  # a table that is not a list of tickers: refused whole, never split into "tickers"
+        raise _not_a_watchlist(table.header if table is not None and len(table.header) >= 2 else head)
     else:
         plan.dialect = "ticker list"
         for n, written in enumerate(text.splitlines(), start=1):
-            for token in re.split(r"[\s,;|\ufeff]+", written):
-                if token:
-                    plan.rows.append(ImportRow(n, token, default_source, True))
+            for token in _tokens(written):
+                plan.rows.append(ImportRow(n, token, default_source, True))
     for line, cells in candidates:
 
         def cell(key: str, cells: list[str] = cells) -> str:
@@ -122,6 +179,9 @@ def read_import(text: str, default_source: str) -> ImportPlan:
             continue
         source = cell("source").lower() or default_source
         plan.rows.append(ImportRow(line, symbol, source, flag not in FALSE))
+    numbers = [r for r in plan.rows if not_a_ticker(r.symbol)]  # in every shape: never a ticker
+    plan.skipped += [(r.line, r.symbol, not_a_ticker(r.symbol) or "") for r in numbers]
+    plan.rows = [r for r in plan.rows if r not in numbers]
     # the same symbol twice: the later row wins
     last: dict[str, ImportRow] = {}
     for row in plan.rows:
@@ -202,10 +262,16 @@ class Watchlist:
         return n
 
     def add(self, text: str, source: str) -> Entry:
+        """Add ticker ``text`` from ``source`` and return its stored ``Entry``. Raises
+        ``WatchlistError`` (nothing stored) for a bad format, a number or a date (``not_a_ticker``),
+        an unknown source, a duplicate, a full list, or a ticker the source refuses or cannot check."""
         try:
             symbol = normalize_symbol(text)
         except InvalidEvent as exc:
             raise WatchlistError(exc.reason) from None
+        reason = not_a_ticker(symbol)
+        if reason:
+            raise WatchlistError(reason)
         if source not in SOURCES:
             raise WatchlistError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
         if self.collection.count_documents({"_id": symbol}, limit=1):

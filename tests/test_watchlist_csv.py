@@ -92,3 +92,83 @@ def test_an_empty_or_blank_text_is_nothing_to_import():
     assert read_import("", "yahoo").rows == [] and read_import(" \r\n\ufeff", "yahoo").rows == []
     with pytest.raises(DialectError):
         read_table("\n\n")
+
+
+NEEDS = "not a watchlist: a watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
+
+
+def test_a_price_history_csv_is_refused_whole_saying_what_it_looks_like():
+    text = decode((CASES / "daily_SAP.DE.csv").read_bytes())
+    with pytest.raises(WatchlistError) as refused:
+        read_import(text, "simulated")
+    assert str(refused.value) == (
+        f"This file looks like price history (Date, Open, High, Low, Close, …), {NEEDS}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Date,Open,High,Low,Close,Adj Close,Volume\n",  # the header alone
+        "Date;Open;High;Low;Close\r\n2024-03-04;1,5;2\r\n",  # rows that do not split alike
+        "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\n2024.01.02\t00:00\t1.1\t1.2\n",  # MetaTrader's export
+        (CASES / "metatrader_iso_EURUSD=X.csv").read_text(),
+        (CASES / "stooq_novolume_EURUSD=X.csv").read_text(),
+    ],
+)
+def test_other_price_history_shapes_are_refused_whole(text):
+    with pytest.raises(
+        WatchlistError,
+        match=r"^This file looks like price history \(.*" + NEEDS.replace("(", r"\(").replace(")", r"\)"),
+    ):
+        read_import(text, "simulated")
+
+
+@pytest.mark.parametrize(
+    ("text", "looks_like"),
+    [
+        ("Name,Price\nApple,180.10\n", "a table of 2 columns (Name, Price) with no Symbol column"),
+        (
+            "2024-03-04,180.10,182.00\n",
+            "a table of 3 columns (2024-03-04, 180.10, 182.00) with no Symbol column",
+        ),
+    ],
+)
+def test_any_table_with_numbers_and_no_symbol_column_is_refused_whole(text, looks_like):
+    with pytest.raises(WatchlistError) as refused:
+        read_import(text, "simulated")
+    assert str(refused.value) == f"This file looks like {looks_like}, {NEEDS}"
+
+
+def test_numbers_and_dates_are_never_tickers_in_any_shape_and_tickers_with_digits_pass():
+    real = "7203.T 0700.HK 005930.KS BRK-B ^GSPC EURUSD=X GC=F"
+    plan = read_import(f"AAPL 180.10 1500000\n2024-03-04 {real}", "yahoo")
+    assert [r.symbol for r in plan.rows] == ["AAPL", *real.split()]
+    assert plan.skipped == [
+        (1, "180.10", "'180.10' is a number, not a ticker"),
+        (1, "1500000", "'1500000' is a number, not a ticker"),
+        (2, "2024-03-04", "'2024-03-04' is a date, not a ticker"),
+    ]
+    plan = read_import("Symbol,Source\nIBM,simulated\n180.10,simulated\n20240304,yahoo\n", "yahoo")
+    assert [r.symbol for r in plan.rows] == ["IBM"]
+    assert [(line, reason) for line, _, reason in plan.skipped] == [
+        (3, "'180.10' is a number, not a ticker"),
+        (4, "'20240304' is a date, not a ticker"),
+    ]
+    plan = read_import("IBM,simulated,true\n-2.5,simulated,true\n", "yahoo")  # no header: symbol,source
+    assert [r.symbol for r in plan.rows] == ["IBM"] and plan.skipped[0][
+        2
+    ] == "'-2.5' is a number, not a ticker"
+
+
+def test_the_watchlist_refuses_a_number_or_a_date_whoever_adds_it():
+    from pipeline.watchlist import Watchlist
+
+    class Nothing:  # a number is refused before the collection or a source is asked
+        def __getattr__(self, name):
+            raise AssertionError(f"asked the collection for {name}")
+
+    watchlist = Watchlist(Nothing(), lookup=None)  # type: ignore[arg-type]
+    for text, reason in [("180.10", "'180.10' is a number"), ("2024-03-04", "'2024-03-04' is a date")]:
+        with pytest.raises(WatchlistError, match=f"^{reason}, not a ticker$"):
+            watchlist.add(text, "simulated")
