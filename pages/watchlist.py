@@ -46,6 +46,8 @@ def say(kind: str, text: str) -> None:
         st.code(text, language=None, wrap_lines=True)
     elif kind == "success":  # names only symbols that passed validation
         st.success(text)
+    elif kind == "warning":  # added, but the source invents their prices: names validated symbols only
+        st.warning(text)
     else:  # quotes what was typed: shown literally, never as Markdown/LaTeX/HTML
         st.error(fmt.literal(text))
 

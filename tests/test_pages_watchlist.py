@@ -156,7 +156,13 @@ def test_import_text_and_export(seeded):
     next(b for b in at.button if b.label == "Import").click().run()
     assert_clean(at)
     assert symbols(store)[-2:] == ["TSLA", "AMD"]
-    assert any(s.value.startswith("Added TSLA, AMD") for s in at.success)
+    assert [s.value for s in at.success] == [
+        "Added TSLA (the pipeline is stopped: start it on Home to fetch prices)."
+    ]
+    assert [w.value for w in at.warning] == [  # the simulator has no AMD: said, not a success
+        "Added AMD. The simulator does not know this ticker, so its prices are invented; check the "
+        "spelling, or pick a real source on this page."
+    ]
     assert [e.value for e in at.error] == [
         "1 row not imported:"
     ]  # one grouped message, rows listed literally
@@ -215,7 +221,7 @@ def test_an_excel_saved_watchlist_csv_with_a_byte_order_mark(seeded):
     docs = {d["_id"]: d for d in store.watchlist.find({"_id": {"$in": ["IBM", "ORCL"]}})}
     assert (docs["IBM"]["source"], docs["IBM"]["enabled"]) == ("simulated", True)
     assert (docs["ORCL"]["source"], docs["ORCL"]["enabled"]) == ("simulated", False)
-    assert any(s.value.startswith("Added IBM, ORCL") for s in at.success)
+    assert any(w.value.startswith("Added IBM, ORCL. The simulator does not know these") for w in at.warning)
     assert not list(at.error)
 
 
@@ -241,3 +247,38 @@ def test_rejected_import_rows_are_one_message_listing_them_literally(seeded):
     assert listing[1].startswith('line 3: {"$gt": ""}: ') and listing[2].startswith("line 4: $where: ")
     assert listing[-2].startswith("line 35: " + "Z" * 39 + "…: ")
     assert listing[-1] == "line 36: AAPL: AAPL is already on the watchlist"
+
+
+UNKNOWN_ONE = (
+    "Added NOTATICKER. The simulator does not know this ticker, so its prices are invented; check the "
+    "spelling, or pick a real source on this page."
+)
+
+
+def test_a_ticker_the_simulator_does_not_know_is_added_with_a_warning_not_a_success(seeded):
+    _, store = seeded
+    at = app("watchlist", state=edit(added=[{"symbol": "notaticker"}, {"symbol": "NVDA"}])).run()
+    assert_clean(at)
+    assert symbols(store)[-2:] == ["NOTATICKER", "NVDA"]  # still added: the simulator models any ticker
+    assert [w.value for w in at.warning] == [UNKNOWN_ONE]
+    assert [s.value for s in at.success] == [
+        "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)."
+    ]
+    at.run()  # the flash survives the next rerun as the success does
+    assert [w.value for w in at.warning] == [UNKNOWN_ONE]
+
+
+def test_an_import_names_the_tickers_the_simulator_does_not_know_in_one_warning(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    at.text_area[0].input("NOTATICKER zzzz NVDA")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store)[-3:] == ["NOTATICKER", "ZZZZ", "NVDA"]
+    assert [w.value for w in at.warning] == [
+        "Added NOTATICKER, ZZZZ. The simulator does not know these tickers, so their prices are "
+        "invented; check the spelling, or pick a real source on this page."
+    ]
+    assert [s.value for s in at.success] == [
+        "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)."
+    ]

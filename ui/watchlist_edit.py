@@ -16,6 +16,10 @@ Guarantees:
 - An import's rows that were not added (refused by the watchlist, or skipped when the file was read)
   are one message: ``Outcome.rejected`` lists them by line, and ``messages`` turns them into a single
   ``("rows", listing)`` entry that the page shows as plain text (never Markdown).
+- A ticker added although its source does not know it (``pipeline.sources.registry.knows`` is False:
+  the simulator outside its catalogue invents its prices) is never announced as a success: it is in
+  ``Outcome.unknown`` and ``messages`` gives one ``warning`` naming all of them, from the editor or
+  an import alike.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.sources.registry import knows
 from pipeline.usertext import clip
 from pipeline.watchlist import ImportPlan, WatchlistError
 
@@ -41,18 +46,38 @@ class Outcome:
     errors: dict[str, str] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # import rows not added: "line 3: ORCL: reason"
+    unknown: list[str] = field(default_factory=list)  # added, but their source invents their prices
+
+    def note_added(self, entry) -> None:
+        """Count a watchlist ``Entry`` just added: in ``added``, and in ``unknown`` too when its
+        source does not know the ticker (``registry.knows`` is False)."""
+        self.added.append(entry.symbol)
+        if knows(entry.source, entry.symbol) is False:
+            self.unknown.append(entry.symbol)
 
     def messages(self, backfilling: bool = True) -> list[tuple[str, str]]:
-        """(kind, text) to show: kind ``success``/``error`` (text of our own, Markdown allowed) or
-        ``rows`` (text is the listing of rejected import rows, one per line: show it literally)."""
+        """(kind, text) to show: kind ``success``/``warning``/``error`` (text of our own, Markdown
+        allowed) or ``rows`` (text is the listing of rejected import rows, one per line: show it
+        literally). Tickers in ``unknown`` are named in one warning, never in the success."""
         out = []
-        if self.added:
+        known = [s for s in self.added if s not in self.unknown]
+        if known:
             then = (
                 "; history is being backfilled."
                 if backfilling
                 else " (the pipeline is stopped: start it on Home to fetch prices)."
             )
-            out.append(("success", f"Added {', '.join(self.added)}{then}"))
+            out.append(("success", f"Added {', '.join(known)}{then}"))
+        if self.unknown:
+            one = len(self.unknown) == 1
+            out.append(
+                (
+                    "warning",
+                    f"Added {', '.join(self.unknown)}. The simulator does not know "
+                    + ("this ticker, so its" if one else "these tickers, so their")
+                    + " prices are invented; check the spelling, or pick a real source on this page.",
+                )
+            )
         if self.removed:
             out.append(("success", f"Removed {', '.join(self.removed)}."))
         if self.changed:
@@ -176,7 +201,7 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
                 if not changes.get("enabled", row["enabled"]):
                     watchlist.update(entry.symbol, enabled=False)
                 watchlist.remove(symbol)
-                out.added.append(entry.symbol)
+                out.note_added(entry)
                 out.removed.append(symbol)
                 continue
             if "source" in changes and changes["source"] != row["source"]:
@@ -211,7 +236,7 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
             entry = runtime.add_symbol(text, source)
             if not enabled:
                 watchlist.update(entry.symbol, enabled=False)
-            out.added.append(entry.symbol)
+            out.note_added(entry)
         except WatchlistError as exc:
             out.errors[text] = str(exc)
             out.pending.append({"symbol": text, "source": source, "enabled": enabled, "problem": str(exc)})
@@ -241,7 +266,7 @@ def import_rows(runtime, plan: ImportPlan) -> Outcome:
             if not row.enabled:
                 runtime.watchlist.update(entry.symbol, enabled=False)
                 entry.enabled = False
-            out.added.append(entry.symbol)
+            out.note_added(entry)
         except WatchlistError as exc:
             rejected.append(
                 (row.line, f"line {row.line}: {_short(row.symbol)}: {_short(str(exc), REASON_CHARS)}")
