@@ -282,3 +282,38 @@ def test_an_import_names_the_tickers_the_simulator_does_not_know_in_one_warning(
     assert [s.value for s in at.success] == [
         "Added NVDA (the pipeline is stopped: start it on Home to fetch prices)."
     ]
+
+
+def upload_and_import(at, name: str):
+    (uploader,) = at.file_uploader
+    uploader.upload(name, (CASES / name).read_bytes(), "text/csv")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+
+
+def test_an_uploaded_price_history_is_refused_whole_and_adds_nothing(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    upload_and_import(at, "daily_SAP.DE.csv")
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG"]
+    assert store.backfills.count_documents({}) == 0
+    assert [plain(e.value) for e in at.error] == [
+        "This file looks like price history (Date, Open, High, Low, Close, …), not a watchlist: a "
+        "watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
+    ]
+    assert not at.success and not at.warning
+    assert at.file_uploader[0].value is not None  # refused, not imported: the file stays to be replaced
+
+
+def test_the_uploader_is_emptied_after_an_import_so_import_again_adds_nothing(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    upload_and_import(at, "watchlist_bom.csv")
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "IBM", "ORCL"]
+    (uploader,) = at.file_uploader
+    assert uploader.value is None and uploader.key != "wl_upload_0"  # a new, empty uploader
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "IBM", "ORCL"]
+    assert not at.error  # no "IBM is already on the watchlist": nothing was imported again
+    assert "Nothing to import" in texts(at)
