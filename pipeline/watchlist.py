@@ -16,7 +16,8 @@ Guarantees:
   Low,Close,Adj Close,Volume``, or any table with numbers or dates in it) is refused as a whole with
   one ``WatchlistError`` that says what it looks like; nothing of it is imported. Only a table whose
   every cell reads as tickers (``AAPL, MSFT`` on one line) is read as a ticker list.
-- A number or a date (``180.10``, ``1500000``, ``2024-03-04``) is never a ticker (``not_a_ticker``):
+- A number or a date (``180.10``, ``1500000``, ``1.500.000``, ``2024-03-04``, ``04-Mar-2024``: what
+  ``pipeline.csvfile.is_number`` / ``is_date_only`` read) is never a ticker (``not_a_ticker``):
   in an import it is a skipped row with its reason, and ``Watchlist.add`` refuses it. Tickers with
   digits (7203.T, 0700.HK, 005930.KS, BRK-B, ^GSPC, EURUSD=X, GC=F) are not numbers and pass.
 """
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .config import SOURCES
-from .csvfile import DialectError, is_date_only, read_table
+from .csvfile import DialectError, is_date_only, is_number, read_table
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
@@ -69,8 +70,6 @@ class ImportPlan:
     dialect: str = ""
 
 
-NUMBER = re.compile(r"^[-+]?(\d[\d,']*(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?$")
-
 #: Column names of price history (Yahoo, Stooq, MetaTrader's <DATE>, our own bars), lower case.
 PRICE_COLUMNS = frozenset(
     {"date", "time", "datetime", "timestamp", "ts", "open", "high", "low", "close", "adj close"}
@@ -86,7 +85,7 @@ def not_a_ticker(text: str) -> str | None:
     raw = text.strip()
     if is_date_only(raw):
         return f"{clip(raw)!r} is a date, not a ticker"
-    if NUMBER.match(raw):
+    if is_number(raw):
         return f"{clip(raw)!r} is a number, not a ticker"
     return None
 

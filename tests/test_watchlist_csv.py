@@ -172,3 +172,21 @@ def test_the_watchlist_refuses_a_number_or_a_date_whoever_adds_it():
     for text, reason in [("180.10", "'180.10' is a number"), ("2024-03-04", "'2024-03-04' is a date")]:
         with pytest.raises(WatchlistError, match=f"^{reason}, not a ticker$"):
             watchlist.add(text, "simulated")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("04-Mar-2024", "'04-Mar-2024' is a date, not a ticker"),  # Excel's dd-mmm-yyyy
+        ("4-mar-24", "'4-mar-24' is a date, not a ticker"),
+        ("1.500.000", "'1.500.000' is a number, not a ticker"),  # German thousands
+    ],
+)
+def test_excel_day_month_name_dates_and_german_thousands_are_not_tickers(text, reason):
+    from pipeline.csvfile import is_date_only, is_number
+
+    assert is_date_only(text) or is_number(text)
+    assert is_number("1.500,25") and is_number("-1.234.567,8") and not is_number("7203.T")
+    plan = read_import(f"AAPL {text} MAR-2024", "yahoo")  # a word with a dash stays a ticker
+    assert [r.symbol for r in plan.rows] == ["AAPL", "MAR-2024"]
+    assert plan.skipped == [(1, text, reason)]
