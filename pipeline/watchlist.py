@@ -32,7 +32,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .config import SOURCES
-from .csvfile import DialectError, is_date_only, is_number, read_table
+from .csvfile import (
+    PRICE_COLUMNS,
+    SYMBOL_COLUMNS,
+    DialectError,
+    column_key,
+    is_date_only,
+    is_number,
+    read_table,
+)
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
@@ -70,11 +78,6 @@ class ImportPlan:
     dialect: str = ""
 
 
-#: Column names of price history (Yahoo, Stooq, MetaTrader's <DATE>, our own bars), lower case.
-PRICE_COLUMNS = frozenset(
-    {"date", "time", "datetime", "timestamp", "ts", "open", "high", "low", "close", "adj close"}
-    | {"adj_close", "adjclose", "volume", "vol", "tickvol", "price", "change", "interval"}
-)
 NEEDS = "a watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
 
 
@@ -95,7 +98,7 @@ def _tokens(cell: str) -> list[str]:
 
 
 def _price_words(cells: list[str]) -> list[str]:
-    return [c for c in cells if c.strip().strip("<>").strip().lower() in PRICE_COLUMNS]
+    return [c for c in cells if column_key(c) in PRICE_COLUMNS]
 
 
 def _not_a_watchlist(header: list[str]) -> WatchlistError:
@@ -131,10 +134,10 @@ def read_import(text: str, default_source: str) -> ImportPlan:
     try:
         table = read_table(text)
     except DialectError as exc:
-        if re.search(r"\b(symbol|ticker)\b", first, re.IGNORECASE):
+        if re.search(rf"\b({'|'.join(SYMBOL_COLUMNS)})\b", first, re.IGNORECASE):
             raise WatchlistError(f"cannot read the CSV: {exc}") from None
         table = None
-    names = [h.strip().lower() for h in table.header] if table else []
+    names = [column_key(h) for h in table.header] if table else []
     column = {
         k: next((names.index(a) for a in aliases if a in names), None)
         for k, aliases in IMPORT_ALIASES.items()
@@ -195,7 +198,7 @@ def read_import(text: str, default_source: str) -> ImportPlan:
     return plan
 
 
-IMPORT_ALIASES = {"symbol": ("symbol", "ticker"), "source": ("source",), "enabled": ("enabled", "active")}
+IMPORT_ALIASES = {"symbol": SYMBOL_COLUMNS, "source": ("source",), "enabled": ("enabled", "active")}
 
 
 @dataclass

@@ -190,3 +190,13 @@ def test_excel_day_month_name_dates_and_german_thousands_are_not_tickers(text, r
     plan = read_import(f"AAPL {text} MAR-2024", "yahoo")  # a word with a dash stays a ticker
     assert [r.symbol for r in plan.rows] == ["AAPL", "MAR-2024"]
     assert plan.skipped == [(1, text, reason)]
+
+
+def test_every_column_name_the_csv_replay_reads_says_price_history_to_the_import():
+    from pipeline.csvfile import PRICE_COLUMNS, column_key
+    from pipeline.sources.csv_replay import ALIASES
+
+    assert {a for k, names in ALIASES.items() if k != "symbol" for a in names} <= PRICE_COLUMNS
+    assert column_key(" <Adj_Close> ") == "adjclose" and "adjclose" in PRICE_COLUMNS
+    with pytest.raises(WatchlistError, match=r"^This file looks like price history \(Date/Time, Last, "):
+        read_import("Date/Time;Last;TickVolume\n2024-03-04 10:00;1,5;12\n", "simulated")
