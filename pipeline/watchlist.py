@@ -12,10 +12,16 @@ Guarantees:
   byte-order mark, semicolons, CRLF). A header-less CSV whose second column is a source name is
   read as symbol,source[,enabled]. Header words never become tickers. A symbol listed twice: the
   later row wins. Every row not taken is in ``ImportPlan.skipped`` with its line and reason.
-- A table of two or more columns without a symbol column (price history such as ``Date,Open,High,
-  Low,Close,Adj Close,Volume``, or any table with numbers or dates in it) is refused as a whole with
-  one ``WatchlistError`` that says what it looks like; nothing of it is imported. Only a table whose
-  every cell reads as tickers (``AAPL, MSFT`` on one line) is read as a ticker list.
+- Text that is not a watchlist is refused as a whole with one ``WatchlistError`` that says what it
+  looks like; nothing of it is imported. That is: a price-history header (three or more
+  ``csvfile.PRICE_COLUMNS`` words such as ``Date,Open,High,Low,Close,Adj Close,Volume``) with a
+  number or date in the text or a header word no ticker can be (``Adj Close``, ``<DATE>``); a
+  header-less table of two or more columns with a column mostly of numbers or dates below its first
+  line (``Name,Price`` over ``Apple,180.10``), or of one line mostly numbers or dates; rows no
+  delimiter splits alike with a number or date among them (so a ragged ticker list with a stray
+  number, ``AAPL,MSFT,7203`` over ``GOOG``, is refused too: save one ticker per line). Anything else
+  is a ticker list: real tickers that are price words (LOW, OPEN, TS) are tickers, and a line of
+  tickers with a number in it (``AAPL,MSFT,7203``) imports the tickers and skips the number.
 - A number or a date (``180.10``, ``1500000``, ``1.500.000``, ``2024-03-04``, ``04-Mar-2024``: what
   ``pipeline.csvfile.is_number`` / ``is_date_only`` read) is never a ticker (``not_a_ticker``):
   in an import it is a skipped row with its reason, and ``Watchlist.add`` refuses it. Tickers with
@@ -36,6 +42,7 @@ from .csvfile import (
     PRICE_COLUMNS,
     SYMBOL_COLUMNS,
     DialectError,
+    Table,
     column_key,
     is_date_only,
     is_number,
@@ -101,6 +108,39 @@ def _price_words(cells: list[str]) -> list[str]:
     return [c for c in cells if column_key(c) in PRICE_COLUMNS]
 
 
+def _refused(cell: str) -> bool:
+    try:
+        normalize_symbol(cell)
+    except InvalidEvent:
+        return True
+    return False
+
+
+def _price_header(head: list[str], text: str) -> bool:
+    """True when ``head`` (the first line's cells) is a price-history header: three or more
+    ``PRICE_COLUMNS`` words, and evidence it is not a list of tickers that happen to be such words
+    (LOW, OPEN, TS): a number or a date anywhere in ``text``, or one of those words no ticker can be
+    (``Adj Close``, ``<DATE>``, ``Date/Time``)."""
+    words = _price_words(head)
+    return len(words) >= 3 and (
+        any(_refused(w) for w in words) or any(not_a_ticker(t) for t in _tokens(text))
+    )
+
+
+def _data_table(table: Table) -> bool:
+    """True when a table of two or more columns without a symbol column holds data rather than
+    tickers: a column whose cells below the first line are mostly (more than half) numbers or dates,
+    or, for a table of one line, most of its cells. A line of tickers with one number in it
+    (``AAPL,MSFT,7203``) is not one: it is read as a ticker list and the number skipped."""
+    if not table.rows:
+        return 2 * sum(bool(not_a_ticker(c)) for c in table.header) > len(table.header)
+    for i in range(len(table.header)):
+        below = [cells[i] for _, cells in table.rows if i < len(cells) and cells[i].strip()]
+        if below and 2 * sum(bool(not_a_ticker(c)) for c in below) > len(below):
+            return True
+    return False
+
+
 def _not_a_watchlist(header: list[str]) -> WatchlistError:
     """The one refusal of a table without a symbol column, naming what it looks like."""
     shown = ", ".join(clip(c.strip(), 20) for c in header[:5]) + (", …" if len(header) > 5 else "")
@@ -121,10 +161,11 @@ def _key(text: str) -> str:
 
 def read_import(text: str, default_source: str) -> ImportPlan:
     """Read a pasted or uploaded watchlist (see the module docstring) into an ``ImportPlan``.
-    Raises ``WatchlistError`` for a CSV with a header whose rows no delimiter splits alike (the
-    message names the dialect seen), and for a table of two or more columns without a symbol column
-    that is not a list of tickers (price history, numbers, dates: the message says what it looks
-    like and what a watchlist file needs). Nothing here talks to a source or the database."""
+    Raises ``WatchlistError`` for a CSV with a symbol header whose rows no delimiter splits alike
+    (the message names the dialect seen), and for text that is not a watchlist (price history, a
+    table of numbers or dates, uneven rows with numbers: see the module docstring; the message says
+    what it looks like and what a watchlist file needs). Nothing here talks to a source or the
+    database."""
     text = text.removeprefix("\ufeff")
     plan = ImportPlan()
     if not text.strip():
@@ -154,12 +195,12 @@ def read_import(text: str, default_source: str) -> ImportPlan:
         plan.dialect = table.dialect + ", no header (symbol, source, enabled)"
         column = {"symbol": 0, "source": 1, "enabled": 2 if len(table.header) > 2 else None}
         candidates = [(1, table.header), *table.rows]
-    elif len(_price_words(head)) >= 3 or (
-        table is not None
-        and len(table.header) >= 2
-        and any(not_a_ticker(t) for _, c in [(1, table.header), *table.rows] for x in c for t in _tokens(x))
+    elif _price_header(head, text) or (
+        table is not None and len(table.header) >= 2 and _data_table(table)
     ):  # a table that is not a list of tickers: refused whole, never split into "tickers"
         raise _not_a_watchlist(table.header if table is not None and len(table.header) >= 2 else head)
+    elif table is None and any(not_a_ticker(t) for t in _tokens(text)):  # uneven rows with numbers
+        raise _not_a_watchlist(head)
     else:
         plan.dialect = "ticker list"
         for n, written in enumerate(text.splitlines(), start=1):

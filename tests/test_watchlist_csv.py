@@ -200,3 +200,40 @@ def test_every_column_name_the_csv_replay_reads_says_price_history_to_the_import
     assert column_key(" <Adj_Close> ") == "adjclose" and "adjclose" in PRICE_COLUMNS
     with pytest.raises(WatchlistError, match=r"^This file looks like price history \(Date/Time, Last, "):
         read_import("Date/Time;Last;TickVolume\n2024-03-04 10:00;1,5;12\n", "simulated")
+
+
+@pytest.mark.parametrize(
+    ("text", "tickers"),
+    [
+        ("LOW, OPEN, TS", ["LOW", "OPEN", "TS"]),  # Lowe's, Opendoor, Tenaris: real tickers, price words
+        ("AAPL;LOW;OPEN;HIGH", ["AAPL", "LOW", "OPEN", "HIGH"]),
+        ("LOW\tOPEN\tTS\nAAPL\tMSFT\tGOOG", ["LOW", "OPEN", "TS", "AAPL", "MSFT", "GOOG"]),
+        ("7203.T,0700.HK\nBRK-B,EURUSD=X", ["7203.T", "0700.HK", "BRK-B", "EURUSD=X"]),
+    ],
+)
+def test_real_tickers_that_are_price_words_or_have_digits_are_a_ticker_list(text, tickers):
+    plan = read_import(text, "yahoo")
+    assert [r.symbol for r in plan.rows] == tickers and plan.skipped == []
+
+
+@pytest.mark.parametrize(
+    ("text", "tickers", "skipped"),
+    [
+        ("AAPL,MSFT,7203", ["AAPL", "MSFT"], [(1, "7203", "'7203' is a number")]),
+        ("AAPL,180.10", ["AAPL"], [(1, "180.10", "'180.10' is a number, not a ticker")]),
+    ],
+)
+def test_one_line_of_tickers_with_a_number_skips_the_number_not_the_list(text, tickers, skipped):
+    plan = read_import(text, "yahoo")
+    assert [r.symbol for r in plan.rows] == tickers
+    assert [(line, t) for line, t, _ in plan.skipped] == [(line, t) for line, t, _ in skipped]
+    assert all(got[2].startswith(want[2]) for got, want in zip(plan.skipped, skipped, strict=True))
+
+
+def test_an_uneven_table_with_numbers_is_refused_not_read_as_tickers():
+    with pytest.raises(WatchlistError) as refused:
+        read_import("Name,Price\nApple,180.10\nTotal\n", "simulated")
+    assert (
+        str(refused.value)
+        == f"This file looks like a table of 2 columns (Name, Price) with no Symbol column, {NEEDS}"
+    )
