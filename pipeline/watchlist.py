@@ -85,16 +85,20 @@ class ImportPlan:
     dialect: str = ""
 
 
+NEEDS_SUFFIX = "a listing in Tokyo, Hong Kong or Seoul needs its exchange suffix (7203.T, 0700.HK, 005930.KS)"
 NEEDS = "a watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
 
 
 def not_a_ticker(text: str) -> str | None:
     """Why ``text`` cannot be a ticker because it reads as a date or a number ("'2024-03-04' is a
     date, not a ticker"; "180.10", "1500000", "-2.5%"), else None. Only that: its format is
-    ``normalize_symbol``'s to check. Tickers with digits (7203.T, 0700.HK, BRK-B) give None."""
+    ``normalize_symbol``'s to check. A bare code of 4 to 6 digits ("7203") is told to add its exchange
+    suffix. Tickers with digits (7203.T, 0700.HK, BRK-B) give None."""
     raw = text.strip()
     if is_date_only(raw):
         return f"{clip(raw)!r} is a date, not a ticker"
+    if re.fullmatch(r"\d{4,6}", raw):  # a Tokyo, Hong Kong or Korean code without its exchange
+        return f"{raw!r} is a number; {NEEDS_SUFFIX}"
     if is_number(raw):
         return f"{clip(raw)!r} is a number, not a ticker"
     return None

@@ -237,3 +237,14 @@ def test_an_uneven_table_with_numbers_is_refused_not_read_as_tickers():
         str(refused.value)
         == f"This file looks like a table of 2 columns (Name, Price) with no Symbol column, {NEEDS}"
     )
+
+
+def test_a_bare_asian_listing_code_is_told_to_add_its_exchange_suffix():
+    hint = "a listing in Tokyo, Hong Kong or Seoul needs its exchange suffix (7203.T, 0700.HK, 005930.KS)"
+    plan = read_import("7203 0700 005930 180", "yahoo")
+    assert [reason for _, _, reason in plan.skipped] == [
+        f"'7203' is a number; {hint}",
+        f"'0700' is a number; {hint}",
+        f"'005930' is a number; {hint}",
+        "'180' is a number, not a ticker",
+    ]
