@@ -160,7 +160,7 @@ def test_import_text_and_export(seeded):
         "Added TSLA (the pipeline is stopped: start it on Home to fetch prices)."
     ]
     assert [w.value for w in at.warning] == [  # the simulator has no AMD: said, not a success
-        "Added AMD. The simulator does not know this ticker, so its prices are invented; check the "
+        "Added AMD (the pipeline is stopped: start it on Home to fetch prices). The simulator does not know this ticker, so its prices are invented; check the "
         "spelling, or pick a real source on this page."
     ]
     assert [e.value for e in at.error] == [
@@ -221,7 +221,11 @@ def test_an_excel_saved_watchlist_csv_with_a_byte_order_mark(seeded):
     docs = {d["_id"]: d for d in store.watchlist.find({"_id": {"$in": ["IBM", "ORCL"]}})}
     assert (docs["IBM"]["source"], docs["IBM"]["enabled"]) == ("simulated", True)
     assert (docs["ORCL"]["source"], docs["ORCL"]["enabled"]) == ("simulated", False)
-    assert any(w.value.startswith("Added IBM, ORCL. The simulator does not know these") for w in at.warning)
+    assert any(
+        w.value.startswith("Added IBM, ORCL (the pipeline is stopped")
+        and "The simulator does not know these" in w.value
+        for w in at.warning
+    )
     assert not list(at.error)
 
 
@@ -250,7 +254,7 @@ def test_rejected_import_rows_are_one_message_listing_them_literally(seeded):
 
 
 UNKNOWN_ONE = (
-    "Added NOTATICKER. The simulator does not know this ticker, so its prices are invented; check the "
+    "Added NOTATICKER (the pipeline is stopped: start it on Home to fetch prices). The simulator does not know this ticker, so its prices are invented; check the "
     "spelling, or pick a real source on this page."
 )
 
@@ -268,6 +272,23 @@ def test_a_ticker_the_simulator_does_not_know_is_added_with_a_warning_not_a_succ
     assert [w.value for w in at.warning] == [UNKNOWN_ONE]
 
 
+def test_switching_a_row_to_a_source_that_does_not_know_it_warns_not_a_plain_update(seeded):
+    from dataclasses import asdict
+
+    from pipeline.watchlist import Entry
+
+    _, store = seeded
+    store.watchlist.insert_one({"_id": "CSVONLY", **asdict(Entry("CSVONLY", "csv"))})
+    at = app("watchlist", state=edit(edited={3: {"source": "simulated"}})).run()
+    assert_clean(at)
+    assert store.watchlist.find_one({"_id": "CSVONLY"})["source"] == "simulated"
+    assert [w.value for w in at.warning] == [
+        "Updated CSVONLY. The simulator does not know this ticker, so its prices are invented; check the "
+        "spelling, or pick a real source on this page."
+    ]
+    assert not any("Updated" in s.value for s in at.success)
+
+
 def test_an_import_names_the_tickers_the_simulator_does_not_know_in_one_warning(seeded):
     _, store = seeded
     at = app("watchlist").run()
@@ -276,7 +297,7 @@ def test_an_import_names_the_tickers_the_simulator_does_not_know_in_one_warning(
     assert_clean(at)
     assert symbols(store)[-3:] == ["NOTATICKER", "ZZZZ", "NVDA"]
     assert [w.value for w in at.warning] == [
-        "Added NOTATICKER, ZZZZ. The simulator does not know these tickers, so their prices are "
+        "Added NOTATICKER, ZZZZ (the pipeline is stopped: start it on Home to fetch prices). The simulator does not know these tickers, so their prices are "
         "invented; check the spelling, or pick a real source on this page."
     ]
     assert [s.value for s in at.success] == [

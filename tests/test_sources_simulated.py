@@ -306,3 +306,6 @@ def test_the_registry_says_which_tickers_the_simulator_knows_and_others_cannot_t
         [n for n in REGISTRY if n != "simulated"]
     )
     assert knows("no_such_source", "AAPL") is None
+    from pipeline.sources.registry import label
+
+    assert label("simulated") == "The simulator" and label("csv") == "csv" and label("nope") == "nope"

@@ -45,7 +45,8 @@ class SourceSpec:
     ``known_names()`` (optional) gives the display names of the symbols it models without I/O;
     ``knows(symbol)`` says without I/O whether the source knows a ticker it accepts: False means it
     serves the ticker anyway with invented prices (the simulator outside its catalogue), None (the
-    default) that only asking the provider could tell (its ``lookup`` refuses unknown tickers)."""
+    default) that only asking the provider could tell (its ``lookup`` refuses unknown tickers);
+    ``label`` is how a sentence for people names it ("The simulator"; its ``name`` when empty)."""
 
     name: str
     build: Callable[[Settings, LastPrices | None, RequestBudget | None], Source]
@@ -53,6 +54,7 @@ class SourceSpec:
     extended_hours: bool = False
     known_names: Callable[[], dict[str, str]] | None = None
     knows: Callable[[str], bool | None] = lambda symbol: None
+    label: str = ""
 
 
 def yahoo_budget(settings: Settings) -> RequestBudget:
@@ -140,6 +142,7 @@ REGISTRY: dict[str, SourceSpec] = {
             trades_outside_hours=lambda sim_hours: sim_hours != "calendar",
             known_names=_simulated_names,
             knows=_simulated_knows,
+            label="The simulator",
         ),
         SourceSpec("yfinance", _yahoo("yfinance"), extended_hours=True),
         SourceSpec("yahoo_stream", _yahoo("yahoo_stream")),
@@ -162,6 +165,13 @@ def knows(source: str, symbol: str) -> bool | None:
     that name."""
     found = REGISTRY.get(source)
     return None if found is None else found.knows(symbol)
+
+
+def label(source: str) -> str:
+    """How a sentence names source ``source`` ("The simulator"): its spec's ``label``, else the name
+    itself (also for a name no source has)."""
+    found = REGISTRY.get(source)
+    return (found.label if found is not None else "") or source
 
 
 def symbol_status(symbol: str, at: datetime, source: str = "", market: Market | None = None) -> MarketStatus:
