@@ -46,6 +46,8 @@ def say(kind: str, text: str) -> None:
         st.code(text, language=None, wrap_lines=True)
     elif kind == "success":  # names only symbols that passed validation
         st.success(text)
+    elif kind == "warning":  # added, but the source invents their prices: names validated symbols only
+        st.warning(text)
     else:  # quotes what was typed: shown literally, never as Markdown/LaTeX/HTML
         st.error(fmt.literal(text))
 
@@ -188,13 +190,17 @@ with right:
                 placeholder="AAPL MSFT 7203.T\n\nor\n\nsymbol,source,enabled\nAAPL,simulated,true",
                 height=140,
             )
-            upload = st.file_uploader("…or upload a CSV file", type=["csv", "txt"])
+            # a new key after each import empties the uploader, so pressing Import again does not re-import it
+            uploads = st.session_state.setdefault("wl_upload_version", 0)
+            upload = st.file_uploader(
+                "…or upload a CSV file", type=["csv", "txt"], key=f"wl_upload_{uploads}"
+            )
             if st.form_submit_button("Import"):
                 raw = decode(upload.getvalue()) if upload is not None else text
                 try:
                     plan = read_import(raw or "", settings.source)
-                except WatchlistError as exc:
-                    st.error(str(exc))
+                except WatchlistError as exc:  # refused whole (it may quote the file): nothing added
+                    st.error(fmt.literal(str(exc)))
                     st.stop()
                 if not plan.rows and not plan.skipped:
                     st.warning(
@@ -209,6 +215,7 @@ with right:
                         outcome = edit.import_rows(runtime, plan)
                     page.flash(SAID, *outcome.messages(runtime.producing))
                     st.session_state["wl_version"] = version + 1
+                    st.session_state["wl_upload_version"] = uploads + 1
                     st.rerun()
     else:
         st.caption("🔒 Importing needs the admin password.")

@@ -38,7 +38,32 @@ DATE_ONLY = (
     re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$"),  # 2024-03-05, 2024.03.05, 2024/03/05
     re.compile(r"^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$"),  # 05.03.2024, 03/05/2024, 05-03-2024
     re.compile(r"^\d{8}$"),  # 20240305
+    re.compile(  # 04-Mar-2024, 4-mar-24 (Excel's dd-mmm-yyyy)
+        r"^\d{1,2}[-./ ](jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[-./ ]\d{2,4}$", re.IGNORECASE
+    ),
 )
+#: A number as people and spreadsheets write it: 180.10, -2.5%, 1e6, 1,500,000, 1'500'000 (Swiss),
+#: 1.500.000 (German thousands); ``DECIMAL_COMMA`` adds 1,0842 and 1.500,25.
+NUMBER = re.compile(r"^[-+]?(\d[\d,']*(\.\d*)?|\.\d+|\d{1,3}(\.\d{3})+)([eE][-+]?\d+)?%?$")
+#: Header names of a symbol column, as ``column_key`` gives them (the watchlist import and the CSV replay).
+SYMBOL_COLUMNS = ("symbol", "ticker")
+#: Header names of price-history columns by what they mean, as ``column_key`` gives them: what the CSV
+#: replay reads (Yahoo, Stooq, MetaTrader's ``<DATE>``, our own export).
+BAR_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ts": ("ts", "timestamp", "datetime", "date/time"),
+    "date": ("date", "day"),
+    "time": ("time",),
+    "open": ("open",),
+    "high": ("high",),
+    "low": ("low",),
+    "close": ("close", "last", "price"),
+    "volume": ("volume", "vol", "tickvol", "tickvolume"),
+    "interval": ("interval",),
+    "session": ("session",),
+}
+#: Every header name that says "price history": ``BAR_COLUMNS`` and columns nobody here reads
+#: (Yahoo's ``Adj Close``, a ``Change`` column), as ``column_key`` gives them.
+PRICE_COLUMNS = frozenset(a for names in BAR_COLUMNS.values() for a in names) | {"adjclose", "change"}
 YEAR_LAST = re.compile(r"^(\d{1,2})([-./])(\d{1,2})\2(\d{2,4})")
 
 
@@ -160,10 +185,25 @@ def read_table(text: str) -> Table:
     )
 
 
+def column_key(name: str) -> str:
+    """A header cell as a key: case, spaces, underscores and MetaTrader's ``<DATE>`` brackets dropped
+    (``" <Adj_Close> "`` gives ``"adjclose"``)."""
+    return re.sub(r"[\s_]+", "", name.strip().strip("<>").lower())
+
+
 def is_date_only(text: str) -> bool:
-    """True when ``text`` is a calendar date without a time of day (any shape ``DateReader`` reads)."""
+    """True when ``text`` is a calendar date without a time of day (any shape ``DateReader`` reads,
+    Excel's ``04-Mar-2024`` included)."""
     text = text.strip()
-    return len(text) <= 10 and any(p.match(text) for p in DATE_ONLY)
+    return len(text) <= 11 and any(p.match(text) for p in DATE_ONLY)
+
+
+def is_number(text: str) -> bool:
+    """True when ``text`` (stripped) is a number in any way of writing one this module knows
+    (``NUMBER``, ``DECIMAL_COMMA``), whatever the file's decimal mark; tickers with digits (7203.T,
+    0700.HK, BRK-B) are not numbers."""
+    text = text.strip()
+    return bool(NUMBER.match(text) or DECIMAL_COMMA.match(text))
 
 
 class DateReader:

@@ -12,6 +12,20 @@ Guarantees:
   byte-order mark, semicolons, CRLF). A header-less CSV whose second column is a source name is
   read as symbol,source[,enabled]. Header words never become tickers. A symbol listed twice: the
   later row wins. Every row not taken is in ``ImportPlan.skipped`` with its line and reason.
+- Text that is not a watchlist is refused as a whole with one ``WatchlistError`` that says what it
+  looks like; nothing of it is imported. That is: a price-history header (three or more
+  ``csvfile.PRICE_COLUMNS`` words such as ``Date,Open,High,Low,Close,Adj Close,Volume``) with a
+  number or date in the text or a header word no ticker can be (``Adj Close``, ``<DATE>``); a
+  header-less table of two or more columns with a column mostly of numbers or dates below its first
+  line (``Name,Price`` over ``Apple,180.10``), or of one line mostly numbers or dates; rows no
+  delimiter splits alike with a number or date among them (so a ragged ticker list with a stray
+  number, ``AAPL,MSFT,7203`` over ``GOOG``, is refused too: save one ticker per line). Anything else
+  is a ticker list: real tickers that are price words (LOW, OPEN, TS) are tickers, and a line of
+  tickers with a number in it (``AAPL,MSFT,7203``) imports the tickers and skips the number.
+- A number or a date (``180.10``, ``1500000``, ``1.500.000``, ``2024-03-04``, ``04-Mar-2024``: what
+  ``pipeline.csvfile.is_number`` / ``is_date_only`` read) is never a ticker (``not_a_ticker``):
+  in an import it is a skipped row with its reason, and ``Watchlist.add`` refuses it. Tickers with
+  digits (7203.T, 0700.HK, 005930.KS, BRK-B, ^GSPC, EURUSD=X, GC=F) are not numbers and pass.
 """
 
 from __future__ import annotations
@@ -24,10 +38,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .config import SOURCES
-from .csvfile import DialectError, read_table
+from .csvfile import (
+    PRICE_COLUMNS,
+    SYMBOL_COLUMNS,
+    DialectError,
+    Table,
+    column_key,
+    is_date_only,
+    is_number,
+    read_table,
+)
 from .models import InvalidEvent, normalize_symbol, to_utc, utcnow
 from .sources import SymbolInfo, UnknownSymbol
 from .sources.base import SourceError
+from .usertext import clip
 
 FIELDS = ("symbol", "source", "enabled", "name", "exchange", "currency", "timezone", "added_at")
 
@@ -61,6 +85,77 @@ class ImportPlan:
     dialect: str = ""
 
 
+NEEDS_SUFFIX = "a listing in Tokyo, Hong Kong or Seoul needs its exchange suffix (7203.T, 0700.HK, 005930.KS)"
+NEEDS = "a watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
+
+
+def not_a_ticker(text: str) -> str | None:
+    """Why ``text`` cannot be a ticker because it reads as a date or a number ("'2024-03-04' is a
+    date, not a ticker"; "180.10", "1500000", "-2.5%"), else None. Only that: its format is
+    ``normalize_symbol``'s to check. A bare code of 4 to 6 digits ("7203") is told to add its exchange
+    suffix. Tickers with digits (7203.T, 0700.HK, BRK-B) give None."""
+    raw = text.strip()
+    if is_date_only(raw):
+        return f"{clip(raw)!r} is a date, not a ticker"
+    if re.fullmatch(r"\d{4,6}", raw):  # a Tokyo, Hong Kong or Korean code without its exchange
+        return f"{raw!r} is a number; {NEEDS_SUFFIX}"
+    if is_number(raw):
+        return f"{clip(raw)!r} is a number, not a ticker"
+    return None
+
+
+def _tokens(cell: str) -> list[str]:
+    return [t for t in re.split(r"[\s,;|\ufeff]+", cell) if t]
+
+
+def _price_words(cells: list[str]) -> list[str]:
+    return [c for c in cells if column_key(c) in PRICE_COLUMNS]
+
+
+def _refused(cell: str) -> bool:
+    try:
+        normalize_symbol(cell)
+    except InvalidEvent:
+        return True
+    return False
+
+
+def _price_header(head: list[str], text: str) -> bool:
+    """True when ``head`` (the first line's cells) is a price-history header: three or more
+    ``PRICE_COLUMNS`` words, and evidence it is not a list of tickers that happen to be such words
+    (LOW, OPEN, TS): a number or a date anywhere in ``text``, or one of those words no ticker can be
+    (``Adj Close``, ``<DATE>``, ``Date/Time``)."""
+    words = _price_words(head)
+    return len(words) >= 3 and (
+        any(_refused(w) for w in words) or any(not_a_ticker(t) for t in _tokens(text))
+    )
+
+
+def _data_table(table: Table) -> bool:
+    """True when a table of two or more columns without a symbol column holds data rather than
+    tickers: a column whose cells below the first line are mostly (more than half) numbers or dates,
+    or, for a table of one line, most of its cells. A line of tickers with one number in it
+    (``AAPL,MSFT,7203``) is not one: it is read as a ticker list and the number skipped."""
+    if not table.rows:
+        return 2 * sum(bool(not_a_ticker(c)) for c in table.header) > len(table.header)
+    for i in range(len(table.header)):
+        below = [cells[i] for _, cells in table.rows if i < len(cells) and cells[i].strip()]
+        if below and 2 * sum(bool(not_a_ticker(c)) for c in below) > len(below):
+            return True
+    return False
+
+
+def _not_a_watchlist(header: list[str]) -> WatchlistError:
+    """The one refusal of a table without a symbol column, naming what it looks like."""
+    shown = ", ".join(clip(c.strip(), 20) for c in header[:5]) + (", …" if len(header) > 5 else "")
+    what = (
+        f"price history ({shown})"
+        if len(_price_words(header)) >= 3
+        else f"a table of {len(header)} columns ({shown}) with no Symbol column"
+    )
+    return WatchlistError(f"This file looks like {what}, not a watchlist: {NEEDS}")
+
+
 def _key(text: str) -> str:
     try:
         return normalize_symbol(text)
@@ -70,20 +165,24 @@ def _key(text: str) -> str:
 
 def read_import(text: str, default_source: str) -> ImportPlan:
     """Read a pasted or uploaded watchlist (see the module docstring) into an ``ImportPlan``.
-    Raises ``WatchlistError`` for a CSV with a header whose rows no delimiter splits alike (the
-    message names the dialect seen). Nothing here talks to a source or the database."""
+    Raises ``WatchlistError`` for a CSV with a symbol header whose rows no delimiter splits alike
+    (the message names the dialect seen), and for text that is not a watchlist (price history, a
+    table of numbers or dates, uneven rows with numbers: see the module docstring; the message says
+    what it looks like and what a watchlist file needs). Nothing here talks to a source or the
+    database."""
     text = text.removeprefix("\ufeff")
     plan = ImportPlan()
     if not text.strip():
         return plan
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    head = [c.strip() for c in re.split(r"[,;\t|]", first)]  # whatever splits it: for the refusal below
     try:
         table = read_table(text)
     except DialectError as exc:
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
-        if re.search(r"\b(symbol|ticker)\b", first, re.IGNORECASE):
+        if re.search(rf"\b({'|'.join(SYMBOL_COLUMNS)})\b", first, re.IGNORECASE):
             raise WatchlistError(f"cannot read the CSV: {exc}") from None
         table = None
-    names = [h.strip().lower() for h in table.header] if table else []
+    names = [column_key(h) for h in table.header] if table else []
     column = {
         k: next((names.index(a) for a in aliases if a in names), None)
         for k, aliases in IMPORT_ALIASES.items()
@@ -100,12 +199,17 @@ def read_import(text: str, default_source: str) -> ImportPlan:
         plan.dialect = table.dialect + ", no header (symbol, source, enabled)"
         column = {"symbol": 0, "source": 1, "enabled": 2 if len(table.header) > 2 else None}
         candidates = [(1, table.header), *table.rows]
+    elif _price_header(head, text) or (
+        table is not None and len(table.header) >= 2 and _data_table(table)
+    ):  # a table that is not a list of tickers: refused whole, never split into "tickers"
+        raise _not_a_watchlist(table.header if table is not None and len(table.header) >= 2 else head)
+    elif table is None and any(not_a_ticker(t) for t in _tokens(text)):  # uneven rows with numbers
+        raise _not_a_watchlist(head)
     else:
         plan.dialect = "ticker list"
         for n, written in enumerate(text.splitlines(), start=1):
-            for token in re.split(r"[\s,;|\ufeff]+", written):
-                if token:
-                    plan.rows.append(ImportRow(n, token, default_source, True))
+            for token in _tokens(written):
+                plan.rows.append(ImportRow(n, token, default_source, True))
     for line, cells in candidates:
 
         def cell(key: str, cells: list[str] = cells) -> str:
@@ -122,6 +226,9 @@ def read_import(text: str, default_source: str) -> ImportPlan:
             continue
         source = cell("source").lower() or default_source
         plan.rows.append(ImportRow(line, symbol, source, flag not in FALSE))
+    numbers = [r for r in plan.rows if not_a_ticker(r.symbol)]  # in every shape: never a ticker
+    plan.skipped += [(r.line, r.symbol, not_a_ticker(r.symbol) or "") for r in numbers]
+    plan.rows = [r for r in plan.rows if r not in numbers]
     # the same symbol twice: the later row wins
     last: dict[str, ImportRow] = {}
     for row in plan.rows:
@@ -136,7 +243,7 @@ def read_import(text: str, default_source: str) -> ImportPlan:
     return plan
 
 
-IMPORT_ALIASES = {"symbol": ("symbol", "ticker"), "source": ("source",), "enabled": ("enabled", "active")}
+IMPORT_ALIASES = {"symbol": SYMBOL_COLUMNS, "source": ("source",), "enabled": ("enabled", "active")}
 
 
 @dataclass
@@ -202,10 +309,16 @@ class Watchlist:
         return n
 
     def add(self, text: str, source: str) -> Entry:
+        """Add ticker ``text`` from ``source`` and return its stored ``Entry``. Raises
+        ``WatchlistError`` (nothing stored) for a bad format, a number or a date (``not_a_ticker``),
+        an unknown source, a duplicate, a full list, or a ticker the source refuses or cannot check."""
         try:
             symbol = normalize_symbol(text)
         except InvalidEvent as exc:
             raise WatchlistError(exc.reason) from None
+        reason = not_a_ticker(symbol)
+        if reason:
+            raise WatchlistError(reason)
         if source not in SOURCES:
             raise WatchlistError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
         if self.collection.count_documents({"_id": symbol}, limit=1):

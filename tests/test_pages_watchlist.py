@@ -156,7 +156,13 @@ def test_import_text_and_export(seeded):
     next(b for b in at.button if b.label == "Import").click().run()
     assert_clean(at)
     assert symbols(store)[-2:] == ["TSLA", "AMD"]
-    assert any(s.value.startswith("Added TSLA, AMD") for s in at.success)
+    assert [s.value for s in at.success] == [
+        "Added TSLA (the pipeline is stopped: start it on the Overview page to fetch prices)."
+    ]
+    assert [w.value for w in at.warning] == [  # the simulator has no AMD: said, not a success
+        "Added AMD (the pipeline is stopped: start it on the Overview page to fetch prices). The simulator does not know this ticker, so its prices are invented; check the "
+        "spelling, or pick a real source on this page."
+    ]
     assert [e.value for e in at.error] == [
         "1 row not imported:"
     ]  # one grouped message, rows listed literally
@@ -215,7 +221,11 @@ def test_an_excel_saved_watchlist_csv_with_a_byte_order_mark(seeded):
     docs = {d["_id"]: d for d in store.watchlist.find({"_id": {"$in": ["IBM", "ORCL"]}})}
     assert (docs["IBM"]["source"], docs["IBM"]["enabled"]) == ("simulated", True)
     assert (docs["ORCL"]["source"], docs["ORCL"]["enabled"]) == ("simulated", False)
-    assert any(s.value.startswith("Added IBM, ORCL") for s in at.success)
+    assert any(
+        w.value.startswith("Added IBM, ORCL (the pipeline is stopped")
+        and "The simulator does not know these" in w.value
+        for w in at.warning
+    )
     assert not list(at.error)
 
 
@@ -241,3 +251,90 @@ def test_rejected_import_rows_are_one_message_listing_them_literally(seeded):
     assert listing[1].startswith('line 3: {"$gt": ""}: ') and listing[2].startswith("line 4: $where: ")
     assert listing[-2].startswith("line 35: " + "Z" * 39 + "…: ")
     assert listing[-1] == "line 36: AAPL: AAPL is already on the watchlist"
+
+
+UNKNOWN_ONE = (
+    "Added NOTATICKER (the pipeline is stopped: start it on the Overview page to fetch prices). The simulator does not know this ticker, so its prices are invented; check the "
+    "spelling, or pick a real source on this page."
+)
+
+
+def test_a_ticker_the_simulator_does_not_know_is_added_with_a_warning_not_a_success(seeded):
+    _, store = seeded
+    at = app("watchlist", state=edit(added=[{"symbol": "notaticker"}, {"symbol": "NVDA"}])).run()
+    assert_clean(at)
+    assert symbols(store)[-2:] == ["NOTATICKER", "NVDA"]  # still added: the simulator models any ticker
+    assert [w.value for w in at.warning] == [UNKNOWN_ONE]
+    assert [s.value for s in at.success] == [
+        "Added NVDA (the pipeline is stopped: start it on the Overview page to fetch prices)."
+    ]
+    at.run()  # the flash survives the next rerun as the success does
+    assert [w.value for w in at.warning] == [UNKNOWN_ONE]
+
+
+def test_switching_a_row_to_a_source_that_does_not_know_it_warns_not_a_plain_update(seeded):
+    from dataclasses import asdict
+
+    from pipeline.watchlist import Entry
+
+    _, store = seeded
+    store.watchlist.insert_one({"_id": "CSVONLY", **asdict(Entry("CSVONLY", "csv"))})
+    at = app("watchlist", state=edit(edited={3: {"source": "simulated"}})).run()
+    assert_clean(at)
+    assert store.watchlist.find_one({"_id": "CSVONLY"})["source"] == "simulated"
+    assert [w.value for w in at.warning] == [
+        "Updated CSVONLY. The simulator does not know this ticker, so its prices are invented; check the "
+        "spelling, or pick a real source on this page."
+    ]
+    assert not any("Updated" in s.value for s in at.success)
+
+
+def test_an_import_names_the_tickers_the_simulator_does_not_know_in_one_warning(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    at.text_area[0].input("NOTATICKER zzzz NVDA")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store)[-3:] == ["NOTATICKER", "ZZZZ", "NVDA"]
+    assert [w.value for w in at.warning] == [
+        "Added NOTATICKER, ZZZZ (the pipeline is stopped: start it on the Overview page to fetch prices). The simulator does not know these tickers, so their prices are "
+        "invented; check the spelling, or pick a real source on this page."
+    ]
+    assert [s.value for s in at.success] == [
+        "Added NVDA (the pipeline is stopped: start it on the Overview page to fetch prices)."
+    ]
+
+
+def upload_and_import(at, name: str):
+    (uploader,) = at.file_uploader
+    uploader.upload(name, (CASES / name).read_bytes(), "text/csv")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+
+
+def test_an_uploaded_price_history_is_refused_whole_and_adds_nothing(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    upload_and_import(at, "daily_SAP.DE.csv")
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG"]
+    assert store.backfills.count_documents({}) == 0
+    assert [plain(e.value) for e in at.error] == [
+        "This file looks like price history (Date, Open, High, Low, Close, …), not a watchlist: a "
+        "watchlist file needs a Symbol (or Ticker) column, or one ticker per line."
+    ]
+    assert not at.success and not at.warning
+    assert at.file_uploader[0].value is not None  # refused, not imported: the file stays to be replaced
+
+
+def test_the_uploader_is_emptied_after_an_import_so_import_again_adds_nothing(seeded):
+    _, store = seeded
+    at = app("watchlist").run()
+    upload_and_import(at, "watchlist_bom.csv")
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "IBM", "ORCL"]
+    (uploader,) = at.file_uploader
+    assert uploader.value is None and uploader.key != "wl_upload_0"  # a new, empty uploader
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert_clean(at)
+    assert symbols(store) == ["AAPL", "MSFT", "GOOG", "IBM", "ORCL"]
+    assert not at.error  # no "IBM is already on the watchlist": nothing was imported again
+    assert "Nothing to import" in texts(at)

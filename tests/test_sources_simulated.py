@@ -300,3 +300,18 @@ def test_calendar_hours_trade_only_in_real_sessions():
             if datetime(2026, 11, 27, 2, 30, tzinfo=UTC) <= e.ts < datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
         ]
         assert len(tokyo.events) == (150 + 180) // 5  # 09:00-11:30 and 12:30-15:30 JST
+
+
+def test_the_registry_says_which_tickers_the_simulator_knows_and_others_cannot_tell_offline():
+    from pipeline.sources.registry import REGISTRY, knows
+
+    assert knows("simulated", "AAPL") is True and knows("simulated", "^GSPC") is True
+    assert knows("simulated", "NOTATICKER") is False  # still served (lookup works), with invented prices
+    assert SimulatedSource(seed=1).lookup("NOTATICKER").symbol == "NOTATICKER"
+    assert {name: knows(name, "AAPL") for name in REGISTRY if name != "simulated"} == dict.fromkeys(
+        [n for n in REGISTRY if n != "simulated"]
+    )
+    assert knows("no_such_source", "AAPL") is None
+    from pipeline.sources.registry import label
+
+    assert label("simulated") == "The simulator" and label("csv") == "csv" and label("nope") == "nope"

@@ -16,6 +16,12 @@ Guarantees:
 - An import's rows that were not added (refused by the watchlist, or skipped when the file was read)
   are one message: ``Outcome.rejected`` lists them by line, and ``messages`` turns them into a single
   ``("rows", listing)`` entry that the page shows as plain text (never Markdown).
+- A ticker added, or switched to a source, although that source does not know it
+  (``pipeline.sources.registry.knows`` is False: the simulator outside its catalogue invents its
+  prices) is never announced as a success: it is in ``Outcome.unknown`` (or ``unknown_changed``) and
+  ``messages`` gives one ``warning`` per source naming all of them, from the editor or an import
+  alike, the source named by ``registry.label`` and an addition's warning ending as its success
+  would (backfilling, or the pipeline is stopped).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.sources.registry import knows, label
 from pipeline.usertext import clip
 from pipeline.watchlist import ImportPlan, WatchlistError
 
@@ -41,22 +48,47 @@ class Outcome:
     errors: dict[str, str] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # import rows not added: "line 3: ORCL: reason"
+    unknown: dict[str, str] = field(default_factory=dict)  # added, but their source invents their prices
+    unknown_changed: dict[str, str] = field(default_factory=dict)  # switched to a source that invents them
+
+    def note_added(self, entry) -> None:
+        """Count a watchlist ``Entry`` just added: in ``added``, and in ``unknown`` (symbol: source)
+        too when its source does not know the ticker (``registry.knows`` is False)."""
+        self.added.append(entry.symbol)
+        if knows(entry.source, entry.symbol) is False:
+            self.unknown[entry.symbol] = entry.source
+
+    def note_changed(self, symbol: str, source: str | None = None) -> None:
+        """Count a stored row changed: in ``changed``, and in ``unknown_changed`` too when it was
+        switched to ``source`` and that source does not know the ticker."""
+        self.changed.append(symbol)
+        if source is not None and knows(source, symbol) is False:
+            self.unknown_changed[symbol] = source
 
     def messages(self, backfilling: bool = True) -> list[tuple[str, str]]:
-        """(kind, text) to show: kind ``success``/``error`` (text of our own, Markdown allowed) or
-        ``rows`` (text is the listing of rejected import rows, one per line: show it literally)."""
+        """(kind, text) to show: kind ``success``/``warning``/``error`` (text of our own, Markdown
+        allowed) or ``rows`` (text is the listing of rejected import rows, one per line: show it
+        literally). Tickers in ``unknown`` / ``unknown_changed`` are named in one warning per source
+        ("Added X; history is being backfilled. The simulator does not know this ticker, ..."),
+        never in the success."""
         out = []
-        if self.added:
-            then = (
-                "; history is being backfilled."
-                if backfilling
-                else " (the pipeline is stopped: start it on the Overview page to fetch prices)."
-            )
-            out.append(("success", f"Added {', '.join(self.added)}{then}"))
+        known = [s for s in self.added if s not in self.unknown]
+        then = (
+            "; history is being backfilled."
+            if backfilling
+            else " (the pipeline is stopped: start it on the Overview page to fetch prices)."
+        )
+        if known:
+            out.append(("success", f"Added {', '.join(known)}{then}"))
+        for source, symbols in _by_source(self.unknown).items():
+            out.append(("warning", f"Added {', '.join(symbols)}{then} {_invented(source, len(symbols))}"))
         if self.removed:
             out.append(("success", f"Removed {', '.join(self.removed)}."))
-        if self.changed:
-            out.append(("success", f"Updated {', '.join(self.changed)}."))
+        plain = [s for s in self.changed if s not in self.unknown_changed]
+        if plain:
+            out.append(("success", f"Updated {', '.join(plain)}."))
+        for source, symbols in _by_source(self.unknown_changed).items():
+            out.append(("warning", f"Updated {', '.join(symbols)}. {_invented(source, len(symbols))}"))
         refusals = [f"{clip(symbol) or 'New row'}: {reason}" for symbol, reason in self.errors.items()]
         if len(refusals) == 1:
             out.append(("error", refusals[0]))
@@ -74,6 +106,22 @@ class Outcome:
         if self.rejected:
             out.append(("rows", "\n".join(self.rejected)))
         return out
+
+
+def _by_source(unknown: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for symbol, source in unknown.items():
+        out.setdefault(source, []).append(symbol)
+    return out
+
+
+def _invented(source: str, n: int) -> str:
+    """The warning's sentence for ``n`` tickers ``source`` does not know (it invents their prices)."""
+    return (
+        f"{label(source)} does not know "
+        + ("this ticker, so its" if n == 1 else "these tickers, so their")
+        + " prices are invented; check the spelling, or pick a real source on this page."
+    )
 
 
 def backfill_status(doc: dict | None) -> tuple[float | None, str]:
@@ -176,15 +224,16 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
                 if not changes.get("enabled", row["enabled"]):
                     watchlist.update(entry.symbol, enabled=False)
                 watchlist.remove(symbol)
-                out.added.append(entry.symbol)
+                out.note_added(entry)
                 out.removed.append(symbol)
                 continue
-            if "source" in changes and changes["source"] != row["source"]:
+            switched = "source" in changes and changes["source"] != row["source"]
+            if switched:
                 watchlist.update(symbol, source=changes["source"])
             if "enabled" in changes and bool(changes["enabled"]) != bool(row["enabled"]):
                 watchlist.update(symbol, enabled=bool(changes["enabled"]))
             if changes:
-                out.changed.append(symbol)
+                out.note_changed(symbol, changes["source"] if switched else None)
         except WatchlistError as exc:
             out.errors[new_symbol or symbol] = str(exc)
     for i in range(n_stored, len(shown)):  # pending rows not edited or deleted stay pending as they were
@@ -211,7 +260,7 @@ def apply_edits(runtime, shown: pd.DataFrame, n_stored: int, state: dict, defaul
             entry = runtime.add_symbol(text, source)
             if not enabled:
                 watchlist.update(entry.symbol, enabled=False)
-            out.added.append(entry.symbol)
+            out.note_added(entry)
         except WatchlistError as exc:
             out.errors[text] = str(exc)
             out.pending.append({"symbol": text, "source": source, "enabled": enabled, "problem": str(exc)})
@@ -241,7 +290,7 @@ def import_rows(runtime, plan: ImportPlan) -> Outcome:
             if not row.enabled:
                 runtime.watchlist.update(entry.symbol, enabled=False)
                 entry.enabled = False
-            out.added.append(entry.symbol)
+            out.note_added(entry)
         except WatchlistError as exc:
             rejected.append(
                 (row.line, f"line {row.line}: {_short(row.symbol)}: {_short(str(exc), REASON_CHARS)}")

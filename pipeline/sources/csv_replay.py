@@ -44,25 +44,22 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..csvfile import DateReader, DialectError, Table, is_date_only, read_table
+from ..csvfile import (
+    BAR_COLUMNS,
+    SYMBOL_COLUMNS,
+    DateReader,
+    DialectError,
+    Table,
+    column_key,
+    is_date_only,
+    read_table,
+)
 from ..intervals import INTERVALS
 from ..markets.calendars import day_start_utc, market_for, symbol_info
 from ..models import InvalidEvent, iso, normalize_symbol, to_utc, utcnow, validate
 from .base import FetchResult, SourceError, SymbolInfo, UnknownSymbol
 
-ALIASES = {
-    "symbol": ("symbol", "ticker"),
-    "ts": ("ts", "timestamp", "datetime", "date/time"),
-    "date": ("date", "day"),
-    "time": ("time",),
-    "open": ("open",),
-    "high": ("high",),
-    "low": ("low",),
-    "close": ("close", "last", "price"),
-    "volume": ("volume", "vol", "tickvol", "tickvolume"),
-    "interval": ("interval",),
-    "session": ("session",),
-}
+ALIASES = {"symbol": SYMBOL_COLUMNS, **BAR_COLUMNS}
 REQUIRED = ("ts", "open", "high", "low", "close")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_REPORTED = 200  # rows listed in health()["rows_not_taken"] (it travels in every heartbeat)
@@ -256,7 +253,7 @@ class CsvReplaySource:
 
 def _names(header: list[str]) -> list[str]:
     """Header cells as keys: case, spaces, underscores and MetaTrader's ``<DATE>`` brackets ignored."""
-    return [re.sub(r"[\s_]+", "", h.strip().strip("<>").lower()) for h in header]
+    return [column_key(h) for h in header]
 
 
 def _symbol_from_name(stem: str) -> str | None:

@@ -42,13 +42,19 @@ class SourceSpec:
     (given ``STOCKMON_SIM_HOURS``) is True when its prices move whatever the exchange's hours (the
     simulator unless that setting is ``calendar``); ``extended_hours`` is True when it serves pre-market and
     after-hours prices for US listings (Yahoo's chart API), so those windows are named in a status;
-    ``known_names()`` (optional) gives the display names of the symbols it models without I/O."""
+    ``known_names()`` (optional) gives the display names of the symbols it models without I/O;
+    ``knows(symbol)`` says without I/O whether the source knows a ticker it accepts: False means it
+    serves the ticker anyway with invented prices (the simulator outside its catalogue), None (the
+    default) that only asking the provider could tell (its ``lookup`` refuses unknown tickers);
+    ``label`` is how a sentence for people names it ("The simulator"; its ``name`` when empty)."""
 
     name: str
     build: Callable[[Settings, LastPrices | None, RequestBudget | None], Source]
     trades_outside_hours: Callable[[str], bool] = lambda sim_hours: False
     extended_hours: bool = False
     known_names: Callable[[], dict[str, str]] | None = None
+    knows: Callable[[str], bool | None] = lambda symbol: None
+    label: str = ""
 
 
 def yahoo_budget(settings: Settings) -> RequestBudget:
@@ -68,6 +74,12 @@ def _simulated_names() -> dict[str, str]:
     from .simulated import known_names
 
     return known_names()
+
+
+def _simulated_knows(symbol: str) -> bool:
+    from .simulated import knows
+
+    return knows(symbol)
 
 
 def _yahoo(name: str) -> Callable[[Settings, LastPrices | None, RequestBudget | None], Source]:
@@ -129,6 +141,8 @@ REGISTRY: dict[str, SourceSpec] = {
             _simulated,
             trades_outside_hours=lambda sim_hours: sim_hours != "calendar",
             known_names=_simulated_names,
+            knows=_simulated_knows,
+            label="The simulator",
         ),
         SourceSpec("yfinance", _yahoo("yfinance"), extended_hours=True),
         SourceSpec("yahoo_stream", _yahoo("yahoo_stream")),
@@ -143,6 +157,21 @@ def trades_outside_hours(name: str, sim_hours: str = "always") -> bool:
     ``STOCKMON_SIM_HOURS`` setting (False for a name no source has)."""
     found = REGISTRY.get(name)
     return found is not None and found.trades_outside_hours(sim_hours)
+
+
+def knows(source: str, symbol: str) -> bool | None:
+    """Whether source ``source`` knows ``symbol`` (normalised), by its spec's ``knows``, without I/O:
+    False means its prices for it are invented; None when it cannot tell offline or no source has
+    that name."""
+    found = REGISTRY.get(source)
+    return None if found is None else found.knows(symbol)
+
+
+def label(source: str) -> str:
+    """How a sentence names source ``source`` ("The simulator"): its spec's ``label``, else the name
+    itself (also for a name no source has)."""
+    found = REGISTRY.get(source)
+    return (found.label if found is not None else "") or source
 
 
 def symbol_status(symbol: str, at: datetime, source: str = "", market: Market | None = None) -> MarketStatus:

@@ -111,6 +111,12 @@ def known_names() -> dict[str, str]:
     return {symbol: p.name for symbol, p in PROFILES.items() if p.name}
 
 
+def knows(symbol: str) -> bool:
+    """True when ``symbol`` (normalised, "AAPL") is in the simulator's catalogue (``PROFILES``); any
+    other ticker is still modelled, with prices invented from its name. No I/O."""
+    return symbol in PROFILES
+
+
 def _key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
