@@ -115,16 +115,17 @@ st.data_editor(
     width="stretch",
     num_rows="dynamic" if allowed else "fixed",
     disabled=not allowed or ["name", "exchange", "currency", "market", "backfill", "status"],
+    # Status (a refused row's reason) before the wide columns: it was off-screen on a laptop
     column_order=[
         "symbol",
         "enabled",
         "source",
+        "status",
         "name",
         "exchange",
         "currency",
-        "market",
         "backfill",
-        "status",
+        "market",
     ],
     column_config={
         "symbol": st.column_config.TextColumn(
@@ -147,7 +148,11 @@ st.data_editor(
         "backfill": st.column_config.ProgressColumn(
             "Backfill", min_value=0, max_value=100, format="%.0f%%", help="History fetched for the symbol"
         ),
-        "status": st.column_config.TextColumn("Status", width="large"),
+        "status": st.column_config.TextColumn(
+            "Status",
+            width="medium",
+            help="Why a row was not added (the message above the table says it whole)",
+        ),
     },
 )
 state = st.session_state.get(editor_key) or {}
