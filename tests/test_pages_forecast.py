@@ -5,12 +5,14 @@ model's point forecast; bands, the table with its naive row, the coverage chart,
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.forecast import Entry, bar_docs, simulated_daily, trend_season
-from support.pages import app, assert_clean, configure, plotly_specs, seeded_store, texts
+from support.pages import app, assert_clean, configure, fragments, plotly_specs, seeded_store, texts, tick
 
+from pipeline import queries
+from pipeline.forecast.backtest import settings_hash
 from pipeline.forecast.job import ForecastJob
 
 LATER = datetime(2027, 1, 1, tzinfo=UTC)
@@ -86,6 +88,7 @@ def test_short_history_says_how_many_sessions(seeded):
     at = app("forecast", query={"symbol": "TINY"}).run()
     assert_clean(at)
     assert "TINY has 100 stored daily sessions; forecasts need at least 250." in texts(at)
+    assert not fragments(at, "until_changed")  # a final "short" result: nothing to wait for, no polling
 
 
 def test_a_symbol_without_a_forecast_says_when_one_comes(stack, tmp_path, app_env, monkeypatch):
@@ -98,3 +101,57 @@ def test_a_symbol_without_a_forecast_says_when_one_comes(stack, tmp_path, app_en
         assert "No forecast is stored for AAPL yet." in texts(at)
         assert "when a symbol's history is backfilled" in texts(at)
         assert [b.label for b in at.button] == ["Compute now"] and not plotly_specs(at)
+
+
+def short_then_ok(settings, store, series, ready):
+    """IBM's walk-through: a "short" result stored from its first 2 sessions; ``ready(doc)`` says
+    why the page waits (a backfill that finished after it, or Compute now); then the full history
+    is stored and forecast. The page, opened on the short result, draws the forecast by itself."""
+    closes, dates = series["AAPL"]
+    job = ForecastJob(store, lambda: [Entry("IBM")], clock=lambda: LATER)
+    store.bars.insert_many(bar_docs("IBM", closes[:2], dates[:2]))
+    assert job.run(["IBM"])["skipped"] == 1
+    short = queries.latest_forecast(store, "IBM", settings_hash())
+    assert short["status"] == "short"
+    state = ready(short)
+    at = app("forecast", query={"symbol": "IBM", "h": "5"}, state=state).run()
+    assert_clean(at)
+    assert "IBM has 2 stored daily sessions" in texts(at) and "This page draws the chart" in texts(at)
+    assert not plotly_specs(at)
+    tick(at, "until_changed")  # nothing new stored: still waiting, still polling
+    assert_clean(at)
+    assert "This page draws the chart" in texts(at) and not plotly_specs(at)
+    store.bars.insert_many(bar_docs("IBM", closes[2:], dates[2:]))
+    assert job.run(["IBM"])["done"] == 1
+    tick(at, "until_changed")  # the page's own refresh, same session: the forecast is drawn
+    assert_clean(at)
+    assert "Backtest at 5 sessions" in [s.value for s in at.subheader], texts(at)
+    assert len(plotly_specs(at)) == 2 and "IBM has 2 stored" not in texts(at)
+
+
+def test_a_short_result_older_than_the_backfill_is_redrawn_when_the_forecast_comes(
+    stack, tmp_path, app_env, monkeypatch, series
+):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["IBM"]) as (store, _):
+
+        def backfill_done_after(short):
+            store.request_backfill("IBM", "simulated")
+            store.update_backfill(
+                "IBM", status="done", finished_at=short["computed_at"] + timedelta(seconds=1)
+            )
+            return {}
+
+        short_then_ok(settings, store, series, backfill_done_after)
+
+
+def test_compute_now_on_a_short_result_waits_for_the_new_one(stack, tmp_path, app_env, monkeypatch, series):
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["IBM"]) as (store, _):
+        # "Compute now" pressed on the short result (the job itself is not running in this test)
+        short_then_ok(
+            settings,
+            store,
+            series,
+            lambda short: {"forecast_asked": {"IBM": ("short", str(short["computed_at"]))}},
+        )

@@ -124,3 +124,33 @@ def exchange_open(symbol: str, *instants) -> bool | None:
 
     states = {market_status(market_for(symbol), t).is_open for t in instants}
     return states.pop() if len(states) == 1 else None
+
+
+def fragments(at: AppTest, name: str) -> list[str]:
+    """Ids of the fragments the last run registered from the page's function called ``name``."""
+
+    def wraps(fragment) -> bool:
+        cells = [c.cell_contents for c in getattr(fragment, "__closure__", None) or ()]
+        return any(getattr(c, "__name__", None) == name for c in cells)
+
+    return [i for i, f in at._fragment_storage._fragments.items() if wraps(f)]
+
+
+def tick(at: AppTest, name: str, timeout: float | None = None) -> AppTest:
+    """What the browser does when the timer of the page's ``st.fragment(run_every=...)`` function
+    ``name`` fires: a fragment-scoped rerun of it, in the same session (AppTest has no timer of its
+    own). A fragment that calls ``st.rerun()`` turns it into a full run, as in the browser; fails when
+    the last run registered no such fragment (the page would never look again by itself)."""
+    from unittest.mock import patch
+
+    from streamlit.runtime.scriptrunner import RerunData
+    from streamlit.testing.v1 import local_script_runner
+
+    ids = fragments(at, name)
+    assert ids, f"the page registered no {name} fragment: nothing would refresh it without a reload"
+
+    def fragment_scoped(**fields):  # both requests a run makes (the runner's first one and run()'s)
+        return RerunData(**fields, fragment_id_queue=ids, is_fragment_scoped_rerun=True, is_auto_rerun=True)
+
+    with patch.object(local_script_runner, "RerunData", fragment_scoped):
+        return at.run(timeout=timeout)
