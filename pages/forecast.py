@@ -186,7 +186,7 @@ st.markdown(
 )
 hist = history[["ts", "close"]].copy()
 hist["ts"] = hist["ts"].dt.tz_convert(None).dt.normalize()
-st.plotly_chart(view.fan(hist, doc, model), width="stretch")
+st.plotly_chart(view.fan(hist, doc, model, horizon), width="stretch")
 st.caption(
     f"Bands: {'GARCH(1,1) with Student-t errors' if doc.get('vol') == 'garch' else 'exponentially weighted volatility'}"
     f" on daily log returns; 50%, 80% and 95% of outcomes are expected inside them."

@@ -56,6 +56,7 @@ def test_random_walk_draws_naive_with_the_sentence(seeded):
     assert names(fan) == ["95% band", "80% band", "50% band", "Daily close", "Naive forecast"]
     forecast_y = fan["data"][-1]["y"]
     assert len(set(round(v, 6) for v in forecast_y)) == 1  # naive: flat from the last close
+    assert len(forecast_y) == 6  # the chosen horizon (5 sessions) from the last close, not all 20
     assert names(cover)[0] == "nominal = empirical" and len(cover["data"]) == 6
     table = at.dataframe[0].value
     assert "Naive" in table["Model"].tolist() and len(table) == 5
@@ -72,13 +73,14 @@ def test_trend_series_draws_the_winning_model(seeded):
     line = names(fan)[-1]
     assert line.endswith(" forecast") and line != "Naive forecast", names(fan)
     y = fan["data"][-1]["y"]
-    assert y[-1] > y[0] * 1.02  # the trend carried forward
+    assert len(y) == 6 and y[-1] > y[0] * 1.01  # the trend (+0.3%/session) carried 5 sessions forward
     assert "beat 'next close = last close' for TRND at 5 sessions" in texts(at)
 
     at = app("forecast", query={"symbol": "TRND", "h": "20"}).run()
     assert_clean(at)
     assert at.radio[0].value == 20 and "for TRND at 20 sessions" in texts(at)
     assert (at.dataframe[0].value["Origins"] == 24).all()
+    assert len(plotly_specs(at)[0]["data"][-1]["y"]) == 21  # 20 sessions after the last close
     at = app("forecast", query={"symbol": "NOPE", "h": "banana"}).run()  # junk in the URL: defaults
     assert_clean(at)
     assert at.selectbox[0].value == "AAPL" and at.radio[0].value == 5
@@ -155,3 +157,33 @@ def test_compute_now_on_a_short_result_waits_for_the_new_one(stack, tmp_path, ap
             series,
             lambda short: {"forecast_asked": {"IBM": ("short", str(short["computed_at"]))}},
         )
+
+
+@pytest.mark.parametrize("horizon", [1, 5, 20])
+def test_the_fan_ends_at_the_chosen_horizon_and_labels_the_last_close(horizon):
+    """Walk-through: with "Horizon 5" the fan ran 20 sessions (to January) and its "as of" label sat
+    under the dotted marker. The path and every band stop at the horizon; the label says "last close"
+    and ends left of the marker."""
+    import pandas as pd
+
+    from pipeline.forecast.models import HORIZONS
+    from ui import forecast as view
+
+    steps = max(HORIZONS)
+    doc = {
+        "as_of": "2026-12-04",
+        "last_close": 100.0,
+        "dates": [f"2026-12-{d:02d}" for d in range(7, 7 + steps)],
+        "paths": {"naive": [100.0] * steps},
+        "half": {str(level): [0.01 * (k + 1) for k in range(steps)] for level in (50, 80, 95)},
+    }
+    history = pd.DataFrame({"ts": pd.to_datetime(["2026-12-03", "2026-12-04"]), "close": [99.0, 100.0]})
+    fig = view.fan(history, doc, "naive", horizon)
+    by_name = {t.name: t for t in fig.data}
+    assert len(by_name["Naive forecast"].x) == horizon + 1
+    assert str(by_name["Naive forecast"].x[-1]) == doc["dates"][horizon - 1]
+    for level in (95, 80, 50):
+        assert len(by_name[f"{level}% band"].x) == 2 * (horizon + 1)
+    assert len(by_name["Daily close"].x) == 2
+    (label,) = fig.layout.annotations
+    assert label.text == "last close" and label.xanchor == "right" and label.xshift < 0
