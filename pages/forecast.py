@@ -198,7 +198,15 @@ st.dataframe(view.table(at_h), hide_index=True, width="stretch")
 n_origins = int(at_h["origins"].max()) if not at_h.empty else 0
 st.caption(
     f"Walk-forward: each model refitted at {n_origins} origins using only the closes up to each one. "
-    "MASE below 1 beats the one-step naive error; skill is the gain over 'next close = last close'."
+    f"MASE divides a model's errors by the average error of 'next close = last close' one session ahead "
+    "on the history (Hyndman & Koehler 2006), so "
+    + (
+        "'next close = last close' itself scores about 1 here"
+        if horizon == 1
+        else f"at {horizon} sessions even 'next close = last close' scores above 1"
+    )
+    + ": compare the models with each other, lower is better. "
+    "Skill is the gain over 'next close = last close' at this horizon."
 )
 cols = st.columns([1, 1])
 with cols[0]:

@@ -78,7 +78,17 @@ def test_random_walk_draws_naive_with_the_sentence(random_walk_rows):
             f"No model beat 'next close = last close' for {naive[0]} at {horizon} "
             f"{'session' if horizon == 1 else 'sessions'} over the last"
         )
-        assert "(best: " in sentence and "MASE" in sentence
+        closest = sorted(
+            (r for r in random_walk_rows[naive[0]] if r["horizon"] == horizon and r["model"] != "naive"),
+            key=lambda r: r["mase"],
+        )[0]
+        naive_mase = next(
+            r["mase"] for r in random_walk_rows[naive[0]] if r["horizon"] == horizon and r["model"] == "naive"
+        )
+        # the closest *other* model, in words that agree with the table (where naive may rank first)
+        assert sentence.endswith(
+            f"; the closest was {closest['label']}, MASE {closest['mase']:.2f} against naive's {naive_mase:.2f}."
+        ), sentence
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +138,21 @@ def test_wilson_interval():
     assert lo == pytest.approx(0.531, abs=1e-3) and hi == pytest.approx(0.888, abs=1e-3)
     assert wilson(0, 0) == (None, None)
     assert np.isclose(wilson(20, 20)[1], 1.0)
+
+
+def test_the_naive_verdict_names_the_closest_other_model_as_the_table_ranks_them():
+    """Walk-through: the verdict said "(best: Random walk with drift, MASE 2.50)" while the table
+    right below ranked Naive first (2.498) and the drift model second (2.502). The sentence names the
+    closest *other* model against naive's own MASE, the numbers unchanged."""
+    row = {"horizon": 5, "origins": 27, "cover95": 0.95}
+    rows = [
+        {**row, "model": "naive", "label": "Naive", "mase": 2.498, "skill": 0.0},
+        {**row, "model": "drift", "label": "Random walk with drift", "mase": 2.502, "skill": -0.002},
+        {**row, "model": "ses", "label": "Exponential smoothing", "mase": 2.61, "skill": -0.04},
+    ]
+    pick = champion(rows, 5, "AAPL")
+    assert pick["model"] == "naive"
+    assert pick["sentence"] == (
+        "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins; the "
+        "closest was Random walk with drift, MASE 2.50 against naive's 2.50."
+    )

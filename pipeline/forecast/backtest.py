@@ -173,7 +173,9 @@ def qualifies(row: dict) -> bool:
 
 def champion(rows: Sequence[dict], horizon: int, symbol: str) -> dict:
     """Which forecast is drawn at ``horizon``: ``{"model", "sentence"}``. The best-MASE model that
-    ``qualifies``; else ``naive`` with a sentence naming the closest model and the origins."""
+    ``qualifies``; else ``naive`` with a sentence naming the closest *other* model and both MASEs
+    ("the closest was Random walk with drift, MASE 2.50 against naive's 2.50"), so it reads the same
+    as the backtest table, where naive itself may rank first."""
     at = [r for r in rows if r["horizon"] == horizon]
     winners = sorted((r for r in at if qualifies(r)), key=lambda r: r["mase"])
     if winners:
@@ -189,7 +191,9 @@ def champion(rows: Sequence[dict], horizon: int, symbol: str) -> dict:
         }
     others = sorted((r for r in at if r["model"] != "naive"), key=lambda r: r["mase"])
     origins = max((r["origins"] for r in at), default=0)
-    best = f" (best: {others[0]['label']}, MASE {others[0]['mase']:.2f})" if others else ""
+    naive = next((r for r in at if r["model"] == "naive"), None)
+    against = f" against naive's {naive['mase']:.2f}" if naive is not None else ""
+    best = f"; the closest was {others[0]['label']}, MASE {others[0]['mase']:.2f}{against}" if others else ""
     return {
         "model": "naive",
         "sentence": (
