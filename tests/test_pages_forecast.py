@@ -190,3 +190,22 @@ def test_the_fan_ends_at_the_chosen_horizon_and_labels_the_last_close(horizon):
     assert len(by_name["Daily close"].x) == 2
     (label,) = fig.layout.annotations
     assert label.text == "last close" and label.xanchor == "right" and label.xshift < 0
+
+
+def test_coverage_lines_that_coincide_stay_distinguishable_and_the_y_axis_fits_the_data():
+    """Walk-through: five models measured the same coverage, so one line hid the others, and the
+    y-axis started at 40 for data between 58 and 96."""
+    import pandas as pd
+
+    from ui import forecast as view
+
+    labels = ["Naive", "Random walk with drift", "Exponential smoothing", "Theta", "ARIMA"]
+    rows = pd.DataFrame({"label": labels, "cover80": [0.58] * 5, "cover95": [0.96] * 5})
+    fig = view.coverage(rows)
+    lines = [t for t in fig.data if t.name in labels]
+    assert len(lines) == 5
+    looks = {(t.marker.symbol, t.marker.size, t.line.dash) for t in lines}
+    assert len({t.marker.symbol for t in lines}) == 5 and len({t.line.dash for t in lines}) == 5, looks
+    assert all(list(t.x) == [80, 95] and list(t.y) == pytest.approx([58.0, 96.0]) for t in lines)  # no jitter
+    lo, hi = fig.layout.yaxis.range
+    assert 50 < lo < 58 and 96 < hi <= 102, (lo, hi)  # the data and the diagonal (80, 95), a margin

@@ -76,25 +76,51 @@ def fan(
     return fig
 
 
+#: One look per model line of the coverage chart (symbol, dash): models often measure the same coverage,
+#: so their lines coincide; distinct marker shapes, shrinking sizes (the first drawn is the largest,
+#: so later ones stay visible inside it) and dashes keep every one readable.
+COVER_SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "x-thin-open", "star-open")
+COVER_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def coverage(rows: pd.DataFrame, height: int = 260) -> go.Figure:
-    """Nominal (80%, 95%) against empirical coverage per model, with the diagonal of honesty."""
+    """Nominal (80%, 95%) against empirical coverage per model, with the diagonal of honesty.
+
+    ``rows``: one backtest row per model (``label``, ``cover80``, ``cover95`` as fractions). Each
+    model's line has its own marker shape, size and dash (``COVER_SYMBOLS``, ``COVER_DASHES``); the
+    y-axis spans the measured coverages and the diagonal at 80 and 95, with a margin of 5% of that
+    span (at least 2 points), never beyond 0..100 plus the margin."""
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(x=[50, 100], y=[50, 100], mode="lines", name="nominal = empirical", line={"dash": "dot"})
     )
-    for _, r in rows.iterrows():
+    measured: list[float] = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        y = [r["cover80"] * 100, r["cover95"] * 100]
+        measured += [v for v in y if not pd.isna(v)]
         fig.add_trace(
             go.Scatter(
-                x=[80, 95], y=[r["cover80"] * 100, r["cover95"] * 100], mode="markers+lines", name=r["label"]
+                x=[80, 95],
+                y=y,
+                mode="markers+lines",
+                name=r["label"],
+                marker={
+                    "symbol": COVER_SYMBOLS[i % len(COVER_SYMBOLS)],
+                    "size": max(6, 16 - 2 * i),
+                    "line": {"width": 2},
+                },
+                line={"dash": COVER_DASHES[i % len(COVER_DASHES)], "width": 1.5},
             )
         )
+    lo, hi = min([80.0, *measured]), max([95.0, *measured])
+    margin = max(2.0, 0.05 * (hi - lo))
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         xaxis_title="nominal %",
         yaxis_title="empirical %",
         xaxis_range=[70, 100],
-        yaxis_range=[40, 101],
+        yaxis_range=[max(0.0, lo) - margin, min(100.0, hi) + margin],
     )
     return fig
 
