@@ -179,12 +179,13 @@ shown = [s for s in symbols if s in have]
 if not shown:
     st.stop()
 bench_close = wide[benchmark] if benchmark in have else None
+colours = ich.symbol_colours(shown, benchmark)  # one colour per symbol on every chart below
 in_range = wide[[d >= start_day for d in wide.index]]
 
 # -- 2. relative performance ------------------------------------------------------------------------
 if bench_close is not None:
     frame = in_range[list(dict.fromkeys([*shown, benchmark]))].ffill(limit=5)  # the benchmark once
-    fig = ich.relative(frame, benchmark)
+    fig = ich.relative(frame, benchmark, colours=colours)
     st.plotly_chart(fig, key="ins_relative", config={"displaylogo": False})
     thinned = fig.layout.meta.get("thinned", 1) if fig.layout.meta else 1
     st.caption(
@@ -219,7 +220,7 @@ else:
 
 # -- 4. drawdown ---------------------------------------------------------------------------------------
 st.subheader("Drawdown")
-dd_fig = ich.drawdowns(in_range[shown])
+dd_fig = ich.drawdowns(in_range[shown], colours=colours)
 st.plotly_chart(dd_fig, key="ins_drawdown", config={"displaylogo": False})
 dd_step = dd_fig.layout.meta.get("thinned", 1) if dd_fig.layout.meta else 1
 worst_lines = []

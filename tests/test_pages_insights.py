@@ -162,3 +162,27 @@ def test_insights_days_old_history_says_so_and_shows_no_none(stack, tmp_path, ap
         for col in ("high_52w", "beta", "corr", "vol_21d_pct"):
             assert table[col].dtype == float and table[col].isna().all(), col
         assert at.dataframe[0].proto.placeholder == "–"  # shown as "–", not the grid's "None"
+
+
+def line_colours(spec: dict) -> dict[str, set[str]]:
+    """Symbol -> the line colours of its traces in a figure (legend group = symbol; marks excluded)."""
+    out: dict[str, set[str]] = {}
+    for t in spec["data"]:
+        if t.get("mode") == "lines" and t.get("legendgroup"):
+            out.setdefault(t["legendgroup"], set()).add(t["line"]["color"])
+    return out
+
+
+@pytest.mark.parametrize("picked", [SYMBOLS, ["AAPL", BENCH, "MSFT"]])
+def test_each_symbol_has_one_colour_on_every_chart_and_no_two_share_one(seeded, picked):
+    """Walk-through: in Drawdown AAPL and META were the same teal, MSFT and AMZN the same purple,
+    and none matched the benchmark chart above. One colour per symbol across the page's charts."""
+    at = app("insights", query={"symbols": ",".join(picked), "benchmark": BENCH, "range": "1Y"}).run()
+    assert_clean(at)
+    specs = plotly_specs(at)
+    relative, drawdown = line_colours(specs[1]), line_colours(specs[3])
+    assert set(drawdown) == set(picked)
+    for symbol in picked:
+        assert len(relative[symbol]) == 1 and relative[symbol] == drawdown[symbol], symbol
+    colours = [next(iter(drawdown[s])) for s in picked]
+    assert len(set(colours)) == len(picked), dict(zip(picked, colours, strict=True))
