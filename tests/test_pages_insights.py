@@ -8,7 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.market_data import seed_daily
-from support.pages import app, assert_clean, configure, plain, plotly_specs, seeded_store, texts, values
+from support.pages import (
+    app,
+    assert_clean,
+    configure,
+    fragments,
+    plain,
+    plotly_specs,
+    seeded_store,
+    texts,
+    tick,
+    values,
+)
 
 from pipeline import insights, queries
 from pipeline.watchlist import Watchlist
@@ -186,3 +197,29 @@ def test_each_symbol_has_one_colour_on_every_chart_and_no_two_share_one(seeded, 
         assert len(relative[symbol]) == 1 and relative[symbol] == drawdown[symbol], symbol
     colours = [next(iter(drawdown[s])) for s in picked]
     assert len(set(colours)) == len(picked), dict(zip(picked, colours, strict=True))
+
+
+def test_a_loading_history_redraws_the_page_by_itself_when_it_is_stored(
+    stack, tmp_path, app_env, monkeypatch
+):
+    """Walk-through: after "Add ^GSPC to the watchlist" the page said its history was still loading
+    20 s after the backfill had finished; the chart came only with a reload. While a shown symbol's
+    backfill is on its way the page looks again by itself and draws the chart once the bars are in."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["7203.T", "^N225"]) as (store, _):
+        seed_daily(store, ["7203.T"], sessions=120)
+        store.request_backfill("^N225", "simulated")  # what adding it does with the pipeline running
+        at = app("insights", query={"symbols": "7203.T", "benchmark": "^N225"}).run()
+        assert_clean(at)
+        assert "^N225 has no daily bars stored yet: its history is still loading." in texts(at)
+        assert "Waiting for the history of ^N225" in texts(at)
+        tick(at, "until_loaded")  # nothing stored yet: still waiting
+        assert "Waiting for the history of ^N225" in texts(at)
+        seed_daily(store, ["^N225"], sessions=120)
+        store.update_backfill("^N225", status="done")
+        tick(at, "until_loaded")  # the page's own refresh, same session
+        assert_clean(at)
+        assert "still loading" not in texts(at) and "Waiting for the history" not in texts(at)
+        names = [t["name"] for t in plotly_specs(at)[1]["data"]]
+        assert "^N225 (benchmark)" in names, names
+        assert not fragments(at, "until_loaded")  # nothing left to wait for: no more polling
