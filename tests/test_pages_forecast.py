@@ -9,7 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.forecast import Entry, bar_docs, simulated_daily, trend_season
-from support.pages import app, assert_clean, configure, fragments, plotly_specs, seeded_store, texts, tick
+from support.pages import (
+    app,
+    assert_clean,
+    configure,
+    fragments,
+    full_runs,
+    plotly_specs,
+    seeded_store,
+    texts,
+    tick,
+)
 
 from pipeline import queries
 from pipeline.forecast.backtest import settings_hash
@@ -108,7 +118,7 @@ def test_a_symbol_without_a_forecast_says_when_one_comes(stack, tmp_path, app_en
         assert [b.label for b in at.button] == ["Compute now"] and not plotly_specs(at)
 
 
-def short_then_ok(settings, store, series, ready):
+def short_then_ok(settings, store, series, ready, monkeypatch):
     """IBM's walk-through: a "short" result stored from its first 2 sessions; ``ready(doc)`` says
     why the page waits (a backfill that finished after it, or Compute now); then the full history
     is stored and forecast. The page, opened on the short result, draws the forecast by itself."""
@@ -123,8 +133,10 @@ def short_then_ok(settings, store, series, ready):
     assert_clean(at)
     assert "IBM has 2 stored daily sessions" in texts(at) and "This page draws the chart" in texts(at)
     assert not plotly_specs(at)
+    runs = full_runs(monkeypatch)
     tick(at, "until_changed")  # nothing new stored: still waiting, still polling
     assert_clean(at)
+    assert not runs  # the fragment alone looked again; the rest of the page stayed as drawn
     assert "This page draws the chart" in texts(at) and not plotly_specs(at)
     store.bars.insert_many(bar_docs("IBM", closes[2:], dates[2:]))
     assert job.run(["IBM"])["done"] == 1
@@ -147,7 +159,7 @@ def test_a_short_result_older_than_the_backfill_is_redrawn_when_the_forecast_com
             )
             return {}
 
-        short_then_ok(settings, store, series, backfill_done_after)
+        short_then_ok(settings, store, series, backfill_done_after, monkeypatch)
 
 
 def test_compute_now_on_a_short_result_waits_for_the_new_one(stack, tmp_path, app_env, monkeypatch, series):
@@ -159,6 +171,7 @@ def test_compute_now_on_a_short_result_waits_for_the_new_one(stack, tmp_path, ap
             store,
             series,
             lambda short: {"forecast_asked": {"IBM": ("short", str(short["computed_at"]))}},
+            monkeypatch,
         )
 
 

@@ -13,6 +13,7 @@ from support.pages import (
     assert_clean,
     configure,
     fragments,
+    full_runs,
     plain,
     plotly_specs,
     seeded_store,
@@ -213,8 +214,10 @@ def test_a_loading_history_redraws_the_page_by_itself_when_it_is_stored(
         assert_clean(at)
         assert "^N225 has no daily bars stored yet: its history is still loading." in texts(at)
         assert "Waiting for the history of ^N225" in texts(at)
+        runs = full_runs(monkeypatch)
         tick(at, "until_loaded")  # nothing stored yet: still waiting
         assert "Waiting for the history of ^N225" in texts(at)
+        assert not runs  # the fragment alone looked again; the rest of the page stayed as drawn
         seed_daily(store, ["^N225"], sessions=120)
         store.update_backfill("^N225", status="done")
         tick(at, "until_loaded")  # the page's own refresh, same session
