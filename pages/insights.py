@@ -180,15 +180,16 @@ LOADING = ("queued", "running", "done")  # a backfill record that has bars on th
 
 
 def arrived(waiting: tuple[str, ...]) -> list[str]:
-    """Those of ``waiting`` whose history is now in: the backfill is no longer queued or running and
-    at least two daily bars are stored (or it failed: the page then says so). Uncached reads: one
+    """Those of ``waiting`` whose history is now in: the backfill finished ("done": whatever it stored
+    is all that comes, even too little for these figures, and the page then says so; or "failed") or
+    is no longer queued or running and at least two daily bars are stored. Uncached reads: one
     backfill query and one indexed aggregate per symbol."""
     status = {b.get("symbol"): b.get("status") for b in data.backfills()}
     summary = queries.daily_summary(data.store(), waiting)
     return [
         s
         for s in waiting
-        if status.get(s) == "failed"
+        if status.get(s) in ("done", "failed")
         or (status.get(s) not in ("queued", "running") and summary.get(s, {}).get("sessions", 0) >= 2)
     ]
 

@@ -226,3 +226,19 @@ def test_a_loading_history_redraws_the_page_by_itself_when_it_is_stored(
         names = [t["name"] for t in plotly_specs(at)[1]["data"]]
         assert "^N225 (benchmark)" in names, names
         assert not fragments(at, "until_loaded")  # nothing left to wait for: no more polling
+
+
+def test_a_backfill_done_with_too_little_history_stops_waiting(stack, tmp_path, app_env, monkeypatch):
+    """Review: a backfill the producer marked "done" after storing nothing (or one session) kept the
+    page polling every 2 s, saying the charts would redraw by themselves. It redraws once and says
+    how many sessions are stored; nothing polls."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["7203.T", "^N225"]) as (store, _):
+        seed_daily(store, ["7203.T"], sessions=120)
+        store.request_backfill("^N225", "simulated")
+        store.update_backfill("^N225", status="done")  # finished, nothing published
+        at = app("insights", query={"symbols": "7203.T,^N225", "benchmark": "^N225"}).run()
+        assert_clean(at)
+        assert "^N225 has 0 daily sessions stored" in texts(at)
+        assert "Waiting for the history" not in texts(at)
+        assert not fragments(at, "until_loaded")  # nothing more is coming: no polling
