@@ -230,7 +230,7 @@ shown = [s for s in symbols if s in have]
 if not shown:
     st.stop()
 bench_close = wide[benchmark] if benchmark in have else None
-colours = ich.symbol_colours(shown, benchmark)  # one colour per symbol on every chart below
+colours = ich.symbol_colours(choices, benchmark)  # by watchlist place: the same whatever is picked
 in_range = wide[[d >= start_day for d in wide.index]]
 
 # -- 2. relative performance ------------------------------------------------------------------------

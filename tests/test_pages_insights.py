@@ -242,3 +242,18 @@ def test_a_backfill_done_with_too_little_history_stops_waiting(stack, tmp_path, 
         assert "^N225 has 0 daily sessions stored" in texts(at)
         assert "Waiting for the history" not in texts(at)
         assert not fragments(at, "until_loaded")  # nothing more is coming: no polling
+
+
+def test_removing_a_symbol_keeps_the_others_colours(seeded):
+    """Review: colours went by place in the selection, so removing the first symbol recoloured all
+    the others. They go by place in the watchlist; the benchmark stays grey."""
+    at = app("insights", query={"symbols": ",".join(SYMBOLS), "benchmark": BENCH, "range": "1Y"}).run()
+    assert_clean(at)
+    before = line_colours(plotly_specs(at)[3])
+    at.multiselect(key="ins_symbols").set_value(SYMBOLS[1:]).run()
+    assert_clean(at)
+    after = line_colours(plotly_specs(at)[3])
+    assert set(after) == set(SYMBOLS[1:])
+    assert {s: after[s] for s in SYMBOLS[1:]} == {s: before[s] for s in SYMBOLS[1:]}
+    relative = line_colours(plotly_specs(at)[1])
+    assert relative[SYMBOLS[1]] == before[SYMBOLS[1]]

@@ -36,9 +36,10 @@ LAYOUT = dict(margin=dict(l=8, r=8, t=30, b=8), legend=dict(orientation="h", yan
 
 
 def symbol_colours(symbols, benchmark: str | None = None) -> dict[str, str]:
-    """One line colour per symbol for every Insights chart: ``symbols`` (in page order, the benchmark
-    skipped) take ``PALETTE`` in turn, so no two share a colour up to ``len(PALETTE)`` symbols (then it
-    repeats); the benchmark is ``BENCH_COLOR``. The page builds it once and hands it to each chart."""
+    """One line colour per symbol for every Insights chart: ``symbols`` (the whole watchlist in its
+    order, the benchmark skipped) take ``PALETTE`` in turn, so a symbol keeps its colour whichever
+    others are picked, and no two share one up to ``len(PALETTE)`` symbols (then it repeats); the
+    benchmark is ``BENCH_COLOR``. The page builds it once and hands it to each chart."""
     others = [s for s in dict.fromkeys(symbols) if s != benchmark]
     out = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(others)}
     if benchmark is not None:
