@@ -195,14 +195,15 @@ def arrived(waiting: tuple[str, ...]) -> list[str]:
 
 
 def redraw(done: list[str]) -> None:
-    """Redraw the page with ``done``'s history read afresh: the cached daily-bar loaders are cleared
-    first, or the redraw would read the answer cached while it was loading. Once per set of symbols
-    in a session, so bars stored outside the range can never make the page redraw in a loop."""
+    """Redraw the page with ``done``'s history read afresh: the two cached answers this page read are
+    cleared first (only those: other pages and sessions keep theirs), or the redraw would read the
+    answer cached while it was loading. Once per set of symbols in a session, so bars stored outside
+    the range can never make the page redraw in a loop."""
     if st.session_state.get("ins_redrawn") == done:
         return
     st.session_state["ins_redrawn"] = done
-    data.history_bars.clear()
-    data.daily_summary.clear()
+    data.history_bars.clear(key, loaded, "1d", start, end, queries.MAX_POINTS)
+    data.daily_summary.clear(key, loaded)
     st.rerun()
 
 

@@ -220,7 +220,15 @@ def test_a_loading_history_redraws_the_page_by_itself_when_it_is_stored(
         assert not runs  # the fragment alone looked again; the rest of the page stayed as drawn
         seed_daily(store, ["^N225"], sessions=120)
         store.update_backfill("^N225", status="done")
+        from ui import data
+
+        cleared = []
+        for loader in (data.history_bars, data.daily_summary):
+            clear = loader.clear
+            monkeypatch.setattr(loader, "clear", lambda *a, _c=clear: (cleared.append(a), _c(*a)))
         tick(at, "until_loaded")  # the page's own refresh, same session
+        # only the entries this page read are cleared, not every session's (no arguments = all)
+        assert [len(a) for a in cleared] == [6, 2] and all(a[1] == ("7203.T", "^N225") for a in cleared)
         assert_clean(at)
         assert "still loading" not in texts(at) and "Waiting for the history" not in texts(at)
         names = [t["name"] for t in plotly_specs(at)[1]["data"]]
