@@ -76,7 +76,7 @@ def test_random_walk_draws_naive_with_the_sentence(random_walk_rows):
         sentence = picks[naive[0]]["sentence"]
         assert sentence.startswith(
             f"No model beat 'next close = last close' for {naive[0]} at {horizon} "
-            f"{'session' if horizon == 1 else 'sessions'} over the last"
+            f"{'session' if horizon == 1 else 'sessions'} by 2% with honest 95% bands over the last"
         )
         closest = sorted(
             (r for r in random_walk_rows[naive[0]] if r["horizon"] == horizon and r["model"] != "naive"),
@@ -86,8 +86,9 @@ def test_random_walk_draws_naive_with_the_sentence(random_walk_rows):
             r["mase"] for r in random_walk_rows[naive[0]] if r["horizon"] == horizon and r["model"] == "naive"
         )
         # the closest *other* model, in words that agree with the table (where naive may rank first)
-        assert sentence.endswith(
-            f"; the closest was {closest['label']}, MASE {closest['mase']:.2f} against naive's {naive_mase:.2f}."
+        assert (
+            f"; the closest was {closest['label']}: skill {closest['skill'] * 100:+.1f}% (MASE "
+            f"{closest['mase']:.2f} against naive's {naive_mase:.2f}), " in sentence
         ), sentence
 
 
@@ -153,6 +154,25 @@ def test_the_naive_verdict_names_the_closest_other_model_as_the_table_ranks_them
     pick = champion(rows, 5, "AAPL")
     assert pick["model"] == "naive"
     assert pick["sentence"] == (
-        "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins; the "
-        "closest was Random walk with drift, MASE 2.50 against naive's 2.50."
+        "No model beat 'next close = last close' for AAPL at 5 sessions by 2% with honest 95% bands over "
+        "the last 27 origins; the closest was Random walk with drift: skill -0.2% (MASE 2.50 against "
+        "naive's 2.50), short of +2%."
+    )
+
+
+def test_a_closest_model_below_naives_mase_says_which_test_it_failed():
+    """Review: "No model beat ... the closest was Theta, MASE 2.40 against naive's 2.50" read as a
+    contradiction: Theta had the better MASE but 95% bands that covered too little. The sentence says
+    what "beat" means, the closest model's signed skill and the test it failed."""
+    row = {"horizon": 5, "origins": 27}
+    rows = [
+        {**row, "model": "naive", "label": "Naive", "mase": 2.50, "skill": 0.0, "cover95": 0.95},
+        {**row, "model": "theta", "label": "Theta", "mase": 2.40, "skill": 0.04, "cover95": 0.85},
+    ]
+    pick = champion(rows, 5, "AAPL")
+    assert pick["model"] == "naive"
+    assert pick["sentence"] == (
+        "No model beat 'next close = last close' for AAPL at 5 sessions by 2% with honest 95% bands over "
+        "the last 27 origins; the closest was Theta: skill +4.0% (MASE 2.40 against naive's 2.50), but "
+        "its 95% band covered 85% of outcomes, outside 90-99%."
     )

@@ -58,12 +58,15 @@ def test_random_walk_draws_naive_with_the_sentence(seeded):
     assert_clean(at)
     words = texts(at)
     assert (
-        "No model beat 'next close = last close' for AAPL at 5 sessions over the last 27 origins; the "
-        "closest was " in words
+        "No model beat 'next close = last close' for AAPL at 5 sessions by 2% with honest 95% bands over "
+        "the last 27 origins; the closest was " in words
     )
     assert "against naive's " in words and "(best: " not in words
     assert "MASE below 1" not in words and "Hyndman & Koehler 2006" in words
-    assert "even 'next close = last close' scores above 1" in words
+    table = at.dataframe[0].value
+    naive_mase = table.set_index("Model").loc["Naive", "MASE"]
+    assert f"so 'next close = last close' itself scores {naive_mase:.2f} here" in words  # the table's figure
+    assert "scores above 1" not in words
     assert "Not investment advice" in words and "as of" in words
     fan, cover = plotly_specs(at)
     assert names(fan) == ["95% band", "80% band", "50% band", "Daily close", "Naive forecast"]
