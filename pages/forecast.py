@@ -202,7 +202,11 @@ st.caption(
     f"Walk-forward: each model refitted at {n_origins} origins using only the closes up to each one. "
     f"MASE divides a model's errors by the average error of 'next close = last close' one session ahead "
     "on the history (Hyndman & Koehler 2006)"
-    + (f", so 'next close = last close' itself scores {naive_mase:.2f} here" if naive_mase is not None else "")
+    + (
+        f", so 'next close = last close' itself scores {naive_mase:.2f} here"
+        if naive_mase is not None
+        else ""
+    )
     + ": compare the models with each other, lower is better. "
     "Skill is the gain over 'next close = last close' at this horizon."
 )
