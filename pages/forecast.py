@@ -46,24 +46,34 @@ horizon = right.radio("Horizon (sessions)", HORIZONS, index=asked, horizontal=Tr
 params["symbol"], params["h"] = symbol, str(horizon)
 
 
-def compute_now() -> None:
+ASKED = "forecast_asked"  # session state: symbol -> the stored result seen when "Compute now" was pressed
+
+
+def seen(doc: dict | None) -> tuple[str, str] | None:
+    """What identifies a stored result on this page: (status, computed_at); None when none is stored."""
+    return None if doc is None else (str(doc.get("status")), str(doc.get("computed_at")))
+
+
+def compute_now(shown: tuple[str, str] | None) -> None:
     try:
         job = runtime.pipeline.forecasts
         if job is None:
             raise RuntimeError("no forecast job in this process")
         job.request([symbol])
+        st.session_state.setdefault(ASKED, {})[symbol] = shown  # wait until a newer result is stored
         st.toast(f"Computing forecasts for {symbol}; this page shows them when they are stored.")
     except Exception as exc:  # stopped pipeline or no scheduler: a sentence, not a traceback
         st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Home page.")
 
 
-def job_progress() -> str | None:
-    """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols, else None."""
+def job_progress() -> tuple[str | None, bool]:
+    """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols (else None),
+    and whether this page's symbol is among them."""
     job = runtime.pipeline.forecasts if runtime.producing else None
     snap = job.snapshot() if job is not None else {}
     current, waiting = snap.get("current"), [s for s in snap.get("waiting") or [] if s != snap.get("current")]
     if not current and not waiting:
-        return None
+        return None, False
     queue = ([current] if current else []) + waiting
     where = (
         f"{symbol} is {queue.index(symbol) + 1} of {len(queue)}"
@@ -71,43 +81,84 @@ def job_progress() -> str | None:
         else f"{len(queue)} symbol{'s' if len(queue) != 1 else ''} in line"
     )
     now = f"computing {current}" if current else "waiting for the stored daily history"
-    return f"Forecasts are being computed after the backfill: {now}; {where}. This page draws the chart when it is ready."
+    return (
+        f"Forecasts are being computed after the backfill: {now}; {where}. This page draws the chart when it is ready.",
+        symbol in queue,
+    )
 
 
-def until_stored() -> None:
-    """No forecast yet: say what the job is doing and look again every 2 s; draw once it is stored."""
-    with page.sentences("reading the stored forecast"):
-        if queries.latest_forecast(data.store(), symbol, settings) is not None:
-            st.rerun()
-        progress = job_progress()  # a pipeline stopped meanwhile is a sentence too
-        backfill = {b.get("symbol"): b.get("status") for b in data.backfills()}.get(symbol)
-    filling = backfill in ("queued", "running")
-    if not progress and filling:
-        progress = (
-            f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the "
-            "daily sessions are stored. This page draws the chart when it is ready."
+def later(a, b) -> bool:
+    """``a`` after ``b`` (datetimes as MongoDB returns them, aware or naive UTC); False when one is missing."""
+    if not isinstance(a, datetime) or not isinstance(b, datetime):
+        return False
+    return a.replace(tzinfo=a.tzinfo or UTC) > b.replace(tzinfo=b.tzinfo or UTC)
+
+
+def waiting_for(doc: dict | None) -> str | None:
+    """The sentence saying what a forecast on its way waits for, or None when none is on its way.
+
+    With nothing stored: the forecast job's progress or the symbol's backfill. With a stored "short"
+    result: only what makes it stale: the symbol's backfill is running, or finished after that result
+    was computed, or the job has the symbol in line, or "Compute now" was pressed in this session and
+    no newer result is stored yet. Reads the job's snapshot (memory) and the backfill records."""
+    progress, queued = job_progress()  # a pipeline stopped meanwhile is a sentence too
+    backfill = {b.get("symbol"): b for b in data.backfills()}.get(symbol) or {}
+    filling = (
+        f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the daily "
+        "sessions are stored. This page draws the chart when it is ready."
+    )
+    if doc is None:
+        return progress or (filling if backfill.get("status") in ("queued", "running") else None)
+    short = doc.get("sentence") or f"No forecast for {symbol}."
+    if queued and progress:
+        return f"{progress} The last check said: {short}"
+    if backfill.get("status") in ("queued", "running"):
+        return f"{filling} The last check said: {short}"
+    if backfill.get("status") == "done" and later(backfill.get("finished_at"), doc.get("computed_at")):
+        return (
+            f"{symbol}'s history was stored after the last check ({short}); its forecast is being "
+            "computed. This page draws the chart when it is ready."
         )
-    if progress:
-        st.info(progress, icon="⏳")
-    else:
+    if symbol in st.session_state.get(ASKED, {}) and st.session_state[ASKED][symbol] == seen(doc):
+        return (
+            f"Computing forecasts for {symbol} (Compute now); the last check said: {short} This page draws "
+            "the chart when it is stored."
+        )
+    return None
+
+
+def until_changed(shown: tuple[str, str] | None) -> None:
+    """A forecast on its way: say what it waits for and look again every 2 s; redraw the page once a
+    different result is stored (or nothing is on its way any more)."""
+    with page.sentences("reading the stored forecast"):
+        latest = queries.latest_forecast(data.store(), symbol, settings)
+        if seen(latest) != shown:
+            st.rerun()
+        waiting = waiting_for(latest)
+    if waiting:
+        st.info(waiting, icon="⏳")
+    elif latest is None:
         st.info(
             f"No forecast is stored for {symbol} yet. The forecast job runs when a symbol's history is "
             f"backfilled and after each exchange's close, for symbols with at least {MIN_SESSIONS} daily "
             "sessions."
         )
+    else:  # nothing on its way any more: the full page says the stored sentence
+        st.rerun()
 
 
 settings = settings_hash()
 with page.sentences("reading the stored forecast"):
     store = data.store()
     doc = queries.latest_forecast(store, symbol, settings)
-if doc is None:
-    st.fragment(run_every=2)(until_stored)()
-    st.button("Compute now", on_click=compute_now)
+    on_its_way = waiting_for(doc) if doc is not None and doc.get("status") != "ok" else None
+if doc is None or on_its_way:
+    st.fragment(run_every=2)(until_changed)(seen(doc))
+    st.button("Compute now", on_click=compute_now, args=(seen(doc),))
     st.stop()
 if doc.get("status") != "ok":
     st.info(doc.get("sentence") or f"No forecast for {symbol}.")
-    st.button("Compute now", on_click=compute_now)
+    st.button("Compute now", on_click=compute_now, args=(seen(doc),))
     st.stop()
 
 with page.sentences("reading the backtest"):
@@ -135,7 +186,7 @@ st.markdown(
 )
 hist = history[["ts", "close"]].copy()
 hist["ts"] = hist["ts"].dt.tz_convert(None).dt.normalize()
-st.plotly_chart(view.fan(hist, doc, model), width="stretch")
+st.plotly_chart(view.fan(hist, doc, model, horizon), width="stretch")
 st.caption(
     f"Bands: {'GARCH(1,1) with Student-t errors' if doc.get('vol') == 'garch' else 'exponentially weighted volatility'}"
     f" on daily log returns; 50%, 80% and 95% of outcomes are expected inside them."
@@ -145,9 +196,19 @@ st.subheader(f"Backtest at {horizon} session{'s' if horizon != 1 else ''}")
 at_h = rows[rows["horizon"] == horizon].reset_index(drop=True)
 st.dataframe(view.table(at_h), hide_index=True, width="stretch")
 n_origins = int(at_h["origins"].max()) if not at_h.empty else 0
+naive_rows = at_h[at_h["model"] == "naive"]["mase"]  # quoted from the table, not claimed
+naive_mase = float(naive_rows.iloc[0]) if len(naive_rows) else None
 st.caption(
     f"Walk-forward: each model refitted at {n_origins} origins using only the closes up to each one. "
-    "MASE below 1 beats the one-step naive error; skill is the gain over 'next close = last close'."
+    f"MASE divides a model's errors by the average error of 'next close = last close' one session ahead "
+    "on the history (Hyndman & Koehler 2006)"
+    + (
+        f", so 'next close = last close' itself scores {naive_mase:.2f} here"
+        if naive_mase is not None
+        else ""
+    )
+    + ": compare the models with each other, lower is better. "
+    "Skill is the gain over 'next close = last close' at this horizon."
 )
 cols = st.columns([1, 1])
 with cols[0]:
@@ -160,4 +221,9 @@ with cols[1]:
         file_name=f"backtest-{symbol}-{doc['as_of']}.csv",
         mime="text/csv",
     )
-    st.button("Compute now", on_click=compute_now, help="Run the forecast job for this symbol now.")
+    st.button(
+        "Compute now",
+        on_click=compute_now,
+        args=(seen(doc),),
+        help="Run the forecast job for this symbol now.",
+    )

@@ -175,16 +175,69 @@ for s in symbols:
             f"{s} has {n} sessions stored; the 52-week range, beta and correlation need one year: "
             "add history on the Watchlist page."
         )
+
+LOADING = ("queued", "running", "done")  # a backfill record that has bars on their way (or just stored)
+
+
+def arrived(waiting: tuple[str, ...]) -> list[str]:
+    """Those of ``waiting`` whose history is now in: the backfill finished ("done": whatever it stored
+    is all that comes, even too little for these figures, and the page then says so; or "failed") or
+    is no longer queued or running and at least two daily bars are stored. Uncached reads: one
+    backfill query and one indexed aggregate per symbol."""
+    status = {b.get("symbol"): b.get("status") for b in data.backfills()}
+    summary = queries.daily_summary(data.store(), waiting)
+    return [
+        s
+        for s in waiting
+        if status.get(s) in ("done", "failed")
+        or (status.get(s) not in ("queued", "running") and summary.get(s, {}).get("sessions", 0) >= 2)
+    ]
+
+
+def redraw(done: list[str]) -> None:
+    """Redraw the page with ``done``'s history read afresh: the two cached answers this page read are
+    cleared first (only those: other pages and sessions keep theirs), or the redraw would read the
+    answer cached while it was loading. Once per set of symbols in a session, so bars stored outside
+    the range can never make the page redraw in a loop."""
+    if st.session_state.get("ins_redrawn") == done:
+        return
+    st.session_state["ins_redrawn"] = done
+    data.history_bars.clear(key, loaded, "1d", start, end, queries.MAX_POINTS)
+    data.daily_summary.clear(key, loaded)
+    st.rerun()
+
+
+def until_loaded(waiting: tuple[str, ...]) -> None:
+    """While a shown symbol's history is loading: look every 2 s and redraw the page once it is in."""
+    with page.sentences("reading the daily bars"):
+        done = arrived(waiting)
+    if done:
+        redraw(done)
+    st.caption(
+        f"⏳ Waiting for the history of {', '.join(waiting)}: the charts redraw by themselves when it is stored."
+    )
+
+
+with page.sentences("reading the backfills"):
+    filling = {b.get("symbol") for b in data.backfills() if b.get("status") in LOADING}
+    candidates = tuple(s for s in loaded if s not in have and s in filling)
+    done = arrived(candidates) if candidates else []
+if done:  # stored since the cached read above
+    redraw(done)
+loading = tuple(s for s in candidates if s not in done)
+if loading:
+    st.fragment(run_every=2)(until_loaded)(loading)
 shown = [s for s in symbols if s in have]
 if not shown:
     st.stop()
 bench_close = wide[benchmark] if benchmark in have else None
+colours = ich.symbol_colours(choices, benchmark)  # by watchlist place: the same whatever is picked
 in_range = wide[[d >= start_day for d in wide.index]]
 
 # -- 2. relative performance ------------------------------------------------------------------------
 if bench_close is not None:
     frame = in_range[list(dict.fromkeys([*shown, benchmark]))].ffill(limit=5)  # the benchmark once
-    fig = ich.relative(frame, benchmark)
+    fig = ich.relative(frame, benchmark, colours=colours)
     st.plotly_chart(fig, key="ins_relative", config={"displaylogo": False})
     thinned = fig.layout.meta.get("thinned", 1) if fig.layout.meta else 1
     st.caption(
@@ -219,7 +272,7 @@ else:
 
 # -- 4. drawdown ---------------------------------------------------------------------------------------
 st.subheader("Drawdown")
-dd_fig = ich.drawdowns(in_range[shown])
+dd_fig = ich.drawdowns(in_range[shown], colours=colours)
 st.plotly_chart(dd_fig, key="ins_drawdown", config={"displaylogo": False})
 dd_step = dd_fig.layout.meta.get("thinned", 1) if dd_fig.layout.meta else 1
 worst_lines = []

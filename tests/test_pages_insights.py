@@ -8,7 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.market_data import seed_daily
-from support.pages import app, assert_clean, configure, plain, plotly_specs, seeded_store, texts, values
+from support.pages import (
+    app,
+    assert_clean,
+    configure,
+    fragments,
+    full_runs,
+    plain,
+    plotly_specs,
+    seeded_store,
+    texts,
+    tick,
+    values,
+)
 
 from pipeline import insights, queries
 from pipeline.watchlist import Watchlist
@@ -162,3 +174,94 @@ def test_insights_days_old_history_says_so_and_shows_no_none(stack, tmp_path, ap
         for col in ("high_52w", "beta", "corr", "vol_21d_pct"):
             assert table[col].dtype == float and table[col].isna().all(), col
         assert at.dataframe[0].proto.placeholder == "–"  # shown as "–", not the grid's "None"
+
+
+def line_colours(spec: dict) -> dict[str, set[str]]:
+    """Symbol -> the line colours of its traces in a figure (legend group = symbol; marks excluded)."""
+    out: dict[str, set[str]] = {}
+    for t in spec["data"]:
+        if t.get("mode") == "lines" and t.get("legendgroup"):
+            out.setdefault(t["legendgroup"], set()).add(t["line"]["color"])
+    return out
+
+
+@pytest.mark.parametrize("picked", [SYMBOLS, ["AAPL", BENCH, "MSFT"]])
+def test_each_symbol_has_one_colour_on_every_chart_and_no_two_share_one(seeded, picked):
+    """Walk-through: in Drawdown AAPL and META were the same teal, MSFT and AMZN the same purple,
+    and none matched the benchmark chart above. One colour per symbol across the page's charts."""
+    at = app("insights", query={"symbols": ",".join(picked), "benchmark": BENCH, "range": "1Y"}).run()
+    assert_clean(at)
+    specs = plotly_specs(at)
+    relative, drawdown = line_colours(specs[1]), line_colours(specs[3])
+    assert set(drawdown) == set(picked)
+    for symbol in picked:
+        assert len(relative[symbol]) == 1 and relative[symbol] == drawdown[symbol], symbol
+    colours = [next(iter(drawdown[s])) for s in picked]
+    assert len(set(colours)) == len(picked), dict(zip(picked, colours, strict=True))
+
+
+def test_a_loading_history_redraws_the_page_by_itself_when_it_is_stored(
+    stack, tmp_path, app_env, monkeypatch
+):
+    """Walk-through: after "Add ^GSPC to the watchlist" the page said its history was still loading
+    20 s after the backfill had finished; the chart came only with a reload. While a shown symbol's
+    backfill is on its way the page looks again by itself and draws the chart once the bars are in."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["7203.T", "^N225"]) as (store, _):
+        seed_daily(store, ["7203.T"], sessions=120)
+        store.request_backfill("^N225", "simulated")  # what adding it does with the pipeline running
+        at = app("insights", query={"symbols": "7203.T", "benchmark": "^N225"}).run()
+        assert_clean(at)
+        assert "^N225 has no daily bars stored yet: its history is still loading." in texts(at)
+        assert "Waiting for the history of ^N225" in texts(at)
+        runs = full_runs(monkeypatch)
+        tick(at, "until_loaded")  # nothing stored yet: still waiting
+        assert "Waiting for the history of ^N225" in texts(at)
+        assert not runs  # the fragment alone looked again; the rest of the page stayed as drawn
+        seed_daily(store, ["^N225"], sessions=120)
+        store.update_backfill("^N225", status="done")
+        from ui import data
+
+        cleared = []
+        for loader in (data.history_bars, data.daily_summary):
+            clear = loader.clear
+            monkeypatch.setattr(loader, "clear", lambda *a, _c=clear: (cleared.append(a), _c(*a)))
+        tick(at, "until_loaded")  # the page's own refresh, same session
+        # only the entries this page read are cleared, not every session's (no arguments = all)
+        assert [len(a) for a in cleared] == [6, 2] and all(a[1] == ("7203.T", "^N225") for a in cleared)
+        assert_clean(at)
+        assert "still loading" not in texts(at) and "Waiting for the history" not in texts(at)
+        names = [t["name"] for t in plotly_specs(at)[1]["data"]]
+        assert "^N225 (benchmark)" in names, names
+        assert not fragments(at, "until_loaded")  # nothing left to wait for: no more polling
+
+
+def test_a_backfill_done_with_too_little_history_stops_waiting(stack, tmp_path, app_env, monkeypatch):
+    """Review: a backfill the producer marked "done" after storing nothing (or one session) kept the
+    page polling every 2 s, saying the charts would redraw by themselves. It redraws once and says
+    how many sessions are stored; nothing polls."""
+    settings = configure(stack, tmp_path, app_env, monkeypatch)
+    with seeded_store(settings, ["7203.T", "^N225"]) as (store, _):
+        seed_daily(store, ["7203.T"], sessions=120)
+        store.request_backfill("^N225", "simulated")
+        store.update_backfill("^N225", status="done")  # finished, nothing published
+        at = app("insights", query={"symbols": "7203.T,^N225", "benchmark": "^N225"}).run()
+        assert_clean(at)
+        assert "^N225 has 0 daily sessions stored" in texts(at)
+        assert "Waiting for the history" not in texts(at)
+        assert not fragments(at, "until_loaded")  # nothing more is coming: no polling
+
+
+def test_removing_a_symbol_keeps_the_others_colours(seeded):
+    """Review: colours went by place in the selection, so removing the first symbol recoloured all
+    the others. They go by place in the watchlist; the benchmark stays grey."""
+    at = app("insights", query={"symbols": ",".join(SYMBOLS), "benchmark": BENCH, "range": "1Y"}).run()
+    assert_clean(at)
+    before = line_colours(plotly_specs(at)[3])
+    at.multiselect(key="ins_symbols").set_value(SYMBOLS[1:]).run()
+    assert_clean(at)
+    after = line_colours(plotly_specs(at)[3])
+    assert set(after) == set(SYMBOLS[1:])
+    assert {s: after[s] for s in SYMBOLS[1:]} == {s: before[s] for s in SYMBOLS[1:]}
+    relative = line_colours(plotly_specs(at)[1])
+    assert relative[SYMBOLS[1]] == before[SYMBOLS[1]]

@@ -35,6 +35,18 @@ PALETTE = qualitative.Plotly
 LAYOUT = dict(margin=dict(l=8, r=8, t=30, b=8), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
 
 
+def symbol_colours(symbols, benchmark: str | None = None) -> dict[str, str]:
+    """One line colour per symbol for every Insights chart: ``symbols`` (the whole watchlist in its
+    order, the benchmark skipped) take ``PALETTE`` in turn, so a symbol keeps its colour whichever
+    others are picked, and no two share one up to ``len(PALETTE)`` symbols (then it repeats); the
+    benchmark is ``BENCH_COLOR``. The page builds it once and hands it to each chart."""
+    others = [s for s in dict.fromkeys(symbols) if s != benchmark]
+    out = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(others)}
+    if benchmark is not None:
+        out[benchmark] = BENCH_COLOR
+    return out
+
+
 def point_cap(traces: int, budget: int = BUDGET_BYTES) -> int:
     """Most points per trace so ``traces`` line traces fit in ``budget`` bytes (at least 60)."""
     return max(60, int(budget * 0.9 / (max(1, traces) * BYTES_PER_POINT)))
@@ -142,11 +154,15 @@ def treemap(tiles: pd.DataFrame, height: int = 420) -> go.Figure:
 
 
 # -- relative performance -----------------------------------------------------------------------------
-def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure:
+def relative(
+    wide: pd.DataFrame, benchmark: str, height: int = 520, colours: dict[str, str] | None = None
+) -> go.Figure:
     """Each column of ``wide`` (daily closes on common dates from the range start, benchmark
     included) normalised to 1 at its first close, the benchmark dashed; below, each symbol's
-    outperformance ``(norm_symbol / norm_benchmark - 1) * 100`` in percent."""
+    outperformance ``(norm_symbol / norm_benchmark - 1) * 100`` in percent. ``colours``: symbol ->
+    colour (``symbol_colours``; by default from ``wide``'s columns)."""
     symbols = [c for c in wide.columns if c != benchmark]
+    colours = colours or symbol_colours(symbols, benchmark)
     cap = point_cap(2 * len(symbols) + 1)
     bench = insights_normalise(wide[benchmark])
     traces = []
@@ -164,13 +180,13 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
                 line=dict(
                     width=2.2 if is_bench else 1.5,
                     dash="dash" if is_bench else None,
-                    color=BENCH_COLOR if is_bench else PALETTE[symbols.index(name) % len(PALETTE)],
+                    color=BENCH_COLOR if is_bench else colours[name],
                 ),
                 legendgroup=name,
                 hovertemplate="%{y:.3f}×",
             )
         )
-    for i, name in enumerate(symbols):
+    for name in symbols:
         out = ((insights_normalise(wide[name]) / bench - 1.0) * 100.0).dropna()
         drawn, _ = thin(out, cap)
         traces.append(
@@ -182,7 +198,7 @@ def relative(wide: pd.DataFrame, benchmark: str, height: int = 520) -> go.Figure
                 yaxis="y2",
                 legendgroup=name,
                 showlegend=False,
-                line=dict(width=1.2, color=PALETTE[i % len(PALETTE)]),
+                line=dict(width=1.2, color=colours[name]),
                 hovertemplate="%{y:+.2f}% vs " + benchmark,
             )
         )
@@ -253,10 +269,13 @@ def correlation(matrix: insights.Matrix, height: int | None = None) -> go.Figure
 
 
 # -- drawdown ---------------------------------------------------------------------------------------------
-def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
+def drawdowns(wide: pd.DataFrame, height: int = 400, colours: dict[str, str] | None = None) -> go.Figure:
     """Percent below the running maximum per column of ``wide`` (closes from the range start), with
-    the maximum drawdown's peak (▲), trough (▼) and recovery (●) marked on each line."""
+    the maximum drawdown's peak (▲), trough (▼) and recovery (●) marked on each line. ``colours``:
+    symbol -> line colour (``symbol_colours``, the same as ``relative``'s; by default from the
+    columns); the marks keep the loss colour."""
     cap = point_cap(len(wide.columns))
+    colours = colours or symbol_colours(list(wide.columns))
     traces = []
     step = 1
     for name in wide.columns:
@@ -272,7 +291,7 @@ def drawdowns(wide: pd.DataFrame, height: int = 400) -> go.Figure:
                 name=name,
                 mode="lines",
                 legendgroup=name,
-                line=dict(width=1.4),
+                line=dict(width=1.4, color=colours[name]),
                 fill="tozeroy" if len(wide.columns) == 1 else None,
                 hovertemplate="%{y:.2f}%",
             )

@@ -173,7 +173,11 @@ def qualifies(row: dict) -> bool:
 
 def champion(rows: Sequence[dict], horizon: int, symbol: str) -> dict:
     """Which forecast is drawn at ``horizon``: ``{"model", "sentence"}``. The best-MASE model that
-    ``qualifies``; else ``naive`` with a sentence naming the closest model and the origins."""
+    ``qualifies``; else ``naive`` with a sentence saying what "beat" means (by 2% with honest 95%
+    bands) and naming the closest *other* model with its signed skill, both MASEs and the test it
+    failed ("the closest was Theta: skill +4.0% (MASE 2.40 against naive's 2.50), but its 95% band
+    covered 85% of outcomes, outside 90-99%"), so a lower MASE than naive's does not read as a
+    contradiction and it agrees with the backtest table, where naive itself may rank first."""
     at = [r for r in rows if r["horizon"] == horizon]
     winners = sorted((r for r in at if qualifies(r)), key=lambda r: r["mase"])
     if winners:
@@ -189,14 +193,35 @@ def champion(rows: Sequence[dict], horizon: int, symbol: str) -> dict:
         }
     others = sorted((r for r in at if r["model"] != "naive"), key=lambda r: r["mase"])
     origins = max((r["origins"] for r in at), default=0)
-    best = f" (best: {others[0]['label']}, MASE {others[0]['mase']:.2f})" if others else ""
+    naive = next((r for r in at if r["model"] == "naive"), None)
+    against = f" against naive's {naive['mase']:.2f}" if naive is not None else ""
+    best = ""
+    if others:
+        c = others[0]
+        best = (
+            f"; the closest was {c['label']}: skill {c['skill'] * 100:+.1f}% (MASE {c['mase']:.2f}{against}), "
+            f"{failed(c)}"
+        )
     return {
         "model": "naive",
         "sentence": (
             f"No model beat 'next close = last close' for {symbol} at {horizon} "
-            f"{'session' if horizon == 1 else 'sessions'} over the last {origins} origins{best}."
+            f"{'session' if horizon == 1 else 'sessions'} by {SKILL_MIN * 100:.0f}% with honest 95% bands "
+            f"over the last {origins} origins{best}."
         ),
     }
+
+
+def failed(row: dict) -> str:
+    """Which test of ``qualifies`` a non-naive row failed, in words (the first that fails)."""
+    if row["skill"] < SKILL_MIN:
+        return f"short of {SKILL_MIN * 100:+.0f}%"
+    if not COVER_LO <= row["cover95"] <= COVER_HI:
+        return (
+            f"but its 95% band covered {row['cover95'] * 100:.0f}% of outcomes, outside "
+            f"{COVER_LO * 100:.0f}-{COVER_HI * 100:.0f}%"
+        )
+    return f"but over only {row['origins']} origins (at least {MIN_ORIGINS})"
 
 
 def forecast(closes: Sequence[float], models: Sequence[str] = MODELS, hmax: int = max(HORIZONS)) -> dict:

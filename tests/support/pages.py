@@ -124,3 +124,87 @@ def exchange_open(symbol: str, *instants) -> bool | None:
 
     states = {market_status(market_for(symbol), t).is_open for t in instants}
     return states.pop() if len(states) == 1 else None
+
+
+STREAMLIT_TESTED = "1.67."  # tick() drives Streamlit internals as they are in this version
+
+
+def fragments(at: AppTest, name: str) -> list[str]:
+    """Ids of the fragments the last run registered from the page's function called ``name``."""
+
+    def cell(c):
+        try:
+            return c.cell_contents
+        except ValueError:  # an empty closure cell (a variable not bound yet)
+            return None
+
+    def wraps(fragment) -> bool:
+        cells = [cell(c) for c in getattr(fragment, "__closure__", None) or ()]
+        return any(getattr(c, "__name__", None) == name for c in cells)
+
+    return [i for i, f in at._fragment_storage._fragments.items() if wraps(f)]
+
+
+def full_runs(monkeypatch) -> list[int]:
+    """A list that grows by one each time a page runs from its top (every page calls
+    ``ui.page.setup`` first): a fragment-scoped rerun leaves it as it was."""
+    from ui import page
+
+    runs: list[int] = []
+    setup = page.setup
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return setup(*args, **kwargs)
+
+    monkeypatch.setattr(page, "setup", counted)
+    return runs
+
+
+def tick(at: AppTest, name: str, timeout: float | None = None) -> AppTest:
+    """What the browser does when the timer of the page's ``st.fragment(run_every=...)`` function
+    ``name`` fires: it sends a rerun with that fragment's ``fragment_id`` and ``is_auto_rerun``
+    (``AppSession.request_rerun``), and only the fragment runs, in the same session (AppTest has no
+    timer of its own). A fragment that calls ``st.rerun()`` turns it into a full run, as in the
+    browser. Fails when the last run registered no such fragment (the page would never look again by
+    itself), when the run did not start fragment-scoped, or on a Streamlit this was not written for."""
+    from unittest.mock import patch
+
+    import streamlit
+    from streamlit.runtime.scriptrunner import RerunData, ScriptRunnerEvent
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    assert streamlit.__version__.startswith(STREAMLIT_TESTED), (
+        f"tests/support/pages.tick drives Streamlit {STREAMLIT_TESTED}x internals (AppTest's "
+        f"LocalScriptRunner, RerunData, the fragment storage); Streamlit {streamlit.__version__} is "
+        "installed: check them again and update STREAMLIT_TESTED"
+    )
+    ids = fragments(at, name)
+    assert ids, f"the page registered no {name} fragment: nothing would refresh it without a reload"
+    fired = ids[0]
+    requests: list[RerunData] = []
+    runners: list = []
+
+    def from_timer(**fields):  # both requests a run makes (the runner's first one and run()'s)
+        data = RerunData(**fields, fragment_id=fired, is_auto_rerun=True)
+        requests.append(data)
+        return data
+
+    class Recorded(local_script_runner.LocalScriptRunner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runners.append(self)
+
+    with (
+        patch.object(local_script_runner, "RerunData", from_timer),
+        patch.object(app_test, "LocalScriptRunner", Recorded),
+    ):
+        at.run(timeout=timeout)
+    assert requests and len(runners) == 1, "tick's patches were not used: AppTest runs differently now"
+    started = [
+        d.get("fragment_ids_this_run")
+        for e, d in zip(runners[0].events, runners[0].event_data, strict=True)
+        if e == ScriptRunnerEvent.SCRIPT_STARTED
+    ]
+    assert started and started[0] == [fired], f"the run was not scoped to the {name} fragment: {started}"
+    return at
