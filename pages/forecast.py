@@ -9,15 +9,17 @@ forecast job stored; "Compute now" asks that job to run for this symbol.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
 from pipeline import queries
 from pipeline.forecast.backtest import MIN_SESSIONS, settings_hash
-from pipeline.forecast.job import completed_as_of
+from pipeline.forecast.job import BACKFILL_WAIT_S, completed_as_of
 from pipeline.forecast.models import HORIZONS, LABELS
 from pipeline.markets.calendars import market_for, sessions_between
+from pipeline.runtime import NotConnected
 from ui import data, page
 from ui import forecast as view
 
@@ -46,7 +48,21 @@ horizon = right.radio("Horizon (sessions)", HORIZONS, index=asked, horizontal=Tr
 params["symbol"], params["h"] = symbol, str(horizon)
 
 
-ASKED = "forecast_asked"  # session state: symbol -> the stored result seen when "Compute now" was pressed
+ASKED = "forecast_asked"  # session state: symbol -> (the stored result seen, epoch s) at "Compute now"
+ASK_WAIT_S = 120.0  # a "Compute now" not answered by then failed or was dropped: stop waiting for it
+# a backfill that finished longer ago than the job waits for it (plus a margin) has had its forecast
+# attempt; a page opened later must not keep polling for one that will not come
+FRESH_BACKFILL_S = BACKFILL_WAIT_S + 60.0
+
+
+def forecast_job():
+    """This process's forecast job while the pipeline runs or is paused, else None."""
+    if not runtime.producing:
+        return None
+    try:
+        return runtime.pipeline.forecasts
+    except NotConnected:  # stopped between the two reads
+        return None
 
 
 def seen(doc: dict | None) -> tuple[str, str] | None:
@@ -60,16 +76,17 @@ def compute_now(shown: tuple[str, str] | None) -> None:
         if job is None:
             raise RuntimeError("no forecast job in this process")
         job.request([symbol])
-        st.session_state.setdefault(ASKED, {})[symbol] = shown  # wait until a newer result is stored
+        # wait until a newer result is stored, for ASK_WAIT_S at most
+        st.session_state.setdefault(ASKED, {})[symbol] = (shown, time.time())
         st.toast(f"Computing forecasts for {symbol}; this page shows them when they are stored.")
     except Exception as exc:  # stopped pipeline or no scheduler: a sentence, not a traceback
-        st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Home page.")
+        st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Overview page.")
 
 
 def job_progress() -> tuple[str | None, bool]:
     """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols (else None),
     and whether this page's symbol is among them."""
-    job = runtime.pipeline.forecasts if runtime.producing else None
+    job = forecast_job()
     snap = job.snapshot() if job is not None else {}
     current, waiting = snap.get("current"), [s for s in snap.get("waiting") or [] if s != snap.get("current")]
     if not current and not waiting:
@@ -94,14 +111,21 @@ def later(a, b) -> bool:
     return a.replace(tzinfo=a.tzinfo or UTC) > b.replace(tzinfo=b.tzinfo or UTC)
 
 
-def waiting_for(doc: dict | None) -> str | None:
+def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
     """The sentence saying what a forecast on its way waits for, or None when none is on its way.
 
-    With nothing stored: the forecast job's progress or the symbol's backfill. With a stored "short"
-    result: only what makes it stale: the symbol's backfill is running, or finished after that result
-    was computed, or the job has the symbol in line, or "Compute now" was pressed in this session and
-    no newer result is stored yet. Reads the job's snapshot (memory) and the backfill records."""
-    progress, queued = job_progress()  # a pipeline stopped meanwhile is a sentence too
+    Nothing is on its way while the pipeline is stopped. With nothing stored: the forecast job's
+    progress or the symbol's backfill. With a stored "short" result: only what makes it stale: the
+    symbol's backfill is running, or finished after that result and at most ``FRESH_BACKFILL_S``
+    before ``now`` (epoch s), or the job has the symbol in line, or "Compute now" was pressed in this
+    session less than ``ASK_WAIT_S`` ago, no newer result is stored and the job has not failed on
+    the symbol. Reads the job's snapshot (memory) and the backfill records."""
+    if not runtime.producing:  # a stopped pipeline computes nothing: no waiting, no polling
+        return None
+    now = time.time() if now is None else now
+    progress, queued = job_progress()
+    job = forecast_job()
+    failed = job is not None and symbol in (job.snapshot().get("failures") or {})
     backfill = {b.get("symbol"): b for b in data.backfills()}.get(symbol) or {}
     filling = (
         f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the daily "
@@ -114,12 +138,18 @@ def waiting_for(doc: dict | None) -> str | None:
         return f"{progress} The last check said: {short}"
     if backfill.get("status") in ("queued", "running"):
         return f"{filling} The last check said: {short}"
-    if backfill.get("status") == "done" and later(backfill.get("finished_at"), doc.get("computed_at")):
+    finished = backfill.get("finished_at")
+    recent = (
+        isinstance(finished, datetime)
+        and now - finished.replace(tzinfo=finished.tzinfo or UTC).timestamp() < FRESH_BACKFILL_S
+    )
+    if backfill.get("status") == "done" and recent and later(finished, doc.get("computed_at")):
         return (
             f"{symbol}'s history was stored after the last check ({short}); its forecast is being "
             "computed. This page draws the chart when it is ready."
         )
-    if symbol in st.session_state.get(ASKED, {}) and st.session_state[ASKED][symbol] == seen(doc):
+    shown_then, pressed_at = st.session_state.get(ASKED, {}).get(symbol) or (None, 0.0)
+    if shown_then == seen(doc) and now - pressed_at < ASK_WAIT_S and not failed:
         return (
             f"Computing forecasts for {symbol} (Compute now); the last check said: {short} This page draws "
             "the chart when it is stored."

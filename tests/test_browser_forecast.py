@@ -36,7 +36,10 @@ def running_app(stack, tmp_path_factory, chromium_path, artifacts):
     store = Store.from_uri(settings.mongodb_uri, settings.db)
     store.ensure_indexes()
     Watchlist(store.watchlist, None).seed(["AAPL", "TRND"], "simulated")
-    for symbol, (closes, dates) in {"AAPL": simulated_daily("AAPL", 260), "TRND": trend_season()}.items():
+    for symbol, (closes, dates) in {
+        "AAPL": simulated_daily("AAPL", 260, seed=1),
+        "TRND": trend_season(),
+    }.items():
         store.bars.insert_many(bar_docs(symbol, closes, dates))
     later = datetime(2027, 1, 1, tzinfo=UTC)
     assert ForecastJob(store, lambda: [Entry("AAPL"), Entry("TRND")], clock=lambda: later).run()["done"] == 2
