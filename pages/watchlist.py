@@ -106,7 +106,8 @@ if not entries and not pending:
 if allowed:
     st.caption(
         "Type a ticker in the empty last row to add it · untick **Enabled** to pause a symbol · "
-        "select rows and press Delete to remove them."
+        "select rows (the boxes at the left) and press Delete, or the 🗑 icon above the table, to remove "
+        "them."
     )
 st.data_editor(
     shown,
