@@ -238,6 +238,7 @@ with st.form(f"rule_form_{target}_{kind}_{form_version}", border=True):
         value=(rule.cooldown_s / 60) if rule else 0.0,
         min_value=0.0,
         step=1.0,
+        format="%g",  # "0" and "2.5", not "0.00"
         key=f"{key}_cooldown",
         help="After an alert, crossings within this time are held back",
     )
@@ -363,7 +364,8 @@ def channel_status() -> None:
             col.caption("Deliveries start with the pipeline.")
     if engine:
         st.caption(
-            f"Evaluation: {engine['active_rules']} active rule(s) on {len(engine['symbols'])} symbol(s) · "
+            f"Evaluation: {fmt.count(engine['active_rules'], 'active rule')} on "
+            f"{fmt.count(len(engine['symbols']), 'symbol')} · "
             f"{engine['evaluated']:,} checks · {engine['fired']} fired · {engine['suppressed']} held by cooldown"
             + (f" · last error: {fmt.literal(engine['last_error'])}" if engine.get("last_error") else "")
         )

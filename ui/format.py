@@ -55,6 +55,11 @@ def _code_span(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 active rule", "0 active rules", "3 symbols": an English count with a regular plural."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def price(x, currency: str = "") -> str:
     if missing(x):
         return DASH
