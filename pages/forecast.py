@@ -124,8 +124,7 @@ def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
         return None
     now = time.time() if now is None else now
     progress, queued = job_progress()
-    job = forecast_job()
-    failed = job is not None and symbol in (job.snapshot().get("failures") or {})
+    snap = job.snapshot() if (job := forecast_job()) is not None else {}
     backfill = {b.get("symbol"): b for b in data.backfills()}.get(symbol) or {}
     filling = (
         f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the daily "
@@ -149,6 +148,8 @@ def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
             "computed. This page draws the chart when it is ready."
         )
     shown_then, pressed_at = st.session_state.get(ASKED, {}).get(symbol) or (None, 0.0)
+    # a failure counts only from a run after the press (failures are replaced when a run ends)
+    failed = symbol in (snap.get("failures") or {}) and (snap.get("last_run") or 0.0) > pressed_at
     if shown_then == seen(doc) and now - pressed_at < ASK_WAIT_S and not failed:
         return (
             f"Computing forecasts for {symbol} (Compute now); the last check said: {short} This page draws "

@@ -1,8 +1,9 @@
 """Stock Monitor: overview. The watchlist at a glance comes first (last price, change since the
 previous close, trend, day range, volume, age, market state); above it, one compact line says whether
 the servers and the pipeline are well, expands to the details (addresses, counters; the rest is on
-Pipeline health) and has Pause/Resume beside it. Both are redrawn every 5 s from in-memory state (the
-background health check's snapshot), so a frozen server cannot hang this page."""
+Pipeline health) and has Pause/Resume beside it. Both are redrawn every 5 s: the line from in-memory
+state (the background health check's snapshot), so a frozen server cannot hang it; the glance from
+MongoDB through the cached loaders, which end within STOCKMON_MONGO_TIMEOUT."""
 
 from __future__ import annotations
 
@@ -135,14 +136,6 @@ def fx_symbols(entries: list, base: str) -> tuple[str, ...]:
     return tuple(sorted(needed))
 
 
-# What a phone (390 px) shows without scrolling sideways comes first: the symbol (pinned), its price
-# and change; the name and the details follow.
-GLANCE_ORDER = (
-    "Symbol", "Last", "Change", "Change %", "Trend", "Status", "Name",
-    "Day range", "Volume", "Updated", "Market", "Currency",
-)  # fmt: skip
-
-
 @st.fragment(run_every="5s")
 def glance(in_base: bool) -> None:
     with page.sentences("reading the watchlist"), st.spinner("Loading prices…"):
@@ -172,7 +165,7 @@ def glance(in_base: bool) -> None:
     st.dataframe(
         tables.color_changes(table),
         hide_index=True,
-        column_order=GLANCE_ORDER,
+        column_order=tables.GLANCE_ORDER,
         placeholder=fmt.DASH,  # a missing value (history still loading) reads "–", not the grid's "None"
         width="stretch",
         column_config={
@@ -192,8 +185,8 @@ def glance(in_base: bool) -> None:
             "Status": st.column_config.TextColumn(
                 width=125,  # "⏸️ paused", "🟠 stale (2026-12-04)" whole
                 help="live · stale (no new price for ten polls while the market is open) · "
-                "closed / lunch break / pre-market / after-hours · paused / stopped (the pipeline "
-                "fetches nothing)",
+                "closed / lunch break / pre-market / after-hours · paused / stopped / starting / "
+                "pipeline error (this app's pipeline fetches nothing)",
             ),
             "Currency": st.column_config.TextColumn(
                 help="Prices in major units of the quote currency (pence shown as pounds); "

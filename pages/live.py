@@ -93,13 +93,10 @@ with st.container(border=True):
     # (candles chart one symbol; the walk-through added TSLA beside AAPL and saw no TSLA)
     if len(symbols) > 1 and st.session_state.get("live_charted", 1) <= 1:
         st.session_state["live_view"] = "Lines"
+    st.session_state.setdefault("live_view", "Lines" if len(symbols) > 1 else "Candles")
     st.session_state["live_charted"] = len(symbols)
-    view = (
-        bottom[0].segmented_control(
-            "View", ["Candles", "Lines"], key="live_view", default="Lines" if len(symbols) > 1 else "Candles"
-        )
-        or "Candles"
-    )
+    # its value comes from session state only (a default= beside it made Streamlit warn)
+    view = bottom[0].segmented_control("View", ["Candles", "Lines"], key="live_view") or "Candles"
     if view == "Candles":
         focus = (
             bottom[1].selectbox("Candles of", symbols, key="live_focus")

@@ -369,6 +369,18 @@ class BarBuilder:
         rows = self._merge_source_days(symbol, rows, first, last, market)
         for key, row in rows.items():  # the session date, stored explicitly (ts is its UTC midnight)
             row["session"] = key.date().isoformat()
+        # a daily bar built from the minutes of a date without a session (before such dates got none:
+        # the simulator's weekends) is removed when its date is rebuilt; a provider's own bar stays
+        off = [
+            day_key(first + timedelta(days=k))
+            for k in range((last - first).days + 1)
+            if regular_session(market, first + timedelta(days=k)) is None
+            and day_key(first + timedelta(days=k)) not in rows
+        ]
+        if off:
+            self.store.bars.delete_many(
+                {"symbol": symbol, "interval": "1d", "ts": {"$in": off}, "provisional": True}
+            )
         return self._save(symbol, "1d", rows)
 
     def _regular_session_parts(self, symbol: str, market: Market, first: date, last: date) -> list[dict]:

@@ -320,7 +320,8 @@ def _latest(coll, symbol: str, interval: str, since: datetime) -> dict | None:
 
 
 def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> dict[str, dict]:
-    """Newest price per symbol with the time it is valid for: {symbol: {close, as_of}}.
+    """Newest price per symbol with the time it is valid for: {symbol: {close, as_of, interval, ts}}
+    (``interval`` "tick", "1m" or "1d": where it came from; ``ts`` its stored time).
 
     Looks back 2 minutes in ``prices`` (live ticks and source minute bars), then 20 minutes and then
     1 day of stored 1-minute bars, then 30 days of daily bars, asking each time only for the symbols still missing;
@@ -363,17 +364,17 @@ def last_prices(store, symbols: Sequence[str], now: datetime | None = None) -> d
 
 
 def _as_of(row: dict, now: datetime) -> dict:
-    """{close, as_of} of one stored price: a tick is as old as its ``ts``; a bar as fresh as its
-    fetch, and never fresher than its end or ``now``."""
+    """{close, as_of, interval, ts} of one stored price: a tick is as old as its ``ts``; a bar as
+    fresh as its fetch, and never fresher than its end or ``now``."""
     ts = to_utc(row["ts"])
     if row["interval"] == "tick":
-        return {"close": float(row["close"]), "as_of": ts}
+        return {"close": float(row["close"]), "as_of": ts, "interval": "tick", "ts": ts}
     as_of = min(
         ts + INTERVALS[row["interval"]].span,
         to_utc(row["fetched_at"]) if row.get("fetched_at") else now,
         now,
     )
-    return {"close": float(row["close"]), "as_of": as_of}
+    return {"close": float(row["close"]), "as_of": as_of, "interval": row["interval"], "ts": ts}
 
 
 def fx_rates(
@@ -437,7 +438,13 @@ def quotes(store, symbols: Sequence[str], now: datetime | None = None) -> pd.Dat
             )
             # a live price dated after the newest stored session (a weekend tick of the simulator, a
             # pre-market tick before the day's bar): its change is against that session's close
-            later = s in last and day_key(session_date(row["as_of"], market_for(s).timezone)) > row["day"]
+            # (dated by the price's own time, and only for an intraday price: a price taken from a daily
+            # bar is that session's close, and a bar's as-of at UTC midnight after it falls on the next
+            # local date east of UTC, which compared Tokyo's close with itself)
+            price = last.get(s) or {}
+            later = price.get("interval") in ("tick", "1m") and (
+                day_key(session_date(price["ts"], market_for(s).timezone)) > row["day"]
+            )
             if row["last"] is None:
                 row["last"], row["as_of"] = today["close"], min(to_utc(today["ts"]) + timedelta(days=1), now)
                 row["age_s"] = max(0.0, (now - row["as_of"]).total_seconds())
@@ -537,14 +544,17 @@ def collection_details(store, sizes: bool = True) -> list[dict]:
     out = []
     for name in sorted(store.db.list_collection_names()):
         row = {"collection": name, "documents": None, "size_mb": None, "indexes": ""}
-        try:
-            if not sizes:
-                raise LookupError("sizes not asked for")  # the count and index names below
-            info = store.db.command("collStats", name)
+        info = None
+        if sizes:
+            try:
+                info = store.db.command("collStats", name)
+            except Exception:  # collStats is optional on MongoDB-compatible servers
+                info = None
+        if info is not None:
             row["documents"] = int(info.get("count", 0))
             row["size_mb"] = round(float(info.get("size", 0)) / 2**20, 2)
             row["indexes"] = ", ".join(sorted(info.get("indexSizes", {})))
-        except Exception:  # collStats is optional on MongoDB-compatible servers (or not asked for)
+        else:
             row["documents"] = store.db[name].estimated_document_count()
             row["indexes"] = ", ".join(sorted(ix["name"] for ix in store.db[name].list_indexes()))
         out.append(row)

@@ -254,6 +254,22 @@ def test_a_weekend_price_changes_against_fridays_close_not_the_day_before(store)
     assert row["prev_close"] == 100.0 and row["day_high"] == 104.0
 
 
+@pytest.mark.parametrize("symbol", ["7203.T", "VOD.L", "BTC-USD", "AAPL"])
+def test_a_price_from_the_newest_daily_bar_changes_against_the_session_before(store, symbol):
+    """Review: with only daily bars stored (a weekend, a symbol just backfilled), the last price is
+    the newest bar's close; dated at UTC midnight after it, east of UTC that is the next local date,
+    and the change compared Tokyo's close with itself (0.00 %)."""
+    thursday, friday = datetime(2026, 12, 3, tzinfo=UTC), datetime(2026, 12, 4, tzinfo=UTC)  # day keys
+    for ts, close in ((thursday, 100.0), (friday, 102.0)):
+        store.bars.insert_one(
+            {"symbol": symbol, "interval": "1d", "ts": ts, "open": close - 1, "high": close + 1,
+             "low": close - 2, "close": close, "volume": 1e6}
+        )  # fmt: skip
+    saturday = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    row = q.quotes(store, [symbol], now=saturday).iloc[0]
+    assert row["last"] == 102.0 and row["prev_close"] == 100.0 and row["change"] == pytest.approx(2.0)
+
+
 def test_sparklines_fall_back_to_finer_levels_for_new_symbols(store):
     seed_bars(store, ["OLD"], days=3, ticks=False)
     seed_bars(store, ["NEW"], days=0.05, ticks=False)  # 72 minutes

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import streamlit as st
 
@@ -30,6 +30,7 @@ from pipeline.models import utcnow
 log = logging.getLogger(__name__)
 
 SEEN_KEY = "stockmon_alert_toasts_seen"
+START_KEY = "stockmon_alert_toasts_since"  # when this session began looking (aware UTC)
 LOOKBACK = timedelta(minutes=15)
 MAX_TOASTS = 3
 ROWS = 50  # the newest unacknowledged alerts looked at
@@ -42,10 +43,19 @@ def _recent_unacked(key: str) -> list[dict]:
     from ui.data import store
 
     rows = events.unacked_since(store(), utcnow() - LOOKBACK, limit=ROWS)
-    return [{"id": r["_id"], "symbol": r.get("symbol", ""), "message": r.get("message", "")} for r in rows]
+    return [
+        {
+            "id": r["_id"],
+            "symbol": r.get("symbol", ""),
+            "message": r.get("message", ""),
+            "fired_at": r.get("fired_at"),
+        }
+        for r in rows
+    ]
 
 
 def _show() -> None:
+    started = st.session_state.setdefault(START_KEY, utcnow())  # before any look, failed or not
     if time.monotonic() - _failed_at[0] < BACK_OFF_S:
         return
     try:
@@ -56,9 +66,10 @@ def _show() -> None:
         _failed_at[0] = time.monotonic()
         log.debug("alert toasts skipped: %s", exc)
         return
-    if SEEN_KEY not in st.session_state:  # this session's first look: what fired before it is counted
-        st.session_state[SEEN_KEY] = {r["id"] for r in rows}  # in the sidebar, not toasted again
-        return
+    if SEEN_KEY not in st.session_state:  # this session's first look: what fired before the session
+        # began is counted in the sidebar, not toasted again; what fired since (while a first look
+        # failed, say) is toasted below
+        st.session_state[SEEN_KEY] = {r["id"] for r in rows if _before(r.get("fired_at"), started)}
     seen: set = st.session_state[SEEN_KEY]
     new = [r for r in rows if r["id"] not in seen]
     if not new:
@@ -72,6 +83,13 @@ def _show() -> None:
     seen.update(r["id"] for r in new)
 
 
+def _before(fired_at, started) -> bool:
+    """``fired_at`` (as MongoDB returns it: aware or naive UTC, or missing) is before ``started``."""
+    if fired_at is None:
+        return True
+    return fired_at.replace(tzinfo=fired_at.tzinfo or UTC) < started
+
+
 def unacked_line() -> str | None:
     """ "2 unacknowledged alerts (last 15 min)" for the sidebar, None when there are none or
     MongoDB cannot say (the page says what is wrong itself). Shares the toasts' cached query."""
@@ -81,7 +99,8 @@ def unacked_line() -> str | None:
         from ui.data import store_key
 
         rows = _recent_unacked(store_key())
-    except Exception:
+    except Exception:  # like a failed toast look: pages stop asking for a while
+        _failed_at[0] = time.monotonic()
         return None
     if not rows:
         return None

@@ -6,6 +6,8 @@ Guarantees:
   closed / holiday, pre-market, after-hours, open 24/7), the next change at the exchange's local
   time ("Mon 09:30 EST" when it is not today there), the viewer's local time in brackets when the
   viewer's zone shows a different clock, and a countdown ("in 2 h 5 min").
+- ``compact(status, viewer_tz)`` is the tables' form (Overview, Watchlist): the same line with the
+  next change in one zone only, the viewer's (the exchange's when the browser does not say).
 - ``short(status)`` is the few words the Status column uses when the market is not open.
 """
 
@@ -72,40 +74,35 @@ def short(st: MarketStatus) -> str:
     return "🌙 closed, early close" if st.early_close else "🌙 closed"
 
 
-def badge(st: MarketStatus, viewer_tz: str | None = None) -> str:
-    """One line for the market's state at ``st.at`` (see the module docstring)."""
-    head = short(st)
-    if st.state in ("open", "break") and st.closes is not None:
-        if st.state == "break" and st.resumes is not None:
-            return f"{head} · resumes {_at(st.resumes, st, viewer_tz)}"
-        word = "early close" if st.early_close else "closes"
-        return f"{head.replace(', early close', '')} · {word} {_at(st.closes, st, viewer_tz)}"
-    if st.state in ("closed", "pre", "post") and st.next_open is not None:
-        return f"{head} · opens {_at(st.next_open, st, viewer_tz)}"
-    return head
-
-
-def compact(st: MarketStatus, viewer_tz: str | None = None) -> str:
-    """The table form of ``badge``: the state and the next change in one zone only, the viewer's when
-    the browser says it (else the exchange's), then the countdown: '🌙 closed · opens Mon 15:30 CET,
-    in 12 h 42 min'. ``badge`` (both zones) was wider than a laptop's table and pushed Status off."""
-    head = short(st)
+def _one_zone(ts: datetime, st: MarketStatus, viewer_tz: str | None) -> str:
     zone = viewer_tz or st.timezone
     try:
         ZoneInfo(zone)
     except Exception:  # an unknown zone from the browser: the exchange's
         zone = st.timezone
+    return f"{clock(ts, zone, st.at)}, {countdown((ts - st.at).total_seconds())}"
 
-    def at(ts: datetime) -> str:
-        return f"{clock(ts, zone, st.at)}, {countdown((ts - st.at).total_seconds())}"
 
-    if st.state == "break" and st.resumes is not None:
-        text = f"{head} · resumes {at(st.resumes)}"
-    elif st.state in ("open", "break") and st.closes is not None:
+def badge(st: MarketStatus, viewer_tz: str | None = None, one_zone: bool = False) -> str:
+    """One line for the market's state at ``st.at`` (see the module docstring): the next change in
+    the exchange's zone and the viewer's, or with ``one_zone`` in the viewer's only (the exchange's
+    when the browser does not say)."""
+    at = _one_zone if one_zone else _at
+    head = short(st)
+    if st.state in ("open", "break") and st.closes is not None:
+        if st.state == "break" and st.resumes is not None:
+            return f"{head} · resumes {at(st.resumes, st, viewer_tz)}"
         word = "early close" if st.early_close else "closes"
-        text = f"{head.replace(', early close', '')} · {word} {at(st.closes)}"
-    elif st.state in ("closed", "pre", "post") and st.next_open is not None:
-        text = f"{head} · opens {at(st.next_open)}"
-    else:
-        text = head
+        return f"{head.replace(', early close', '')} · {word} {at(st.closes, st, viewer_tz)}"
+    if st.state in ("closed", "pre", "post") and st.next_open is not None:
+        return f"{head} · opens {at(st.next_open, st, viewer_tz)}"
+    return head
+
+
+def compact(st: MarketStatus, viewer_tz: str | None = None) -> str:
+    """The tables' form of ``badge``: one zone (the viewer's when the browser says it), then the
+    countdown: '🌙 closed · opens Mon 15:30 CET, in 12 h 42 min', and "fixed hours" when the
+    exchange's calendar could not be used. ``badge`` with both zones was wider than a laptop's table
+    and pushed Status off it."""
+    text = badge(st, viewer_tz, one_zone=True)
     return f"{text} · fixed hours" if st.fixed_hours else text

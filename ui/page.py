@@ -73,8 +73,10 @@ def setup(title: str, icon: str) -> Runtime:
 
 @st.fragment(run_every=SIDEBAR_REFRESH_S)
 def _pipeline_state(runtime: Runtime) -> None:
-    """The sidebar's pipeline state; redrawn on its own every few seconds (a page that only reruns a
-    fragment would keep a stale state otherwise). In-memory reads only: no I/O."""
+    """The sidebar's pipeline state, and the count of recent unacknowledged alerts; redrawn on its
+    own every few seconds (a page that only reruns a fragment would keep a stale state otherwise).
+    The state is in memory; the alert count is one cached query shared by every session (2 s),
+    skipped for 30 s after a failure and while MongoDB is known not to answer."""
     degraded = runtime.degraded()
     label = DEGRADED_LABEL if degraded else STATE_LABELS.get(runtime.state, runtime.state)
     st.caption(
@@ -85,7 +87,7 @@ def _pipeline_state(runtime: Runtime) -> None:
     if down is not None:
         st.caption(f"{MONGO_DOWN_LABEL} MongoDB not answering since {clock(down)}")
         return
-    unacked = alerts_toast.unacked_line()  # alerts fired before this session: counted, not toasted
+    unacked = alerts_toast.unacked_line()  # the recent unacknowledged alerts, toasted or not
     if unacked:
         link(ALERTS, unacked, icon="🔔")
 
@@ -96,7 +98,7 @@ def halted_notice(runtime: Runtime) -> None:
     if runtime.state in ("paused", "stopped"):
         st.info(
             f"The pipeline is {runtime.state}: no new prices are fetched, so what you see here stands "
-            "still. Resume it on the Overview page.",
+            f"still. {'Resume' if runtime.state == 'paused' else 'Start'} it on the Overview page.",
             icon=STATE_LABELS[runtime.state].split()[0],
         )
 

@@ -36,6 +36,12 @@ from pipeline.sources.registry import prices_move, symbol_status, trades_outside
 from ui import format as fmt
 from ui import markets as market_text
 
+# What a phone (390 px) shows of the glance without scrolling sideways comes first: the symbol
+# (pinned), its price and change; the name and the details follow (``st.dataframe``'s column_order).
+GLANCE_ORDER = (
+    "Symbol", "Last", "Change", "Change %", "Trend", "Status", "Name",
+    "Day range", "Volume", "Updated", "Market", "Currency",
+)  # fmt: skip
 GLANCE_COLUMNS = [
     "Symbol",
     "Name",
@@ -65,6 +71,12 @@ def loading_or(state: str, change_pct) -> str:
 def stale_after(poll_seconds: float) -> float:
     """Seconds after which a live price is stale: ten missed polls, at least a minute."""
     return max(60.0, 10.0 * poll_seconds)
+
+
+def halted_after(poll_seconds: float) -> float:
+    """Seconds after which a price, while this app's pipeline is paused or stopped, is shown with the
+    pipeline's state: three missed polls, at least 5 s (a producing process keeps it younger)."""
+    return max(5.0, 3.0 * poll_seconds)
 
 
 def entry_market(entry) -> Market:
@@ -168,13 +180,14 @@ def watchlist_glance(
     rates: dict | None = None,
     pipeline_state: str = "running",
 ) -> pd.DataFrame:
-    """One row per entry (``GLANCE_COLUMNS``); times in the Market column in the exchange's zone and
-    ``viewer_tz`` (the browser's, ``st.context.timezone``). Prices are in major units of the quote
+    """One row per entry (``GLANCE_COLUMNS``); times in the Market column in ``viewer_tz`` (the
+    browser's, ``st.context.timezone``; the exchange's zone when None), ``ui.markets.compact``. Prices are in major units of the quote
     currency, or with ``base`` converted at the FX rate of the price's session date (``pipeline.markets.fx``,
     ``rates`` from ``queries.fx_rates``): the Currency column then says "USD ≈ FX of <date>", or why a
-    line stays in its own currency. While ``pipeline_state`` is not "running" no price is fetched:
-    the Status of an enabled symbol with a price says the pipeline's state ("⏸️ paused"), not "live"
-    (which it was for a minute after a pause) or "stale" (which blames the source)."""
+    line stays in its own currency. While this app's pipeline is not running (``pipeline_state``), a
+    price older than ``halted_after`` says the pipeline's state ("⏸️ paused"), not "live" then
+    "stale" (which blames the source); a fresher one is still "live" (another process may be
+    producing: the ``python -m pipeline produce`` scale-out)."""
     now = now or datetime.now(UTC)
     halted = PIPELINE_HALTED.get(pipeline_state) if pipeline_state != "running" else None
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}
@@ -225,7 +238,11 @@ def watchlist_glance(
                 "Trend": lines.get(e.symbol) or [],
                 "Updated": updated(age_s, e.symbol, now),
                 "Status": halted
-                if halted and e.enabled and not fmt.missing(age_s)
+                if halted
+                and e.enabled
+                and age_s is not None
+                and not fmt.missing(age_s)
+                and float(age_s) > halted_after(poll_seconds)
                 else loading_or(
                     status(age_s, e.symbol, e.source, e.enabled, poll_seconds, now, market, sim_hours, st),
                     q.get("change_pct"),

@@ -141,7 +141,7 @@ def frame(
     entries: list, backfills: dict[str, dict], pending: list[dict], markets: dict[str, str] | None = None
 ) -> pd.DataFrame:
     """The editor's rows: the entries, then the refused rows still pending; ``markets`` maps a symbol
-    to its market badge (``ui.markets.badge``), shown read-only."""
+    to its market badge (``ui.markets.compact``), shown read-only."""
     rows = []
     for e in entries:
         progress, text = backfill_status(backfills.get(e.symbol))
