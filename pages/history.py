@@ -141,6 +141,15 @@ missing = [s for s, n in result.counts.items() if n == 0]
 if missing:
     st.warning(f"No stored bars for {', '.join(missing)} in this range.")
 spec = INTERVALS[result.interval]
+daily = spec.span >= timedelta(days=1)
+bar_time_format = "YYYY-MM-DD" if daily else "YYYY-MM-DD HH:mm"
+
+
+def bar_time(label: str) -> str:
+    """A bar-time column's title: the session date for daily bars, the UTC time for intraday ones."""
+    return f"{label} (session)" if daily else f"{label} (UTC)"
+
+
 shown = [s for s in symbols if result.counts.get(s)]
 actions = data.corporate_actions(data.store_key(), tuple(shown))
 adjustment = st.segmented_control(
@@ -301,9 +310,10 @@ st.dataframe(
             "Avg volume", format="compact", help=f"Per {spec.label} bar"
         ),
         "best_pct": st.column_config.NumberColumn("Best bar", format="%+.2f%%"),
-        "best_at": st.column_config.DatetimeColumn("Best at (UTC)", format="YYYY-MM-DD HH:mm"),
+        # a daily bar is dated by its session (stored at UTC midnight): a date, not "00:00 UTC"
+        "best_at": st.column_config.DatetimeColumn(bar_time("Best at"), format=bar_time_format),
         "worst_pct": st.column_config.NumberColumn("Worst bar", format="%+.2f%%"),
-        "worst_at": st.column_config.DatetimeColumn("Worst at (UTC)", format="YYYY-MM-DD HH:mm"),
+        "worst_at": st.column_config.DatetimeColumn(bar_time("Worst at"), format=bar_time_format),
         "first": st.column_config.NumberColumn("First close", format="%.2f"),
         "last": st.column_config.NumberColumn("Last close", format="%.2f"),
         "bars": st.column_config.NumberColumn("Bars"),

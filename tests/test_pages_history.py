@@ -173,6 +173,9 @@ def test_history_auto_picks_the_finest_interval_covering_the_whole_range(
         (spec,) = plotly_specs(at)
         assert 20 <= trace_lengths(spec)[0] <= 25  # a month of sessions, not two days of hours
         assert "Bars of 1 hour are stored only from" in texts(at) and "which cover all of it" in texts(at)
+        # daily bars are dated by their session: the statistics say a date, not "00:00 (UTC)"
+        stats = at.dataframe[0].proto.columns
+        assert '"Best at (session)"' in stats and '"YYYY-MM-DD"' in stats and "HH:mm" not in stats
         assert "read from the stored 1d bars" in texts(at)
         # a two-day range is covered by the hourly bars: no note
         start = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
