@@ -87,6 +87,8 @@ def job_progress() -> tuple[str | None, bool]:
     """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols (else None),
     and whether this page's symbol is among them."""
     job = forecast_job()
+    if job is not None:
+        job.prefer(symbol)  # the symbol this page shows is computed next when it waits
     snap = job.snapshot() if job is not None else {}
     current, waiting = snap.get("current"), [s for s in snap.get("waiting") or [] if s != snap.get("current")]
     if not current and not waiting:

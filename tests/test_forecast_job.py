@@ -167,6 +167,10 @@ def test_a_backfilled_symbol_is_forecast_once_its_history_is_stored_newest_first
     job.backfilled("OLD")
     job.backfilled("NEW")  # finished later: forecast first
     assert job.snapshot()["waiting"] == ["NEW", "OLD"]  # not attached yet: both wait
+    job.prefer("OLD")  # the Forecast page shows OLD: it goes first
+    assert job.snapshot()["waiting"] == ["OLD", "NEW"]
+    job.prefer("ELSEWHERE")  # a page on a symbol that does not wait changes nothing else
+    assert job.snapshot()["waiting"] == ["NEW", "OLD"]
     store.bars.insert_many(bar_docs("OLD", closes, dates))
     store.bars.insert_many(bar_docs("NEW", closes, dates))
     order: list[str] = []

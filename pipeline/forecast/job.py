@@ -18,7 +18,9 @@ Guarantees:
   symbol as soon as the consumer has stored at least ``MIN_SESSIONS`` of its daily sessions (looked
   at every ``BACKFILL_RETRY_S``), newest backfill first, so a first start shows forecasts within
   about a minute instead of after the next check. A history still short after ``BACKFILL_WAIT_S``
-  is taken as it is (the "short" sentence is stored).
+  is taken as it is (the "short" sentence is stored). ``prefer(symbol)`` puts a waiting symbol
+  first (the Forecast page asks for the one it shows: on a first start the default symbol, the
+  watchlist's first, was backfilled first and so computed last, 6 of 6).
 - ``snapshot()`` (for Pipeline health and the Forecast page): last run (epoch s), its duration (s),
   symbols done, skipped and failed with reasons, whether a run is going on, the symbol being
   computed (``current``) and the backfilled symbols waiting (``waiting``). In memory, no I/O.
@@ -97,6 +99,7 @@ class ForecastJob:
             "current": None,
         }
         self._fresh: dict[str, float] = {}  # backfilled symbol -> when its backfill finished (monotonic s)
+        self._preferred: str | None = None  # a waiting symbol someone is looking at: first in line
         self._fresh_running = False
         self._wake = threading.Event()
         self._computing = threading.Lock()  # one fit at a time in the process (two cores, seconds each)
@@ -324,5 +327,12 @@ class ForecastJob:
             return {**self.stats, "failures": dict(self.stats["failures"]), "waiting": self._waiting()}
 
     def _waiting(self) -> list[str]:
-        """The backfilled symbols still waiting, newest backfill first (call with ``_lock`` held)."""
-        return sorted(self._fresh, key=self._fresh.__getitem__, reverse=True)
+        """The backfilled symbols still waiting: the preferred one first, then newest backfill first
+        (call with ``_lock`` held)."""
+        return sorted(self._fresh, key=lambda s: (s == self._preferred, self._fresh[s]), reverse=True)
+
+    def prefer(self, symbol: str) -> None:
+        """Put ``symbol`` first among the waiting backfilled symbols (no effect when it is not
+        waiting); thread-safe, returns at once."""
+        with self._lock:
+            self._preferred = symbol
