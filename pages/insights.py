@@ -163,14 +163,17 @@ with st.spinner("Reading daily bars…"), page.sentences("loading daily bars"):
     summary = data.daily_summary(key, loaded)
 wide = insights.closes_wide(result.frame)
 have = [s for s in loaded if s in wide.columns and wide[s].notna().sum() >= 2]
+short_of = [s for s in symbols if s not in have]
+if short_of:  # one sentence for all of them (a first start showed six warnings, one per symbol)
+    stored = ", ".join(f"{s} {fmt.count(summary.get(s, {}).get('sessions', 0), 'session')}" for s in short_of)
+    st.warning(
+        f"Too little daily history stored for these figures, which need at least two sessions: {stored}. "
+        "History may still be loading (this page redraws when it arrives); otherwise add history on "
+        "the Watchlist page."
+    )
 for s in symbols:
     n = summary.get(s, {}).get("sessions", 0)
-    if s not in have:
-        st.warning(
-            f"{s} has {n} daily sessions stored; these figures need at least two: its history may still be "
-            "loading (add history on the Watchlist page)."
-        )
-    elif not insights.covers_year(wide[s]):
+    if s in have and not insights.covers_year(wide[s]):
         st.caption(
             f"{s} has {n} sessions stored; the 52-week range, beta and correlation need one year: "
             "add history on the Watchlist page."

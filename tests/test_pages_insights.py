@@ -156,7 +156,7 @@ def test_insights_symbol_without_bars_is_a_sentence(stack, tmp_path, app_env, mo
     with seeded_store(settings, ["AAPL"]):
         at = app("insights").run()
         assert_clean(at)
-        assert "AAPL has 0 daily sessions stored" in texts(at)
+        assert "need at least two sessions: AAPL 0 sessions" in texts(at)
         tree = plotly_specs(at)[0]["data"][0]
         assert "loading history…" in [row[2] for row in tree["customdata"]]
 
@@ -247,7 +247,7 @@ def test_a_backfill_done_with_too_little_history_stops_waiting(stack, tmp_path, 
         store.update_backfill("^N225", status="done")  # finished, nothing published
         at = app("insights", query={"symbols": "7203.T,^N225", "benchmark": "^N225"}).run()
         assert_clean(at)
-        assert "^N225 has 0 daily sessions stored" in texts(at)
+        assert "^N225 0 sessions" in texts(at) and "Too little daily history" in texts(at)
         assert "Waiting for the history" not in texts(at)
         assert not fragments(at, "until_loaded")  # nothing more is coming: no polling
 
