@@ -125,16 +125,17 @@ def _invented(source: str, n: int) -> str:
 
 
 def backfill_status(doc: dict | None) -> tuple[float | None, str]:
-    """Progress in percent (None when idle) and a short status text for one backfill record."""
+    """Progress in percent (None when idle) and a short status text for one backfill record ("✓ saved"
+    when nothing is wrong or under way: short, since the Status column comes early in the editor)."""
     if not doc:
-        return None, "✓ on the watchlist"
+        return None, "✓ saved"
     status, done, total = doc.get("status"), doc.get("done") or 0, doc.get("total") or 0
     if status in ("queued", "running"):
         pct = 100.0 * done / total if total else 0.0
         return pct, f"⏳ backfilling ({done}/{total})" if total else "⏳ backfill queued"
     if status == "failed":
         return 100.0, f"⚠️ backfill failed: {doc.get('error') or 'no data'}"
-    return 100.0, "✓ on the watchlist"
+    return 100.0, "✓ saved"
 
 
 def frame(
