@@ -150,8 +150,8 @@ def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
             "computed. This page draws the chart when it is ready."
         )
     shown_then, pressed_at = st.session_state.get(ASKED, {}).get(symbol) or (None, 0.0)
-    # a failure counts only from a run after the press (failures are replaced when a run ends)
-    failed = symbol in (snap.get("failures") or {}) and (snap.get("last_run") or 0.0) > pressed_at
+    # a failure counts only when the symbol failed after the press
+    failed = (snap.get("failed_at") or {}).get(symbol, 0.0) > pressed_at
     if shown_then == seen(doc) and now - pressed_at < ASK_WAIT_S and not failed:
         return (
             f"Computing forecasts for {symbol} (Compute now); the last check said: {short} This page draws "

@@ -128,6 +128,9 @@ class BarBuilder:
         self.lease_s = lease_s
         self.budget_s = budget_s
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # (symbol, day key) of non-session dates already cleared of built daily bars by this builder:
+        # a live run on a weekend rebuilds that date every few seconds and must not delete each time
+        self._cleared: set[tuple[str, datetime]] = set()
         self.deferred = 0
         self.runs = 0
         self.bars_written = 0
@@ -358,7 +361,9 @@ class BarBuilder:
     def rebuild_days(self, symbol: str, lo: datetime, hi: datetime) -> int:
         """Rebuild the daily bars of every session date (at ``symbol``'s exchange) that ``lo``..``hi``
         (aware) touches, each from that date's *regular session* (``_regular_session_parts``) and
-        the source's bar for that date (``_merge_source_days``); return the number of bars written."""
+        the source's bar for that date (``_merge_source_days``); return the number of bars written.
+        A provisional daily bar on a date of the range without a session (built from its minutes by
+        an older version) and without a source's bar is deleted, once per date and builder."""
         market = market_for(symbol)
         tz = market.timezone
         first, last = session_date(lo, tz), session_date(hi, tz)
@@ -376,11 +381,13 @@ class BarBuilder:
             for k in range((last - first).days + 1)
             if regular_session(market, first + timedelta(days=k)) is None
             and day_key(first + timedelta(days=k)) not in rows
+            and (symbol, day_key(first + timedelta(days=k))) not in self._cleared
         ]
-        if off:
+        if off:  # once per date and builder (a live run on a weekend comes back every few seconds)
             self.store.bars.delete_many(
                 {"symbol": symbol, "interval": "1d", "ts": {"$in": off}, "provisional": True}
             )
+            self._cleared.update((symbol, key) for key in off)
         return self._save(symbol, "1d", rows)
 
     def _regular_session_parts(self, symbol: str, market: Market, first: date, last: date) -> list[dict]:

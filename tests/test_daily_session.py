@@ -171,6 +171,15 @@ def test_a_date_without_a_session_gets_no_daily_bar_from_its_minutes(store):
         {"symbol": "AAPL", "interval": "1d", "ts": datetime(2024, 10, 5, tzinfo=UTC), "open": 1.0,
          "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0, "provisional": True, "session": "2024-10-05"}
     )  # fmt: skip
-    BarBuilder(store).run_once()
+    builder = BarBuilder(store)
+    builder.run_once()
     assert store.bars.count_documents({"symbol": "AAPL", "interval": "1h"}) >= 2  # the hours are kept
     assert store.bars.count_documents({"symbol": "AAPL", "interval": "1d"}) == 0
+    # a live weekend rebuilds that date every few seconds: the date is cleared once per builder
+    deletes = []
+    real = store.bars.delete_many
+    store.bars = type("Counted", (), {"__getattr__": lambda _, name: getattr(real.__self__, name),
+                                      "delete_many": lambda _, q: deletes.append(q) or real(q)})()  # fmt: skip
+    store.write_events([minute(saturday + timedelta(minutes=95), 226.0, 226.5, 225.5, 226.2, 100.0, fetched)])
+    builder.run_once()
+    assert deletes == [] and store.bars.count_documents({"symbol": "AAPL", "interval": "1h"}) >= 2

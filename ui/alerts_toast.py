@@ -71,7 +71,8 @@ def _show() -> None:
         # failed, say) is toasted below
         st.session_state[SEEN_KEY] = {r["id"] for r in rows if _before(r.get("fired_at"), started)}
     seen: set = st.session_state[SEEN_KEY]
-    new = [r for r in rows if r["id"] not in seen]
+    # on every look, not only the first: an alert fired before the session may reach a later look
+    new = [r for r in rows if r["id"] not in seen and not _before(r.get("fired_at"), started)]
     if not new:
         return
     for row in reversed(new[:MAX_TOASTS]):  # oldest of the newest first, so the newest ends on top

@@ -187,7 +187,8 @@ def watchlist_glance(
     line stays in its own currency. While this app's pipeline is not running (``pipeline_state``), a
     price older than ``halted_after`` says the pipeline's state ("⏸️ paused"), not "live" then
     "stale" (which blames the source); a fresher one is still "live" (another process may be
-    producing: the ``python -m pipeline produce`` scale-out)."""
+    producing ticks: the ``python -m pipeline produce`` scale-out; a minute-bar source's prices are a
+    minute old and then read "paused")."""
     now = now or datetime.now(UTC)
     halted = PIPELINE_HALTED.get(pipeline_state) if pipeline_state != "running" else None
     by_symbol = {r["symbol"]: r for r in quotes.to_dict("records")} if not quotes.empty else {}

@@ -266,6 +266,11 @@ class ForecastJob:
                 elif failures:  # a forecast after a backfill failed: shown beside the last run's
                     self.stats["failures"] = {**self.stats["failures"], **failures}
                     self.stats["failed"] = len(self.stats["failures"])
+                if failures:  # when each symbol last failed (epoch s): what a page's request can compare
+                    self.stats["failed_at"] = {
+                        **self.stats.get("failed_at", {}),
+                        **dict.fromkeys(failures, time.time()),
+                    }
                 self.stats.update(running=False, current=None)
         return {
             "done": done,
