@@ -227,18 +227,29 @@ def test_a_ticker_added_in_the_editor_appears_on_live(running_app, artifacts):
     page.goto(f"{url}/{spec('watchlist').url_path}")
     editor = page.get_by_test_id("stDataFrame").first
     expect(editor).to_be_visible(timeout=CEILING_MS)
-    settled(page)
-    box = editor.bounding_box()
-    page.mouse.click(box["x"] + 70, box["y"] + box["height"] - 18)  # the empty "add" row, ticker column
-    page.keyboard.type("n")  # typing into a selected cell opens the grid's cell editor
-    cell = page.locator("textarea.gdg-input")
-    expect(cell).to_be_visible(timeout=CEILING_MS)
-    cell.fill("nvda")  # the whole ticker, whatever the editor made of the first key
-    expect(cell).to_have_value("nvda", timeout=CEILING_MS)
-    page.screenshot(path=str(artifacts / "page-watchlist-typing.png"))
-    page.keyboard.press("Enter")
-    added = time.monotonic()
-    expect(page.get_by_text("Added NVDA")).to_be_visible(timeout=CEILING_MS)
+    deadline = time.monotonic() + CEILING_MS / 1000
+    for attempt in range(1, 4):
+        settled(page)
+        box = editor.bounding_box()
+        page.mouse.click(box["x"] + 70, box["y"] + box["height"] - 18)  # the empty "add" row, ticker column
+        page.keyboard.type("n")  # typing into a selected cell opens the grid's cell editor
+        cell = page.locator("textarea.gdg-input")
+        expect(cell).to_be_visible(timeout=CEILING_MS)
+        cell.fill("nvda")  # the whole ticker, whatever the editor made of the first key
+        expect(cell).to_have_value("nvda", timeout=CEILING_MS)
+        page.screenshot(path=str(artifacts / "page-watchlist-typing.png"))
+        page.keyboard.press("Enter")
+        added = time.monotonic()
+        try:
+            expect(page.get_by_text("Added NVDA")).to_be_visible(timeout=20_000)
+            break
+        except AssertionError:
+            # CI22 (1 run in 4 this session): the grid showed "nvda" in its cell editor, Enter was
+            # pressed and nothing reached the app; typed again, as a user would, up to three times
+            if store.watchlist.find_one({"_id": "NVDA"}) or attempt == 3 or time.monotonic() > deadline:
+                raise
+            print(f"the grid lost the typed ticker (attempt {attempt}); typing it again")
+            page.keyboard.press("Escape")
     assert store.watchlist.find_one({"_id": "NVDA"})["enabled"] is True
     screenshot(page, artifacts / "page-watchlist-added.png")
 
