@@ -19,6 +19,7 @@ from pipeline.forecast.backtest import MIN_SESSIONS, settings_hash
 from pipeline.forecast.job import BACKFILL_WAIT_S, completed_as_of
 from pipeline.forecast.models import HORIZONS, LABELS
 from pipeline.markets.calendars import market_for, sessions_between
+from pipeline.models import to_utc
 from pipeline.runtime import NotConnected
 from ui import data, page
 from ui import forecast as view
@@ -83,13 +84,19 @@ def compute_now(shown: tuple[str, str] | None) -> None:
         st.warning(f"The forecast job cannot run now: {exc}. Start the pipeline on the Overview page.")
 
 
-def job_progress() -> tuple[str | None, bool]:
-    """ "Computing AAPL (2 of 6) …" while the forecast job works on or waits for symbols (else None),
-    and whether this page's symbol is among them."""
+def job_snapshot() -> dict:
+    """The forecast job's snapshot (memory), {} while the pipeline is stopped; the symbol this page
+    shows is put first among the waiting ones (``ForecastJob.prefer``)."""
     job = forecast_job()
-    if job is not None:
-        job.prefer(symbol)  # the symbol this page shows is computed next when it waits
-    snap = job.snapshot() if job is not None else {}
+    if job is None:
+        return {}
+    job.prefer(symbol)  # the symbol this page shows is computed next when it waits
+    return job.snapshot()
+
+
+def job_progress(snap: dict) -> tuple[str | None, bool]:
+    """ "Computing AAPL (2 of 6) …" while the forecast job (its ``snap``) works on or waits for
+    symbols (else None), and whether this page's symbol is among them."""
     current, waiting = snap.get("current"), [s for s in snap.get("waiting") or [] if s != snap.get("current")]
     if not current and not waiting:
         return None, False
@@ -110,7 +117,7 @@ def later(a, b) -> bool:
     """``a`` after ``b`` (datetimes as MongoDB returns them, aware or naive UTC); False when one is missing."""
     if not isinstance(a, datetime) or not isinstance(b, datetime):
         return False
-    return a.replace(tzinfo=a.tzinfo or UTC) > b.replace(tzinfo=b.tzinfo or UTC)
+    return to_utc(a) > to_utc(b)
 
 
 def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
@@ -125,8 +132,8 @@ def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
     if not runtime.producing:  # a stopped pipeline computes nothing: no waiting, no polling
         return None
     now = time.time() if now is None else now
-    progress, queued = job_progress()
-    snap = job.snapshot() if (job := forecast_job()) is not None else {}
+    snap = job_snapshot()
+    progress, queued = job_progress(snap)
     backfill = {b.get("symbol"): b for b in data.backfills()}.get(symbol) or {}
     filling = (
         f"{symbol}'s history is being fetched (backfill); its forecast is computed as soon as the daily "
@@ -140,10 +147,7 @@ def waiting_for(doc: dict | None, now: float | None = None) -> str | None:
     if backfill.get("status") in ("queued", "running"):
         return f"{filling} The last check said: {short}"
     finished = backfill.get("finished_at")
-    recent = (
-        isinstance(finished, datetime)
-        and now - finished.replace(tzinfo=finished.tzinfo or UTC).timestamp() < FRESH_BACKFILL_S
-    )
+    recent = isinstance(finished, datetime) and now - to_utc(finished).timestamp() < FRESH_BACKFILL_S
     if backfill.get("status") == "done" and recent and later(finished, doc.get("computed_at")):
         return (
             f"{symbol}'s history was stored after the last check ({short}); its forecast is being "

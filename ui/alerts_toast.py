@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
 from pipeline.alerts import events
-from pipeline.models import utcnow
+from pipeline.models import to_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _before(fired_at, started) -> bool:
     """``fired_at`` (as MongoDB returns it: aware or naive UTC, or missing) is before ``started``."""
     if fired_at is None:
         return True
-    return fired_at.replace(tzinfo=fired_at.tzinfo or UTC) < started
+    return to_utc(fired_at) < started
 
 
 def unacked_line() -> str | None:
